@@ -1,0 +1,33 @@
+-- junction's configuration for a local run: every service on 127.0.0.1.
+-- `junction --help-config` lists every key with its default and environment variable;
+-- keys left out keep their defaults, and environment variables override this file.
+return {
+  log = { level = "info", format = "text" },
+  admin = { listen = "127.0.0.1:8000" },
+  scripts = {
+    instruction_limit = 200000000, -- per script call; stops a runaway loop
+    allow_exec = false,            -- os.execute / io.popen
+    allow_write = false,           -- io.open(..., "w")
+    watch = true,                  -- reload a script as soon as its file changes
+  },
+  api = {
+    crm = {
+      listen = "127.0.0.1:8081",
+      script = "scripts/crm.lua",
+      count = 1000,
+      seed = 42,
+      faults = { latency_ms = 0, error_rate = 0, error_status = 503, malformed_rate = 0 },
+    },
+    inventory = {
+      listen = "127.0.0.1:8082",
+      script = "scripts/inventory.lua",
+      count = 10,
+      seed = 42,
+    },
+    max_body_bytes = 1048576,
+    request_timeout_ms = 10000,
+    keepalive_timeout_ms = 60000,
+  },
+  kafka = { brokers = "127.0.0.1:9092" },
+  redis = { host = "127.0.0.1", port = 6379 },
+}

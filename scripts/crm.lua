@@ -1,0 +1,74 @@
+-- CRM mock data: the customers the original CRM API served on :8081.
+--
+-- The host calls generate(opts) when the script loads or reloads and serves what it
+-- returns; validate(record) checks every record it generates and every POST, PUT and
+-- PATCH body. Edit this file while junction runs: the new data is served as soon as
+-- the file is saved, or the old data stays if the new version fails.
+local M = {}
+
+M.id_type = "integer"
+-- Key order of the JSON the API serves; keys not listed follow in sorted order.
+M.fields = { "id", "name", "email", "phone", "productIds" }
+
+-- A small deterministic generator (64-bit LCG): the same seed gives the same data on
+-- every machine, which keeps tests and content hashes stable.
+local function generator(seed)
+  local state = seed
+  return function(n)
+    state = state * 6364136223846793005 + 1442695040888963407
+    return ((state >> 33) % n) + 1
+  end
+end
+
+-- opts.count customers; customer i references product i mod 6 (as the original did,
+-- so some reference product "0", which the inventory does not have) and even ids a
+-- second product picked from the seed.
+function M.generate(opts)
+  local pick = generator(opts.seed)
+  local out = {}
+  for i = 1, opts.count do
+    local ids = { tostring(i % 6) }
+    if i % 2 == 0 then
+      ids[2] = tostring(pick(10))
+    end
+    out[i] = {
+      id = i,
+      name = "Customer " .. i,
+      email = "customer" .. i .. "@example.com",
+      phone = string.format("0788%02d", i),
+      productIds = ids,
+    }
+  end
+  return out
+end
+
+local function fail(fmt, ...)
+  return nil, string.format(fmt, ...)
+end
+
+-- Returns the record to store, or nil and a message naming the bad field.
+function M.validate(c)
+  if type(c.name) ~= "string" or c.name == "" then
+    return fail("name must be a non-empty string, got %s", type(c.name))
+  end
+  if type(c.email) ~= "string" or not c.email:find("^[^@%s]+@[^@%s]+$") then
+    return fail("email must look like user@host, got %q", tostring(c.email))
+  end
+  if c.phone ~= nil and type(c.phone) ~= "string" then
+    return fail("phone must be a string, got %s", type(c.phone))
+  end
+  c.productIds = c.productIds or {}
+  if type(c.productIds) ~= "table" then
+    return fail("productIds must be an array of product ids, got %s", type(c.productIds))
+  end
+  for i, p in ipairs(c.productIds) do
+    if type(p) == "number" and p % 1 == 0 then
+      c.productIds[i] = string.format("%d", p)
+    elseif type(p) ~= "string" then
+      return fail("productIds[%d] must be a product id string, got %s", i, type(p))
+    end
+  end
+  return c
+end
+
+return M

@@ -1,0 +1,49 @@
+-- Inventory mock data: the products the original Inventory API served on :8082.
+-- Same contract as crm.lua: generate(opts) and validate(record).
+local M = {}
+
+M.id_type = "string"
+M.fields = { "id", "name", "stock" }
+
+local names = {
+  "Inkweto", "Ishati", "Ipantalo", "Ingofero", "Isakoshi",
+  "Igitenge", "Isabune", "Ikaramu", "Igikombe", "Amata",
+}
+
+local function generator(seed)
+  local state = seed
+  return function(n)
+    state = state * 6364136223846793005 + 1442695040888963407
+    return ((state >> 33) % n) + 1
+  end
+end
+
+function M.generate(opts)
+  local pick = generator(opts.seed)
+  local out = {}
+  for i = 1, opts.count do
+    local base = names[(i - 1) % #names + 1]
+    out[i] = {
+      id = tostring(i),
+      name = i <= #names and base or (base .. " " .. i),
+      stock = pick(100) - 1,
+    }
+  end
+  return out
+end
+
+function M.validate(p)
+  if type(p.name) ~= "string" or p.name == "" then
+    return nil, "name must be a non-empty string"
+  end
+  if math.type(p.stock) ~= "integer" and not (type(p.stock) == "number" and p.stock % 1 == 0) then
+    return nil, string.format("stock must be a whole number, got %s", tostring(p.stock))
+  end
+  if p.stock < 0 then
+    return nil, string.format("stock must not be negative, got %d", p.stock)
+  end
+  p.stock = math.tointeger(p.stock)
+  return p
+end
+
+return M

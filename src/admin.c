@@ -1,0 +1,168 @@
+/* Admin endpoints. Kept apart from the data servers so a flood of API traffic and a
+ * person checking /metrics never share a listener. */
+#include "admin.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http_server.h"
+#include "log.h"
+#include "metrics.h"
+#include "router.h"
+
+struct jn_admin {
+    jn_http_server *http;
+    jn_script_host *scripts;
+    jn_api *api;
+    uint64_t started_ns;
+    jn_metric *m_rss;
+};
+
+enum { A_HEALTH, A_READY, A_METRICS, A_STATUS, A_RELOAD, A_FAULTS };
+
+static const jn_route routes[] = {
+    [A_HEALTH] = {"/healthz", JN_METHOD(HTTP_GET)},
+    [A_READY] = {"/readyz", JN_METHOD(HTTP_GET)},
+    [A_METRICS] = {"/metrics", JN_METHOD(HTTP_GET)},
+    [A_STATUS] = {"/api/status", JN_METHOD(HTTP_GET)},
+    [A_RELOAD] = {"/api/reload", JN_METHOD(HTTP_POST)},
+    [A_FAULTS] = {"/api/faults/:service", JN_METHOD(HTTP_PUT)},
+};
+
+static void set_json(jn_http_response *res, int status, jn_sb *sb) {
+    res->status = status;
+    res->body = jn_rbuf_from_sb(sb);
+}
+
+static void status_json(jn_admin *a, jn_sb *sb) {
+    jn_sb_printf(sb, "{\"version\":\"%s\",\"pid\":%d,\"uptime_s\":%.3f,\"scripts\":", JN_VERSION,
+                 (int)getpid(), (double)(uv_hrtime() - a->started_ns) / 1e9);
+    jn_script_host_status_json(a->scripts, sb);
+    if (a->api) {
+        jn_sb_puts(sb, ",\"api\":");
+        jn_api_status_json(a->api, sb);
+    }
+    jn_sb_putc(sb, '}');
+}
+
+static void handle(void *ud, const jn_http_request *req, jn_http_response *res) {
+    jn_admin *a = ud;
+    jn_route_match m;
+    int r = jn_router_match(routes, sizeof routes / sizeof routes[0], req->method, req->path,
+                            req->path_len, &m);
+    jn_sb sb;
+    jn_sb_init(&sb);
+    if (r == JN_ROUTE_NOT_FOUND) {
+        res->route = "unknown";
+        jn_http_respond_error(res, 404, "no such admin route; try /healthz, /metrics, "
+                                        "/api/status or POST /api/reload");
+        return;
+    }
+    if (r == JN_ROUTE_BAD_METHOD) {
+        res->route = "unknown";
+        char msg[120];
+        snprintf(msg, sizeof msg, "method %s is not allowed here; use %s", req->method_name,
+                 m.allow);
+        jn_http_respond_error(res, 405, msg);
+        snprintf(res->headers, sizeof res->headers, "Allow: %s\r\n", m.allow);
+        return;
+    }
+    res->route = routes[r].pattern;
+    switch (r) {
+    case A_HEALTH:
+    case A_READY:
+        jn_sb_puts(&sb, r == A_HEALTH ? "{\"status\":\"ok\"}" : "{\"status\":\"ready\"}");
+        set_json(res, 200, &sb);
+        break;
+    case A_METRICS: {
+        long pages = 0, rss = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (f) {
+            if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
+            fclose(f);
+        }
+        jn_metric_set(a->m_rss, (double)rss * (double)sysconf(_SC_PAGESIZE));
+        jn_metrics_render(&sb);
+        res->content_type = "text/plain; version=0.0.4; charset=utf-8";
+        set_json(res, 200, &sb);
+        break;
+    }
+    case A_STATUS:
+        status_json(a, &sb);
+        set_json(res, 200, &sb);
+        break;
+    case A_RELOAD: {
+        int rc = jn_script_reload_all(a->scripts, "POST /api/reload");
+        jn_sb_printf(&sb, "{\"ok\":%s,\"scripts\":", rc == 0 ? "true" : "false");
+        jn_script_host_status_json(a->scripts, &sb);
+        jn_sb_putc(&sb, '}');
+        set_json(res, rc == 0 ? 200 : 422, &sb);
+        break;
+    }
+    case A_FAULTS: {
+        char *err = NULL;
+        int rc = a->api ? jn_api_set_faults(a->api, m.param, req->body, req->body_len, &err)
+                        : 404;
+        if (rc == 0) {
+            jn_api_status_json(a->api, &sb);
+            set_json(res, 200, &sb);
+        } else if (rc == 404) {
+            jn_http_respond_error(res, 404, "no such API in this process; use crm or inventory");
+        } else {
+            jn_http_respond_error(res, rc, err ? err : "bad faults");
+        }
+        free(err);
+        break;
+    }
+    }
+}
+
+jn_admin *jn_admin_start(uv_loop_t *loop, const jn_config *cfg, jn_script_host *scripts,
+                         char **err) {
+    jn_admin *a = calloc(1, sizeof *a);
+    if (!a) abort();
+    a->scripts = scripts;
+    a->started_ns = uv_hrtime();
+    a->m_rss = jn_metrics_gauge("junction_process_resident_memory_bytes",
+                                "Resident memory of this process", "");
+    jn_http_server_opts o = {
+        .name = "admin",
+        .listen = cfg->admin.listen,
+        .max_body = 65536,
+        .request_timeout_ms = cfg->api.request_timeout_ms,
+        .keepalive_timeout_ms = cfg->api.keepalive_timeout_ms,
+        .max_connections = 256,
+    };
+    a->http = jn_http_server_start(loop, &o, handle, a, err);
+    if (!a->http) {
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void jn_admin_set_api(jn_admin *a, jn_api *api) {
+    a->api = api;
+}
+
+typedef struct {
+    jn_admin *a;
+    void (*done)(void *);
+    void *arg;
+} stop_ctx;
+
+static void on_stopped(void *arg) {
+    stop_ctx *c = arg;
+    free(c->a);
+    if (c->done) c->done(c->arg);
+    free(c);
+}
+
+void jn_admin_stop(jn_admin *a, void (*done)(void *), void *arg) {
+    stop_ctx *c = malloc(sizeof *c);
+    if (!c) abort();
+    *c = (stop_ctx){a, done, arg};
+    jn_http_server_stop(a->http, on_stopped, c);
+}

@@ -1,0 +1,20 @@
+/* The admin HTTP server (127.0.0.1:8000 by default): /healthz, /readyz, /metrics,
+ * /api/status, POST /api/reload and PUT /api/faults/:service. */
+#ifndef JN_ADMIN_H
+#define JN_ADMIN_H
+
+#include <uv.h>
+
+#include "api.h"
+#include "config.h"
+#include "script.h"
+
+typedef struct jn_admin jn_admin;
+
+jn_admin *jn_admin_start(uv_loop_t *loop, const jn_config *cfg, jn_script_host *scripts,
+                         char **err);
+/* The roles this process runs register themselves so status and faults can reach them. */
+void jn_admin_set_api(jn_admin *a, jn_api *api);
+void jn_admin_stop(jn_admin *a, void (*done)(void *), void *arg);
+
+#endif

@@ -1,0 +1,611 @@
+/* The mock APIs. GET answers come from the collection's caches; writes go through the
+ * script's validate() so the data keeps the shape the script defines. */
+#include "api.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http_server.h"
+#include "collection.h"
+#include "json.h"
+#include "log.h"
+#include "router.h"
+
+#define MAX_FIELDS 32
+
+typedef struct service {
+    jn_api *api;
+    const char *name, *resource, *not_found;
+    jn_api_service_config cfg;
+    jn_script *script;
+    jn_collection *data;
+    char *fields[MAX_FIELDS + 1];
+    int int_ids;
+    jn_faults faults;
+    long fail_next;
+    uint64_t rng;
+    jn_http_server *http;
+    jn_route routes[2];
+} service;
+
+struct jn_api {
+    uv_loop_t *loop;
+    jn_script_host *scripts;
+    service svc[2];
+    int running;
+    void (*done)(void *);
+    void *done_arg;
+};
+
+enum { R_COLLECTION, R_ITEM };
+
+/* ---- helpers ----------------------------------------------------------------------- */
+
+static char *dupf(const char *fmt, const char *a, const char *b) {
+    size_t n = strlen(fmt) + strlen(a) + strlen(b) + 1;
+    char *p = malloc(n);
+    snprintf(p, n, fmt, a, b);
+    return p;
+}
+
+static double rnd(service *s) {
+    /* xorshift64*: fault injection needs cheap, not strong, randomness. */
+    s->rng ^= s->rng >> 12;
+    s->rng ^= s->rng << 25;
+    s->rng ^= s->rng >> 27;
+    return (double)((s->rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+}
+
+/* Encodes the table at the top of the stack with the script's field order. */
+static int encode_record(service *s, lua_State *L, jn_sb *out, const char **err) {
+    jn_sb_init(out);
+    int rc = jn_json_encode(L, -1, (const char *const *)s->fields, out, err);
+    if (rc) jn_sb_free(out);
+    return rc;
+}
+
+/* Reads record.id at the top of the stack as the collection key. */
+static int record_id(service *s, lua_State *L, int int_ids, char *out, size_t cap) {
+    (void)s;
+    lua_getfield(L, -1, "id");
+    int ok = 0;
+    if (int_ids && lua_isinteger(L, -1) && lua_tointeger(L, -1) > 0) {
+        snprintf(out, cap, "%lld", (long long)lua_tointeger(L, -1));
+        ok = 1;
+    } else if (int_ids && lua_type(L, -1) == LUA_TNUMBER) {
+        lua_Number d = lua_tonumber(L, -1);
+        if (d > 0 && d == (lua_Number)(long long)d) {
+            snprintf(out, cap, "%lld", (long long)d);
+            ok = 1;
+        }
+    } else if (!int_ids && lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) > 0 &&
+               lua_rawlen(L, -1) < cap) {
+        snprintf(out, cap, "%s", lua_tostring(L, -1));
+        ok = 1;
+    }
+    lua_pop(L, 1);
+    return ok ? 0 : -1;
+}
+
+/* Calls validate(record) of the module at stack index mod on the record at the top,
+ * replacing it with the validated record. Returns 0, or -1 with *err (malloc'd). */
+static int validate(service *s, lua_State *L, int mod, char **err) {
+    lua_getfield(L, mod, "validate");
+    lua_insert(L, -2);
+    if (jn_script_pcall(s->script, 1, 2, err) != 0) return -1;
+    if (!lua_istable(L, -2)) {
+        const char *why = lua_tostring(L, -1);
+        *err = strdup(why ? why : "validate() rejected the record without saying why");
+        lua_pop(L, 2);
+        return -1;
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* ---- loading (the script check) ---------------------------------------------------- */
+
+static int check_script(jn_script *script, void *ud, char **err) {
+    service *s = ud;
+    s->script = script;
+    lua_State *L = jn_script_host_lua(s->api->scripts);
+    int mod = lua_gettop(L);
+    const char *missing = NULL;
+    lua_getfield(L, mod, "generate");
+    if (!lua_isfunction(L, -1)) missing = "generate(opts)";
+    lua_getfield(L, mod, "validate");
+    if (!lua_isfunction(L, -1)) missing = "validate(record)";
+    lua_pop(L, 2);
+    if (missing) {
+        *err = dupf("the script must define %s%s", missing, "");
+        return -1;
+    }
+    lua_getfield(L, mod, "id_type");
+    const char *idt = lua_tostring(L, -1);
+    int int_ids = idt && !strcmp(idt, "integer");
+    if (!idt || (!int_ids && strcmp(idt, "string"))) {
+        lua_pop(L, 1);
+        *err = dupf("the script must set id_type to \"integer\" or \"string\"%s%s", "", "");
+        return -1;
+    }
+    lua_pop(L, 1);
+
+    /* Field order for the JSON output. */
+    char *fields[MAX_FIELDS + 1] = {0};
+    lua_getfield(L, mod, "fields");
+    if (lua_istable(L, -1)) {
+        for (int i = 1; i <= MAX_FIELDS && lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+            fields[i - 1] = strdup(lua_tostring(L, -1));
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+
+    jn_faults faults = s->cfg.faults;
+    lua_getfield(L, mod, "faults");
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "latency_ms");
+        if (lua_isnumber(L, -1)) faults.latency_ms = (int)lua_tointeger(L, -1);
+        lua_getfield(L, -2, "error_rate");
+        if (lua_isnumber(L, -1)) faults.error_rate = lua_tonumber(L, -1);
+        lua_getfield(L, -3, "error_status");
+        if (lua_isnumber(L, -1)) faults.error_status = (int)lua_tointeger(L, -1);
+        lua_getfield(L, -4, "malformed_rate");
+        if (lua_isnumber(L, -1)) faults.malformed_rate = lua_tonumber(L, -1);
+        lua_pop(L, 4);
+    }
+    lua_pop(L, 1);
+
+    /* Generate and validate every record into a fresh collection; the old one keeps
+     * serving until this one is complete. */
+    char *saved[MAX_FIELDS + 1];
+    memcpy(saved, s->fields, sizeof saved);
+    memcpy(s->fields, fields, sizeof fields);
+    jn_collection *data = jn_collection_new();
+    int rc = -1;
+    lua_getfield(L, mod, "generate");
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, s->cfg.count);
+    lua_setfield(L, -2, "count");
+    lua_pushinteger(L, s->cfg.seed);
+    lua_setfield(L, -2, "seed");
+    if (jn_script_pcall(script, 1, 1, err) != 0) goto out;
+    if (!lua_istable(L, -1)) {
+        *err = dupf("generate() must return an array of records, got a %s%s",
+                    luaL_typename(L, -1), "");
+        lua_pop(L, 1);
+        goto out;
+    }
+    int arr = lua_gettop(L);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, arr);
+    for (lua_Integer i = 1; i <= n; i++) {
+        char id[128], where[64];
+        snprintf(where, sizeof where, "%lld", (long long)i);
+        lua_rawgeti(L, arr, i);
+        char *verr = NULL;
+        if (!lua_istable(L, -1)) {
+            *err = dupf("generate(): record %s is a %s, not a table", where, luaL_typename(L, -1));
+            lua_pop(L, 2);
+            goto out;
+        }
+        if (validate(s, L, mod, &verr) != 0) {
+            *err = dupf("generate(): record %s is invalid: %s", where, verr);
+            free(verr);
+            lua_pop(L, 1);
+            goto out;
+        }
+        if (record_id(s, L, int_ids, id, sizeof id) != 0) {
+            *err = dupf("generate(): record %s has no valid id (ids are %s)", where,
+                        int_ids ? "positive integers" : "non-empty strings");
+            lua_pop(L, 2);
+            goto out;
+        }
+        jn_sb json;
+        const char *jerr;
+        if (encode_record(s, L, &json, &jerr) != 0) {
+            *err = dupf("generate(): record %s cannot be encoded: %s", where, jerr);
+            lua_pop(L, 2);
+            goto out;
+        }
+        jn_collection_put(data, id, json.data, json.len);
+        jn_sb_free(&json);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    rc = 0;
+out:
+    if (rc == 0) {
+        for (int i = 0; saved[i]; i++) free(saved[i]);
+        jn_collection_free(s->data);
+        s->data = data;
+        s->int_ids = int_ids;
+        s->faults = faults;
+        jn_log_info(s->name, "serving %zu %s from %s", jn_collection_count(data), s->resource,
+                    jn_script_name(script));
+    } else {
+        for (int i = 0; s->fields[i]; i++) free(s->fields[i]);
+        memcpy(s->fields, saved, sizeof saved);
+        jn_collection_free(data);
+    }
+    lua_settop(L, mod);
+    return rc;
+}
+
+/* ---- requests ---------------------------------------------------------------------- */
+
+static int etag_matches(const char *inm, const char *etag) {
+    if (!inm) return 0;
+    if (!strcmp(inm, "*")) return 1;
+    /* Weak comparison, as RFC 9110 asks for If-None-Match: W/"x" matches "x". */
+    return strstr(inm, etag) != NULL;
+}
+
+static void serve_body(jn_http_response *res, jn_rbuf *body, const char *etag,
+                       const jn_http_request *req) {
+    snprintf(res->etag, sizeof res->etag, "%s", etag);
+    if (etag_matches(req->if_none_match, etag)) {
+        res->status = 304;
+        jn_rbuf_unref(body);
+        return;
+    }
+    res->status = 200;
+    res->body = body;
+}
+
+/* Decodes the JSON body onto the stack as a table. Returns 0, or fills res with a 400. */
+static int decode_body(service *s, lua_State *L, const jn_http_request *req,
+                       jn_http_response *res) {
+    if (req->body_len == 0) {
+        jn_http_respond_error(res, 400, "request body is empty; send a JSON object");
+        return -1;
+    }
+    lua_getfield(L, LUA_REGISTRYINDEX, "jn.modules");
+    lua_getfield(L, -1, "cjson");
+    lua_getfield(L, -1, "decode");
+    lua_remove(L, -2);
+    lua_remove(L, -2);
+    lua_pushlstring(L, req->body, req->body_len);
+    char *err = NULL;
+    if (jn_script_pcall(s->script, 1, 1, &err) != 0) {
+        /* cjson's message names the offending character; keep only that part. */
+        const char *why = strstr(err, "Expected");
+        if (!why) why = strstr(err, "Found");
+        char msg[300];
+        snprintf(msg, sizeof msg, "malformed JSON body: %.200s", why ? why : "cannot parse");
+        char *nl = strchr(msg, '\n');
+        if (nl) *nl = '\0';
+        jn_http_respond_error(res, 400, msg);
+        free(err);
+        return -1;
+    }
+    if (!lua_istable(L, -1) || lua_rawlen(L, -1) > 0) {
+        lua_pop(L, 1);
+        jn_http_respond_error(res, 400, "request body must be a JSON object");
+        return -1;
+    }
+    return 0;
+}
+
+/* Validates the record at the top of the stack, stores it and answers with it. */
+static void store(service *s, lua_State *L, const char *id, int status, jn_http_response *res) {
+    char *err = NULL;
+    jn_script_push_module(s->script);
+    lua_insert(L, -2);
+    int mod = lua_gettop(L) - 1;
+    if (validate(s, L, mod, &err) != 0) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "invalid %s: %s", s->resource, err);
+        jn_http_respond_error(res, 400, msg);
+        free(err);
+        lua_settop(L, mod - 1);
+        return;
+    }
+    /* The path (or the next free id) decides the id, whatever the body said. */
+    if (s->int_ids) lua_pushinteger(L, strtoll(id, NULL, 10));
+    else lua_pushstring(L, id);
+    lua_setfield(L, -2, "id");
+    jn_sb json;
+    const char *jerr;
+    if (encode_record(s, L, &json, &jerr) != 0) {
+        jn_http_respond_error(res, 400, jerr);
+        lua_settop(L, mod - 1);
+        return;
+    }
+    jn_collection_put(s->data, id, json.data, json.len);
+    const char *etag;
+    size_t len;
+    jn_collection_get(s->data, id, &len, &etag);
+    snprintf(res->etag, sizeof res->etag, "%s", etag);
+    res->status = status;
+    res->body = jn_rbuf_from_sb(&json);
+    lua_settop(L, mod - 1);
+}
+
+static void handle_write(service *s, const jn_http_request *req, const char *id,
+                         jn_http_response *res) {
+    lua_State *L = jn_script_host_lua(s->api->scripts);
+    int top = lua_gettop(L);
+    char newid[32];
+    size_t len;
+    const char *existing = id ? jn_collection_get(s->data, id, &len, NULL) : NULL;
+    if (id && !existing && req->method != HTTP_PUT) {
+        char msg[80];
+        snprintf(msg, sizeof msg, "%s not found", s->not_found);
+        jn_http_respond_error(res, 404, msg);
+        return;
+    }
+    if (req->method == HTTP_DELETE) {
+        jn_collection_remove(s->data, id);
+        res->status = 204;
+        return;
+    }
+    if (decode_body(s, L, req, res) != 0) {
+        lua_settop(L, top);
+        return;
+    }
+    if (req->method == HTTP_POST) {
+        snprintf(newid, sizeof newid, "%ld", jn_collection_max_numeric_id(s->data) + 1);
+        store(s, L, newid, 201, res);
+    } else if (req->method == HTTP_PATCH) {
+        /* Merge the body's fields over the stored record. */
+        lua_getfield(L, LUA_REGISTRYINDEX, "jn.modules");
+        lua_getfield(L, -1, "cjson");
+        lua_getfield(L, -1, "decode");
+        lua_pushlstring(L, existing, len);
+        char *err = NULL;
+        if (jn_script_pcall(s->script, 1, 1, &err) != 0) {
+            free(err);
+            jn_http_respond_error(res, 500, "stored record cannot be decoded");
+            lua_settop(L, top);
+            return;
+        }
+        lua_replace(L, -3);
+        lua_pop(L, 1); /* body, merged */
+        lua_pushnil(L);
+        while (lua_next(L, -3)) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_settable(L, -4);
+        }
+        lua_remove(L, -2);
+        store(s, L, id, 200, res);
+    } else {
+        /* PUT replaces, or creates the record under that id. */
+        char fixed[256];
+        snprintf(fixed, sizeof fixed, "%s", id);
+        if (s->int_ids) {
+            char *end;
+            long long v = strtoll(id, &end, 10);
+            if (*end || v <= 0) {
+                jn_http_respond_error(res, 400, "ids of this resource are positive integers");
+                lua_settop(L, top);
+                return;
+            }
+        }
+        store(s, L, fixed, existing ? 200 : 201, res);
+    }
+    lua_settop(L, top);
+}
+
+static int inject_faults(service *s, jn_http_response *res) {
+    res->delay_ms = s->faults.latency_ms;
+    if (s->fail_next > 0 || (s->faults.error_rate > 0 && rnd(s) < s->faults.error_rate)) {
+        if (s->fail_next > 0) s->fail_next--;
+        int st = s->faults.error_status ? s->faults.error_status : 503;
+        jn_http_respond_error(res, st, "injected fault");
+        if (st == 429 || st == 503)
+            snprintf(res->headers, sizeof res->headers, "Retry-After: 1\r\n");
+        return 1;
+    }
+    return 0;
+}
+
+static void handle(void *ud, const jn_http_request *req, jn_http_response *res) {
+    service *s = ud;
+    jn_route_match m;
+    int r = jn_router_match(s->routes, 2, req->method, req->path, req->path_len, &m);
+    if (r == JN_ROUTE_NOT_FOUND) {
+        res->route = "unknown";
+        char msg[200];
+        snprintf(msg, sizeof msg, "no route for %.100s; this API serves /%s and /%s/:id",
+                 req->path_len < 100 ? req->path : "that path", s->resource, s->resource);
+        jn_http_respond_error(res, 404, msg);
+        return;
+    }
+    if (r == JN_ROUTE_BAD_METHOD) {
+        res->route = "unknown";
+        char msg[160];
+        snprintf(msg, sizeof msg, "method %s is not allowed here; use %s", req->method_name,
+                 m.allow);
+        jn_http_respond_error(res, 405, msg);
+        snprintf(res->headers, sizeof res->headers, "Allow: %s\r\n", m.allow);
+        return;
+    }
+    res->route = s->routes[r].pattern;
+    if (inject_faults(s, res)) return;
+
+    if (r == R_COLLECTION && req->method == HTTP_GET) {
+        long limit = -1, offset = 0;
+        int hl = jn_query_uint(req->query, req->query_len, "limit", &limit);
+        int ho = jn_query_uint(req->query, req->query_len, "offset", &offset);
+        if (hl < 0 || ho < 0) {
+            jn_http_respond_error(res, 400, "limit and offset must be non-negative integers");
+            return;
+        }
+        if (hl || ho) {
+            size_t lim = hl ? (size_t)limit : (size_t)-1;
+            jn_rbuf *b = jn_collection_slice(s->data, (size_t)offset, lim, res->etag);
+            char etag[72];
+            memcpy(etag, res->etag, sizeof etag);
+            snprintf(res->headers, sizeof res->headers, "X-Total-Count: %zu\r\n",
+                     jn_collection_count(s->data));
+            serve_body(res, b, etag, req);
+        } else {
+            const char *etag;
+            jn_rbuf *b = jn_collection_array(s->data, &etag);
+            serve_body(res, b, etag, req);
+        }
+    } else if (r == R_ITEM && req->method == HTTP_GET) {
+        size_t len;
+        const char *etag;
+        const char *json = jn_collection_get(s->data, m.param, &len, &etag);
+        if (!json) {
+            char msg[80];
+            snprintf(msg, sizeof msg, "%s not found", s->not_found);
+            jn_http_respond_error(res, 404, msg);
+            return;
+        }
+        serve_body(res, jn_rbuf_new(json, len), etag, req);
+    } else {
+        handle_write(s, req, r == R_ITEM ? m.param : NULL, res);
+    }
+
+    if (res->status == 200 && res->body && s->faults.malformed_rate > 0 &&
+        rnd(s) < s->faults.malformed_rate) {
+        /* A body cut in half: valid HTTP, broken JSON. */
+        jn_rbuf *cut = jn_rbuf_new(res->body->data, res->body->len / 2);
+        jn_rbuf_unref(res->body);
+        res->body = cut;
+        res->etag[0] = '\0';
+    }
+}
+
+/* ---- life -------------------------------------------------------------------------- */
+
+static int start_service(jn_api *a, service *s, const jn_config *cfg, char **err) {
+    s->api = a;
+    s->rng = 0x9E3779B97F4A7C15ull ^ (uint64_t)uv_hrtime();
+    s->routes[R_COLLECTION].methods = JN_METHOD(HTTP_GET) | JN_METHOD(HTTP_POST);
+    s->routes[R_ITEM].methods = JN_METHOD(HTTP_GET) | JN_METHOD(HTTP_PUT) |
+                                JN_METHOD(HTTP_PATCH) | JN_METHOD(HTTP_DELETE);
+    s->faults = s->cfg.faults;
+    if (!jn_script_add(a->scripts, s->name, s->cfg.script, check_script, s, err)) return -1;
+    jn_http_server_opts o = {
+        .name = s->name,
+        .listen = s->cfg.listen,
+        .max_body = (size_t)cfg->api.max_body_bytes,
+        .request_timeout_ms = cfg->api.request_timeout_ms,
+        .keepalive_timeout_ms = cfg->api.keepalive_timeout_ms,
+        .max_connections = cfg->api.max_connections,
+    };
+    s->http = jn_http_server_start(a->loop, &o, handle, s, err);
+    return s->http ? 0 : -1;
+}
+
+jn_api *jn_api_start(uv_loop_t *loop, jn_script_host *scripts, const jn_config *cfg,
+                     char **err) {
+    jn_api *a = calloc(1, sizeof *a);
+    if (!a) abort();
+    a->loop = loop;
+    a->scripts = scripts;
+    service *crm = &a->svc[0], *inv = &a->svc[1];
+    crm->name = "crm";
+    crm->resource = "customers";
+    crm->not_found = "Customer";
+    crm->cfg = cfg->api.crm;
+    crm->routes[0].pattern = "/customers";
+    crm->routes[1].pattern = "/customers/:id";
+    inv->name = "inventory";
+    inv->resource = "products";
+    inv->not_found = "Product";
+    inv->cfg = cfg->api.inventory;
+    inv->routes[0].pattern = "/products";
+    inv->routes[1].pattern = "/products/:id";
+    if (start_service(a, crm, cfg, err) != 0 || start_service(a, inv, cfg, err) != 0) {
+        /* The caller exits; servers already listening close with the loop. */
+        return NULL;
+    }
+    return a;
+}
+
+static void on_service_stopped(void *arg) {
+    jn_api *a = arg;
+    if (--a->running > 0) return;
+    for (int i = 0; i < 2; i++) {
+        jn_collection_free(a->svc[i].data);
+        for (int k = 0; a->svc[i].fields[k]; k++) free(a->svc[i].fields[k]);
+    }
+    void (*done)(void *) = a->done;
+    void *arg2 = a->done_arg;
+    free(a);
+    if (done) done(arg2);
+}
+
+void jn_api_stop(jn_api *a, void (*done)(void *), void *arg) {
+    a->done = done;
+    a->done_arg = arg;
+    a->running = 2;
+    jn_http_server_stop(a->svc[0].http, on_service_stopped, a);
+    jn_http_server_stop(a->svc[1].http, on_service_stopped, a);
+}
+
+int jn_api_set_faults(jn_api *a, const char *name, const char *json, size_t len, char **err) {
+    service *s = NULL;
+    for (int i = 0; i < 2; i++)
+        if (!strcmp(a->svc[i].name, name)) s = &a->svc[i];
+    if (!s) return 404;
+    lua_State *L = jn_script_host_lua(a->scripts);
+    int top = lua_gettop(L);
+    jn_http_request req = {.body = json, .body_len = len};
+    jn_http_response res = {0};
+    if (decode_body(s, L, &req, &res) != 0) {
+        *err = strdup(res.body ? res.body->data : "malformed JSON");
+        jn_rbuf_unref(res.body);
+        return 400;
+    }
+    jn_faults f = s->cfg.faults;
+    long fail_next = 0;
+    static const char *const keys[] = {"latency_ms", "error_rate", "error_status",
+                                       "malformed_rate", "fail_next", NULL};
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+        double v = lua_tonumber(L, -1);
+        int known = 0;
+        for (int i = 0; keys[i]; i++) known |= !strcmp(k, keys[i]);
+        if (!known || lua_type(L, -1) != LUA_TNUMBER || v < 0) {
+            *err = dupf("faults: %s must be a non-negative number (keys: latency_ms, error_rate, "
+                        "error_status, malformed_rate, fail_next)%s",
+                        k, "");
+            lua_settop(L, top);
+            return 400;
+        }
+        if (!strcmp(k, "latency_ms")) f.latency_ms = (int)v;
+        else if (!strcmp(k, "error_rate")) f.error_rate = v;
+        else if (!strcmp(k, "error_status")) f.error_status = (int)v;
+        else if (!strcmp(k, "malformed_rate")) f.malformed_rate = v;
+        else fail_next = (long)v;
+        lua_pop(L, 1);
+    }
+    lua_settop(L, top);
+    if (f.error_rate > 1 || f.malformed_rate > 1 || f.error_status < 400 || f.error_status > 599) {
+        *err = strdup("faults: rates are from 0 to 1 and error_status from 400 to 599");
+        return 400;
+    }
+    s->faults = f;
+    s->fail_next = fail_next;
+    jn_log_info(s->name,
+                "faults set: latency_ms=%d error_rate=%g error_status=%d malformed_rate=%g "
+                "fail_next=%ld",
+                f.latency_ms, f.error_rate, f.error_status, f.malformed_rate, fail_next);
+    return 0;
+}
+
+void jn_api_status_json(jn_api *a, jn_sb *out) {
+    jn_sb_putc(out, '{');
+    for (int i = 0; i < 2; i++) {
+        service *s = &a->svc[i];
+        jn_sb_printf(out,
+                     "%s\"%s\":{\"records\":%zu,\"port\":%d,\"faults\":{\"latency_ms\":%d,"
+                     "\"error_rate\":%g,\"error_status\":%d,\"malformed_rate\":%g,"
+                     "\"fail_next\":%ld}}",
+                     i ? "," : "", s->name, jn_collection_count(s->data),
+                     jn_http_server_port(s->http), s->faults.latency_ms, s->faults.error_rate,
+                     s->faults.error_status, s->faults.malformed_rate, s->fail_next);
+    }
+    jn_sb_putc(out, '}');
+}

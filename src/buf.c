@@ -1,0 +1,140 @@
+/* Byte buffers and the hashing helpers every module shares. */
+#include "buf.h"
+
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *xrealloc(void *p, size_t n) {
+    void *q = realloc(p, n);
+    if (!q) abort(); /* out of memory: nothing sensible is left to do */
+    return q;
+}
+
+void jn_sb_init(jn_sb *sb) {
+    sb->data = NULL;
+    sb->len = 0;
+    sb->cap = 0;
+}
+
+void jn_sb_free(jn_sb *sb) {
+    free(sb->data);
+    jn_sb_init(sb);
+}
+
+void jn_sb_reserve(jn_sb *sb, size_t extra) {
+    size_t need = sb->len + extra + 1;
+    if (need <= sb->cap) return;
+    size_t cap = sb->cap ? sb->cap : 64;
+    while (cap < need) cap *= 2;
+    sb->data = xrealloc(sb->data, cap);
+    sb->cap = cap;
+}
+
+void jn_sb_append(jn_sb *sb, const void *data, size_t len) {
+    jn_sb_reserve(sb, len);
+    memcpy(sb->data + sb->len, data, len);
+    sb->len += len;
+    sb->data[sb->len] = '\0';
+}
+
+void jn_sb_puts(jn_sb *sb, const char *s) {
+    jn_sb_append(sb, s, strlen(s));
+}
+
+void jn_sb_putc(jn_sb *sb, char c) {
+    jn_sb_reserve(sb, 1);
+    sb->data[sb->len++] = c;
+    sb->data[sb->len] = '\0';
+}
+
+void jn_sb_printf(jn_sb *sb, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char tmp[256];
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < sizeof tmp) {
+        jn_sb_append(sb, tmp, (size_t)n);
+        return;
+    }
+    jn_sb_reserve(sb, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(sb->data + sb->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    sb->len += (size_t)n;
+}
+
+void jn_sb_json_string(jn_sb *sb, const char *s, size_t len) {
+    static const char hex[] = "0123456789abcdef";
+    jn_sb_reserve(sb, len + 2);
+    jn_sb_putc(sb, '"');
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        switch (c) {
+        case '"': jn_sb_append(sb, "\\\"", 2); break;
+        case '\\': jn_sb_append(sb, "\\\\", 2); break;
+        case '\n': jn_sb_append(sb, "\\n", 2); break;
+        case '\r': jn_sb_append(sb, "\\r", 2); break;
+        case '\t': jn_sb_append(sb, "\\t", 2); break;
+        default:
+            if (c < 0x20) {
+                char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+                jn_sb_append(sb, esc, 6);
+            } else {
+                jn_sb_putc(sb, (char)c);
+            }
+        }
+    }
+    jn_sb_putc(sb, '"');
+}
+
+char *jn_sb_steal(jn_sb *sb) {
+    if (!sb->data) jn_sb_reserve(sb, 0), sb->data[0] = '\0';
+    char *p = sb->data;
+    jn_sb_init(sb);
+    return p;
+}
+
+jn_rbuf *jn_rbuf_new(const void *data, size_t len) {
+    jn_rbuf *b = xrealloc(NULL, sizeof *b + len + 1);
+    b->refs = 1;
+    b->len = len;
+    if (len) memcpy(b->data, data, len);
+    b->data[len] = '\0';
+    return b;
+}
+
+jn_rbuf *jn_rbuf_from_sb(jn_sb *sb) {
+    jn_rbuf *b = jn_rbuf_new(sb->data, sb->len);
+    jn_sb_free(sb);
+    return b;
+}
+
+jn_rbuf *jn_rbuf_ref(jn_rbuf *b) {
+    if (b) b->refs++;
+    return b;
+}
+
+void jn_rbuf_unref(jn_rbuf *b) {
+    if (b && --b->refs == 0) free(b);
+}
+
+void jn_hex(const unsigned char *in, size_t len, char *out) {
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = hex[in[i] >> 4];
+        out[2 * i + 1] = hex[in[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+void jn_sha256_hex(const void *data, size_t len, char out[65]) {
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+    jn_hex(md, 32, out);
+}

@@ -1,0 +1,44 @@
+/* Byte buffers: a growable string builder (jn_sb) and an immutable, reference-counted
+ * buffer (jn_rbuf) that lets a cached response body outlive the cache entry while a
+ * socket write still points at it. */
+#ifndef JN_BUF_H
+#define JN_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    char *data;
+    size_t len;
+    size_t cap;
+} jn_sb;
+
+void jn_sb_init(jn_sb *sb);
+void jn_sb_free(jn_sb *sb);
+void jn_sb_reserve(jn_sb *sb, size_t extra);
+void jn_sb_append(jn_sb *sb, const void *data, size_t len);
+void jn_sb_puts(jn_sb *sb, const char *s);
+void jn_sb_putc(jn_sb *sb, char c);
+void jn_sb_printf(jn_sb *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s as a quoted JSON string, escaping what RFC 8259 requires. */
+void jn_sb_json_string(jn_sb *sb, const char *s, size_t len);
+/* Hands the bytes to the caller (NUL-terminated) and leaves sb empty. */
+char *jn_sb_steal(jn_sb *sb);
+
+typedef struct {
+    uint32_t refs;
+    size_t len;
+    char data[];
+} jn_rbuf;
+
+jn_rbuf *jn_rbuf_new(const void *data, size_t len);
+jn_rbuf *jn_rbuf_from_sb(jn_sb *sb);
+jn_rbuf *jn_rbuf_ref(jn_rbuf *b);
+void jn_rbuf_unref(jn_rbuf *b);
+
+/* Lower-case hex of len bytes into out (2*len+1 bytes). */
+void jn_hex(const unsigned char *in, size_t len, char *out);
+/* SHA-256 of data as 64 hex chars plus NUL. */
+void jn_sha256_hex(const void *data, size_t len, char out[65]);
+
+#endif

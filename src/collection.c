@@ -1,0 +1,183 @@
+/* Record store. Records keep insertion order in a vector (the order GET returns);
+ * an open-addressing table maps ids to vector slots. Removal is O(n), which mock APIs
+ * can afford; reads are O(1). */
+#include "collection.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    char *id;
+    char *json;
+    size_t len;
+    char etag[24];
+} record;
+
+struct jn_collection {
+    record *recs;
+    size_t n, cap;
+    size_t *slots; /* index+1 into recs, 0 = empty */
+    size_t nslots;
+    jn_rbuf *array;
+    char array_etag[72];
+};
+
+static size_t hash(const char *s) {
+    size_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static void make_etag(const char *data, size_t len, char *out, size_t cap) {
+    char hex[65];
+    jn_sha256_hex(data, len, hex);
+    /* 16 hex digits (64 bits) tell versions of one resource apart. */
+    out[0] = '"';
+    memcpy(out + 1, hex, 16);
+    out[17] = '"';
+    out[18] = '\0';
+    (void)cap;
+}
+
+static void reindex(jn_collection *c) {
+    size_t want = 16;
+    while (want < c->n * 2 + 2) want *= 2;
+    free(c->slots);
+    c->slots = calloc(want, sizeof *c->slots);
+    if (!c->slots) abort();
+    c->nslots = want;
+    for (size_t i = 0; i < c->n; i++) {
+        size_t h = hash(c->recs[i].id) & (want - 1);
+        while (c->slots[h]) h = (h + 1) & (want - 1);
+        c->slots[h] = i + 1;
+    }
+}
+
+static long find(const jn_collection *c, const char *id) {
+    if (!c->nslots) return -1;
+    size_t h = hash(id) & (c->nslots - 1);
+    while (c->slots[h]) {
+        if (!strcmp(c->recs[c->slots[h] - 1].id, id)) return (long)(c->slots[h] - 1);
+        h = (h + 1) & (c->nslots - 1);
+    }
+    return -1;
+}
+
+static void invalidate(jn_collection *c) {
+    jn_rbuf_unref(c->array);
+    c->array = NULL;
+}
+
+jn_collection *jn_collection_new(void) {
+    jn_collection *c = calloc(1, sizeof *c);
+    if (!c) abort();
+    reindex(c);
+    return c;
+}
+
+void jn_collection_free(jn_collection *c) {
+    if (!c) return;
+    for (size_t i = 0; i < c->n; i++) free(c->recs[i].id), free(c->recs[i].json);
+    free(c->recs);
+    free(c->slots);
+    jn_rbuf_unref(c->array);
+    free(c);
+}
+
+void jn_collection_put(jn_collection *c, const char *id, const char *json, size_t len) {
+    long at = find(c, id);
+    record *r;
+    if (at >= 0) {
+        r = &c->recs[at];
+        free(r->json);
+    } else {
+        if (c->n == c->cap) {
+            c->cap = c->cap ? c->cap * 2 : 64;
+            c->recs = realloc(c->recs, c->cap * sizeof *c->recs);
+            if (!c->recs) abort();
+        }
+        r = &c->recs[c->n++];
+        r->id = strdup(id);
+        if (c->n * 2 + 2 > c->nslots) reindex(c);
+        else {
+            size_t h = hash(id) & (c->nslots - 1);
+            while (c->slots[h]) h = (h + 1) & (c->nslots - 1);
+            c->slots[h] = c->n;
+        }
+    }
+    r->json = malloc(len + 1);
+    if (!r->json) abort();
+    memcpy(r->json, json, len);
+    r->json[len] = '\0';
+    r->len = len;
+    make_etag(json, len, r->etag, sizeof r->etag);
+    invalidate(c);
+}
+
+int jn_collection_remove(jn_collection *c, const char *id) {
+    long at = find(c, id);
+    if (at < 0) return -1;
+    free(c->recs[at].id);
+    free(c->recs[at].json);
+    memmove(&c->recs[at], &c->recs[at + 1], (c->n - (size_t)at - 1) * sizeof *c->recs);
+    c->n--;
+    reindex(c);
+    invalidate(c);
+    return 0;
+}
+
+const char *jn_collection_get(const jn_collection *c, const char *id, size_t *len,
+                              const char **etag) {
+    long at = find(c, id);
+    if (at < 0) return NULL;
+    *len = c->recs[at].len;
+    if (etag) *etag = c->recs[at].etag;
+    return c->recs[at].json;
+}
+
+size_t jn_collection_count(const jn_collection *c) {
+    return c->n;
+}
+
+long jn_collection_max_numeric_id(const jn_collection *c) {
+    long max = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        char *end;
+        long v = strtol(c->recs[i].id, &end, 10);
+        if (!*end && v > max) max = v;
+    }
+    return max;
+}
+
+static jn_rbuf *build(const jn_collection *c, size_t from, size_t to) {
+    size_t total = 2;
+    for (size_t i = from; i < to; i++) total += c->recs[i].len + 1;
+    jn_sb sb;
+    jn_sb_init(&sb);
+    jn_sb_reserve(&sb, total);
+    jn_sb_putc(&sb, '[');
+    for (size_t i = from; i < to; i++) {
+        if (i > from) jn_sb_putc(&sb, ',');
+        jn_sb_append(&sb, c->recs[i].json, c->recs[i].len);
+    }
+    jn_sb_putc(&sb, ']');
+    return jn_rbuf_from_sb(&sb);
+}
+
+jn_rbuf *jn_collection_array(jn_collection *c, const char **etag) {
+    if (!c->array) {
+        c->array = build(c, 0, c->n);
+        make_etag(c->array->data, c->array->len, c->array_etag, sizeof c->array_etag);
+    }
+    *etag = c->array_etag;
+    return jn_rbuf_ref(c->array);
+}
+
+jn_rbuf *jn_collection_slice(const jn_collection *c, size_t offset, size_t limit,
+                             char etag[72]) {
+    size_t from = offset < c->n ? offset : c->n;
+    size_t to = limit < c->n - from ? from + limit : c->n;
+    jn_rbuf *b = build(c, from, to);
+    make_etag(b->data, b->len, etag, 72);
+    return b;
+}

@@ -1,0 +1,32 @@
+/* The records a mock API serves: encoded JSON in id order, an id index, and the whole
+ * array serialized once and cached (with its ETag) until the data changes. */
+#ifndef JN_COLLECTION_H
+#define JN_COLLECTION_H
+
+#include <stddef.h>
+
+#include "buf.h"
+
+typedef struct jn_collection jn_collection;
+
+jn_collection *jn_collection_new(void);
+void jn_collection_free(jn_collection *c);
+
+/* Inserts (at the end) or replaces (in place) the record with this id. */
+void jn_collection_put(jn_collection *c, const char *id, const char *json, size_t len);
+/* Returns 0 when removed, -1 when there was no such id. */
+int jn_collection_remove(jn_collection *c, const char *id);
+/* Returns the record's JSON or NULL; etag (quoted) is set when non-NULL. */
+const char *jn_collection_get(const jn_collection *c, const char *id, size_t *len,
+                              const char **etag);
+size_t jn_collection_count(const jn_collection *c);
+/* The largest id that is a decimal integer, or 0. */
+long jn_collection_max_numeric_id(const jn_collection *c);
+
+/* The whole array as one cached body (a new reference) and its quoted ETag. */
+jn_rbuf *jn_collection_array(jn_collection *c, const char **etag);
+/* A page of the array, built on demand; etag receives a quoted ETag of the page. */
+jn_rbuf *jn_collection_slice(const jn_collection *c, size_t offset, size_t limit,
+                             char etag[72]);
+
+#endif

@@ -1,0 +1,338 @@
+/* Configuration loading and validation, driven by one schema table: each entry names
+ * a dotted key, its type, its default, its environment variable and where it lands in
+ * jn_config. Adding a key is one line here. */
+#include "config.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <limits.h>
+#include <lua.h>
+#include <lualib.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+
+typedef enum { T_STR, T_INT, T_LONG, T_NUM, T_BOOL, T_ADDR, T_LEVEL, T_FORMAT } key_type;
+
+typedef struct {
+    const char *key;
+    key_type type;
+    size_t offset;
+    const char *def;
+    const char *env;
+    double min, max; /* for numbers */
+    const char *doc;
+} schema_entry;
+
+#define OFF(f) offsetof(jn_config, f)
+/* clang-format off */
+static const schema_entry schema[] = {
+    {"log.level", T_LEVEL, OFF(log.level), "info", "JUNCTION_LOG_LEVEL", 0, 0, "debug, info, warn or error"},
+    {"log.format", T_FORMAT, OFF(log.format), "text", "JUNCTION_LOG_FORMAT", 0, 0, "text or json (one object per line)"},
+    {"admin.listen", T_ADDR, OFF(admin.listen), "127.0.0.1:8000", "JUNCTION_ADMIN_LISTEN", 0, 0, "admin HTTP address (/healthz, /metrics, /api/reload)"},
+    {"scripts.instruction_limit", T_LONG, OFF(scripts.instruction_limit), "200000000", "JUNCTION_SCRIPT_INSTRUCTION_LIMIT", 1000, 1e12, "Lua instructions one script call may run before it is stopped"},
+    {"scripts.allow_exec", T_BOOL, OFF(scripts.allow_exec), "false", NULL, 0, 0, "give scripts os.execute and io.popen"},
+    {"scripts.allow_write", T_BOOL, OFF(scripts.allow_write), "false", NULL, 0, 0, "let scripts open files for writing"},
+    {"scripts.watch", T_BOOL, OFF(scripts.watch), "true", "JUNCTION_SCRIPT_WATCH", 0, 0, "reload a script as soon as its file changes"},
+    {"api.crm.listen", T_ADDR, OFF(api.crm.listen), "127.0.0.1:8081", "JUNCTION_CRM_LISTEN", 0, 0, "CRM API address"},
+    {"api.crm.script", T_STR, OFF(api.crm.script), "scripts/crm.lua", "JUNCTION_CRM_SCRIPT", 0, 0, "script that generates and validates customers"},
+    {"api.crm.count", T_INT, OFF(api.crm.count), "1000", "JUNCTION_CUSTOMERS", 0, 10000000, "customers generated at start"},
+    {"api.crm.seed", T_INT, OFF(api.crm.seed), "42", "JUNCTION_SEED", 0, INT_MAX, "seed of the generated data"},
+    {"api.crm.faults.latency_ms", T_INT, OFF(api.crm.faults.latency_ms), "0", NULL, 0, 600000, "delay added to every response"},
+    {"api.crm.faults.error_rate", T_NUM, OFF(api.crm.faults.error_rate), "0", NULL, 0, 1, "share of requests answered with error_status"},
+    {"api.crm.faults.error_status", T_INT, OFF(api.crm.faults.error_status), "503", NULL, 400, 599, "status of injected errors"},
+    {"api.crm.faults.malformed_rate", T_NUM, OFF(api.crm.faults.malformed_rate), "0", NULL, 0, 1, "share of answers whose JSON body is cut short"},
+    {"api.inventory.listen", T_ADDR, OFF(api.inventory.listen), "127.0.0.1:8082", "JUNCTION_INVENTORY_LISTEN", 0, 0, "Inventory API address"},
+    {"api.inventory.script", T_STR, OFF(api.inventory.script), "scripts/inventory.lua", "JUNCTION_INVENTORY_SCRIPT", 0, 0, "script that generates and validates products"},
+    {"api.inventory.count", T_INT, OFF(api.inventory.count), "10", "JUNCTION_PRODUCTS", 0, 10000000, "products generated at start"},
+    {"api.inventory.seed", T_INT, OFF(api.inventory.seed), "42", "JUNCTION_SEED", 0, INT_MAX, "seed of the generated data"},
+    {"api.inventory.faults.latency_ms", T_INT, OFF(api.inventory.faults.latency_ms), "0", NULL, 0, 600000, "delay added to every response"},
+    {"api.inventory.faults.error_rate", T_NUM, OFF(api.inventory.faults.error_rate), "0", NULL, 0, 1, "share of requests answered with error_status"},
+    {"api.inventory.faults.error_status", T_INT, OFF(api.inventory.faults.error_status), "503", NULL, 400, 599, "status of injected errors"},
+    {"api.inventory.faults.malformed_rate", T_NUM, OFF(api.inventory.faults.malformed_rate), "0", NULL, 0, 1, "share of answers whose JSON body is cut short"},
+    {"api.max_body_bytes", T_INT, OFF(api.max_body_bytes), "1048576", "JUNCTION_MAX_BODY_BYTES", 16, 1 << 30, "largest request body accepted (413 above)"},
+    {"api.request_timeout_ms", T_INT, OFF(api.request_timeout_ms), "10000", "JUNCTION_REQUEST_TIMEOUT_MS", 10, 3600000, "time a client has to send a whole request"},
+    {"api.keepalive_timeout_ms", T_INT, OFF(api.keepalive_timeout_ms), "60000", "JUNCTION_KEEPALIVE_TIMEOUT_MS", 10, 3600000, "idle time before a kept-alive connection is closed"},
+    {"api.max_connections", T_INT, OFF(api.max_connections), "10000", "JUNCTION_MAX_CONNECTIONS", 1, 1000000, "open connections per listener"},
+    {"kafka.brokers", T_STR, OFF(kafka.brokers), "127.0.0.1:9092", "KAFKA_BOOTSTRAP_SERVERS", 0, 0, "Kafka bootstrap servers, host:port[,host:port]"},
+    {"redis.host", T_STR, OFF(redis.host), "127.0.0.1", "REDIS_HOST", 0, 0, "Redis host"},
+    {"redis.port", T_INT, OFF(redis.port), "6379", "REDIS_PORT", 1, 65535, "Redis port"},
+};
+/* clang-format on */
+#define NSCHEMA (sizeof schema / sizeof schema[0])
+
+static const char *type_expect(const schema_entry *e, char *buf, size_t n) {
+    switch (e->type) {
+    case T_STR: return "a non-empty string";
+    case T_INT:
+    case T_LONG: snprintf(buf, n, "an integer from %.0f to %.0f", e->min, e->max); return buf;
+    case T_NUM: snprintf(buf, n, "a number from %g to %g", e->min, e->max); return buf;
+    case T_BOOL: return "true or false";
+    case T_ADDR: return "\"host:port\" with a port from 1 to 65535";
+    case T_LEVEL: return "one of \"debug\", \"info\", \"warn\", \"error\"";
+    case T_FORMAT: return "\"text\" or \"json\"";
+    }
+    return "?";
+}
+
+int jn_config_parse_addr(const char *s, jn_addr *out) {
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || (size_t)(colon - s) >= sizeof out->host) return -1;
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (errno || *end || end == colon + 1 || port < 1 || port > 65535) return -1;
+    memcpy(out->host, s, (size_t)(colon - s));
+    out->host[colon - s] = '\0';
+    out->port = (int)port;
+    return 0;
+}
+
+/* Parses a textual value (a default or an environment variable) into the field. */
+static int set_from_string(jn_config *cfg, const schema_entry *e, const char *s) {
+    void *field = (char *)cfg + e->offset;
+    char *end;
+    switch (e->type) {
+    case T_STR:
+        if (!*s) return -1;
+        free(*(char **)field);
+        *(char **)field = strdup(s);
+        return 0;
+    case T_INT:
+    case T_LONG: {
+        errno = 0;
+        long long v = strtoll(s, &end, 10);
+        if (errno || *end || end == s || v < e->min || v > e->max) return -1;
+        if (e->type == T_INT) *(int *)field = (int)v;
+        else *(long *)field = (long)v;
+        return 0;
+    }
+    case T_NUM: {
+        errno = 0;
+        double v = strtod(s, &end);
+        if (errno || *end || end == s || v < e->min || v > e->max) return -1;
+        *(double *)field = v;
+        return 0;
+    }
+    case T_BOOL:
+        if (!strcmp(s, "true") || !strcmp(s, "1") || !strcmp(s, "yes")) *(int *)field = 1;
+        else if (!strcmp(s, "false") || !strcmp(s, "0") || !strcmp(s, "no")) *(int *)field = 0;
+        else return -1;
+        return 0;
+    case T_ADDR: return jn_config_parse_addr(s, (jn_addr *)field);
+    case T_LEVEL: return jn_log_level_parse(s, (jn_log_level *)field);
+    case T_FORMAT:
+        if (!strcmp(s, "text")) *(jn_log_format *)field = JN_LOG_TEXT;
+        else if (!strcmp(s, "json")) *(jn_log_format *)field = JN_LOG_JSON;
+        else return -1;
+        return 0;
+    }
+    return -1;
+}
+
+/* Describes the Lua value at idx for an error message: "abc" (a string), 12 (a number). */
+static void describe_value(lua_State *L, int idx, char *buf, size_t n) {
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: snprintf(buf, n, "\"%s\" (a string)", lua_tostring(L, idx)); break;
+    case LUA_TNUMBER: snprintf(buf, n, "%s (a number)", lua_tostring(L, idx)); break;
+    case LUA_TBOOLEAN: snprintf(buf, n, "%s", lua_toboolean(L, idx) ? "true" : "false"); break;
+    default: snprintf(buf, n, "a %s", luaL_typename(L, idx)); break;
+    }
+}
+
+/* Reads the Lua value at the top of the stack into the field. */
+static int set_from_lua(jn_config *cfg, const schema_entry *e, lua_State *L) {
+    void *field = (char *)cfg + e->offset;
+    int t = lua_type(L, -1);
+    switch (e->type) {
+    case T_INT:
+    case T_LONG:
+        if (!lua_isinteger(L, -1)) {
+            if (t != LUA_TNUMBER) return -1;
+            double d = lua_tonumber(L, -1);
+            if (d != (double)(long long)d) return -1;
+        }
+        {
+            double v = lua_tonumber(L, -1);
+            if (v < e->min || v > e->max) return -1;
+            if (e->type == T_INT) *(int *)field = (int)v;
+            else *(long *)field = (long)v;
+        }
+        return 0;
+    case T_NUM:
+        if (t != LUA_TNUMBER) return -1;
+        {
+            double v = lua_tonumber(L, -1);
+            if (v < e->min || v > e->max) return -1;
+            *(double *)field = v;
+        }
+        return 0;
+    case T_BOOL:
+        if (t != LUA_TBOOLEAN) return -1;
+        *(int *)field = lua_toboolean(L, -1);
+        return 0;
+    default:
+        if (t != LUA_TSTRING) return -1;
+        return set_from_string(cfg, e, lua_tostring(L, -1));
+    }
+}
+
+static size_t edit_distance(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63) return 99;
+    size_t d[64][64];
+    for (size_t i = 0; i <= la; i++) d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++) d[0][j] = j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            size_t sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            size_t del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+            d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+    return d[la][lb];
+}
+
+static const schema_entry *find_entry(const char *key) {
+    for (size_t i = 0; i < NSCHEMA; i++)
+        if (!strcmp(schema[i].key, key)) return &schema[i];
+    return NULL;
+}
+
+static int is_section(const char *key) {
+    size_t n = strlen(key);
+    for (size_t i = 0; i < NSCHEMA; i++)
+        if (!strncmp(schema[i].key, key, n) && schema[i].key[n] == '.') return 1;
+    return 0;
+}
+
+/* The closest known key sharing the parent section, for "did you mean". */
+static const char *suggest(const char *key) {
+    const char *best = NULL;
+    size_t best_d = 4;
+    for (size_t i = 0; i < NSCHEMA; i++) {
+        size_t d = edit_distance(key, schema[i].key);
+        if (d < best_d) best_d = d, best = schema[i].key;
+    }
+    return best;
+}
+
+/* Walks the table at the top of the stack, checking every key against the schema. */
+static int walk(jn_config *cfg, lua_State *L, const char *prefix, jn_sb *err) {
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        char key[256], val[160], exp[96];
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            describe_value(L, -2, val, sizeof val);
+            jn_sb_printf(err, "config: %s has a key %s; keys must be names like \"listen\"",
+                         *prefix ? prefix : "the top-level table", val);
+            lua_pop(L, 2);
+            return -1;
+        }
+        snprintf(key, sizeof key, "%s%s%s", prefix, *prefix ? "." : "", lua_tostring(L, -2));
+        const schema_entry *e = find_entry(key);
+        if (e) {
+            if (set_from_lua(cfg, e, L) != 0) {
+                describe_value(L, -1, val, sizeof val);
+                jn_sb_printf(err, "config: %s must be %s, got %s", key,
+                             type_expect(e, exp, sizeof exp), val);
+                lua_pop(L, 2);
+                return -1;
+            }
+        } else if (is_section(key)) {
+            if (!lua_istable(L, -1)) {
+                describe_value(L, -1, val, sizeof val);
+                jn_sb_printf(err, "config: %s must be a table, got %s", key, val);
+                lua_pop(L, 2);
+                return -1;
+            }
+            if (walk(cfg, L, key, err) != 0) {
+                lua_pop(L, 2);
+                return -1;
+            }
+        } else {
+            const char *s = suggest(key);
+            jn_sb_printf(err, "config: unknown key %s", key);
+            if (s) jn_sb_printf(err, " (did you mean %s?)", s);
+            else jn_sb_puts(err, "; `junction --help-config` lists every key");
+            lua_pop(L, 2);
+            return -1;
+        }
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
+int jn_config_load(jn_config *cfg, const char *path, char **err) {
+    memset(cfg, 0, sizeof *cfg);
+    jn_sb e;
+    jn_sb_init(&e);
+    for (size_t i = 0; i < NSCHEMA; i++) set_from_string(cfg, &schema[i], schema[i].def);
+
+    if (path) {
+        cfg->path = strdup(path);
+        lua_State *L = luaL_newstate();
+        luaL_openlibs(L);
+        if (luaL_loadfilex(L, path, "t") != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) {
+            jn_sb_printf(&e, "config: cannot load %s: %s", path, lua_tostring(L, -1));
+            if (strstr(lua_tostring(L, -1), "cannot open"))
+                jn_sb_puts(&e, " (pass an existing file with --config FILE)");
+        } else if (!lua_istable(L, -1)) {
+            jn_sb_printf(&e, "config: %s must return a table, got a %s (end the file with "
+                             "`return { ... }`)",
+                         path, luaL_typename(L, -1));
+        } else {
+            walk(cfg, L, "", &e);
+        }
+        lua_close(L);
+        if (e.len) goto fail;
+    }
+
+    for (size_t i = 0; i < NSCHEMA; i++) {
+        const schema_entry *s = &schema[i];
+        const char *v = s->env ? getenv(s->env) : NULL;
+        if (!v) continue;
+        if (set_from_string(cfg, s, v) != 0) {
+            char exp[96];
+            jn_sb_printf(&e, "environment: %s (for %s) must be %s, got \"%s\"", s->env, s->key,
+                         type_expect(s, exp, sizeof exp), v);
+            goto fail;
+        }
+    }
+    if (cfg->api.crm.listen.port == cfg->api.inventory.listen.port &&
+        !strcmp(cfg->api.crm.listen.host, cfg->api.inventory.listen.host)) {
+        jn_sb_printf(&e, "config: api.crm.listen and api.inventory.listen are both %s:%d; give "
+                         "each API its own port",
+                     cfg->api.crm.listen.host, cfg->api.crm.listen.port);
+        goto fail;
+    }
+    return 0;
+
+fail:
+    *err = jn_sb_steal(&e);
+    jn_config_free(cfg);
+    return -1;
+}
+
+void jn_config_free(jn_config *cfg) {
+    for (size_t i = 0; i < NSCHEMA; i++)
+        if (schema[i].type == T_STR) {
+            char **p = (char **)((char *)cfg + schema[i].offset);
+            free(*p);
+            *p = NULL;
+        }
+    free(cfg->path);
+    cfg->path = NULL;
+}
+
+void jn_config_describe(void) {
+    char exp[96];
+    printf("%-36s %-24s %-34s %s\n", "KEY", "DEFAULT", "ENVIRONMENT", "MEANING");
+    for (size_t i = 0; i < NSCHEMA; i++) {
+        const schema_entry *s = &schema[i];
+        printf("%-36s %-24s %-34s %s (%s)\n", s->key, s->def, s->env ? s->env : "-", s->doc,
+               type_expect(s, exp, sizeof exp));
+    }
+}

@@ -1,0 +1,71 @@
+/* The host's configuration: a Lua file returning a table, checked against a schema,
+ * then overridden by environment variables (the original system's names where it had
+ * them, JUNCTION_* for the rest). Every error names the key, the bad value and what
+ * was expected. */
+#ifndef JN_CONFIG_H
+#define JN_CONFIG_H
+
+#include "log.h"
+
+typedef struct {
+    char host[64];
+    int port;
+} jn_addr;
+
+/* Fault injection for a mock API, so clients' retries can be exercised. */
+typedef struct {
+    int latency_ms;        /* added before every response */
+    double error_rate;     /* share of requests answered with error_status */
+    int error_status;      /* 500, 503, 429, ... */
+    double malformed_rate; /* share of 200 answers whose body is cut short */
+} jn_faults;
+
+typedef struct {
+    jn_addr listen;
+    char *script;
+    int count;
+    int seed;
+    jn_faults faults;
+} jn_api_service_config;
+
+typedef struct jn_config {
+    char *path;
+    struct {
+        jn_log_level level;
+        jn_log_format format;
+    } log;
+    struct {
+        jn_addr listen;
+    } admin;
+    struct {
+        long instruction_limit;
+        int allow_exec;
+        int allow_write;
+        int watch;
+    } scripts;
+    struct {
+        jn_api_service_config crm, inventory;
+        int max_body_bytes;
+        int request_timeout_ms;
+        int keepalive_timeout_ms;
+        int max_connections;
+    } api;
+    struct {
+        char *brokers;
+    } kafka;
+    struct {
+        char *host;
+        int port;
+    } redis;
+} jn_config;
+
+/* Loads path (or the defaults alone when path is NULL), applies the environment and
+ * validates. On failure returns -1 and sets *err to a message for a person (free it). */
+int jn_config_load(jn_config *cfg, const char *path, char **err);
+void jn_config_free(jn_config *cfg);
+/* Writes every key with its type, default and environment variable, for --help-config. */
+void jn_config_describe(void);
+/* "host:port" → addr; returns 0 on success. */
+int jn_config_parse_addr(const char *s, jn_addr *out);
+
+#endif

@@ -1,0 +1,56 @@
+/* Incremental HTTP/1.1 request reading on top of http-parser: bytes in, whole requests
+ * out, with the size limits a server needs. Knows nothing of sockets, so it is tested
+ * by feeding it bytes. */
+#ifndef JN_HTTP_PARSE_H
+#define JN_HTTP_PARSE_H
+
+#include <http_parser.h>
+#include <stddef.h>
+
+#include "buf.h"
+
+typedef struct {
+    int method; /* enum http_method */
+    const char *method_name;
+    const char *path;
+    size_t path_len;
+    const char *query; /* without '?', or NULL */
+    size_t query_len;
+    const char *body;
+    size_t body_len;
+    const char *if_none_match; /* or NULL */
+    const char *content_type;  /* or NULL */
+    int keep_alive;
+} jn_http_request;
+
+typedef struct jn_http_reader jn_http_reader;
+/* Called once per complete request; the request's memory is valid only during the call. */
+typedef void (*jn_http_request_cb)(jn_http_reader *r, const jn_http_request *req);
+
+struct jn_http_reader {
+    http_parser parser;
+    jn_sb url, body, field;
+    char if_none_match[256];
+    char content_type[128];
+    int has_inm, has_ct;
+    int collecting; /* which header value is being read: 0 none, 1 INM, 2 CT, 3 Expect */
+    int expect_continue;
+    int in_message;
+    size_t max_body, max_url;
+    int error_status; /* set when the stream must be answered with an error and closed */
+    const char *error_msg;
+    jn_http_request_cb on_request;
+    void (*on_continue)(jn_http_reader *r); /* client sent Expect: 100-continue */
+    void *data;
+};
+
+void jn_http_reader_init(jn_http_reader *r, size_t max_body, size_t max_url,
+                         jn_http_request_cb on_request, void *data);
+void jn_http_reader_free(jn_http_reader *r);
+/* Feeds bytes. Returns 0, or an HTTP status (400, 413, 414, 431, 501) with
+ * r->error_msg set: the caller answers with it and closes the connection. */
+int jn_http_reader_feed(jn_http_reader *r, const char *data, size_t len);
+/* Sets the largest header block any reader accepts (http-parser keeps it global). */
+void jn_http_reader_set_max_header(unsigned bytes);
+
+#endif

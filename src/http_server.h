@@ -1,0 +1,50 @@
+/* HTTP/1.1 server on libuv: keep-alive, pipelining (answers leave in request order even
+ * when one is delayed), size limits, request and idle timeouts, graceful stop.
+ * Handlers are synchronous and fill a response; the server owns the socket work. */
+#ifndef JN_HTTP_SERVER_H
+#define JN_HTTP_SERVER_H
+
+#include <uv.h>
+
+#include "buf.h"
+#include "config.h"
+#include "http_parse.h"
+
+typedef struct jn_http_server jn_http_server;
+
+typedef struct {
+    int status;
+    const char *content_type; /* default application/json */
+    jn_rbuf *body;            /* a reference the server releases */
+    char etag[72];            /* quoted, or empty */
+    char headers[256];        /* extra header lines, each ending in \r\n */
+    const char *route;        /* metrics label: a static string such as "/customers/:id" */
+    int delay_ms;             /* hold the answer back (fault injection) */
+    int close;                /* close the connection after this answer */
+} jn_http_response;
+
+typedef void (*jn_http_handler)(void *ud, const jn_http_request *req, jn_http_response *res);
+
+typedef struct {
+    const char *name; /* "crm", "inventory", "admin": metrics and log label */
+    jn_addr listen;
+    size_t max_body;
+    int request_timeout_ms;
+    int keepalive_timeout_ms;
+    int max_connections;
+} jn_http_server_opts;
+
+/* Binds and listens. Returns NULL and sets *err (malloc'd) on failure, e.g. a port in use. */
+jn_http_server *jn_http_server_start(uv_loop_t *loop, const jn_http_server_opts *opts,
+                                     jn_http_handler handler, void *ud, char **err);
+/* Stops accepting, lets in-flight requests finish, then closes; done runs once. */
+void jn_http_server_stop(jn_http_server *s, void (*done)(void *arg), void *arg);
+int jn_http_server_port(const jn_http_server *s);
+
+/* Fills res with a JSON error body {"error": msg}. */
+void jn_http_respond_error(jn_http_response *res, int status, const char *msg);
+/* Fills res with a body copied from data. */
+void jn_http_respond(jn_http_response *res, int status, const char *data, size_t len);
+const char *jn_http_status_text(int status);
+
+#endif

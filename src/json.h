@@ -1,0 +1,18 @@
+/* JSON encoding of Lua values with a fixed key order: named keys first (so records read
+ * like the original APIs' output, "id" first), the rest sorted. With no named keys it is
+ * canonical JSON with sorted keys, stable across runs, which is what content hashes need
+ * (Lua's own table order changes from run to run). */
+#ifndef JN_JSON_H
+#define JN_JSON_H
+
+#include <lua.h>
+
+#include "buf.h"
+
+/* Encodes the value at idx. Returns 0, or -1 with *err (static text) for a value JSON
+ * cannot hold (a function, NaN, a cycle deeper than 64 levels). An empty table encodes
+ * as []. */
+int jn_json_encode(lua_State *L, int idx, const char *const *first_keys, jn_sb *out,
+                   const char **err);
+
+#endif

@@ -1,0 +1,94 @@
+/* Route matching. */
+#include "router.h"
+
+#include <http_parser.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static int decode(const char *s, size_t len, char *out, size_t cap) {
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '%') {
+            if (i + 2 >= len) return -1;
+            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0) return -1;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (c == '\0' || o + 1 >= cap) return -1;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+/* Matches one pattern; on a :param segment copies the decoded value. */
+static int match_one(const char *pat, const char *path, size_t len, jn_route_match *m) {
+    size_t i = 0;
+    while (*pat) {
+        if (*pat == ':') {
+            size_t start = i;
+            while (i < len && path[i] != '/') i++;
+            if (i == start) return 0;
+            if (decode(path + start, i - start, m->param, sizeof m->param) != 0) return 0;
+            while (*pat && *pat != '/') pat++;
+            continue;
+        }
+        if (i >= len || path[i] != *pat) return 0;
+        pat++;
+        i++;
+    }
+    return i == len;
+}
+
+int jn_router_match(const jn_route *routes, size_t n, int method, const char *path,
+                    size_t len, jn_route_match *m) {
+    if (len > 1 && path[len - 1] == '/') len--;
+    unsigned allowed = 0;
+    for (size_t r = 0; r < n; r++) {
+        if (!match_one(routes[r].pattern, path, len, m)) continue;
+        if (routes[r].methods & JN_METHOD(method)) return (int)r;
+        allowed |= routes[r].methods;
+    }
+    if (!allowed) return JN_ROUTE_NOT_FOUND;
+    m->allow[0] = '\0';
+    for (int k = 0; k < 32; k++) {
+        if (!(allowed & (1u << k))) continue;
+        const char *name = http_method_str((enum http_method)k);
+        if (strlen(m->allow) + strlen(name) + 3 >= sizeof m->allow) break;
+        if (m->allow[0]) strcat(m->allow, ", ");
+        strcat(m->allow, name);
+    }
+    return JN_ROUTE_BAD_METHOD;
+}
+
+int jn_query_uint(const char *query, size_t len, const char *name, long *out) {
+    size_t nl = strlen(name);
+    size_t i = 0;
+    while (query && i < len) {
+        size_t end = i;
+        while (end < len && query[end] != '&') end++;
+        if (end - i > nl && !strncmp(query + i, name, nl) && query[i + nl] == '=') {
+            const char *v = query + i + nl + 1;
+            size_t vl = end - i - nl - 1;
+            if (vl == 0 || vl > 12) return -1;
+            long x = 0;
+            for (size_t k = 0; k < vl; k++) {
+                if (v[k] < '0' || v[k] > '9') return -1;
+                x = x * 10 + (v[k] - '0');
+            }
+            *out = x;
+            return 1;
+        }
+        i = end + 1;
+    }
+    return 0;
+}

@@ -1,0 +1,32 @@
+/* Route matching for the small, fixed route tables of junction's servers, and query
+ * string helpers. Pure functions: no allocation, tested directly. */
+#ifndef JN_ROUTER_H
+#define JN_ROUTER_H
+
+#include <stddef.h>
+
+#define JN_ROUTE_NOT_FOUND  (-1)
+#define JN_ROUTE_BAD_METHOD (-2)
+#define JN_METHOD(m)        (1u << (m)) /* m is an enum http_method */
+
+typedef struct {
+    const char *pattern; /* "/customers" or "/customers/:id"; one :param at most */
+    unsigned methods;    /* JN_METHOD(HTTP_GET) | ... */
+} jn_route;
+
+typedef struct {
+    char param[256];     /* the :param segment, percent-decoded */
+    char allow[80];      /* for JN_ROUTE_BAD_METHOD: the Allow header value */
+} jn_route_match;
+
+/* Returns the index of the matching route, JN_ROUTE_NOT_FOUND, or JN_ROUTE_BAD_METHOD
+ * when the path exists for other methods (m->allow then lists them). A trailing slash is
+ * ignored. */
+int jn_router_match(const jn_route *routes, size_t n, int method, const char *path,
+                    size_t len, jn_route_match *m);
+
+/* Looks up name in a query string. Returns 1 and sets *out for a non-negative integer,
+ * 0 when the name is absent, -1 when present but not such an integer. */
+int jn_query_uint(const char *query, size_t len, const char *name, long *out);
+
+#endif

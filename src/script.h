@@ -1,0 +1,61 @@
+/* The Lua host: one lua_State per process, each script file loaded with its own
+ * sandboxed _ENV, versions swapped only after the new one compiled, ran and passed its
+ * owner's check. A failed reload leaves the old version running and records the error. */
+#ifndef JN_SCRIPT_H
+#define JN_SCRIPT_H
+
+#include <lua.h>
+#include <uv.h>
+
+#include "buf.h"
+
+typedef struct jn_script_host jn_script_host;
+typedef struct jn_script jn_script;
+
+typedef struct {
+    long instruction_limit;
+    int allow_exec;
+    int allow_write;
+} jn_script_opts;
+
+/* Called with a candidate version's module table at the top of the stack. Returning 0
+ * accepts it (the owner has already switched to what the module produced); returning -1
+ * with *err set (malloc'd) rejects it and the owner must keep its old data. The callback
+ * must leave the stack as it found it. */
+typedef int (*jn_script_check_cb)(jn_script *s, void *ud, char **err);
+
+jn_script_host *jn_script_host_new(uv_loop_t *loop, const jn_script_opts *opts);
+/* Stops the file watchers; done(h) runs once every handle has closed. */
+void jn_script_host_close(jn_script_host *h);
+lua_State *jn_script_host_lua(jn_script_host *h);
+
+/* Loads path as script `name` and runs check on it. Returns NULL and sets *err when the
+ * first version fails: a host cannot start without its scripts. */
+jn_script *jn_script_add(jn_script_host *h, const char *name, const char *path,
+                         jn_script_check_cb check, void *ud, char **err);
+/* Reloads one script, or every script. Returns 0 when all reloads were accepted. */
+int jn_script_reload(jn_script *s, const char *reason);
+int jn_script_reload_all(jn_script_host *h, const char *reason);
+/* Watches the scripts' folders and reloads a script when its file (or a file it may
+ * require from the same folder) changes. */
+int jn_script_watch(jn_script_host *h);
+
+const char *jn_script_name(const jn_script *s);
+int jn_script_version(const jn_script *s);
+/* Pushes the state table that every version of s shares (survives reloads). */
+void jn_script_push_state(jn_script *s);
+/* Pushes the current module table of s. */
+void jn_script_push_module(jn_script *s);
+
+/* Calls the function below nargs arguments on the stack under the instruction limit
+ * and a traceback handler, on behalf of s (for log lines and counters). Leaves nresults
+ * values on success; on failure leaves nothing, returns -1 and sets *err (malloc'd). */
+int jn_script_pcall(jn_script *s, int nargs, int nresults, char **err);
+/* Looks up module[fn] of the current version and calls it as above. A missing function
+ * is an error. */
+int jn_script_call(jn_script *s, const char *fn, int nargs, int nresults, char **err);
+
+/* JSON array describing every script: version, hash, reload history, last error. */
+void jn_script_host_status_json(jn_script_host *h, jn_sb *out);
+
+#endif

@@ -1,0 +1,92 @@
+/* The `junction` module for scripts. Small on purpose: everything a transform needs
+ * from the host and nothing that could block the loop. */
+#include "script_lib.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "buf.h"
+#include "log.h"
+#include "metrics.h"
+
+static const char *current = NULL;
+
+const char *jn_lua_current_script(void) {
+    return current ? current : "script";
+}
+
+void jn_lua_set_current_script(const char *name) {
+    current = name;
+}
+
+/* junction.log([level,] message): level is debug, info, warn or error (default info). */
+static int l_log(lua_State *L) {
+    jn_log_level level = JN_LOG_INFO;
+    int msg = 1;
+    if (lua_gettop(L) >= 2) {
+        const char *name = luaL_checkstring(L, 1);
+        if (jn_log_level_parse(name, &level) != 0)
+            return luaL_argerror(L, 1, "level must be \"debug\", \"info\", \"warn\" or \"error\"");
+        msg = 2;
+    }
+    const char *text = luaL_tolstring(L, msg, NULL);
+    char comp[128];
+    snprintf(comp, sizeof comp, "script:%s", jn_lua_current_script());
+    if (jn_log_enabled(level)) jn_log_write(level, comp, "%s", text);
+    return 0;
+}
+
+static int l_sha256(lua_State *L) {
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    char hex[65];
+    jn_sha256_hex(s, len, hex);
+    lua_pushlstring(L, hex, 64);
+    return 1;
+}
+
+/* Wall-clock seconds with millisecond precision, like os.time() but finer. */
+static int l_now(lua_State *L) {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    lua_pushnumber(L, (double)tv.tv_sec + (double)(tv.tv_usec / 1000) / 1000.0);
+    return 1;
+}
+
+/* junction.env(name [, default]) */
+static int l_env(lua_State *L) {
+    const char *v = getenv(luaL_checkstring(L, 1));
+    if (v) lua_pushstring(L, v);
+    else lua_settop(L, 2);
+    return 1;
+}
+
+/* junction.count(name [, n]): a counter in /metrics, labelled by script and name. */
+static int l_count(lua_State *L) {
+    const char *name = luaL_checkstring(L, 1);
+    lua_Number n = luaL_optnumber(L, 2, 1);
+    for (const char *p = name; *p; p++)
+        if (*p == '"' || *p == '\\' || *p == '\n')
+            return luaL_argerror(L, 1, "counter names may not contain quotes, backslashes or "
+                                       "newlines");
+    char labels[300];
+    snprintf(labels, sizeof labels, "script=\"%s\",name=\"%s\"", jn_lua_current_script(), name);
+    jn_metric *m = jn_metrics_counter("junction_script_events_total",
+                                      "Counters incremented by scripts with junction.count",
+                                      labels);
+    jn_metric_add(m, n);
+    lua_pushnumber(L, jn_metric_value(m));
+    return 1;
+}
+
+int luaopen_junction(lua_State *L) {
+    static const luaL_Reg fns[] = {{"log", l_log},     {"sha256", l_sha256}, {"now", l_now},
+                                   {"env", l_env},     {"count", l_count},   {NULL, NULL}};
+    luaL_newlib(L, fns);
+    lua_pushliteral(L, JN_VERSION);
+    lua_setfield(L, -2, "version");
+    return 1;
+}
