@@ -25,6 +25,10 @@
 #                          Used to validate this script before junction existed, e.g.
 #     BENCH_TARGET_CMD='CRM_PORT=8081 INVENTORY_PORT=8082 exec node bench/fastify/server.js c.json p.json'
 #   FASTIFY_CRM_PORT=9081 FASTIFY_INVENTORY_PORT=9082
+#   BENCH_PIN=1            on 2+ CPUs: servers run on CPU 0 and wrk (one thread) on
+#                          CPU 1, so the load generator does not steal the server's
+#                          core and tail latency measures the server, not the
+#                          scheduler. BENCH_PIN=0 lets everything float.
 #
 # Caveat: on a 2-core machine wrk and the server under test share the CPUs, so the
 # absolute numbers are low and noisy; the junction/fastify ratio is the useful part.
@@ -36,7 +40,17 @@ cd "$root"
 DURATION=${BENCH_DURATION:-15s}
 WARMUP=${BENCH_WARMUP:-3s}
 CONNECTIONS=${BENCH_CONNECTIONS:-100}
-THREADS=${BENCH_THREADS:-2}
+PIN=${BENCH_PIN:-1}
+if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
+  SERVER_CPU=(taskset -c 0)
+  WRK_CPU=(taskset -c 1)
+  THREADS=${BENCH_THREADS:-1}
+else
+  PIN=0
+  SERVER_CPU=()
+  WRK_CPU=()
+  THREADS=${BENCH_THREADS:-2}
+fi
 TIMEOUT=${BENCH_TIMEOUT:-2s}
 JUNCTION_BIN=${JUNCTION_BIN:-$root/build/junction}
 BENCH_TARGET_CMD=${BENCH_TARGET_CMD:-}
@@ -131,7 +145,7 @@ wait_ready() {
 # and cleanup stops wrk via $wrk_pid. Ctrl-C reaches wrk and the script alike.
 run_wrk() {
   local rc=0
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$1" --timeout "$TIMEOUT" -s "$LUA" "$2" >"$tmp/wrk.out" 2>&1 &
+  "${WRK_CPU[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$1" --timeout "$TIMEOUT" -s "$LUA" "$2" >"$tmp/wrk.out" 2>&1 &
   wrk_pid=$!
   wait "$wrk_pid" || rc=$?
   wrk_pid=
@@ -174,7 +188,7 @@ if [ -n "$BENCH_TARGET_CMD" ]; then
   start_bg "$tmp/junction.log" bash -c "$BENCH_TARGET_CMD"
 else
   say "starting $JUNCTION_BIN api"
-  start_bg "$tmp/junction.log" "$JUNCTION_BIN" api
+  start_bg "$tmp/junction.log" "${SERVER_CPU[@]}" "$JUNCTION_BIN" api
 fi
 j_pg=$started
 wait_ready junction "$j_pg" "$tmp/junction.log" \
@@ -196,7 +210,7 @@ if [ ! -d "$FASTIFY_DIR/node_modules/fastify" ]; then
   (cd "$FASTIFY_DIR" && npm ci --no-audit --no-fund >/dev/null)
 fi
 say "starting Fastify $(node -p 'require(process.argv[1]).version' "$FASTIFY_DIR/node_modules/fastify/package.json")"
-start_bg "$tmp/fastify.log" env CRM_PORT="$F_CRM_PORT" INVENTORY_PORT="$F_INV_PORT" \
+start_bg "$tmp/fastify.log" "${SERVER_CPU[@]}" env CRM_PORT="$F_CRM_PORT" INVENTORY_PORT="$F_INV_PORT" \
   node "$FASTIFY_DIR/server.js" "$tmp/customers.json" "$tmp/products.json"
 f_pg=$started
 wait_ready fastify "$f_pg" "$tmp/fastify.log" \
@@ -218,7 +232,8 @@ done
 
 # --- measure -----------------------------------------------------------------------
 
-say "wrk: $THREADS threads, $CONNECTIONS connections, ${WARMUP} warm-up + ${DURATION} measured per run, timeout $TIMEOUT; $(nproc) CPUs shared with the servers"
+if [ "$PIN" = 1 ]; then where="servers pinned to CPU 0, wrk to CPU 1"; else where="$(nproc) CPUs shared with the servers"; fi
+say "wrk: $THREADS threads, $CONNECTIONS connections, ${WARMUP} warm-up + ${DURATION} measured per run, timeout $TIMEOUT; $where"
 
 declare -A RPS P50 P95 P99 ERRS
 for route in customers products; do

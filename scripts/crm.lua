@@ -61,6 +61,11 @@ function M.validate(c)
   if type(c.productIds) ~= "table" then
     return fail("productIds must be an array of product ids, got %s", type(c.productIds))
   end
+  local n = 0
+  for _ in pairs(c.productIds) do n = n + 1 end
+  if n ~= #c.productIds then
+    return fail("productIds must be an array (a list), not an object")
+  end
   for i, p in ipairs(c.productIds) do
     if type(p) == "number" and p % 1 == 0 then
       c.productIds[i] = string.format("%d", p)

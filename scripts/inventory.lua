@@ -36,13 +36,14 @@ function M.validate(p)
   if type(p.name) ~= "string" or p.name == "" then
     return nil, "name must be a non-empty string"
   end
-  if math.type(p.stock) ~= "integer" and not (type(p.stock) == "number" and p.stock % 1 == 0) then
+  local stock = type(p.stock) == "number" and math.tointeger(p.stock) or nil
+  if not stock then
     return nil, string.format("stock must be a whole number, got %s", tostring(p.stock))
   end
-  if p.stock < 0 then
-    return nil, string.format("stock must not be negative, got %d", p.stock)
+  if stock < 0 then
+    return nil, string.format("stock must not be negative, got %d", stock)
   end
-  p.stock = math.tointeger(p.stock)
+  p.stock = stock
   return p
 end
 

@@ -16,6 +16,7 @@ struct jn_admin {
     jn_http_server *http;
     jn_script_host *scripts;
     jn_api *api;
+    jn_producer *producer;
     uint64_t started_ns;
     jn_metric *m_rss;
 };
@@ -44,6 +45,10 @@ static void status_json(jn_admin *a, jn_sb *sb) {
         jn_sb_puts(sb, ",\"api\":");
         jn_api_status_json(a->api, sb);
     }
+    if (a->producer) {
+        jn_sb_puts(sb, ",\"producer\":");
+        jn_producer_status_json(a->producer, sb);
+    }
     jn_sb_putc(sb, '}');
 }
 
@@ -56,8 +61,9 @@ static void handle(void *ud, const jn_http_request *req, jn_http_response *res) 
     jn_sb_init(&sb);
     if (r == JN_ROUTE_NOT_FOUND) {
         res->route = "unknown";
-        jn_http_respond_error(res, 404, "no such admin route; try /healthz, /metrics, "
-                                        "/api/status or POST /api/reload");
+        jn_http_respond_error(res, 404,
+                              "no such admin route; try /healthz, /metrics, "
+                              "/api/status or POST /api/reload");
         return;
     }
     if (r == JN_ROUTE_BAD_METHOD) {
@@ -103,8 +109,7 @@ static void handle(void *ud, const jn_http_request *req, jn_http_response *res) 
     }
     case A_FAULTS: {
         char *err = NULL;
-        int rc = a->api ? jn_api_set_faults(a->api, m.param, req->body, req->body_len, &err)
-                        : 404;
+        int rc = a->api ? jn_api_set_faults(a->api, m.param, req->body, req->body_len, &err) : 404;
         if (rc == 0) {
             jn_api_status_json(a->api, &sb);
             set_json(res, 200, &sb);
@@ -145,6 +150,10 @@ jn_admin *jn_admin_start(uv_loop_t *loop, const jn_config *cfg, jn_script_host *
 
 void jn_admin_set_api(jn_admin *a, jn_api *api) {
     a->api = api;
+}
+
+void jn_admin_set_producer(jn_admin *a, jn_producer *p) {
+    a->producer = p;
 }
 
 typedef struct {

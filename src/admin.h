@@ -7,6 +7,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "producer.h"
 #include "script.h"
 
 typedef struct jn_admin jn_admin;
@@ -15,6 +16,7 @@ jn_admin *jn_admin_start(uv_loop_t *loop, const jn_config *cfg, jn_script_host *
                          char **err);
 /* The roles this process runs register themselves so status and faults can reach them. */
 void jn_admin_set_api(jn_admin *a, jn_api *api);
+void jn_admin_set_producer(jn_admin *a, jn_producer *p);
 void jn_admin_stop(jn_admin *a, void (*done)(void *), void *arg);
 
 #endif

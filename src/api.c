@@ -175,8 +175,8 @@ static int check_script(jn_script *script, void *ud, char **err) {
     lua_setfield(L, -2, "seed");
     if (jn_script_pcall(script, 1, 1, err) != 0) goto out;
     if (!lua_istable(L, -1)) {
-        *err = dupf("generate() must return an array of records, got a %s%s",
-                    luaL_typename(L, -1), "");
+        *err = dupf("generate() must return an array of records, got a %s%s", luaL_typename(L, -1),
+                    "");
         lua_pop(L, 1);
         goto out;
     }
@@ -219,7 +219,8 @@ static int check_script(jn_script *script, void *ud, char **err) {
     rc = 0;
 out:
     if (rc == 0) {
-        for (int i = 0; saved[i]; i++) free(saved[i]);
+        for (int i = 0; saved[i]; i++)
+            free(saved[i]);
         jn_collection_free(s->data);
         s->data = data;
         s->int_ids = int_ids;
@@ -227,7 +228,8 @@ out:
         jn_log_info(s->name, "serving %zu %s from %s", jn_collection_count(data), s->resource,
                     jn_script_name(script));
     } else {
-        for (int i = 0; s->fields[i]; i++) free(s->fields[i]);
+        for (int i = 0; s->fields[i]; i++)
+            free(s->fields[i]);
         memcpy(s->fields, saved, sizeof saved);
         jn_collection_free(data);
     }
@@ -257,29 +259,16 @@ static void serve_body(jn_http_response *res, jn_rbuf *body, const char *etag,
 }
 
 /* Decodes the JSON body onto the stack as a table. Returns 0, or fills res with a 400. */
-static int decode_body(service *s, lua_State *L, const jn_http_request *req,
-                       jn_http_response *res) {
+static int decode_body(lua_State *L, const jn_http_request *req, jn_http_response *res) {
     if (req->body_len == 0) {
         jn_http_respond_error(res, 400, "request body is empty; send a JSON object");
         return -1;
     }
-    lua_getfield(L, LUA_REGISTRYINDEX, "jn.modules");
-    lua_getfield(L, -1, "cjson");
-    lua_getfield(L, -1, "decode");
-    lua_remove(L, -2);
-    lua_remove(L, -2);
-    lua_pushlstring(L, req->body, req->body_len);
-    char *err = NULL;
-    if (jn_script_pcall(s->script, 1, 1, &err) != 0) {
-        /* cjson's message names the offending character; keep only that part. */
-        const char *why = strstr(err, "Expected");
-        if (!why) why = strstr(err, "Found");
-        char msg[300];
-        snprintf(msg, sizeof msg, "malformed JSON body: %.200s", why ? why : "cannot parse");
-        char *nl = strchr(msg, '\n');
-        if (nl) *nl = '\0';
+    char jerr[160];
+    if (jn_json_decode(L, req->body, req->body_len, jerr, sizeof jerr) != 0) {
+        char msg[220];
+        snprintf(msg, sizeof msg, "malformed JSON body: %s", jerr);
         jn_http_respond_error(res, 400, msg);
-        free(err);
         return -1;
     }
     if (!lua_istable(L, -1) || lua_rawlen(L, -1) > 0) {
@@ -305,8 +294,10 @@ static void store(service *s, lua_State *L, const char *id, int status, jn_http_
         return;
     }
     /* The path (or the next free id) decides the id, whatever the body said. */
-    if (s->int_ids) lua_pushinteger(L, strtoll(id, NULL, 10));
-    else lua_pushstring(L, id);
+    if (s->int_ids)
+        lua_pushinteger(L, strtoll(id, NULL, 10));
+    else
+        lua_pushstring(L, id);
     lua_setfield(L, -2, "id");
     jn_sb json;
     const char *jerr;
@@ -343,7 +334,7 @@ static void handle_write(service *s, const jn_http_request *req, const char *id,
         res->status = 204;
         return;
     }
-    if (decode_body(s, L, req, res) != 0) {
+    if (decode_body(L, req, res) != 0) {
         lua_settop(L, top);
         return;
     }
@@ -352,21 +343,19 @@ static void handle_write(service *s, const jn_http_request *req, const char *id,
         store(s, L, newid, 201, res);
     } else if (req->method == HTTP_PATCH) {
         /* Merge the body's fields over the stored record. */
-        lua_getfield(L, LUA_REGISTRYINDEX, "jn.modules");
-        lua_getfield(L, -1, "cjson");
-        lua_getfield(L, -1, "decode");
-        lua_pushlstring(L, existing, len);
-        char *err = NULL;
-        if (jn_script_pcall(s->script, 1, 1, &err) != 0) {
-            free(err);
+        char jerr[160];
+        if (jn_json_decode(L, existing, len, jerr, sizeof jerr) != 0) {
             jn_http_respond_error(res, 500, "stored record cannot be decoded");
             lua_settop(L, top);
             return;
         }
-        lua_replace(L, -3);
-        lua_pop(L, 1); /* body, merged */
         lua_pushnil(L);
         while (lua_next(L, -3)) {
+            /* JSON merge patch: a null removes the field. */
+            if (lua_islightuserdata(L, -1) && !lua_touserdata(L, -1)) {
+                lua_pop(L, 1);
+                lua_pushnil(L);
+            }
             lua_pushvalue(L, -2);
             lua_insert(L, -2);
             lua_settable(L, -4);
@@ -480,8 +469,8 @@ static int start_service(jn_api *a, service *s, const jn_config *cfg, char **err
     s->api = a;
     s->rng = 0x9E3779B97F4A7C15ull ^ (uint64_t)uv_hrtime();
     s->routes[R_COLLECTION].methods = JN_METHOD(HTTP_GET) | JN_METHOD(HTTP_POST);
-    s->routes[R_ITEM].methods = JN_METHOD(HTTP_GET) | JN_METHOD(HTTP_PUT) |
-                                JN_METHOD(HTTP_PATCH) | JN_METHOD(HTTP_DELETE);
+    s->routes[R_ITEM].methods =
+        JN_METHOD(HTTP_GET) | JN_METHOD(HTTP_PUT) | JN_METHOD(HTTP_PATCH) | JN_METHOD(HTTP_DELETE);
     s->faults = s->cfg.faults;
     if (!jn_script_add(a->scripts, s->name, s->cfg.script, check_script, s, err)) return -1;
     jn_http_server_opts o = {
@@ -496,8 +485,7 @@ static int start_service(jn_api *a, service *s, const jn_config *cfg, char **err
     return s->http ? 0 : -1;
 }
 
-jn_api *jn_api_start(uv_loop_t *loop, jn_script_host *scripts, const jn_config *cfg,
-                     char **err) {
+jn_api *jn_api_start(uv_loop_t *loop, jn_script_host *scripts, const jn_config *cfg, char **err) {
     jn_api *a = calloc(1, sizeof *a);
     if (!a) abort();
     a->loop = loop;
@@ -527,7 +515,8 @@ static void on_service_stopped(void *arg) {
     if (--a->running > 0) return;
     for (int i = 0; i < 2; i++) {
         jn_collection_free(a->svc[i].data);
-        for (int k = 0; a->svc[i].fields[k]; k++) free(a->svc[i].fields[k]);
+        for (int k = 0; a->svc[i].fields[k]; k++)
+            free(a->svc[i].fields[k]);
     }
     void (*done)(void *) = a->done;
     void *arg2 = a->done_arg;
@@ -552,21 +541,22 @@ int jn_api_set_faults(jn_api *a, const char *name, const char *json, size_t len,
     int top = lua_gettop(L);
     jn_http_request req = {.body = json, .body_len = len};
     jn_http_response res = {0};
-    if (decode_body(s, L, &req, &res) != 0) {
+    if (decode_body(L, &req, &res) != 0) {
         *err = strdup(res.body ? res.body->data : "malformed JSON");
         jn_rbuf_unref(res.body);
         return 400;
     }
     jn_faults f = s->cfg.faults;
     long fail_next = 0;
-    static const char *const keys[] = {"latency_ms", "error_rate", "error_status",
-                                       "malformed_rate", "fail_next", NULL};
+    static const char *const keys[] = {"latency_ms",     "error_rate", "error_status",
+                                       "malformed_rate", "fail_next",  NULL};
     lua_pushnil(L);
     while (lua_next(L, -2)) {
         const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
         double v = lua_tonumber(L, -1);
         int known = 0;
-        for (int i = 0; keys[i]; i++) known |= !strcmp(k, keys[i]);
+        for (int i = 0; keys[i]; i++)
+            known |= !strcmp(k, keys[i]);
         if (!known || lua_type(L, -1) != LUA_TNUMBER || v < 0) {
             *err = dupf("faults: %s must be a non-negative number (keys: latency_ms, error_rate, "
                         "error_status, malformed_rate, fail_next)%s",
@@ -574,11 +564,16 @@ int jn_api_set_faults(jn_api *a, const char *name, const char *json, size_t len,
             lua_settop(L, top);
             return 400;
         }
-        if (!strcmp(k, "latency_ms")) f.latency_ms = (int)v;
-        else if (!strcmp(k, "error_rate")) f.error_rate = v;
-        else if (!strcmp(k, "error_status")) f.error_status = (int)v;
-        else if (!strcmp(k, "malformed_rate")) f.malformed_rate = v;
-        else fail_next = (long)v;
+        if (!strcmp(k, "latency_ms"))
+            f.latency_ms = (int)v;
+        else if (!strcmp(k, "error_rate"))
+            f.error_rate = v;
+        else if (!strcmp(k, "error_status"))
+            f.error_status = (int)v;
+        else if (!strcmp(k, "malformed_rate"))
+            f.malformed_rate = v;
+        else
+            fail_next = (long)v;
         lua_pop(L, 1);
     }
     lua_settop(L, top);

@@ -13,8 +13,7 @@
 typedef struct jn_api jn_api;
 
 /* Loads both scripts and starts both servers. NULL with *err (malloc'd) on failure. */
-jn_api *jn_api_start(uv_loop_t *loop, jn_script_host *scripts, const jn_config *cfg,
-                     char **err);
+jn_api *jn_api_start(uv_loop_t *loop, jn_script_host *scripts, const jn_config *cfg, char **err);
 /* Stops both servers gracefully; done runs once, after which the api is freed. */
 void jn_api_stop(jn_api *a, void (*done)(void *), void *arg);
 

@@ -28,7 +28,8 @@ void jn_sb_reserve(jn_sb *sb, size_t extra) {
     size_t need = sb->len + extra + 1;
     if (need <= sb->cap) return;
     size_t cap = sb->cap ? sb->cap : 64;
-    while (cap < need) cap *= 2;
+    while (cap < need)
+        cap *= 2;
     sb->data = xrealloc(sb->data, cap);
     sb->cap = cap;
 }
@@ -75,11 +76,21 @@ void jn_sb_json_string(jn_sb *sb, const char *s, size_t len) {
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         switch (c) {
-        case '"': jn_sb_append(sb, "\\\"", 2); break;
-        case '\\': jn_sb_append(sb, "\\\\", 2); break;
-        case '\n': jn_sb_append(sb, "\\n", 2); break;
-        case '\r': jn_sb_append(sb, "\\r", 2); break;
-        case '\t': jn_sb_append(sb, "\\t", 2); break;
+        case '"':
+            jn_sb_append(sb, "\\\"", 2);
+            break;
+        case '\\':
+            jn_sb_append(sb, "\\\\", 2);
+            break;
+        case '\n':
+            jn_sb_append(sb, "\\n", 2);
+            break;
+        case '\r':
+            jn_sb_append(sb, "\\r", 2);
+            break;
+        case '\t':
+            jn_sb_append(sb, "\\t", 2);
+            break;
         default:
             if (c < 0x20) {
                 char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
@@ -132,9 +143,13 @@ void jn_hex(const unsigned char *in, size_t len, char *out) {
     out[2 * len] = '\0';
 }
 
+void jn_sha256(const void *data, size_t len, unsigned char out[32]) {
+    unsigned int mdlen = 0;
+    EVP_Digest(data, len, out, &mdlen, EVP_sha256(), NULL);
+}
+
 void jn_sha256_hex(const void *data, size_t len, char out[65]) {
     unsigned char md[32];
-    unsigned int mdlen = 0;
-    EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+    jn_sha256(data, len, md);
     jn_hex(md, 32, out);
 }

@@ -38,6 +38,8 @@ void jn_rbuf_unref(jn_rbuf *b);
 
 /* Lower-case hex of len bytes into out (2*len+1 bytes). */
 void jn_hex(const unsigned char *in, size_t len, char *out);
+/* SHA-256 of data, raw. */
+void jn_sha256(const void *data, size_t len, unsigned char out[32]);
 /* SHA-256 of data as 64 hex chars plus NUL. */
 void jn_sha256_hex(const void *data, size_t len, char out[65]);
 

@@ -24,7 +24,8 @@ struct jn_collection {
 
 static size_t hash(const char *s) {
     size_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
     return h;
 }
 
@@ -41,14 +42,16 @@ static void make_etag(const char *data, size_t len, char *out, size_t cap) {
 
 static void reindex(jn_collection *c) {
     size_t want = 16;
-    while (want < c->n * 2 + 2) want *= 2;
+    while (want < c->n * 2 + 2)
+        want *= 2;
     free(c->slots);
     c->slots = calloc(want, sizeof *c->slots);
     if (!c->slots) abort();
     c->nslots = want;
     for (size_t i = 0; i < c->n; i++) {
         size_t h = hash(c->recs[i].id) & (want - 1);
-        while (c->slots[h]) h = (h + 1) & (want - 1);
+        while (c->slots[h])
+            h = (h + 1) & (want - 1);
         c->slots[h] = i + 1;
     }
 }
@@ -77,7 +80,8 @@ jn_collection *jn_collection_new(void) {
 
 void jn_collection_free(jn_collection *c) {
     if (!c) return;
-    for (size_t i = 0; i < c->n; i++) free(c->recs[i].id), free(c->recs[i].json);
+    for (size_t i = 0; i < c->n; i++)
+        free(c->recs[i].id), free(c->recs[i].json);
     free(c->recs);
     free(c->slots);
     jn_rbuf_unref(c->array);
@@ -98,10 +102,12 @@ void jn_collection_put(jn_collection *c, const char *id, const char *json, size_
         }
         r = &c->recs[c->n++];
         r->id = strdup(id);
-        if (c->n * 2 + 2 > c->nslots) reindex(c);
+        if (c->n * 2 + 2 > c->nslots)
+            reindex(c);
         else {
             size_t h = hash(id) & (c->nslots - 1);
-            while (c->slots[h]) h = (h + 1) & (c->nslots - 1);
+            while (c->slots[h])
+                h = (h + 1) & (c->nslots - 1);
             c->slots[h] = c->n;
         }
     }
@@ -151,7 +157,8 @@ long jn_collection_max_numeric_id(const jn_collection *c) {
 
 static jn_rbuf *build(const jn_collection *c, size_t from, size_t to) {
     size_t total = 2;
-    for (size_t i = from; i < to; i++) total += c->recs[i].len + 1;
+    for (size_t i = from; i < to; i++)
+        total += c->recs[i].len + 1;
     jn_sb sb;
     jn_sb_init(&sb);
     jn_sb_reserve(&sb, total);
@@ -173,8 +180,7 @@ jn_rbuf *jn_collection_array(jn_collection *c, const char **etag) {
     return jn_rbuf_ref(c->array);
 }
 
-jn_rbuf *jn_collection_slice(const jn_collection *c, size_t offset, size_t limit,
-                             char etag[72]) {
+jn_rbuf *jn_collection_slice(const jn_collection *c, size_t offset, size_t limit, char etag[72]) {
     size_t from = offset < c->n ? offset : c->n;
     size_t to = limit < c->n - from ? from + limit : c->n;
     jn_rbuf *b = build(c, from, to);

@@ -26,7 +26,6 @@ long jn_collection_max_numeric_id(const jn_collection *c);
 /* The whole array as one cached body (a new reference) and its quoted ETag. */
 jn_rbuf *jn_collection_array(jn_collection *c, const char **etag);
 /* A page of the array, built on demand; etag receives a quoted ETag of the page. */
-jn_rbuf *jn_collection_slice(const jn_collection *c, size_t offset, size_t limit,
-                             char etag[72]);
+jn_rbuf *jn_collection_slice(const jn_collection *c, size_t offset, size_t limit, char etag[72]);
 
 #endif

@@ -57,7 +57,27 @@ static const schema_entry schema[] = {
     {"api.request_timeout_ms", T_INT, OFF(api.request_timeout_ms), "10000", "JUNCTION_REQUEST_TIMEOUT_MS", 10, 3600000, "time a client has to send a whole request"},
     {"api.keepalive_timeout_ms", T_INT, OFF(api.keepalive_timeout_ms), "60000", "JUNCTION_KEEPALIVE_TIMEOUT_MS", 10, 3600000, "idle time before a kept-alive connection is closed"},
     {"api.max_connections", T_INT, OFF(api.max_connections), "10000", "JUNCTION_MAX_CONNECTIONS", 1, 1000000, "open connections per listener"},
+    {"producer.poll_interval_ms", T_INT, OFF(producer.poll_interval_ms), "360", "JUNCTION_POLL_INTERVAL_MS", 1, 86400000, "delay between the end of one poll and the start of the next"},
+    {"producer.request_timeout_ms", T_INT, OFF(producer.request_timeout_ms), "10000", "JUNCTION_PRODUCER_TIMEOUT_MS", 10, 600000, "time one API request may take"},
+    {"producer.publish_all", T_BOOL, OFF(producer.publish_all), "false", "JUNCTION_PUBLISH_ALL", 0, 0, "publish every record every cycle, as the original did, instead of only new or changed ones"},
+    {"producer.retry.attempts", T_INT, OFF(producer.retry.attempts), "4", "JUNCTION_RETRY_ATTEMPTS", 1, 100, "tries per poll, the first included"},
+    {"producer.retry.base_ms", T_INT, OFF(producer.retry.base_ms), "1000", NULL, 1, 3600000, "ceiling of the first retry's delay (full jitter below it)"},
+    {"producer.retry.multiplier", T_NUM, OFF(producer.retry.multiplier), "2", NULL, 1, 100, "growth of the ceiling per retry"},
+    {"producer.retry.max_ms", T_INT, OFF(producer.retry.max_ms), "30000", NULL, 1, 3600000, "cap of one retry delay, Retry-After included"},
+    {"producer.crm.enabled", T_BOOL, OFF(producer.crm.enabled), "true", NULL, 0, 0, "poll the CRM API"},
+    {"producer.crm.url", T_STR, OFF(producer.crm.url), "http://127.0.0.1:8081/customers", "JUNCTION_CRM_URL", 0, 0, "URL returning the customers array"},
+    {"producer.crm.topic", T_STR, OFF(producer.crm.topic), "customer_data", NULL, 0, 0, "Kafka topic of customers"},
+    {"producer.crm.script", T_STR, OFF(producer.crm.script), "scripts/map_customers.lua", NULL, 0, 0, "map script turning a customer into a Kafka record"},
+    {"producer.inventory.enabled", T_BOOL, OFF(producer.inventory.enabled), "true", NULL, 0, 0, "poll the Inventory API"},
+    {"producer.inventory.url", T_STR, OFF(producer.inventory.url), "http://127.0.0.1:8082/products", "JUNCTION_INVENTORY_URL", 0, 0, "URL returning the products array"},
+    {"producer.inventory.topic", T_STR, OFF(producer.inventory.topic), "inventory_data", NULL, 0, 0, "Kafka topic of products"},
+    {"producer.inventory.script", T_STR, OFF(producer.inventory.script), "scripts/map_products.lua", NULL, 0, 0, "map script turning a product into a Kafka record"},
     {"kafka.brokers", T_STR, OFF(kafka.brokers), "127.0.0.1:9092", "KAFKA_BOOTSTRAP_SERVERS", 0, 0, "Kafka bootstrap servers, host:port[,host:port]"},
+    {"kafka.client_id", T_STR, OFF(kafka.client_id), "junction", "JUNCTION_KAFKA_CLIENT_ID", 0, 0, "client.id sent to the brokers"},
+    {"kafka.compression", T_STR, OFF(kafka.compression), "lz4", NULL, 0, 0, "none, gzip, snappy, lz4 or zstd"},
+    {"kafka.linger_ms", T_INT, OFF(kafka.linger_ms), "5", NULL, 0, 60000, "time librdkafka waits to fill a batch"},
+    {"kafka.queue_max_messages", T_INT, OFF(kafka.queue_max_messages), "200000", NULL, 1, 10000000, "messages queued in librdkafka before the producer pauses polling"},
+    {"kafka.message_timeout_ms", T_INT, OFF(kafka.message_timeout_ms), "120000", NULL, 0, 86400000, "how long librdkafka retries one message before reporting it failed (the record is then published again next cycle)"},
     {"redis.host", T_STR, OFF(redis.host), "127.0.0.1", "REDIS_HOST", 0, 0, "Redis host"},
     {"redis.port", T_INT, OFF(redis.port), "6379", "REDIS_PORT", 1, 65535, "Redis port"},
 };
@@ -66,14 +86,23 @@ static const schema_entry schema[] = {
 
 static const char *type_expect(const schema_entry *e, char *buf, size_t n) {
     switch (e->type) {
-    case T_STR: return "a non-empty string";
+    case T_STR:
+        return "a non-empty string";
     case T_INT:
-    case T_LONG: snprintf(buf, n, "an integer from %.0f to %.0f", e->min, e->max); return buf;
-    case T_NUM: snprintf(buf, n, "a number from %g to %g", e->min, e->max); return buf;
-    case T_BOOL: return "true or false";
-    case T_ADDR: return "\"host:port\" with a port from 1 to 65535";
-    case T_LEVEL: return "one of \"debug\", \"info\", \"warn\", \"error\"";
-    case T_FORMAT: return "\"text\" or \"json\"";
+    case T_LONG:
+        snprintf(buf, n, "an integer from %.0f to %.0f", e->min, e->max);
+        return buf;
+    case T_NUM:
+        snprintf(buf, n, "a number from %g to %g", e->min, e->max);
+        return buf;
+    case T_BOOL:
+        return "true or false";
+    case T_ADDR:
+        return "\"host:port\" with a port from 1 to 65535";
+    case T_LEVEL:
+        return "one of \"debug\", \"info\", \"warn\", \"error\"";
+    case T_FORMAT:
+        return "\"text\" or \"json\"";
     }
     return "?";
 }
@@ -106,8 +135,10 @@ static int set_from_string(jn_config *cfg, const schema_entry *e, const char *s)
         errno = 0;
         long long v = strtoll(s, &end, 10);
         if (errno || *end || end == s || v < e->min || v > e->max) return -1;
-        if (e->type == T_INT) *(int *)field = (int)v;
-        else *(long *)field = (long)v;
+        if (e->type == T_INT)
+            *(int *)field = (int)v;
+        else
+            *(long *)field = (long)v;
         return 0;
     }
     case T_NUM: {
@@ -118,16 +149,24 @@ static int set_from_string(jn_config *cfg, const schema_entry *e, const char *s)
         return 0;
     }
     case T_BOOL:
-        if (!strcmp(s, "true") || !strcmp(s, "1") || !strcmp(s, "yes")) *(int *)field = 1;
-        else if (!strcmp(s, "false") || !strcmp(s, "0") || !strcmp(s, "no")) *(int *)field = 0;
-        else return -1;
+        if (!strcmp(s, "true") || !strcmp(s, "1") || !strcmp(s, "yes"))
+            *(int *)field = 1;
+        else if (!strcmp(s, "false") || !strcmp(s, "0") || !strcmp(s, "no"))
+            *(int *)field = 0;
+        else
+            return -1;
         return 0;
-    case T_ADDR: return jn_config_parse_addr(s, (jn_addr *)field);
-    case T_LEVEL: return jn_log_level_parse(s, (jn_log_level *)field);
+    case T_ADDR:
+        return jn_config_parse_addr(s, (jn_addr *)field);
+    case T_LEVEL:
+        return jn_log_level_parse(s, (jn_log_level *)field);
     case T_FORMAT:
-        if (!strcmp(s, "text")) *(jn_log_format *)field = JN_LOG_TEXT;
-        else if (!strcmp(s, "json")) *(jn_log_format *)field = JN_LOG_JSON;
-        else return -1;
+        if (!strcmp(s, "text"))
+            *(jn_log_format *)field = JN_LOG_TEXT;
+        else if (!strcmp(s, "json"))
+            *(jn_log_format *)field = JN_LOG_JSON;
+        else
+            return -1;
         return 0;
     }
     return -1;
@@ -136,10 +175,18 @@ static int set_from_string(jn_config *cfg, const schema_entry *e, const char *s)
 /* Describes the Lua value at idx for an error message: "abc" (a string), 12 (a number). */
 static void describe_value(lua_State *L, int idx, char *buf, size_t n) {
     switch (lua_type(L, idx)) {
-    case LUA_TSTRING: snprintf(buf, n, "\"%s\" (a string)", lua_tostring(L, idx)); break;
-    case LUA_TNUMBER: snprintf(buf, n, "%s (a number)", lua_tostring(L, idx)); break;
-    case LUA_TBOOLEAN: snprintf(buf, n, "%s", lua_toboolean(L, idx) ? "true" : "false"); break;
-    default: snprintf(buf, n, "a %s", luaL_typename(L, idx)); break;
+    case LUA_TSTRING:
+        snprintf(buf, n, "\"%s\" (a string)", lua_tostring(L, idx));
+        break;
+    case LUA_TNUMBER:
+        snprintf(buf, n, "%s (a number)", lua_tostring(L, idx));
+        break;
+    case LUA_TBOOLEAN:
+        snprintf(buf, n, "%s", lua_toboolean(L, idx) ? "true" : "false");
+        break;
+    default:
+        snprintf(buf, n, "a %s", luaL_typename(L, idx));
+        break;
     }
 }
 
@@ -158,8 +205,10 @@ static int set_from_lua(jn_config *cfg, const schema_entry *e, lua_State *L) {
         {
             double v = lua_tonumber(L, -1);
             if (v < e->min || v > e->max) return -1;
-            if (e->type == T_INT) *(int *)field = (int)v;
-            else *(long *)field = (long)v;
+            if (e->type == T_INT)
+                *(int *)field = (int)v;
+            else
+                *(long *)field = (long)v;
         }
         return 0;
     case T_NUM:
@@ -184,8 +233,10 @@ static size_t edit_distance(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 63 || lb > 63) return 99;
     size_t d[64][64];
-    for (size_t i = 0; i <= la; i++) d[i][0] = i;
-    for (size_t j = 0; j <= lb; j++) d[0][j] = j;
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
     for (size_t i = 1; i <= la; i++)
         for (size_t j = 1; j <= lb; j++) {
             size_t sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
@@ -255,8 +306,10 @@ static int walk(jn_config *cfg, lua_State *L, const char *prefix, jn_sb *err) {
         } else {
             const char *s = suggest(key);
             jn_sb_printf(err, "config: unknown key %s", key);
-            if (s) jn_sb_printf(err, " (did you mean %s?)", s);
-            else jn_sb_puts(err, "; `junction --help-config` lists every key");
+            if (s)
+                jn_sb_printf(err, " (did you mean %s?)", s);
+            else
+                jn_sb_puts(err, "; `junction --help-config` lists every key");
             lua_pop(L, 2);
             return -1;
         }
@@ -269,19 +322,23 @@ int jn_config_load(jn_config *cfg, const char *path, char **err) {
     memset(cfg, 0, sizeof *cfg);
     jn_sb e;
     jn_sb_init(&e);
-    for (size_t i = 0; i < NSCHEMA; i++) set_from_string(cfg, &schema[i], schema[i].def);
+    for (size_t i = 0; i < NSCHEMA; i++)
+        set_from_string(cfg, &schema[i], schema[i].def);
 
     if (path) {
         cfg->path = strdup(path);
         lua_State *L = luaL_newstate();
         luaL_openlibs(L);
         if (luaL_loadfilex(L, path, "t") != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) {
-            jn_sb_printf(&e, "config: cannot load %s: %s", path, lua_tostring(L, -1));
-            if (strstr(lua_tostring(L, -1), "cannot open"))
+            const char *msg = lua_tostring(L, -1);
+            if (!msg) msg = "the file raised an error that is not a string";
+            jn_sb_printf(&e, "config: cannot load %s: %s", path, msg);
+            if (strstr(msg, "cannot open"))
                 jn_sb_puts(&e, " (pass an existing file with --config FILE)");
         } else if (!lua_istable(L, -1)) {
-            jn_sb_printf(&e, "config: %s must return a table, got a %s (end the file with "
-                             "`return { ... }`)",
+            jn_sb_printf(&e,
+                         "config: %s must return a table, got a %s (end the file with "
+                         "`return { ... }`)",
                          path, luaL_typename(L, -1));
         } else {
             walk(cfg, L, "", &e);
@@ -303,8 +360,9 @@ int jn_config_load(jn_config *cfg, const char *path, char **err) {
     }
     if (cfg->api.crm.listen.port == cfg->api.inventory.listen.port &&
         !strcmp(cfg->api.crm.listen.host, cfg->api.inventory.listen.host)) {
-        jn_sb_printf(&e, "config: api.crm.listen and api.inventory.listen are both %s:%d; give "
-                         "each API its own port",
+        jn_sb_printf(&e,
+                     "config: api.crm.listen and api.inventory.listen are both %s:%d; give "
+                     "each API its own port",
                      cfg->api.crm.listen.host, cfg->api.crm.listen.port);
         goto fail;
     }

@@ -28,6 +28,14 @@ typedef struct {
     jn_faults faults;
 } jn_api_service_config;
 
+/* One API the producer polls. */
+typedef struct {
+    int enabled;
+    char *url;
+    char *topic;
+    char *script;
+} jn_source_config;
+
 typedef struct jn_config {
     char *path;
     struct {
@@ -51,7 +59,24 @@ typedef struct jn_config {
         int max_connections;
     } api;
     struct {
+        int poll_interval_ms;
+        int request_timeout_ms;
+        int publish_all;
+        struct {
+            int attempts;
+            int base_ms;
+            double multiplier;
+            int max_ms;
+        } retry;
+        jn_source_config crm, inventory;
+    } producer;
+    struct {
         char *brokers;
+        char *client_id;
+        char *compression;
+        int linger_ms;
+        int queue_max_messages;
+        int message_timeout_ms;
     } kafka;
     struct {
         char *host;

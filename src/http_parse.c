@@ -42,7 +42,12 @@ static int on_header_field(http_parser *p, const char *at, size_t len) {
         r->field.len = 0;
         r->collecting = -1;
     }
-    if (r->field.len + len < 64) jn_sb_append(&r->field, at, len);
+    /* Only short names are acted on; a longer one is replaced by a mark that matches none,
+     * so the name read before it cannot show through. */
+    if (r->field.len + len < 64)
+        jn_sb_append(&r->field, at, len);
+    else
+        r->field.len = 0, jn_sb_putc(&r->field, '\x01');
     return 0;
 }
 
@@ -70,8 +75,10 @@ static int on_header_value(http_parser *p, const char *at, size_t len) {
             r->collecting = 3;
         }
     }
-    if (r->collecting == 1) append_capped(r->if_none_match, sizeof r->if_none_match, at, len);
-    else if (r->collecting == 2) append_capped(r->content_type, sizeof r->content_type, at, len);
+    if (r->collecting == 1)
+        append_capped(r->if_none_match, sizeof r->if_none_match, at, len);
+    else if (r->collecting == 2)
+        append_capped(r->content_type, sizeof r->content_type, at, len);
     else if (r->collecting == 3 && len >= 12 && !strncasecmp(at, "100-continue", 12))
         r->expect_continue = 1;
     return 0;

@@ -11,7 +11,7 @@
 #include "log.h"
 #include "metrics.h"
 
-#define MAX_URL    8192
+#define MAX_URL     8192
 #define ROUTE_SLOTS 48
 
 typedef struct conn conn;
@@ -74,28 +74,50 @@ struct jn_http_server {
 
 const char *jn_http_status_text(int status) {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
     }
 }
 
@@ -177,8 +199,10 @@ static void conn_close(conn *c) {
     if (c->closing) return;
     c->closing = 1;
     jn_http_server *s = c->srv;
-    if (c->prev) c->prev->next = c->next;
-    else s->conns = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     for (pending *p = c->head, *n; p; p = n) {
         n = p->next;
@@ -194,7 +218,8 @@ static void on_timer(uv_timer_t *t);
 static void set_timer(conn *c, int mode) {
     if (c->timer_mode == mode) return;
     c->timer_mode = mode;
-    if (mode == T_NONE) uv_timer_stop(&c->timer);
+    if (mode == T_NONE)
+        uv_timer_stop(&c->timer);
     else
         uv_timer_start(&c->timer, on_timer,
                        (uint64_t)(mode == T_REQUEST ? c->srv->opts.request_timeout_ms
@@ -223,8 +248,10 @@ static void on_write(uv_write_t *wr, int status) {
     }
     flush(c);
     if (conn_idle(c)) {
-        if (c->srv->stopping || c->no_more_reads) conn_close(c);
-        else set_timer(c, T_IDLE);
+        if (c->srv->stopping || c->no_more_reads)
+            conn_close(c);
+        else
+            set_timer(c, T_IDLE);
     }
 }
 
@@ -233,9 +260,9 @@ static void flush(conn *c) {
         pending *p = c->head;
         c->head = p->next;
         if (!c->head) c->tail = NULL;
-        uv_buf_t bufs[2] = {uv_buf_init(p->hdr, (unsigned)p->hdr_len),
-                            uv_buf_init(p->body ? p->body->data : NULL,
-                                        p->body ? (unsigned)p->body->len : 0)};
+        uv_buf_t bufs[2] = {
+            uv_buf_init(p->hdr, (unsigned)p->hdr_len),
+            uv_buf_init(p->body ? p->body->data : NULL, p->body ? (unsigned)p->body->len : 0)};
         p->wr.data = p;
         int rc = uv_write(&p->wr, (uv_stream_t *)&c->tcp, bufs, bufs[1].len ? 2 : 1, on_write);
         if (rc < 0) {
@@ -308,8 +335,10 @@ static void enqueue(conn *c, jn_http_response *res, int keep_alive) {
     } else {
         p->ready = 1;
     }
-    if (c->tail) c->tail->next = p;
-    else c->head = p;
+    if (c->tail)
+        c->tail->next = p;
+    else
+        c->head = p;
     c->tail = p;
     jn_metric_add(route_counter(s, res->route ? res->route : "other", res->status), 1);
 }
@@ -391,9 +420,12 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
         return;
     }
     if (c->no_more_reads) uv_read_stop(st);
-    if (c->reader.in_message) set_timer(c, T_REQUEST);
-    else if (conn_idle(c)) set_timer(c, T_IDLE);
-    else set_timer(c, T_NONE);
+    if (c->reader.in_message)
+        set_timer(c, T_REQUEST);
+    else if (conn_idle(c))
+        set_timer(c, T_IDLE);
+    else
+        set_timer(c, T_NONE);
     flush(c);
 }
 
@@ -480,8 +512,8 @@ jn_http_server *jn_http_server_start(uv_loop_t *loop, const jn_http_server_opts 
     int rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
     if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
     if (rc != 0) {
-        snprintf(buf, sizeof buf, "%s: cannot listen on %s:%d: %s%s", opts->name,
-                 opts->listen.host, opts->listen.port, uv_strerror(rc),
+        snprintf(buf, sizeof buf, "%s: cannot listen on %s:%d: %s%s", opts->name, opts->listen.host,
+                 opts->listen.port, uv_strerror(rc),
                  rc == UV_EADDRINUSE ? " (another process holds the port: stop it or choose "
                                        "another port in the config)"
                                      : "");
@@ -519,8 +551,10 @@ void jn_http_server_stop(jn_http_server *s, void (*done)(void *), void *arg) {
     uv_close((uv_handle_t *)&s->listener, on_listener_closed);
     for (conn *c = s->conns, *n; c; c = n) {
         n = c->next;
-        if (conn_idle(c)) conn_close(c);
-        else c->no_more_reads = 1;
+        if (conn_idle(c))
+            conn_close(c);
+        else
+            c->no_more_reads = 1;
     }
     /* In-flight answers get a bounded time to leave. */
     uv_timer_init(s->loop, &s->grace);

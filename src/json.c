@@ -2,6 +2,7 @@
 #include "json.h"
 
 #include <lauxlib.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,8 +52,10 @@ static int encode_number(lua_State *L, int idx, jn_sb *out, const char **err) {
         *err = "a number that is NaN or infinite has no JSON form";
         return -1;
     }
-    if (d == floor(d) && fabs(d) < 1e15) jn_sb_printf(out, "%.0f", d);
-    else jn_sb_printf(out, "%.14g", d);
+    if (d == floor(d) && fabs(d) < 1e15)
+        jn_sb_printf(out, "%.0f", d);
+    else
+        jn_sb_printf(out, "%.14g", d);
     return 0;
 }
 
@@ -66,11 +69,12 @@ static int encode_object(lua_State *L, int idx, const char *const *first, jn_sb 
         lua_pop(L, 1);
         if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) {
             *err = "a table key that is neither a string nor a number has no JSON form";
-            lua_pop(L, 1);
+            lua_pop(L, 1 + (int)n); /* the key and the n key strings kept so far */
             free(keys);
             return -1;
         }
         if (n == cap) keys = realloc(keys, (cap *= 2) * sizeof *keys);
+        luaL_checkstack(L, 4, "json: too many keys");
         /* Keep a string copy on the stack below the iteration key so the pointer stays
          * valid; lua_tolstring on a number key would break lua_next. */
         lua_pushvalue(L, -1);
@@ -101,8 +105,10 @@ static int encode_object(lua_State *L, int idx, const char *const *first, jn_sb 
         if (lua_rawget(L, idx) == LUA_TNIL) {
             /* A number key such as 1 was stringified; look it up by number. */
             lua_pop(L, 1);
-            if (lua_stringtonumber(L, keys[i].s)) lua_rawget(L, idx);
-            else lua_pushnil(L);
+            if (lua_stringtonumber(L, keys[i].s))
+                lua_rawget(L, idx);
+            else
+                lua_pushnil(L);
         }
         rc = encode(L, lua_gettop(L), NULL, out, depth + 1, err);
         lua_pop(L, 1);
@@ -120,9 +126,14 @@ static int encode(lua_State *L, int idx, const char *const *first, jn_sb *out, i
         return -1;
     }
     switch (lua_type(L, idx)) {
-    case LUA_TNIL: jn_sb_puts(out, "null"); return 0;
-    case LUA_TBOOLEAN: jn_sb_puts(out, lua_toboolean(L, idx) ? "true" : "false"); return 0;
-    case LUA_TNUMBER: return encode_number(L, idx, out, err);
+    case LUA_TNIL:
+        jn_sb_puts(out, "null");
+        return 0;
+    case LUA_TBOOLEAN:
+        jn_sb_puts(out, lua_toboolean(L, idx) ? "true" : "false");
+        return 0;
+    case LUA_TNUMBER:
+        return encode_number(L, idx, out, err);
     case LUA_TSTRING: {
         size_t len;
         const char *s = lua_tolstring(L, idx, &len);
@@ -151,7 +162,8 @@ static int encode(lua_State *L, int idx, const char *const *first, jn_sb *out, i
         jn_sb_putc(out, ']');
         return 0;
     }
-    default: break;
+    default:
+        break;
     }
     *err = "a function, thread or userdata value has no JSON form";
     return -1;
@@ -160,4 +172,269 @@ static int encode(lua_State *L, int idx, const char *const *first, jn_sb *out, i
 int jn_json_encode(lua_State *L, int idx, const char *const *first_keys, jn_sb *out,
                    const char **err) {
     return encode(L, lua_absindex(L, idx), first_keys, out, 0, err);
+}
+
+/* ---- decoding ---------------------------------------------------------------------- */
+
+typedef struct {
+    lua_State *L;
+    const char *p, *start, *end;
+    char *err;
+    size_t cap;
+    int depth;
+} reader;
+
+static int fail_at(reader *r, const char *what) {
+    snprintf(r->err, r->cap, "%s at byte %zu", what, (size_t)(r->p - r->start));
+    return -1;
+}
+
+static void skip_ws(reader *r) {
+    while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
+        r->p++;
+}
+
+static int hex4(const char *p, unsigned *out) {
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static void put_utf8(jn_sb *sb, unsigned cp) {
+    char b[4];
+    if (cp < 0x80) {
+        jn_sb_putc(sb, (char)cp);
+    } else if (cp < 0x800) {
+        b[0] = (char)(0xC0 | cp >> 6), b[1] = (char)(0x80 | (cp & 0x3F));
+        jn_sb_append(sb, b, 2);
+    } else if (cp < 0x10000) {
+        b[0] = (char)(0xE0 | cp >> 12), b[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        b[2] = (char)(0x80 | (cp & 0x3F));
+        jn_sb_append(sb, b, 3);
+    } else {
+        b[0] = (char)(0xF0 | cp >> 18), b[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        b[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), b[3] = (char)(0x80 | (cp & 0x3F));
+        jn_sb_append(sb, b, 4);
+    }
+}
+
+static int read_string(reader *r) {
+    r->p++; /* opening quote */
+    const char *s = r->p;
+    /* Fast path: no escapes, push straight from the input. */
+    while (r->p < r->end && *r->p != '"' && *r->p != '\\' && (unsigned char)*r->p >= 0x20)
+        r->p++;
+    if (r->p < r->end && *r->p == '"') {
+        lua_pushlstring(r->L, s, (size_t)(r->p - s));
+        r->p++;
+        return 0;
+    }
+    jn_sb sb;
+    jn_sb_init(&sb);
+    jn_sb_append(&sb, s, (size_t)(r->p - s));
+    while (r->p < r->end && *r->p != '"') {
+        unsigned char c = (unsigned char)*r->p;
+        if (c < 0x20) {
+            jn_sb_free(&sb);
+            return fail_at(r, "control character in a string");
+        }
+        if (c != '\\') {
+            jn_sb_putc(&sb, (char)c);
+            r->p++;
+            continue;
+        }
+        if (r->p + 1 >= r->end) break;
+        char e = r->p[1];
+        r->p += 2;
+        switch (e) {
+        case '"':
+            jn_sb_putc(&sb, '"');
+            break;
+        case '\\':
+            jn_sb_putc(&sb, '\\');
+            break;
+        case '/':
+            jn_sb_putc(&sb, '/');
+            break;
+        case 'b':
+            jn_sb_putc(&sb, '\b');
+            break;
+        case 'f':
+            jn_sb_putc(&sb, '\f');
+            break;
+        case 'n':
+            jn_sb_putc(&sb, '\n');
+            break;
+        case 'r':
+            jn_sb_putc(&sb, '\r');
+            break;
+        case 't':
+            jn_sb_putc(&sb, '\t');
+            break;
+        case 'u': {
+            unsigned cp, lo;
+            if (r->end - r->p < 4 || hex4(r->p, &cp)) {
+                jn_sb_free(&sb);
+                return fail_at(r, "bad \\u escape");
+            }
+            r->p += 4;
+            if (cp >= 0xD800 && cp < 0xDC00 && r->end - r->p >= 6 && r->p[0] == '\\' &&
+                r->p[1] == 'u' && !hex4(r->p + 2, &lo) && lo >= 0xDC00 && lo < 0xE000) {
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                r->p += 6;
+            }
+            put_utf8(&sb, cp);
+            break;
+        }
+        default:
+            jn_sb_free(&sb);
+            return fail_at(r, "bad escape in a string");
+        }
+    }
+    if (r->p >= r->end) {
+        jn_sb_free(&sb);
+        return fail_at(r, "unterminated string");
+    }
+    r->p++;
+    lua_pushlstring(r->L, sb.data ? sb.data : "", sb.len);
+    jn_sb_free(&sb);
+    return 0;
+}
+
+static int read_number(reader *r) {
+    const char *s = r->p;
+    int is_float = 0;
+    if (r->p < r->end && *r->p == '-') r->p++;
+    if (r->p >= r->end || *r->p < '0' || *r->p > '9') return fail_at(r, "expected a value");
+    while (r->p < r->end && ((*r->p >= '0' && *r->p <= '9') || *r->p == '.' || *r->p == 'e' ||
+                             *r->p == 'E' || *r->p == '+' || *r->p == '-')) {
+        if (*r->p == '.' || *r->p == 'e' || *r->p == 'E') is_float = 1;
+        r->p++;
+    }
+    char buf[64];
+    size_t n = (size_t)(r->p - s);
+    if (n >= sizeof buf) return fail_at(r, "number too long");
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    char *end;
+    if (!is_float) {
+        errno = 0;
+        long long v = strtoll(buf, &end, 10);
+        if (!errno && !*end) {
+            lua_pushinteger(r->L, (lua_Integer)v);
+            return 0;
+        }
+    }
+    double d = strtod(buf, &end);
+    if (*end) {
+        r->p = s;
+        return fail_at(r, "malformed number");
+    }
+    lua_pushnumber(r->L, d);
+    return 0;
+}
+
+static int read_value(reader *r);
+
+static int read_container(reader *r, int object) {
+    if (++r->depth > MAX_DEPTH) return fail_at(r, "nested deeper than 64 levels");
+    if (!lua_checkstack(r->L, 4)) return fail_at(r, "out of stack");
+    r->p++;
+    lua_newtable(r->L);
+    lua_Integer n = 0;
+    skip_ws(r);
+    if (r->p < r->end && *r->p == (object ? '}' : ']')) {
+        r->p++;
+        r->depth--;
+        return 0;
+    }
+    for (;;) {
+        skip_ws(r);
+        if (object) {
+            if (r->p >= r->end || *r->p != '"')
+                return lua_pop(r->L, 1), fail_at(r, "expected a key string");
+            if (read_string(r)) return lua_pop(r->L, 1), -1;
+            skip_ws(r);
+            if (r->p >= r->end || *r->p != ':') return lua_pop(r->L, 2), fail_at(r, "expected ':'");
+            r->p++;
+        }
+        if (read_value(r)) return lua_pop(r->L, object ? 2 : 1), -1;
+        if (object)
+            lua_rawset(r->L, -3);
+        else
+            lua_rawseti(r->L, -2, ++n);
+        skip_ws(r);
+        if (r->p < r->end && *r->p == ',') {
+            r->p++;
+            continue;
+        }
+        if (r->p < r->end && *r->p == (object ? '}' : ']')) {
+            r->p++;
+            r->depth--;
+            return 0;
+        }
+        lua_pop(r->L, 1);
+        return fail_at(r, object ? "expected ',' or '}'" : "expected ',' or ']'");
+    }
+}
+
+static int literal(reader *r, const char *word) {
+    size_t n = strlen(word);
+    if ((size_t)(r->end - r->p) < n || memcmp(r->p, word, n)) return fail_at(r, "expected a value");
+    r->p += n;
+    return 0;
+}
+
+static int read_value(reader *r) {
+    skip_ws(r);
+    if (r->p >= r->end) return fail_at(r, "unexpected end of input");
+    switch (*r->p) {
+    case '{':
+        return read_container(r, 1);
+    case '[':
+        return read_container(r, 0);
+    case '"':
+        return read_string(r);
+    case 't':
+        if (literal(r, "true")) return -1;
+        lua_pushboolean(r->L, 1);
+        return 0;
+    case 'f':
+        if (literal(r, "false")) return -1;
+        lua_pushboolean(r->L, 0);
+        return 0;
+    case 'n':
+        if (literal(r, "null")) return -1;
+        lua_pushlightuserdata(r->L, NULL);
+        return 0;
+    default:
+        return read_number(r);
+    }
+}
+
+int jn_json_decode(lua_State *L, const char *data, size_t len, char *err, size_t cap) {
+    reader r = {L, data, data, data + len, err, cap, 0};
+    int top = lua_gettop(L);
+    if (read_value(&r) != 0) {
+        lua_settop(L, top);
+        return -1;
+    }
+    skip_ws(&r);
+    if (r.p != r.end) {
+        lua_settop(L, top);
+        return fail_at(&r, "unexpected data after the JSON value");
+    }
+    return 0;
 }

@@ -15,4 +15,10 @@
 int jn_json_encode(lua_State *L, int idx, const char *const *first_keys, jn_sb *out,
                    const char **err);
 
+/* Decodes JSON text onto the Lua stack. Integers that fit in 64 bits become Lua
+ * integers (1 stays 1, never 1.0, so ids keep their form through tostring), null becomes
+ * a NULL light userdata (encoded back as null). Returns 0, or -1 with a message naming
+ * the byte offset in err (cap bytes). Pushes nothing on failure. */
+int jn_json_decode(lua_State *L, const char *data, size_t len, char *err, size_t cap);
+
 #endif

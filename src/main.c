@@ -13,6 +13,7 @@
 #include "api.h"
 #include "config.h"
 #include "log.h"
+#include "producer.h"
 #include "script.h"
 
 #define DEFAULT_CONFIG "examples/local.lua"
@@ -22,6 +23,7 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  api        serve the CRM (:8081) and Inventory (:8082) mock APIs from Lua scripts\n"
+    "  produce    poll the APIs and publish new or changed records to Kafka\n"
     "\n"
     "options:\n"
     "  -c, --config FILE     Lua file returning the configuration table\n"
@@ -38,6 +40,7 @@ typedef struct {
     jn_script_host *scripts;
     jn_admin *admin;
     jn_api *api;
+    jn_producer *producer;
     uv_signal_t sigint, sigterm, sighup;
     int pending; /* roles still stopping */
     int stopping;
@@ -56,6 +59,7 @@ static void stop_all(app *a) {
     if (a->stopping) return;
     a->stopping = 1;
     a->pending = 1; /* held until every stop below is issued */
+    if (a->producer) a->pending++, jn_producer_stop(a->producer, on_role_stopped, a);
     if (a->api) a->pending++, jn_api_stop(a->api, on_role_stopped, a);
     if (a->admin) a->pending++, jn_admin_stop(a->admin, on_role_stopped, a);
     on_role_stopped(a);
@@ -91,24 +95,48 @@ int main(int argc, char **argv) {
     int c;
     while ((c = getopt_long(argc, argv, "+c:l:hV", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': config_path = optarg; break;
-        case 'l': level = optarg; break;
-        case 'h': fputs(usage, stdout); return 0;
-        case 'V': printf("junction %s\n", JN_VERSION); return 0;
-        case 'H': jn_config_describe(); return 0;
-        default: fputs(usage, stderr); return 2;
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'l':
+            level = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        case 'V':
+            printf("junction %s\n", JN_VERSION);
+            return 0;
+        case 'H':
+            jn_config_describe();
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
         }
     }
     /* Options may also follow the command: junction api --config x.lua */
     const char *command = optind < argc ? argv[optind++] : NULL;
     while ((c = getopt_long(argc, argv, "c:l:hV", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': config_path = optarg; break;
-        case 'l': level = optarg; break;
-        case 'h': fputs(usage, stdout); return 0;
-        case 'V': printf("junction %s\n", JN_VERSION); return 0;
-        case 'H': jn_config_describe(); return 0;
-        default: fputs(usage, stderr); return 2;
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'l':
+            level = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        case 'V':
+            printf("junction %s\n", JN_VERSION);
+            return 0;
+        case 'H':
+            jn_config_describe();
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
         }
     }
     if (!command) {
@@ -119,7 +147,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "junction: unexpected argument \"%s\"\n%s", argv[optind], usage);
         return 2;
     }
-    if (strcmp(command, "api") != 0) {
+    int run_api = !strcmp(command, "api"), run_producer = !strcmp(command, "produce");
+    if (!run_api && !run_producer) {
         fprintf(stderr, "junction: unknown command \"%s\"\n%s", command, usage);
         return 2;
     }
@@ -143,9 +172,16 @@ int main(int argc, char **argv) {
 
     a.admin = jn_admin_start(a.loop, &cfg, a.scripts, &err);
     if (!a.admin) die(err);
-    a.api = jn_api_start(a.loop, a.scripts, &cfg, &err);
-    if (!a.api) die(err);
-    jn_admin_set_api(a.admin, a.api);
+    if (run_api) {
+        a.api = jn_api_start(a.loop, a.scripts, &cfg, &err);
+        if (!a.api) die(err);
+        jn_admin_set_api(a.admin, a.api);
+    }
+    if (run_producer) {
+        a.producer = jn_producer_start(a.loop, a.scripts, &cfg, &err);
+        if (!a.producer) die(err);
+        jn_admin_set_producer(a.admin, a.producer);
+    }
     if (cfg.scripts.watch) jn_script_watch(a.scripts);
 
     uv_signal_init(a.loop, &a.sigint);

@@ -23,6 +23,7 @@ struct jn_metric {
 static jn_metric *head, *tail;
 
 static jn_metric *lookup(int kind, const char *name, const char *help, const char *labels) {
+    if (!labels) labels = "";
     for (jn_metric *m = head; m; m = m->next)
         if (!strcmp(m->name, name) && !strcmp(m->labels, labels)) return m;
     jn_metric *m = calloc(1, sizeof *m);
@@ -30,9 +31,11 @@ static jn_metric *lookup(int kind, const char *name, const char *help, const cha
     m->kind = kind;
     m->name = strdup(name);
     m->help = strdup(help);
-    m->labels = strdup(labels ? labels : "");
-    if (tail) tail->next = m;
-    else head = m;
+    m->labels = strdup(labels);
+    if (tail)
+        tail->next = m;
+    else
+        head = m;
     tail = m;
     return m;
 }

@@ -36,10 +36,12 @@ static int match_one(const char *pat, const char *path, size_t len, jn_route_mat
     while (*pat) {
         if (*pat == ':') {
             size_t start = i;
-            while (i < len && path[i] != '/') i++;
+            while (i < len && path[i] != '/')
+                i++;
             if (i == start) return 0;
             if (decode(path + start, i - start, m->param, sizeof m->param) != 0) return 0;
-            while (*pat && *pat != '/') pat++;
+            while (*pat && *pat != '/')
+                pat++;
             continue;
         }
         if (i >= len || path[i] != *pat) return 0;
@@ -49,8 +51,8 @@ static int match_one(const char *pat, const char *path, size_t len, jn_route_mat
     return i == len;
 }
 
-int jn_router_match(const jn_route *routes, size_t n, int method, const char *path,
-                    size_t len, jn_route_match *m) {
+int jn_router_match(const jn_route *routes, size_t n, int method, const char *path, size_t len,
+                    jn_route_match *m) {
     if (len > 1 && path[len - 1] == '/') len--;
     unsigned allowed = 0;
     for (size_t r = 0; r < n; r++) {
@@ -75,7 +77,8 @@ int jn_query_uint(const char *query, size_t len, const char *name, long *out) {
     size_t i = 0;
     while (query && i < len) {
         size_t end = i;
-        while (end < len && query[end] != '&') end++;
+        while (end < len && query[end] != '&')
+            end++;
         if (end - i > nl && !strncmp(query + i, name, nl) && query[i + nl] == '=') {
             const char *v = query + i + nl + 1;
             size_t vl = end - i - nl - 1;

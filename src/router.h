@@ -15,15 +15,15 @@ typedef struct {
 } jn_route;
 
 typedef struct {
-    char param[256];     /* the :param segment, percent-decoded */
-    char allow[80];      /* for JN_ROUTE_BAD_METHOD: the Allow header value */
+    char param[256]; /* the :param segment, percent-decoded */
+    char allow[80];  /* for JN_ROUTE_BAD_METHOD: the Allow header value */
 } jn_route_match;
 
 /* Returns the index of the matching route, JN_ROUTE_NOT_FOUND, or JN_ROUTE_BAD_METHOD
  * when the path exists for other methods (m->allow then lists them). A trailing slash is
  * ignored. */
-int jn_router_match(const jn_route *routes, size_t n, int method, const char *path,
-                    size_t len, jn_route_match *m);
+int jn_router_match(const jn_route *routes, size_t n, int method, const char *path, size_t len,
+                    jn_route_match *m);
 
 /* Looks up name in a query string. Returns 1 and sets *out for a non-negative integer,
  * 0 when the name is absent, -1 when present but not such an integer. */

@@ -16,7 +16,7 @@
 #include "metrics.h"
 #include "script_lib.h"
 
-#define HISTORY 16
+#define HISTORY    16
 #define HOOK_EVERY 1000
 
 typedef struct {
@@ -82,9 +82,9 @@ static void count_hook(lua_State *L, lua_Debug *ar) {
     h->budget -= HOOK_EVERY;
     if (h->budget < 0)
         luaL_error(L,
-                   "instruction limit of %ld exceeded (a runaway loop?); fix the script or "
+                   "instruction limit of %I exceeded (a runaway loop?); fix the script or "
                    "raise scripts.instruction_limit",
-                   h->opts.instruction_limit);
+                   (lua_Integer)h->opts.instruction_limit);
 }
 
 static int traceback(lua_State *L) {
@@ -96,8 +96,9 @@ static int traceback(lua_State *L) {
 
 static int undefined_global(lua_State *L) {
     const char *k = lua_tostring(L, 2);
-    return luaL_error(L, "read of undefined global '%s' (declare it with `local` or check "
-                         "the spelling)",
+    return luaL_error(L,
+                      "read of undefined global '%s' (declare it with `local` or check "
+                      "the spelling)",
                       k ? k : "?");
 }
 
@@ -129,8 +130,10 @@ static int sandbox_load(lua_State *L) {
         lua_insert(L, -2);
         return 2;
     }
-    if (!lua_isnone(L, 4)) lua_pushvalue(L, 4);
-    else lua_pushvalue(L, lua_upvalueindex(1));
+    if (!lua_isnone(L, 4))
+        lua_pushvalue(L, 4);
+    else
+        lua_pushvalue(L, lua_upvalueindex(1));
     lua_setupvalue(L, -2, 1);
     return 1;
 }
@@ -139,8 +142,9 @@ static int sandbox_load(lua_State *L) {
 static int sandbox_open(lua_State *L) {
     const char *mode = luaL_optstring(L, 2, "r");
     if (strcmp(mode, "r") != 0 && strcmp(mode, "rb") != 0)
-        return luaL_error(L, "io.open: mode \"%s\" writes a file; scripts may only read "
-                             "unless scripts.allow_write = true",
+        return luaL_error(L,
+                          "io.open: mode \"%s\" writes a file; scripts may only read "
+                          "unless scripts.allow_write = true",
                           mode);
     lua_pushvalue(L, lua_upvalueindex(1)); /* the real io.open */
     lua_insert(L, 1);
@@ -158,12 +162,14 @@ static int sandbox_require(lua_State *L) {
     if (lua_getfield(L, lua_upvalueindex(3), name) != LUA_TNIL) return 1;
     lua_pop(L, 1);
     if (strstr(name, "..") || strchr(name, '/'))
-        return luaL_error(L, "require \"%s\": module names are dotted paths inside the "
-                             "script's folder",
+        return luaL_error(L,
+                          "require \"%s\": module names are dotted paths inside the "
+                          "script's folder",
                           name);
     char path[1024];
     int n = snprintf(path, sizeof path, "%s/", lua_tostring(L, lua_upvalueindex(2)));
-    for (const char *p = name; *p && n < (int)sizeof path - 5; p++) path[n++] = *p == '.' ? '/' : *p;
+    for (const char *p = name; *p && n < (int)sizeof path - 5; p++)
+        path[n++] = *p == '.' ? '/' : *p;
     memcpy(path + n, ".lua", 5);
     if (luaL_loadfilex(L, path, "t") != LUA_OK)
         return luaL_error(L, "require \"%s\": %s", name, lua_tostring(L, -1));
@@ -206,17 +212,17 @@ static void copy_lib(lua_State *L, int env, const char *lib, const char *const *
 static void push_env(jn_script_host *h, const char *dir) {
     lua_State *L = h->L;
     static const char *const base[] = {
-        "assert",   "error", "ipairs", "next",   "pairs",        "pcall",        "xpcall",
-        "select",   "tonumber", "tostring", "type", "rawequal", "rawget", "rawset",
-        "rawlen",   "setmetatable", "getmetatable", "_VERSION", NULL};
+        "assert", "error",        "ipairs",       "next",     "pairs",    "pcall",  "xpcall",
+        "select", "tonumber",     "tostring",     "type",     "rawequal", "rawget", "rawset",
+        "rawlen", "setmetatable", "getmetatable", "_VERSION", NULL};
     static const char *const os_read[] = {"clock", "date", "difftime", "getenv", "time", NULL};
     static const char *const os_write[] = {"clock",  "date",   "difftime", "getenv", "time",
                                            "remove", "rename", "tmpname",  NULL};
     static const char *const os_all[] = {"clock",  "date",   "difftime", "getenv",  "time",
                                          "remove", "rename", "tmpname",  "execute", NULL};
     static const char *const io_read[] = {"lines", "type", NULL};
-    static const char *const io_write[] = {"lines", "type", "open", "close", "read", "write",
-                                           "stdout", "stderr", NULL};
+    static const char *const io_write[] = {"lines", "type",   "open",   "close", "read",
+                                           "write", "stdout", "stderr", NULL};
 
     lua_newtable(L);
     int env = lua_gettop(L);
@@ -327,7 +333,8 @@ static char *read_file(const char *path, size_t *len, char **err) {
     jn_sb_init(&sb);
     char chunk[8192];
     size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) jn_sb_append(&sb, chunk, n);
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        jn_sb_append(&sb, chunk, n);
     fclose(f);
     *len = sb.len;
     return jn_sb_steal(&sb);
@@ -461,7 +468,8 @@ int jn_script_reload(jn_script *s, const char *reason) {
 
 int jn_script_reload_all(jn_script_host *h, const char *reason) {
     int failed = 0;
-    for (jn_script *s = h->scripts; s; s = s->next) failed += reload(s, reason, 0) != 0;
+    for (jn_script *s = h->scripts; s; s = s->next)
+        failed += reload(s, reason, 0) != 0;
     return failed ? -1 : 0;
 }
 
@@ -513,7 +521,8 @@ static void on_fs_event(uv_fs_event_t *ev, const char *filename, int events, int
 int jn_script_watch(jn_script_host *h) {
     for (jn_script *s = h->scripts; s; s = s->next) {
         int seen = 0;
-        for (watcher *w = h->watchers; w; w = w->next) seen |= !strcmp(w->dir, s->dir);
+        for (watcher *w = h->watchers; w; w = w->next)
+            seen |= !strcmp(w->dir, s->dir);
         if (seen) continue;
         watcher *w = calloc(1, sizeof *w);
         if (!w) abort();
@@ -523,8 +532,9 @@ int jn_script_watch(jn_script_host *h) {
         w->ev.data = w;
         int rc = uv_fs_event_start(&w->ev, on_fs_event, w->dir, 0);
         if (rc < 0) {
-            jn_log_warn("script", "cannot watch %s for changes (%s); reload with SIGHUP or "
-                                  "POST /api/reload instead",
+            jn_log_warn("script",
+                        "cannot watch %s for changes (%s); reload with SIGHUP or "
+                        "POST /api/reload instead",
                         w->dir, uv_strerror(rc));
             uv_close((uv_handle_t *)&w->ev, (uv_close_cb)free);
             free(w->dir);
@@ -546,6 +556,13 @@ jn_script_host *jn_script_host_new(uv_loop_t *loop, const jn_script_opts *opts) 
     h->L = luaL_newstate();
     *(jn_script_host **)lua_getextraspace(h->L) = h;
     luaL_openlibs(h->L);
+    /* Every string shares one metatable; hide it so no script can patch string methods
+     * under the others (("x"):upper() still works through the hidden __index). */
+    lua_pushliteral(h->L, "");
+    lua_getmetatable(h->L, -1);
+    lua_pushboolean(h->L, 0);
+    lua_setfield(h->L, -2, "__metatable");
+    lua_pop(h->L, 2);
     lua_newtable(h->L);
     luaL_requiref(h->L, "junction", luaopen_junction, 0);
     lua_setfield(h->L, -2, "junction");
@@ -572,7 +589,8 @@ static void on_closed(uv_handle_t *hd) {
     if (--h->open_handles > 0) return;
     for (jn_script *s = h->scripts, *n; s; s = n) {
         n = s->next;
-        for (int i = 0; i < HISTORY; i++) free(s->history[i].error);
+        for (int i = 0; i < HISTORY; i++)
+            free(s->history[i].error);
         free(s->name), free(s->path), free(s->dir), free(s->base), free(s);
     }
     lua_close(h->L);
@@ -617,8 +635,10 @@ void jn_script_host_status_json(jn_script_host *h, jn_sb *out) {
             jn_sb_putc(out, '}');
         }
         jn_sb_puts(out, "],\"last_error\":");
-        if (last_err) jn_sb_json_string(out, last_err->error, strlen(last_err->error));
-        else jn_sb_puts(out, "null");
+        if (last_err)
+            jn_sb_json_string(out, last_err->error, strlen(last_err->error));
+        else
+            jn_sb_puts(out, "null");
         jn_sb_putc(out, '}');
     }
     jn_sb_putc(out, ']');

@@ -9,6 +9,7 @@
 #include <sys/time.h>
 
 #include "buf.h"
+#include "json.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -59,8 +60,10 @@ static int l_now(lua_State *L) {
 /* junction.env(name [, default]) */
 static int l_env(lua_State *L) {
     const char *v = getenv(luaL_checkstring(L, 1));
-    if (v) lua_pushstring(L, v);
-    else lua_settop(L, 2);
+    if (v)
+        lua_pushstring(L, v);
+    else
+        lua_settop(L, 2);
     return 1;
 }
 
@@ -70,23 +73,61 @@ static int l_count(lua_State *L) {
     lua_Number n = luaL_optnumber(L, 2, 1);
     for (const char *p = name; *p; p++)
         if (*p == '"' || *p == '\\' || *p == '\n')
-            return luaL_argerror(L, 1, "counter names may not contain quotes, backslashes or "
-                                       "newlines");
+            return luaL_argerror(L, 1,
+                                 "counter names may not contain quotes, backslashes or "
+                                 "newlines");
     char labels[300];
     snprintf(labels, sizeof labels, "script=\"%s\",name=\"%s\"", jn_lua_current_script(), name);
-    jn_metric *m = jn_metrics_counter("junction_script_events_total",
-                                      "Counters incremented by scripts with junction.count",
-                                      labels);
+    jn_metric *m =
+        jn_metrics_counter("junction_script_events_total",
+                           "Counters incremented by scripts with junction.count", labels);
     jn_metric_add(m, n);
     lua_pushnumber(L, jn_metric_value(m));
     return 1;
 }
 
+/* junction.json_decode(text) -> value | nil, message. Integers stay integers and null
+ * is junction.null, so a record survives decode and encode unchanged. */
+static int l_json_decode(lua_State *L) {
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    char err[160];
+    if (jn_json_decode(L, s, len, err, sizeof err) != 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    return 1;
+}
+
+/* junction.json_encode(value) -> text with sorted keys (canonical). */
+static int l_json_encode(lua_State *L) {
+    luaL_checkany(L, 1);
+    jn_sb sb;
+    jn_sb_init(&sb);
+    const char *err;
+    if (jn_json_encode(L, 1, NULL, &sb, &err) != 0) {
+        jn_sb_free(&sb);
+        return luaL_error(L, "json_encode: %s", err);
+    }
+    lua_pushlstring(L, sb.data ? sb.data : "", sb.len);
+    jn_sb_free(&sb);
+    return 1;
+}
+
 int luaopen_junction(lua_State *L) {
-    static const luaL_Reg fns[] = {{"log", l_log},     {"sha256", l_sha256}, {"now", l_now},
-                                   {"env", l_env},     {"count", l_count},   {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"log", l_log},
+                                   {"sha256", l_sha256},
+                                   {"now", l_now},
+                                   {"env", l_env},
+                                   {"count", l_count},
+                                   {"json_decode", l_json_decode},
+                                   {"json_encode", l_json_encode},
+                                   {NULL, NULL}};
     luaL_newlib(L, fns);
     lua_pushliteral(L, JN_VERSION);
     lua_setfield(L, -2, "version");
+    lua_pushlightuserdata(L, NULL);
+    lua_setfield(L, -2, "null");
     return 1;
 }

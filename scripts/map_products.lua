@@ -1,0 +1,14 @@
+-- Producer map script for the Inventory source: one product from GET /products becomes
+-- one record on inventory_data, keyed by the product id. Same contract as
+-- map_customers.lua.
+local M = {}
+
+function M.map(product, ctx)
+  return {
+    key = tostring(product.id),
+    value = product,
+    headers = { source = ctx.source },
+  }
+end
+
+return M

@@ -1,0 +1,37 @@
+/* Retry delays. */
+#include "backoff.h"
+
+int64_t jn_backoff_ceiling_ms(const jn_backoff *b, int attempt) {
+    if (attempt < 2) return 0;
+    double c = b->base_ms;
+    for (int i = 2; i < attempt && c < b->max_ms; i++)
+        c *= b->multiplier;
+    if (c > b->max_ms) c = b->max_ms;
+    return (int64_t)c;
+}
+
+int64_t jn_backoff_delay_ms(const jn_backoff *b, int attempt, double unit, long retry_after_s) {
+    int64_t ceiling = jn_backoff_ceiling_ms(b, attempt);
+    int64_t d = (int64_t)(unit * (double)(ceiling + 1));
+    if (d > ceiling) d = ceiling;
+    if (retry_after_s >= 0) {
+        int64_t ra = (int64_t)retry_after_s * 1000;
+        /* A server asking for hours would stall the source; respect it up to the cap. */
+        if (ra > b->max_ms) ra = b->max_ms;
+        if (ra > d) d = ra;
+    }
+    return d;
+}
+
+int jn_backoff_allows(const jn_backoff *b, int attempt) {
+    return attempt <= b->attempts;
+}
+
+double jn_random_unit(uint64_t *s) {
+    uint64_t x = *s ? *s : 0x9E3779B97F4A7C15ull;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return (double)((x * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+}

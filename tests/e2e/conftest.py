@@ -1,0 +1,176 @@
+"""Fixtures for end-to-end tests: each test starts the real build/junction binary on
+free loopback ports with its own config and scripts, and talks to it over sockets."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BINARY = os.environ.get("JUNCTION_BIN", os.path.join(ROOT, "build", "junction"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def lua_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {lua_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(v)
+
+
+def deep_merge(base, extra):
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            deep_merge(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def request(url, method="GET", body=None, headers=None, timeout=5):
+    data = body.encode() if isinstance(body, str) else body
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return Response(r.status, r.headers, r.read())
+    except urllib.error.HTTPError as e:
+        return Response(e.code, e.headers, e.read())
+
+
+class Junction:
+    """A running `junction api` with its own ports, config, scripts and log file."""
+
+    def __init__(self, tmp, overrides, env=None, command="api"):
+        self.command = command
+        self.tmp = tmp
+        self.scripts = os.path.join(tmp, "scripts")
+        shutil.copytree(os.path.join(ROOT, "scripts"), self.scripts)
+        self.crm_port, self.inv_port, self.admin_port = free_port(), free_port(), free_port()
+        cfg = {
+            "admin": {"listen": f"127.0.0.1:{self.admin_port}"},
+            "api": {
+                "crm": {"listen": f"127.0.0.1:{self.crm_port}",
+                        "script": os.path.join(self.scripts, "crm.lua")},
+                "inventory": {"listen": f"127.0.0.1:{self.inv_port}",
+                              "script": os.path.join(self.scripts, "inventory.lua")},
+            },
+            "producer": {
+                "crm": {"script": os.path.join(self.scripts, "map_customers.lua")},
+                "inventory": {"script": os.path.join(self.scripts, "map_products.lua")},
+            },
+        }
+        deep_merge(cfg, overrides or {})
+        self.config = os.path.join(tmp, "config.lua")
+        with open(self.config, "w") as f:
+            f.write("return " + lua_value(cfg) + "\n")
+        self.log_path = os.path.join(tmp, "junction.log")
+        self.env = dict(os.environ, **(env or {}))
+        self.proc = None
+
+    @property
+    def crm(self):
+        return f"http://127.0.0.1:{self.crm_port}"
+
+    @property
+    def inventory(self):
+        return f"http://127.0.0.1:{self.inv_port}"
+
+    @property
+    def admin(self):
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def start(self):
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([BINARY, self.command, "--config", self.config], cwd=ROOT,
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"junction exited with {self.proc.returncode}:\n{self.logs()}")
+            try:
+                if request(self.admin + "/healthz", timeout=1).status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError("junction did not answer /healthz within 10 s:\n" + self.logs())
+
+    def logs(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("junction did not stop within %s s" % timeout)
+        return self.proc.returncode
+
+    def metric(self, name, **labels):
+        """Sum of the samples of metric `name` whose labels include `labels`."""
+        text = request(self.admin + "/metrics").body.decode()
+        total, found = 0.0, False
+        for line in text.splitlines():
+            if line.startswith("#") or not line.startswith(name):
+                continue
+            series, value = line.rsplit(" ", 1)
+            mname = series.split("{", 1)[0]
+            if mname != name:
+                continue
+            if all(f'{k}="{v}"' in series for k, v in labels.items()):
+                total += float(value)
+                found = True
+        return total if found else None
+
+
+@pytest.fixture
+def make_junction(tmp_path):
+    started = []
+
+    def make(overrides=None, env=None, start=True, command="api"):
+        d = tmp_path / f"j{len(started)}"
+        d.mkdir()
+        j = Junction(str(d), overrides, env, command)
+        started.append(j)
+        return j.start() if start else j
+
+    yield make
+    for j in started:
+        if j.proc and j.proc.poll() is None:
+            rc = j.stop()
+            assert rc == 0, f"junction exited with {rc} on SIGTERM:\n{j.logs()}"
+
+
+@pytest.fixture
+def junction(make_junction):
+    return make_junction()

@@ -1,0 +1,52 @@
+-- Loads a mock-data script for the specs roughly as the host does: a fresh chunk per load,
+-- a private environment in which reading an undefined global is an error, `junction`
+-- available as a global (the real module, build/junction.so), and a state table as `...`.
+local junction = require "junction"
+local cjson = require "cjson"
+
+local M = {}
+
+function M.load(path, state)
+  local env = setmetatable({ junction = junction }, {
+    __index = function(_, k)
+      local v = _G[k]
+      if v == nil then
+        error("read of undefined global '" .. tostring(k) .. "'", 2)
+      end
+      return v
+    end,
+  })
+  local chunk = assert(loadfile(path, "t", env))
+  return chunk(state or {})
+end
+
+-- JSON with sorted keys, so equal data gives equal bytes (and equal content hashes).
+function M.canonical(v)
+  if type(v) ~= "table" then
+    return cjson.encode(v)
+  end
+  if #v > 0 or next(v) == nil then
+    local parts = {}
+    for i, x in ipairs(v) do
+      parts[i] = M.canonical(x)
+    end
+    return "[" .. table.concat(parts, ",") .. "]"
+  end
+  local keys = {}
+  for k in pairs(v) do
+    keys[#keys + 1] = tostring(k)
+  end
+  table.sort(keys)
+  local parts = {}
+  for i, k in ipairs(keys) do
+    parts[i] = cjson.encode(k) .. ":" .. M.canonical(v[k])
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+-- The content hash of data, as the host's ETags would see a change.
+function M.hash(v)
+  return junction.sha256(M.canonical(v))
+end
+
+return M

@@ -1,0 +1,442 @@
+/* jn_http_reader: bytes in, whole requests (or an error status) out. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http_parse.h"
+
+#define MAX_BODY 1024
+#define MAX_URL  256
+
+/* A copy of every request the reader delivered (its memory is valid only during the
+ * callback). */
+typedef struct {
+    int method;
+    char method_name[16];
+    char path[512];
+    char query[512];
+    int has_query;
+    char body[2048];
+    size_t body_len;
+    char inm[256];
+    int has_inm;
+    char ct[128];
+    int has_ct;
+    int keep_alive;
+} seen_request;
+
+typedef struct {
+    seen_request reqs[8];
+    int n;
+    int continues;
+} capture;
+
+static void copy_n(char *dst, size_t cap, const char *src, size_t len) {
+    assert_true(len < cap);
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
+static void on_request(jn_http_reader *r, const jn_http_request *req) {
+    capture *c = r->data;
+    assert_true(c->n < 8);
+    seen_request *s = &c->reqs[c->n++];
+    memset(s, 0, sizeof *s);
+    s->method = req->method;
+    snprintf(s->method_name, sizeof s->method_name, "%s", req->method_name);
+    copy_n(s->path, sizeof s->path, req->path, req->path_len);
+    if (req->query) {
+        s->has_query = 1;
+        copy_n(s->query, sizeof s->query, req->query, req->query_len);
+    }
+    assert_non_null(req->body);
+    copy_n(s->body, sizeof s->body, req->body, req->body_len);
+    s->body_len = req->body_len;
+    if (req->if_none_match) {
+        s->has_inm = 1;
+        snprintf(s->inm, sizeof s->inm, "%s", req->if_none_match);
+    }
+    if (req->content_type) {
+        s->has_ct = 1;
+        snprintf(s->ct, sizeof s->ct, "%s", req->content_type);
+    }
+    s->keep_alive = req->keep_alive;
+}
+
+static void on_continue(jn_http_reader *r) {
+    capture *c = r->data;
+    c->continues++;
+}
+
+typedef struct {
+    jn_http_reader r;
+    capture c;
+} fixture;
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof *f);
+    jn_http_reader_init(&f->r, MAX_BODY, MAX_URL, on_request, &f->c);
+    f->r.on_continue = on_continue;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    jn_http_reader_free(&f->r);
+    free(f);
+    jn_http_reader_set_max_header(HTTP_MAX_HEADER_SIZE);
+    return 0;
+}
+
+static int feed(fixture *f, const char *s) {
+    return jn_http_reader_feed(&f->r, s, strlen(s));
+}
+
+static void test_simple_get(void **state) {
+    fixture *f = *state;
+    assert_int_equal(feed(f, "GET /customers HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    assert_int_equal(f->c.n, 1);
+    seen_request *s = &f->c.reqs[0];
+    assert_int_equal(s->method, HTTP_GET);
+    assert_string_equal(s->method_name, "GET");
+    assert_string_equal(s->path, "/customers");
+    assert_false(s->has_query);
+    assert_int_equal(s->body_len, 0);
+    assert_false(s->has_inm);
+    assert_false(s->has_ct);
+}
+
+static void test_path_query_split(void **state) {
+    fixture *f = *state;
+    assert_int_equal(feed(f, "GET /customers?limit=5&offset=10 HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    assert_int_equal(f->c.n, 1);
+    assert_string_equal(f->c.reqs[0].path, "/customers");
+    assert_true(f->c.reqs[0].has_query);
+    assert_string_equal(f->c.reqs[0].query, "limit=5&offset=10");
+}
+
+static void test_one_byte_chunks(void **state) {
+    fixture *f = *state;
+    const char *req = "POST /customers/7?x=1 HTTP/1.1\r\n"
+                      "Host: x\r\n"
+                      "Content-Type: application/json\r\n"
+                      "If-None-Match: \"abc\"\r\n"
+                      "Content-Length: 9\r\n"
+                      "\r\n"
+                      "{\"a\":123}";
+    size_t len = strlen(req);
+    for (size_t i = 0; i < len; i++) {
+        assert_int_equal(jn_http_reader_feed(&f->r, req + i, 1), 0);
+        /* Nothing is delivered before the last byte. */
+        assert_int_equal(f->c.n, i + 1 == len ? 1 : 0);
+    }
+    seen_request *s = &f->c.reqs[0];
+    assert_int_equal(s->method, HTTP_POST);
+    assert_string_equal(s->path, "/customers/7");
+    assert_string_equal(s->query, "x=1");
+    assert_string_equal(s->body, "{\"a\":123}");
+    assert_string_equal(s->ct, "application/json");
+    assert_string_equal(s->inm, "\"abc\"");
+}
+
+static void test_pipelined_requests(void **state) {
+    fixture *f = *state;
+    assert_int_equal(feed(f, "GET /first HTTP/1.1\r\nHost: x\r\n\r\n"
+                             "DELETE /second?q=2 HTTP/1.1\r\nHost: x\r\n\r\n"),
+                     0);
+    assert_int_equal(f->c.n, 2);
+    assert_int_equal(f->c.reqs[0].method, HTTP_GET);
+    assert_string_equal(f->c.reqs[0].path, "/first");
+    assert_false(f->c.reqs[0].has_query);
+    assert_int_equal(f->c.reqs[1].method, HTTP_DELETE);
+    assert_string_equal(f->c.reqs[1].path, "/second");
+    assert_string_equal(f->c.reqs[1].query, "q=2");
+}
+
+static void test_pipelined_headers_do_not_leak(void **state) {
+    fixture *f = *state;
+    /* Headers captured for the first request must not appear on the second. */
+    assert_int_equal(feed(f, "PUT /a HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                             "If-None-Match: \"1\"\r\nContent-Length: 2\r\n\r\nhi"
+                             "GET /b HTTP/1.1\r\nHost: x\r\n\r\n"),
+                     0);
+    assert_int_equal(f->c.n, 2);
+    assert_true(f->c.reqs[0].has_ct);
+    assert_string_equal(f->c.reqs[0].body, "hi");
+    assert_false(f->c.reqs[1].has_ct);
+    assert_false(f->c.reqs[1].has_inm);
+    assert_int_equal(f->c.reqs[1].body_len, 0);
+}
+
+static void test_post_content_length(void **state) {
+    fixture *f = *state;
+    assert_int_equal(feed(f, "POST /customers HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n\r\n"
+                             "{\"name\":\"A\"}X"),
+                     0);
+    assert_int_equal(f->c.n, 1);
+    assert_int_equal(f->c.reqs[0].body_len, 13);
+    assert_string_equal(f->c.reqs[0].body, "{\"name\":\"A\"}X");
+}
+
+static void test_chunked_body(void **state) {
+    fixture *f = *state;
+    assert_int_equal(feed(f, "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             "5\r\nhello\r\n"
+                             "7\r\n, world\r\n"),
+                     0);
+    assert_int_equal(f->c.n, 0); /* not finished before the last chunk */
+    assert_int_equal(feed(f, "0\r\n\r\n"), 0);
+    assert_int_equal(f->c.n, 1);
+    assert_int_equal(f->c.reqs[0].body_len, 12);
+    assert_string_equal(f->c.reqs[0].body, "hello, world");
+}
+
+static void test_if_none_match_and_content_type(void **state) {
+    fixture *f = *state;
+    assert_int_equal(feed(f, "GET /x HTTP/1.1\r\nHost: x\r\n"
+                             "if-none-match: W/\"deadbeef\"\r\n"
+                             "CONTENT-TYPE: application/json; charset=utf-8\r\n"
+                             "X-Other: ignored\r\n\r\n"),
+                     0);
+    assert_int_equal(f->c.n, 1);
+    assert_true(f->c.reqs[0].has_inm);
+    assert_string_equal(f->c.reqs[0].inm, "W/\"deadbeef\"");
+    assert_true(f->c.reqs[0].has_ct);
+    assert_string_equal(f->c.reqs[0].ct, "application/json; charset=utf-8");
+}
+
+static void test_overlong_header_name_is_not_captured(void **state) {
+    fixture *f = *state;
+    /* A header whose name is too long to keep must not be taken for the header read
+     * before it. */
+    char req[512];
+    char name[101];
+    memset(name, 'X', 100);
+    name[100] = '\0';
+    snprintf(req, sizeof req,
+             "GET /x HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n%s: evil\r\n\r\n", name);
+    assert_int_equal(feed(f, req), 0);
+    assert_int_equal(f->c.n, 1);
+    assert_string_equal(f->c.reqs[0].ct, "text/plain");
+}
+
+static void test_keep_alive_http11(void **state) {
+    fixture *f = *state;
+    assert_int_equal(feed(f, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    assert_int_equal(f->c.n, 1);
+    assert_true(f->c.reqs[0].keep_alive);
+}
+
+static void test_keep_alive_connection_close(void **state) {
+    fixture *f = *state;
+    assert_int_equal(feed(f, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), 0);
+    assert_int_equal(f->c.n, 1);
+    assert_false(f->c.reqs[0].keep_alive);
+}
+
+static void test_keep_alive_http10(void **state) {
+    fixture *f = *state;
+    assert_int_equal(feed(f, "GET / HTTP/1.0\r\n\r\n"), 0);
+    assert_int_equal(f->c.n, 1);
+    assert_false(f->c.reqs[0].keep_alive);
+}
+
+static void test_keep_alive_http10_explicit(void **state) {
+    fixture *f = *state;
+    assert_int_equal(feed(f, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"), 0);
+    assert_int_equal(f->c.n, 1);
+    assert_true(f->c.reqs[0].keep_alive);
+}
+
+static void test_body_too_large_by_content_length(void **state) {
+    fixture *f = *state;
+    char req[128];
+    snprintf(req, sizeof req, "POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n",
+             MAX_BODY + 1);
+    /* Refused from the header alone, before any body byte arrives. */
+    assert_int_equal(feed(f, req), 413);
+    assert_non_null(f->r.error_msg);
+    assert_int_equal(f->c.n, 0);
+    /* The stream stays failed. */
+    assert_int_equal(feed(f, "GET / HTTP/1.1\r\n\r\n"), 413);
+}
+
+static void test_body_at_limit_accepted(void **state) {
+    fixture *f = *state;
+    char head[128];
+    snprintf(head, sizeof head, "POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n",
+             MAX_BODY);
+    assert_int_equal(feed(f, head), 0);
+    char body[MAX_BODY];
+    memset(body, 'b', sizeof body);
+    assert_int_equal(jn_http_reader_feed(&f->r, body, sizeof body), 0);
+    assert_int_equal(f->c.n, 1);
+    assert_int_equal(f->c.reqs[0].body_len, MAX_BODY);
+}
+
+static void test_body_too_large_by_chunks(void **state) {
+    fixture *f = *state;
+    assert_int_equal(feed(f, "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"),
+                     0);
+    char chunk[519]; /* one chunk of 0x200 = 512 body bytes */
+    memcpy(chunk, "200\r\n", 5);
+    memset(chunk + 5, 'a', 512);
+    memcpy(chunk + 517, "\r\n", 2);
+    assert_int_equal(jn_http_reader_feed(&f->r, chunk, 519), 0);
+    assert_int_equal(jn_http_reader_feed(&f->r, chunk, 519), 0); /* 1024: at the limit */
+    assert_int_equal(feed(f, "1\r\nz\r\n"), 413);                /* 1025 */
+    assert_int_equal(f->c.n, 0);
+}
+
+static void test_url_too_long(void **state) {
+    fixture *f = *state;
+    char req[MAX_URL + 128];
+    char path[MAX_URL + 2];
+    path[0] = '/';
+    memset(path + 1, 'a', MAX_URL);
+    path[MAX_URL + 1] = '\0';
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+    assert_int_equal(feed(f, req), 414);
+    assert_int_equal(f->c.n, 0);
+}
+
+static void test_url_at_limit_accepted(void **state) {
+    fixture *f = *state;
+    char req[MAX_URL + 128];
+    char path[MAX_URL + 1];
+    path[0] = '/';
+    memset(path + 1, 'a', MAX_URL - 1);
+    path[MAX_URL] = '\0';
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+    assert_int_equal(feed(f, req), 0);
+    assert_int_equal(f->c.n, 1);
+    assert_int_equal(strlen(f->c.reqs[0].path), MAX_URL);
+}
+
+static void test_url_too_long_in_pieces(void **state) {
+    fixture *f = *state;
+    assert_int_equal(feed(f, "GET /"), 0);
+    char part[64];
+    memset(part, 'a', sizeof part);
+    int status = 0;
+    for (int i = 0; i < 8 && !status; i++)
+        status = jn_http_reader_feed(&f->r, part, sizeof part);
+    assert_int_equal(status, 414);
+}
+
+static void test_header_block_too_large(void **state) {
+    fixture *f = *state;
+    jn_http_reader_set_max_header(512);
+    char req[2048];
+    char val[1025];
+    memset(val, 'v', 1024);
+    val[1024] = '\0';
+    snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n", val);
+    assert_int_equal(feed(f, req), 431);
+    assert_non_null(f->r.error_msg);
+    assert_int_equal(f->c.n, 0);
+}
+
+static void test_header_block_under_limit(void **state) {
+    fixture *f = *state;
+    jn_http_reader_set_max_header(512);
+    char req[512];
+    char val[201];
+    memset(val, 'v', 200);
+    val[200] = '\0';
+    snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n", val);
+    assert_int_equal(feed(f, req), 0);
+    assert_int_equal(f->c.n, 1);
+}
+
+static void test_garbage_is_400(void **state) {
+    fixture *f = *state;
+    assert_int_equal(feed(f, "GET / XTTP/1.1\r\n\r\n"), 400);
+    assert_non_null(f->r.error_msg);
+    assert_int_equal(f->c.n, 0);
+}
+
+static void test_bad_header_line_is_400(void **state) {
+    fixture *f = *state;
+    assert_int_equal(feed(f, "GET / HTTP/1.1\r\nthis is not a header\r\n\r\n"), 400);
+    assert_int_equal(f->c.n, 0);
+}
+
+static void test_bad_content_length_is_400(void **state) {
+    fixture *f = *state;
+    assert_int_equal(feed(f, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n"), 400);
+}
+
+static void test_unknown_method_is_501(void **state) {
+    fixture *f = *state;
+    assert_int_equal(feed(f, "BREW /pot HTTP/1.1\r\n\r\n"), 501);
+}
+
+static void test_upgrade_refused(void **state) {
+    fixture *f = *state;
+    assert_int_equal(feed(f, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                             "Upgrade: websocket\r\n\r\n"),
+                     400);
+}
+
+static void test_expect_continue(void **state) {
+    fixture *f = *state;
+    assert_int_equal(feed(f, "POST /c HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                             "Content-Length: 2\r\n\r\n"),
+                     0);
+    /* Asked for once the headers are in, before the body. */
+    assert_int_equal(f->c.continues, 1);
+    assert_int_equal(f->c.n, 0);
+    assert_int_equal(feed(f, "ok"), 0);
+    assert_int_equal(f->c.n, 1);
+    assert_string_equal(f->c.reqs[0].body, "ok");
+    assert_int_equal(f->c.continues, 1);
+}
+
+static void test_no_expect_no_continue(void **state) {
+    fixture *f = *state;
+    assert_int_equal(feed(f, "POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok"), 0);
+    assert_int_equal(f->c.n, 1);
+    assert_int_equal(f->c.continues, 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_simple_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_path_query_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_byte_chunks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipelined_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipelined_headers_do_not_leak, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_post_content_length, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunked_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_if_none_match_and_content_type, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_overlong_header_name_is_not_captured, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keep_alive_http11, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keep_alive_connection_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keep_alive_http10, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keep_alive_http10_explicit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_too_large_by_content_length, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_at_limit_accepted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_too_large_by_chunks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_url_too_long, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_url_at_limit_accepted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_url_too_long_in_pieces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_header_block_too_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_header_block_under_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_is_400, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_header_line_is_400, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_content_length_is_400, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_method_is_501, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expect_continue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_expect_no_continue, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

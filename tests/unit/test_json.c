@@ -1,0 +1,283 @@
+/* jn_json_encode, jn_sb_json_string and JSON error bodies (jn_http_respond_error). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "http_server.h"
+#include "json.h"
+
+static int setup(void **state) {
+    lua_State *L = luaL_newstate();
+    luaL_openlibs(L);
+    *state = L;
+    return 0;
+}
+
+static int teardown(void **state) {
+    lua_close(*state);
+    return 0;
+}
+
+/* Evaluates `return <expr>` and encodes the result; returns the JSON (free it) or NULL with
+ * *err set. The Lua stack is checked to be left as it was. */
+static char *encode_expr(lua_State *L, const char *expr, const char *const *first,
+                         const char **err) {
+    char code[4096];
+    snprintf(code, sizeof code, "return %s", expr);
+    if (luaL_dostring(L, code) != LUA_OK) fail_msg("lua: %s", lua_tostring(L, -1));
+    int top = lua_gettop(L);
+    jn_sb sb;
+    jn_sb_init(&sb);
+    const char *e = NULL;
+    int rc = jn_json_encode(L, -1, first, &sb, &e);
+    assert_int_equal(lua_gettop(L), top);
+    lua_pop(L, 1);
+    if (rc != 0) {
+        assert_int_equal(rc, -1);
+        assert_non_null(e);
+        *err = e;
+        jn_sb_free(&sb);
+        return NULL;
+    }
+    return jn_sb_steal(&sb);
+}
+
+static void assert_encodes(lua_State *L, const char *expr, const char *const *first,
+                           const char *want) {
+    const char *err = NULL;
+    char *got = encode_expr(L, expr, first, &err);
+    if (!got) fail_msg("%s: unexpected error %s", expr, err);
+    if (strcmp(got, want) != 0) {
+        char msg[2048];
+        snprintf(msg, sizeof msg, "%s: got %s, want %s", expr, got, want);
+        free(got);
+        fail_msg("%s", msg);
+    }
+    free(got);
+}
+
+static const char *assert_fails(lua_State *L, const char *expr) {
+    const char *err = NULL;
+    char *got = encode_expr(L, expr, NULL, &err);
+    if (got) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s: expected an error, got %s", expr, got);
+        free(got);
+        fail_msg("%s", msg);
+    }
+    return err;
+}
+
+static void test_scalars(void **state) {
+    lua_State *L = *state;
+    assert_encodes(L, "nil", NULL, "null");
+    assert_encodes(L, "true", NULL, "true");
+    assert_encodes(L, "false", NULL, "false");
+    assert_encodes(L, "42", NULL, "42");
+    assert_encodes(L, "-7", NULL, "-7");
+    assert_encodes(L, "'hello'", NULL, "\"hello\"");
+    assert_encodes(L, "''", NULL, "\"\"");
+}
+
+static void test_integer_vs_float(void **state) {
+    lua_State *L = *state;
+    assert_encodes(L, "1.0", NULL, "1");
+    assert_encodes(L, "1.5", NULL, "1.5");
+    assert_encodes(L, "-0.25", NULL, "-0.25");
+    assert_encodes(L, "math.maxinteger", NULL, "9223372036854775807");
+    assert_encodes(L, "1e20", NULL, "1e+20");
+}
+
+static void test_string_escaping(void **state) {
+    lua_State *L = *state;
+    assert_encodes(L, "'say \"hi\"'", NULL, "\"say \\\"hi\\\"\"");
+    assert_encodes(L, "'a\\\\b'", NULL, "\"a\\\\b\"");
+    assert_encodes(L, "'l1\\nl2\\r\\t'", NULL, "\"l1\\nl2\\r\\t\"");
+    assert_encodes(L, "'\\1\\31 x'", NULL, "\"\\u0001\\u001f x\"");
+    assert_encodes(L, "'a\\0b'", NULL, "\"a\\u0000b\""); /* embedded NUL kept */
+    assert_encodes(L, "'caf\\u{E9}'", NULL, "\"caf\xc3\xa9\"");
+}
+
+static void test_arrays_and_objects(void **state) {
+    lua_State *L = *state;
+    assert_encodes(L, "{1, 2, 3}", NULL, "[1,2,3]");
+    assert_encodes(L, "{'a', true, 1.5}", NULL, "[\"a\",true,1.5]");
+    assert_encodes(L, "{a = 1}", NULL, "{\"a\":1}");
+    /* Keys that are not exactly 1..n make an object. */
+    assert_encodes(L, "{[1] = 'x', [3] = 'y'}", NULL, "{\"1\":\"x\",\"3\":\"y\"}");
+    assert_encodes(L, "{[0] = 'z'}", NULL, "{\"0\":\"z\"}");
+    assert_encodes(L, "{1, 2, k = 'v'}", NULL, "{\"1\":1,\"2\":2,\"k\":\"v\"}");
+}
+
+static void test_empty_table(void **state) {
+    lua_State *L = *state;
+    assert_encodes(L, "{}", NULL, "[]");
+}
+
+static void test_sorted_keys(void **state) {
+    lua_State *L = *state;
+    assert_encodes(L, "{zeta = 1, alpha = 2, mid = 3, Beta = 4, alph = 5}", NULL,
+                   "{\"Beta\":4,\"alph\":5,\"alpha\":2,\"mid\":3,\"zeta\":1}");
+}
+
+static void test_sorted_keys_stable(void **state) {
+    lua_State *L = *state;
+    /* Tables built in different insertion orders encode identically. */
+    const char *err = NULL;
+    char *a = encode_expr(L,
+                          "(function() local t = {} for i = 1, 50 do t['k' .. i] = i end "
+                          "return t end)()",
+                          NULL, &err);
+    char *b = encode_expr(L,
+                          "(function() local t = {} for i = 50, 1, -1 do t['k' .. i] = i end "
+                          "return t end)()",
+                          NULL, &err);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+}
+
+static void test_first_keys(void **state) {
+    lua_State *L = *state;
+    static const char *const first[] = {"id", "name", "email", NULL};
+    assert_encodes(L, "{zz = 0, email = 'e', aa = 1, name = 'n', id = 7}", first,
+                   "{\"id\":7,\"name\":\"n\",\"email\":\"e\",\"aa\":1,\"zz\":0}");
+    /* Listed keys that are absent are skipped. */
+    assert_encodes(L, "{email = 'e', b = 2, a = 1}", first, "{\"email\":\"e\",\"a\":1,\"b\":2}");
+    /* first_keys apply to the top level only. */
+    assert_encodes(L, "{id = 1, sub = {name = 'x', email = 'y', id = 2}}", first,
+                   "{\"id\":1,\"sub\":{\"email\":\"y\",\"id\":2,\"name\":\"x\"}}");
+}
+
+static void test_nested(void **state) {
+    lua_State *L = *state;
+    assert_encodes(L, "{id = 1, productIds = {'1', '2'}, meta = {tags = {}, on = false}}", NULL,
+                   "{\"id\":1,\"meta\":{\"on\":false,\"tags\":[]},\"productIds\":[\"1\",\"2\"]}");
+    assert_encodes(L, "{{1, {2, {3}}}}", NULL, "[[1,[2,[3]]]]");
+}
+
+static void test_many_keys(void **state) {
+    lua_State *L = *state;
+    /* More keys than the Lua stack's initial room. */
+    const char *err = NULL;
+    char *got = encode_expr(L,
+                            "(function() local t = {} for i = 1, 500 do t[string.format('k%03d', "
+                            "i)] = i end return t end)()",
+                            NULL, &err);
+    assert_non_null(got);
+    assert_int_equal(strncmp(got, "{\"k001\":1,\"k002\":2,", 19), 0);
+    assert_non_null(strstr(got, ",\"k500\":500}"));
+    free(got);
+}
+
+static void test_nan_is_error(void **state) {
+    lua_State *L = *state;
+    const char *err = assert_fails(L, "0/0");
+    assert_non_null(strstr(err, "NaN"));
+    assert_fails(L, "math.huge");
+    assert_fails(L, "{a = {b = 0/0}}");
+}
+
+static void test_function_is_error(void **state) {
+    lua_State *L = *state;
+    assert_fails(L, "print");
+    assert_fails(L, "{1, 2, print}");
+    assert_fails(L, "{a = 1, f = function() end}");
+    assert_fails(L, "coroutine.create(print)");
+}
+
+static void test_bad_key_is_error(void **state) {
+    lua_State *L = *state;
+    /* The encoder must also leave the stack as it found it (checked in encode_expr). */
+    assert_fails(L, "{a = 1, b = 2, c = 3, [true] = 4}");
+    assert_fails(L, "{[{}] = 1}");
+}
+
+static void test_deep_nesting_is_error(void **state) {
+    lua_State *L = *state;
+    const char *err = assert_fails(L, "(function() local t = {} local c = t for i = 1, 100 do "
+                                      "c.x = {} c = c.x end return t end)()");
+    assert_non_null(strstr(err, "64"));
+    /* A cycle is caught by the same limit. */
+    assert_fails(L, "(function() local t = {} t.self = t return t end)()");
+    /* 60 levels is fine. */
+    const char *e2 = NULL;
+    char *ok = encode_expr(L,
+                           "(function() local t = {} local c = t for i = 1, 60 do "
+                           "c[1] = {} c = c[1] end return t end)()",
+                           NULL, &e2);
+    assert_non_null(ok);
+    free(ok);
+}
+
+static void test_cjson_null(void **state) {
+    lua_State *L = *state;
+    lua_pushlightuserdata(L, NULL);
+    jn_sb sb;
+    jn_sb_init(&sb);
+    const char *err = NULL;
+    assert_int_equal(jn_json_encode(L, -1, NULL, &sb, &err), 0);
+    assert_string_equal(sb.data, "null");
+    lua_pop(L, 1);
+    jn_sb_free(&sb);
+}
+
+static void test_sb_json_string(void **state) {
+    (void)state;
+    jn_sb sb;
+    jn_sb_init(&sb);
+    const char raw[] = "q\"b\\n\n\x01\x1f\x7f";
+    jn_sb_json_string(&sb, raw, sizeof raw - 1);
+    assert_string_equal(sb.data, "\"q\\\"b\\\\n\\n\\u0001\\u001f\x7f\"");
+    jn_sb_free(&sb);
+}
+
+static void test_error_body(void **state) {
+    (void)state;
+    jn_http_response res;
+    memset(&res, 0, sizeof res);
+    jn_http_respond_error(&res, 404, "no customer \"7\"\n\\ here");
+    assert_int_equal(res.status, 404);
+    assert_string_equal(res.content_type, "application/json");
+    assert_non_null(res.body);
+    assert_string_equal(res.body->data, "{\"error\":\"no customer \\\"7\\\"\\n\\\\ here\"}");
+    assert_int_equal(res.body->len, strlen(res.body->data));
+    /* A second call replaces the body (and releases the first). */
+    jn_http_respond_error(&res, 400, "bad");
+    assert_int_equal(res.status, 400);
+    assert_string_equal(res.body->data, "{\"error\":\"bad\"}");
+    jn_rbuf_unref(res.body);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_scalars, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_integer_vs_float, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_string_escaping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_arrays_and_objects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_table, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sorted_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sorted_keys_stable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nested, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nan_is_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_function_is_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_key_is_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deep_nesting_is_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cjson_null, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sb_json_string, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_body, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

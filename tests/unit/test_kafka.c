@@ -1,0 +1,465 @@
+/* The librdkafka glue in kafka.c, against librdkafka's built-in mock cluster. The mock
+ * is only used to inject faults (produce errors, a broker going down, a slow broker);
+ * volume and real-broker behaviour are the end-to-end tests' job. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kafka.h"
+#include "log.h"
+
+#define TOPIC       "t"
+#define MAXMSG      200
+#define API_PRODUCE 0 /* Kafka protocol ApiKey of ProduceRequest */
+
+static uv_loop_t loop;
+static rd_kafka_t *mock_owner; /* a mock cluster hangs off some rd_kafka_t */
+static rd_kafka_mock_cluster_t *mock;
+static pthread_t loop_thread;
+
+/* ---- what the delivery callback saw ----------------------------------------------------- */
+
+typedef struct {
+    int count, failed, off_thread, bad_opaque;
+    int seen[MAXMSG]; /* reports per message, indexed by opaque - 1 */
+    rd_kafka_resp_err_t err[MAXMSG];
+    char topic[32];
+    /* optional: close the producer from inside the callback after this many reports */
+    jn_kafka_producer *p;
+    int close_at;
+    int close_timeout_ms;
+    int produce_after_close; /* what jn_kafka_produce said right after that close */
+    int done;
+} reports;
+
+/* Static rather than on a test's stack: after a failed assertion the producer lives on,
+ * and a report served later must not write into a dead frame. */
+static reports rep;
+
+static void on_done(void *arg) {
+    ((reports *)arg)->done = 1;
+}
+
+static void on_report(void *ud, void *opaque, rd_kafka_resp_err_t err, const char *topic,
+                      int32_t partition, int64_t offset) {
+    (void)partition;
+    (void)offset;
+    reports *r = ud;
+    if (!pthread_equal(pthread_self(), loop_thread)) r->off_thread++;
+    intptr_t i = (intptr_t)opaque - 1;
+    if (i >= 0 && i < MAXMSG) {
+        r->seen[i]++;
+        r->err[i] = err;
+    } else {
+        r->bad_opaque++;
+    }
+    r->count++;
+    if (err) r->failed++;
+    snprintf(r->topic, sizeof r->topic, "%s", topic);
+    if (r->close_at && r->count == r->close_at) {
+        jn_kafka_producer_close(r->p, r->close_timeout_ms, on_done, r);
+        r->produce_after_close = jn_kafka_produce(r->p, TOPIC, "x", 1, "x", 1, NULL, NULL);
+    }
+}
+
+/* ---- running the loop until something happens ------------------------------------------- */
+
+typedef int (*pred_fn)(void *);
+static struct {
+    pred_fn pred;
+    void *ctx;
+    uint64_t deadline;
+    int met;
+} waiter;
+
+static void on_tick(uv_timer_t *t) {
+    if (waiter.pred && waiter.pred(waiter.ctx)) {
+        waiter.met = 1;
+        uv_stop(t->loop);
+    } else if (uv_now(t->loop) >= waiter.deadline) {
+        uv_stop(t->loop);
+    }
+}
+
+/* Runs the loop until pred(ctx) holds (1) or timeout_ms passed (0). The producer's
+ * uv_poll keeps the loop alive, so a ticking timer decides when to stop. */
+static int run_until(pred_fn pred, void *ctx, int timeout_ms) {
+    uv_timer_t t;
+    uv_timer_init(&loop, &t);
+    uv_update_time(&loop);
+    waiter.pred = pred;
+    waiter.ctx = ctx;
+    waiter.deadline = uv_now(&loop) + (uint64_t)timeout_ms;
+    waiter.met = pred && pred(ctx);
+    if (!waiter.met) {
+        uv_timer_start(&t, on_tick, 5, 5);
+        uv_run(&loop, UV_RUN_DEFAULT);
+    }
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    return waiter.met;
+}
+
+static void run_for(int ms) {
+    run_until(NULL, NULL, ms);
+}
+
+static int target;
+static int reached(void *ctx) {
+    return ((reports *)ctx)->count >= target;
+}
+static int is_done(void *ctx) {
+    return ((reports *)ctx)->done;
+}
+static int connected(void *ctx) {
+    return jn_kafka_producer_connected(ctx);
+}
+static int disconnected(void *ctx) {
+    return !jn_kafka_producer_connected(ctx);
+}
+
+/* ---- fixture ---------------------------------------------------------------------------- */
+
+static int setup(void **state) {
+    (void)state;
+    jn_log_setup(JN_LOG_WARN, JN_LOG_TEXT);
+    loop_thread = pthread_self();
+    memset(&rep, 0, sizeof rep);
+    if (uv_loop_init(&loop) != 0) return -1;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, NULL); /* it has no brokers and would say so */
+    char errstr[256];
+    mock_owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (!mock_owner) return -1;
+    mock = rd_kafka_mock_cluster_new(mock_owner, 1);
+    if (!mock) return -1;
+    /* One partition so offsets and order are easy to reason about. */
+    return rd_kafka_mock_topic_create(mock, TOPIC, 1, 1) ? -1 : 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    uv_run(&loop, UV_RUN_NOWAIT);
+    int rc = uv_loop_close(&loop); /* UV_EBUSY: a producer left a handle open */
+    if (rc != 0) {
+        print_error("uv_loop_close: %s; handles left:\n", uv_strerror(rc));
+        uv_print_all_handles(&loop, stderr);
+    }
+    rd_kafka_mock_cluster_destroy(mock);
+    rd_kafka_destroy(mock_owner);
+    return rc;
+}
+
+static jn_kafka_producer *make(reports *r, int message_timeout_ms, int queue_max,
+                               const char *const *extra) {
+    jn_kafka_producer_opts o = {
+        .brokers = rd_kafka_mock_cluster_bootstraps(mock),
+        .client_id = "test_kafka",
+        .compression = "lz4",
+        .linger_ms = 5,
+        .queue_max_messages = queue_max,
+        .message_timeout_ms = message_timeout_ms,
+        .extra = extra,
+    };
+    char *err = NULL;
+    jn_kafka_producer *p = jn_kafka_producer_new(&loop, &o, on_report, r, &err);
+    if (!p) print_error("jn_kafka_producer_new: %s\n", err);
+    free(err);
+    assert_non_null(p);
+    return p;
+}
+
+static void close_and_wait(jn_kafka_producer *p, reports *r, int timeout_ms) {
+    jn_kafka_producer_close(p, timeout_ms, on_done, r);
+    assert_true(run_until(is_done, r, timeout_ms + 5000));
+}
+
+static int produce(jn_kafka_producer *p, int i) {
+    char key[16], value[32];
+    snprintf(key, sizeof key, "k%d", i);
+    snprintf(value, sizeof value, "value %d", i);
+    static const char *const headers[] = {"source", "crm", "trace-id", "abc123", NULL};
+    return jn_kafka_produce(p, TOPIC, key, strlen(key), value, strlen(value), headers,
+                            (void *)(intptr_t)(i + 1));
+}
+
+/* Reads the topic back with a plain consumer (blocking; fine in a test) and checks the
+ * first message's key, value and headers. Returns how many messages it found. */
+static int read_back(int expect) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char errstr[256];
+    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers",
+                                       rd_kafka_mock_cluster_bootstraps(mock), errstr,
+                                       sizeof errstr),
+                     RD_KAFKA_CONF_OK);
+    rd_kafka_conf_set_log_cb(conf, NULL);
+    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    assert_non_null(c);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(c, TOPIC, NULL);
+    assert_int_equal(rd_kafka_consume_start(rkt, 0, RD_KAFKA_OFFSET_BEGINNING), 0);
+    int got = 0;
+    /* Read until expect messages arrived, then a little longer to catch duplicates. */
+    for (int idle = 0; idle < (got >= expect ? 2 : 20);) {
+        rd_kafka_message_t *m = rd_kafka_consume(rkt, 0, 200);
+        if (!m) {
+            idle++;
+            continue;
+        }
+        if (m->err) {
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        if (got == 0) {
+            assert_int_equal(m->key_len, 2);
+            assert_memory_equal(m->key, "k0", 2);
+            assert_int_equal(m->len, strlen("value 0"));
+            assert_memory_equal(m->payload, "value 0", m->len);
+            rd_kafka_headers_t *h = NULL;
+            assert_int_equal(rd_kafka_message_headers(m, &h), 0);
+            assert_int_equal(rd_kafka_header_cnt(h), 2);
+            const void *v;
+            size_t vlen;
+            assert_int_equal(rd_kafka_header_get_last(h, "source", &v, &vlen), 0);
+            assert_int_equal(vlen, 3);
+            assert_memory_equal(v, "crm", 3);
+            assert_int_equal(rd_kafka_header_get_last(h, "trace-id", &v, &vlen), 0);
+            assert_int_equal(vlen, 6);
+            assert_memory_equal(v, "abc123", 6);
+        }
+        got++;
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consume_stop(rkt, 0);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_destroy(c);
+    return got;
+}
+
+/* ---- tests ------------------------------------------------------------------------------ */
+
+static void test_hundred_messages_delivered(void **state) {
+    (void)state;
+    reports *r = &rep;
+    jn_kafka_producer *p = make(r, 5000, 1000, NULL);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(produce(p, i), 0);
+    assert_int_equal(jn_kafka_producer_inflight(p), 100);
+    target = 100;
+    assert_true(run_until(reached, r, 5000));
+    run_for(100); /* nothing more may arrive */
+    assert_int_equal(r->count, 100);
+    assert_int_equal(r->failed, 0);
+    assert_int_equal(r->off_thread, 0);
+    assert_int_equal(r->bad_opaque, 0);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(r->seen[i], 1);
+    assert_string_equal(r->topic, TOPIC);
+    assert_int_equal(jn_kafka_producer_inflight(p), 0);
+    assert_true(jn_kafka_producer_connected(p));
+    assert_int_equal(read_back(100), 100);
+    close_and_wait(p, r, 1000);
+}
+
+static void test_retriable_error_retried(void **state) {
+    (void)state;
+    reports *r = &rep;
+    jn_kafka_producer *p = make(r, 5000, 1000, NULL);
+    /* The next three ProduceRequests fail as if leadership had moved. */
+    assert_int_equal(rd_kafka_mock_broker_push_request_error_rtts(
+                         mock, 1, API_PRODUCE, 3, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, 0,
+                         RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, 0,
+                         RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, 0),
+                     0);
+    assert_int_equal(produce(p, 0), 0);
+    target = 1;
+    assert_true(run_until(reached, r, 5000));
+    run_for(200);
+    assert_int_equal(r->count, 1);
+    assert_int_equal(r->err[0], RD_KAFKA_RESP_ERR_NO_ERROR);
+    size_t left = 99;
+    assert_int_equal(rd_kafka_mock_broker_error_stack_cnt(mock, 1, API_PRODUCE, &left), 0);
+    assert_int_equal(left, 0);         /* all three errors were hit: librdkafka really retried */
+    assert_int_equal(read_back(1), 1); /* and stored it once */
+    close_and_wait(p, r, 1000);
+}
+
+static void test_timeout_gives_failed_report(void **state) {
+    (void)state;
+    reports *r = &rep;
+    jn_kafka_producer *p = make(r, 500, 1000, NULL);
+    /* Warm up until one message gets through: the first needs a connection, metadata and
+     * a producer id, which on a loaded machine can take longer than the 500 ms allowed. */
+    int sent = 0, ok = 0;
+    while (!ok && sent < 5) {
+        assert_int_equal(produce(p, sent), 0);
+        target = ++sent;
+        assert_true(run_until(reached, r, 5000));
+        ok = r->err[sent - 1] == RD_KAFKA_RESP_ERR_NO_ERROR;
+    }
+    assert_true(ok);
+    assert_true(jn_kafka_producer_connected(p));
+
+    assert_int_equal(rd_kafka_mock_broker_set_down(mock, 1), 0);
+    assert_int_equal(produce(p, 10), 0);
+    target = sent + 1;
+    assert_true(run_until(reached, r, 5000));
+    assert_int_equal(r->seen[10], 1);
+    assert_int_equal(r->err[10], RD_KAFKA_RESP_ERR__MSG_TIMED_OUT);
+    assert_true(run_until(disconnected, p, 3000));
+    assert_int_equal(jn_kafka_producer_inflight(p), 0);
+    /* With no traffic at all, the broker coming back is still noticed. */
+    assert_int_equal(rd_kafka_mock_broker_set_up(mock, 1), 0);
+    assert_true(run_until(connected, p, 5000));
+    close_and_wait(p, r, 100);
+    assert_int_equal(r->count, sent + 1);
+}
+
+static void test_queue_full_returned(void **state) {
+    (void)state;
+    assert_int_equal(rd_kafka_mock_broker_set_down(mock, 1), 0);
+    reports *r = &rep;
+    jn_kafka_producer *p = make(r, 30000, 10, NULL);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(produce(p, i), 0);
+    assert_int_equal(produce(p, 10), RD_KAFKA_RESP_ERR__QUEUE_FULL);
+    assert_int_equal(jn_kafka_producer_inflight(p), 10);
+    assert_false(jn_kafka_producer_connected(p));
+    /* Close fails the ten queued messages through the callback, once each. */
+    close_and_wait(p, r, 100);
+    assert_int_equal(r->count, 10);
+    assert_int_equal(r->failed, 10);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(r->seen[i], 1);
+        assert_int_equal(r->err[i], RD_KAFKA_RESP_ERR__PURGE_QUEUE);
+    }
+    assert_int_equal(r->seen[10], 0);
+}
+
+static void expect_rejected(const char *compression, const char *const *extra,
+                            const char *must_mention) {
+    jn_kafka_producer_opts o = {
+        .brokers = "127.0.0.1:9",
+        .compression = compression,
+        .queue_max_messages = 10,
+        .message_timeout_ms = 1000,
+        .extra = extra,
+    };
+    char *err = NULL;
+    reports *r = &rep;
+    assert_null(jn_kafka_producer_new(&loop, &o, on_report, r, &err));
+    assert_non_null(err);
+    if (!strstr(err, must_mention)) print_error("error \"%s\" lacks \"%s\"\n", err, must_mention);
+    assert_non_null(strstr(err, must_mention));
+    assert_null(strstr(err, "hunter2"));
+    free(err);
+}
+
+static void test_bad_settings_rejected(void **state) {
+    (void)state;
+    expect_rejected("bogus", NULL, "compression.type=bogus");
+    const char *const unknown[] = {"no.such.setting=1", NULL};
+    expect_rejected("lz4", unknown, "no.such.setting");
+    const char *const no_eq[] = {"linger.ms", NULL};
+    expect_rejected("lz4", no_eq, "linger.ms");
+    /* Accepted on its own, refused by rd_kafka_new together with idempotence. */
+    const char *const acks1[] = {"acks=1", NULL};
+    expect_rejected("lz4", acks1, "acks");
+    /* A mistyped secret must not end up in the log. */
+    const char *const secret[] = {"sasl.password:hunter2", NULL};
+    expect_rejected("lz4", secret, "(hidden)");
+}
+
+/* extra reaches librdkafka, after (so over) our own settings: with librdkafka's own mock
+ * cluster the made-up broker list is replaced and the message gets through. */
+static void test_extra_settings_applied(void **state) {
+    (void)state;
+    const char *const extra[] = {"test.mock.num.brokers=1", NULL};
+    jn_kafka_producer_opts o = {
+        .brokers = "no-such-host.invalid:1",
+        .compression = "zstd",
+        .queue_max_messages = 10,
+        .message_timeout_ms = 5000,
+        .extra = extra,
+    };
+    char *err = NULL;
+    reports *r = &rep;
+    jn_kafka_producer *p = jn_kafka_producer_new(&loop, &o, on_report, r, &err);
+    assert_non_null(p);
+    assert_int_equal(produce(p, 0), 0);
+    target = 1;
+    assert_true(run_until(reached, r, 5000));
+    assert_int_equal(r->err[0], RD_KAFKA_RESP_ERR_NO_ERROR);
+    close_and_wait(p, r, 1000);
+}
+
+static void test_close_purges_in_flight(void **state) {
+    (void)state;
+    reports *r = &rep;
+    jn_kafka_producer *p = make(r, 30000, 1000, NULL);
+    assert_int_equal(produce(p, 0), 0); /* connect, get a producer id */
+    target = 1;
+    assert_true(run_until(reached, r, 5000));
+    /* A slow broker: the next requests are on the wire when close gives up on them. */
+    assert_int_equal(rd_kafka_mock_broker_set_rtt(mock, 1, 5000), 0);
+    for (int i = 1; i <= 20; i++)
+        assert_int_equal(produce(p, i), 0);
+    run_for(200);
+    assert_int_equal(r->count, 1);
+    uint64_t start = uv_now(&loop);
+    close_and_wait(p, r, 300);
+    assert_true(uv_now(&loop) - start < 3000);
+    assert_int_equal(r->count, 21);
+    int on_the_wire = 0;
+    for (int i = 1; i <= 20; i++) {
+        assert_int_equal(r->seen[i], 1);
+        assert_true(r->err[i] == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT ||
+                    r->err[i] == RD_KAFKA_RESP_ERR__PURGE_QUEUE);
+        on_the_wire += r->err[i] == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
+    }
+    assert_true(on_the_wire > 0); /* the in-flight purge really was exercised */
+}
+
+static void test_close_waits_for_reports(void **state) {
+    (void)state;
+    reports *r = &rep;
+    jn_kafka_producer *p = make(r, 5000, 1000, NULL);
+    r->p = p;
+    r->close_at = 5; /* close from inside the fifth report */
+    r->close_timeout_ms = 5000;
+    for (int i = 0; i < 30; i++)
+        assert_int_equal(produce(p, i), 0);
+    uv_update_time(&loop);
+    uint64_t start = uv_now(&loop);
+    /* The 25 messages accepted before the close must still be delivered, and close must
+     * finish as soon as they are, not sit out its 5 s timeout. */
+    assert_true(run_until(is_done, r, 5000));
+    assert_true(uv_now(&loop) - start < 3000);
+    assert_int_equal(r->count, 30);
+    assert_int_equal(r->failed, 0);
+    for (int i = 0; i < 30; i++)
+        assert_int_equal(r->seen[i], 1);
+    assert_int_equal(r->produce_after_close, RD_KAFKA_RESP_ERR__DESTROY);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_hundred_messages_delivered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retriable_error_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_gives_failed_report, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_full_returned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_settings_rejected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_extra_settings_applied, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_purges_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_waits_for_reports, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

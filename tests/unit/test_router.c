@@ -1,0 +1,213 @@
+/* jn_router_match and jn_query_uint. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <http_parser.h>
+#include <string.h>
+
+#include "router.h"
+
+static const jn_route routes[] = {
+    {"/customers", JN_METHOD(HTTP_GET) | JN_METHOD(HTTP_POST)},
+    {"/customers/:id", JN_METHOD(HTTP_GET) | JN_METHOD(HTTP_PUT) | JN_METHOD(HTTP_DELETE)},
+    {"/healthz", JN_METHOD(HTTP_GET)},
+};
+#define NROUTES (sizeof routes / sizeof routes[0])
+
+static int match(int method, const char *path, jn_route_match *m) {
+    memset(m, 0, sizeof *m);
+    return jn_router_match(routes, NROUTES, method, path, strlen(path), m);
+}
+
+static void test_exact_match(void **state) {
+    (void)state;
+    jn_route_match m;
+    assert_int_equal(match(HTTP_GET, "/customers", &m), 0);
+    assert_int_equal(match(HTTP_POST, "/customers", &m), 0);
+    assert_int_equal(match(HTTP_GET, "/healthz", &m), 2);
+}
+
+static void test_param_extracted(void **state) {
+    (void)state;
+    jn_route_match m;
+    assert_int_equal(match(HTTP_GET, "/customers/42", &m), 1);
+    assert_string_equal(m.param, "42");
+    assert_int_equal(match(HTTP_DELETE, "/customers/abc-def", &m), 1);
+    assert_string_equal(m.param, "abc-def");
+}
+
+static void test_param_percent_decoded(void **state) {
+    (void)state;
+    jn_route_match m;
+    assert_int_equal(match(HTTP_GET, "/customers/a%20b%2Fc%41", &m), 1);
+    assert_string_equal(m.param, "a b/cA");
+}
+
+static void test_param_bad_escape_not_matched(void **state) {
+    (void)state;
+    jn_route_match m;
+    assert_int_equal(match(HTTP_GET, "/customers/a%2", &m), JN_ROUTE_NOT_FOUND);
+    assert_int_equal(match(HTTP_GET, "/customers/a%zz", &m), JN_ROUTE_NOT_FOUND);
+    /* A decoded NUL would cut the id short: refused. */
+    assert_int_equal(match(HTTP_GET, "/customers/a%00b", &m), JN_ROUTE_NOT_FOUND);
+}
+
+static void test_trailing_slash_ignored(void **state) {
+    (void)state;
+    jn_route_match m;
+    assert_int_equal(match(HTTP_GET, "/customers/", &m), 0);
+    assert_int_equal(match(HTTP_GET, "/customers/42/", &m), 1);
+    assert_string_equal(m.param, "42");
+}
+
+static void test_wrong_method(void **state) {
+    (void)state;
+    jn_route_match m;
+    assert_int_equal(match(HTTP_DELETE, "/customers", &m), JN_ROUTE_BAD_METHOD);
+    assert_string_equal(m.allow, "GET, POST");
+    assert_int_equal(match(HTTP_POST, "/customers/1", &m), JN_ROUTE_BAD_METHOD);
+    assert_string_equal(m.allow, "DELETE, GET, PUT");
+    assert_int_equal(match(HTTP_PUT, "/healthz/", &m), JN_ROUTE_BAD_METHOD);
+    assert_string_equal(m.allow, "GET");
+}
+
+static void test_unknown_path(void **state) {
+    (void)state;
+    jn_route_match m;
+    assert_int_equal(match(HTTP_GET, "/products", &m), JN_ROUTE_NOT_FOUND);
+    assert_int_equal(match(HTTP_GET, "/customer", &m), JN_ROUTE_NOT_FOUND);
+    assert_int_equal(match(HTTP_GET, "/customersX", &m), JN_ROUTE_NOT_FOUND);
+    assert_int_equal(match(HTTP_GET, "/", &m), JN_ROUTE_NOT_FOUND);
+    assert_int_equal(match(HTTP_GET, "", &m), JN_ROUTE_NOT_FOUND);
+}
+
+static void test_extra_segment_not_matched(void **state) {
+    (void)state;
+    jn_route_match m;
+    assert_int_equal(match(HTTP_GET, "/customers/1/extra", &m), JN_ROUTE_NOT_FOUND);
+}
+
+static void test_empty_param_not_matched(void **state) {
+    (void)state;
+    jn_route_match m;
+    assert_int_equal(match(HTTP_GET, "/customers//", &m), JN_ROUTE_NOT_FOUND);
+    assert_int_equal(match(HTTP_GET, "/customers//x", &m), JN_ROUTE_NOT_FOUND);
+}
+
+static void test_overlong_param_not_matched(void **state) {
+    (void)state;
+    jn_route_match m;
+    char path[400] = "/customers/";
+    memset(path + 11, '7', 300);
+    path[311] = '\0';
+    assert_int_equal(match(HTTP_GET, path, &m), JN_ROUTE_NOT_FOUND);
+}
+
+static void test_length_bounds_path(void **state) {
+    (void)state;
+    jn_route_match m;
+    /* Only len bytes are the path: what follows (a query, say) is not looked at. */
+    const char *p = "/customers/9?x=1";
+    assert_int_equal(jn_router_match(routes, NROUTES, HTTP_GET, p, 12, &m), 1);
+    assert_string_equal(m.param, "9");
+}
+
+static int quint(const char *q, const char *name, long *out) {
+    return jn_query_uint(q, q ? strlen(q) : 0, name, out);
+}
+
+static void test_query_present(void **state) {
+    (void)state;
+    long v = -7;
+    assert_int_equal(quint("limit=5", "limit", &v), 1);
+    assert_int_equal(v, 5);
+    assert_int_equal(quint("offset=10&limit=25", "limit", &v), 1);
+    assert_int_equal(v, 25);
+    assert_int_equal(quint("offset=10&limit=25", "offset", &v), 1);
+    assert_int_equal(v, 10);
+    assert_int_equal(quint("limit=0", "limit", &v), 1);
+    assert_int_equal(v, 0);
+}
+
+static void test_query_absent(void **state) {
+    (void)state;
+    long v = -7;
+    assert_int_equal(quint("offset=10", "limit", &v), 0);
+    assert_int_equal(quint("", "limit", &v), 0);
+    assert_int_equal(quint(NULL, "limit", &v), 0);
+    assert_int_equal(v, -7); /* untouched */
+}
+
+static void test_query_invalid(void **state) {
+    (void)state;
+    long v = -7;
+    assert_int_equal(quint("limit=abc", "limit", &v), -1);
+    assert_int_equal(quint("limit=5x", "limit", &v), -1);
+    assert_int_equal(quint("limit=", "limit", &v), -1);
+    assert_int_equal(quint("limit=1.5", "limit", &v), -1);
+    assert_int_equal(v, -7);
+}
+
+static void test_query_negative(void **state) {
+    (void)state;
+    long v = -7;
+    assert_int_equal(quint("limit=-1", "limit", &v), -1);
+    assert_int_equal(v, -7);
+}
+
+static void test_query_overlong(void **state) {
+    (void)state;
+    long v = -7;
+    assert_int_equal(quint("limit=99999999999999999999999", "limit", &v), -1);
+    assert_int_equal(v, -7);
+    assert_int_equal(quint("limit=123456789012", "limit", &v), 1); /* 12 digits fit */
+    assert_int_equal(v, 123456789012L);
+}
+
+static void test_query_name_prefix(void **state) {
+    (void)state;
+    long v = -7;
+    assert_int_equal(quint("lim=1&limit=5", "limit", &v), 1);
+    assert_int_equal(v, 5);
+    assert_int_equal(quint("lim=1&limit=5", "lim", &v), 1);
+    assert_int_equal(v, 1);
+    assert_int_equal(quint("limit=5&lim=1", "lim", &v), 1);
+    assert_int_equal(v, 1);
+    assert_int_equal(quint("xlimit=5", "limit", &v), 0);
+}
+
+static void test_query_length_bounds(void **state) {
+    (void)state;
+    long v = -7;
+    /* Bytes past len are not part of the query. */
+    assert_int_equal(jn_query_uint("limit=5&offset=3", 7, "offset", &v), 0);
+    assert_int_equal(jn_query_uint("limit=56", 7, "limit", &v), 1);
+    assert_int_equal(v, 5);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exact_match),
+        cmocka_unit_test(test_param_extracted),
+        cmocka_unit_test(test_param_percent_decoded),
+        cmocka_unit_test(test_param_bad_escape_not_matched),
+        cmocka_unit_test(test_trailing_slash_ignored),
+        cmocka_unit_test(test_wrong_method),
+        cmocka_unit_test(test_unknown_path),
+        cmocka_unit_test(test_extra_segment_not_matched),
+        cmocka_unit_test(test_empty_param_not_matched),
+        cmocka_unit_test(test_overlong_param_not_matched),
+        cmocka_unit_test(test_length_bounds_path),
+        cmocka_unit_test(test_query_present),
+        cmocka_unit_test(test_query_absent),
+        cmocka_unit_test(test_query_invalid),
+        cmocka_unit_test(test_query_negative),
+        cmocka_unit_test(test_query_overlong),
+        cmocka_unit_test(test_query_name_prefix),
+        cmocka_unit_test(test_query_length_bounds),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,664 @@
+/* The Lua host: loading, sandbox, instruction limit, reloads, the junction module,
+ * require and the status report. Scripts are written to a fresh temporary folder. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "log.h"
+#include "script.h"
+
+#define LIMIT 1000000L
+
+typedef struct {
+    uv_loop_t loop;
+    char dir[64];
+    char files[16][256];
+    int nfiles;
+    jn_script_host *host;
+} fixture;
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof *f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    snprintf(f->dir, sizeof f->dir, "/tmp/jn_script_test_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    *state = f;
+    return 0;
+}
+
+static void close_host(fixture *f) {
+    if (!f->host) return;
+    jn_script_host_close(f->host);
+    f->host = NULL;
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    close_host(f);
+    /* Every handle is closed: the loop closes cleanly. */
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    for (int i = f->nfiles - 1; i >= 0; i--)
+        remove(f->files[i]);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static void start_host(fixture *f, int allow_exec, int allow_write) {
+    jn_script_opts o = {
+        .instruction_limit = LIMIT, .allow_exec = allow_exec, .allow_write = allow_write};
+    f->host = jn_script_host_new(&f->loop, &o);
+    assert_non_null(f->host);
+}
+
+/* Writes dir/name (remembered for cleanup) and returns its path (static per slot). */
+static const char *write_script(fixture *f, const char *name, const char *text) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", f->dir, name);
+    int known = -1;
+    for (int i = 0; i < f->nfiles; i++)
+        if (!strcmp(f->files[i], path)) known = i;
+    if (known < 0) {
+        assert_true(f->nfiles < 16);
+        known = f->nfiles++;
+        snprintf(f->files[known], sizeof f->files[known], "%s", path);
+    }
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+    return f->files[known];
+}
+
+static jn_script *add(fixture *f, const char *name, const char *text) {
+    char file[64];
+    snprintf(file, sizeof file, "%s.lua", name);
+    const char *path = write_script(f, file, text);
+    char *err = NULL;
+    jn_script *s = jn_script_add(f->host, name, path, NULL, NULL, &err);
+    if (!s) fail_msg("adding %s: %s", name, err);
+    return s;
+}
+
+static void assert_contains(const char *hay, const char *needle) {
+    if (!hay) fail_msg("expected \"%s\", got NULL", needle);
+    if (!strstr(hay, needle)) fail_msg("expected \"%s\" in \"%s\"", needle, hay);
+}
+
+/* Calls fn with no arguments and returns its result converted to a string (free it), or
+ * NULL with *err set. */
+static char *call_str(jn_script *s, lua_State *L, const char *fn, char **err) {
+    int top = lua_gettop(L);
+    if (jn_script_call(s, fn, 0, 1, err) != 0) {
+        assert_int_equal(lua_gettop(L), top);
+        return NULL;
+    }
+    assert_int_equal(lua_gettop(L), top + 1);
+    const char *v = luaL_tolstring(L, -1, NULL);
+    char *out = strdup(v);
+    lua_pop(L, 2);
+    return out;
+}
+
+static void assert_call(jn_script *s, lua_State *L, const char *fn, const char *want) {
+    char *err = NULL;
+    char *got = call_str(s, L, fn, &err);
+    if (!got) fail_msg("%s(): %s", fn, err);
+    if (strcmp(got, want) != 0) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s() returned \"%s\", want \"%s\"", fn, got, want);
+        free(got);
+        fail_msg("%s", msg);
+    }
+    free(got);
+}
+
+/* Calls fn expecting an error; returns the message (free it). */
+static char *call_err(jn_script *s, lua_State *L, const char *fn) {
+    char *err = NULL;
+    char *got = call_str(s, L, fn, &err);
+    if (got) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s() returned \"%s\", expected an error", fn, got);
+        free(got);
+        fail_msg("%s", msg);
+    }
+    assert_non_null(err);
+    return err;
+}
+
+/* ---- loading and calling ------------------------------------------------------------ */
+
+static void test_load_and_call(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *s = add(f, "greet",
+                       "local M = {}\n"
+                       "function M.hello(name) return 'hello ' .. name end\n"
+                       "return M\n");
+    assert_string_equal(jn_script_name(s), "greet");
+    assert_int_equal(jn_script_version(s), 1);
+    int top = lua_gettop(L);
+    lua_pushstring(L, "world");
+    char *err = NULL;
+    assert_int_equal(jn_script_call(s, "hello", 1, 1, &err), 0);
+    assert_string_equal(lua_tostring(L, -1), "hello world");
+    lua_pop(L, 1);
+    assert_int_equal(lua_gettop(L), top);
+    /* The module table is reachable from C too. */
+    jn_script_push_module(s);
+    assert_int_equal(lua_getfield(L, -1, "hello"), LUA_TFUNCTION);
+    lua_pop(L, 2);
+}
+
+static void test_missing_function(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *s = add(f, "m", "return { a = 1 }\n");
+    int top = lua_gettop(L);
+    lua_pushinteger(L, 1); /* an argument that must be dropped too */
+    char *err = NULL;
+    assert_int_equal(jn_script_call(s, "nope", 1, 1, &err), -1);
+    assert_contains(err, "nope");
+    assert_int_equal(lua_gettop(L), top);
+    free(err);
+}
+
+static void test_global_functions_as_module(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *s = add(f, "g", "function ping() return 'pong' end\n");
+    assert_call(s, L, "ping", "pong");
+}
+
+static void test_first_version_failure(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    const char *path = write_script(f, "broken.lua", "return {\n");
+    char *err = NULL;
+    assert_null(jn_script_add(f->host, "broken", path, NULL, NULL, &err));
+    assert_contains(err, "broken");
+    assert_contains(err, path);
+    free(err);
+    path = write_script(f, "notable.lua", "return 42\n");
+    err = NULL;
+    assert_null(jn_script_add(f->host, "notable", path, NULL, NULL, &err));
+    assert_contains(err, "must return a table");
+    free(err);
+    err = NULL;
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s/missing.lua", f->dir);
+    assert_null(jn_script_add(f->host, "missing", missing, NULL, NULL, &err));
+    assert_contains(err, "missing.lua");
+    free(err);
+}
+
+/* ---- sandbox ------------------------------------------------------------------------ */
+
+static void test_env_per_file(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *a = add(f, "a",
+                       "shared = 42\n"
+                       "string.marker = 'patched by a'\n"
+                       "return { get = function() return shared end }\n");
+    jn_script *b = add(f, "b",
+                       "return {\n"
+                       "  get = function() return tostring(rawget(_ENV, 'shared')) end,\n"
+                       "  marker = function() return tostring(string.marker) end,\n"
+                       "}\n");
+    assert_call(a, L, "get", "42");
+    assert_call(b, L, "get", "nil");
+    /* Library tables are private copies too. */
+    assert_call(b, L, "marker", "nil");
+}
+
+static void test_undefined_global(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *s = add(f, "u", "return { f = function() return undefined_thingy + 1 end }\n");
+    char *err = call_err(s, L, "f");
+    assert_contains(err, "undefined_thingy");
+    assert_contains(err, "undefined global");
+    free(err);
+}
+
+static void test_exec_absent_by_default(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *s = add(f, "x",
+                       "return {\n"
+                       "  f = function() return type(os.execute) .. ',' .. "
+                       "type(io.popen) end,\n"
+                       "  g = function() return type(os.time) .. ',' .. "
+                       "type(rawget(_ENV, 'dofile')) end,\n"
+                       "}\n");
+    assert_call(s, L, "f", "nil,nil");
+    assert_call(s, L, "g", "function,nil");
+}
+
+static void test_exec_present_with_allow_exec(void **state) {
+    fixture *f = *state;
+    start_host(f, 1, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *s = add(f, "x",
+                       "return { f = function() return type(os.execute) .. ',' .. "
+                       "type(io.popen) end }\n");
+    assert_call(s, L, "f", "function,function");
+}
+
+static const char *const writer_script = "return {\n"
+                                         "  write = function(path)\n"
+                                         "    local ok, fh, e = pcall(io.open, path, 'w')\n"
+                                         "    if not ok then return 'error: ' .. tostring(fh) end\n"
+                                         "    if not fh then return 'nil: ' .. tostring(e) end\n"
+                                         "    fh:write('written')\n"
+                                         "    fh:close()\n"
+                                         "    return 'ok'\n"
+                                         "  end,\n"
+                                         "  read = function(path)\n"
+                                         "    local fh = assert(io.open(path))\n"
+                                         "    local s = fh:read('a')\n"
+                                         "    fh:close()\n"
+                                         "    return s\n"
+                                         "  end,\n"
+                                         "}\n";
+
+static char *call_with_path(jn_script *s, lua_State *L, const char *fn, const char *path) {
+    lua_pushstring(L, path);
+    char *err = NULL;
+    if (jn_script_call(s, fn, 1, 1, &err) != 0) fail_msg("%s: %s", fn, err);
+    char *out = strdup(lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return out;
+}
+
+static void test_write_refused_by_default(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *s = add(f, "w", writer_script);
+    char target[256];
+    snprintf(target, sizeof target, "%s/out.txt", f->dir);
+    char *r = call_with_path(s, L, "write", target);
+    assert_contains(r, "error: ");
+    assert_contains(r, "allow_write");
+    free(r);
+    assert_int_equal(access(target, F_OK), -1); /* nothing was created */
+    /* Reading stays allowed. */
+    const char *readable = write_script(f, "data.txt", "some data");
+    r = call_with_path(s, L, "read", readable);
+    assert_string_equal(r, "some data");
+    free(r);
+}
+
+static void test_write_allowed(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 1);
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *s = add(f, "w", writer_script);
+    const char *target = write_script(f, "out.txt", ""); /* registered for cleanup */
+    char *r = call_with_path(s, L, "write", target);
+    assert_string_equal(r, "ok");
+    free(r);
+    r = call_with_path(s, L, "read", target);
+    assert_string_equal(r, "written");
+    free(r);
+}
+
+static void test_instruction_limit(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *s = add(f, "loop",
+                       "return {\n"
+                       "  spin = function() while true do end end,\n"
+                       "  ok = function() local n = 0 for i = 1, 1000 do n = n + i "
+                       "end return n end,\n"
+                       "}\n");
+    time_t t0 = time(NULL);
+    char *err = call_err(s, L, "spin");
+    assert_contains(err, "instruction limit");
+    assert_contains(err, "1000000");
+    free(err);
+    assert_true(time(NULL) - t0 < 5);
+    /* The budget is per call: the next call runs normally. */
+    assert_call(s, L, "ok", "500500");
+    /* And a load that never ends is stopped as well. */
+    const char *path = write_script(f, "spin_at_load.lua", "while true do end\n");
+    err = NULL;
+    assert_null(jn_script_add(f->host, "spin_at_load", path, NULL, NULL, &err));
+    assert_contains(err, "instruction limit");
+    free(err);
+}
+
+/* ---- reloads ------------------------------------------------------------------------ */
+
+static void test_reload_success(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *s = add(f, "r", "return { v = function() return 'one' end }\n");
+    write_script(f, "r.lua", "return { v = function() return 'two' end }\n");
+    assert_int_equal(jn_script_reload(s, "test"), 0);
+    assert_int_equal(jn_script_version(s), 2);
+    assert_call(s, L, "v", "two");
+    assert_int_equal(jn_script_reload_all(f->host, "test"), 0);
+    assert_int_equal(jn_script_version(s), 3);
+}
+
+static void test_reload_syntax_error_keeps_old(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *s = add(f, "r", "return { v = function() return 'old' end }\n");
+    int top = lua_gettop(L);
+    write_script(f, "r.lua", "return { v = function() return 'new' end\n");
+    assert_int_equal(jn_script_reload(s, "test"), -1);
+    assert_int_equal(lua_gettop(L), top);
+    assert_int_equal(jn_script_version(s), 1);
+    assert_call(s, L, "v", "old");
+    /* A version that compiles but fails while running is refused the same way. */
+    write_script(f, "r.lua", "error('boom at load')\n");
+    assert_int_equal(jn_script_reload(s, "test"), -1);
+    assert_int_equal(jn_script_reload_all(f->host, "test"), -1);
+    assert_int_equal(lua_gettop(L), top);
+    assert_int_equal(jn_script_version(s), 1);
+    assert_call(s, L, "v", "old");
+}
+
+typedef struct {
+    jn_script_host *host;
+    int calls;
+    char accepted[32];
+} check_state;
+
+/* Accepts a module whose `value` is not "bad", recording what it accepted. */
+static int check_value(jn_script *s, void *ud, char **err) {
+    (void)s;
+    check_state *cs = ud;
+    lua_State *L = jn_script_host_lua(cs->host);
+    cs->calls++;
+    lua_getfield(L, -1, "value");
+    const char *v = lua_tostring(L, -1);
+    if (!v || !strcmp(v, "bad")) {
+        lua_pop(L, 1);
+        *err = strdup("value must not be bad");
+        return -1;
+    }
+    snprintf(cs->accepted, sizeof cs->accepted, "%s", v);
+    lua_pop(L, 1);
+    return 0;
+}
+
+static void test_check_rejects_keeps_old(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    check_state cs = {f->host, 0, ""};
+    const char *path = write_script(f, "c.lua",
+                                    "return { value = 'good', "
+                                    "v = function() return 'first' end }\n");
+    char *err = NULL;
+    jn_script *s = jn_script_add(f->host, "c", path, check_value, &cs, &err);
+    if (!s) fail_msg("%s", err);
+    assert_int_equal(cs.calls, 1);
+    assert_string_equal(cs.accepted, "good");
+    int top = lua_gettop(L);
+    write_script(f, "c.lua", "return { value = 'bad', v = function() return 'second' end }\n");
+    assert_int_equal(jn_script_reload(s, "test"), -1);
+    assert_int_equal(cs.calls, 2);
+    assert_int_equal(lua_gettop(L), top);
+    assert_int_equal(jn_script_version(s), 1);
+    assert_string_equal(cs.accepted, "good");
+    assert_call(s, L, "v", "first");
+    jn_sb sb;
+    jn_sb_init(&sb);
+    jn_script_host_status_json(f->host, &sb);
+    assert_contains(sb.data, "value must not be bad");
+    jn_sb_free(&sb);
+    /* An accepted version after that is served. */
+    write_script(f, "c.lua", "return { value = 'better', v = function() return 'third' end }\n");
+    assert_int_equal(jn_script_reload(s, "test"), 0);
+    assert_string_equal(cs.accepted, "better");
+    assert_int_equal(jn_script_version(s), 2);
+    assert_call(s, L, "v", "third");
+}
+
+static void test_state_survives_reload(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    const char *code = "local state = ...\n"
+                       "state.loads = (state.loads or 0) + 1\n"
+                       "return { loads = function() return state.loads end }\n";
+    jn_script *s = add(f, "st", code);
+    assert_call(s, L, "loads", "1");
+    assert_int_equal(jn_script_reload(s, "test"), 0);
+    assert_call(s, L, "loads", "2");
+    /* A failed reload does not lose it either. */
+    write_script(f, "st.lua", "error('no')\n");
+    assert_int_equal(jn_script_reload(s, "test"), -1);
+    write_script(f, "st.lua", code);
+    assert_int_equal(jn_script_reload(s, "test"), 0);
+    assert_call(s, L, "loads", "3");
+    /* The host sees the same table. */
+    jn_script_push_state(s);
+    assert_int_equal(lua_getfield(L, -1, "loads"), LUA_TNUMBER);
+    assert_int_equal(lua_tointeger(L, -1), 3);
+    lua_pop(L, 2);
+}
+
+static void test_state_per_script(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *a = add(f, "sa",
+                       "local st = ... st.who = 'a' return { w = function() return "
+                       "st.who end }\n");
+    jn_script *b = add(f, "sb",
+                       "local st = ... return { w = function() return "
+                       "tostring(st.who) end }\n");
+    assert_call(a, L, "w", "a");
+    assert_call(b, L, "w", "nil");
+}
+
+/* ---- the junction module ------------------------------------------------------------ */
+
+static void test_junction_sha256(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *s = add(f, "j",
+                       "return { h = function() return junction.sha256('abc') end,\n"
+                       "  e = function() return junction.sha256('') end }\n");
+    assert_call(s, L, "h", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_call(s, L, "e", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+static void test_junction_now(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *s = add(f, "j", "return { now = function() return junction.now() end }\n");
+    char *err = NULL;
+    time_t before = time(NULL);
+    assert_int_equal(jn_script_call(s, "now", 0, 1, &err), 0);
+    time_t after = time(NULL);
+    assert_int_equal(lua_type(L, -1), LUA_TNUMBER);
+    double now = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    assert_true(now >= (double)before - 1 && now <= (double)after + 1);
+}
+
+static void test_junction_env(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    setenv("JN_SCRIPT_TEST_VAR", "from the environment", 1);
+    unsetenv("JN_SCRIPT_TEST_UNSET");
+    jn_script *s = add(f, "j",
+                       "return {\n"
+                       "  set = function() return junction.env('JN_SCRIPT_TEST_VAR') end,\n"
+                       "  dflt = function() return junction.env('JN_SCRIPT_TEST_UNSET', "
+                       "'fallback') end,\n"
+                       "  none = function() return tostring(junction.env("
+                       "'JN_SCRIPT_TEST_UNSET')) end,\n"
+                       "  pref = function() return junction.env('JN_SCRIPT_TEST_VAR', "
+                       "'fallback') end,\n"
+                       "}\n");
+    assert_call(s, L, "set", "from the environment");
+    assert_call(s, L, "dflt", "fallback");
+    assert_call(s, L, "none", "nil");
+    assert_call(s, L, "pref", "from the environment");
+    unsetenv("JN_SCRIPT_TEST_VAR");
+}
+
+static void test_junction_via_require(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *s = add(f, "j",
+                       "local j = require 'junction'\n"
+                       "return { same = function() return tostring(j == junction) end }\n");
+    assert_call(s, L, "same", "true");
+}
+
+/* ---- require ------------------------------------------------------------------------ */
+
+static void test_require_cjson(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *s = add(f, "cj",
+                       "local cjson = require 'cjson'\n"
+                       "return { f = function()\n"
+                       "  local t = cjson.decode('{\"a\":[1,2,3]}')\n"
+                       "  return cjson.encode(t.a) .. ' ' .. #t.a\n"
+                       "end }\n");
+    assert_call(s, L, "f", "[1,2,3] 3");
+}
+
+static void test_require_sibling(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    write_script(f, "helper.lua",
+                 "local calls = 0\n"
+                 "return { twice = function(x) calls = calls + 1 return x * 2 "
+                 "end, calls = function() return calls end }\n");
+    jn_script *s = add(f, "main",
+                       "local h = require 'helper'\n"
+                       "local again = require 'helper'\n"
+                       "return { f = function() return h.twice(21) end,\n"
+                       "  same = function() return tostring(h == again) end }\n");
+    assert_call(s, L, "f", "42");
+    assert_call(s, L, "same", "true"); /* loaded once per version */
+}
+
+static void test_require_outside_refused(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *s = add(f, "main",
+                       "return {\n"
+                       "  up = function() local ok, e = pcall(require, '../x')\n"
+                       "    return tostring(ok) .. ' ' .. tostring(e) end,\n"
+                       "  abs = function() local ok, e = pcall(require, '/etc/passwd')\n"
+                       "    return tostring(ok) .. ' ' .. tostring(e) end,\n"
+                       "  missing = function() local ok, e = pcall(require, 'nothere')\n"
+                       "    return tostring(ok) .. ' ' .. tostring(e) end,\n"
+                       "}\n");
+    char *err = NULL;
+    char *r = call_str(s, L, "up", &err);
+    assert_non_null(r);
+    assert_int_equal(strncmp(r, "false ", 6), 0);
+    assert_contains(r, "../x");
+    free(r);
+    r = call_str(s, L, "abs", &err);
+    assert_non_null(r);
+    assert_int_equal(strncmp(r, "false ", 6), 0);
+    free(r);
+    r = call_str(s, L, "missing", &err);
+    assert_non_null(r);
+    assert_int_equal(strncmp(r, "false ", 6), 0);
+    assert_contains(r, "nothere");
+    free(r);
+}
+
+/* ---- status ------------------------------------------------------------------------- */
+
+static void test_status_json_last_error(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    jn_script *s = add(f, "stat", "return { v = function() return 1 end }\n");
+    jn_sb sb;
+    jn_sb_init(&sb);
+    jn_script_host_status_json(f->host, &sb);
+    assert_contains(sb.data, "\"name\":\"stat\"");
+    assert_contains(sb.data, "\"version\":1");
+    assert_contains(sb.data, "\"last_error\":null");
+    jn_sb_free(&sb);
+
+    write_script(f, "stat.lua", "return { v = function() return 1 end\n");
+    assert_int_equal(jn_script_reload(s, "manual"), -1);
+    jn_script_host_status_json(f->host, &sb);
+    assert_int_equal(sb.data[0], '[');
+    assert_int_equal(sb.data[sb.len - 1], ']');
+    char want[400];
+    snprintf(want, sizeof want, "\"last_error\":\"%s/stat.lua:", f->dir);
+    assert_contains(sb.data, want);
+    assert_contains(sb.data, "\"result\":\"error\"");
+    assert_contains(sb.data, "\"reason\":\"manual\"");
+    assert_contains(sb.data, "\"version\":1");
+    jn_sb_free(&sb);
+}
+
+int main(void) {
+    jn_log_setup(JN_LOG_ERROR, JN_LOG_TEXT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_load_and_call, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_function, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_global_functions_as_module, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_version_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_env_per_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_undefined_global, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exec_absent_by_default, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exec_present_with_allow_exec, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_refused_by_default, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_allowed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_instruction_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_success, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_syntax_error_keeps_old, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_rejects_keeps_old, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_survives_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_per_script, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_junction_sha256, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_junction_now, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_junction_env, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_junction_via_require, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_require_cjson, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_require_sibling, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_require_outside_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_json_last_error, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
