@@ -15,9 +15,9 @@ int64_t jn_backoff_delay_ms(const jn_backoff *b, int attempt, double unit, long 
     int64_t d = (int64_t)(unit * (double)(ceiling + 1));
     if (d > ceiling) d = ceiling;
     if (retry_after_s >= 0) {
-        int64_t ra = (int64_t)retry_after_s * 1000;
-        /* A server asking for hours would stall the source; respect it up to the cap. */
-        if (ra > b->max_ms) ra = b->max_ms;
+        /* A server asking for hours would stall the source; respect it up to the cap.
+         * Compared in seconds first: a huge header value would overflow the product. */
+        int64_t ra = retry_after_s > b->max_ms / 1000 ? b->max_ms : (int64_t)retry_after_s * 1000;
         if (ra > d) d = ra;
     }
     return d;

@@ -15,7 +15,7 @@
 
 #include "buf.h"
 
-typedef enum { T_STR, T_INT, T_LONG, T_NUM, T_BOOL, T_ADDR, T_LEVEL, T_FORMAT } key_type;
+typedef enum { T_STR, T_OPTSTR, T_INT, T_LONG, T_NUM, T_BOOL, T_ADDR, T_LEVEL, T_FORMAT } key_type;
 
 typedef struct {
     const char *key;
@@ -80,6 +80,26 @@ static const schema_entry schema[] = {
     {"kafka.message_timeout_ms", T_INT, OFF(kafka.message_timeout_ms), "120000", NULL, 0, 86400000, "how long librdkafka retries one message before reporting it failed (the record is then published again next cycle)"},
     {"redis.host", T_STR, OFF(redis.host), "127.0.0.1", "REDIS_HOST", 0, 0, "Redis host"},
     {"redis.port", T_INT, OFF(redis.port), "6379", "REDIS_PORT", 1, 65535, "Redis port"},
+    {"analytics.listen", T_ADDR, OFF(analytics.listen), "127.0.0.1:8083", "JUNCTION_ANALYTICS_LISTEN", 0, 0, "address of `junction analytics`"},
+    {"analytics.file", T_OPTSTR, OFF(analytics.file), "", "JUNCTION_ANALYTICS_FILE", 0, 0, "append received records to this JSON-lines file"},
+    {"analytics.max_body_bytes", T_INT, OFF(analytics.max_body_bytes), "67108864", NULL, 1024, 1 << 30, "largest batch accepted"},
+    {"consumer.group_id", T_STR, OFF(consumer.group_id), "junction-consumer", "JUNCTION_GROUP_ID", 0, 0, "Kafka consumer group"},
+    {"consumer.customer_topic", T_STR, OFF(consumer.customer_topic), "customer_data", NULL, 0, 0, "topic of customers"},
+    {"consumer.product_topic", T_STR, OFF(consumer.product_topic), "inventory_data", NULL, 0, 0, "topic of products"},
+    {"consumer.dead_letter_topic", T_STR, OFF(consumer.dead_letter_topic), "junction_dead_letter", NULL, 0, 0, "where messages that can never be delivered go, with the error in their headers"},
+    {"consumer.auto_offset_reset", T_STR, OFF(consumer.auto_offset_reset), "earliest", "JUNCTION_AUTO_OFFSET_RESET", 0, 0, "where a new group starts: earliest or latest"},
+    {"consumer.analytics_url", T_STR, OFF(consumer.analytics_url), "http://127.0.0.1:8083/analytics", "ANALYTICS_URL", 0, 0, "Analytics REST API receiving merged records"},
+    {"consumer.merge_script", T_STR, OFF(consumer.merge_script), "scripts/merge.lua", NULL, 0, 0, "script joining customers with products"},
+    {"consumer.batch_size", T_INT, OFF(consumer.batch_size), "500", NULL, 1, 100000, "records per POST to analytics"},
+    {"consumer.linger_ms", T_INT, OFF(consumer.linger_ms), "20", NULL, 0, 60000, "longest wait to fill a batch"},
+    {"consumer.max_inflight_batches", T_INT, OFF(consumer.max_inflight_batches), "4", NULL, 1, 1000, "POSTs in flight at once"},
+    {"consumer.max_pending", T_INT, OFF(consumer.max_pending), "20000", NULL, 1, 10000000, "messages read but not yet settled before consumption pauses"},
+    {"consumer.request_timeout_ms", T_INT, OFF(consumer.request_timeout_ms), "10000", NULL, 10, 600000, "time one POST may take"},
+    {"consumer.retry_base_ms", T_INT, OFF(consumer.retry_base_ms), "200", NULL, 1, 3600000, "ceiling of the first retry delay of a POST"},
+    {"consumer.retry_max_ms", T_INT, OFF(consumer.retry_max_ms), "10000", NULL, 1, 3600000, "cap of the retry delay of a POST (retries never stop)"},
+    {"consumer.dedupe_ttl_s", T_INT, OFF(consumer.dedupe_ttl_s), "86400", "JUNCTION_DEDUPE_TTL_S", 1, 315360000, "lifetime of processed:<sha256> marks in Redis"},
+    {"consumer.hold_max", T_INT, OFF(consumer.hold_max), "10000", NULL, 0, 10000000, "customers held waiting for products they reference"},
+    {"consumer.hold_ms", T_INT, OFF(consumer.hold_ms), "5000", NULL, 0, 86400000, "longest a customer is held before it is delivered with its missing product ids"},
 };
 /* clang-format on */
 #define NSCHEMA (sizeof schema / sizeof schema[0])
@@ -88,6 +108,8 @@ static const char *type_expect(const schema_entry *e, char *buf, size_t n) {
     switch (e->type) {
     case T_STR:
         return "a non-empty string";
+    case T_OPTSTR:
+        return "a string (\"\" for none)";
     case T_INT:
     case T_LONG:
         snprintf(buf, n, "an integer from %.0f to %.0f", e->min, e->max);
@@ -126,9 +148,10 @@ static int set_from_string(jn_config *cfg, const schema_entry *e, const char *s)
     char *end;
     switch (e->type) {
     case T_STR:
-        if (!*s) return -1;
+    case T_OPTSTR:
+        if (!*s && e->type == T_STR) return -1;
         free(*(char **)field);
-        *(char **)field = strdup(s);
+        *(char **)field = *s ? strdup(s) : NULL;
         return 0;
     case T_INT:
     case T_LONG: {
@@ -376,7 +399,7 @@ fail:
 
 void jn_config_free(jn_config *cfg) {
     for (size_t i = 0; i < NSCHEMA; i++)
-        if (schema[i].type == T_STR) {
+        if (schema[i].type == T_STR || schema[i].type == T_OPTSTR) {
             char **p = (char **)((char *)cfg + schema[i].offset);
             free(*p);
             *p = NULL;

@@ -82,6 +82,27 @@ typedef struct jn_config {
         char *host;
         int port;
     } redis;
+    struct {
+        jn_addr listen;
+        char *file; /* JSON-lines file records are appended to, or NULL */
+        int max_body_bytes;
+    } analytics;
+    struct {
+        char *group_id;
+        char *customer_topic, *product_topic, *dead_letter_topic;
+        char *auto_offset_reset;
+        char *analytics_url;
+        char *merge_script;
+        int batch_size;
+        int linger_ms;
+        int max_inflight_batches;
+        int max_pending;
+        int request_timeout_ms;
+        int retry_base_ms, retry_max_ms;
+        int dedupe_ttl_s;
+        int hold_max;
+        int hold_ms;
+    } consumer;
 } jn_config;
 
 /* Loads path (or the defaults alone when path is NULL), applies the environment and

@@ -20,7 +20,7 @@ static int on_message_begin(http_parser *p) {
     jn_http_reader *r = reader_of(p);
     r->url.len = 0;
     r->body.len = 0;
-    r->has_inm = r->has_ct = 0;
+    r->has_inm = r->has_ct = r->has_idem = 0;
     r->collecting = 0;
     r->expect_continue = 0;
     r->in_message = 1;
@@ -73,12 +73,18 @@ static int on_header_value(http_parser *p, const char *at, size_t len) {
             r->content_type[0] = '\0';
         } else if (!strcasecmp(f, "expect")) {
             r->collecting = 3;
+        } else if (!strcasecmp(f, "idempotency-key")) {
+            r->collecting = 4;
+            r->has_idem = 1;
+            r->idempotency_key[0] = '\0';
         }
     }
     if (r->collecting == 1)
         append_capped(r->if_none_match, sizeof r->if_none_match, at, len);
     else if (r->collecting == 2)
         append_capped(r->content_type, sizeof r->content_type, at, len);
+    else if (r->collecting == 4)
+        append_capped(r->idempotency_key, sizeof r->idempotency_key, at, len);
     else if (r->collecting == 3 && len >= 12 && !strncasecmp(at, "100-continue", 12))
         r->expect_continue = 1;
     return 0;
@@ -124,6 +130,7 @@ static int on_message_complete(http_parser *p) {
     req.body_len = r->body.len;
     req.if_none_match = r->has_inm ? r->if_none_match : NULL;
     req.content_type = r->has_ct ? r->content_type : NULL;
+    req.idempotency_key = r->has_idem ? r->idempotency_key : NULL;
     req.keep_alive = http_should_keep_alive(p);
     r->in_message = 0;
     r->on_request(r, &req);

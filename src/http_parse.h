@@ -18,8 +18,9 @@ typedef struct {
     size_t query_len;
     const char *body;
     size_t body_len;
-    const char *if_none_match; /* or NULL */
-    const char *content_type;  /* or NULL */
+    const char *if_none_match;   /* or NULL */
+    const char *content_type;    /* or NULL */
+    const char *idempotency_key; /* or NULL; at most 255 bytes are kept */
     int keep_alive;
 } jn_http_request;
 
@@ -32,8 +33,10 @@ struct jn_http_reader {
     jn_sb url, body, field;
     char if_none_match[256];
     char content_type[128];
-    int has_inm, has_ct;
-    int collecting; /* which header value is being read: 0 none, 1 INM, 2 CT, 3 Expect */
+    char idempotency_key[256];
+    int has_inm, has_ct, has_idem;
+    /* which header value is being read: 0 none, 1 INM, 2 CT, 3 Expect, 4 Idempotency-Key */
+    int collecting;
     int expect_continue;
     int in_message;
     size_t max_body, max_url;

@@ -353,6 +353,16 @@ static void on_request(jn_http_reader *r, const jn_http_request *req) {
     res.status = 200;
     s->handler(s->ud, req, &res);
     jn_metric_observe(s->m_latency, (double)(uv_hrtime() - c->started_ns) / 1e9);
+    if (res.drop) {
+        /* Answers queued before this one still leave; then the connection closes. */
+        jn_rbuf_unref(res.body);
+        jn_metric_add(route_counter(s, res.route ? res.route : "other", 0), 1);
+        c->no_more_reads = 1;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        if (!c->head && !c->writing) conn_close(c);
+        else if (c->tail) c->tail->close_after = 1;
+        return;
+    }
     enqueue(c, &res, req->keep_alive);
 }
 

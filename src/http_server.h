@@ -21,6 +21,7 @@ typedef struct {
     const char *route;        /* metrics label: a static string such as "/customers/:id" */
     int delay_ms;             /* hold the answer back (fault injection) */
     int close;                /* close the connection after this answer */
+    int drop;                 /* close the connection without answering (fault injection) */
 } jn_http_response;
 
 typedef void (*jn_http_handler)(void *ud, const jn_http_request *req, jn_http_response *res);

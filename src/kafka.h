@@ -43,4 +43,67 @@ int jn_kafka_producer_connected(const jn_kafka_producer *p);
  * destroys the producer; done(arg) runs once everything is closed. */
 void jn_kafka_producer_close(jn_kafka_producer *p, int timeout_ms, void (*done)(void *), void *arg);
 
+/* ---- consumer ----------------------------------------------------------------------
+ * A consumer-group member with offsets managed by junction (enable.auto.commit=false,
+ * enable.auto.offset.store=false): the owner commits, per partition, the offset up to
+ * which every message is settled. Messages, rebalances and commit results all arrive on
+ * the loop through the consumer queue's io-event pipe, like the producer's reports. */
+
+typedef struct jn_kafka_consumer jn_kafka_consumer;
+
+typedef struct {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    const void *key;
+    size_t key_len;
+    const void *value;
+    size_t value_len;
+    int64_t timestamp_ms;
+    const rd_kafka_message_t *raw; /* for headers; valid only during the callback */
+} jn_kafka_msg;
+
+typedef struct {
+    /* Each message, in order within its partition. Valid only during the call. */
+    void (*on_message)(void *ud, const jn_kafka_msg *m);
+    /* Partitions given to this member (already assigned when called). */
+    void (*on_assign)(void *ud, const rd_kafka_topic_partition_list_t *parts);
+    /* Partitions about to be taken away. No more messages of them arrive after this call.
+     * The owner settles what it holds for them, commits, and then calls
+     * jn_kafka_consumer_revoke_done; the group waits for that (rebalance timeout). */
+    void (*on_revoke)(void *ud, const rd_kafka_topic_partition_list_t *parts);
+    /* Result of a jn_kafka_consumer_commit. */
+    void (*on_commit)(void *ud, rd_kafka_resp_err_t err,
+                      const rd_kafka_topic_partition_list_t *offsets);
+    /* Errors worth logging (broker down, ...); consumption goes on by itself. */
+    void (*on_error)(void *ud, rd_kafka_resp_err_t err, const char *reason);
+} jn_kafka_consumer_cbs;
+
+typedef struct {
+    const char *brokers;
+    const char *group_id;
+    const char *client_id;
+    const char *auto_offset_reset; /* "earliest" or "latest" */
+    const char *const *topics;     /* NULL-terminated */
+    const char *const *extra;      /* NULL-terminated "key=value" librdkafka settings */
+} jn_kafka_consumer_opts;
+
+jn_kafka_consumer *jn_kafka_consumer_new(uv_loop_t *loop, const jn_kafka_consumer_opts *o,
+                                         const jn_kafka_consumer_cbs *cbs, void *ud, char **err);
+/* Commits next_offset (the first offset NOT yet settled) for each listed partition,
+ * asynchronously; on_commit reports the result. offsets->elems[i].offset holds it. */
+int jn_kafka_consumer_commit(jn_kafka_consumer *c, const rd_kafka_topic_partition_list_t *offsets);
+/* Stops / restarts fetching on every assigned partition (Redis down, too much pending). */
+void jn_kafka_consumer_pause(jn_kafka_consumer *c);
+void jn_kafka_consumer_resume(jn_kafka_consumer *c);
+int jn_kafka_consumer_paused(const jn_kafka_consumer *c);
+/* Completes a revocation announced by on_revoke. */
+void jn_kafka_consumer_revoke_done(jn_kafka_consumer *c);
+/* Consumer lag of an assigned partition (high watermark minus the next offset to read),
+ * or -1 when unknown. */
+int64_t jn_kafka_consumer_lag(jn_kafka_consumer *c, const char *topic, int32_t partition);
+/* Leaves the group (on_revoke runs for what is assigned; the owner must answer with
+ * revoke_done), then destroys the handle; done(arg) runs once everything is closed. */
+void jn_kafka_consumer_close(jn_kafka_consumer *c, void (*done)(void *), void *arg);
+
 #endif

@@ -21,6 +21,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
+#include "record.h"
 #include "strmap.h"
 
 typedef struct source source;
@@ -315,65 +316,6 @@ static void note(source *s, int kind, lua_Integer i, const char *why) {
                 (long long)i, words[kind], why);
 }
 
-/* Reads the map result at the top of the stack into key/value/headers. Returns NULL when
- * the result is usable, else why not. Leaves nothing extra on the stack. */
-static const char *read_mapped(lua_State *L, jn_sb *key, jn_sb *value, const char **hdrs,
-                               int *nhdrs, int maxhdrs) {
-    if (!lua_istable(L, -1)) return "map() must return a table {key=, value=, headers=} or nil";
-    lua_getfield(L, -1, "key");
-    if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1)) {
-        lua_pop(L, 1);
-        return "key must be a string or an integer";
-    }
-    size_t kl;
-    const char *k = lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER
-                        ? lua_tolstring(L, -1, &kl)
-                        : NULL;
-    if (!k || kl == 0) {
-        lua_pop(L, 1);
-        return "key must be a non-empty string or an integer";
-    }
-    jn_sb_append(key, k, kl);
-    lua_pop(L, 1);
-    lua_getfield(L, -1, "value");
-    if (lua_type(L, -1) == LUA_TSTRING) {
-        size_t vl;
-        const char *v = lua_tolstring(L, -1, &vl);
-        jn_sb_append(value, v, vl);
-    } else if (lua_istable(L, -1)) {
-        const char *err;
-        if (jn_json_encode(L, -1, NULL, value, &err) != 0) {
-            lua_pop(L, 1);
-            return err;
-        }
-    } else {
-        lua_pop(L, 1);
-        return "value must be a table (sent as JSON) or a string";
-    }
-    lua_pop(L, 1);
-    *nhdrs = 0;
-    if (lua_getfield(L, -1, "headers") == LUA_TTABLE) {
-        lua_pushnil(L);
-        while (lua_next(L, -2)) {
-            if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING ||
-                *nhdrs + 2 > maxhdrs) {
-                lua_pop(L, 3);
-                return "headers must map names to strings (at most 16)";
-            }
-            /* The strings stay referenced by the result table until it is popped. */
-            hdrs[(*nhdrs)++] = lua_tostring(L, -2);
-            hdrs[(*nhdrs)++] = lua_tostring(L, -1);
-            lua_pop(L, 1);
-        }
-    } else if (!lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return "headers must be a table";
-    }
-    lua_pop(L, 1);
-    hdrs[*nhdrs] = NULL;
-    return NULL;
-}
-
 static void end_processing(source *s) {
     lua_State *L = jn_script_host_lua(s->p->scripts);
     luaL_unref(L, LUA_REGISTRYINDEX, s->array_ref);
@@ -401,9 +343,8 @@ static void continue_cycle(source *s) {
     lua_pushstring(L, s->cfg.topic);
     lua_setfield(L, -2, "topic");
     int ctx = lua_gettop(L);
-    jn_sb key, value;
-    jn_sb_init(&key);
-    jn_sb_init(&value);
+    jn_record rec;
+    jn_record_init(&rec);
     for (; s->next_index <= s->count; s->next_index++) {
         lua_Integer i = s->next_index;
         lua_settop(L, ctx);
@@ -433,10 +374,7 @@ static void continue_cycle(source *s) {
             continue;
         }
         if (lua_isnil(L, -1)) continue; /* the script filtered it out */
-        const char *hdrs[33];
-        int nh = 0;
-        key.len = value.len = 0;
-        const char *why = read_mapped(L, &key, &value, hdrs, &nh, 32);
+        const char *why = jn_record_read(L, &rec);
         if (why) {
             jn_metric_add(s->m_map_errors, 1);
             c->skipped++;
@@ -444,24 +382,24 @@ static void continue_cycle(source *s) {
             continue;
         }
         unsigned char hash[32];
-        jn_sha256(value.data, value.len, hash);
+        jn_sha256(rec.value.data, rec.value.len, hash);
         if (!p->publish_all) {
-            const unsigned char *old = jn_strmap_get(s->published, key.data, key.len);
-            const unsigned char *inflight = jn_strmap_get(s->pending, key.data, key.len);
+            const unsigned char *old = jn_strmap_get(s->published, rec.key.data, rec.key.len);
+            const unsigned char *inflight = jn_strmap_get(s->pending, rec.key.data, rec.key.len);
             if ((old && !memcmp(old, hash, 32) && !inflight) ||
                 (inflight && !memcmp(inflight, hash, 32))) {
                 jn_metric_add(s->m_unchanged, 1);
                 continue;
             }
         }
-        message *m = malloc(sizeof *m + key.len + 1);
+        message *m = malloc(sizeof *m + rec.key.len + 1);
         if (!m) abort();
         m->cyc = c;
         memcpy(m->hash, hash, 32);
-        m->keylen = key.len;
-        memcpy(m->key, key.data, key.len + 1);
-        int rc = jn_kafka_produce(p->kafka, s->cfg.topic, key.data, key.len, value.data, value.len,
-                                  nh ? hdrs : NULL, m);
+        m->keylen = rec.key.len;
+        memcpy(m->key, rec.key.data, rec.key.len + 1);
+        int rc = jn_kafka_produce(p->kafka, s->cfg.topic, rec.key.data, rec.key.len, rec.value.data,
+                                  rec.value.len, rec.nheaders ? rec.headers : NULL, m);
         if (rc == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             free(m);
             jn_metric_add(s->m_queue_full, 1);
@@ -472,15 +410,14 @@ static void continue_cycle(source *s) {
             free(m);
             c->failed++;
             jn_metric_add(s->m_delivery_errors, 1);
-            jn_log_error("producer", "%s: cannot queue record %s: %s", s->name, key.data,
+            jn_log_error("producer", "%s: cannot queue record %s: %s", s->name, rec.key.data,
                          rd_kafka_err2str((rd_kafka_resp_err_t)rc));
             continue;
         }
-        jn_strmap_set(s->pending, key.data, key.len, hash);
+        jn_strmap_set(s->pending, rec.key.data, rec.key.len, hash);
         c->queued++;
     }
-    jn_sb_free(&key);
-    jn_sb_free(&value);
+    jn_record_free(&rec);
     lua_settop(L, top);
     if (!s->paused) end_processing(s);
 }
