@@ -17,6 +17,8 @@ struct jn_admin {
     jn_script_host *scripts;
     jn_api *api;
     jn_producer *producer;
+    jn_consumer *consumer;
+    jn_analytics *analytics;
     uint64_t started_ns;
     jn_metric *m_rss;
 };
@@ -48,6 +50,11 @@ static void status_json(jn_admin *a, jn_sb *sb) {
     if (a->producer) {
         jn_sb_puts(sb, ",\"producer\":");
         jn_producer_status_json(a->producer, sb);
+    }
+
+    if (a->analytics) {
+        jn_sb_puts(sb, ",\"analytics\":");
+        jn_analytics_stats_json(a->analytics, sb);
     }
     jn_sb_putc(sb, '}');
 }
@@ -154,6 +161,14 @@ void jn_admin_set_api(jn_admin *a, jn_api *api) {
 
 void jn_admin_set_producer(jn_admin *a, jn_producer *p) {
     a->producer = p;
+}
+
+void jn_admin_set_consumer(jn_admin *a, jn_consumer *c) {
+    a->consumer = c;
+}
+
+void jn_admin_set_analytics(jn_admin *a, jn_analytics *an) {
+    a->analytics = an;
 }
 
 typedef struct {

@@ -5,8 +5,10 @@
 
 #include <uv.h>
 
+#include "analytics.h"
 #include "api.h"
 #include "config.h"
+#include "consumer.h"
 #include "producer.h"
 #include "script.h"
 
@@ -17,6 +19,8 @@ jn_admin *jn_admin_start(uv_loop_t *loop, const jn_config *cfg, jn_script_host *
 /* The roles this process runs register themselves so status and faults can reach them. */
 void jn_admin_set_api(jn_admin *a, jn_api *api);
 void jn_admin_set_producer(jn_admin *a, jn_producer *p);
+void jn_admin_set_consumer(jn_admin *a, jn_consumer *c);
+void jn_admin_set_analytics(jn_admin *a, jn_analytics *an);
 void jn_admin_stop(jn_admin *a, void (*done)(void *), void *arg);
 
 #endif

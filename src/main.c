@@ -10,8 +10,10 @@
 #include <uv.h>
 
 #include "admin.h"
+#include "analytics.h"
 #include "api.h"
 #include "config.h"
+#include "consumer.h"
 #include "log.h"
 #include "producer.h"
 #include "script.h"
@@ -24,6 +26,8 @@ static const char usage[] =
     "commands:\n"
     "  api        serve the CRM (:8081) and Inventory (:8082) mock APIs from Lua scripts\n"
     "  produce    poll the APIs and publish new or changed records to Kafka\n"
+    "  consume    de-duplicate in Redis, merge with Lua, deliver to analytics, commit\n"
+    "  analytics  receive merged batches like the Analytics REST API (:8083), for tests\n"
     "\n"
     "options:\n"
     "  -c, --config FILE     Lua file returning the configuration table\n"
@@ -41,6 +45,8 @@ typedef struct {
     jn_admin *admin;
     jn_api *api;
     jn_producer *producer;
+    jn_analytics *analytics;
+    jn_consumer *consumer;
     uv_signal_t sigint, sigterm, sighup;
     int pending; /* roles still stopping */
     int stopping;
@@ -61,6 +67,7 @@ static void stop_all(app *a) {
     a->pending = 1; /* held until every stop below is issued */
     if (a->producer) a->pending++, jn_producer_stop(a->producer, on_role_stopped, a);
     if (a->api) a->pending++, jn_api_stop(a->api, on_role_stopped, a);
+    if (a->analytics) a->pending++, jn_analytics_stop(a->analytics, on_role_stopped, a);
     if (a->admin) a->pending++, jn_admin_stop(a->admin, on_role_stopped, a);
     on_role_stopped(a);
 }
@@ -148,7 +155,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     int run_api = !strcmp(command, "api"), run_producer = !strcmp(command, "produce");
-    if (!run_api && !run_producer) {
+    int run_analytics = !strcmp(command, "analytics"), run_consumer = !strcmp(command, "consume");
+    if (!run_api && !run_producer && !run_analytics && !run_consumer) {
         fprintf(stderr, "junction: unknown command \"%s\"\n%s", command, usage);
         return 2;
     }
@@ -182,6 +190,12 @@ int main(int argc, char **argv) {
         if (!a.producer) die(err);
         jn_admin_set_producer(a.admin, a.producer);
     }
+    if (run_analytics) {
+        a.analytics = jn_analytics_start(a.loop, &cfg, &err);
+        if (!a.analytics) die(err);
+        jn_admin_set_analytics(a.admin, a.analytics);
+    }
+    if (run_consumer) die("consume: not wired yet");
     if (cfg.scripts.watch) jn_script_watch(a.scripts);
 
     uv_signal_init(a.loop, &a.sigint);

@@ -72,8 +72,10 @@ class Junction:
         self.scripts = os.path.join(tmp, "scripts")
         shutil.copytree(os.path.join(ROOT, "scripts"), self.scripts)
         self.crm_port, self.inv_port, self.admin_port = free_port(), free_port(), free_port()
+        self.analytics_port = free_port()
         cfg = {
             "admin": {"listen": f"127.0.0.1:{self.admin_port}"},
+            "analytics": {"listen": f"127.0.0.1:{self.analytics_port}"},
             "api": {
                 "crm": {"listen": f"127.0.0.1:{self.crm_port}",
                         "script": os.path.join(self.scripts, "crm.lua")},
@@ -84,6 +86,7 @@ class Junction:
                 "crm": {"script": os.path.join(self.scripts, "map_customers.lua")},
                 "inventory": {"script": os.path.join(self.scripts, "map_products.lua")},
             },
+            "consumer": {"merge_script": os.path.join(self.scripts, "merge.lua")},
         }
         deep_merge(cfg, overrides or {})
         self.config = os.path.join(tmp, "config.lua")
@@ -100,6 +103,10 @@ class Junction:
     @property
     def inventory(self):
         return f"http://127.0.0.1:{self.inv_port}"
+
+    @property
+    def analytics(self):
+        return f"http://127.0.0.1:{self.analytics_port}"
 
     @property
     def admin(self):

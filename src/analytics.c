@@ -1,0 +1,763 @@
+/* `junction analytics`: the Analytics REST API the consumer delivers merged records to,
+ * for tests and local runs (it stands in for the real service, so it favours being easy
+ * to inspect over throughput). It keeps every accepted record as the exact JSON text it
+ * received, counts record ids so a test can check "every record delivered once", treats a
+ * repeated Idempotency-Key as a retry that must not be stored twice, and injects faults
+ * (status codes, latency, dropped connections) on the ingest routes only, so the routes a
+ * test inspects with stay reliable.
+ *
+ *   POST   /analytics, /analytics/records   a JSON array of objects or {"records":[...]}
+ *   GET    /analytics/stats                 counters, distinct and repeated ids, faults
+ *   GET    /analytics/records?limit=&offset=  stored records in arrival order
+ *   DELETE /analytics/records               forget records, keys and counters
+ *   GET|PUT /analytics/faults               {"error_rate","error_status","latency_ms",
+ *                                            "drop_rate","fail_next"}; PUT {} clears */
+#include "analytics.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <lauxlib.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http_server.h"
+#include "json.h"
+#include "log.h"
+#include "metrics.h"
+#include "router.h"
+#include "strmap.h"
+
+#define LOG "analytics"
+/* duplicate_keys in the stats lists this many keys; the total is counted beyond it. */
+#define MAX_DUP_KEYS   100
+#define MAX_LATENCY_MS 600000
+
+typedef struct {
+    size_t off, len;
+} span;
+
+typedef struct {
+    double error_rate, drop_rate;
+    int error_status;
+    int latency_ms;
+    long fail_next;
+} faults;
+
+typedef struct {
+    char *key;
+    uint64_t times; /* repetitions, not counting the first delivery */
+} dup_key;
+
+/* What the stats report; zeroed by DELETE /analytics/records. */
+typedef struct {
+    uint64_t batches, records;                     /* accepted and stored */
+    uint64_t duplicate_batches, duplicate_records; /* repeated Idempotency-Key, not stored */
+    uint64_t batches_without_key;
+    uint64_t rejected_batches; /* malformed or of the wrong shape */
+    uint64_t failed_batches;   /* answered with an injected error */
+    uint64_t dropped_batches;  /* connection closed without an answer */
+    uint64_t records_without_id;
+    uint64_t repeated_ids;       /* ids received in more than one record */
+    uint64_t duplicate_keys_all; /* distinct keys repeated, including those not listed */
+} counters;
+
+enum { M_ACCEPTED, M_DUPLICATE, M_REJECTED, M_FAILED, M_N };
+
+struct jn_analytics {
+    jn_http_server *http;
+    lua_State *L; /* only for the JSON decoder; holds nothing between requests */
+    int fd;       /* analytics.file, or -1 */
+    char *file;
+    jn_sb texts; /* every stored record's JSON text, back to back */
+    span *recs;
+    size_t nrecs, caprecs;
+    jn_strmap *ids;  /* canonical JSON of a record id -> times received (uint64) */
+    jn_strmap *keys; /* Idempotency-Key -> times received (uint64), slot in dup+1 (uint32) */
+    dup_key dup[MAX_DUP_KEYS];
+    size_t ndup;
+    counters n;
+    faults f;
+    uint64_t rng;
+    jn_metric *m_batches[M_N], *m_records;
+    void (*done)(void *);
+    void *done_arg;
+};
+
+enum { R_INGEST, R_RECORDS, R_STATS, R_FAULTS };
+
+static const jn_route routes[] = {
+    [R_INGEST] = {"/analytics", JN_METHOD(HTTP_POST)},
+    [R_RECORDS] = {"/analytics/records",
+                   JN_METHOD(HTTP_GET) | JN_METHOD(HTTP_POST) | JN_METHOD(HTTP_DELETE)},
+    [R_STATS] = {"/analytics/stats", JN_METHOD(HTTP_GET)},
+    [R_FAULTS] = {"/analytics/faults", JN_METHOD(HTTP_GET) | JN_METHOD(HTTP_PUT)},
+};
+#define NROUTES (sizeof routes / sizeof routes[0])
+
+/* ---- helpers ----------------------------------------------------------------------- */
+
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *f, ...) {
+    char tmp[512];
+    va_list ap;
+    va_start(ap, f);
+    vsnprintf(tmp, sizeof tmp, f, ap);
+    va_end(ap);
+    char *p = strdup(tmp);
+    if (!p) abort();
+    return p;
+}
+
+static double rnd(jn_analytics *a) {
+    /* xorshift64*: fault injection needs cheap, not strong, randomness. */
+    a->rng ^= a->rng >> 12;
+    a->rng ^= a->rng << 25;
+    a->rng ^= a->rng >> 27;
+    return (double)((a->rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+}
+
+static void respond_sb(jn_http_response *res, int status, jn_sb *sb) {
+    res->status = status;
+    res->content_type = "application/json";
+    res->body = jn_rbuf_from_sb(sb);
+}
+
+/* strmap values are fixed-size byte arrays; these read and write the counters in them. */
+static uint64_t val_u64(const unsigned char *v, size_t at) {
+    uint64_t x;
+    memcpy(&x, v + at, sizeof x);
+    return x;
+}
+
+static void put_u64(unsigned char *v, size_t at, uint64_t x) {
+    memcpy(v + at, &x, sizeof x);
+}
+
+/* ---- scanning JSON text already checked by jn_json_decode ---------------------------- */
+
+/* The decoder validates a body and gives its structure as Lua values; these walk the
+ * same (valid) text to find where each record starts and ends, so a record is stored
+ * byte for byte as it was sent rather than re-encoded. */
+
+static const char *skip_ws(const char *p, const char *e) {
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+static const char *skip_string(const char *p, const char *e) {
+    for (p++; p < e && *p != '"'; p++)
+        if (*p == '\\') p++;
+    return p < e ? p + 1 : e;
+}
+
+static const char *skip_value(const char *p, const char *e) {
+    if (p >= e) return e;
+    if (*p == '"') return skip_string(p, e);
+    if (*p == '{' || *p == '[') {
+        int depth = 0;
+        while (p < e) {
+            char c = *p;
+            if (c == '"') {
+                p = skip_string(p, e);
+                continue;
+            }
+            p++;
+            if (c == '{' || c == '[') depth++;
+            if ((c == '}' || c == ']') && --depth == 0) return p;
+        }
+        return e;
+    }
+    while (p < e && !strchr(",]} \t\r\n", *p))
+        p++;
+    return p;
+}
+
+/* Whether the JSON string at [p, q) is "records"; a key spelled with escapes is decoded
+ * first so {"rec\u006frds": [...]} means the same as the plain spelling. */
+static int key_is_records(lua_State *L, const char *p, const char *q) {
+    static const char want[] = "\"records\"";
+    if (!memchr(p, '\\', (size_t)(q - p)))
+        return (size_t)(q - p) == sizeof want - 1 && !memcmp(p, want, sizeof want - 1);
+    char err[8];
+    if (jn_json_decode(L, p, (size_t)(q - p), err, sizeof err) != 0) return 0;
+    size_t n;
+    const char *s = lua_tolstring(L, -1, &n);
+    int is = s && n == 7 && !memcmp(s, "records", 7);
+    lua_pop(L, 1);
+    return is;
+}
+
+/* In the object at p, the position of the value of its last "records" member (the one
+ * the decoder kept), or NULL. */
+static const char *find_records(lua_State *L, const char *p, const char *e) {
+    const char *found = NULL;
+    p = skip_ws(p + 1, e);
+    while (p < e && *p == '"') {
+        const char *q = skip_string(p, e);
+        int match = key_is_records(L, p, q);
+        p = skip_ws(q, e);
+        p = skip_ws(p + 1, e); /* the ':' */
+        if (match) found = p;
+        p = skip_ws(skip_value(p, e), e);
+        if (p < e && *p == ',') p = skip_ws(p + 1, e);
+    }
+    return found;
+}
+
+static const char *json_type(char c) {
+    switch (c) {
+    case '[':
+        return "an array";
+    case '"':
+        return "a string";
+    case 't':
+    case 'f':
+        return "a boolean";
+    case 'n':
+        return "null";
+    default:
+        return "a number";
+    }
+}
+
+/* Decodes and checks a batch. On success the records array is at the top of a->L and
+ * *spans (malloc'd) holds each record's place in body; returns the record count. On
+ * failure fills res (400 malformed, 422 wrong shape) and returns -1. */
+static long parse_batch(jn_analytics *a, const jn_http_request *req, span **spans,
+                        jn_http_response *res) {
+    lua_State *L = a->L;
+    const char *b = req->body, *e = req->body + req->body_len;
+    *spans = NULL;
+    if (skip_ws(b, e) == e) {
+        jn_http_respond_error(res, 400,
+                              "request body is empty; send a JSON array of record objects");
+        return -1;
+    }
+    char jerr[160];
+    if (jn_json_decode(L, req->body, req->body_len, jerr, sizeof jerr) != 0) {
+        char msg[220];
+        snprintf(msg, sizeof msg, "malformed JSON body: %s", jerr);
+        jn_http_respond_error(res, 400, msg);
+        return -1;
+    }
+    const char *p = skip_ws(b, e);
+    static const char shape[] =
+        "the body must be a JSON array of record objects, or {\"records\": [...]}";
+    if (*p == '{') {
+        p = find_records(L, p, e);
+        lua_getfield(L, -1, "records");
+        lua_remove(L, -2);
+    }
+    if (!p || *p != '[' || !lua_istable(L, -1)) {
+        jn_http_respond_error(res, 422, shape);
+        return -1;
+    }
+    size_t cap = 16, n = 0;
+    span *s = malloc(cap * sizeof *s);
+    if (!s) abort();
+    p = skip_ws(p + 1, e);
+    while (p < e && *p != ']') {
+        if (*p != '{') {
+            char msg[200];
+            snprintf(msg, sizeof msg, "record %zu is %s, not an object; %s", n + 1, json_type(*p),
+                     shape);
+            jn_http_respond_error(res, 422, msg);
+            free(s);
+            return -1;
+        }
+        const char *q = skip_value(p, e);
+        if (n == cap) {
+            cap *= 2;
+            s = realloc(s, cap * sizeof *s);
+            if (!s) abort();
+        }
+        s[n++] = (span){(size_t)(p - b), (size_t)(q - p)};
+        p = skip_ws(q, e);
+        if (p < e && *p == ',') p = skip_ws(p + 1, e);
+    }
+    *spans = s;
+    return (long)n;
+}
+
+/* The id of the record table at the top of L as canonical JSON text, so 7, 7.0 and
+ * "7" vs "\u0037" compare the way a person would expect (a number and a string stay
+ * different ids). Returns 0, or -1 when the record has no id (absent or null). */
+static int record_id(lua_State *L, jn_sb *out) {
+    out->len = 0;
+    lua_pushliteral(L, "id");
+    lua_rawget(L, -2);
+    int rc = -1;
+    const char *err;
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        size_t n;
+        const char *s = lua_tolstring(L, -1, &n);
+        jn_sb_json_string(out, s, n);
+        rc = 0;
+    } else if (!lua_isnil(L, -1) && !(lua_islightuserdata(L, -1) && !lua_touserdata(L, -1))) {
+        rc = jn_json_encode(L, -1, NULL, out, &err);
+    }
+    lua_pop(L, 1);
+    return rc;
+}
+
+/* ---- storing ------------------------------------------------------------------------- */
+
+static void count_id(jn_analytics *a, const jn_sb *id) {
+    const unsigned char *v = jn_strmap_get(a->ids, id->data, id->len);
+    unsigned char nv[JN_STRMAP_VALUE] = {0};
+    uint64_t times = v ? val_u64(v, 0) : 0;
+    if (times == 1) a->n.repeated_ids++;
+    put_u64(nv, 0, times + 1);
+    jn_strmap_set(a->ids, id->data, id->len, nv);
+}
+
+/* Appends the batch to analytics.file with one write(2). This blocks the loop, which is
+ * acceptable for a test and local-run tool; a real sink would write off the loop. */
+static int append_file(jn_analytics *a, const char *body, const span *s, long n, char **err) {
+    if (a->fd < 0 || n == 0) return 0;
+    jn_sb sb;
+    jn_sb_init(&sb);
+    for (long i = 0; i < n; i++) {
+        size_t at = sb.len;
+        jn_sb_append(&sb, body + s[i].off, s[i].len);
+        /* A pretty-printed record would span lines. Raw CR and LF can only be whitespace
+         * in valid JSON (inside strings they must be escaped), so blanking them keeps the
+         * record's meaning and makes it one line. */
+        for (size_t k = at; k < sb.len; k++)
+            if (sb.data[k] == '\n' || sb.data[k] == '\r') sb.data[k] = ' ';
+        jn_sb_putc(&sb, '\n');
+    }
+    size_t off = 0;
+    int rc = 0;
+    while (off < sb.len) {
+        ssize_t w = write(a->fd, sb.data + off, sb.len - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) {
+            *err = fmt("cannot append to %s: %s", a->file, strerror(errno));
+            rc = -1;
+            break;
+        }
+        off += (size_t)w;
+    }
+    jn_sb_free(&sb);
+    return rc;
+}
+
+static void store(jn_analytics *a, const char *body, const span *s, long n) {
+    lua_State *L = a->L;
+    jn_sb id;
+    jn_sb_init(&id);
+    if (a->nrecs + (size_t)n > a->caprecs) {
+        size_t cap = a->caprecs ? a->caprecs : 256;
+        while (cap < a->nrecs + (size_t)n)
+            cap *= 2;
+        a->recs = realloc(a->recs, cap * sizeof *a->recs);
+        if (!a->recs) abort();
+        a->caprecs = cap;
+    }
+    for (long i = 0; i < n; i++) {
+        a->recs[a->nrecs++] = (span){a->texts.len, s[i].len};
+        jn_sb_append(&a->texts, body + s[i].off, s[i].len);
+        lua_rawgeti(L, -1, (lua_Integer)i + 1);
+        if (record_id(L, &id) == 0)
+            count_id(a, &id);
+        else
+            a->n.records_without_id++;
+        lua_pop(L, 1);
+    }
+    jn_sb_free(&id);
+    a->n.batches++;
+    a->n.records += (uint64_t)n;
+}
+
+/* Remembers a key of an accepted batch, or counts a repetition. Returns 1 for a repeat. */
+static int check_key(jn_analytics *a, const char *key, size_t len) {
+    const unsigned char *v = jn_strmap_get(a->keys, key, len);
+    if (!v) {
+        unsigned char nv[JN_STRMAP_VALUE] = {0};
+        put_u64(nv, 0, 1);
+        jn_strmap_set(a->keys, key, len, nv);
+        return 0;
+    }
+    unsigned char nv[JN_STRMAP_VALUE];
+    memcpy(nv, v, sizeof nv);
+    uint64_t times = val_u64(nv, 0);
+    uint32_t slot;
+    memcpy(&slot, nv + 8, sizeof slot);
+    if (times == 1) {
+        a->n.duplicate_keys_all++;
+        if (a->ndup < MAX_DUP_KEYS) {
+            a->dup[a->ndup].key = strndup(key, len);
+            if (!a->dup[a->ndup].key) abort();
+            a->dup[a->ndup].times = 0;
+            slot = (uint32_t)++a->ndup;
+            memcpy(nv + 8, &slot, sizeof slot);
+        }
+    }
+    if (slot) a->dup[slot - 1].times++;
+    put_u64(nv, 0, times + 1);
+    jn_strmap_set(a->keys, key, len, nv);
+    return 1;
+}
+
+static void clear_all(jn_analytics *a) {
+    a->texts.len = 0;
+    a->nrecs = 0;
+    jn_strmap_clear(a->ids);
+    jn_strmap_clear(a->keys);
+    for (size_t i = 0; i < a->ndup; i++)
+        free(a->dup[i].key);
+    a->ndup = 0;
+    memset(&a->n, 0, sizeof a->n);
+}
+
+/* ---- requests ---------------------------------------------------------------------- */
+
+/* Decides whether this ingest request fails. Returns 1 when res is filled (an error or
+ * a drop); the latency applies to every answer either way. */
+static int inject_faults(jn_analytics *a, jn_http_response *res) {
+    res->delay_ms = a->f.latency_ms;
+    int fail = 0;
+    if (a->f.fail_next > 0) {
+        a->f.fail_next--;
+        fail = 1;
+    } else if (a->f.drop_rate > 0 && rnd(a) < a->f.drop_rate) {
+        res->drop = 1;
+        a->n.dropped_batches++;
+        jn_metric_add(a->m_batches[M_FAILED], 1);
+        jn_log_debug(LOG, "fault: dropping the connection");
+        return 1;
+    } else if (a->f.error_rate > 0 && rnd(a) < a->f.error_rate) {
+        fail = 1;
+    }
+    if (!fail) return 0;
+    int st = a->f.error_status;
+    jn_http_respond_error(res, st, "injected fault");
+    if (st == 429 || st == 503) snprintf(res->headers, sizeof res->headers, "Retry-After: 1\r\n");
+    a->n.failed_batches++;
+    jn_metric_add(a->m_batches[M_FAILED], 1);
+    jn_log_debug(LOG, "fault: answering %d", st);
+    return 1;
+}
+
+/* Empties the decoder's stack. A large batch leaves many tables behind; collecting them
+ * now returns that memory instead of keeping it until Lua's incremental GC gets there. */
+static void release_lua(jn_analytics *a, size_t body_len) {
+    lua_settop(a->L, 0);
+    if (body_len > (1u << 20)) lua_gc(a->L, LUA_GCCOLLECT, 0);
+}
+
+static void handle_ingest(jn_analytics *a, const jn_http_request *req, jn_http_response *res) {
+    if (inject_faults(a, res)) return;
+    span *s;
+    long n = parse_batch(a, req, &s, res);
+    if (n < 0) {
+        release_lua(a, req->body_len);
+        a->n.rejected_batches++;
+        jn_metric_add(a->m_batches[M_REJECTED], 1);
+        return;
+    }
+    /* Header values may carry surrounding blanks; an empty key counts as none. */
+    const char *key = req->idempotency_key;
+    size_t klen = 0;
+    if (key) {
+        while (*key == ' ' || *key == '\t')
+            key++;
+        klen = strlen(key);
+        while (klen && (key[klen - 1] == ' ' || key[klen - 1] == '\t'))
+            klen--;
+    }
+    const char *status = "accepted";
+    char *err = NULL;
+    if (klen && jn_strmap_get(a->keys, key, klen)) {
+        check_key(a, key, klen);
+        status = "duplicate";
+        a->n.duplicate_batches++;
+        a->n.duplicate_records += (uint64_t)n;
+        jn_metric_add(a->m_batches[M_DUPLICATE], 1);
+        jn_log_debug(LOG, "duplicate batch of %ld records (Idempotency-Key %.*s)", n, (int)klen,
+                     key);
+    } else if (append_file(a, req->body, s, n, &err) != 0) {
+        /* Nothing is kept, so the client's retry (same key) is not mistaken for a repeat. */
+        jn_log_error(LOG, "%s", err);
+        jn_http_respond_error(res, 500, err);
+        free(err);
+        free(s);
+        release_lua(a, req->body_len);
+        a->n.failed_batches++;
+        jn_metric_add(a->m_batches[M_FAILED], 1);
+        return;
+    } else {
+        if (klen)
+            check_key(a, key, klen);
+        else
+            a->n.batches_without_key++;
+        store(a, req->body, s, n);
+        jn_metric_add(a->m_batches[M_ACCEPTED], 1);
+        jn_metric_add(a->m_records, (double)n);
+        jn_log_debug(LOG, "accepted a batch of %ld records", n);
+    }
+    free(s);
+    release_lua(a, req->body_len);
+    jn_sb sb;
+    jn_sb_init(&sb);
+    jn_sb_printf(&sb, "{\"status\":\"%s\",\"records\":%ld}", status, n);
+    respond_sb(res, 200, &sb);
+}
+
+static void handle_records(jn_analytics *a, const jn_http_request *req, jn_http_response *res) {
+    long limit = -1, offset = 0;
+    int hl = jn_query_uint(req->query, req->query_len, "limit", &limit);
+    int ho = jn_query_uint(req->query, req->query_len, "offset", &offset);
+    if (hl < 0 || ho < 0) {
+        jn_http_respond_error(res, 400, "limit and offset must be non-negative integers");
+        return;
+    }
+    size_t from = (size_t)offset < a->nrecs ? (size_t)offset : a->nrecs;
+    size_t to = a->nrecs;
+    if (hl && (size_t)limit < to - from) to = from + (size_t)limit;
+    jn_sb sb;
+    jn_sb_init(&sb);
+    jn_sb_putc(&sb, '[');
+    for (size_t i = from; i < to; i++) {
+        if (i > from) jn_sb_putc(&sb, ',');
+        jn_sb_append(&sb, a->texts.data + a->recs[i].off, a->recs[i].len);
+    }
+    jn_sb_putc(&sb, ']');
+    snprintf(res->headers, sizeof res->headers, "X-Total-Count: %zu\r\n", a->nrecs);
+    respond_sb(res, 200, &sb);
+}
+
+static void faults_json(const faults *f, jn_sb *out) {
+    jn_sb_printf(out,
+                 "{\"error_rate\":%g,\"error_status\":%d,\"latency_ms\":%d,\"drop_rate\":%g,"
+                 "\"fail_next\":%ld}",
+                 f->error_rate, f->error_status, f->latency_ms, f->drop_rate, f->fail_next);
+}
+
+/* PUT /analytics/faults replaces every setting: a key left out goes back to "none". */
+static void handle_faults(jn_analytics *a, const jn_http_request *req, jn_http_response *res) {
+    if (req->method == HTTP_PUT) {
+        lua_State *L = a->L;
+        const char *p = skip_ws(req->body, req->body + req->body_len);
+        char jerr[160];
+        if (p == req->body + req->body_len || *p != '{') {
+            jn_http_respond_error(res, 400, "send a JSON object such as {\"fail_next\":2}");
+            return;
+        }
+        if (jn_json_decode(L, req->body, req->body_len, jerr, sizeof jerr) != 0) {
+            char msg[220];
+            snprintf(msg, sizeof msg, "malformed JSON body: %s", jerr);
+            jn_http_respond_error(res, 400, msg);
+            return;
+        }
+        faults f = {.error_status = 503};
+        static const char *const keys[] = {"error_rate", "error_status", "latency_ms",
+                                           "drop_rate",  "fail_next",    NULL};
+        static const double maxes[] = {1, 599, MAX_LATENCY_MS, 1, 1e9};
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+            int i = 0;
+            while (keys[i] && strcmp(k, keys[i]))
+                i++;
+            double v = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
+            double lo = i == 1 ? 400 : 0;
+            if (!keys[i] || v < lo || (keys[i] && v > maxes[i])) {
+                char msg[300];
+                if (!keys[i])
+                    snprintf(msg, sizeof msg,
+                             "faults: unknown key \"%.40s\" (keys: error_rate, error_status, "
+                             "latency_ms, drop_rate, fail_next)",
+                             k);
+                else
+                    snprintf(msg, sizeof msg, "faults: %s must be a number from %g to %g", k, lo,
+                             maxes[i]);
+                jn_http_respond_error(res, 400, msg);
+                lua_settop(L, 0);
+                return;
+            }
+            if (i == 0)
+                f.error_rate = v;
+            else if (i == 1)
+                f.error_status = (int)v;
+            else if (i == 2)
+                f.latency_ms = (int)v;
+            else if (i == 3)
+                f.drop_rate = v;
+            else
+                f.fail_next = (long)v;
+            lua_pop(L, 1);
+        }
+        lua_settop(L, 0);
+        a->f = f;
+        jn_log_info(LOG,
+                    "faults set: error_rate=%g error_status=%d latency_ms=%d drop_rate=%g "
+                    "fail_next=%ld",
+                    f.error_rate, f.error_status, f.latency_ms, f.drop_rate, f.fail_next);
+    }
+    jn_sb sb;
+    jn_sb_init(&sb);
+    faults_json(&a->f, &sb);
+    respond_sb(res, 200, &sb);
+}
+
+static void handle(void *ud, const jn_http_request *req, jn_http_response *res) {
+    jn_analytics *a = ud;
+    jn_route_match m;
+    int r = jn_router_match(routes, NROUTES, req->method, req->path, req->path_len, &m);
+    if (r == JN_ROUTE_NOT_FOUND) {
+        res->route = "unknown";
+        jn_http_respond_error(res, 404,
+                              "no such route; this API serves POST /analytics, "
+                              "GET /analytics/stats, GET|DELETE /analytics/records and "
+                              "GET|PUT /analytics/faults");
+        return;
+    }
+    if (r == JN_ROUTE_BAD_METHOD) {
+        res->route = "unknown";
+        char msg[160];
+        snprintf(msg, sizeof msg, "method %s is not allowed here; use %s", req->method_name,
+                 m.allow);
+        jn_http_respond_error(res, 405, msg);
+        snprintf(res->headers, sizeof res->headers, "Allow: %s\r\n", m.allow);
+        return;
+    }
+    res->route = routes[r].pattern;
+    jn_sb sb;
+    jn_sb_init(&sb);
+    switch (r) {
+    case R_INGEST:
+        handle_ingest(a, req, res);
+        break;
+    case R_RECORDS:
+        if (req->method == HTTP_POST) {
+            handle_ingest(a, req, res);
+        } else if (req->method == HTTP_GET) {
+            handle_records(a, req, res);
+        } else {
+            size_t had = a->nrecs;
+            clear_all(a);
+            jn_log_info(LOG, "cleared %zu records, the keys and the counters", had);
+            jn_sb_printf(&sb, "{\"status\":\"cleared\",\"records\":%zu}", had);
+            respond_sb(res, 200, &sb);
+        }
+        break;
+    case R_STATS:
+        jn_analytics_stats_json(a, &sb);
+        respond_sb(res, 200, &sb);
+        break;
+    case R_FAULTS:
+        handle_faults(a, req, res);
+        break;
+    }
+}
+
+void jn_analytics_stats_json(jn_analytics *a, jn_sb *out) {
+    const counters *n = &a->n;
+    jn_sb_printf(out,
+                 "{\"batches\":%llu,\"records\":%llu,\"duplicate_batches\":%llu,"
+                 "\"duplicate_records\":%llu,\"batches_without_key\":%llu,"
+                 "\"rejected_batches\":%llu,\"failed_batches\":%llu,\"dropped_batches\":%llu,"
+                 "\"records_without_id\":%llu,\"distinct_ids\":%zu,\"repeated_ids\":%llu,"
+                 "\"stored_records\":%zu,\"duplicate_keys_total\":%llu,\"duplicate_keys\":{",
+                 (unsigned long long)n->batches, (unsigned long long)n->records,
+                 (unsigned long long)n->duplicate_batches, (unsigned long long)n->duplicate_records,
+                 (unsigned long long)n->batches_without_key,
+                 (unsigned long long)n->rejected_batches, (unsigned long long)n->failed_batches,
+                 (unsigned long long)n->dropped_batches, (unsigned long long)n->records_without_id,
+                 jn_strmap_count(a->ids), (unsigned long long)n->repeated_ids, a->nrecs,
+                 (unsigned long long)n->duplicate_keys_all);
+    for (size_t i = 0; i < a->ndup; i++) {
+        if (i) jn_sb_putc(out, ',');
+        jn_sb_json_string(out, a->dup[i].key, strlen(a->dup[i].key));
+        jn_sb_printf(out, ":%llu", (unsigned long long)a->dup[i].times);
+    }
+    jn_sb_puts(out, "},\"faults\":");
+    faults_json(&a->f, out);
+    jn_sb_putc(out, '}');
+}
+
+/* ---- life -------------------------------------------------------------------------- */
+
+static void free_all(jn_analytics *a) {
+    if (a->ids) clear_all(a);
+    jn_strmap_free(a->ids);
+    jn_strmap_free(a->keys);
+    jn_sb_free(&a->texts);
+    free(a->recs);
+    if (a->L) lua_close(a->L);
+    if (a->fd >= 0) close(a->fd);
+    free(a->file);
+    free(a);
+}
+
+jn_analytics *jn_analytics_start(uv_loop_t *loop, const jn_config *cfg, char **err) {
+    jn_analytics *a = calloc(1, sizeof *a);
+    if (!a) abort();
+    a->fd = -1;
+    a->L = luaL_newstate();
+    if (!a->L) abort();
+    a->ids = jn_strmap_new();
+    a->keys = jn_strmap_new();
+    jn_sb_init(&a->texts);
+    a->f.error_status = 503;
+    a->rng = 0x9E3779B97F4A7C15ull ^ (uint64_t)uv_hrtime();
+    static const char *const results[M_N] = {"accepted", "duplicate", "rejected", "failed"};
+    for (int i = 0; i < M_N; i++) {
+        char labels[40];
+        snprintf(labels, sizeof labels, "result=\"%s\"", results[i]);
+        a->m_batches[i] = jn_metrics_counter("junction_analytics_batches_total",
+                                             "Batches POSTed to the analytics receiver", labels);
+    }
+    a->m_records = jn_metrics_counter("junction_analytics_records_total",
+                                      "Records stored by the analytics receiver", "");
+    if (cfg->analytics.file && cfg->analytics.file[0]) {
+        a->file = strdup(cfg->analytics.file);
+        a->fd = open(a->file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (a->fd < 0) {
+            *err =
+                fmt("analytics.file: cannot open %s for appending: %s", a->file, strerror(errno));
+            free_all(a);
+            return NULL;
+        }
+    }
+    jn_http_server_opts o = {
+        .name = "analytics",
+        .listen = cfg->analytics.listen,
+        .max_body = (size_t)cfg->analytics.max_body_bytes,
+        .request_timeout_ms = cfg->api.request_timeout_ms,
+        .keepalive_timeout_ms = cfg->api.keepalive_timeout_ms,
+        .max_connections = cfg->api.max_connections,
+    };
+    a->http = jn_http_server_start(loop, &o, handle, a, err);
+    if (!a->http) {
+        free_all(a);
+        return NULL;
+    }
+    jn_log_info(LOG, "receiving batches on http://%s:%d/analytics%s%s", cfg->analytics.listen.host,
+                jn_http_server_port(a->http), a->file ? ", appending them to " : "",
+                a->file ? a->file : "");
+    return a;
+}
+
+static void on_stopped(void *arg) {
+    jn_analytics *a = arg;
+    void (*done)(void *) = a->done;
+    void *done_arg = a->done_arg;
+    jn_log_info(LOG, "stopped after %llu batches, %zu records stored",
+                (unsigned long long)a->n.batches, a->nrecs);
+    free_all(a);
+    if (done) done(done_arg);
+}
+
+void jn_analytics_stop(jn_analytics *a, void (*done)(void *), void *arg) {
+    a->done = done;
+    a->done_arg = arg;
+    jn_http_server_stop(a->http, on_stopped, a);
+}

@@ -1,0 +1,940 @@
+/* The consumer. A customer message goes through four steps, each batched:
+ *   check   one MGET for the processed:<sha256> marks of every new message
+ *   merge   merge.lua's customer(); the result may be held until its products arrive
+ *   deliver the sink POSTs it to analytics (or it is dead-lettered for good)
+ *   mark    one pipelined SET ... EX ttl per delivered record, then the offset settles
+ * A message settles as delivered (after its mark), duplicate, or dead-lettered; the
+ * commit timer commits, per partition, the first offset not yet settled. A crash at any
+ * point therefore loses nothing: what was not settled is read again. A record can be
+ * delivered twice only if the process dies between its delivery and its mark, and the
+ * batch's Idempotency-Key lets the receiver see it.
+ *
+ * Products are state, not events: every consumer process reads the whole product topic
+ * with a private catalogue reader (its own group id, never committed), so each one can
+ * join its share of customers against all products. */
+#include "consumer.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http_client.h"
+#include "json.h"
+#include "kafka.h"
+#include "log.h"
+#include "metrics.h"
+#include "offsets.h"
+#include "redis.h"
+#include "sink.h"
+#include "strmap.h"
+
+#define CHECK_BATCH 500
+
+typedef struct partition {
+    char topic[128];
+    int32_t id;
+    unsigned gen; /* bumped on every assignment, so stale settles are ignored */
+    int assigned, revoking;
+    jn_offsets offs;
+    int64_t committed;
+    jn_metric *m_lag;
+    struct partition *next;
+} partition;
+
+typedef struct pmsg {
+    partition *p;
+    unsigned gen;
+    int64_t offset;
+    char dkey[80]; /* processed:<sha256 hex> */
+    unsigned char hash[32];
+    char *value, *key;
+    size_t value_len, key_len;
+    char cid[64];
+    struct pmsg *next;
+    struct pmsg *all_prev, *all_next;
+} pmsg;
+
+/* One merged record in the sink, and the messages it settles (none for a re-emit). */
+typedef struct {
+    pmsg *msgs;
+    char *json; /* kept for re-emits only, to dead-letter them if refused */
+    size_t len;
+} delivery;
+
+struct jn_consumer {
+    uv_loop_t *loop;
+    jn_script_host *scripts;
+    jn_script *merge;
+    const jn_config *cfg;
+    jn_kafka_consumer *group, *catalogue;
+    jn_kafka_producer *dlq;
+    jn_redis *redis;
+    jn_http_client *http;
+    jn_sink *sink;
+    partition *parts;
+    jn_strmap *waiting; /* customer id -> pmsg list (packed pointer) awaiting merge output */
+    pmsg *check_head, *check_tail;
+    size_t ncheck;
+    pmsg *mark_head;
+    size_t nmark;
+    int checking, marking;
+    uv_timer_t check_timer, mark_timer, commit_timer, expire_timer, revoke_timer;
+    int ctx_ref;
+    long pending; /* messages alive (not settled) */
+    int redis_up, paused, stopping;
+    uint64_t revoke_deadline, commit_sent_ns;
+    int revoke_commit_wait;
+    int handles, stop_stage;
+    pmsg *all; /* every live message, for the final cleanup */
+    void (*done)(void *);
+    void *done_arg;
+    jn_metric *m_consumed, *m_products, *m_duplicates, *m_merged, *m_delivered, *m_dead, *m_commit,
+        *m_held, *m_pending, *m_script_errors;
+};
+
+static void flush_checks(jn_consumer *c);
+static void flush_marks(jn_consumer *c);
+static void update_flow(jn_consumer *c);
+
+/* ---- small helpers ----------------------------------------------------------------- */
+
+static char *dup_bytes(const void *p, size_t n) {
+    char *s = malloc(n + 1);
+    if (!s) abort();
+    if (n) memcpy(s, p, n);
+    s[n] = '\0';
+    return s;
+}
+
+static pmsg *waiting_get(jn_consumer *c, const char *cid) {
+    const unsigned char *v = jn_strmap_get(c->waiting, cid, strlen(cid));
+    pmsg *m = NULL;
+    if (v) memcpy(&m, v, sizeof m);
+    return m;
+}
+
+static void waiting_set(jn_consumer *c, const char *cid, pmsg *m) {
+    if (!m) {
+        jn_strmap_del(c->waiting, cid, strlen(cid));
+        return;
+    }
+    unsigned char v[JN_STRMAP_VALUE] = {0};
+    memcpy(v, &m, sizeof m); /* the map stores fixed-size values: a pointer fits */
+    jn_strmap_set(c->waiting, cid, strlen(cid), v);
+}
+
+static partition *find_partition(jn_consumer *c, const char *topic, int32_t id, int create) {
+    for (partition *p = c->parts; p; p = p->next)
+        if (p->id == id && !strcmp(p->topic, topic)) return p;
+    if (!create) return NULL;
+    partition *p = calloc(1, sizeof *p);
+    if (!p) abort();
+    snprintf(p->topic, sizeof p->topic, "%s", topic);
+    p->id = id;
+    jn_offsets_init(&p->offs);
+    p->committed = -1;
+    char labels[200];
+    snprintf(labels, sizeof labels, "topic=\"%s\",partition=\"%d\"", topic, (int)id);
+    p->m_lag =
+        jn_metrics_gauge("junction_consumer_lag", "Messages behind the partition's end", labels);
+    p->next = c->parts;
+    c->parts = p;
+    return p;
+}
+
+static pmsg *new_pmsg(jn_consumer *c) {
+    pmsg *m = calloc(1, sizeof *m);
+    if (!m) abort();
+    m->all_next = c->all;
+    if (c->all) c->all->all_prev = m;
+    c->all = m;
+    c->pending++;
+    return m;
+}
+
+static void free_pmsg(jn_consumer *c, pmsg *m) {
+    if (m->all_prev)
+        m->all_prev->all_next = m->all_next;
+    else
+        c->all = m->all_next;
+    if (m->all_next) m->all_next->all_prev = m->all_prev;
+    free(m->value);
+    free(m->key);
+    free(m);
+    c->pending--;
+    jn_metric_set(c->m_pending, (double)c->pending);
+}
+
+/* The message's fate is sealed: let the watermark move past it. */
+static void settle(jn_consumer *c, pmsg *m) {
+    if (m->p->assigned && m->p->gen == m->gen) jn_offsets_settle(&m->p->offs, m->offset);
+    free_pmsg(c, m);
+    update_flow(c);
+}
+
+/* Identifies a record by the id field at the top of the stack's table. */
+static int read_cid(lua_State *L, int idx, char *out, size_t cap) {
+    int t = lua_getfield(L, idx, "id");
+    int ok = 1;
+    if (t == LUA_TNUMBER && lua_isinteger(L, -1))
+        snprintf(out, cap, "%lld", (long long)lua_tointeger(L, -1));
+    else if (t == LUA_TNUMBER)
+        snprintf(out, cap, "%.0f", lua_tonumber(L, -1));
+    else if (t == LUA_TSTRING && lua_rawlen(L, -1) > 0 && lua_rawlen(L, -1) < cap)
+        snprintf(out, cap, "%s", lua_tostring(L, -1));
+    else
+        ok = 0;
+    lua_pop(L, 1);
+    return ok ? 0 : -1;
+}
+
+/* ---- dead letters ------------------------------------------------------------------ */
+
+static void dead_letter(jn_consumer *c, pmsg *m, const char *reason) {
+    char part[16], off[24];
+    snprintf(part, sizeof part, "%d", m ? (int)m->p->id : -1);
+    snprintf(off, sizeof off, "%lld", m ? (long long)m->offset : -1LL);
+    const char *hdrs[] = {"error",
+                          reason,
+                          "source_topic",
+                          m ? m->p->topic : "",
+                          "source_partition",
+                          part,
+                          "source_offset",
+                          off,
+                          NULL};
+    int rc = jn_kafka_produce(c->dlq, c->cfg->consumer.dead_letter_topic, m->key, m->key_len,
+                              m->value, m->value_len, hdrs, m);
+    if (rc != 0)
+        jn_log_error("consumer",
+                     "cannot queue message %s/%d@%lld for the dead-letter topic: %s; "
+                     "it stays unsettled and is read again after a restart",
+                     m->p->topic, (int)m->p->id, (long long)m->offset,
+                     rd_kafka_err2str((rd_kafka_resp_err_t)rc));
+}
+
+static void on_dlq_delivery(void *ud, void *opaque, rd_kafka_resp_err_t err, const char *topic,
+                            int32_t partition_, int64_t offset) {
+    (void)topic, (void)partition_, (void)offset;
+    jn_consumer *c = ud;
+    pmsg *m = opaque;
+    if (err) {
+        /* The broker did not take it: try again; the offset stays until it does. */
+        jn_log_warn("consumer", "dead-letter write failed (%s); retrying", rd_kafka_err2str(err));
+        if (!c->stopping) dead_letter(c, m, "retry");
+        return;
+    }
+    jn_metric_add(c->m_dead, 1);
+    settle(c, m);
+}
+
+/* A record the merge or the receiver refused: to the dead-letter topic, message by
+ * message; a refused re-emit (no message) is dead-lettered as the merged record. */
+static void dead_letter_delivery(jn_consumer *c, delivery *d, const char *reason) {
+    if (!d->msgs) {
+        pmsg *m = new_pmsg(c);
+        static partition none = {.topic = "(re-emit)", .id = -1};
+        m->p = &none;
+        m->value = d->json;
+        m->value_len = d->len;
+        d->json = NULL;
+        m->key = dup_bytes("", 0);
+        dead_letter(c, m, reason);
+    }
+    for (pmsg *m = d->msgs, *n; m; m = n) {
+        n = m->next;
+        m->next = NULL;
+        dead_letter(c, m, reason);
+    }
+}
+
+/* ---- delivering -------------------------------------------------------------------- */
+
+/* Takes ownership of the array of merged records at the top of the stack and hands
+ * each to the sink with the messages waiting for that customer. */
+static void deliver_results(jn_consumer *c, lua_State *L) {
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        return;
+    }
+    int arr = lua_gettop(L);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, arr);
+    jn_sb json;
+    jn_sb_init(&json);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, arr, i);
+        char cid[64];
+        const char *err = NULL;
+        json.len = 0;
+        if (!lua_istable(L, -1) || read_cid(L, lua_gettop(L), cid, sizeof cid) != 0) {
+            jn_log_error("consumer", "merge.lua returned a record without an id; skipped");
+            jn_metric_add(c->m_script_errors, 1);
+            lua_pop(L, 1);
+            continue;
+        }
+        if (jn_json_encode(L, -1, NULL, &json, &err) != 0) {
+            jn_log_error("consumer", "merge.lua returned a record for %s that is not JSON: %s", cid,
+                         err);
+            jn_metric_add(c->m_script_errors, 1);
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_pop(L, 1);
+        delivery *d = calloc(1, sizeof *d);
+        if (!d) abort();
+        d->msgs = waiting_get(c, cid);
+        waiting_set(c, cid, NULL);
+        if (!d->msgs) {
+            d->json = dup_bytes(json.data, json.len);
+            d->len = json.len;
+        }
+        unsigned char key[32];
+        jn_sha256(json.data, json.len, key);
+        jn_metric_add(c->m_merged, 1);
+        jn_sink_add(c->sink, json.data, json.len, key, d);
+    }
+    jn_sb_free(&json);
+    lua_pop(L, 1);
+}
+
+static void on_sink_done(void *ud, void *item, int status, const char *reason) {
+    jn_consumer *c = ud;
+    delivery *d = item;
+    if (status == 0) {
+        jn_metric_add(c->m_delivered, 1);
+        for (pmsg *m = d->msgs, *n; m; m = n) {
+            n = m->next;
+            m->next = c->mark_head;
+            c->mark_head = m;
+            c->nmark++;
+        }
+        if (c->nmark && !uv_is_active((uv_handle_t *)&c->mark_timer))
+            uv_timer_start(&c->mark_timer, (uv_timer_cb)flush_marks, 0, 0);
+    } else {
+        jn_log_warn("consumer", "analytics refused a record for good (%s); dead-lettering it",
+                    reason);
+        dead_letter_delivery(c, d, reason);
+    }
+    free(d->json);
+    free(d);
+}
+
+/* Pushes the ctx table handed to merge.lua, with ctx.now in wall-clock seconds (what
+ * junction.now() gives, so scripts can compare the two). */
+static void push_ctx(jn_consumer *c, lua_State *L) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->ctx_ref);
+    lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+    lua_setfield(L, -2, "now");
+}
+
+/* Calls merge.lua's fn(record, ctx) with the record at the top of the stack. */
+static int call_merge(jn_consumer *c, const char *fn, char **err) {
+    push_ctx(c, jn_script_host_lua(c->scripts));
+    return jn_script_call(c->merge, fn, 2, 1, err);
+}
+
+/* ---- merging ----------------------------------------------------------------------- */
+
+static void merge_customer(jn_consumer *c, pmsg *m) {
+    lua_State *L = jn_script_host_lua(c->scripts);
+    int top = lua_gettop(L);
+    char jerr[160];
+    if (jn_json_decode(L, m->value, m->value_len, jerr, sizeof jerr) != 0 || !lua_istable(L, -1)) {
+        lua_settop(L, top);
+        jn_metric_add(c->m_script_errors, 1);
+        dead_letter(c, m, "value is not a JSON object");
+        return;
+    }
+    if (read_cid(L, lua_gettop(L), m->cid, sizeof m->cid) != 0) {
+        lua_settop(L, top);
+        dead_letter(c, m, "record has no id");
+        return;
+    }
+    /* Register first: the merge may answer for this customer right away. */
+    m->next = waiting_get(c, m->cid);
+    waiting_set(c, m->cid, m);
+    char *err = NULL;
+    if (call_merge(c, "customer", &err) != 0) {
+        waiting_set(c, m->cid, m->next);
+        m->next = NULL;
+        jn_metric_add(c->m_script_errors, 1);
+        char reason[512];
+        snprintf(reason, sizeof reason, "merge.lua: %.480s", err);
+        free(err);
+        lua_settop(L, top);
+        dead_letter(c, m, reason);
+        return;
+    }
+    deliver_results(c, L);
+    lua_settop(L, top);
+}
+
+static void on_expire(uv_timer_t *t) {
+    jn_consumer *c = t->data;
+    lua_State *L = jn_script_host_lua(c->scripts);
+    int top = lua_gettop(L);
+    char *err = NULL;
+    push_ctx(c, L);
+    if (jn_script_call(c->merge, "expire", 1, 1, &err) != 0) {
+        jn_log_error("consumer", "merge.lua expire() failed: %s", err);
+        free(err);
+        lua_settop(L, top);
+        return;
+    }
+    deliver_results(c, L);
+    lua_settop(L, top);
+    jn_metric_set(c->m_held, (double)jn_strmap_count(c->waiting));
+}
+
+/* ---- de-duplication ---------------------------------------------------------------- */
+
+typedef struct {
+    jn_consumer *c;
+    pmsg **msgs;
+    size_t n;
+} redis_batch;
+
+static void requeue_checks(jn_consumer *c, pmsg **msgs, size_t n) {
+    for (size_t i = n; i-- > 0;) {
+        msgs[i]->next = c->check_head;
+        c->check_head = msgs[i];
+        if (!c->check_tail) c->check_tail = msgs[i];
+        c->ncheck++;
+    }
+}
+
+static void on_checked(void *arg, int err, const unsigned char *found, size_t n) {
+    redis_batch *b = arg;
+    jn_consumer *c = b->c;
+    c->checking = 0;
+    if (err) {
+        /* Unknown answers: nothing may pass unchecked. Wait for Redis. */
+        if (!c->stopping)
+            requeue_checks(c, b->msgs, n);
+        else
+            for (size_t i = 0; i < n; i++)
+                free_pmsg(c, b->msgs[i]);
+        c->redis_up = jn_redis_connected(c->redis);
+        update_flow(c);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            pmsg *m = b->msgs[i];
+            if (found[i]) {
+                jn_metric_add(c->m_duplicates, 1);
+                settle(c, m);
+            } else {
+                merge_customer(c, m);
+            }
+        }
+    }
+    free(b->msgs);
+    free(b);
+    if (c->ncheck && !c->stopping) flush_checks(c);
+}
+
+static void flush_checks(jn_consumer *c) {
+    if (c->checking || !c->ncheck || !c->redis_up) return;
+    size_t n = c->ncheck < CHECK_BATCH ? c->ncheck : CHECK_BATCH;
+    redis_batch *b = malloc(sizeof *b);
+    const char **keys = malloc(n * sizeof *keys);
+    if (!b || !keys) abort();
+    b->c = c;
+    b->n = n;
+    b->msgs = malloc(n * sizeof *b->msgs);
+    if (!b->msgs) abort();
+    for (size_t i = 0; i < n; i++) {
+        pmsg *m = c->check_head;
+        c->check_head = m->next;
+        m->next = NULL;
+        b->msgs[i] = m;
+        keys[i] = m->dkey;
+    }
+    if (!c->check_head) c->check_tail = NULL;
+    c->ncheck -= n;
+    c->checking = 1;
+    if (jn_redis_exists(c->redis, keys, n, on_checked, b) != 0) on_checked(b, 1, NULL, n);
+    free(keys);
+}
+
+static void on_marked(void *arg, int err) {
+    redis_batch *b = arg;
+    jn_consumer *c = b->c;
+    c->marking = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        pmsg *m = b->msgs[i];
+        if (err && !c->stopping) {
+            /* Delivered but not marked: keep it unsettled until the mark is written. */
+            m->next = c->mark_head;
+            c->mark_head = m;
+            c->nmark++;
+        } else {
+            settle(c, m);
+        }
+    }
+    free(b->msgs);
+    free(b);
+    if (err) {
+        c->redis_up = jn_redis_connected(c->redis);
+        update_flow(c);
+    } else if (c->nmark) {
+        flush_marks(c);
+    }
+}
+
+static void flush_marks(jn_consumer *c) {
+    if (c->marking || !c->nmark || !c->redis_up) return;
+    size_t n = c->nmark;
+    redis_batch *b = malloc(sizeof *b);
+    const char **keys = malloc(n * sizeof *keys);
+    if (!b || !keys) abort();
+    b->c = c;
+    b->n = n;
+    b->msgs = malloc(n * sizeof *b->msgs);
+    if (!b->msgs) abort();
+    size_t i = 0;
+    for (pmsg *m = c->mark_head; m; m = m->next) {
+        b->msgs[i] = m;
+        keys[i++] = m->dkey;
+    }
+    c->mark_head = NULL;
+    c->nmark = 0;
+    c->marking = 1;
+    if (jn_redis_mark(c->redis, keys, n, c->cfg->consumer.dedupe_ttl_s, on_marked, b) != 0)
+        on_marked(b, 1);
+    free(keys);
+}
+
+static void on_redis_state(void *ud, int connected) {
+    jn_consumer *c = ud;
+    c->redis_up = connected;
+    if (connected) {
+        jn_log_info("consumer", "Redis %s:%d reachable; consuming", c->cfg->redis.host,
+                    c->cfg->redis.port);
+        flush_marks(c);
+        flush_checks(c);
+    } else {
+        jn_log_warn("consumer",
+                    "Redis %s:%d unreachable; consumption paused, nothing is "
+                    "skipped unchecked",
+                    c->cfg->redis.host, c->cfg->redis.port);
+    }
+    update_flow(c);
+}
+
+/* Pauses reading while Redis is down or too much is in flight. */
+static void update_flow(jn_consumer *c) {
+    if (!c->group || c->stopping) return;
+    long high = c->cfg->consumer.max_pending;
+    if (!c->paused && (!c->redis_up || c->pending >= high)) {
+        c->paused = 1;
+        jn_kafka_consumer_pause(c->group);
+    } else if (c->paused && c->redis_up && c->pending < high / 2) {
+        c->paused = 0;
+        jn_kafka_consumer_resume(c->group);
+    }
+}
+
+/* ---- Kafka callbacks --------------------------------------------------------------- */
+
+static void log_raw(const jn_kafka_msg *m) {
+    if (!jn_log_enabled(JN_LOG_DEBUG)) return;
+    jn_log_debug("consumer", "[KAFKA RAW] Topic: %s | Key: %.*s | Data: %.*s", m->topic,
+                 (int)m->key_len, (const char *)m->key, (int)m->value_len, (const char *)m->value);
+}
+
+static void on_group_message(void *ud, const jn_kafka_msg *km) {
+    jn_consumer *c = ud;
+    log_raw(km);
+    jn_metric_add(c->m_consumed, 1);
+    partition *p = find_partition(c, km->topic, km->partition, 1);
+    if (jn_offsets_track(&p->offs, km->offset) != 0) return; /* seen before a seek */
+    pmsg *m = new_pmsg(c);
+    m->p = p;
+    m->gen = p->gen;
+    m->offset = km->offset;
+    m->value = dup_bytes(km->value, km->value_len);
+    m->value_len = km->value_len;
+    m->key = dup_bytes(km->key, km->key_len);
+    m->key_len = km->key_len;
+    /* The mark names the record's content in canonical form (sorted keys), so the same
+     * customer published twice with the same data is skipped, whatever the key order. */
+    lua_State *L = jn_script_host_lua(c->scripts);
+    char jerr[160];
+    jn_sb canon;
+    jn_sb_init(&canon);
+    const char *eerr;
+    if (jn_json_decode(L, m->value, m->value_len, jerr, sizeof jerr) != 0) {
+        jn_metric_add(c->m_script_errors, 1);
+        char reason[220];
+        snprintf(reason, sizeof reason, "value is not JSON: %s", jerr);
+        dead_letter(c, m, reason);
+        return;
+    }
+    if (jn_json_encode(L, -1, NULL, &canon, &eerr) != 0) canon.len = 0;
+    lua_pop(L, 1);
+    jn_sha256(canon.data ? canon.data : "", canon.len, m->hash);
+    jn_sb_free(&canon);
+    memcpy(m->dkey, "processed:", 10);
+    jn_hex(m->hash, 32, m->dkey + 10);
+    if (c->check_tail)
+        c->check_tail->next = m;
+    else
+        c->check_head = m;
+    c->check_tail = m;
+    c->ncheck++;
+    if (c->ncheck >= CHECK_BATCH)
+        flush_checks(c);
+    else if (!uv_is_active((uv_handle_t *)&c->check_timer))
+        uv_timer_start(&c->check_timer, (uv_timer_cb)flush_checks, 0, 0);
+    update_flow(c);
+}
+
+static void on_product_message(void *ud, const jn_kafka_msg *km) {
+    jn_consumer *c = ud;
+    log_raw(km);
+    jn_metric_add(c->m_products, 1);
+    lua_State *L = jn_script_host_lua(c->scripts);
+    int top = lua_gettop(L);
+    char jerr[160];
+    if (jn_json_decode(L, km->value, km->value_len, jerr, sizeof jerr) != 0 ||
+        !lua_istable(L, -1)) {
+        jn_log_warn("consumer", "product %.*s@%lld is not a JSON object; ignored", (int)km->key_len,
+                    (const char *)km->key, (long long)km->offset);
+        jn_metric_add(c->m_script_errors, 1);
+        lua_settop(L, top);
+        return;
+    }
+    char *err = NULL;
+    if (call_merge(c, "product", &err) != 0) {
+        jn_log_error("consumer", "merge.lua product() failed: %s", err);
+        jn_metric_add(c->m_script_errors, 1);
+        free(err);
+        lua_settop(L, top);
+        return;
+    }
+    deliver_results(c, L);
+    lua_settop(L, top);
+}
+
+static void on_assign(void *ud, const rd_kafka_topic_partition_list_t *parts) {
+    jn_consumer *c = ud;
+    for (int i = 0; i < parts->cnt; i++) {
+        partition *p = find_partition(c, parts->elems[i].topic, parts->elems[i].partition, 1);
+        p->gen++;
+        p->assigned = 1;
+        p->revoking = 0;
+        jn_offsets_free(&p->offs);
+        p->committed = -1;
+    }
+    jn_log_info("consumer", "assigned %d partition(s)", parts->cnt);
+}
+
+static void commit(jn_consumer *c, int only_revoking) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+    for (partition *p = c->parts; p; p = p->next) {
+        if (!p->assigned || (only_revoking && !p->revoking)) continue;
+        int64_t off = jn_offsets_committable(&p->offs);
+        int64_t lag = jn_kafka_consumer_lag(c->group, p->topic, p->id);
+        if (lag >= 0) jn_metric_set(p->m_lag, (double)lag);
+        if (off < 0 || off <= p->committed) continue;
+        rd_kafka_topic_partition_list_add(l, p->topic, p->id)->offset = off;
+        p->committed = off;
+    }
+    if (l->cnt) {
+        c->commit_sent_ns = uv_hrtime();
+        jn_kafka_consumer_commit(c->group, l);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void on_commit_timer(uv_timer_t *t) {
+    commit(t->data, 0);
+}
+
+static void finish_revoke(jn_consumer *c) {
+    uv_timer_stop(&c->revoke_timer);
+    commit(c, 1);
+    for (partition *p = c->parts; p; p = p->next)
+        if (p->revoking) p->revoking = 0, p->assigned = 0;
+    jn_kafka_consumer_revoke_done(c->group);
+}
+
+static void on_revoke_timer(uv_timer_t *t) {
+    jn_consumer *c = t->data;
+    size_t left = 0;
+    for (partition *p = c->parts; p; p = p->next)
+        if (p->revoking) left += jn_offsets_pending(&p->offs);
+    if (left == 0 || uv_now(c->loop) >= c->revoke_deadline) {
+        if (left)
+            jn_log_warn("consumer",
+                        "rebalance: %zu message(s) of revoked partitions not settled "
+                        "in time; their new owner reads them again",
+                        left);
+        finish_revoke(c);
+    }
+}
+
+static void on_revoke(void *ud, const rd_kafka_topic_partition_list_t *parts) {
+    jn_consumer *c = ud;
+    for (int i = 0; i < parts->cnt; i++) {
+        partition *p = find_partition(c, parts->elems[i].topic, parts->elems[i].partition, 0);
+        if (p && p->assigned) p->revoking = 1;
+    }
+    /* Give in-flight messages of these partitions a bounded time to settle, so the
+     * commit covers them and their new owner does not deliver them again. */
+    jn_sink_flush(c->sink);
+    c->revoke_deadline = uv_now(c->loop) + 10000;
+    uv_timer_start(&c->revoke_timer, on_revoke_timer, 0, 50);
+}
+
+static void on_commit_result(void *ud, rd_kafka_resp_err_t err,
+                             const rd_kafka_topic_partition_list_t *offsets) {
+    jn_consumer *c = ud;
+    (void)offsets;
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        jn_log_warn("consumer", "offset commit failed: %s (the next commit covers it)",
+                    rd_kafka_err2str(err));
+    else if (c->commit_sent_ns)
+        jn_metric_observe(c->m_commit, (double)(uv_hrtime() - c->commit_sent_ns) / 1e9);
+}
+
+static void on_kafka_error(void *ud, rd_kafka_resp_err_t err, const char *reason) {
+    (void)ud;
+    jn_log_warn("consumer", "kafka: %s (%s)", reason, rd_kafka_err2name(err));
+}
+
+static void cat_assign(void *ud, const rd_kafka_topic_partition_list_t *parts) {
+    (void)ud;
+    jn_log_info("consumer", "catalogue reader: reading %d product partition(s)", parts->cnt);
+}
+
+static void cat_revoke(void *ud, const rd_kafka_topic_partition_list_t *parts) {
+    (void)parts;
+    jn_consumer *c = ud;
+    jn_kafka_consumer_revoke_done(c->catalogue);
+}
+
+static void cat_commit(void *ud, rd_kafka_resp_err_t err,
+                       const rd_kafka_topic_partition_list_t *offsets) {
+    (void)ud, (void)err, (void)offsets;
+}
+
+/* ---- life -------------------------------------------------------------------------- */
+
+static int check_merge(jn_script *s, void *ud, char **err) {
+    (void)s, (void)ud;
+    lua_State *L = jn_script_host_lua(((jn_consumer *)ud)->scripts);
+    static const char *const fns[] = {"customer", "product", "expire", NULL};
+    for (int i = 0; fns[i]; i++) {
+        lua_getfield(L, -1, fns[i]);
+        int ok = lua_isfunction(L, -1);
+        lua_pop(L, 1);
+        if (!ok) {
+            char buf[120];
+            snprintf(buf, sizeof buf, "the merge script must define %s()", fns[i]);
+            *err = strdup(buf);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+jn_consumer *jn_consumer_start(uv_loop_t *loop, jn_script_host *scripts, const jn_config *cfg,
+                               char **err) {
+    jn_consumer *c = calloc(1, sizeof *c);
+    if (!c) abort();
+    c->loop = loop;
+    c->scripts = scripts;
+    c->cfg = cfg;
+    c->waiting = jn_strmap_new();
+    c->m_consumed = jn_metrics_counter("junction_consumer_messages_total",
+                                       "Messages read, by topic", "topic=\"customers\"");
+    c->m_products = jn_metrics_counter("junction_consumer_messages_total",
+                                       "Messages read, by topic", "topic=\"products\"");
+    c->m_duplicates = jn_metrics_counter("junction_consumer_duplicates_total",
+                                         "Messages skipped: their processed: mark exists", "");
+    c->m_merged = jn_metrics_counter("junction_consumer_merged_total",
+                                     "Merged records produced by merge.lua", "");
+    c->m_delivered = jn_metrics_counter("junction_consumer_delivered_total",
+                                        "Merged records analytics acknowledged", "");
+    c->m_dead = jn_metrics_counter("junction_consumer_dead_lettered_total",
+                                   "Messages written to the dead-letter topic", "");
+    c->m_script_errors = jn_metrics_counter("junction_consumer_errors_total",
+                                            "Bad messages and merge script errors", "");
+    c->m_commit =
+        jn_metrics_histogram("junction_consumer_commit_seconds", "Latency of offset commits", "");
+    c->m_held = jn_metrics_gauge("junction_consumer_waiting_customers",
+                                 "Customers waiting for merge output (held for products)", "");
+    c->m_pending = jn_metrics_gauge("junction_consumer_pending_messages",
+                                    "Messages read and not yet settled", "");
+
+    c->merge = jn_script_add(scripts, "merge", cfg->consumer.merge_script, check_merge, c, err);
+    if (!c->merge) return NULL;
+    lua_State *L = jn_script_host_lua(scripts);
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, cfg->consumer.hold_ms);
+    lua_setfield(L, -2, "hold_ms");
+    lua_pushinteger(L, cfg->consumer.hold_max);
+    lua_setfield(L, -2, "hold_max");
+    c->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+    jn_kafka_producer_opts po = {.brokers = cfg->kafka.brokers,
+                                 .client_id = cfg->kafka.client_id,
+                                 .compression = cfg->kafka.compression,
+                                 .linger_ms = cfg->kafka.linger_ms,
+                                 .queue_max_messages = cfg->kafka.queue_max_messages,
+                                 .message_timeout_ms = cfg->kafka.message_timeout_ms};
+    c->dlq = jn_kafka_producer_new(loop, &po, on_dlq_delivery, c, err);
+    if (!c->dlq) return NULL;
+    c->redis = jn_redis_new(loop, cfg->redis.host, cfg->redis.port, on_redis_state, c);
+    c->http = jn_http_client_new(loop);
+    jn_sink_opts so = {.url = cfg->consumer.analytics_url,
+                       .batch_size = cfg->consumer.batch_size,
+                       .linger_ms = cfg->consumer.linger_ms,
+                       .max_inflight = cfg->consumer.max_inflight_batches,
+                       .timeout_ms = cfg->consumer.request_timeout_ms,
+                       .retry_base_ms = cfg->consumer.retry_base_ms,
+                       .retry_max_ms = cfg->consumer.retry_max_ms};
+    c->sink = jn_sink_new(loop, c->http, &so, on_sink_done, c);
+
+    uv_timer_t *timers[] = {&c->check_timer, &c->mark_timer, &c->commit_timer, &c->expire_timer,
+                            &c->revoke_timer};
+    for (size_t i = 0; i < sizeof timers / sizeof *timers; i++) {
+        uv_timer_init(loop, timers[i]);
+        timers[i]->data = c;
+    }
+    uv_timer_start(&c->commit_timer, on_commit_timer, 500, 500);
+    uv_timer_start(&c->expire_timer, on_expire, 200, 200);
+
+    /* The catalogue reader: alone in a group of its own, so it gets every partition and,
+     * never committing, starts from the beginning each time. */
+    char cat_group[200];
+    snprintf(cat_group, sizeof cat_group, "%s-catalogue-%d-%llx", cfg->consumer.group_id,
+             (int)getpid(), (unsigned long long)uv_hrtime());
+    const char *cat_topics[] = {cfg->consumer.product_topic, NULL};
+    jn_kafka_consumer_opts co = {.brokers = cfg->kafka.brokers,
+                                 .group_id = cat_group,
+                                 .client_id = cfg->kafka.client_id,
+                                 .auto_offset_reset = "earliest",
+                                 .topics = cat_topics};
+    jn_kafka_consumer_cbs ccbs = {.on_message = on_product_message,
+                                  .on_assign = cat_assign,
+                                  .on_revoke = cat_revoke,
+                                  .on_commit = cat_commit,
+                                  .on_error = on_kafka_error};
+    c->catalogue = jn_kafka_consumer_new(loop, &co, &ccbs, c, err);
+    if (!c->catalogue) return NULL;
+
+    const char *topics[] = {cfg->consumer.customer_topic, NULL};
+    jn_kafka_consumer_opts go = {.brokers = cfg->kafka.brokers,
+                                 .group_id = cfg->consumer.group_id,
+                                 .client_id = cfg->kafka.client_id,
+                                 .auto_offset_reset = cfg->consumer.auto_offset_reset,
+                                 .topics = topics};
+    jn_kafka_consumer_cbs gcbs = {.on_message = on_group_message,
+                                  .on_assign = on_assign,
+                                  .on_revoke = on_revoke,
+                                  .on_commit = on_commit_result,
+                                  .on_error = on_kafka_error};
+    c->group = jn_kafka_consumer_new(loop, &go, &gcbs, c, err);
+    if (!c->group) return NULL;
+    jn_log_info("consumer", "group %s reading %s (products from %s), delivering to %s",
+                cfg->consumer.group_id, cfg->consumer.customer_topic, cfg->consumer.product_topic,
+                cfg->consumer.analytics_url);
+    /* Reading waits for Redis: a message must never pass unchecked. */
+    update_flow(c);
+    return c;
+}
+
+/* Shutdown runs as a chain: group (its revoke settles and commits what it can),
+ * catalogue, HTTP client, sink, Redis, dead-letter producer, timers. */
+static void stop_step(void *arg);
+
+static void on_timer_closed(uv_handle_t *h) {
+    jn_consumer *c = h->data;
+    if (--c->handles > 0) return;
+    for (partition *p = c->parts, *n; p; p = n) {
+        n = p->next;
+        jn_offsets_free(&p->offs);
+        free(p);
+    }
+    jn_strmap_free(c->waiting);
+    luaL_unref(jn_script_host_lua(c->scripts), LUA_REGISTRYINDEX, c->ctx_ref);
+    void (*done)(void *) = c->done;
+    void *arg = c->done_arg;
+    free(c);
+    if (done) done(arg);
+}
+
+static int stage;
+
+static void stop_step(void *arg) {
+    jn_consumer *c = arg;
+    switch (stage++) {
+    case 0:
+        jn_kafka_consumer_close(c->group, stop_step, c);
+        break;
+    case 1:
+        jn_kafka_consumer_close(c->catalogue, stop_step, c);
+        break;
+    case 2:
+        jn_http_client_close(c->http, stop_step, c);
+        break;
+    case 3:
+        jn_sink_close(c->sink, stop_step, c);
+        break;
+    case 4:
+        jn_redis_close(c->redis, stop_step, c);
+        break;
+    case 5:
+        jn_kafka_producer_close(c->dlq, 5000, stop_step, c);
+        break;
+    default: {
+        /* Messages never settled are simply read again by the next run. */
+        for (pmsg *m = c->check_head, *n; m; m = n)
+            n = m->next, free_pmsg(c, m);
+        for (pmsg *m = c->mark_head, *n; m; m = n)
+            n = m->next, free_pmsg(c, m);
+        uv_timer_t *timers[] = {&c->check_timer, &c->mark_timer, &c->commit_timer, &c->expire_timer,
+                                &c->revoke_timer};
+        c->handles = 5;
+        for (int i = 0; i < 5; i++)
+            uv_close((uv_handle_t *)timers[i], on_timer_closed);
+    }
+    }
+}
+
+void jn_consumer_stop(jn_consumer *c, void (*done)(void *), void *arg) {
+    if (c->stop_stage) return;
+    c->done = done;
+    c->done_arg = arg;
+    /* Not "stopping" yet: the group's final revoke still delivers, marks and commits. */
+    stop_step(c);
+}
+
+void jn_consumer_status_json(jn_consumer *c, jn_sb *out) {
+    long batches, retries;
+    jn_sink_counts(c->sink, &batches, &retries);
+    jn_sb_printf(out,
+                 "{\"consumed\":%.0f,\"duplicates\":%.0f,\"merged\":%.0f,\"delivered\":%.0f,"
+                 "\"dead_lettered\":%.0f,\"pending\":%ld,\"waiting_customers\":%zu,"
+                 "\"redis\":%s,\"paused\":%s,\"batches\":%ld,\"retries\":%ld,\"partitions\":[",
+                 jn_metric_value(c->m_consumed), jn_metric_value(c->m_duplicates),
+                 jn_metric_value(c->m_merged), jn_metric_value(c->m_delivered),
+                 jn_metric_value(c->m_dead), c->pending, jn_strmap_count(c->waiting),
+                 c->redis_up ? "true" : "false", c->paused ? "true" : "false", batches, retries);
+    int first = 1;
+    for (partition *p = c->parts; p; p = p->next) {
+        if (!p->assigned) continue;
+        jn_sb_printf(out, "%s{\"topic\":\"%s\",\"partition\":%d,\"committed\":%lld,\"lag\":%.0f}",
+                     first ? "" : ",", p->topic, (int)p->id, (long long)p->committed,
+                     jn_metric_value(p->m_lag));
+        first = 0;
+    }
+    jn_sb_puts(out, "]}");
+}

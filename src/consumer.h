@@ -1,0 +1,22 @@
+/* `junction consume`: a consumer-group member reading customer_data, with products
+ * read in full by a private catalogue reader; duplicates skipped through Redis marks;
+ * customers joined with products by scripts/merge.lua; merged records POSTed to the
+ * analytics API; offsets committed only up to the first message not yet delivered,
+ * skipped as a duplicate, or dead-lettered. */
+#ifndef JN_CONSUMER_H
+#define JN_CONSUMER_H
+
+#include <uv.h>
+
+#include "buf.h"
+#include "config.h"
+#include "script.h"
+
+typedef struct jn_consumer jn_consumer;
+
+jn_consumer *jn_consumer_start(uv_loop_t *loop, jn_script_host *scripts, const jn_config *cfg,
+                               char **err);
+void jn_consumer_stop(jn_consumer *c, void (*done)(void *), void *arg);
+void jn_consumer_status_json(jn_consumer *c, jn_sb *out);
+
+#endif

@@ -1,0 +1,329 @@
+/* Analytics sink. A batch is immutable once cut: its body and Idempotency-Key are
+ * computed once, so every retry sends exactly the same bytes under the same key. */
+#include "sink.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backoff.h"
+#include "buf.h"
+#include "log.h"
+#include "metrics.h"
+
+typedef struct {
+    void *item;
+    char *json;
+    size_t len;
+    unsigned char key[32];
+} entry;
+
+typedef struct batch {
+    jn_sink *s;
+    entry *e;
+    size_t n;
+    jn_sb body;
+    char key[65];
+    int attempt;
+    uv_timer_t *retry;
+    struct batch *next; /* in the ready queue */
+} batch;
+
+struct jn_sink {
+    uv_loop_t *loop;
+    jn_http_client *http;
+    jn_sink_opts o;
+    jn_backoff backoff;
+    jn_sink_done_cb cb;
+    void *ud;
+    entry *open;
+    size_t nopen;
+    uv_timer_t linger;
+    batch *ready_head, *ready_tail;
+    batch *waiting; /* on a retry timer, linked through next */
+    int inflight;
+    size_t pending;
+    long batches, retries;
+    uint64_t rng;
+    int closing;
+    jn_metric *m_batches_ok, *m_batches_retry, *m_rejected, *m_latency;
+};
+
+static void send_batch(batch *b);
+
+static void pump(jn_sink *s) {
+    while (!s->closing && s->ready_head && s->inflight < s->o.max_inflight) {
+        batch *b = s->ready_head;
+        s->ready_head = b->next;
+        if (!s->ready_head) s->ready_tail = NULL;
+        b->next = NULL;
+        send_batch(b);
+    }
+}
+
+static void enqueue(jn_sink *s, batch *b) {
+    if (s->ready_tail)
+        s->ready_tail->next = b;
+    else
+        s->ready_head = b;
+    s->ready_tail = b;
+    pump(s);
+}
+
+static batch *make_batch(jn_sink *s, entry *e, size_t n) {
+    batch *b = calloc(1, sizeof *b);
+    if (!b) abort();
+    b->s = s;
+    b->e = e;
+    b->n = n;
+    jn_sb_init(&b->body);
+    size_t total = 2;
+    for (size_t i = 0; i < n; i++)
+        total += e[i].len + 1;
+    jn_sb_reserve(&b->body, total);
+    jn_sb_putc(&b->body, '[');
+    unsigned char *keys = malloc(n * 32);
+    if (!keys) abort();
+    for (size_t i = 0; i < n; i++) {
+        if (i) jn_sb_putc(&b->body, ',');
+        jn_sb_append(&b->body, e[i].json, e[i].len);
+        memcpy(keys + 32 * i, e[i].key, 32);
+    }
+    jn_sb_putc(&b->body, ']');
+    /* The key names the records, not their order in time: the same records cut into the
+     * same batch again (a retry, or a replay after a crash) carry the same key. */
+    jn_sha256_hex(keys, n * 32, b->key);
+    free(keys);
+    return b;
+}
+
+static void free_batch(batch *b) {
+    for (size_t i = 0; i < b->n; i++)
+        free(b->e[i].json);
+    free(b->e);
+    jn_sb_free(&b->body);
+    free(b);
+}
+
+static void cut(jn_sink *s) {
+    uv_timer_stop(&s->linger);
+    if (!s->nopen) return;
+    batch *b = make_batch(s, s->open, s->nopen);
+    s->open = NULL;
+    s->nopen = 0;
+    enqueue(s, b);
+}
+
+static void on_linger(uv_timer_t *t) {
+    cut(t->data);
+}
+
+static void on_retry_closed(uv_handle_t *h) {
+    free(h);
+}
+
+static void on_retry(uv_timer_t *t) {
+    batch *b = t->data;
+    jn_sink *s = b->s;
+    uv_close((uv_handle_t *)t, on_retry_closed);
+    b->retry = NULL;
+    for (batch **pp = &s->waiting; *pp; pp = &(*pp)->next)
+        if (*pp == b) {
+            *pp = b->next;
+            break;
+        }
+    b->next = NULL;
+    enqueue(s, b);
+}
+
+static void report(jn_sink *s, batch *b, int status, const char *reason) {
+    for (size_t i = 0; i < b->n; i++) {
+        s->pending--;
+        s->cb(s->ud, b->e[i].item, status, reason);
+    }
+}
+
+static void on_response(void *ud, jn_http_result *res) {
+    batch *b = ud;
+    jn_sink *s = b->s;
+    s->inflight--;
+    if (s->closing || res->curl_code == 42 /* CURLE_ABORTED_BY_CALLBACK: client closing */) {
+        free_batch(b);
+        return;
+    }
+    jn_metric_observe(s->m_latency, res->total_s);
+    long st = res->curl_code ? 0 : res->status;
+    if (st >= 200 && st < 300) {
+        jn_metric_add(s->m_batches_ok, 1);
+        report(s, b, 0, NULL);
+        free_batch(b);
+    } else if (st == 0 || st == 408 || st == 429 || st >= 500) {
+        b->attempt++;
+        s->retries++;
+        jn_metric_add(s->m_batches_retry, 1);
+        /* Never give up: the records are not committed until delivered, so waiting is
+         * the lossless answer to a receiver that is down. The ceiling stops growing. */
+        int attempt = b->attempt + 1 < 30 ? b->attempt + 1 : 30;
+        int64_t d =
+            jn_backoff_delay_ms(&s->backoff, attempt, jn_random_unit(&s->rng), res->retry_after_s);
+        if (b->attempt == 1 || b->attempt % 10 == 0) {
+            char why[160];
+            if (st)
+                snprintf(why, sizeof why, "HTTP %ld", st);
+            else
+                snprintf(why, sizeof why, "%s", res->curl_error ? res->curl_error : "no answer");
+            jn_log_warn("sink", "POST %s (%zu records) failed: %s; retry %d in %lld ms", s->o.url,
+                        b->n, why, b->attempt, (long long)d);
+        }
+        b->retry = malloc(sizeof *b->retry);
+        if (!b->retry) abort();
+        uv_timer_init(s->loop, b->retry);
+        b->retry->data = b;
+        uv_timer_start(b->retry, on_retry, (uint64_t)d, 0);
+        b->next = s->waiting;
+        s->waiting = b;
+    } else if (b->n > 1) {
+        /* One bad record must not sink its neighbours: retry them one by one. */
+        jn_log_warn("sink",
+                    "POST %s rejected a batch of %zu with HTTP %ld; sending its records "
+                    "one by one to find the refused ones",
+                    s->o.url, b->n, st);
+        for (size_t i = 0; i < b->n; i++) {
+            entry *one = malloc(sizeof *one);
+            if (!one) abort();
+            *one = b->e[i];
+            enqueue(s, make_batch(s, one, 1));
+        }
+        free(b->e);
+        jn_sb_free(&b->body);
+        free(b);
+    } else {
+        char reason[300];
+        snprintf(reason, sizeof reason, "HTTP %ld: %.250s", st,
+                 res->body.data ? res->body.data : "");
+        jn_metric_add(s->m_rejected, 1);
+        report(s, b, (int)st, reason);
+        free_batch(b);
+    }
+    pump(s);
+}
+
+static void send_batch(batch *b) {
+    jn_sink *s = b->s;
+    char idem[96];
+    snprintf(idem, sizeof idem, "Idempotency-Key: %s", b->key);
+    const char *headers[] = {"Content-Type: application/json", idem, NULL};
+    jn_http_request_opts o = {.method = "POST",
+                              .url = s->o.url,
+                              .body = b->body.data,
+                              .body_len = b->body.len,
+                              .headers = headers,
+                              .timeout_ms = s->o.timeout_ms,
+                              .connect_timeout_ms = s->o.timeout_ms};
+    s->inflight++;
+    s->batches++;
+    if (jn_http_client_request(s->http, &o, on_response, b) != 0) {
+        s->inflight--;
+        /* The client refuses only while closing; keep the batch for the retry path. */
+        jn_http_result r = {
+            .curl_code = 1, .curl_error = "request not started", .retry_after_s = -1};
+        s->inflight++;
+        on_response(b, &r);
+    }
+}
+
+jn_sink *jn_sink_new(uv_loop_t *loop, jn_http_client *http, const jn_sink_opts *o,
+                     jn_sink_done_cb cb, void *ud) {
+    jn_sink *s = calloc(1, sizeof *s);
+    if (!s) abort();
+    s->loop = loop;
+    s->http = http;
+    s->o = *o;
+    s->backoff = (jn_backoff){1000000, o->retry_base_ms, 2, o->retry_max_ms};
+    s->cb = cb;
+    s->ud = ud;
+    s->rng = uv_hrtime() | 1;
+    uv_timer_init(loop, &s->linger);
+    s->linger.data = s;
+    s->m_batches_ok = jn_metrics_counter("junction_sink_batches_total",
+                                         "Batches POSTed to analytics by result", "result=\"ok\"");
+    s->m_batches_retry = jn_metrics_counter(
+        "junction_sink_batches_total", "Batches POSTed to analytics by result", "result=\"retry\"");
+    s->m_rejected = jn_metrics_counter("junction_sink_rejected_total",
+                                       "Records analytics refused for good (dead-lettered)", "");
+    s->m_latency =
+        jn_metrics_histogram("junction_sink_post_seconds", "Time of one POST to analytics", "");
+    return s;
+}
+
+void jn_sink_add(jn_sink *s, const char *json, size_t len, const unsigned char key[32],
+                 void *item) {
+    if (!s->open) {
+        s->open = malloc((size_t)s->o.batch_size * sizeof *s->open);
+        if (!s->open) abort();
+    }
+    entry *e = &s->open[s->nopen++];
+    e->item = item;
+    e->json = malloc(len);
+    if (!e->json) abort();
+    memcpy(e->json, json, len);
+    e->len = len;
+    memcpy(e->key, key, 32);
+    s->pending++;
+    if ((int)s->nopen >= s->o.batch_size)
+        cut(s);
+    else if (s->nopen == 1)
+        uv_timer_start(&s->linger, on_linger, (uint64_t)s->o.linger_ms, 0);
+}
+
+size_t jn_sink_pending(const jn_sink *s) {
+    return s->pending;
+}
+
+void jn_sink_flush(jn_sink *s) {
+    cut(s);
+}
+
+void jn_sink_counts(const jn_sink *s, long *batches, long *retries) {
+    *batches = s->batches;
+    *retries = s->retries;
+}
+
+typedef struct {
+    jn_sink *s;
+    void (*done)(void *);
+    void *arg;
+} close_ctx;
+
+static void on_linger_closed(uv_handle_t *h) {
+    close_ctx *c = h->data;
+    jn_sink *s = c->s;
+    for (size_t i = 0; i < s->nopen; i++)
+        free(s->open[i].json);
+    free(s->open);
+    for (batch *b = s->ready_head, *n; b; b = n) {
+        n = b->next;
+        free_batch(b);
+    }
+    for (batch *b = s->waiting, *n; b; b = n) {
+        n = b->next;
+        uv_close((uv_handle_t *)b->retry, on_retry_closed);
+        free_batch(b);
+    }
+    void (*done)(void *) = c->done;
+    void *arg = c->arg;
+    free(s);
+    free(c);
+    if (done) done(arg);
+}
+
+void jn_sink_close(jn_sink *s, void (*done)(void *), void *arg) {
+    s->closing = 1;
+    close_ctx *c = malloc(sizeof *c);
+    if (!c) abort();
+    *c = (close_ctx){s, done, arg};
+    /* Call after the HTTP client is closed: in-flight batches were freed by their aborted
+     * callbacks; those waiting on a retry timer are dropped here with their timers. */
+    s->linger.data = c;
+    uv_close((uv_handle_t *)&s->linger, on_linger_closed);
+}
