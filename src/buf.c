@@ -71,36 +71,34 @@ void jn_sb_printf(jn_sb *sb, const char *fmt, ...) {
 
 void jn_sb_json_string(jn_sb *sb, const char *s, size_t len) {
     static const char hex[] = "0123456789abcdef";
-    jn_sb_reserve(sb, len + 2);
-    jn_sb_putc(sb, '"');
+    /* Worst case is 6 bytes per input byte; reserving it once keeps the loop free of
+     * bounds checks. Runs of plain bytes are copied in one go. */
+    jn_sb_reserve(sb, len * 6 + 2);
+    char *o = sb->data + sb->len;
+    *o++ = '"';
+    size_t run = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        memcpy(o, s + run, i - run);
+        o += i - run;
+        run = i + 1;
+        *o++ = '\\';
         switch (c) {
-        case '"':
-            jn_sb_append(sb, "\\\"", 2);
-            break;
-        case '\\':
-            jn_sb_append(sb, "\\\\", 2);
-            break;
-        case '\n':
-            jn_sb_append(sb, "\\n", 2);
-            break;
-        case '\r':
-            jn_sb_append(sb, "\\r", 2);
-            break;
-        case '\t':
-            jn_sb_append(sb, "\\t", 2);
-            break;
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
         default:
-            if (c < 0x20) {
-                char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-                jn_sb_append(sb, esc, 6);
-            } else {
-                jn_sb_putc(sb, (char)c);
-            }
+            *o++ = 'u', *o++ = '0', *o++ = '0', *o++ = hex[c >> 4], *o++ = hex[c & 15];
         }
     }
-    jn_sb_putc(sb, '"');
+    memcpy(o, s + run, len - run);
+    o += len - run;
+    *o++ = '"';
+    sb->len = (size_t)(o - sb->data);
+    sb->data[sb->len] = '\0';
 }
 
 char *jn_sb_steal(jn_sb *sb) {
@@ -144,8 +142,20 @@ void jn_hex(const unsigned char *in, size_t len, char *out) {
 }
 
 void jn_sha256(const void *data, size_t len, unsigned char out[32]) {
+    /* EVP_Digest looks the algorithm up and allocates a context on every call, which
+     * costs more than hashing a record; one process-wide context (one loop per process)
+     * and one fetched algorithm avoid both. */
+    static EVP_MD *md;
+    static EVP_MD_CTX *ctx;
+    if (!md) {
+        md = EVP_MD_fetch(NULL, "SHA256", NULL);
+        ctx = EVP_MD_CTX_new();
+        if (!md || !ctx) abort();
+    }
     unsigned int mdlen = 0;
-    EVP_Digest(data, len, out, &mdlen, EVP_sha256(), NULL);
+    if (!EVP_DigestInit_ex(ctx, md, NULL) || !EVP_DigestUpdate(ctx, data, len) ||
+        !EVP_DigestFinal_ex(ctx, out, &mdlen))
+        abort();
 }
 
 void jn_sha256_hex(const void *data, size_t len, char out[65]) {

@@ -13,6 +13,7 @@
 typedef struct {
     const char *s;
     size_t len;
+    int vidx; /* stack index of the value */
 } key;
 
 static int cmp_key(const void *a, const void *b) {
@@ -61,28 +62,36 @@ static int encode_number(lua_State *L, int idx, jn_sb *out, const char **err) {
 
 static int encode_object(lua_State *L, int idx, const char *const *first, jn_sb *out, int depth,
                          const char **err) {
-    size_t cap = 16, n = 0;
-    key *keys = malloc(cap * sizeof *keys);
+    /* Records are small: a stack array covers them without malloc. */
+    key small[32];
+    size_t cap = 32, n = 0;
+    key *keys = small;
     int rc = 0;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) {
+        if (lua_type(L, -2) != LUA_TSTRING && lua_type(L, -2) != LUA_TNUMBER) {
             *err = "a table key that is neither a string nor a number has no JSON form";
-            lua_pop(L, 1 + (int)n); /* the key and the n key strings kept so far */
-            free(keys);
+            lua_pop(L, 2 + 2 * (int)n); /* key, value and the n pairs kept so far */
+            if (keys != small) free(keys);
             return -1;
         }
-        if (n == cap) keys = realloc(keys, (cap *= 2) * sizeof *keys);
+        if (n == cap) {
+            key *bigger = malloc((cap *= 2) * sizeof *keys);
+            if (!bigger) abort();
+            memcpy(bigger, keys, n * sizeof *keys);
+            if (keys != small) free(keys);
+            keys = bigger;
+        }
         luaL_checkstack(L, 4, "json: too many keys");
-        /* Keep a string copy on the stack below the iteration key so the pointer stays
-         * valid; lua_tolstring on a number key would break lua_next. */
-        lua_pushvalue(L, -1);
+        /* Keep the value and a string copy of the key on the stack, below the iteration
+         * key: the key's text stays valid, the value needs no second lookup, and
+         * lua_tolstring never touches the key lua_next needs. */
+        lua_pushvalue(L, -2);
         keys[n].s = lua_tolstring(L, -1, &keys[n].len);
-        lua_insert(L, -2);
+        lua_rotate(L, -3, -1); /* k v kcopy -> v kcopy k */
+        keys[n].vidx = lua_gettop(L) - 2;
         n++;
     }
-    /* Stack now holds n key strings. */
     size_t named = 0;
     if (first)
         for (const char *const *f = first; *f; f++)
@@ -101,21 +110,11 @@ static int encode_object(lua_State *L, int idx, const char *const *first, jn_sb 
         if (i) jn_sb_putc(out, ',');
         jn_sb_json_string(out, keys[i].s, keys[i].len);
         jn_sb_putc(out, ':');
-        lua_pushlstring(L, keys[i].s, keys[i].len);
-        if (lua_rawget(L, idx) == LUA_TNIL) {
-            /* A number key such as 1 was stringified; look it up by number. */
-            lua_pop(L, 1);
-            if (lua_stringtonumber(L, keys[i].s))
-                lua_rawget(L, idx);
-            else
-                lua_pushnil(L);
-        }
-        rc = encode(L, lua_gettop(L), NULL, out, depth + 1, err);
-        lua_pop(L, 1);
+        rc = encode(L, keys[i].vidx, NULL, out, depth + 1, err);
     }
     jn_sb_putc(out, '}');
-    lua_pop(L, (int)n);
-    free(keys);
+    lua_pop(L, 2 * (int)n);
+    if (keys != small) free(keys);
     return rc;
 }
 
@@ -348,46 +347,88 @@ static int read_number(reader *r) {
 
 static int read_value(reader *r);
 
-static int read_container(reader *r, int object) {
-    if (++r->depth > MAX_DEPTH) return fail_at(r, "nested deeper than 64 levels");
-    if (!lua_checkstack(r->L, 4)) return fail_at(r, "out of stack");
+/* Objects: the pairs are read onto the stack first and the table is created at its
+ * final size, which saves the rehash at every power of two that dominates small
+ * records. Arrays can be huge, so they grow in place (amortised doubling). */
+static int read_object(reader *r) {
+    lua_State *L = r->L;
+    int base = lua_gettop(L);
+    int n = 0;
     r->p++;
-    lua_newtable(r->L);
-    lua_Integer n = 0;
     skip_ws(r);
-    if (r->p < r->end && *r->p == (object ? '}' : ']')) {
+    if (r->p < r->end && *r->p == '}') {
         r->p++;
-        r->depth--;
+        lua_newtable(L);
         return 0;
     }
     for (;;) {
         skip_ws(r);
-        if (object) {
-            if (r->p >= r->end || *r->p != '"')
-                return lua_pop(r->L, 1), fail_at(r, "expected a key string");
-            if (read_string(r)) return lua_pop(r->L, 1), -1;
-            skip_ws(r);
-            if (r->p >= r->end || *r->p != ':') return lua_pop(r->L, 2), fail_at(r, "expected ':'");
-            r->p++;
-        }
-        if (read_value(r)) return lua_pop(r->L, object ? 2 : 1), -1;
-        if (object)
-            lua_rawset(r->L, -3);
-        else
-            lua_rawseti(r->L, -2, ++n);
+        if (!lua_checkstack(L, 4)) return lua_settop(L, base), fail_at(r, "object too large");
+        if (r->p >= r->end || *r->p != '"')
+            return lua_settop(L, base), fail_at(r, "expected a key string");
+        if (read_string(r)) return lua_settop(L, base), -1;
+        skip_ws(r);
+        if (r->p >= r->end || *r->p != ':') return lua_settop(L, base), fail_at(r, "expected ':'");
+        r->p++;
+        if (read_value(r)) return lua_settop(L, base), -1;
+        n++;
         skip_ws(r);
         if (r->p < r->end && *r->p == ',') {
             r->p++;
             continue;
         }
-        if (r->p < r->end && *r->p == (object ? '}' : ']')) {
+        if (r->p < r->end && *r->p == '}') {
             r->p++;
-            r->depth--;
+            break;
+        }
+        lua_settop(L, base);
+        return fail_at(r, "expected ',' or '}'");
+    }
+    lua_createtable(L, 0, n);
+    int t = lua_gettop(L);
+    for (int i = 0; i < n; i++) {
+        lua_pushvalue(L, base + 1 + 2 * i);
+        lua_pushvalue(L, base + 2 + 2 * i);
+        lua_rawset(L, t);
+    }
+    lua_replace(L, base + 1);
+    lua_settop(L, base + 1);
+    return 0;
+}
+
+static int read_array(reader *r) {
+    lua_State *L = r->L;
+    if (!lua_checkstack(L, 4)) return fail_at(r, "out of stack");
+    r->p++;
+    lua_newtable(L);
+    lua_Integer n = 0;
+    skip_ws(r);
+    if (r->p < r->end && *r->p == ']') {
+        r->p++;
+        return 0;
+    }
+    for (;;) {
+        if (read_value(r)) return lua_pop(L, 1), -1;
+        lua_rawseti(L, -2, ++n);
+        skip_ws(r);
+        if (r->p < r->end && *r->p == ',') {
+            r->p++;
+            continue;
+        }
+        if (r->p < r->end && *r->p == ']') {
+            r->p++;
             return 0;
         }
-        lua_pop(r->L, 1);
-        return fail_at(r, object ? "expected ',' or '}'" : "expected ',' or ']'");
+        lua_pop(L, 1);
+        return fail_at(r, "expected ',' or ']'");
     }
+}
+
+static int read_container(reader *r, int object) {
+    if (++r->depth > MAX_DEPTH) return fail_at(r, "nested deeper than 64 levels");
+    int rc = object ? read_object(r) : read_array(r);
+    r->depth--;
+    return rc;
 }
 
 static int literal(reader *r, const char *word) {

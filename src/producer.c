@@ -55,6 +55,7 @@ struct source {
     int etag_valid;
     jn_strmap *published, *pending;
     uint64_t next_cycle;
+    uint64_t poll_started_ns;
     /* the cycle being mapped and queued */
     cycle *cur;
     int array_ref;
@@ -183,6 +184,7 @@ static void poll_now(uv_timer_t *t) {
     if (s->cur) return; /* the previous cycle is still queueing (paused on a full queue) */
     s->attempt = 1;
     s->polls++;
+    s->poll_started_ns = uv_hrtime();
     fetch(s);
 }
 
@@ -259,7 +261,7 @@ static void start_cycle(source *s, jn_http_result *res) {
     c->src = s;
     c->id = s->next_cycle++;
     c->processing = 1;
-    c->started_ns = uv_hrtime();
+    c->started_ns = s->poll_started_ns;
     snprintf(c->etag, sizeof c->etag, "%s", res->etag);
     s->etag_valid = 0;
     s->cur = c;
