@@ -1,0 +1,572 @@
+/* jn_redis against a real redis-server that each test starts itself on a free loopback
+ * port, in a temporary directory, without persistence (never the shared one on 6379).
+ * Covers marks and their TTLs, one MGET per exists, a server killed and restarted (with
+ * commands in flight, including unread ones, which makes the kernel reset the
+ * connection), a server that stops answering, and closing in every state, also from
+ * inside callbacks. Every test ends with the loop empty (uv_run returns 0 and
+ * uv_loop_close succeeds). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "redis.h"
+
+#define NKEYS    1000
+#define NUNKNOWN 10
+
+/* ---- a private redis-server ------------------------------------------------------------ */
+
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* A synchronous connection for checking what the server holds; NULL when it is down. */
+static redisContext *sync_connect(int port) {
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    if (c && c->err) {
+        redisFree(c);
+        return NULL;
+    }
+    if (c) redisSetTimeout(c, (struct timeval){.tv_sec = 2});
+    return c;
+}
+
+static int server_answers(int port) {
+    redisContext *c = sync_connect(port);
+    if (!c) return 0;
+    redisReply *rep = redisCommand(c, "PING");
+    int ok = rep && rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "PONG") == 0;
+    if (rep) freeReplyObject(rep);
+    redisFree(c);
+    return ok;
+}
+
+static pid_t server_start(const char *dir, int port) {
+    char portstr[16], log[256];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    snprintf(log, sizeof log, "%s/redis.log", dir);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* no orphan server if the test dies */
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execlp("redis-server", "redis-server", "--port", portstr, "--bind", "127.0.0.1", "--save",
+               "", "--appendonly", "no", "--daemonize", "no", "--dir", dir, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 500; i++) { /* up to 5 s */
+        if (server_answers(port)) return pid;
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) fail_msg("redis-server exited, see %s", log);
+        usleep(10000);
+    }
+    fail_msg("redis-server did not answer on port %d", port);
+    return -1;
+}
+
+static void server_kill(pid_t *pid) {
+    if (*pid <= 0) return;
+    kill(*pid, SIGKILL);
+    waitpid(*pid, NULL, 0);
+    *pid = 0;
+}
+
+/* ---- fixture ------------------------------------------------------------------------- */
+
+typedef struct {
+    uv_loop_t loop;
+    uv_timer_t pulse; /* wakes the loop so that RUN_UNTIL can check its condition */
+    jn_redis *r;
+    int port;
+    char dir[64];
+    pid_t pid;
+    int ups, downs, closed;
+    int close_on_up, close_on_down; /* the state callback closes the client */
+    char keys[NKEYS + NUNKNOWN][32];
+    const char *kp[NKEYS + NUNKNOWN];
+} fx;
+
+typedef struct {
+    fx *f;
+    int called, err;
+    size_t n;
+    unsigned char found[NKEYS + NUNKNOWN];
+    int close_in_cb; /* the callback closes the client */
+} exists_res;
+
+typedef struct {
+    fx *f;
+    int called, err;
+    int close_in_cb;
+} mark_res;
+
+static void on_done(void *arg) {
+    fx *f = arg;
+    f->closed++;
+    f->r = NULL;
+}
+
+static void on_state(void *ud, int connected) {
+    fx *f = ud;
+    if (connected) {
+        f->ups++;
+        if (f->close_on_up) jn_redis_close(f->r, on_done, f);
+    } else {
+        f->downs++;
+        if (f->close_on_down) jn_redis_close(f->r, on_done, f);
+    }
+}
+
+static void on_exists(void *arg, int err, const unsigned char *found, size_t n) {
+    exists_res *e = arg;
+    e->called++;
+    e->err = err;
+    e->n = n;
+    if (n) memcpy(e->found, found, n);
+    if (e->close_in_cb) jn_redis_close(e->f->r, on_done, e->f);
+}
+
+static void on_mark(void *arg, int err) {
+    mark_res *m = arg;
+    m->called++;
+    m->err = err;
+    if (m->close_in_cb) jn_redis_close(m->f->r, on_done, m->f);
+}
+
+static void on_pulse(uv_timer_t *t) {
+    (void)t;
+}
+
+/* Runs the loop until cond holds or ms pass; evaluates to cond. */
+#define RUN_UNTIL(f, cond, ms)                                                                     \
+    ({                                                                                             \
+        uv_update_time(&(f)->loop);                                                                \
+        uint64_t until_ = uv_now(&(f)->loop) + (ms);                                               \
+        while (!(cond) && uv_now(&(f)->loop) < until_)                                             \
+            uv_run(&(f)->loop, UV_RUN_ONCE);                                                       \
+        (cond);                                                                                    \
+    })
+
+static void run_for(fx *f, int ms) {
+    (void)RUN_UNTIL(f, 0, ms);
+}
+
+static int setup(void **state) {
+    fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    uv_timer_init(&f->loop, &f->pulse);
+    uv_timer_start(&f->pulse, on_pulse, 5, 5);
+    snprintf(f->dir, sizeof f->dir, "/tmp/jn-redis-test-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    f->port = free_port();
+    for (int i = 0; i < NKEYS + NUNKNOWN; i++) {
+        snprintf(f->keys[i], sizeof f->keys[i], i < NKEYS ? "jn:test:%d" : "jn:unknown:%d", i);
+        f->kp[i] = f->keys[i];
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fx *f = *state;
+    if (f->r) jn_redis_close(f->r, on_done, f);
+    RUN_UNTIL(f, f->closed, 5000);
+    assert_int_equal(f->closed, 1);
+    uv_close((uv_handle_t *)&f->pulse, NULL);
+    /* Nothing of the client may be left: the loop ends at once. */
+    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    server_kill(&f->pid);
+    char path[128];
+    snprintf(path, sizeof path, "%s/redis.log", f->dir);
+    unlink(path);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Starts the server and a connected client. */
+static void connect_up(fx *f) {
+    f->pid = server_start(f->dir, f->port);
+    f->r = jn_redis_new(&f->loop, "127.0.0.1", f->port, on_state, f);
+    assert_non_null(f->r);
+    assert_true(RUN_UNTIL(f, f->ups == 1, 3000));
+    assert_true(jn_redis_connected(f->r));
+}
+
+static long command_calls(int port, const char *cmd) {
+    redisContext *c = sync_connect(port);
+    assert_non_null(c);
+    redisReply *rep = redisCommand(c, "INFO commandstats");
+    assert_non_null(rep);
+    char needle[64];
+    snprintf(needle, sizeof needle, "cmdstat_%s:calls=", cmd);
+    const char *p = strstr(rep->str, needle);
+    long calls = p ? strtol(p + strlen(needle), NULL, 10) : 0;
+    freeReplyObject(rep);
+    redisFree(c);
+    return calls;
+}
+
+/* mark then exists round trip: every marked key found, the unknown ones not. */
+static void mark_and_check(fx *f, int first, int n) {
+    mark_res m = {.f = f};
+    assert_int_equal(jn_redis_mark(f->r, f->kp + first, n, 60, on_mark, &m), 0);
+    assert_true(RUN_UNTIL(f, m.called, 3000));
+    assert_int_equal(m.err, 0);
+    exists_res e = {.f = f};
+    assert_int_equal(jn_redis_exists(f->r, f->kp, NKEYS + NUNKNOWN, on_exists, &e), 0);
+    assert_true(RUN_UNTIL(f, e.called, 3000));
+    assert_int_equal(e.err, 0);
+    for (int i = first; i < first + n; i++)
+        assert_int_equal(e.found[i], 1);
+    for (int i = NKEYS; i < NKEYS + NUNKNOWN; i++)
+        assert_int_equal(e.found[i], 0);
+}
+
+/* ---- tests ----------------------------------------------------------------------------- */
+
+static void test_mark_then_exists(void **state) {
+    fx *f = *state;
+    connect_up(f);
+
+    mark_res m = {.f = f};
+    assert_int_equal(jn_redis_mark(f->r, f->kp, NKEYS, 60, on_mark, &m), 0);
+    assert_int_equal(jn_redis_inflight(f->r), NKEYS);
+    assert_true(RUN_UNTIL(f, m.called, 3000));
+    assert_int_equal(m.called, 1);
+    assert_int_equal(m.err, 0);
+    assert_int_equal(jn_redis_inflight(f->r), 0);
+
+    exists_res e = {.f = f};
+    assert_int_equal(jn_redis_exists(f->r, f->kp, NKEYS + NUNKNOWN, on_exists, &e), 0);
+    assert_int_equal(jn_redis_inflight(f->r), 1);
+    assert_true(RUN_UNTIL(f, e.called, 3000));
+    assert_int_equal(e.called, 1);
+    assert_int_equal(e.err, 0);
+    assert_int_equal(e.n, NKEYS + NUNKNOWN);
+    for (int i = 0; i < NKEYS; i++)
+        assert_int_equal(e.found[i], 1);
+    for (int i = NKEYS; i < NKEYS + NUNKNOWN; i++)
+        assert_int_equal(e.found[i], 0);
+    assert_int_equal(jn_redis_inflight(f->r), 0);
+
+    /* One MGET for the 1010 keys, one SET per mark. */
+    assert_int_equal(command_calls(f->port, "mget"), 1);
+    assert_int_equal(command_calls(f->port, "set"), NKEYS);
+
+    /* The value and the TTL are really set. */
+    redisContext *c = sync_connect(f->port);
+    assert_non_null(c);
+    for (int i = 0; i < NKEYS; i++) {
+        redisReply *rep = redisCommand(c, "TTL %s", f->kp[i]);
+        assert_non_null(rep);
+        assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
+        assert_true(rep->integer > 0 && rep->integer <= 60);
+        freeReplyObject(rep);
+    }
+    redisReply *rep = redisCommand(c, "GET %s", f->kp[0]);
+    assert_non_null(rep);
+    assert_string_equal(rep->str, "1");
+    freeReplyObject(rep);
+    rep = redisCommand(c, "TTL %s", f->kp[NKEYS]);
+    assert_int_equal(rep->integer, -2); /* no such key */
+    freeReplyObject(rep);
+    redisFree(c);
+}
+
+static void test_empty_batches_and_error_replies(void **state) {
+    fx *f = *state;
+    connect_up(f);
+
+    /* Nothing to ask: answered at once, nothing sent. */
+    exists_res e = {.f = f};
+    assert_int_equal(jn_redis_exists(f->r, f->kp, 0, on_exists, &e), 0);
+    assert_int_equal(e.called, 1);
+    assert_int_equal(e.err, 0);
+    assert_int_equal(e.n, 0);
+    mark_res m = {.f = f};
+    assert_int_equal(jn_redis_mark(f->r, f->kp, 0, 60, on_mark, &m), 0);
+    assert_int_equal(m.called, 1);
+    assert_int_equal(m.err, 0);
+    assert_int_equal(jn_redis_inflight(f->r), 0);
+
+    /* An error reply (EX 0 is invalid) fails the batch, and the connection stays. */
+    m = (mark_res){.f = f};
+    assert_int_equal(jn_redis_mark(f->r, f->kp, 3, 0, on_mark, &m), 0);
+    assert_true(RUN_UNTIL(f, m.called, 3000));
+    assert_int_equal(m.called, 1);
+    assert_int_not_equal(m.err, 0);
+    assert_true(jn_redis_connected(f->r));
+    assert_int_equal(f->downs, 0);
+
+    /* Keys with spaces and binary-unfriendly characters go as they are (argv). */
+    const char *odd[] = {"a key with spaces", "quote\"d", "nl\r\nx"};
+    m = (mark_res){.f = f};
+    assert_int_equal(jn_redis_mark(f->r, odd, 3, 60, on_mark, &m), 0);
+    assert_true(RUN_UNTIL(f, m.called, 3000));
+    assert_int_equal(m.err, 0);
+    e = (exists_res){.f = f};
+    assert_int_equal(jn_redis_exists(f->r, odd, 3, on_exists, &e), 0);
+    assert_true(RUN_UNTIL(f, e.called, 3000));
+    assert_int_equal(e.err, 0);
+    assert_memory_equal(e.found, "\1\1\1", 3);
+}
+
+static void test_not_connected_then_server_appears(void **state) {
+    fx *f = *state;
+    /* Nobody listens on the port yet. */
+    f->r = jn_redis_new(&f->loop, "127.0.0.1", f->port, on_state, f);
+    assert_non_null(f->r);
+    assert_false(jn_redis_connected(f->r));
+    exists_res e = {.f = f};
+    mark_res m = {.f = f};
+    assert_int_equal(jn_redis_exists(f->r, f->kp, 3, on_exists, &e), -1);
+    assert_int_equal(jn_redis_mark(f->r, f->kp, 3, 60, on_mark, &m), -1);
+    run_for(f, 300);
+    assert_int_equal(e.called + m.called, 0);
+    assert_int_equal(f->ups + f->downs, 0); /* never up, so never reported down */
+    assert_false(jn_redis_connected(f->r));
+
+    f->pid = server_start(f->dir, f->port);
+    assert_true(RUN_UNTIL(f, f->ups == 1, 4000)); /* the backoff stays under 2 s */
+    assert_int_equal(f->downs, 0);
+    mark_and_check(f, 0, 10);
+}
+
+static void test_server_killed_and_restarted(void **state) {
+    fx *f = *state;
+    connect_up(f);
+    mark_and_check(f, 0, NKEYS);
+
+    /* Killed right before a call: the client has not noticed yet, so the call is taken
+     * and fails in its callback. */
+    server_kill(&f->pid);
+    exists_res e = {.f = f};
+    assert_int_equal(jn_redis_exists(f->r, f->kp, NKEYS, on_exists, &e), 0);
+    assert_true(RUN_UNTIL(f, e.called && f->downs == 1, 3000));
+    assert_int_equal(e.called, 1);
+    assert_int_not_equal(e.err, 0);
+    assert_int_equal(f->downs, 1);
+    assert_false(jn_redis_connected(f->r));
+    assert_int_equal(jn_redis_inflight(f->r), 0);
+    /* While it is down, calls are refused. */
+    e = (exists_res){.f = f};
+    assert_int_equal(jn_redis_exists(f->r, f->kp, 3, on_exists, &e), -1);
+    run_for(f, 250); /* a few failed reconnects */
+    assert_int_equal(f->downs, 1);
+    assert_int_equal(e.called, 0);
+
+    /* Restarted on the same port: the client comes back by itself (empty server). */
+    f->pid = server_start(f->dir, f->port);
+    assert_true(RUN_UNTIL(f, f->ups == 2, 4000));
+    e = (exists_res){.f = f};
+    assert_int_equal(jn_redis_exists(f->r, f->kp, 3, on_exists, &e), 0);
+    assert_true(RUN_UNTIL(f, e.called, 3000));
+    assert_int_equal(e.err, 0);
+    assert_memory_equal(e.found, "\0\0\0", 3);
+    mark_and_check(f, 0, 100);
+
+    /* Killed with commands on the wire that it never read: the kernel resets the
+     * connection (POLLERR on our side), and every command still fails. */
+    kill(f->pid, SIGSTOP);
+    mark_res m = {.f = f};
+    e = (exists_res){.f = f};
+    assert_int_equal(jn_redis_mark(f->r, f->kp, NKEYS, 60, on_mark, &m), 0);
+    assert_int_equal(jn_redis_exists(f->r, f->kp, NKEYS, on_exists, &e), 0);
+    run_for(f, 100);
+    assert_int_equal(m.called + e.called, 0);
+    assert_int_equal(jn_redis_inflight(f->r), NKEYS + 1);
+    server_kill(&f->pid);
+    assert_true(RUN_UNTIL(f, m.called && e.called && f->downs == 2, 3000));
+    assert_int_not_equal(m.err, 0);
+    assert_int_not_equal(e.err, 0);
+    assert_int_equal(jn_redis_inflight(f->r), 0);
+
+    f->pid = server_start(f->dir, f->port);
+    assert_true(RUN_UNTIL(f, f->ups == 3, 4000));
+    mark_and_check(f, 0, NKEYS);
+    assert_int_equal(f->downs, 2);
+}
+
+static void test_stuck_server_times_out(void **state) {
+    fx *f = *state;
+    connect_up(f);
+    kill(f->pid, SIGSTOP);
+    exists_res e = {.f = f};
+    assert_int_equal(jn_redis_exists(f->r, f->kp, 10, on_exists, &e), 0);
+    run_for(f, 1000);
+    assert_int_equal(e.called, 0);
+    /* The watchdog gives up after 5 s without a reply. */
+    assert_true(RUN_UNTIL(f, e.called, 8000));
+    assert_int_not_equal(e.err, 0);
+    assert_int_equal(f->downs, 1);
+    /* The kernel still completes connects for the stopped server (listen backlog), so
+     * the client may already count as up again; once it runs, commands work. */
+    kill(f->pid, SIGCONT);
+    assert_true(RUN_UNTIL(f, jn_redis_connected(f->r), 4000));
+    mark_and_check(f, 0, 10);
+}
+
+static void test_close_with_commands_in_flight(void **state) {
+    fx *f = *state;
+    connect_up(f);
+    kill(f->pid, SIGSTOP); /* so that nothing gets answered */
+    mark_res m = {.f = f};
+    exists_res e = {.f = f};
+    assert_int_equal(jn_redis_mark(f->r, f->kp, 100, 60, on_mark, &m), 0);
+    assert_int_equal(jn_redis_exists(f->r, f->kp, 100, on_exists, &e), 0);
+    run_for(f, 50);
+    assert_int_equal(m.called + e.called, 0);
+    jn_redis_close(f->r, on_done, f);
+    assert_int_equal(m.called, 1);
+    assert_int_not_equal(m.err, 0);
+    assert_int_equal(e.called, 1);
+    assert_int_not_equal(e.err, 0);
+    assert_int_equal(f->closed, 0); /* done waits for the handles' close callbacks */
+    assert_true(RUN_UNTIL(f, f->closed, 1000));
+    assert_int_equal(f->downs, 0); /* a close is not reported as a lost connection */
+    kill(f->pid, SIGCONT);
+}
+
+static void test_close_inside_reply_callback(void **state) {
+    fx *f = *state;
+    connect_up(f);
+    /* Both replies come in one read; closing in the first fails the second. */
+    exists_res e = {.f = f, .close_in_cb = 1};
+    mark_res m = {.f = f};
+    assert_int_equal(jn_redis_exists(f->r, f->kp, 10, on_exists, &e), 0);
+    assert_int_equal(jn_redis_mark(f->r, f->kp, 100, 60, on_mark, &m), 0);
+    assert_true(RUN_UNTIL(f, f->closed, 3000));
+    assert_int_equal(e.called, 1);
+    assert_int_equal(e.err, 0);
+    assert_int_equal(m.called, 1);
+    assert_int_not_equal(m.err, 0);
+}
+
+static void test_close_inside_mark_callback_of_a_dying_connection(void **state) {
+    fx *f = *state;
+    connect_up(f);
+    kill(f->pid, SIGSTOP);
+    mark_res m = {.f = f, .close_in_cb = 1};
+    exists_res e = {.f = f};
+    assert_int_equal(jn_redis_mark(f->r, f->kp, 100, 60, on_mark, &m), 0);
+    assert_int_equal(jn_redis_exists(f->r, f->kp, 100, on_exists, &e), 0);
+    run_for(f, 50);
+    server_kill(&f->pid);
+    assert_true(RUN_UNTIL(f, f->closed, 3000));
+    assert_int_not_equal(m.err, 0);
+    assert_int_equal(e.called, 1);
+    assert_int_not_equal(e.err, 0);
+    assert_int_equal(f->downs, 0);
+}
+
+static void test_close_from_state_callbacks(void **state) {
+    fx *f = *state;
+    f->close_on_up = 1; /* closing inside hiredis' connect callback */
+    f->pid = server_start(f->dir, f->port);
+    f->r = jn_redis_new(&f->loop, "127.0.0.1", f->port, on_state, f);
+    assert_true(RUN_UNTIL(f, f->closed, 3000));
+    assert_int_equal(f->ups, 1);
+
+    /* Again, closing when told of the loss. */
+    f->close_on_up = 0;
+    f->closed = 0;
+    f->close_on_down = 1;
+    f->r = jn_redis_new(&f->loop, "127.0.0.1", f->port, on_state, f);
+    assert_true(RUN_UNTIL(f, f->ups == 2, 3000));
+    server_kill(&f->pid);
+    assert_true(RUN_UNTIL(f, f->closed, 3000));
+    assert_int_equal(f->downs, 1);
+}
+
+static void test_close_while_connecting_or_waiting(void **state) {
+    fx *f = *state;
+    /* Waiting for the next reconnect (nobody listens). */
+    f->r = jn_redis_new(&f->loop, "127.0.0.1", f->port, on_state, f);
+    run_for(f, 150);
+    jn_redis_close(f->r, on_done, f);
+    assert_true(RUN_UNTIL(f, f->closed, 1000));
+
+    /* Right after new: the connect is under way. */
+    f->pid = server_start(f->dir, f->port);
+    f->closed = 0;
+    f->r = jn_redis_new(&f->loop, "127.0.0.1", f->port, on_state, f);
+    jn_redis_close(f->r, on_done, f);
+    assert_true(RUN_UNTIL(f, f->closed, 1000));
+    assert_int_equal(f->ups, 0);
+
+    /* A listener whose accept queue is full: the kernel drops our SYNs, so the connect
+     * neither succeeds nor fails until the client's connect timeout (2 s) gives up. */
+    f->closed = 0;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(lfd, 0), 0);
+    socklen_t len = sizeof a;
+    getsockname(lfd, (struct sockaddr *)&a, &len);
+    int fill[4];
+    for (int i = 0; i < 4; i++) {
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(fill[i], (struct sockaddr *)&a, sizeof a);
+    }
+    usleep(50000);
+    f->r = jn_redis_new(&f->loop, "127.0.0.1", ntohs(a.sin_port), on_state, f);
+    run_for(f, 2500);
+    assert_false(jn_redis_connected(f->r));
+    jn_redis_close(f->r, on_done, f);
+    assert_true(RUN_UNTIL(f, f->closed, 1000));
+    for (int i = 0; i < 4; i++)
+        close(fill[i]);
+    close(lfd);
+}
+
+int main(void) {
+    signal(SIGPIPE, SIG_IGN); /* as main() does: hiredis writes with write(2) */
+    if (system("command -v redis-server >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "redis-server not installed: skipping\n");
+        return 0;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_mark_then_exists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_batches_and_error_replies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_connected_then_server_appears, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_killed_and_restarted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stuck_server_times_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_with_commands_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_inside_reply_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_inside_mark_callback_of_a_dying_connection,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_from_state_callbacks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_while_connecting_or_waiting, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
