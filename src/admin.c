@@ -51,6 +51,10 @@ static void status_json(jn_admin *a, jn_sb *sb) {
         jn_sb_puts(sb, ",\"producer\":");
         jn_producer_status_json(a->producer, sb);
     }
+    if (a->consumer) {
+        jn_sb_puts(sb, ",\"consumer\":");
+        jn_consumer_status_json(a->consumer, sb);
+    }
 
     if (a->analytics) {
         jn_sb_puts(sb, ",\"analytics\":");

@@ -695,11 +695,17 @@ static void on_revoke(void *ud, const rd_kafka_topic_partition_list_t *parts) {
 static void on_commit_result(void *ud, rd_kafka_resp_err_t err,
                              const rd_kafka_topic_partition_list_t *offsets) {
     jn_consumer *c = ud;
-    (void)offsets;
-    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-        jn_log_warn("consumer", "offset commit failed: %s (the next commit covers it)",
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        jn_log_warn("consumer", "offset commit failed: %s (retried by the next commit)",
                     rd_kafka_err2str(err));
-    else if (c->commit_sent_ns)
+        /* Forget what was sent so the commit timer sends it again, even on a partition
+         * that receives nothing new. */
+        for (int i = 0; offsets && i < offsets->cnt; i++) {
+            partition *p =
+                find_partition(c, offsets->elems[i].topic, offsets->elems[i].partition, 0);
+            if (p && p->committed == offsets->elems[i].offset) p->committed = -1;
+        }
+    } else if (c->commit_sent_ns)
         jn_metric_observe(c->m_commit, (double)(uv_hrtime() - c->commit_sent_ns) / 1e9);
 }
 

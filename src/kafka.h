@@ -91,7 +91,8 @@ typedef struct {
 jn_kafka_consumer *jn_kafka_consumer_new(uv_loop_t *loop, const jn_kafka_consumer_opts *o,
                                          const jn_kafka_consumer_cbs *cbs, void *ud, char **err);
 /* Commits next_offset (the first offset NOT yet settled) for each listed partition,
- * asynchronously; on_commit reports the result. offsets->elems[i].offset holds it. */
+ * asynchronously; on_commit reports the result. offsets->elems[i].offset holds it.
+ * Returns 0, or an error code when the commit could not even be queued (no on_commit). */
 int jn_kafka_consumer_commit(jn_kafka_consumer *c, const rd_kafka_topic_partition_list_t *offsets);
 /* Stops / restarts fetching on every assigned partition (Redis down, too much pending). */
 void jn_kafka_consumer_pause(jn_kafka_consumer *c);
@@ -100,10 +101,11 @@ int jn_kafka_consumer_paused(const jn_kafka_consumer *c);
 /* Completes a revocation announced by on_revoke. */
 void jn_kafka_consumer_revoke_done(jn_kafka_consumer *c);
 /* Consumer lag of an assigned partition (high watermark minus the next offset to read),
- * or -1 when unknown. */
+ * or -1 when unknown (also until a first message of the assignment was delivered). */
 int64_t jn_kafka_consumer_lag(jn_kafka_consumer *c, const char *topic, int32_t partition);
 /* Leaves the group (on_revoke runs for what is assigned; the owner must answer with
- * revoke_done), then destroys the handle; done(arg) runs once everything is closed. */
+ * revoke_done), then destroys the handle; done(arg) runs once everything is closed.
+ * No message is delivered after this call. */
 void jn_kafka_consumer_close(jn_kafka_consumer *c, void (*done)(void *), void *arg);
 
 #endif

@@ -65,6 +65,7 @@ static void stop_all(app *a) {
     if (a->stopping) return;
     a->stopping = 1;
     a->pending = 1; /* held until every stop below is issued */
+    if (a->consumer) a->pending++, jn_consumer_stop(a->consumer, on_role_stopped, a);
     if (a->producer) a->pending++, jn_producer_stop(a->producer, on_role_stopped, a);
     if (a->api) a->pending++, jn_api_stop(a->api, on_role_stopped, a);
     if (a->analytics) a->pending++, jn_analytics_stop(a->analytics, on_role_stopped, a);
@@ -100,51 +101,33 @@ int main(int argc, char **argv) {
     const char *config_path = getenv("JUNCTION_CONFIG");
     const char *level = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "+c:l:hV", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            config_path = optarg;
-            break;
-        case 'l':
-            level = optarg;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return 0;
-        case 'V':
-            printf("junction %s\n", JN_VERSION);
-            return 0;
-        case 'H':
-            jn_config_describe();
-            return 0;
-        default:
-            fputs(usage, stderr);
-            return 2;
+    /* Options may come before or after the command: junction api --config x.lua */
+    const char *command = NULL;
+    for (;;) {
+        while ((c = getopt_long(argc, argv, "+c:l:hV", opts, NULL)) != -1) {
+            switch (c) {
+            case 'c':
+                config_path = optarg;
+                break;
+            case 'l':
+                level = optarg;
+                break;
+            case 'h':
+                fputs(usage, stdout);
+                return 0;
+            case 'V':
+                printf("junction %s\n", JN_VERSION);
+                return 0;
+            case 'H':
+                jn_config_describe();
+                return 0;
+            default:
+                fputs(usage, stderr);
+                return 2;
+            }
         }
-    }
-    /* Options may also follow the command: junction api --config x.lua */
-    const char *command = optind < argc ? argv[optind++] : NULL;
-    while ((c = getopt_long(argc, argv, "c:l:hV", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            config_path = optarg;
-            break;
-        case 'l':
-            level = optarg;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return 0;
-        case 'V':
-            printf("junction %s\n", JN_VERSION);
-            return 0;
-        case 'H':
-            jn_config_describe();
-            return 0;
-        default:
-            fputs(usage, stderr);
-            return 2;
-        }
+        if (command || optind >= argc) break;
+        command = argv[optind++];
     }
     if (!command) {
         fputs(usage, stderr);
@@ -195,7 +178,11 @@ int main(int argc, char **argv) {
         if (!a.analytics) die(err);
         jn_admin_set_analytics(a.admin, a.analytics);
     }
-    if (run_consumer) die("consume: not wired yet");
+    if (run_consumer) {
+        a.consumer = jn_consumer_start(a.loop, a.scripts, &cfg, &err);
+        if (!a.consumer) die(err);
+        jn_admin_set_consumer(a.admin, a.consumer);
+    }
     if (cfg.scripts.watch) jn_script_watch(a.scripts);
 
     uv_signal_init(a.loop, &a.sigint);

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Consumer benchmark: Kafka -> Redis de-duplication -> merge.lua -> analytics, with the
+real Kafka and Redis from tools/services.
+
+1. Fills a fresh customer topic with N customers (junction api + junction produce) and
+   the product topic with 10 products, then starts `junction analytics` and
+   `junction consume` and times the consumer from its start until analytics holds N
+   merged records: records/s, and the consumer's CPU time per record.
+2. With --callgrind, runs the same consumer on a smaller topic under
+   valgrind --tool=callgrind and reports instructions per message: all of them, and the
+   host's own (everything outside lua_pcall, i.e. the script excluded).
+
+Usage: bench/consumer.py [--records N] [--callgrind M]
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+
+sys.path.insert(0, os.path.dirname(__file__))
+from producer import (BIN, ROOT, config, cpu_seconds, free_port, metric, start,  # noqa: E402
+                      stop, wait_http)
+
+
+def fill(tmp, log, n, tag):
+    """Publishes n customers and 10 products to fresh topics; returns the topic names."""
+    crm, inv, adm, padm = free_port(), free_port(), free_port(), free_port()
+    api = start(["api", "--config", config(tmp, f"api{tag}.lua", f"""return {{
+      log = {{ level = "warn" }}, admin = {{ listen = "127.0.0.1:{adm}" }},
+      api = {{ crm = {{ listen = "127.0.0.1:{crm}", count = {n} }},
+               inventory = {{ listen = "127.0.0.1:{inv}" }} }} }}""")], {}, log)
+    wait_http(f"http://127.0.0.1:{crm}/customers?limit=1", api)
+    topics = (f"bench_c_{tag}", f"bench_p_{tag}")
+    prod = start(["produce", "--config", config(tmp, f"prod{tag}.lua", f"""return {{
+      log = {{ level = "warn" }}, admin = {{ listen = "127.0.0.1:{padm}" }},
+      producer = {{ poll_interval_ms = 3600000,
+        crm = {{ url = "http://127.0.0.1:{crm}/customers", topic = "{topics[0]}" }},
+        inventory = {{ url = "http://127.0.0.1:{inv}/products", topic = "{topics[1]}" }} }} }}""")],
+                 {}, log)
+    admin = f"http://127.0.0.1:{padm}"
+    wait_http(admin + "/healthz", prod)
+    while metric(admin, "junction_producer_records_total", result="published") < n + 10:
+        time.sleep(0.1)
+    stop(prod)
+    stop(api)
+    return topics
+
+
+def analytics_records(url):
+    import json
+    return json.loads(urllib.request.urlopen(url + "/analytics/stats", timeout=5).read())["records"]
+
+
+def run_consumer(tmp, log, topics, n, wrapper=()):
+    aport, cadm, aadm = free_port(), free_port(), free_port()
+    ana = start(["analytics", "--config", config(tmp, f"ana{aport}.lua", f"""return {{
+      log = {{ level = "warn" }}, admin = {{ listen = "127.0.0.1:{aadm}" }},
+      analytics = {{ listen = "127.0.0.1:{aport}" }} }}""")], {}, log)
+    aurl = f"http://127.0.0.1:{aport}"
+    wait_http(aurl + "/analytics/stats", ana)
+    cfg = config(tmp, f"cons{aport}.lua", f"""return {{
+      log = {{ level = "warn" }}, admin = {{ listen = "127.0.0.1:{cadm}" }},
+      consumer = {{ group_id = "bench_{uuid.uuid4().hex[:8]}", customer_topic = "{topics[0]}",
+        product_topic = "{topics[1]}", dead_letter_topic = "bench_dead",
+        analytics_url = "{aurl}/analytics", hold_ms = 200 }} }}""")
+    t0 = time.time()
+    cons = subprocess.Popen(list(wrapper) + [BIN, "consume", "--config", cfg], cwd=ROOT,
+                            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 1800
+    while analytics_records(aurl) < n:
+        if time.time() > deadline or cons.poll() is not None:
+            sys.exit("the consumer did not deliver every record; see " + log.name)
+        time.sleep(0.05)
+    secs = time.time() - t0
+    cpu = cpu_seconds(cons.pid) if not wrapper else None
+    stop(cons)
+    stop(ana)
+    return secs, cpu
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, default=100000)
+    ap.add_argument("--callgrind", type=int, default=0)
+    a = ap.parse_args()
+    subprocess.run([os.path.join(ROOT, "tools", "services"), "up"], check=True,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run(["redis-cli", "FLUSHALL"], stdout=subprocess.DEVNULL)
+    tmp = tempfile.mkdtemp(prefix="junction-bench-")
+    log = open(os.path.join(tmp, "log.txt"), "w")
+    print(f"== consumer benchmark ({os.cpu_count()} CPUs, logs in {tmp})")
+    topics = fill(tmp, log, a.records, uuid.uuid4().hex[:8])
+    secs, cpu = run_consumer(tmp, log, topics, a.records)
+    print(f"end to end: {a.records} records in {secs:.2f} s = {a.records / secs:,.0f} records/s "
+          f"(consumer start to the last record at analytics); consumer CPU "
+          f"{cpu:.2f} s = {cpu / a.records * 1e6:.1f} us/record")
+    if a.callgrind:
+        subprocess.run(["redis-cli", "FLUSHALL"], stdout=subprocess.DEVNULL)
+        topics = fill(tmp, log, a.callgrind, uuid.uuid4().hex[:8])
+        out = os.path.join(tmp, "callgrind.out")
+        run_consumer(tmp, log, topics, a.callgrind,
+                     wrapper=("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"))
+        time.sleep(2)
+        ann = subprocess.run(["callgrind_annotate", "--inclusive=yes", out],
+                             capture_output=True, text=True).stdout
+        def ir(pattern):
+            for line in ann.splitlines():
+                if re.search(pattern, line):
+                    return int(line.split()[0].replace(",", ""))
+            return 0
+        total = ir(r"PROGRAM TOTALS")
+        script = ir(r"\?\?\?:lua_pcallk ")
+        print(f"callgrind, {a.callgrind} messages: {total / a.callgrind:,.0f} instructions per "
+              f"message in all, {(total - script) / a.callgrind:,.0f} outside lua_pcall (host), "
+              f"{script / a.callgrind:,.0f} inside (scripts); file {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,636 @@
+/* Kafka consumer glue: a consumer-group member whose messages, rebalances and commit
+ * results are all served on the libuv loop.
+ *
+ * Same scheme as the producer in kafka.c: librdkafka works on its own threads and hands
+ * us everything through one queue. rd_kafka_poll_set_consumer forwards the main queue
+ * (errors) into the consumer-group queue, the log queue goes there too, and
+ * rd_kafka_queue_io_event_enable makes librdkafka write a byte to a non-blocking pipe
+ * when that queue goes from empty to non-empty; a uv_poll_t watches the pipe and the loop
+ * drains the queue with the event API (rd_kafka_queue_poll(q, 0)). No locks: every field
+ * below is only touched on the loop thread.
+ *
+ * Rebalances use the eager "range" assignor and are delegated to us as
+ * RD_KAFKA_EVENT_REBALANCE events. An assignment is applied at once (rd_kafka_assign)
+ * and then announced; a revocation is announced and only applied when the owner has
+ * settled and committed what it holds for those partitions and says so with
+ * jn_kafka_consumer_revoke_done. librdkafka pauses fetching while it waits for that, and
+ * the `delivering` flag drops anything of the old assignment still in the queue, so no
+ * message of a revoked partition reaches the owner after on_revoke. Offsets are the
+ * owner's business (auto commit and auto offset store are off); commits are sent with
+ * rd_kafka_commit_queue so their result comes back as an event on the same queue.
+ *
+ * Closing uses rd_kafka_consumer_close_queue: the final revocation is served here like any
+ * other, and rd_kafka_consumer_closed says when librdkafka has left the group, so the
+ * loop never blocks on the group protocol. */
+#define _GNU_SOURCE /* pipe2 */
+#include "kafka.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "log.h"
+
+/* Events served per wake-up before the loop gets a turn (timers, HTTP): a backlog of
+ * fetched messages must not starve everything else. The rest is served next turn. */
+#define DRAIN_BATCH 1000
+/* Every so often the queue is polled even without a wake-up: librdkafka counts our polls
+ * against max.poll.interval.ms and an idle consumer gets no events to wake it. */
+#define TICK_MS 1000
+/* Close waits this long for the owner to answer the final on_revoke; after that the
+ * revocation is completed without it. */
+#define CLOSE_REVOKE_TIMEOUT_MS 30000
+/* ... and then this long for librdkafka to leave the group before it is torn down
+ * without leaving (the group notices through the session timeout). */
+#define CLOSE_LEAVE_TIMEOUT_MS 10000
+
+enum phase {
+    P_RUNNING,
+    P_CLOSING, /* close() called: serving the final revocation until the group is left */
+    P_CLOSED,  /* rd_kafka_t destroyed, uv handles closing */
+};
+
+struct jn_kafka_consumer {
+    uv_loop_t *loop;
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *queue; /* the consumer-group queue: everything for us ends up here */
+    int fds[2];              /* wake-up pipe: librdkafka writes [1], uv_poll reads [0] */
+    uv_poll_t poll;
+    uv_timer_t tick; /* TICK_MS polls; close deadlines */
+    int open_handles;
+    jn_kafka_consumer_cbs cbs;
+    void *ud;
+    /* Our copy of the assignment we gave librdkafka (rd_kafka_assign is only ever called
+     * by us), so pause, resume and lag need no round trip to librdkafka's thread. */
+    rd_kafka_topic_partition_list_t *assigned;
+    /* Every partition we paused since the last resume. librdkafka keeps a partition's
+     * pause flag across unassignment, so resume must reach partitions revoked while
+     * paused too, or they would come back paused in a later assignment. */
+    rd_kafka_topic_partition_list_t *app_paused;
+    int paused;
+    int delivering;     /* messages go to the owner: between on_assign and on_revoke */
+    int revoke_pending; /* on_revoke called, revoke_done not yet */
+    long dropped;       /* messages of revoked partitions not delivered (debug) */
+    enum phase phase;
+    uint64_t close_deadline;
+    int close_forced; /* the owner never answered: revocation completed by us */
+    int close_failed; /* librdkafka refused to close (fatal error): tear down directly */
+    void (*done)(void *);
+    void *done_arg;
+};
+
+static void teardown(jn_kafka_consumer *c);
+
+/* ---- small helpers ---------------------------------------------------------------------- */
+
+static void wake(jn_kafka_consumer *c) {
+    /* EAGAIN means the pipe is full, hence readable already: nothing lost. */
+    ssize_t w = write(c->fds[1], "1", 1);
+    (void)w;
+}
+
+/* "t[0],t[1]" for log lines, shortened past a few hundred bytes. */
+static char *parts_str(const rd_kafka_topic_partition_list_t *l) {
+    jn_sb sb;
+    jn_sb_init(&sb);
+    for (int i = 0; l && i < l->cnt; i++) {
+        if (sb.len > 300) {
+            jn_sb_printf(&sb, ",... (%d in all)", l->cnt);
+            break;
+        }
+        jn_sb_printf(&sb, "%s%s[%d]", i ? "," : "", l->elems[i].topic, (int)l->elems[i].partition);
+    }
+    if (sb.len == 0) jn_sb_puts(&sb, "none");
+    return jn_sb_steal(&sb);
+}
+
+/* The owner logs what on_error tells it; only without one do we, so no line is doubled. */
+static void report_error(jn_kafka_consumer *c, rd_kafka_resp_err_t err, const char *reason) {
+    if (c->cbs.on_error)
+        c->cbs.on_error(c->ud, err, reason);
+    else
+        jn_log_warn("kafka", "consumer: %s: %s", rd_kafka_err2name(err), reason);
+}
+
+/* ---- rebalances --------------------------------------------------------------------------- */
+
+static void pause_list(jn_kafka_consumer *c, rd_kafka_topic_partition_list_t *l) {
+    if (!l || l->cnt == 0) return;
+    /* Asynchronous, but the partitions' op version is bumped right here: messages of them
+     * already waiting in our queue are discarded by the next rd_kafka_queue_poll, and on
+     * resume fetching restarts after the last message delivered to us. */
+    rd_kafka_pause_partitions(c->rk, l);
+    if (!c->app_paused) c->app_paused = rd_kafka_topic_partition_list_new(l->cnt);
+    for (int i = 0; i < l->cnt; i++)
+        if (!rd_kafka_topic_partition_list_find(c->app_paused, l->elems[i].topic,
+                                                l->elems[i].partition))
+            rd_kafka_topic_partition_list_add(c->app_paused, l->elems[i].topic,
+                                              l->elems[i].partition);
+}
+
+static void on_assign(jn_kafka_consumer *c, const rd_kafka_topic_partition_list_t *parts) {
+    /* The list the group gave us, as is (even empty, which keeps librdkafka's join state
+     * right): eager protocol, the whole assignment at once. The offsets start from the
+     * committed ones, or auto.offset.reset. */
+    rd_kafka_resp_err_t err = rd_kafka_assign(c->rk, parts);
+    if (err) {
+        report_error(c, err, "cannot apply the group's partition assignment");
+        return;
+    }
+    if (c->assigned) rd_kafka_topic_partition_list_destroy(c->assigned);
+    c->assigned = rd_kafka_topic_partition_list_copy(parts);
+    /* Paused before these arrived (e.g. Redis was already down): they start paused. */
+    if (c->paused) pause_list(c, c->assigned);
+    char *s = parts_str(parts);
+    jn_log_info("kafka", "consumer: assigned %s%s", s, c->paused ? " (paused)" : "");
+    free(s);
+    /* During close a last assignment may still arrive (a rebalance that was under way);
+     * it is applied for the group's sake but its messages are not wanted any more. */
+    c->delivering = c->phase == P_RUNNING;
+    if (c->cbs.on_assign) c->cbs.on_assign(c->ud, parts);
+}
+
+static void unassign(jn_kafka_consumer *c) {
+    rd_kafka_resp_err_t err = rd_kafka_assign(c->rk, NULL);
+    if (err) jn_log_warn("kafka", "consumer: unassign: %s", rd_kafka_err2str(err));
+    if (c->assigned) rd_kafka_topic_partition_list_destroy(c->assigned);
+    c->assigned = NULL;
+}
+
+static void on_revoke(jn_kafka_consumer *c, const rd_kafka_topic_partition_list_t *parts) {
+    c->delivering = 0;
+    if (!parts || parts->cnt == 0) {
+        /* Nothing to settle: answer for the owner (the eager protocol still wants the
+         * call, even for an empty assignment). */
+        unassign(c);
+        return;
+    }
+    if (rd_kafka_assignment_lost(c->rk))
+        jn_log_warn("kafka", "consumer: assignment lost (session timed out?): other members may "
+                             "already own these partitions and commits for them will fail");
+    char *s = parts_str(parts);
+    jn_log_info("kafka", "consumer: revoking %s", s);
+    free(s);
+    /* Set before the call: the owner may answer from inside it. */
+    c->revoke_pending = 1;
+    if (c->cbs.on_revoke)
+        c->cbs.on_revoke(c->ud, parts);
+    else
+        jn_kafka_consumer_revoke_done(c);
+}
+
+static void on_rebalance(jn_kafka_consumer *c, rd_kafka_event_t *ev) {
+    rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
+    const rd_kafka_topic_partition_list_t *parts = rd_kafka_event_topic_partition_list(ev);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        on_assign(c, parts);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        on_revoke(c, parts);
+    } else {
+        /* A failed rebalance: librdkafka wants the assignment cleared. What we hold is
+         * gone, so the owner hears about it as a revocation. */
+        report_error(c, err, "group rebalance failed");
+        if (c->assigned && c->assigned->cnt > 0 && !c->revoke_pending) {
+            rd_kafka_topic_partition_list_t *held = rd_kafka_topic_partition_list_copy(c->assigned);
+            on_revoke(c, held);
+            rd_kafka_topic_partition_list_destroy(held);
+        } else if (!c->revoke_pending) {
+            unassign(c);
+        }
+    }
+}
+
+/* ---- events from librdkafka ------------------------------------------------------------ */
+
+static void on_fetch(jn_kafka_consumer *c, rd_kafka_event_t *ev) {
+    const rd_kafka_message_t *m;
+    /* One message per FETCH event; reading it also moves librdkafka's position for the
+     * partition past it (what rd_kafka_position and pause/resume go by). */
+    while ((m = rd_kafka_event_message_next(ev)) != NULL) {
+        if (m->err) {
+            if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) continue;
+            report_error(c, m->err, rd_kafka_message_errstr(m));
+            continue;
+        }
+        if (!c->delivering) {
+            c->dropped++;
+            jn_log_debug("kafka", "consumer: dropped a message of a revoked partition (%ld)",
+                         c->dropped);
+            continue;
+        }
+        jn_kafka_msg msg = {
+            .topic = rd_kafka_topic_name(m->rkt),
+            .partition = m->partition,
+            .offset = m->offset,
+            .key = m->key,
+            .key_len = m->key_len,
+            .value = m->payload,
+            .value_len = m->len,
+            .timestamp_ms = rd_kafka_message_timestamp(m, NULL),
+            .raw = m,
+        };
+        if (c->cbs.on_message) c->cbs.on_message(c->ud, &msg);
+    }
+}
+
+static void on_commit(jn_kafka_consumer *c, rd_kafka_event_t *ev) {
+    rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
+    const rd_kafka_topic_partition_list_t *offsets = rd_kafka_event_topic_partition_list(ev);
+    /* The request can succeed while single partitions fail (e.g. not the owner any more):
+     * report the first such error so "err == 0" really means every offset was stored. */
+    for (int i = 0; !err && offsets && i < offsets->cnt; i++)
+        err = offsets->elems[i].err;
+    if (c->cbs.on_commit)
+        c->cbs.on_commit(c->ud, err, offsets);
+    else if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        jn_log_warn("kafka", "consumer: commit failed: %s", rd_kafka_err2str(err));
+}
+
+static void on_error(jn_kafka_consumer *c, rd_kafka_event_t *ev) {
+    rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
+    if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
+    const char *reason = rd_kafka_event_error_string(ev);
+    /* Nothing more will be consumed after a fatal error (e.g. fenced by a static member
+     * with the same id): worth a line of its own whatever the owner does with it. Other
+     * errors are informational, librdkafka reconnects and retries on its own. */
+    if (rd_kafka_event_error_is_fatal(ev))
+        jn_log_error("kafka", "consumer: fatal: %s: %s", rd_kafka_err2name(err), reason);
+    report_error(c, err, reason);
+}
+
+static void on_log(rd_kafka_event_t *ev) {
+    const char *fac, *str;
+    int level;
+    if (rd_kafka_event_log(ev, &fac, &str, &level) != 0) return;
+    /* A broker failure is both logged as FAIL and sent as an error event with the same
+     * text; on_error reports it, so the log copy would only double every line. */
+    if (level < 7 && strcmp(fac, "FAIL") == 0) return;
+    /* librdkafka uses syslog levels: 0..3 error, 4 warning, 5..6 notice/info, 7 debug. */
+    jn_log_level l = level <= 3   ? JN_LOG_ERROR
+                     : level == 4 ? JN_LOG_WARN
+                     : level <= 6 ? JN_LOG_INFO
+                                  : JN_LOG_DEBUG;
+    if (jn_log_enabled(l)) jn_log_write(l, "kafka", "%s: %s", fac, str);
+}
+
+/* Serves up to DRAIN_BATCH events. rd_kafka_queue_poll also returns NULL, with events
+ * left, when it meets the close's TERMINATE op; service() checks the length afterwards. */
+static void drain(jn_kafka_consumer *c) {
+    rd_kafka_event_t *ev;
+    for (int n = 0; n < DRAIN_BATCH && (ev = rd_kafka_queue_poll(c->queue, 0)) != NULL; n++) {
+        switch (rd_kafka_event_type(ev)) {
+        case RD_KAFKA_EVENT_FETCH:
+            on_fetch(c, ev);
+            break;
+        case RD_KAFKA_EVENT_REBALANCE:
+            on_rebalance(c, ev);
+            break;
+        case RD_KAFKA_EVENT_OFFSET_COMMIT:
+            on_commit(c, ev);
+            break;
+        case RD_KAFKA_EVENT_ERROR:
+            on_error(c, ev);
+            break;
+        case RD_KAFKA_EVENT_LOG:
+            on_log(ev);
+            break;
+        default: /* statistics if extra turned them on: not used */
+            break;
+        }
+        rd_kafka_event_destroy(ev);
+    }
+}
+
+static void service(jn_kafka_consumer *c) {
+    drain(c);
+    if (c->phase == P_CLOSING) {
+        /* Torn down here, after the drain, never from inside an event being served. */
+        if (c->close_failed || rd_kafka_consumer_closed(c->rk)) {
+            teardown(c);
+            return;
+        }
+        if (uv_now(c->loop) >= c->close_deadline) {
+            if (c->revoke_pending && !c->close_forced) {
+                jn_log_error("kafka", "close: no revoke_done after %d ms, revoking anyway",
+                             CLOSE_REVOKE_TIMEOUT_MS);
+                c->close_forced = 1;
+                c->close_deadline = uv_now(c->loop) + CLOSE_LEAVE_TIMEOUT_MS;
+                jn_kafka_consumer_revoke_done(c);
+            } else {
+                jn_log_error("kafka", "close: the consumer did not leave its group in time; "
+                                      "destroying it without leaving");
+                c->close_failed = 1;
+                teardown(c);
+                return;
+            }
+        }
+    }
+    /* The wake-up byte is only written when the queue goes from empty to non-empty, so
+     * whatever the batch limit (or a TERMINATE op) left behind needs our own. */
+    if (rd_kafka_queue_length(c->queue) > 0) wake(c);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+    (void)events;
+    jn_kafka_consumer *c = h->data;
+    if (status < 0) jn_log_warn("kafka", "consumer wake-up pipe: %s", uv_strerror(status));
+    /* Pipe first, queue second: a byte written while we drain then wakes us again (at
+     * worst for nothing) instead of being swallowed after we looked. */
+    char buf[256];
+    for (;;) {
+        ssize_t n = read(c->fds[0], buf, sizeof buf);
+        if (n > 0 || (n < 0 && errno == EINTR)) continue;
+        break; /* EAGAIN: empty */
+    }
+    service(c);
+}
+
+static void on_tick(uv_timer_t *t) {
+    service(t->data);
+}
+
+/* ---- setup ------------------------------------------------------------------------------ */
+
+/* Settings whose value must not end up in a log line or an error message. */
+static int secret_setting(const char *name) {
+    return strstr(name, "password") || strstr(name, "secret") || strstr(name, ".pem");
+}
+
+static char *errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *errorf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0) abort();
+    va_end(ap);
+    return s;
+}
+
+static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char **err) {
+    char reason[512];
+    if (rd_kafka_conf_set(conf, name, value, reason, sizeof reason) == RD_KAFKA_CONF_OK) return 0;
+    *err = errorf("kafka: consumer setting %s=%s rejected: %s", name,
+                  secret_setting(name) ? "(hidden)" : value, reason);
+    return -1;
+}
+
+static rd_kafka_conf_t *build_conf(const jn_kafka_consumer_opts *o, char **err) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    int rc = 0;
+    if (o->brokers) rc = rc ? rc : conf_set(conf, "bootstrap.servers", o->brokers, err);
+    if (o->client_id) rc = rc ? rc : conf_set(conf, "client.id", o->client_id, err);
+    rc = rc ? rc : conf_set(conf, "group.id", o->group_id, err);
+    /* A new group starts from the beginning unless told otherwise: losing what was
+     * produced before the first start is worse than reading it. */
+    rc = rc ? rc
+            : conf_set(conf, "auto.offset.reset",
+                       o->auto_offset_reset ? o->auto_offset_reset : "earliest", err);
+    /* The owner commits what it has settled; librdkafka must neither commit nor store
+     * offsets by itself, or a crash would skip unsettled messages. */
+    rc = rc ? rc : conf_set(conf, "enable.auto.commit", "false", err);
+    rc = rc ? rc : conf_set(conf, "enable.auto.offset.store", "false", err);
+    rc = rc ? rc : conf_set(conf, "enable.partition.eof", "false", err);
+    /* Eager protocol: a revocation takes the whole assignment and the next assignment
+     * replaces it, which is what on_assign / on_revoke / revoke_done model. */
+    rc = rc ? rc : conf_set(conf, "partition.assignment.strategy", "range", err);
+    rc = rc ? rc : conf_set(conf, "session.timeout.ms", "10000", err);
+    /* Also the rebalance timeout: how long the group waits for revoke_done. */
+    rc = rc ? rc : conf_set(conf, "max.poll.interval.ms", "300000", err);
+    /* Log lines are queued for us instead of printed from librdkafka's threads. */
+    rc = rc ? rc : conf_set(conf, "log.queue", "true", err);
+    /* extra comes last so a deployment can override any of the above. */
+    for (const char *const *e = o->extra; !rc && e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (!eq || eq == *e) {
+            *err = errorf("kafka: consumer extra setting \"%s\" is not key=value",
+                          secret_setting(*e) ? "(hidden)" : *e);
+            rc = -1;
+            break;
+        }
+        char *name = strndup(*e, (size_t)(eq - *e));
+        if (!name) abort();
+        rc = conf_set(conf, name, eq + 1, err);
+        free(name);
+    }
+    if (rc) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    /* Rebalances and commit results come to us as events: without REBALANCE librdkafka
+     * would assign and revoke by itself, without telling the owner in time to commit. */
+    rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_REBALANCE | RD_KAFKA_EVENT_OFFSET_COMMIT |
+                                       RD_KAFKA_EVENT_ERROR | RD_KAFKA_EVENT_LOG);
+    return conf;
+}
+
+static rd_kafka_topic_partition_list_t *subscription(const char *const *topics) {
+    int n = 0;
+    while (topics && topics[n])
+        n++;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+    for (int i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(l, topics[i], RD_KAFKA_PARTITION_UA);
+    return l;
+}
+
+jn_kafka_consumer *jn_kafka_consumer_new(uv_loop_t *loop, const jn_kafka_consumer_opts *o,
+                                         const jn_kafka_consumer_cbs *cbs, void *ud, char **err) {
+    if (!o->group_id || !*o->group_id) {
+        *err = errorf("kafka: consumer needs a group.id");
+        return NULL;
+    }
+    if (!o->topics || !o->topics[0]) {
+        *err = errorf("kafka: consumer needs at least one topic");
+        return NULL;
+    }
+    for (const char *const *t = o->topics; *t; t++) {
+        if (!**t) {
+            *err = errorf("kafka: consumer topic name is empty");
+            return NULL;
+        }
+    }
+    rd_kafka_conf_t *conf = build_conf(o, err);
+    if (!conf) return NULL;
+
+    char reason[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, reason, sizeof reason);
+    if (!rk) {
+        /* Settings fine one by one but not together are only refused here; conf is still
+         * ours on failure. */
+        rd_kafka_conf_destroy(conf);
+        *err = errorf("kafka: cannot create consumer: %s", reason);
+        return NULL;
+    }
+    /* Errors (main queue) join the consumer queue: one queue, one pipe. */
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *topics = subscription(o->topics);
+    rd_kafka_resp_err_t serr = rd_kafka_subscribe(rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (serr) {
+        /* Invalid or duplicate topic names: a setting error like the others. Not
+         * subscribed, so there is no group to leave. */
+        *err = errorf("kafka: consumer cannot subscribe to its topics: %s", rd_kafka_err2str(serr));
+        rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        return NULL;
+    }
+
+    jn_kafka_consumer *c = calloc(1, sizeof *c);
+    if (!c) abort();
+    c->loop = loop;
+    c->rk = rk;
+    if (cbs) c->cbs = *cbs;
+    c->ud = ud;
+    c->fds[0] = c->fds[1] = -1;
+    int rc = pipe2(c->fds, O_NONBLOCK | O_CLOEXEC) == 0 ? 0 : uv_translate_sys_error(errno);
+    if (rc == 0) rc = uv_poll_init(loop, &c->poll, c->fds[0]);
+    if (rc != 0) {
+        *err = errorf("kafka: cannot set up the consumer's wake-up pipe: %s", uv_strerror(rc));
+        if (c->fds[0] >= 0) close(c->fds[0]);
+        if (c->fds[1] >= 0) close(c->fds[1]);
+        /* Joining takes seconds; nothing was assigned yet, so leaving is pointless. */
+        rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        free(c);
+        return NULL;
+    }
+    c->poll.data = c;
+    uv_timer_init(loop, &c->tick);
+    c->tick.data = c;
+    c->open_handles = 2;
+    c->phase = P_RUNNING;
+
+    c->queue = rd_kafka_queue_get_consumer(rk);
+    rd_kafka_queue_io_event_enable(c->queue, c->fds[1], "1", 1);
+    rd_kafka_set_log_queue(rk, c->queue);
+    uv_poll_start(&c->poll, UV_READABLE, on_poll);
+    uv_timer_start(&c->tick, on_tick, TICK_MS, TICK_MS);
+    /* Anything queued before the pipe was attached (rd_kafka_new's own log lines) would
+     * not cause a write, so wake the loop once ourselves. */
+    wake(c);
+    return c;
+}
+
+/* ---- owner's calls ---------------------------------------------------------------------- */
+
+int jn_kafka_consumer_commit(jn_kafka_consumer *c, const rd_kafka_topic_partition_list_t *offsets) {
+    if (c->phase == P_CLOSED) return RD_KAFKA_RESP_ERR__DESTROY;
+    if (!offsets || offsets->cnt == 0) return RD_KAFKA_RESP_ERR__INVALID_ARG;
+    /* Not rd_kafka_commit(async): its result only reaches an offset_commit_cb. With our
+     * queue as the reply queue the result is an OFFSET_COMMIT event served by drain(). */
+    return rd_kafka_commit_queue(c->rk, offsets, c->queue, NULL, NULL);
+}
+
+void jn_kafka_consumer_pause(jn_kafka_consumer *c) {
+    if (c->paused || c->phase == P_CLOSED) return;
+    c->paused = 1;
+    pause_list(c, c->assigned);
+    jn_log_info("kafka", "consumer: paused");
+}
+
+void jn_kafka_consumer_resume(jn_kafka_consumer *c) {
+    if (!c->paused || c->phase == P_CLOSED) return;
+    c->paused = 0;
+    if (c->app_paused) {
+        /* Fetching restarts after the last message delivered; what was fetched and not
+         * delivered when we paused was discarded and is fetched again. */
+        rd_kafka_resume_partitions(c->rk, c->app_paused);
+        rd_kafka_topic_partition_list_destroy(c->app_paused);
+        c->app_paused = NULL;
+    }
+    jn_log_info("kafka", "consumer: resumed");
+}
+
+int jn_kafka_consumer_paused(const jn_kafka_consumer *c) {
+    return c->paused;
+}
+
+void jn_kafka_consumer_revoke_done(jn_kafka_consumer *c) {
+    if (!c->revoke_pending || c->phase == P_CLOSED) return;
+    c->revoke_pending = 0;
+    /* Now librdkafka may hand the partitions over: it stops their fetchers and rejoins. */
+    unassign(c);
+}
+
+int64_t jn_kafka_consumer_lag(jn_kafka_consumer *c, const char *topic, int32_t partition) {
+    if (c->phase == P_CLOSED || !c->delivering || !c->assigned ||
+        !rd_kafka_topic_partition_list_find(c->assigned, topic, partition))
+        return -1;
+    /* Both are read from librdkafka's local state under its partition lock, no request:
+     * the high watermark comes with every fetch response, even an empty one, and the
+     * position is the offset after the last message handed to us. */
+    int64_t lo, hi;
+    if (rd_kafka_get_watermark_offsets(c->rk, topic, partition, &lo, &hi) != 0 || hi < 0) return -1;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, partition);
+    int64_t pos = -1;
+    if (rd_kafka_position(c->rk, l) == 0 && l->elems[0].err == 0) pos = l->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    /* No message delivered yet in this assignment: where it starts is not known here. */
+    if (pos < 0) return -1;
+    return hi > pos ? hi - pos : 0;
+}
+
+/* ---- closing ---------------------------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h) {
+    jn_kafka_consumer *c = h->data;
+    if (--c->open_handles > 0) return;
+    /* librdkafka is gone and the poll handle no longer watches the fd: safe to close. */
+    close(c->fds[0]);
+    close(c->fds[1]);
+    void (*done)(void *) = c->done;
+    void *arg = c->done_arg;
+    free(c);
+    if (done) done(arg);
+}
+
+static void teardown(jn_kafka_consumer *c) {
+    c->phase = P_CLOSED;
+    c->delivering = 0;
+    uv_timer_stop(&c->tick);
+    if (c->dropped)
+        jn_log_debug("kafka", "consumer: %ld message(s) of revoked partitions dropped", c->dropped);
+    rd_kafka_queue_io_event_enable(c->queue, -1, NULL, 0);
+    rd_kafka_queue_destroy(c->queue);
+    /* Blocks while librdkafka joins its threads: brief, and only at shutdown. Once the
+     * group is left, rd_kafka_destroy's own consumer close returns at once; otherwise it
+     * would wait for a revocation nobody serves any more, hence the flag. */
+    if (c->close_failed)
+        rd_kafka_destroy_flags(c->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    else
+        rd_kafka_destroy(c->rk);
+    c->rk = NULL;
+    if (c->assigned) rd_kafka_topic_partition_list_destroy(c->assigned);
+    if (c->app_paused) rd_kafka_topic_partition_list_destroy(c->app_paused);
+    c->assigned = c->app_paused = NULL;
+    uv_close((uv_handle_t *)&c->poll, on_handle_closed);
+    uv_close((uv_handle_t *)&c->tick, on_handle_closed);
+}
+
+void jn_kafka_consumer_close(jn_kafka_consumer *c, void (*done)(void *), void *arg) {
+    if (c->phase != P_RUNNING) return; /* already closing; the first caller's done runs */
+    c->phase = P_CLOSING;
+    c->done = done;
+    c->done_arg = arg;
+    /* The owner is shutting down: what is still queued stays uncommitted and goes to the
+     * partitions' next owner. */
+    c->delivering = 0;
+    c->close_deadline = uv_now(c->loop) + CLOSE_REVOKE_TIMEOUT_MS;
+    /* Non-blocking: librdkafka revokes (an event we serve like any other), commits
+     * nothing (auto commit is off), leaves the group and then posts a TERMINATE op on our
+     * queue; rd_kafka_consumer_closed turns true just before. */
+    rd_kafka_error_t *e = rd_kafka_consumer_close_queue(c->rk, c->queue);
+    if (e) {
+        /* A fatal error was raised before: there is no group to leave properly. */
+        jn_log_warn("kafka", "consumer close: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        c->close_failed = 1;
+    }
+    /* The rest happens in service(), on a later loop turn: close may be called from one of
+     * our callbacks, while the queue is being read. */
+    wake(c);
+}

@@ -1,0 +1,643 @@
+/* The consumer half of the librdkafka glue (kafka_consumer.c), against librdkafka's
+ * built-in mock cluster: a few hundred messages and fault injection only; volume and
+ * real-broker behaviour are the end-to-end tests' job.
+ *
+ * The mock's group coordinator waits 3 s before it forms a new group (like
+ * group.initial.rebalance.delay.ms) and session.timeout.ms - 1 s for members to rejoin
+ * a rebalance, hence the short session timeout in every test's extra settings. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kafka.h"
+#include "log.h"
+
+#define TOPIC            "orders"
+#define NPART            4
+#define MAXMSG           1000
+#define API_OFFSETCOMMIT 8 /* Kafka protocol ApiKey of OffsetCommitRequest */
+
+static uv_loop_t loop;
+static rd_kafka_t *mock_owner; /* a mock cluster hangs off some rd_kafka_t */
+static rd_kafka_mock_cluster_t *mock;
+static rd_kafka_t *producer;
+static pthread_t loop_thread;
+static int produced; /* messages produced so far; message i is "k<i>"/"value <i>" */
+
+/* ---- a consumer's owner, as the tests play it ---------------------------------------- */
+
+enum answer {
+    ANSWER_NOW,          /* revoke_done from inside on_revoke */
+    ANSWER_AFTER_COMMIT, /* commit what was seen, revoke_done from on_commit */
+    ANSWER_LATER,        /* the test calls revoke_done itself */
+};
+
+typedef struct {
+    jn_kafka_consumer *c;
+    enum answer answer;
+    int msgs;
+    int seen[MAXMSG];     /* deliveries per message index */
+    int64_t first[NPART]; /* first offset delivered per partition, -1 before */
+    int64_t next[NPART];  /* offset after the last delivered per partition */
+    int assigned[NPART];  /* what on_assign / on_revoke said */
+    int bad_order, bad_content, off_thread, unassigned_msgs;
+    int assigns, revokes, errors, done;
+    int revoke_pending;
+    int commits, commit_errors;
+    rd_kafka_resp_err_t last_commit_err, last_error;
+    int64_t last_commit_offset[NPART];
+    int64_t committed[NPART]; /* what the broker accepted, -1 before */
+    int pause_at;             /* pause from inside on_message once this many arrived (0: never) */
+    int msgs_at_revoke;
+    char trace[64]; /* A assign, R revoke, D done, in order */
+} member;
+
+/* Static rather than on a test's stack: after a failed assertion a consumer lives on,
+ * and an event served later must not write into a dead frame. */
+static member ma, mb;
+
+static void trace(member *m, char ev) {
+    size_t n = strlen(m->trace);
+    if (n + 1 < sizeof m->trace) m->trace[n] = ev;
+}
+
+static void check_thread(member *m) {
+    if (!pthread_equal(pthread_self(), loop_thread)) m->off_thread++;
+}
+
+static void on_message(void *ud, const jn_kafka_msg *msg) {
+    member *m = ud;
+    check_thread(m);
+    int i = -1;
+    if (msg->key_len > 1 && msg->key_len < 8 && ((const char *)msg->key)[0] == 'k') {
+        char k[8];
+        memcpy(k, (const char *)msg->key + 1, msg->key_len - 1);
+        k[msg->key_len - 1] = 0;
+        i = atoi(k);
+    }
+    char value[32];
+    int vlen = snprintf(value, sizeof value, "value %d", i);
+    int32_t p = msg->partition;
+    if (i < 0 || i >= MAXMSG || p < 0 || p >= NPART || strcmp(msg->topic, TOPIC) != 0 ||
+        p != i % NPART || msg->value_len != (size_t)vlen ||
+        memcmp(msg->value, value, (size_t)vlen) != 0 || msg->timestamp_ms <= 0 || !msg->raw) {
+        m->bad_content++;
+        return;
+    }
+    /* Each partition got messages i, i + NPART, ... in that order: offset = i / NPART. */
+    if (msg->offset != i / NPART) m->bad_content++;
+    if (m->first[p] < 0)
+        m->first[p] = msg->offset;
+    else if (msg->offset != m->next[p])
+        m->bad_order++;
+    if (!m->assigned[p]) m->unassigned_msgs++;
+    m->next[p] = msg->offset + 1;
+    m->seen[i]++;
+    m->msgs++;
+    if (m->pause_at && m->msgs == m->pause_at) jn_kafka_consumer_pause(m->c);
+}
+
+static void on_assign(void *ud, const rd_kafka_topic_partition_list_t *parts) {
+    member *m = ud;
+    check_thread(m);
+    m->assigns++;
+    trace(m, 'A');
+    for (int i = 0; i < parts->cnt; i++)
+        if (parts->elems[i].partition < NPART) m->assigned[parts->elems[i].partition] = 1;
+}
+
+/* Commits next[p] for those of the given partitions (all when NULL) where that is more
+ * than was committed already. Returns whether a commit was sent. */
+static int commit_seen(member *m, const rd_kafka_topic_partition_list_t *parts) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(NPART);
+    for (int i = 0; i < (parts ? parts->cnt : NPART); i++) {
+        int32_t p = parts ? parts->elems[i].partition : i;
+        if (p < NPART && m->next[p] > m->committed[p])
+            rd_kafka_topic_partition_list_add(l, TOPIC, p)->offset = m->next[p];
+    }
+    int sent = l->cnt > 0 && jn_kafka_consumer_commit(m->c, l) == 0;
+    rd_kafka_topic_partition_list_destroy(l);
+    return sent;
+}
+
+static void on_revoke(void *ud, const rd_kafka_topic_partition_list_t *parts) {
+    member *m = ud;
+    check_thread(m);
+    m->revokes++;
+    m->msgs_at_revoke = m->msgs;
+    trace(m, 'R');
+    for (int i = 0; i < parts->cnt; i++)
+        if (parts->elems[i].partition < NPART) m->assigned[parts->elems[i].partition] = 0;
+    m->revoke_pending = 1;
+    if (m->answer == ANSWER_NOW || (m->answer == ANSWER_AFTER_COMMIT && !commit_seen(m, parts))) {
+        m->revoke_pending = 0;
+        jn_kafka_consumer_revoke_done(m->c);
+    }
+}
+
+static void on_commit(void *ud, rd_kafka_resp_err_t err,
+                      const rd_kafka_topic_partition_list_t *offsets) {
+    member *m = ud;
+    check_thread(m);
+    m->commits++;
+    m->last_commit_err = err;
+    if (err) m->commit_errors++;
+    for (int i = 0; offsets && i < offsets->cnt; i++) {
+        int32_t p = offsets->elems[i].partition;
+        if (p >= NPART) continue;
+        m->last_commit_offset[p] = offsets->elems[i].offset;
+        if (!err) m->committed[p] = offsets->elems[i].offset;
+    }
+    if (m->answer == ANSWER_AFTER_COMMIT && m->revoke_pending) {
+        m->revoke_pending = 0;
+        jn_kafka_consumer_revoke_done(m->c);
+    }
+}
+
+static void on_error(void *ud, rd_kafka_resp_err_t err, const char *reason) {
+    member *m = ud;
+    check_thread(m);
+    (void)reason;
+    m->errors++;
+    m->last_error = err;
+}
+
+static void on_done(void *arg) {
+    member *m = arg;
+    trace(m, 'D');
+    m->done = 1;
+}
+
+static const jn_kafka_consumer_cbs cbs = {
+    .on_message = on_message,
+    .on_assign = on_assign,
+    .on_revoke = on_revoke,
+    .on_commit = on_commit,
+    .on_error = on_error,
+};
+
+static void member_reset(member *m, enum answer answer) {
+    memset(m, 0, sizeof *m);
+    m->answer = answer;
+    for (int p = 0; p < NPART; p++)
+        m->first[p] = m->next[p] = m->last_commit_offset[p] = m->committed[p] = -1;
+}
+
+/* ---- running the loop until something happens ------------------------------------------- */
+
+typedef int (*pred_fn)(void);
+static struct {
+    pred_fn pred;
+    uint64_t deadline;
+    int met;
+} waiter;
+
+static void on_tick(uv_timer_t *t) {
+    if (waiter.pred && waiter.pred()) {
+        waiter.met = 1;
+        uv_stop(t->loop);
+    } else if (uv_now(t->loop) >= waiter.deadline) {
+        uv_stop(t->loop);
+    }
+}
+
+/* Runs the loop until pred() holds (1) or timeout_ms passed (0). The consumers' handles
+ * keep the loop alive, so a ticking timer decides when to stop. */
+static int run_until(pred_fn pred, int timeout_ms) {
+    uv_timer_t t;
+    uv_timer_init(&loop, &t);
+    uv_update_time(&loop);
+    waiter.pred = pred;
+    waiter.deadline = uv_now(&loop) + (uint64_t)timeout_ms;
+    waiter.met = pred && pred();
+    if (!waiter.met) {
+        uv_timer_start(&t, on_tick, 5, 5);
+        uv_run(&loop, UV_RUN_DEFAULT);
+    }
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    return waiter.met;
+}
+
+static void run_for(int ms) {
+    run_until(NULL, ms);
+}
+
+static int target;
+static int a_reached(void) {
+    return ma.msgs >= target;
+}
+static int b_reached(void) {
+    return mb.msgs >= target;
+}
+static int both_reached(void) {
+    return ma.msgs + mb.msgs >= target;
+}
+static int a_assigned(void) {
+    return ma.assigns > 0;
+}
+static int a_committed(void) {
+    return ma.commits >= target;
+}
+static int a_revoke_pending(void) {
+    return ma.revoke_pending;
+}
+static int a_done(void) {
+    return ma.done;
+}
+static int both_done(void) {
+    return ma.done && mb.done;
+}
+static int a_errors(void) {
+    return ma.errors > 0;
+}
+/* The rebalance after B joined is over: A gave up everything and took its share back. */
+static int split_done(void) {
+    return ma.revokes >= 1 && ma.assigns >= 2 && mb.assigns >= 1 && !ma.revoke_pending &&
+           !mb.revoke_pending;
+}
+
+/* ---- fixture ---------------------------------------------------------------------------- */
+
+static int setup(void **state) {
+    (void)state;
+    jn_log_setup(JN_LOG_WARN, JN_LOG_TEXT);
+    loop_thread = pthread_self();
+    member_reset(&ma, ANSWER_NOW);
+    member_reset(&mb, ANSWER_NOW);
+    produced = 0;
+    if (uv_loop_init(&loop) != 0) return -1;
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, NULL); /* it has no brokers and would say so */
+    mock_owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (!mock_owner) return -1;
+    mock = rd_kafka_mock_cluster_new(mock_owner, 1);
+    if (!mock || rd_kafka_mock_topic_create(mock, TOPIC, NPART, 1)) return -1;
+    /* A plain producer: blocking flushes are fine in a test, and explicit partitions make
+     * every message's partition and offset known in advance. */
+    conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", rd_kafka_mock_cluster_bootstraps(mock), errstr,
+                          sizeof errstr) != RD_KAFKA_CONF_OK)
+        return -1;
+    rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof errstr);
+    rd_kafka_conf_set_log_cb(conf, NULL); /* it would complain when a test stops the broker */
+    producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    return producer ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    uv_run(&loop, UV_RUN_NOWAIT);
+    int rc = uv_loop_close(&loop); /* UV_EBUSY: a consumer left a handle open */
+    if (rc != 0) {
+        print_error("uv_loop_close: %s; handles left:\n", uv_strerror(rc));
+        uv_print_all_handles(&loop, stderr);
+    }
+    rd_kafka_destroy(producer);
+    rd_kafka_mock_cluster_destroy(mock);
+    rd_kafka_destroy(mock_owner);
+    return rc;
+}
+
+/* Produces n more messages, message i to partition i % NPART, and waits for them. */
+static void produce(int n) {
+    for (int k = 0; k < n; k++, produced++) {
+        char key[16], value[32];
+        snprintf(key, sizeof key, "k%d", produced);
+        snprintf(value, sizeof value, "value %d", produced);
+        assert_int_equal(
+            rd_kafka_producev(
+                producer, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(produced % NPART),
+                RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(value, strlen(value)),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+            0);
+    }
+    assert_int_equal(rd_kafka_flush(producer, 10000), 0);
+}
+
+static jn_kafka_consumer *make(member *m, const char *group) {
+    static const char *const topics[] = {TOPIC, NULL};
+    static const char *const extra[] = {"session.timeout.ms=4000", "heartbeat.interval.ms=200",
+                                        "fetch.wait.max.ms=50", NULL};
+    jn_kafka_consumer_opts o = {
+        .brokers = rd_kafka_mock_cluster_bootstraps(mock),
+        .group_id = group,
+        .client_id = "test_kafka_consumer",
+        .auto_offset_reset = "earliest",
+        .topics = topics,
+        .extra = extra,
+    };
+    char *err = NULL;
+    m->c = jn_kafka_consumer_new(&loop, &o, &cbs, m, &err);
+    if (!m->c) print_error("jn_kafka_consumer_new: %s\n", err);
+    free(err);
+    assert_non_null(m->c);
+    return m->c;
+}
+
+static int assigned_count(const member *m) {
+    int n = 0;
+    for (int p = 0; p < NPART; p++)
+        n += m->assigned[p];
+    return n;
+}
+
+/* ---- tests ------------------------------------------------------------------------------ */
+
+/* Delivery in order with the right contents; a commit; after a close the next member of
+ * the group resumes from the committed offsets. */
+static void test_consume_commit_and_resume(void **state) {
+    (void)state;
+    produce(300);
+    make(&ma, "g-resume");
+    target = 300;
+    assert_true(run_until(a_reached, 15000));
+    run_for(300); /* nothing more may arrive */
+    assert_int_equal(ma.msgs, 300);
+    assert_int_equal(ma.bad_content, 0);
+    assert_int_equal(ma.bad_order, 0);
+    assert_int_equal(ma.unassigned_msgs, 0);
+    assert_int_equal(ma.off_thread, 0);
+    assert_int_equal(ma.assigns, 1);
+    assert_int_equal(assigned_count(&ma), NPART);
+    for (int i = 0; i < 300; i++)
+        assert_int_equal(ma.seen[i], 1);
+    for (int p = 0; p < NPART; p++) {
+        assert_int_equal(ma.first[p], 0);
+        assert_int_equal(ma.next[p], 300 / NPART);
+        /* Everything read: the high watermark (75) is where the position is. */
+        assert_int_equal(jn_kafka_consumer_lag(ma.c, TOPIC, p), 0);
+    }
+    assert_int_equal(jn_kafka_consumer_lag(ma.c, TOPIC, NPART + 3), -1);
+    assert_int_equal(jn_kafka_consumer_lag(ma.c, "other", 0), -1);
+
+    /* Settled up to offset 40 in every partition (as if the rest were still pending). */
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(NPART);
+    for (int p = 0; p < NPART; p++)
+        rd_kafka_topic_partition_list_add(l, TOPIC, p)->offset = 40;
+    assert_int_equal(jn_kafka_consumer_commit(ma.c, l), 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    target = 1;
+    assert_true(run_until(a_committed, 5000));
+    assert_int_equal(ma.last_commit_err, RD_KAFKA_RESP_ERR_NO_ERROR);
+    for (int p = 0; p < NPART; p++)
+        assert_int_equal(ma.last_commit_offset[p], 40);
+
+    jn_kafka_consumer_close(ma.c, on_done, &ma);
+    assert_true(run_until(a_done, 10000));
+    assert_string_equal(ma.trace, "ARD");
+
+    /* The next member starts where the first one committed, not at the beginning. */
+    make(&mb, "g-resume");
+    target = 300 - NPART * 40;
+    assert_true(run_until(b_reached, 15000));
+    run_for(300);
+    assert_int_equal(mb.msgs, 300 - NPART * 40);
+    assert_int_equal(mb.bad_content + mb.bad_order + mb.off_thread, 0);
+    for (int p = 0; p < NPART; p++)
+        assert_int_equal(mb.first[p], 40);
+    for (int i = 0; i < 300; i++)
+        assert_int_equal(mb.seen[i], i / NPART >= 40 ? 1 : 0);
+    jn_kafka_consumer_close(mb.c, on_done, &mb);
+    assert_true(run_until(both_done, 10000));
+}
+
+/* Paused before the assignment: the partitions start paused. Paused from inside
+ * on_message: not one more message, even of those already fetched. Resume restarts
+ * exactly after the last delivered message. */
+static void test_pause_and_resume(void **state) {
+    (void)state;
+    produce(100);
+    make(&ma, "g-pause");
+    jn_kafka_consumer_pause(ma.c);
+    assert_true(jn_kafka_consumer_paused(ma.c));
+    assert_true(run_until(a_assigned, 15000));
+    run_for(1000);
+    assert_int_equal(ma.msgs, 0);
+
+    ma.pause_at = 50;
+    jn_kafka_consumer_resume(ma.c);
+    assert_false(jn_kafka_consumer_paused(ma.c));
+    target = 50;
+    assert_true(run_until(a_reached, 5000));
+    assert_true(jn_kafka_consumer_paused(ma.c));
+    produce(100);
+    run_for(1000);
+    assert_int_equal(ma.msgs, 50);
+
+    jn_kafka_consumer_resume(ma.c);
+    target = 200;
+    assert_true(run_until(a_reached, 5000));
+    run_for(300);
+    assert_int_equal(ma.msgs, 200);
+    assert_int_equal(ma.bad_content + ma.bad_order + ma.off_thread, 0);
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(ma.seen[i], 1);
+    jn_kafka_consumer_close(ma.c, on_done, &ma);
+    assert_true(run_until(a_done, 10000));
+}
+
+/* A second member joins: the first one is revoked, commits what it has not committed
+ * yet, answers, and both get their share; together they see every message once.
+ *
+ * The owner commits as it settles, before the second member comes: the mock coordinator
+ * refuses OffsetCommit while a rebalance is joining (REBALANCE_IN_PROGRESS; Kafka accepts
+ * it in PreparingRebalance), so a commit made in on_revoke of a rebalance would fail
+ * here. A commit in on_revoke is exercised by the close instead, the group still being
+ * stable then. */
+static void test_two_members_split_partitions(void **state) {
+    (void)state;
+    produce(200);
+    ma.answer = mb.answer = ANSWER_AFTER_COMMIT;
+    make(&ma, "g-split");
+    target = 200;
+    assert_true(run_until(a_reached, 15000));
+    assert_int_equal(assigned_count(&ma), NPART);
+    assert_true(commit_seen(&ma, NULL));
+    target = 1;
+    assert_true(run_until(a_committed, 5000));
+    assert_int_equal(ma.last_commit_err, 0);
+
+    make(&mb, "g-split");
+    assert_true(run_until(split_done, 15000));
+    assert_string_equal(ma.trace, "ARA");
+    assert_string_equal(mb.trace, "A");
+    assert_int_equal(ma.msgs_at_revoke, 200);
+    assert_int_equal(ma.commits, 1); /* nothing new to commit when revoked */
+    assert_int_equal(assigned_count(&ma), NPART / 2);
+    assert_int_equal(assigned_count(&mb), NPART / 2);
+    int a_share[NPART];
+    for (int p = 0; p < NPART; p++) {
+        assert_int_equal(ma.assigned[p] + mb.assigned[p], 1);
+        a_share[p] = ma.assigned[p];
+    }
+
+    produce(200);
+    target = 400;
+    assert_true(run_until(both_reached, 10000));
+    run_for(500);
+    assert_int_equal(ma.msgs + mb.msgs, 400);
+    assert_true(mb.msgs > 0);
+    assert_int_equal(ma.bad_content + ma.bad_order + ma.off_thread + ma.unassigned_msgs, 0);
+    assert_int_equal(mb.bad_content + mb.bad_order + mb.off_thread + mb.unassigned_msgs, 0);
+    for (int i = 0; i < 400; i++) {
+        if (ma.seen[i] + mb.seen[i] != 1)
+            print_error("message %d seen %d + %d times\n", i, ma.seen[i], mb.seen[i]);
+        assert_int_equal(ma.seen[i] + mb.seen[i], 1);
+    }
+    for (int p = 0; p < NPART; p++)
+        if (mb.assigned[p]) assert_int_equal(mb.first[p], 200 / NPART);
+
+    /* A leaves first: its revocation commits the 100 messages it read since the split. */
+    jn_kafka_consumer_close(ma.c, on_done, &ma);
+    assert_true(run_until(a_done, 10000));
+    assert_string_equal(ma.trace, "ARARD");
+    assert_int_equal(ma.commits, 2);
+    assert_int_equal(ma.commit_errors, 0);
+    for (int p = 0; p < NPART; p++)
+        assert_int_equal(ma.committed[p], a_share[p] ? 400 / NPART : 200 / NPART);
+    /* B, revoked when A left, tried to commit too; the mock refused (rebalance under way)
+     * and B answered all the same: a failed commit must not wedge the rebalance. */
+    jn_kafka_consumer_close(mb.c, on_done, &mb);
+    assert_true(run_until(both_done, 15000));
+    assert_int_equal(ma.revoke_pending + mb.revoke_pending, 0);
+}
+
+/* An OffsetCommit the broker refuses reaches on_commit as an error. Close announces the
+ * revocation and waits for the owner's answer before it finishes. */
+static void test_commit_error_and_close_waits_for_owner(void **state) {
+    (void)state;
+    produce(40);
+    ma.answer = ANSWER_LATER;
+    make(&ma, "g-close");
+    target = 40;
+    assert_true(run_until(a_reached, 15000));
+
+    rd_kafka_mock_push_request_errors(mock, API_OFFSETCOMMIT, 1,
+                                      RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, TOPIC, 0)->offset = 5;
+    assert_int_equal(jn_kafka_consumer_commit(ma.c, l), 0);
+    target = 1;
+    assert_true(run_until(a_committed, 5000));
+    assert_int_equal(ma.last_commit_err, RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE);
+    /* The next one goes through. */
+    assert_int_equal(jn_kafka_consumer_commit(ma.c, l), 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    target = 2;
+    assert_true(run_until(a_committed, 5000));
+    assert_int_equal(ma.last_commit_err, RD_KAFKA_RESP_ERR_NO_ERROR);
+
+    produce(40); /* in flight to us while we close: none of it may be delivered */
+    jn_kafka_consumer_close(ma.c, on_done, &ma);
+    int at_close = ma.msgs;
+    assert_true(run_until(a_revoke_pending, 5000));
+    run_for(500);
+    assert_false(ma.done); /* waits for the owner */
+    assert_int_equal(ma.msgs, at_close);
+    ma.revoke_pending = 0;
+    jn_kafka_consumer_revoke_done(ma.c);
+    assert_true(run_until(a_done, 10000));
+    assert_string_equal(ma.trace, "ARD");
+    assert_int_equal(ma.msgs, at_close);
+    assert_int_equal(ma.off_thread, 0);
+}
+
+/* Broker trouble reaches on_error on the loop thread; a consumer that never joined its
+ * group closes at once. */
+static void test_broker_down_reported(void **state) {
+    (void)state;
+    assert_int_equal(rd_kafka_mock_broker_set_down(mock, 1), 0);
+    make(&ma, "g-down");
+    assert_true(run_until(a_errors, 10000));
+    assert_int_equal(ma.off_thread, 0);
+    assert_int_equal(ma.assigns, 0);
+    uv_update_time(&loop);
+    uint64_t start = uv_now(&loop);
+    jn_kafka_consumer_close(ma.c, on_done, &ma);
+    assert_true(run_until(a_done, 10000));
+    assert_true(uv_now(&loop) - start < 3000);
+    assert_string_equal(ma.trace, "D");
+}
+
+/* Kafka gone while a member holds partitions: close still revokes (the owner settles
+ * what it can) and finishes without waiting for a coordinator that does not answer. */
+static void test_close_with_broker_down(void **state) {
+    (void)state;
+    produce(20);
+    make(&ma, "g-gone");
+    target = 20;
+    assert_true(run_until(a_reached, 15000));
+    assert_int_equal(rd_kafka_mock_broker_set_down(mock, 1), 0);
+    assert_true(run_until(a_errors, 10000));
+    uv_update_time(&loop);
+    uint64_t start = uv_now(&loop);
+    jn_kafka_consumer_close(ma.c, on_done, &ma);
+    assert_true(run_until(a_done, 20000));
+    print_message("close took %llu ms\n", (unsigned long long)(uv_now(&loop) - start));
+    assert_string_equal(ma.trace, "ARD");
+}
+
+static void expect_rejected(const char *group, const char *const *topics, const char *reset,
+                            const char *const *extra, const char *must_mention) {
+    jn_kafka_consumer_opts o = {
+        .brokers = "127.0.0.1:9",
+        .group_id = group,
+        .auto_offset_reset = reset,
+        .topics = topics,
+        .extra = extra,
+    };
+    char *err = NULL;
+    assert_null(jn_kafka_consumer_new(&loop, &o, &cbs, &ma, &err));
+    assert_non_null(err);
+    if (!strstr(err, must_mention)) print_error("error \"%s\" lacks \"%s\"\n", err, must_mention);
+    assert_non_null(strstr(err, must_mention));
+    assert_null(strstr(err, "hunter2"));
+    free(err);
+}
+
+static void test_bad_settings_rejected(void **state) {
+    (void)state;
+    static const char *const topics[] = {TOPIC, NULL};
+    expect_rejected("g", topics, "sometimes", NULL, "auto.offset.reset=sometimes");
+    expect_rejected(NULL, topics, NULL, NULL, "group.id");
+    expect_rejected("", topics, NULL, NULL, "group.id");
+    static const char *const none[] = {NULL};
+    expect_rejected("g", none, NULL, NULL, "topic");
+    expect_rejected("g", NULL, NULL, NULL, "topic");
+    static const char *const empty[] = {TOPIC, "", NULL};
+    expect_rejected("g", empty, NULL, NULL, "topic");
+    static const char *const dup[] = {TOPIC, TOPIC, NULL};
+    expect_rejected("g", dup, NULL, NULL, "subscribe");
+    static const char *const unknown[] = {"no.such.setting=1", NULL};
+    expect_rejected("g", topics, NULL, unknown, "no.such.setting");
+    static const char *const no_eq[] = {"fetch.wait.max.ms", NULL};
+    expect_rejected("g", topics, NULL, no_eq, "fetch.wait.max.ms");
+    /* A mistyped secret must not end up in the log. */
+    static const char *const secret[] = {"sasl.password:hunter2", NULL};
+    expect_rejected("g", topics, NULL, secret, "(hidden)");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_consume_commit_and_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pause_and_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_members_split_partitions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_error_and_close_waits_for_owner, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_broker_down_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_with_broker_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_settings_rejected, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
