@@ -97,6 +97,14 @@ struct jn_consumer {
 
 static void flush_checks(jn_consumer *c);
 static void flush_marks(jn_consumer *c);
+
+static void on_check_timer(uv_timer_t *t) {
+    flush_checks(t->data);
+}
+
+static void on_mark_timer(uv_timer_t *t) {
+    flush_marks(t->data);
+}
 static void update_flow(jn_consumer *c);
 
 /* ---- small helpers ----------------------------------------------------------------- */
@@ -312,7 +320,7 @@ static void on_sink_done(void *ud, void *item, int status, const char *reason) {
             c->nmark++;
         }
         if (c->nmark && !uv_is_active((uv_handle_t *)&c->mark_timer))
-            uv_timer_start(&c->mark_timer, (uv_timer_cb)flush_marks, 0, 0);
+            uv_timer_start(&c->mark_timer, on_mark_timer, 0, 0);
     } else {
         jn_log_warn("consumer", "analytics refused a record for good (%s); dead-lettering it",
                     reason);
@@ -590,7 +598,7 @@ static void on_group_message(void *ud, const jn_kafka_msg *km) {
     if (c->ncheck >= CHECK_BATCH)
         flush_checks(c);
     else if (!uv_is_active((uv_handle_t *)&c->check_timer))
-        uv_timer_start(&c->check_timer, (uv_timer_cb)flush_checks, 0, 0);
+        uv_timer_start(&c->check_timer, on_check_timer, 0, 0);
     update_flow(c);
 }
 
