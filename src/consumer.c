@@ -54,6 +54,8 @@ typedef struct pmsg {
     size_t value_len, key_len;
     char cid[64];
     struct pmsg *next;
+    struct pmsg *followers; /* later messages with the same content, settled with this one */
+    int leader;             /* registered in jn_consumer.inflight */
     struct pmsg *all_prev, *all_next;
 } pmsg;
 
@@ -75,7 +77,8 @@ struct jn_consumer {
     jn_http_client *http;
     jn_sink *sink;
     partition *parts;
-    jn_strmap *waiting; /* customer id -> pmsg list (packed pointer) awaiting merge output */
+    jn_strmap *waiting;  /* customer id -> pmsg list (packed pointer) awaiting merge output */
+    jn_strmap *inflight; /* content hash -> the message carrying it until it settles */
     pmsg *check_head, *check_tail;
     size_t ncheck;
     pmsg *mark_head;
@@ -178,6 +181,15 @@ static void free_pmsg(jn_consumer *c, pmsg *m) {
 
 /* The message's fate is sealed: let the watermark move past it. */
 static void settle(jn_consumer *c, pmsg *m) {
+    if (m->leader) {
+        jn_strmap_del(c->inflight, (const char *)m->hash, 32);
+        for (pmsg *f = m->followers, *n; f; f = n) {
+            n = f->next;
+            jn_metric_add(c->m_duplicates, 1);
+            settle(c, f);
+        }
+        m->followers = NULL;
+    }
     if (m->p->assigned && m->p->gen == m->gen) jn_offsets_settle(&m->p->offs, m->offset);
     free_pmsg(c, m);
     update_flow(c);
@@ -371,8 +383,13 @@ static void merge_customer(jn_consumer *c, pmsg *m) {
         waiting_set(c, m->cid, m->next);
         m->next = NULL;
         jn_metric_add(c->m_script_errors, 1);
+        /* The header carries the error itself; the traceback goes to the log. */
+        jn_log_warn("consumer", "merge.lua failed on %s/%d@%lld: %s", m->p->topic, (int)m->p->id,
+                    (long long)m->offset, err);
         char reason[512];
         snprintf(reason, sizeof reason, "merge.lua: %.480s", err);
+        char *nl = strchr(reason, '\n');
+        if (nl) *nl = '\0';
         free(err);
         lua_settop(L, top);
         dead_letter(c, m, reason);
@@ -589,6 +606,22 @@ static void on_group_message(void *ud, const jn_kafka_msg *km) {
     jn_sb_free(&canon);
     memcpy(m->dkey, "processed:", 10);
     jn_hex(m->hash, 32, m->dkey + 10);
+    /* The same content already on its way (read in the same fetch, or before its mark
+     * was written): Redis cannot know yet, so follow that message and settle as its
+     * duplicate when it settles. */
+    pmsg *leader = NULL;
+    const unsigned char *v = jn_strmap_get(c->inflight, (const char *)m->hash, 32);
+    if (v) memcpy(&leader, v, sizeof leader);
+    if (leader) {
+        m->next = leader->followers;
+        leader->followers = m;
+        update_flow(c);
+        return;
+    }
+    unsigned char packed[JN_STRMAP_VALUE] = {0};
+    memcpy(packed, &m, sizeof m);
+    jn_strmap_set(c->inflight, (const char *)m->hash, 32, packed);
+    m->leader = 1;
     if (c->check_tail)
         c->check_tail->next = m;
     else
@@ -696,7 +729,8 @@ static void on_revoke(void *ud, const rd_kafka_topic_partition_list_t *parts) {
     /* Give in-flight messages of these partitions a bounded time to settle, so the
      * commit covers them and their new owner does not deliver them again. */
     jn_sink_flush(c->sink);
-    c->revoke_deadline = uv_now(c->loop) + 10000;
+    /* A shutdown gets less time than a rebalance: what does not settle is read again. */
+    c->revoke_deadline = uv_now(c->loop) + (c->stop_stage ? 5000 : 10000);
     uv_timer_start(&c->revoke_timer, on_revoke_timer, 0, 50);
 }
 
@@ -766,6 +800,7 @@ jn_consumer *jn_consumer_start(uv_loop_t *loop, jn_script_host *scripts, const j
     c->scripts = scripts;
     c->cfg = cfg;
     c->waiting = jn_strmap_new();
+    c->inflight = jn_strmap_new();
     c->m_consumed = jn_metrics_counter("junction_consumer_messages_total",
                                        "Messages read, by topic", "topic=\"customers\"");
     c->m_products = jn_metrics_counter("junction_consumer_messages_total",
@@ -878,6 +913,7 @@ static void on_timer_closed(uv_handle_t *h) {
         free(p);
     }
     jn_strmap_free(c->waiting);
+    jn_strmap_free(c->inflight);
     luaL_unref(jn_script_host_lua(c->scripts), LUA_REGISTRYINDEX, c->ctx_ref);
     void (*done)(void *) = c->done;
     void *arg = c->done_arg;

@@ -132,7 +132,7 @@ class Junction:
         with open(self.log_path) as f:
             return f.read()
 
-    def stop(self, sig=signal.SIGTERM, timeout=10):
+    def stop(self, sig=signal.SIGTERM, timeout=20):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -172,7 +172,8 @@ def make_junction(tmp_path):
         return j.start() if start else j
 
     yield make
-    for j in started:
+    # Stop in reverse order: a consumer still delivering needs its receiver.
+    for j in reversed(started):
         if j.proc and j.proc.poll() is None:
             rc = j.stop()
             assert rc == 0, f"junction exited with {rc} on SIGTERM:\n{j.logs()}"
