@@ -163,6 +163,7 @@ static pmsg *new_pmsg(jn_consumer *c) {
     if (c->all) c->all->all_prev = m;
     c->all = m;
     c->pending++;
+    jn_metric_set(c->m_pending, (double)c->pending);
     return m;
 }
 

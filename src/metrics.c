@@ -64,6 +64,15 @@ double jn_metric_value(const jn_metric *m) {
     return m->kind == K_HISTOGRAM ? (double)m->count : m->value;
 }
 
+double jn_metrics_sum(const char *name, const char *label_filter) {
+    double sum = 0;
+    for (const jn_metric *m = head; m; m = m->next)
+        if (!strcmp(m->name, name) &&
+            (!label_filter || !*label_filter || strstr(m->labels, label_filter)))
+            sum += jn_metric_value(m);
+    return sum;
+}
+
 void jn_metric_observe(jn_metric *m, double seconds) {
     m->value += seconds;
     m->count++;

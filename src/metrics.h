@@ -19,6 +19,11 @@ void jn_metric_add(jn_metric *m, double v);
 void jn_metric_set(jn_metric *m, double v);
 void jn_metric_observe(jn_metric *m, double seconds);
 double jn_metric_value(const jn_metric *m);
+/* Sum of jn_metric_value over every metric called name whose labels contain label_filter
+ * (a substring such as `source="crm",result="published"`; NULL or "" matches all), so a
+ * reader such as the progress line needs no pointers into the roles. A histogram counts
+ * its observations. 0 when nothing matches. */
+double jn_metrics_sum(const char *name, const char *label_filter);
 
 void jn_metrics_render(jn_sb *out);
 void jn_metrics_reset_all(void); /* for unit tests */
