@@ -1,0 +1,48 @@
+-- junction's configuration inside containers (the image's default, and what compose.yaml
+-- runs): every server listens on 0.0.0.0 so other containers and published ports reach
+-- it, and the other services are found by their compose names:
+--   Kafka kafka:29092 (the listener for containers; the host uses localhost:9092),
+--   Redis redis:6379, the APIs crm-api:8081 and inventory:8082 (network aliases of the
+--   one `api` service), the analytics receiver analytics:8083.
+-- Every junction process has its own admin server on :8000 inside its own container.
+-- `junction --help-config` lists every key with its default and environment variable;
+-- environment variables override this file.
+return {
+  log = { level = "info", format = "text" },
+  admin = { listen = "0.0.0.0:8000" },
+  scripts = {
+    instruction_limit = 200000000,
+    allow_exec = false,
+    allow_write = false,
+    watch = true, -- mount ./scripts over /opt/junction/scripts to edit them live
+  },
+  api = {
+    crm = {
+      listen = "0.0.0.0:8081",
+      script = "scripts/crm.lua",
+      count = 1000,
+      seed = 42,
+    },
+    inventory = {
+      listen = "0.0.0.0:8082",
+      script = "scripts/inventory.lua",
+      count = 10,
+      seed = 42,
+    },
+  },
+  producer = {
+    poll_interval_ms = 360,
+    crm = { url = "http://crm-api:8081/customers", script = "scripts/map_customers.lua" },
+    inventory = { url = "http://inventory:8082/products", script = "scripts/map_products.lua" },
+  },
+  kafka = { brokers = "kafka:29092" },
+  redis = { host = "redis", port = 6379 },
+  analytics = { listen = "0.0.0.0:8083" },
+  consumer = {
+    -- One group: `docker compose up --scale consumer=3` shares customer_data's
+    -- partitions (compose.yaml creates the topics with 3) among three members.
+    group_id = "junction-consumer",
+    analytics_url = "http://analytics:8083/analytics",
+    merge_script = "scripts/merge.lua",
+  },
+}
