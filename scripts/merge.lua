@@ -30,9 +30,14 @@ state.held_count = state.held_count or 0
 
 local M = {}
 
+-- os.date is the costly part and changes once a second: keep the last one.
+local last_second, last_prefix
 local function iso(t)
   local s = math.floor(t)
-  return os.date("!%Y-%m-%dT%H:%M:%S", s) .. string.format(".%03dZ", math.floor((t - s) * 1000))
+  if s ~= last_second then
+    last_second, last_prefix = s, os.date("!%Y-%m-%dT%H:%M:%S", s)
+  end
+  return last_prefix .. string.format(".%03dZ", math.floor((t - s) * 1000))
 end
 
 local function key(id)

@@ -56,6 +56,7 @@ typedef struct pmsg {
     struct pmsg *next;
     struct pmsg *followers; /* later messages with the same content, settled with this one */
     int leader;             /* registered in jn_consumer.inflight */
+    int table_ref;          /* the decoded record until the merge, or LUA_NOREF */
     struct pmsg *all_prev, *all_next;
 } pmsg;
 
@@ -162,12 +163,15 @@ static pmsg *new_pmsg(jn_consumer *c) {
     m->all_next = c->all;
     if (c->all) c->all->all_prev = m;
     c->all = m;
+    m->table_ref = LUA_NOREF;
     c->pending++;
     jn_metric_set(c->m_pending, (double)c->pending);
     return m;
 }
 
 static void free_pmsg(jn_consumer *c, pmsg *m) {
+    if (m->table_ref != LUA_NOREF)
+        luaL_unref(jn_script_host_lua(c->scripts), LUA_REGISTRYINDEX, m->table_ref);
     if (m->all_prev)
         m->all_prev->all_next = m->all_next;
     else
@@ -312,8 +316,14 @@ static void deliver_results(jn_consumer *c, lua_State *L) {
             d->json = dup_bytes(json.data, json.len);
             d->len = json.len;
         }
+        /* The record's identity for the batch's Idempotency-Key: the content hash of the
+         * message it answers, which a replay after a crash reads again unchanged (the
+         * merged record itself carries merged_at, which would differ). */
         unsigned char key[32];
-        jn_sha256(json.data, json.len, key);
+        if (d->msgs)
+            memcpy(key, d->msgs->hash, 32);
+        else
+            jn_sha256(json.data, json.len, key);
         jn_metric_add(c->m_merged, 1);
         jn_sink_add(c->sink, json.data, json.len, key, d);
     }
@@ -364,8 +374,10 @@ static int call_merge(jn_consumer *c, const char *fn, char **err) {
 static void merge_customer(jn_consumer *c, pmsg *m) {
     lua_State *L = jn_script_host_lua(c->scripts);
     int top = lua_gettop(L);
-    char jerr[160];
-    if (jn_json_decode(L, m->value, m->value_len, jerr, sizeof jerr) != 0 || !lua_istable(L, -1)) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, m->table_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, m->table_ref);
+    m->table_ref = LUA_NOREF;
+    if (!lua_istable(L, -1)) {
         lua_settop(L, top);
         jn_metric_add(c->m_script_errors, 1);
         dead_letter(c, m, "value is not a JSON object");
@@ -602,7 +614,9 @@ static void on_group_message(void *ud, const jn_kafka_msg *km) {
         return;
     }
     if (jn_json_encode(L, -1, NULL, &canon, &eerr) != 0) canon.len = 0;
-    lua_pop(L, 1);
+    /* Keep the decoded record for the merge: decoding it twice cost more than holding
+     * it while the message waits for Redis. */
+    m->table_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     jn_sha256(canon.data ? canon.data : "", canon.len, m->hash);
     jn_sb_free(&canon);
     memcpy(m->dkey, "processed:", 10);
@@ -614,6 +628,8 @@ static void on_group_message(void *ud, const jn_kafka_msg *km) {
     const unsigned char *v = jn_strmap_get(c->inflight, (const char *)m->hash, 32);
     if (v) memcpy(&leader, v, sizeof leader);
     if (leader) {
+        luaL_unref(L, LUA_REGISTRYINDEX, m->table_ref);
+        m->table_ref = LUA_NOREF;
         m->next = leader->followers;
         leader->followers = m;
         update_flow(c);

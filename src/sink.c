@@ -70,6 +70,10 @@ static void enqueue(jn_sink *s, batch *b) {
     pump(s);
 }
 
+static int cmp_key32(const void *a, const void *b) {
+    return memcmp(a, b, 32);
+}
+
 static batch *make_batch(jn_sink *s, entry *e, size_t n) {
     batch *b = calloc(1, sizeof *b);
     if (!b) abort();
@@ -90,8 +94,10 @@ static batch *make_batch(jn_sink *s, entry *e, size_t n) {
         memcpy(keys + 32 * i, e[i].key, 32);
     }
     jn_sb_putc(&b->body, ']');
-    /* The key names the records, not their order in time: the same records cut into the
-     * same batch again (a retry, or a replay after a crash) carry the same key. */
+    /* The key names the set of records, not their order: the same records cut into one
+     * batch again (a retry, or a replay after a crash that interleaves partitions
+     * differently) carry the same key. */
+    qsort(keys, n, 32, cmp_key32);
     jn_sha256_hex(keys, n * 32, b->key);
     free(keys);
     return b;
