@@ -359,8 +359,10 @@ static void on_request(jn_http_reader *r, const jn_http_request *req) {
         jn_metric_add(route_counter(s, res.route ? res.route : "other", 0), 1);
         c->no_more_reads = 1;
         uv_read_stop((uv_stream_t *)&c->tcp);
-        if (!c->head && !c->writing) conn_close(c);
-        else if (c->tail) c->tail->close_after = 1;
+        if (!c->head && !c->writing)
+            conn_close(c);
+        else if (c->tail)
+            c->tail->close_after = 1;
         return;
     }
     enqueue(c, &res, req->keep_alive);

@@ -19,8 +19,7 @@ typedef void (*jn_redis_exists_cb)(void *arg, int err, const unsigned char *foun
 /* For jn_redis_mark: err is 0 when every SET was acknowledged. */
 typedef void (*jn_redis_done_cb)(void *arg, int err);
 
-jn_redis *jn_redis_new(uv_loop_t *loop, const char *host, int port, jn_redis_state_cb cb,
-                       void *ud);
+jn_redis *jn_redis_new(uv_loop_t *loop, const char *host, int port, jn_redis_state_cb cb, void *ud);
 int jn_redis_connected(const jn_redis *r);
 /* One MGET over n keys. Returns 0, or -1 when not connected (cb is not called). */
 int jn_redis_exists(jn_redis *r, const char *const *keys, size_t n, jn_redis_exists_cb cb,
