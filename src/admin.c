@@ -12,6 +12,11 @@
 #include "metrics.h"
 #include "router.h"
 
+/* web/dashboard.html, compiled in by CMake (build/generated/dashboard_html.c) so the binary
+ * and the container image serve the page without carrying or finding extra files. */
+extern const unsigned char jn_dashboard_html[];
+extern const size_t jn_dashboard_html_len;
+
 struct jn_admin {
     jn_http_server *http;
     jn_script_host *scripts;
@@ -23,9 +28,10 @@ struct jn_admin {
     jn_metric *m_rss;
 };
 
-enum { A_HEALTH, A_READY, A_METRICS, A_STATUS, A_RELOAD, A_FAULTS };
+enum { A_DASHBOARD, A_HEALTH, A_READY, A_METRICS, A_STATUS, A_RELOAD, A_FAULTS };
 
 static const jn_route routes[] = {
+    [A_DASHBOARD] = {"/", JN_METHOD(HTTP_GET)},
     [A_HEALTH] = {"/healthz", JN_METHOD(HTTP_GET)},
     [A_READY] = {"/readyz", JN_METHOD(HTTP_GET)},
     [A_METRICS] = {"/metrics", JN_METHOD(HTTP_GET)},
@@ -73,7 +79,7 @@ static void handle(void *ud, const jn_http_request *req, jn_http_response *res) 
     if (r == JN_ROUTE_NOT_FOUND) {
         res->route = "unknown";
         jn_http_respond_error(res, 404,
-                              "no such admin route; try /healthz, /metrics, "
+                              "no such admin route; try / (the dashboard), /healthz, /metrics, "
                               "/api/status or POST /api/reload");
         return;
     }
@@ -88,6 +94,12 @@ static void handle(void *ud, const jn_http_request *req, jn_http_response *res) 
     }
     res->route = routes[r].pattern;
     switch (r) {
+    case A_DASHBOARD:
+        jn_http_respond(res, 200, (const char *)jn_dashboard_html, jn_dashboard_html_len);
+        res->content_type = "text/html; charset=utf-8";
+        /* The page is tied to this binary's /api/status: never let a browser keep an old one. */
+        snprintf(res->headers, sizeof res->headers, "Cache-Control: no-store\r\n");
+        break;
     case A_HEALTH:
     case A_READY:
         jn_sb_puts(&sb, r == A_HEALTH ? "{\"status\":\"ok\"}" : "{\"status\":\"ready\"}");
