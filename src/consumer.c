@@ -61,10 +61,11 @@ typedef struct pmsg {
 } pmsg;
 
 /* One merged record in the sink, and the messages it settles (none for a re-emit). */
-typedef struct {
+typedef struct delivery {
     pmsg *msgs;
     char *json; /* kept for re-emits only, to dead-letter them if refused */
     size_t len;
+    struct delivery *prev, *next; /* every live delivery, for the final cleanup */
 } delivery;
 
 struct jn_consumer {
@@ -93,6 +94,7 @@ struct jn_consumer {
     int revoke_commit_wait;
     int handles, stop_stage;
     pmsg *all; /* every live message, for the final cleanup */
+    struct delivery *deliveries;
     void (*done)(void *);
     void *done_arg;
     jn_metric *m_consumed, *m_products, *m_duplicates, *m_merged, *m_delivered, *m_dead, *m_commit,
@@ -310,6 +312,9 @@ static void deliver_results(jn_consumer *c, lua_State *L) {
         lua_pop(L, 1);
         delivery *d = calloc(1, sizeof *d);
         if (!d) abort();
+        d->next = c->deliveries;
+        if (d->next) d->next->prev = d;
+        c->deliveries = d;
         d->msgs = waiting_get(c, cid);
         waiting_set(c, cid, NULL);
         if (!d->msgs) {
@@ -331,6 +336,16 @@ static void deliver_results(jn_consumer *c, lua_State *L) {
     lua_pop(L, 1);
 }
 
+static void free_delivery(jn_consumer *c, delivery *d) {
+    if (d->prev)
+        d->prev->next = d->next;
+    else
+        c->deliveries = d->next;
+    if (d->next) d->next->prev = d->prev;
+    free(d->json);
+    free(d);
+}
+
 static void on_sink_done(void *ud, void *item, int status, const char *reason) {
     jn_consumer *c = ud;
     delivery *d = item;
@@ -349,8 +364,7 @@ static void on_sink_done(void *ud, void *item, int status, const char *reason) {
                     reason);
         dead_letter_delivery(c, d, reason);
     }
-    free(d->json);
-    free(d);
+    free_delivery(c, d);
 }
 
 /* Pushes the ctx table handed to merge.lua, with ctx.now in wall-clock seconds (what
@@ -938,11 +952,9 @@ static void on_timer_closed(uv_handle_t *h) {
     if (done) done(arg);
 }
 
-static int stage;
-
 static void stop_step(void *arg) {
     jn_consumer *c = arg;
-    switch (stage++) {
+    switch (c->stop_stage++) {
     case 0:
         jn_kafka_consumer_close(c->group, stop_step, c);
         break;
@@ -950,6 +962,8 @@ static void stop_step(void *arg) {
         jn_kafka_consumer_close(c->catalogue, stop_step, c);
         break;
     case 2:
+        /* From here on nothing is delivered: what is unsettled is read again next run. */
+        c->stopping = 1;
         jn_http_client_close(c->http, stop_step, c);
         break;
     case 3:
@@ -962,11 +976,13 @@ static void stop_step(void *arg) {
         jn_kafka_producer_close(c->dlq, 5000, stop_step, c);
         break;
     default: {
-        /* Messages never settled are simply read again by the next run. */
-        for (pmsg *m = c->check_head, *n; m; m = n)
-            n = m->next, free_pmsg(c, m);
-        for (pmsg *m = c->mark_head, *n; m; m = n)
-            n = m->next, free_pmsg(c, m);
+        /* Messages never settled (waiting for Redis, held, in the sink) are simply read
+         * again by the next run. */
+        while (c->all)
+            free_pmsg(c, c->all);
+        /* The sink drops what it did not deliver without reporting it. */
+        while (c->deliveries)
+            free_delivery(c, c->deliveries);
         uv_timer_t *timers[] = {&c->check_timer, &c->mark_timer, &c->commit_timer, &c->expire_timer,
                                 &c->revoke_timer};
         c->handles = 5;
