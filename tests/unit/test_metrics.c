@@ -182,6 +182,28 @@ static void test_reset_all(void **state) {
     free(s);
 }
 
+/* The progress line and --until-idle read totals by name and label filter. */
+static void test_sum_by_name_and_labels(void **state) {
+    (void)state;
+    jn_metric *a = jn_metrics_counter("t_sum_total", "Sum", "source=\"crm\",result=\"published\"");
+    jn_metric *b =
+        jn_metrics_counter("t_sum_total", "Sum", "source=\"inventory\",result=\"published\"");
+    jn_metric *c = jn_metrics_counter("t_sum_total", "Sum", "source=\"crm\",result=\"unchanged\"");
+    jn_metric *h = jn_metrics_histogram("t_sum_seconds", "Sum", "");
+    jn_metric_add(a, 3);
+    jn_metric_add(b, 4);
+    jn_metric_add(c, 100);
+    jn_metric_observe(h, 0.2);
+    jn_metric_observe(h, 0.3);
+    assert_true(jn_metrics_sum("t_sum_total", "result=\"published\"") == 7);
+    assert_true(jn_metrics_sum("t_sum_total", "source=\"crm\"") == 103);
+    assert_true(jn_metrics_sum("t_sum_total", NULL) == 107);
+    assert_true(jn_metrics_sum("t_sum_total", "") == 107);
+    assert_true(jn_metrics_sum("t_sum_seconds", NULL) == 2); /* observations */
+    assert_true(jn_metrics_sum("t_sum_total", "source=\"nope\"") == 0);
+    assert_true(jn_metrics_sum("t_no_such_metric", NULL) == 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counter),
@@ -192,6 +214,7 @@ int main(void) {
         cmocka_unit_test(test_histogram),
         cmocka_unit_test(test_histogram_without_labels),
         cmocka_unit_test(test_reset_all),
+        cmocka_unit_test(test_sum_by_name_and_labels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
