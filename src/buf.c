@@ -45,10 +45,15 @@ void jn_sb_puts(jn_sb *sb, const char *s) {
     jn_sb_append(sb, s, strlen(s));
 }
 
-void jn_sb_putc(jn_sb *sb, char c) {
-    jn_sb_reserve(sb, 1);
-    sb->data[sb->len++] = c;
-    sb->data[sb->len] = '\0';
+void jn_sb_int(jn_sb *sb, long long v) {
+    char tmp[24], *e = tmp + sizeof tmp, *p = e;
+    /* Through unsigned, so LLONG_MIN negates without overflow. */
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do
+        *--p = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0) *--p = '-';
+    jn_sb_append(sb, p, (size_t)(e - p));
 }
 
 void jn_sb_printf(jn_sb *sb, const char *fmt, ...) {

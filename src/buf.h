@@ -18,7 +18,14 @@ void jn_sb_free(jn_sb *sb);
 void jn_sb_reserve(jn_sb *sb, size_t extra);
 void jn_sb_append(jn_sb *sb, const void *data, size_t len);
 void jn_sb_puts(jn_sb *sb, const char *s);
-void jn_sb_putc(jn_sb *sb, char c);
+/* Inline: encoders call it for every comma and brace. */
+static inline void jn_sb_putc(jn_sb *sb, char c) {
+    if (sb->len + 2 > sb->cap) jn_sb_reserve(sb, 1);
+    sb->data[sb->len++] = c;
+    sb->data[sb->len] = '\0';
+}
+/* Appends v in decimal, as %lld would, without going through printf. */
+void jn_sb_int(jn_sb *sb, long long v);
 void jn_sb_printf(jn_sb *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s as a quoted JSON string, escaping what RFC 8259 requires. */
 void jn_sb_json_string(jn_sb *sb, const char *s, size_t len);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,14 +17,26 @@ typedef struct {
     int vidx; /* stack index of the value */
 } key;
 
-static int cmp_key(const void *a, const void *b) {
-    const key *x = a, *y = b;
+static int key_less(const key *x, const key *y) {
     size_t n = x->len < y->len ? x->len : y->len;
     int c = memcmp(x->s, y->s, n);
-    return c ? c : (x->len > y->len) - (x->len < y->len);
+    return c ? c < 0 : x->len < y->len;
 }
 
-/* A table is an array when its keys are exactly 1..n. */
+/* Records have a handful of keys: insertion sort beats qsort's call per comparison. */
+static void sort_keys(key *k, size_t n) {
+    for (size_t i = 1; i < n; i++) {
+        key t = k[i];
+        size_t j = i;
+        for (; j > 0 && key_less(&t, &k[j - 1]); j--)
+            k[j] = k[j - 1];
+        k[j] = t;
+    }
+}
+
+/* A table is an array when its keys are exactly 1..n; returns n, or -1 for an object.
+ * A record's first key is a string, which settles it after one lua_next; only tables
+ * that may be arrays are walked to the end. */
 static lua_Integer array_length(lua_State *L, int idx) {
     lua_Integer n = 0, max = 0;
     lua_pushnil(L);
@@ -45,7 +58,7 @@ static int encode(lua_State *L, int idx, const char *const *first, jn_sb *out, i
 
 static int encode_number(lua_State *L, int idx, jn_sb *out, const char **err) {
     if (lua_isinteger(L, idx)) {
-        jn_sb_printf(out, "%lld", (long long)lua_tointeger(L, idx));
+        jn_sb_int(out, (long long)lua_tointeger(L, idx));
         return 0;
     }
     double d = lua_tonumber(L, idx);
@@ -67,11 +80,15 @@ static int encode_object(lua_State *L, int idx, const char *const *first, jn_sb 
     size_t cap = 32, n = 0;
     key *keys = small;
     int rc = 0;
+    /* Each pair leaves its value (and, for a number key, the key's string copy) on the
+     * stack above base. */
+    int base = lua_gettop(L);
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        if (lua_type(L, -2) != LUA_TSTRING && lua_type(L, -2) != LUA_TNUMBER) {
+        int kt = lua_type(L, -2);
+        if (kt != LUA_TSTRING && kt != LUA_TNUMBER) {
             *err = "a table key that is neither a string nor a number has no JSON form";
-            lua_pop(L, 2 + 2 * (int)n); /* key, value and the n pairs kept so far */
+            lua_settop(L, base);
             if (keys != small) free(keys);
             return -1;
         }
@@ -83,13 +100,21 @@ static int encode_object(lua_State *L, int idx, const char *const *first, jn_sb 
             keys = bigger;
         }
         luaL_checkstack(L, 4, "json: too many keys");
-        /* Keep the value and a string copy of the key on the stack, below the iteration
-         * key: the key's text stays valid, the value needs no second lookup, and
-         * lua_tolstring never touches the key lua_next needs. */
-        lua_pushvalue(L, -2);
-        keys[n].s = lua_tolstring(L, -1, &keys[n].len);
-        lua_rotate(L, -3, -1); /* k v kcopy -> v kcopy k */
-        keys[n].vidx = lua_gettop(L) - 2;
+        if (kt == LUA_TSTRING) {
+            /* The key string lives in the table, which nothing changes while we encode:
+             * its text stays valid after lua_next drops it. The value stays on the stack
+             * below the iteration key, so it needs no second lookup. */
+            keys[n].s = lua_tolstring(L, -2, &keys[n].len);
+            lua_insert(L, -2); /* k v -> v k */
+            keys[n].vidx = lua_gettop(L) - 1;
+        } else {
+            /* A number key needs a string copy; converting the key itself in place would
+             * break lua_next. */
+            lua_pushvalue(L, -2);
+            keys[n].s = lua_tolstring(L, -1, &keys[n].len);
+            lua_rotate(L, -3, -1); /* k v kcopy -> v kcopy k */
+            keys[n].vidx = lua_gettop(L) - 2;
+        }
         n++;
     }
     size_t named = 0;
@@ -104,7 +129,7 @@ static int encode_object(lua_State *L, int idx, const char *const *first, jn_sb 
                     break;
                 }
     /* Named keys now lead in their listed order; the rest are sorted. */
-    qsort(keys + named, n - named, sizeof *keys, cmp_key);
+    sort_keys(keys + named, n - named);
     jn_sb_putc(out, '{');
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (i) jn_sb_putc(out, ',');
@@ -113,11 +138,10 @@ static int encode_object(lua_State *L, int idx, const char *const *first, jn_sb 
         rc = encode(L, keys[i].vidx, NULL, out, depth + 1, err);
     }
     jn_sb_putc(out, '}');
-    lua_pop(L, 2 * (int)n);
+    lua_settop(L, base);
     if (keys != small) free(keys);
     return rc;
 }
-
 static int encode(lua_State *L, int idx, const char *const *first, jn_sb *out, int depth,
                   const char **err) {
     if (depth > MAX_DEPTH) {
@@ -181,11 +205,17 @@ typedef struct {
     char *err;
     size_t cap;
     int depth;
+    int hint[MAX_DEPTH]; /* pairs in the last object read at each depth */
 } reader;
 
 static int fail_at(reader *r, const char *what) {
     snprintf(r->err, r->cap, "%s at byte %zu", what, (size_t)(r->p - r->start));
     return -1;
+}
+
+/* Drops what a failed read pushed; a reader without a lua_State only checks. */
+static void unwind(reader *r, int top) {
+    if (r->L) lua_settop(r->L, top);
 }
 
 static void skip_ws(reader *r) {
@@ -236,7 +266,7 @@ static int read_string(reader *r) {
     while (r->p < r->end && *r->p != '"' && *r->p != '\\' && (unsigned char)*r->p >= 0x20)
         r->p++;
     if (r->p < r->end && *r->p == '"') {
-        lua_pushlstring(r->L, s, (size_t)(r->p - s));
+        if (r->L) lua_pushlstring(r->L, s, (size_t)(r->p - s));
         r->p++;
         return 0;
     }
@@ -307,13 +337,32 @@ static int read_string(reader *r) {
         return fail_at(r, "unterminated string");
     }
     r->p++;
-    lua_pushlstring(r->L, sb.data ? sb.data : "", sb.len);
+    if (r->L) lua_pushlstring(r->L, sb.data ? sb.data : "", sb.len);
     jn_sb_free(&sb);
     return 0;
 }
 
+/* Characters that continue a number past its integer digits. */
+static int is_number_tail(char c) {
+    return (c >= '0' && c <= '9') || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-';
+}
+
 static int read_number(reader *r) {
     const char *s = r->p;
+    /* Fast path: a plain integer of up to 18 digits cannot overflow 64 bits. */
+    {
+        const char *q = s + (s < r->end && *s == '-');
+        const char *d = q;
+        uint64_t v = 0;
+        while (d < r->end && d - q < 19 && *d >= '0' && *d <= '9')
+            v = v * 10 + (uint64_t)(*d++ - '0');
+        size_t nd = (size_t)(d - q);
+        if (nd > 0 && nd < 19 && (nd == 1 || *q != '0') && (d == r->end || !is_number_tail(*d))) {
+            r->p = d;
+            if (r->L) lua_pushinteger(r->L, q != s ? -(lua_Integer)v : (lua_Integer)v);
+            return 0;
+        }
+    }
     int is_float = 0;
     if (r->p < r->end && *r->p == '-') r->p++;
     if (r->p >= r->end || *r->p < '0' || *r->p > '9') return fail_at(r, "expected a value");
@@ -332,7 +381,7 @@ static int read_number(reader *r) {
         errno = 0;
         long long v = strtoll(buf, &end, 10);
         if (!errno && !*end) {
-            lua_pushinteger(r->L, (lua_Integer)v);
+            if (r->L) lua_pushinteger(r->L, (lua_Integer)v);
             return 0;
         }
     }
@@ -341,36 +390,42 @@ static int read_number(reader *r) {
         r->p = s;
         return fail_at(r, "malformed number");
     }
-    lua_pushnumber(r->L, d);
+    if (r->L) lua_pushnumber(r->L, d);
     return 0;
 }
 
 static int read_value(reader *r);
 
-/* Objects: the pairs are read onto the stack first and the table is created at its
- * final size, which saves the rehash at every power of two that dominates small
- * records. Arrays can be huge, so they grow in place (amortised doubling). */
+/* Objects: the table is created at the size of the last object read at the same depth,
+ * so a response of like records (the usual case) is built without the rehash at every
+ * power of two that dominates small tables. Arrays can be huge, so they grow in place
+ * (amortised doubling). */
 static int read_object(reader *r) {
     lua_State *L = r->L;
-    int base = lua_gettop(L);
+    int depth = r->depth < MAX_DEPTH ? r->depth : MAX_DEPTH - 1;
+    int t = 0;
+    if (L) {
+        if (!lua_checkstack(L, 4)) return fail_at(r, "object too large");
+        lua_createtable(L, 0, r->hint[depth]);
+        t = lua_gettop(L);
+    }
     int n = 0;
     r->p++;
     skip_ws(r);
     if (r->p < r->end && *r->p == '}') {
         r->p++;
-        lua_newtable(L);
         return 0;
     }
     for (;;) {
         skip_ws(r);
-        if (!lua_checkstack(L, 4)) return lua_settop(L, base), fail_at(r, "object too large");
         if (r->p >= r->end || *r->p != '"')
-            return lua_settop(L, base), fail_at(r, "expected a key string");
-        if (read_string(r)) return lua_settop(L, base), -1;
+            return unwind(r, t - 1), fail_at(r, "expected a key string");
+        if (read_string(r)) return unwind(r, t - 1), -1;
         skip_ws(r);
-        if (r->p >= r->end || *r->p != ':') return lua_settop(L, base), fail_at(r, "expected ':'");
+        if (r->p >= r->end || *r->p != ':') return unwind(r, t - 1), fail_at(r, "expected ':'");
         r->p++;
-        if (read_value(r)) return lua_settop(L, base), -1;
+        if (read_value(r)) return unwind(r, t - 1), -1;
+        if (L) lua_rawset(L, t);
         n++;
         skip_ws(r);
         if (r->p < r->end && *r->p == ',') {
@@ -381,26 +436,22 @@ static int read_object(reader *r) {
             r->p++;
             break;
         }
-        lua_settop(L, base);
+        unwind(r, t - 1);
         return fail_at(r, "expected ',' or '}'");
     }
-    lua_createtable(L, 0, n);
-    int t = lua_gettop(L);
-    for (int i = 0; i < n; i++) {
-        lua_pushvalue(L, base + 1 + 2 * i);
-        lua_pushvalue(L, base + 2 + 2 * i);
-        lua_rawset(L, t);
-    }
-    lua_replace(L, base + 1);
-    lua_settop(L, base + 1);
+    r->hint[depth] = n;
     return 0;
 }
 
 static int read_array(reader *r) {
     lua_State *L = r->L;
-    if (!lua_checkstack(L, 4)) return fail_at(r, "out of stack");
+    int t = 0;
+    if (L) {
+        if (!lua_checkstack(L, 4)) return fail_at(r, "out of stack");
+        lua_newtable(L);
+        t = lua_gettop(L);
+    }
     r->p++;
-    lua_newtable(L);
     lua_Integer n = 0;
     skip_ws(r);
     if (r->p < r->end && *r->p == ']') {
@@ -408,8 +459,9 @@ static int read_array(reader *r) {
         return 0;
     }
     for (;;) {
-        if (read_value(r)) return lua_pop(L, 1), -1;
-        lua_rawseti(L, -2, ++n);
+        if (read_value(r)) return unwind(r, t - 1), -1;
+        n++;
+        if (L) lua_rawseti(L, t, n);
         skip_ws(r);
         if (r->p < r->end && *r->p == ',') {
             r->p++;
@@ -419,7 +471,7 @@ static int read_array(reader *r) {
             r->p++;
             return 0;
         }
-        lua_pop(L, 1);
+        unwind(r, t - 1);
         return fail_at(r, "expected ',' or ']'");
     }
 }
@@ -450,15 +502,15 @@ static int read_value(reader *r) {
         return read_string(r);
     case 't':
         if (literal(r, "true")) return -1;
-        lua_pushboolean(r->L, 1);
+        if (r->L) lua_pushboolean(r->L, 1);
         return 0;
     case 'f':
         if (literal(r, "false")) return -1;
-        lua_pushboolean(r->L, 0);
+        if (r->L) lua_pushboolean(r->L, 0);
         return 0;
     case 'n':
         if (literal(r, "null")) return -1;
-        lua_pushlightuserdata(r->L, NULL);
+        if (r->L) lua_pushlightuserdata(r->L, NULL);
         return 0;
     default:
         return read_number(r);
@@ -466,7 +518,7 @@ static int read_value(reader *r) {
 }
 
 int jn_json_decode(lua_State *L, const char *data, size_t len, char *err, size_t cap) {
-    reader r = {L, data, data, data + len, err, cap, 0};
+    reader r = {L, data, data, data + len, err, cap, 0, {0}};
     int top = lua_gettop(L);
     if (read_value(&r) != 0) {
         lua_settop(L, top);
@@ -478,4 +530,81 @@ int jn_json_decode(lua_State *L, const char *data, size_t len, char *err, size_t
         return fail_at(&r, "unexpected data after the JSON value");
     }
     return 0;
+}
+
+/* What a JSON value starting with c is, for messages. */
+static const char *kind_of(char c) {
+    switch (c) {
+    case '{':
+        return "an object";
+    case '"':
+        return "a string";
+    case 't':
+    case 'f':
+        return "a boolean";
+    case 'n':
+        return "null";
+    default:
+        return "a number";
+    }
+}
+
+int jn_json_array_spans(const char *data, size_t len, jn_json_span **spans, size_t *n, char *err,
+                        size_t cap) {
+    reader r = {NULL, data, data, data + len, err, cap, 0, {0}};
+    *spans = NULL;
+    *n = 0;
+    skip_ws(&r);
+    const char *first = r.p;
+    if (r.p < r.end && *r.p != '[') {
+        if (read_value(&r) != 0) return -1;
+        skip_ws(&r);
+        if (r.p != r.end) return fail_at(&r, "unexpected data after the JSON value");
+        snprintf(err, cap, "expected a JSON array of records, got %s", kind_of(*first));
+        return -2;
+    }
+    if (r.p >= r.end) return fail_at(&r, "unexpected end of input");
+    size_t cap_spans = 0;
+    int closed = 0;
+    r.p++;
+    r.depth = 1; /* as inside jn_json_decode's read of the array */
+    skip_ws(&r);
+    if (r.p < r.end && *r.p == ']') {
+        r.p++;
+        closed = 1;
+    } else {
+        for (;;) {
+            skip_ws(&r);
+            const char *start = r.p;
+            if (read_value(&r) != 0) break;
+            if (*n == cap_spans) {
+                cap_spans = cap_spans ? 2 * cap_spans : 1024;
+                jn_json_span *bigger = realloc(*spans, cap_spans * sizeof **spans);
+                if (!bigger) abort();
+                *spans = bigger;
+            }
+            (*spans)[(*n)++] = (jn_json_span){(size_t)(start - data), (size_t)(r.p - start)};
+            skip_ws(&r);
+            if (r.p < r.end && *r.p == ',') {
+                r.p++;
+                continue;
+            }
+            if (r.p < r.end && *r.p == ']') {
+                r.p++;
+                closed = 1;
+                break;
+            }
+            fail_at(&r, "expected ',' or ']'");
+            break;
+        }
+    }
+    if (closed) {
+        skip_ws(&r);
+        if (r.p == r.end) return 0;
+        fail_at(&r, "unexpected data after the JSON value");
+    }
+    free(*spans);
+    *spans = NULL;
+    *n = 0;
+    return -1;
 }

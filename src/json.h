@@ -21,4 +21,17 @@ int jn_json_encode(lua_State *L, int idx, const char *const *first_keys, jn_sb *
  * the byte offset in err (cap bytes). Pushes nothing on failure. */
 int jn_json_decode(lua_State *L, const char *data, size_t len, char *err, size_t cap);
 
+/* An element of a JSON array: its bytes are [off, off + len) of the text. */
+typedef struct {
+    size_t off, len;
+} jn_json_span;
+
+/* Checks that data is one JSON array, exactly as strict as jn_json_decode, without
+ * building anything, and gives the place of each element (malloc'd array in *spans, to
+ * free; NULL when empty). Lets a caller decode a large response one element at a time.
+ * Returns 0; -1 when data is not JSON; -2 when it is JSON but not an array; err (cap
+ * bytes) says why. */
+int jn_json_array_spans(const char *data, size_t len, jn_json_span **spans, size_t *n, char *err,
+                        size_t cap);
+
 #endif

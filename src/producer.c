@@ -58,8 +58,11 @@ struct source {
     uint64_t poll_started_ns;
     /* the cycle being mapped and queued */
     cycle *cur;
-    int array_ref;
-    lua_Integer next_index, count;
+    /* The response of the cycle being processed: its body and where each record is in
+     * it. Records are decoded one at a time, so only one lives as Lua tables at once. */
+    jn_sb body;
+    jn_json_span *spans;
+    size_t nspans, next_span;
     int paused;
     char last_error[256];
     uint64_t warned_at[4];
@@ -225,34 +228,22 @@ static void give_up(source *s, const char *reason, const char *detail) {
     schedule(s, (uint64_t)s->p->poll_interval_ms);
 }
 
-/* cjson gives arrays and objects alike as tables: an array has items 1..n or nothing. */
-static int is_array(lua_State *L) {
-    if (!lua_istable(L, -1)) return 0;
-    if (lua_rawlen(L, -1) > 0) return 1;
-    lua_pushnil(L);
-    if (!lua_next(L, -2)) return 1;
-    lua_pop(L, 2);
-    return 0;
-}
-
 static void start_cycle(source *s, jn_http_result *res) {
-    lua_State *L = jn_script_host_lua(s->p->scripts);
-    int top = lua_gettop(L);
     char jerr[160];
-    if (jn_json_decode(L, res->body.data ? res->body.data : "", res->body.len, jerr, sizeof jerr) !=
-        0) {
+    jn_json_span *spans;
+    size_t nspans;
+    /* The whole body is checked before any record is published: a truncated response
+     * publishes nothing. */
+    int rc = jn_json_array_spans(res->body.data, res->body.len, &spans, &nspans, jerr, sizeof jerr);
+    if (rc == -1) {
         char detail[240];
         snprintf(detail, sizeof detail, "body of %zu bytes is not JSON (%s)", res->body.len, jerr);
         /* A truncated body is usually a transient fault: worth another try. */
         retry_or_give_up(s, "malformed_json", detail, -1);
         return;
     }
-    if (!is_array(L)) {
-        char detail[120];
-        snprintf(detail, sizeof detail, "expected a JSON array of records, got %s",
-                 lua_istable(L, -1) ? "an object" : luaL_typename(L, -1));
-        lua_settop(L, top);
-        give_up(s, "not_array", detail);
+    if (rc == -2) {
+        give_up(s, "not_array", jerr);
         return;
     }
     jn_metric_add(s->m_polls_ok, 1);
@@ -265,10 +256,11 @@ static void start_cycle(source *s, jn_http_result *res) {
     snprintf(c->etag, sizeof c->etag, "%s", res->etag);
     s->etag_valid = 0;
     s->cur = c;
-    s->count = (lua_Integer)lua_rawlen(L, -1);
-    s->next_index = 1;
-    s->array_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_settop(L, top);
+    s->body = res->body; /* taken: the client frees what the callback leaves */
+    jn_sb_init(&res->body);
+    s->spans = spans;
+    s->nspans = nspans;
+    s->next_span = 0;
     s->last_error[0] = '\0';
     continue_cycle(s);
 }
@@ -318,10 +310,24 @@ static void note(source *s, int kind, lua_Integer i, const char *why) {
                 (long long)i, words[kind], why);
 }
 
+/* What a JSON value starting with c is, for the log. */
+static const char *json_kind(char c) {
+    return c == '['               ? "an array"
+           : c == '"'             ? "a string"
+           : c == 'n'             ? "null"
+           : c == 't' || c == 'f' ? "a boolean"
+                                  : "a number";
+}
+
+static void drop_response(source *s) {
+    jn_sb_free(&s->body);
+    free(s->spans);
+    s->spans = NULL;
+    s->nspans = s->next_span = 0;
+}
+
 static void end_processing(source *s) {
-    lua_State *L = jn_script_host_lua(s->p->scripts);
-    luaL_unref(L, LUA_REGISTRYINDEX, s->array_ref);
-    s->array_ref = LUA_NOREF;
+    drop_response(s);
     cycle *c = s->cur;
     s->cur = NULL;
     c->processing = 0;
@@ -334,8 +340,6 @@ static void continue_cycle(source *s) {
     lua_State *L = jn_script_host_lua(p->scripts);
     cycle *c = s->cur;
     int top = lua_gettop(L);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->array_ref);
-    int arr = lua_gettop(L);
     jn_script_push_module(s->script);
     lua_getfield(L, -1, "map");
     int map = lua_gettop(L);
@@ -347,13 +351,16 @@ static void continue_cycle(source *s) {
     int ctx = lua_gettop(L);
     jn_record rec;
     jn_record_init(&rec);
-    for (; s->next_index <= s->count; s->next_index++) {
-        lua_Integer i = s->next_index;
+    for (; s->next_span < s->nspans; s->next_span++) {
+        lua_Integer i = (lua_Integer)s->next_span + 1;
+        const jn_json_span *sp = &s->spans[s->next_span];
+        const char *text = s->body.data + sp->off;
         lua_settop(L, ctx);
-        if (lua_rawgeti(L, arr, i) != LUA_TTABLE) {
+        char jerr[8];
+        if (*text != '{' || jn_json_decode(L, text, sp->len, jerr, sizeof jerr) != 0) {
             jn_metric_add(s->m_invalid, 1);
             c->skipped++;
-            note(s, P_NOT_OBJECT, i, luaL_typename(L, -1));
+            note(s, P_NOT_OBJECT, i, json_kind(*text));
             continue;
         }
         int t = lua_getfield(L, -1, "id");
@@ -513,7 +520,6 @@ jn_producer *jn_producer_start(uv_loop_t *loop, jn_script_host *scripts, const j
         s->name = names[i];
         s->noun = nouns[i];
         s->cfg = *sc[i];
-        s->array_ref = LUA_NOREF;
         s->published = jn_strmap_new();
         s->pending = jn_strmap_new();
         init_metrics(s);
@@ -560,14 +566,12 @@ void jn_producer_stop(jn_producer *p, void (*done)(void *), void *arg) {
     p->done = done;
     p->done_arg = arg;
     p->pending_close = 1 + p->nsrc;
-    lua_State *L = jn_script_host_lua(p->scripts);
     for (int i = 0; i < p->nsrc; i++) {
         source *s = &p->src[i];
         if (s->cur) {
             /* A cycle paused on a full queue ends here; what it did not queue is
              * published by the next run, since nothing marked it published. */
-            luaL_unref(L, LUA_REGISTRYINDEX, s->array_ref);
-            s->array_ref = LUA_NOREF;
+            drop_response(s);
             s->cur->processing = 0;
             cycle *c = s->cur;
             s->cur = NULL;

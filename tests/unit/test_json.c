@@ -259,6 +259,120 @@ static void test_error_body(void **state) {
     jn_rbuf_unref(res.body);
 }
 
+/* jn_json_array_spans accepts exactly what jn_json_decode accepts, and finds each
+ * element's bytes. */
+static void test_array_spans(void **state) {
+    lua_State *L = *state;
+    const char *text = " [ {\"id\":1,\"a\":[1,2]} , \"x\\u0041\", -12.5e1,null,[],{} ] ";
+    jn_json_span *sp;
+    size_t n;
+    char err[128];
+    assert_int_equal(jn_json_array_spans(text, strlen(text), &sp, &n, err, sizeof err), 0);
+    assert_int_equal(n, 6);
+    const char *want[] = {"{\"id\":1,\"a\":[1,2]}", "\"x\\u0041\"", "-12.5e1", "null", "[]", "{}"};
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(sp[i].len, strlen(want[i]));
+        assert_memory_equal(text + sp[i].off, want[i], sp[i].len);
+        /* Each element decodes on its own. */
+        assert_int_equal(jn_json_decode(L, text + sp[i].off, sp[i].len, err, sizeof err), 0);
+        lua_pop(L, 1);
+    }
+    free(sp);
+    assert_int_equal(jn_json_array_spans("[]", 2, &sp, &n, err, sizeof err), 0);
+    assert_int_equal(n, 0);
+    assert_null(sp);
+}
+
+static void test_array_spans_errors(void **state) {
+    lua_State *L = *state;
+    const char *bad[] = {"",       "[",           "[1,",     "[1 2]", "[{\"a\":1]",
+                         "[\"abc", "[\"\\q\"]",   "[tru]",   "[1]x",  "[{\"a\" 1}]",
+                         "[-]",    "[\"\\u12\"]", "[{1:2}]", "[1,]",  "[\"\x01\"]"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        jn_json_span *sp = (jn_json_span *)1;
+        size_t n = 7;
+        char err[128] = "";
+        assert_int_equal(jn_json_array_spans(bad[i], strlen(bad[i]), &sp, &n, err, sizeof err), -1);
+        assert_null(sp);
+        assert_int_equal(n, 0);
+        assert_non_null(strstr(err, "at byte"));
+        /* The decoder refuses the same text. */
+        assert_int_equal(jn_json_decode(L, bad[i], strlen(bad[i]), err, sizeof err), -1);
+    }
+    const char *not_array[][2] = {
+        {"{\"a\":1}", "an object"}, {" \"s\" ", "a string"}, {"12", "a number"}, {"null", "null"}};
+    for (size_t i = 0; i < 4; i++) {
+        jn_json_span *sp;
+        size_t n;
+        char err[128];
+        const char *t = not_array[i][0];
+        assert_int_equal(jn_json_array_spans(t, strlen(t), &sp, &n, err, sizeof err), -2);
+        assert_non_null(strstr(err, not_array[i][1]));
+        assert_null(sp);
+    }
+    /* Valid JSON but broken after the value is not JSON at all. */
+    jn_json_span *sp;
+    size_t n;
+    char err[128];
+    assert_int_equal(jn_json_array_spans("{} {}", 5, &sp, &n, err, sizeof err), -1);
+}
+
+/* Decoded objects are sized from the previous one at the same depth: records of other
+ * shapes and sizes after it still decode completely. */
+static void test_decode_mixed_objects(void **state) {
+    lua_State *L = *state;
+    const char *text = "[{\"a\":1,\"b\":2,\"c\":3},{\"a\":1},{\"a\":1,\"b\":2,\"c\":3,\"d\":4,"
+                       "\"e\":{\"x\":[1,{\"y\":2}]}},{}]";
+    char err[128];
+    assert_int_equal(jn_json_decode(L, text, strlen(text), err, sizeof err), 0);
+    jn_sb sb;
+    jn_sb_init(&sb);
+    const char *e;
+    assert_int_equal(jn_json_encode(L, -1, NULL, &sb, &e), 0);
+    assert_string_equal(sb.data, "[{\"a\":1,\"b\":2,\"c\":3},{\"a\":1},{\"a\":1,\"b\":2,\"c\":3,"
+                                 "\"d\":4,\"e\":{\"x\":[1,{\"y\":2}]}},[]]");
+    jn_sb_free(&sb);
+    lua_pop(L, 1);
+}
+
+/* Integers: the fast path and the slow one give the same values. */
+static void test_decode_integers(void **state) {
+    lua_State *L = *state;
+    const char *text = "[0,-0,7,-7,123456789012345678,-123456789012345678,9223372036854775807,"
+                       "-9223372036854775808,1.5,1e3,007]";
+    char err[128];
+    assert_int_equal(jn_json_decode(L, text, strlen(text), err, sizeof err), 0);
+    lua_Integer want[] = {0,         0,        7, -7, 123456789012345678LL, -123456789012345678LL,
+                          INT64_MAX, INT64_MIN};
+    for (int i = 0; i < 8; i++) {
+        lua_rawgeti(L, -1, i + 1);
+        assert_true(lua_isinteger(L, -1));
+        assert_true(lua_tointeger(L, -1) == want[i]);
+        lua_pop(L, 1);
+    }
+    lua_rawgeti(L, -1, 9);
+    assert_false(lua_isinteger(L, -1));
+    assert_true(lua_tonumber(L, -1) == 1.5);
+    lua_rawgeti(L, -2, 11);
+    assert_true(lua_tointeger(L, -1) == 7);
+    lua_pop(L, 3);
+}
+
+static void test_sb_int(void **state) {
+    (void)state;
+    jn_sb sb;
+    jn_sb_init(&sb);
+    jn_sb_int(&sb, 0);
+    jn_sb_putc(&sb, ' ');
+    jn_sb_int(&sb, -42);
+    jn_sb_putc(&sb, ' ');
+    jn_sb_int(&sb, INT64_MAX);
+    jn_sb_putc(&sb, ' ');
+    jn_sb_int(&sb, INT64_MIN);
+    assert_string_equal(sb.data, "0 -42 9223372036854775807 -9223372036854775808");
+    jn_sb_free(&sb);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_scalars, setup, teardown),
@@ -278,6 +392,11 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_cjson_null, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sb_json_string, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_array_spans, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_array_spans_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decode_mixed_objects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decode_integers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sb_int, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
