@@ -56,6 +56,26 @@ def analytics_records(url):
     return json.loads(urllib.request.urlopen(url + "/analytics/stats", timeout=5).read())["records"]
 
 
+def service_pid(name):
+    """The pid tools/services wrote for Kafka or Redis, or None."""
+    try:
+        with open(os.path.join(ROOT, ".services", name, f"{name}.pid")) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def cpu_of(consumer_pid, others):
+    """CPU seconds used so far by the consumer and each of the other processes."""
+    out = {"consumer": cpu_seconds(consumer_pid)}
+    for name, pid in others.items():
+        try:
+            out[name] = cpu_seconds(pid) if pid else 0.0
+        except OSError:
+            out[name] = 0.0
+    return out
+
+
 def run_consumer(tmp, log, topics, n, wrapper=()):
     aport, cadm, aadm = free_port(), free_port(), free_port()
     ana = start(["analytics", "--config", config(tmp, f"ana{aport}.lua", f"""return {{
@@ -68,19 +88,33 @@ def run_consumer(tmp, log, topics, n, wrapper=()):
       consumer = {{ group_id = "bench_{uuid.uuid4().hex[:8]}", customer_topic = "{topics[0]}",
         product_topic = "{topics[1]}", dead_letter_topic = "bench_dead",
         analytics_url = "{aurl}/analytics", hold_ms = 200 }} }}""")
+    others = {"analytics": ana.pid, "redis": service_pid("redis"),
+              "kafka broker": service_pid("kafka")}
     t0 = time.time()
     cons = subprocess.Popen(list(wrapper) + [BIN, "consume", "--config", cfg], cwd=ROOT,
                             stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 1800
-    while analytics_records(aurl) < n:
+    first = None  # (time, records, cpu of each process) once records flow
+    while True:
+        got = analytics_records(aurl)
+        if got >= n:
+            break
+        if first is None and got > 0:
+            first = (time.time(), got, cpu_of(cons.pid, others))
         if time.time() > deadline or cons.poll() is not None:
             sys.exit("the consumer did not deliver every record; see " + log.name)
-        time.sleep(0.05)
-    secs = time.time() - t0
+        time.sleep(0.02)
+    t1 = time.time()
+    last = cpu_of(cons.pid, others)
+    secs = t1 - t0
     cpu = cpu_seconds(cons.pid) if not wrapper else None
     stop(cons)
     stop(ana)
-    return secs, cpu
+    if wrapper or first is None:
+        return secs, cpu, None
+    steady = {"seconds": t1 - first[0], "records": n - first[1],
+              "cpu": {k: last[k] - first[2][k] for k in last}}
+    return secs, cpu, steady
 
 
 def main():
@@ -95,10 +129,15 @@ def main():
     log = open(os.path.join(tmp, "log.txt"), "w")
     print(f"== consumer benchmark ({os.cpu_count()} CPUs, logs in {tmp})")
     topics = fill(tmp, log, a.records, uuid.uuid4().hex[:8])
-    secs, cpu = run_consumer(tmp, log, topics, a.records)
+    secs, cpu, steady = run_consumer(tmp, log, topics, a.records)
     print(f"end to end: {a.records} records in {secs:.2f} s = {a.records / secs:,.0f} records/s "
-          f"(consumer start to the last record at analytics); consumer CPU "
-          f"{cpu:.2f} s = {cpu / a.records * 1e6:.1f} us/record")
+          f"(consumer start, group join included, to the last record at analytics); consumer "
+          f"CPU {cpu:.2f} s = {cpu / a.records * 1e6:.1f} us/record")
+    if steady:
+        r, t = steady["records"], steady["seconds"]
+        print(f"steady state: {r} records in {t:.2f} s = {r / t:,.0f} records/s (first record "
+              f"at analytics to the last); CPU per record: " + ", ".join(
+                  f"{k} {v / r * 1e6:.1f} us" for k, v in steady["cpu"].items()))
     if a.callgrind:
         subprocess.run(["redis-cli", "FLUSHALL"], stdout=subprocess.DEVNULL)
         topics = fill(tmp, log, a.callgrind, uuid.uuid4().hex[:8])

@@ -56,7 +56,6 @@ typedef struct pmsg {
     struct pmsg *next;
     struct pmsg *followers; /* later messages with the same content, settled with this one */
     int leader;             /* registered in jn_consumer.inflight */
-    int table_ref;          /* the decoded record until the merge, or LUA_NOREF */
     struct pmsg *all_prev, *all_next;
 } pmsg;
 
@@ -165,15 +164,12 @@ static pmsg *new_pmsg(jn_consumer *c) {
     m->all_next = c->all;
     if (c->all) c->all->all_prev = m;
     c->all = m;
-    m->table_ref = LUA_NOREF;
     c->pending++;
     jn_metric_set(c->m_pending, (double)c->pending);
     return m;
 }
 
 static void free_pmsg(jn_consumer *c, pmsg *m) {
-    if (m->table_ref != LUA_NOREF)
-        luaL_unref(jn_script_host_lua(c->scripts), LUA_REGISTRYINDEX, m->table_ref);
     if (m->all_prev)
         m->all_prev->all_next = m->all_next;
     else
@@ -388,10 +384,8 @@ static int call_merge(jn_consumer *c, const char *fn, char **err) {
 static void merge_customer(jn_consumer *c, pmsg *m) {
     lua_State *L = jn_script_host_lua(c->scripts);
     int top = lua_gettop(L);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, m->table_ref);
-    luaL_unref(L, LUA_REGISTRYINDEX, m->table_ref);
-    m->table_ref = LUA_NOREF;
-    if (!lua_istable(L, -1)) {
+    char jerr[160];
+    if (jn_json_decode(L, m->value, m->value_len, jerr, sizeof jerr) != 0 || !lua_istable(L, -1)) {
         lua_settop(L, top);
         jn_metric_add(c->m_script_errors, 1);
         dead_letter(c, m, "value is not a JSON object");
@@ -599,6 +593,28 @@ static void log_raw(const jn_kafka_msg *m) {
                  (int)m->key_len, (const char *)m->key, (int)m->value_len, (const char *)m->value);
 }
 
+/* The slow path of the content hash: decode, encode with sorted keys, hash. A value
+ * that is not JSON is dead-lettered (returns -1). */
+static int canonical_hash(jn_consumer *c, pmsg *m) {
+    lua_State *L = jn_script_host_lua(c->scripts);
+    char jerr[160];
+    if (jn_json_decode(L, m->value, m->value_len, jerr, sizeof jerr) != 0) {
+        jn_metric_add(c->m_script_errors, 1);
+        char reason[220];
+        snprintf(reason, sizeof reason, "value is not JSON: %s", jerr);
+        dead_letter(c, m, reason);
+        return -1;
+    }
+    jn_sb canon;
+    jn_sb_init(&canon);
+    const char *eerr;
+    if (jn_json_encode(L, -1, NULL, &canon, &eerr) != 0) canon.len = 0;
+    lua_pop(L, 1);
+    jn_sha256(canon.data ? canon.data : "", canon.len, m->hash);
+    jn_sb_free(&canon);
+    return 0;
+}
+
 static void on_group_message(void *ud, const jn_kafka_msg *km) {
     jn_consumer *c = ud;
     log_raw(km);
@@ -614,25 +630,15 @@ static void on_group_message(void *ud, const jn_kafka_msg *km) {
     m->key = dup_bytes(km->key, km->key_len);
     m->key_len = km->key_len;
     /* The mark names the record's content in canonical form (sorted keys), so the same
-     * customer published twice with the same data is skipped, whatever the key order. */
-    lua_State *L = jn_script_host_lua(c->scripts);
-    char jerr[160];
-    jn_sb canon;
-    jn_sb_init(&canon);
-    const char *eerr;
-    if (jn_json_decode(L, m->value, m->value_len, jerr, sizeof jerr) != 0) {
-        jn_metric_add(c->m_script_errors, 1);
-        char reason[220];
-        snprintf(reason, sizeof reason, "value is not JSON: %s", jerr);
-        dead_letter(c, m, reason);
-        return;
+     * customer published twice with the same data is skipped, whatever the key order.
+     * junction's producer publishes that form, whose bytes are hashed as they are;
+     * other text is decoded and encoded first. The merge decodes the record only once
+     * Redis has said it is new, so a duplicate is never decoded at all. */
+    if (jn_json_is_canonical(m->value, m->value_len)) {
+        jn_sha256(m->value, m->value_len, m->hash);
+    } else if (canonical_hash(c, m) != 0) {
+        return; /* dead-lettered */
     }
-    if (jn_json_encode(L, -1, NULL, &canon, &eerr) != 0) canon.len = 0;
-    /* Keep the decoded record for the merge: decoding it twice cost more than holding
-     * it while the message waits for Redis. */
-    m->table_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    jn_sha256(canon.data ? canon.data : "", canon.len, m->hash);
-    jn_sb_free(&canon);
     memcpy(m->dkey, "processed:", 10);
     jn_hex(m->hash, 32, m->dkey + 10);
     /* The same content already on its way (read in the same fetch, or before its mark
@@ -642,8 +648,6 @@ static void on_group_message(void *ud, const jn_kafka_msg *km) {
     const unsigned char *v = jn_strmap_get(c->inflight, (const char *)m->hash, 32);
     if (v) memcpy(&leader, v, sizeof leader);
     if (leader) {
-        luaL_unref(L, LUA_REGISTRYINDEX, m->table_ref);
-        m->table_ref = LUA_NOREF;
         m->next = leader->followers;
         leader->followers = m;
         update_flow(c);

@@ -608,3 +608,97 @@ int jn_json_array_spans(const char *data, size_t len, jn_json_span **spans, size
     *n = 0;
     return -1;
 }
+
+/* ---- canonical form ---------------------------------------------------------------- */
+
+/* The rules below are those of jn_json_encode's output; anything they do not cover (an
+ * escape, a fraction, an empty object, which encodes as []) is left to the slow path,
+ * so a "no" costs nothing but time. */
+static const char *canon_value(const char *p, const char *e, int depth);
+
+static const char *canon_string(const char *p, const char *e) {
+    for (p++; p < e; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') return p + 1;
+        if (c < 0x20 || c == '\\') return NULL;
+    }
+    return NULL;
+}
+
+static const char *canon_number(const char *p, const char *e) {
+    const char *s = p;
+    if (p < e && *p == '-') p++;
+    const char *d = p;
+    while (p < e && *p >= '0' && *p <= '9')
+        p++;
+    size_t n = (size_t)(p - d);
+    /* %lld of an integer: no leading zero, no "-0", and short enough to be one. */
+    if (n == 0 || n > 18 || (*d == '0' && (n > 1 || d != s))) return NULL;
+    if (p < e && (*p == '.' || *p == 'e' || *p == 'E')) return NULL;
+    return p;
+}
+
+static const char *canon_object(const char *p, const char *e, int depth) {
+    const char *prev = NULL;
+    size_t prev_len = 0;
+    p++;
+    for (;;) {
+        if (p >= e || *p != '"') return NULL;
+        const char *k = p + 1, *q = canon_string(p, e);
+        if (!q) return NULL;
+        size_t len = (size_t)(q - 1 - k);
+        if (prev) {
+            /* Strictly after the previous key in jn_json_encode's order: sorted, and no
+             * repeats (decoding keeps only the last of a repeated key). */
+            size_t m = len < prev_len ? len : prev_len;
+            int c = memcmp(prev, k, m);
+            if (c > 0 || (c == 0 && prev_len >= len)) return NULL;
+        }
+        prev = k;
+        prev_len = len;
+        if (q >= e || *q != ':') return NULL;
+        p = canon_value(q + 1, e, depth + 1);
+        if (!p || p >= e) return NULL;
+        if (*p == '}') return p + 1;
+        if (*p++ != ',') return NULL;
+    }
+}
+
+static const char *canon_array(const char *p, const char *e, int depth) {
+    p++;
+    if (p < e && *p == ']') return p + 1;
+    for (;;) {
+        p = canon_value(p, e, depth + 1);
+        if (!p || p >= e) return NULL;
+        if (*p == ']') return p + 1;
+        if (*p++ != ',') return NULL;
+    }
+}
+
+static const char *canon_literal(const char *p, const char *e, const char *word, size_t n) {
+    return (size_t)(e - p) >= n && !memcmp(p, word, n) ? p + n : NULL;
+}
+
+static const char *canon_value(const char *p, const char *e, int depth) {
+    if (p >= e || depth >= MAX_DEPTH) return NULL;
+    switch (*p) {
+    case '{':
+        return canon_object(p, e, depth);
+    case '[':
+        return canon_array(p, e, depth);
+    case '"':
+        return canon_string(p, e);
+    case 't':
+        return canon_literal(p, e, "true", 4);
+    case 'f':
+        return canon_literal(p, e, "false", 5);
+    case 'n':
+        return canon_literal(p, e, "null", 4);
+    default:
+        return canon_number(p, e);
+    }
+}
+
+int jn_json_is_canonical(const char *data, size_t len) {
+    return canon_value(data, data + len, 0) == data + len;
+}

@@ -34,4 +34,10 @@ typedef struct {
 int jn_json_array_spans(const char *data, size_t len, jn_json_span **spans, size_t *n, char *err,
                         size_t cap);
 
+/* Whether data is exactly what jn_json_encode (no named keys) gives for the value it
+ * decodes to: then its bytes can be hashed as they are, without decoding and encoding
+ * again. A 0 only means "take the slow path": escapes, fractions and empty objects are
+ * not checked here. */
+int jn_json_is_canonical(const char *data, size_t len);
+
 #endif

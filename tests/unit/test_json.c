@@ -373,6 +373,63 @@ static void test_sb_int(void **state) {
     jn_sb_free(&sb);
 }
 
+/* Re-encodes text through Lua: the slow path jn_json_is_canonical stands in for. */
+static char *reencode(lua_State *L, const char *text) {
+    char err[128];
+    if (jn_json_decode(L, text, strlen(text), err, sizeof err) != 0) return NULL;
+    jn_sb sb;
+    jn_sb_init(&sb);
+    const char *e;
+    int rc = jn_json_encode(L, -1, NULL, &sb, &e);
+    lua_pop(L, 1);
+    if (rc != 0) {
+        jn_sb_free(&sb);
+        return NULL;
+    }
+    return jn_sb_steal(&sb);
+}
+
+/* "Canonical" must mean "re-encodes to the same bytes"; texts that do re-encode the same
+ * are recognised when they hold no escapes or fractions. */
+static void test_canonical(void **state) {
+    lua_State *L = *state;
+    const char *yes[] = {"{\"email\":\"c1@example.com\",\"id\":1,\"name\":\"Customer 1\","
+                         "\"phone\":\"078801\",\"productIds\":[\"1\",\"2\"]}",
+                         "[]",
+                         "[1,-2,0,true,false,null,\"\"]",
+                         "{\"\":1,\"a\":{\"b\":[[]]}}",
+                         "{\"a\":1,\"ab\":2,\"b\":3}",
+                         "\"caf\xc3\xa9\"",
+                         "-123456789012345678"};
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
+        assert_true(jn_json_is_canonical(yes[i], strlen(yes[i])));
+        char *again = reencode(L, yes[i]);
+        assert_non_null(again);
+        assert_string_equal(again, yes[i]);
+        free(again);
+    }
+    const char *no[] = {"{\"b\":1,\"a\":2}",
+                        "{\"a\":1,\"a\":2}",
+                        "{\"ab\":1,\"a\":2}",
+                        "{}",
+                        "{ \"a\":1}",
+                        "[1, 2]",
+                        "[01]",
+                        "[-0]",
+                        "[1.0]",
+                        "[1e2]",
+                        "\"a\\u0041\"",
+                        "\"a\\n\"",
+                        "{\"a\":1",
+                        "[1]x",
+                        "nul",
+                        "",
+                        "1234567890123456789",
+                        "{\"a\":{}}"};
+    for (size_t i = 0; i < sizeof no / sizeof *no; i++)
+        assert_false(jn_json_is_canonical(no[i], strlen(no[i])));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_scalars, setup, teardown),
@@ -397,6 +454,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_decode_mixed_objects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decode_integers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sb_int, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_canonical, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
