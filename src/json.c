@@ -205,8 +205,13 @@ typedef struct {
     char *err;
     size_t cap;
     int depth;
-    int hint[MAX_DEPTH]; /* pairs in the last object read at each depth */
+    int *hint; /* pairs in the last object read at each depth */
 } reader;
+
+/* Kept across calls: a producer or consumer decodes one record per call, and the next
+ * record is usually shaped like the last. Any value is only a size hint; per thread,
+ * so decoders on different threads never share it. */
+static _Thread_local int size_hints[MAX_DEPTH];
 
 static int fail_at(reader *r, const char *what) {
     snprintf(r->err, r->cap, "%s at byte %zu", what, (size_t)(r->p - r->start));
@@ -518,7 +523,7 @@ static int read_value(reader *r) {
 }
 
 int jn_json_decode(lua_State *L, const char *data, size_t len, char *err, size_t cap) {
-    reader r = {L, data, data, data + len, err, cap, 0, {0}};
+    reader r = {L, data, data, data + len, err, cap, 0, size_hints};
     int top = lua_gettop(L);
     if (read_value(&r) != 0) {
         lua_settop(L, top);
@@ -551,7 +556,8 @@ static const char *kind_of(char c) {
 
 int jn_json_array_spans(const char *data, size_t len, jn_json_span **spans, size_t *n, char *err,
                         size_t cap) {
-    reader r = {NULL, data, data, data + len, err, cap, 0, {0}};
+    int hints[MAX_DEPTH];
+    reader r = {NULL, data, data, data + len, err, cap, 0, hints};
     *spans = NULL;
     *n = 0;
     skip_ws(&r);
