@@ -149,39 +149,60 @@ static const char *skip_ws(const char *p, const char *e) {
     return p;
 }
 
+/* memchr finds the closing quote faster than a byte loop; a quote is escaped when an odd
+ * number of backslashes precedes it. */
 static const char *skip_string(const char *p, const char *e) {
-    for (p++; p < e && *p != '"'; p++)
-        if (*p == '\\') p++;
-    return p < e ? p + 1 : e;
+    for (p++;;) {
+        const char *q = memchr(p, '"', (size_t)(e - p));
+        if (!q) return e;
+        const char *b = q;
+        while (b > p && b[-1] == '\\')
+            b--;
+        if ((q - b) % 2 == 0) return q + 1;
+        p = q + 1;
+    }
 }
+
+/* The bytes that matter inside a container being skipped; the rest, most of a record,
+ * costs one lookup each. */
+static const unsigned char structural[256] = {
+    ['"'] = 1, ['{'] = 1, ['['] = 1, ['}'] = 1, [']'] = 1};
 
 static const char *skip_value(const char *p, const char *e) {
     if (p >= e) return e;
     if (*p == '"') return skip_string(p, e);
     if (*p == '{' || *p == '[') {
         int depth = 0;
-        while (p < e) {
+        for (;;) {
+            while (p < e && !structural[(unsigned char)*p])
+                p++;
+            if (p >= e) return e;
             char c = *p;
             if (c == '"') {
                 p = skip_string(p, e);
                 continue;
             }
             p++;
-            if (c == '{' || c == '[') depth++;
-            if ((c == '}' || c == ']') && --depth == 0) return p;
+            if (c == '{' || c == '[')
+                depth++;
+            else if (--depth == 0)
+                return p;
         }
-        return e;
     }
-    while (p < e && !strchr(",]} \t\r\n", *p))
+    /* A number or a literal: it ends where a separator or whitespace starts. */
+    while (p < e && *p != ',' && *p != ']' && *p != '}' && *p != ' ' && *p != '\t' && *p != '\n' &&
+           *p != '\r')
         p++;
     return p;
 }
 
 /* Whether the JSON string at [p, q) is name; a key spelled with escapes is decoded first
  * so {"rec\u006frds": [...]} means the same as the plain spelling. */
-static int key_is(lua_State *L, const char *p, const char *q, const char *name) {
-    size_t len = strlen(name);
-    if (!memchr(p, '\\', (size_t)(q - p)))
+static int key_is(lua_State *L, const char *p, const char *q, const char *name, size_t len) {
+    /* Escapes only make a key longer than what it decodes to, so a shorter one cannot
+     * match and one of the same length matches only byte for byte. */
+    if ((size_t)(q - p) < len + 2) return 0;
+    if ((size_t)(q - p) == len + 2 || !memchr(p, '\\', (size_t)(q - p)))
         return (size_t)(q - p) == len + 2 && !memcmp(p + 1, name, len);
     char err[8];
     if (jn_json_decode(L, p, (size_t)(q - p), err, sizeof err) != 0) return 0;
@@ -196,10 +217,11 @@ static int key_is(lua_State *L, const char *p, const char *q, const char *name) 
  * the decoder keeps), or NULL. */
 static const char *find_member(lua_State *L, const char *p, const char *e, const char *name) {
     const char *found = NULL;
+    size_t len = strlen(name);
     p = skip_ws(p + 1, e);
     while (p < e && *p == '"') {
         const char *q = skip_string(p, e);
-        int match = key_is(L, p, q, name);
+        int match = key_is(L, p, q, name, len);
         p = skip_ws(q, e);
         p = skip_ws(p + 1, e); /* the ':' */
         if (match) found = p;
