@@ -36,9 +36,8 @@
 #define MAX_DUP_KEYS   100
 #define MAX_LATENCY_MS 600000
 
-typedef struct {
-    size_t off, len;
-} span;
+/* A record's bytes: [off, off + len) of a body or of texts. */
+typedef jn_json_span span;
 
 typedef struct {
     double error_rate, drop_rate;
@@ -69,7 +68,8 @@ enum { M_ACCEPTED, M_DUPLICATE, M_REJECTED, M_FAILED, M_N };
 
 struct jn_analytics {
     jn_http_server *http;
-    lua_State *L; /* only for the JSON decoder; holds nothing between requests */
+    lua_State *L; /* only for the rare decode (escaped keys, ids spelled unusually, fault
+                   * settings); holds nothing between requests */
     int fd;       /* analytics.file, or -1 */
     char *file;
     jn_sb texts; /* every stored record's JSON text, back to back */
@@ -137,11 +137,11 @@ static void put_u64(unsigned char *v, size_t at, uint64_t x) {
     memcpy(v + at, &x, sizeof x);
 }
 
-/* ---- scanning JSON text already checked by jn_json_decode ---------------------------- */
+/* ---- scanning JSON text already validated -------------------------------------------- */
 
-/* The decoder validates a body and gives its structure as Lua values; these walk the
- * same (valid) text to find where each record starts and ends, so a record is stored
- * byte for byte as it was sent rather than re-encoded. */
+/* jn_json_array_spans validates a body as strictly as the decoder, without building Lua
+ * values; these walk the same (valid) text to find a member's value, so a batch costs one
+ * check and a scan rather than a table per record that is thrown away at once. */
 
 static const char *skip_ws(const char *p, const char *e) {
     while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
@@ -149,57 +149,79 @@ static const char *skip_ws(const char *p, const char *e) {
     return p;
 }
 
+/* memchr finds the closing quote faster than a byte loop; a quote is escaped when an odd
+ * number of backslashes precedes it. */
 static const char *skip_string(const char *p, const char *e) {
-    for (p++; p < e && *p != '"'; p++)
-        if (*p == '\\') p++;
-    return p < e ? p + 1 : e;
+    for (p++;;) {
+        const char *q = memchr(p, '"', (size_t)(e - p));
+        if (!q) return e;
+        const char *b = q;
+        while (b > p && b[-1] == '\\')
+            b--;
+        if ((q - b) % 2 == 0) return q + 1;
+        p = q + 1;
+    }
 }
+
+/* The bytes that matter inside a container being skipped; the rest, most of a record,
+ * costs one lookup each. */
+static const unsigned char structural[256] = {
+    ['"'] = 1, ['{'] = 1, ['['] = 1, ['}'] = 1, [']'] = 1};
 
 static const char *skip_value(const char *p, const char *e) {
     if (p >= e) return e;
     if (*p == '"') return skip_string(p, e);
     if (*p == '{' || *p == '[') {
         int depth = 0;
-        while (p < e) {
+        for (;;) {
+            while (p < e && !structural[(unsigned char)*p])
+                p++;
+            if (p >= e) return e;
             char c = *p;
             if (c == '"') {
                 p = skip_string(p, e);
                 continue;
             }
             p++;
-            if (c == '{' || c == '[') depth++;
-            if ((c == '}' || c == ']') && --depth == 0) return p;
+            if (c == '{' || c == '[')
+                depth++;
+            else if (--depth == 0)
+                return p;
         }
-        return e;
     }
-    while (p < e && !strchr(",]} \t\r\n", *p))
+    /* A number or a literal: it ends where a separator or whitespace starts. */
+    while (p < e && *p != ',' && *p != ']' && *p != '}' && *p != ' ' && *p != '\t' && *p != '\n' &&
+           *p != '\r')
         p++;
     return p;
 }
 
-/* Whether the JSON string at [p, q) is "records"; a key spelled with escapes is decoded
- * first so {"rec\u006frds": [...]} means the same as the plain spelling. */
-static int key_is_records(lua_State *L, const char *p, const char *q) {
-    static const char want[] = "\"records\"";
-    if (!memchr(p, '\\', (size_t)(q - p)))
-        return (size_t)(q - p) == sizeof want - 1 && !memcmp(p, want, sizeof want - 1);
+/* Whether the JSON string at [p, q) is name; a key spelled with escapes is decoded first
+ * so {"rec\u006frds": [...]} means the same as the plain spelling. */
+static int key_is(lua_State *L, const char *p, const char *q, const char *name, size_t len) {
+    /* Escapes only make a key longer than what it decodes to, so a shorter one cannot
+     * match and one of the same length matches only byte for byte. */
+    if ((size_t)(q - p) < len + 2) return 0;
+    if ((size_t)(q - p) == len + 2 || !memchr(p, '\\', (size_t)(q - p)))
+        return (size_t)(q - p) == len + 2 && !memcmp(p + 1, name, len);
     char err[8];
     if (jn_json_decode(L, p, (size_t)(q - p), err, sizeof err) != 0) return 0;
     size_t n;
     const char *s = lua_tolstring(L, -1, &n);
-    int is = s && n == 7 && !memcmp(s, "records", 7);
+    int is = s && n == len && !memcmp(s, name, len);
     lua_pop(L, 1);
     return is;
 }
 
-/* In the object at p, the position of the value of its last "records" member (the one
- * the decoder kept), or NULL. */
-static const char *find_records(lua_State *L, const char *p, const char *e) {
+/* In the object at p, the position of the value of its last member called name (the one
+ * the decoder keeps), or NULL. */
+static const char *find_member(lua_State *L, const char *p, const char *e, const char *name) {
     const char *found = NULL;
+    size_t len = strlen(name);
     p = skip_ws(p + 1, e);
     while (p < e && *p == '"') {
         const char *q = skip_string(p, e);
-        int match = key_is_records(L, p, q);
+        int match = key_is(L, p, q, name, len);
         p = skip_ws(q, e);
         p = skip_ws(p + 1, e); /* the ':' */
         if (match) found = p;
@@ -225,12 +247,11 @@ static const char *json_type(char c) {
     }
 }
 
-/* Decodes and checks a batch. On success the records array is at the top of a->L and
- * *spans (malloc'd) holds each record's place in body; returns the record count. On
- * failure fills res (400 malformed, 422 wrong shape) and returns -1. */
+/* Checks a batch and finds its records. On success *spans (malloc'd, NULL when empty)
+ * holds each record's place in body; returns the record count. On failure fills res
+ * (400 malformed, 422 wrong shape) and returns -1. */
 static long parse_batch(jn_analytics *a, const jn_http_request *req, span **spans,
                         jn_http_response *res) {
-    lua_State *L = a->L;
     const char *b = req->body, *e = req->body + req->body_len;
     *spans = NULL;
     if (skip_ws(b, e) == e) {
@@ -238,69 +259,62 @@ static long parse_batch(jn_analytics *a, const jn_http_request *req, span **span
                               "request body is empty; send a JSON array of record objects");
         return -1;
     }
-    char jerr[160];
-    if (jn_json_decode(L, req->body, req->body_len, jerr, sizeof jerr) != 0) {
-        char msg[220];
+    char jerr[160], msg[220];
+    span *s;
+    size_t n;
+    int rc = jn_json_array_spans(b, req->body_len, &s, &n, jerr, sizeof jerr);
+    static const char shape[] =
+        "the body must be a JSON array of record objects, or {\"records\": [...]}";
+    if (rc == -2) {
+        /* Valid JSON but not an array: only {"records": [...]} will do. Its text is valid,
+         * so the array can be found by scanning and split on its own. */
+        const char *p = skip_ws(b, e);
+        p = *p == '{' ? find_member(a->L, p, e, "records") : NULL;
+        if (!p || *p != '[') {
+            jn_http_respond_error(res, 422, shape);
+            return -1;
+        }
+        rc = jn_json_array_spans(p, (size_t)(skip_value(p, e) - p), &s, &n, jerr, sizeof jerr);
+        for (size_t i = 0; i < n; i++)
+            s[i].off += (size_t)(p - b);
+    }
+    if (rc != 0) {
         snprintf(msg, sizeof msg, "malformed JSON body: %s", jerr);
         jn_http_respond_error(res, 400, msg);
         return -1;
     }
-    const char *p = skip_ws(b, e);
-    static const char shape[] =
-        "the body must be a JSON array of record objects, or {\"records\": [...]}";
-    if (*p == '{') {
-        p = find_records(L, p, e);
-        lua_getfield(L, -1, "records");
-        lua_remove(L, -2);
-    }
-    if (!p || *p != '[' || !lua_istable(L, -1)) {
-        jn_http_respond_error(res, 422, shape);
-        return -1;
-    }
-    size_t cap = 16, n = 0;
-    span *s = malloc(cap * sizeof *s);
-    if (!s) abort();
-    p = skip_ws(p + 1, e);
-    while (p < e && *p != ']') {
-        if (*p != '{') {
-            char msg[200];
-            snprintf(msg, sizeof msg, "record %zu is %s, not an object; %s", n + 1, json_type(*p),
+    for (size_t i = 0; i < n; i++) {
+        char c = b[s[i].off];
+        if (c != '{') {
+            snprintf(msg, sizeof msg, "record %zu is %s, not an object; %s", i + 1, json_type(c),
                      shape);
             jn_http_respond_error(res, 422, msg);
             free(s);
             return -1;
         }
-        const char *q = skip_value(p, e);
-        if (n == cap) {
-            cap *= 2;
-            s = realloc(s, cap * sizeof *s);
-            if (!s) abort();
-        }
-        s[n++] = (span){(size_t)(p - b), (size_t)(q - p)};
-        p = skip_ws(q, e);
-        if (p < e && *p == ',') p = skip_ws(p + 1, e);
     }
     *spans = s;
     return (long)n;
 }
 
-/* The id of the record table at the top of L as canonical JSON text, so 7, 7.0 and
- * "7" vs "\u0037" compare the way a person would expect (a number and a string stay
- * different ids). Returns 0, or -1 when the record has no id (absent or null). */
-static int record_id(lua_State *L, jn_sb *out) {
+/* The id of the record object at [p, e) as canonical JSON text (what jn_json_encode gives
+ * for the decoded value), so 7, 7.0 and "7" vs "\u0037" compare the way a person would
+ * expect (a number and a string stay different ids). Most ids are spelled canonically
+ * already and are taken as they are; any other is decoded and encoded again. Returns 0,
+ * or -1 when the record has no id (absent or null) or one JSON cannot encode (1e999). */
+static int record_id(lua_State *L, const char *p, const char *e, jn_sb *out) {
     out->len = 0;
-    lua_pushliteral(L, "id");
-    lua_rawget(L, -2);
-    int rc = -1;
-    const char *err;
-    if (lua_type(L, -1) == LUA_TSTRING) {
-        size_t n;
-        const char *s = lua_tolstring(L, -1, &n);
-        jn_sb_json_string(out, s, n);
-        rc = 0;
-    } else if (!lua_isnil(L, -1) && !(lua_islightuserdata(L, -1) && !lua_touserdata(L, -1))) {
-        rc = jn_json_encode(L, -1, NULL, out, &err);
+    const char *v = find_member(L, p, e, "id");
+    if (!v || *v == 'n') return -1;
+    size_t len = (size_t)(skip_value(v, e) - v);
+    if (jn_json_is_canonical(v, len)) {
+        jn_sb_append(out, v, len);
+        return 0;
     }
+    char jerr[8];
+    const char *err;
+    if (jn_json_decode(L, v, len, jerr, sizeof jerr) != 0) return -1;
+    int rc = jn_json_encode(L, -1, NULL, out, &err);
     lua_pop(L, 1);
     return rc;
 }
@@ -349,7 +363,6 @@ static int append_file(jn_analytics *a, const char *body, const span *s, long n,
 }
 
 static void store(jn_analytics *a, const char *body, const span *s, long n) {
-    lua_State *L = a->L;
     jn_sb id;
     jn_sb_init(&id);
     if (a->nrecs + (size_t)n > a->caprecs) {
@@ -363,12 +376,11 @@ static void store(jn_analytics *a, const char *body, const span *s, long n) {
     for (long i = 0; i < n; i++) {
         a->recs[a->nrecs++] = (span){a->texts.len, s[i].len};
         jn_sb_append(&a->texts, body + s[i].off, s[i].len);
-        lua_rawgeti(L, -1, (lua_Integer)i + 1);
-        if (record_id(L, &id) == 0)
+        const char *r = body + s[i].off;
+        if (record_id(a->L, r, r + s[i].len, &id) == 0)
             count_id(a, &id);
         else
             a->n.records_without_id++;
-        lua_pop(L, 1);
     }
     jn_sb_free(&id);
     a->n.batches++;
@@ -445,19 +457,11 @@ static int inject_faults(jn_analytics *a, jn_http_response *res) {
     return 1;
 }
 
-/* Empties the decoder's stack. A large batch leaves many tables behind; collecting them
- * now returns that memory instead of keeping it until Lua's incremental GC gets there. */
-static void release_lua(jn_analytics *a, size_t body_len) {
-    lua_settop(a->L, 0);
-    if (body_len > (1u << 20)) lua_gc(a->L, LUA_GCCOLLECT, 0);
-}
-
 static void handle_ingest(jn_analytics *a, const jn_http_request *req, jn_http_response *res) {
     if (inject_faults(a, res)) return;
     span *s;
     long n = parse_batch(a, req, &s, res);
     if (n < 0) {
-        release_lua(a, req->body_len);
         a->n.rejected_batches++;
         jn_metric_add(a->m_batches[M_REJECTED], 1);
         return;
@@ -488,7 +492,6 @@ static void handle_ingest(jn_analytics *a, const jn_http_request *req, jn_http_r
         jn_http_respond_error(res, 500, err);
         free(err);
         free(s);
-        release_lua(a, req->body_len);
         a->n.failed_batches++;
         jn_metric_add(a->m_batches[M_FAILED], 1);
         return;
@@ -503,7 +506,6 @@ static void handle_ingest(jn_analytics *a, const jn_http_request *req, jn_http_r
         jn_log_debug(LOG, "accepted a batch of %ld records", n);
     }
     free(s);
-    release_lua(a, req->body_len);
     jn_sb sb;
     jn_sb_init(&sb);
     jn_sb_printf(&sb, "{\"status\":\"%s\",\"records\":%ld}", status, n);

@@ -182,6 +182,58 @@ def test_distinct_and_repeated_ids_are_exact(analytics):
     assert s["records_without_id"] == 2
 
 
+# Spellings of one id each: every group must count as a single id, and the groups as
+# different ids. The id is compared as jn_json_encode would write the decoded value.
+ID_SPELLINGS = [
+    ["7", "7.0", "7e0", "70e-1", "0.7e1", "7.000"],
+    ['"7"', '"\\u0037"'],
+    ["0", "-0", "0.0"],
+    ["1e20", "100000000000000000000", "1E+20"],
+    ['"a/b"', '"a\\/b"', '"\\u0061/b"'],
+    ['"\u00e9"', '"\\u00e9"'],
+    ["true"],
+    ['"true"'],
+    ['{"b":1,"a":[2]}', '{"a":[2],"b":1}', '{ "a" : [ 2.0 ] , "b" : 1 }', '{"a":[2],"b":0,"b":1}'],
+    ["{}", "[]", "[ ]"],
+    ["[1,null]", "[1, null]"],
+]
+
+
+def clear(j):
+    assert request(j.analytics + "/analytics/records", "DELETE").status == 200
+
+
+def test_id_spellings_compare_by_value(analytics):
+    for group in ID_SPELLINGS:
+        clear(analytics)
+        raw = "[" + ",".join('{"n":0,"id":%s,"z":[]}' % x for x in group) + "]"
+        assert post(analytics, None, raw=raw).status == 200
+        s = stats(analytics)
+        assert (s["distinct_ids"], s["records_without_id"]) == (1, 0), group
+        assert s["repeated_ids"] == (1 if len(group) > 1 else 0), group
+    clear(analytics)
+    raw = "[" + ",".join('{"id":%s}' % g[-1] for g in ID_SPELLINGS) + "]"
+    post(analytics, None, raw=raw)
+    assert stats(analytics)["distinct_ids"] == len(ID_SPELLINGS)
+
+
+def test_id_key_spellings_and_repeats(analytics):
+    # A key spelled with escapes is "id"; of a repeated key the last one counts.
+    raw = ('[{"i\\u0064": 7}, {"id": "x", "id": 7}, {"\\u0069d": 7.0}, {"id":7},'
+           ' {"id": 7, "id ": 8, "ID": 9}]')
+    post(analytics, None, raw=raw)
+    s = stats(analytics)
+    assert (s["distinct_ids"], s["repeated_ids"], s["records_without_id"]) == (1, 1, 0)
+    # No id: absent, null (also when it repeats one), a look-alike key, or a number JSON
+    # cannot write back (1e999 is infinite).
+    clear(analytics)
+    raw = ('[{}, {"id": null}, {"id": 7, "id": null}, {"ID": 7}, {"idx": 7}, {"i d": 7},'
+           ' {"id": 1e999}, {"a": {"id": 7}}]')
+    post(analytics, None, raw=raw)
+    s = stats(analytics)
+    assert (s["distinct_ids"], s["records_without_id"], s["records"]) == (0, 8, 8)
+
+
 # ---- bad bodies -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("body,status,words", [
