@@ -327,6 +327,70 @@ long jn_redis_inflight(const jn_redis *r) {
     return r->inflight;
 }
 
+/* ---- command formatting --------------------------------------------------------------- */
+
+/* Commands are written in the protocol (RESP) by hand and handed over with
+ * redisAsyncFormattedCommand: hiredis' own formatting goes through its printf-like sds
+ * functions for every argument, which cost more than the rest of a key's path together. */
+
+static size_t digits(size_t v) {
+    size_t d = 1;
+    while (v >= 10) {
+        v /= 10;
+        d++;
+    }
+    return d;
+}
+
+static char *put_uint(char *p, size_t v) {
+    char *end = p + digits(v);
+    char *q = end;
+    do {
+        *--q = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return end;
+}
+
+/* "$<len>\r\n<s>\r\n" */
+static size_t bulk_size(size_t len) {
+    return 1 + digits(len) + 2 + len + 2;
+}
+
+static char *put_bulk(char *p, const char *s, size_t len) {
+    *p++ = '$';
+    p = put_uint(p, len);
+    memcpy(p, "\r\n", 2);
+    memcpy(p + 2, s, len);
+    memcpy(p + 2 + len, "\r\n", 2);
+    return p + 4 + len;
+}
+
+/* "*<argc>\r\n" followed by the command name as a bulk string. */
+static size_t head_size(size_t argc, const char *name) {
+    return 1 + digits(argc) + 2 + bulk_size(strlen(name));
+}
+
+static char *put_head(char *p, size_t argc, const char *name) {
+    *p++ = '*';
+    p = put_uint(p, argc);
+    memcpy(p, "\r\n", 2);
+    return put_bulk(p + 2, name, strlen(name));
+}
+
+static size_t keys_size(const char *const *keys, size_t n) {
+    size_t size = 0;
+    for (size_t i = 0; i < n; i++)
+        size += bulk_size(strlen(keys[i]));
+    return size;
+}
+
+static char *put_keys(char *p, const char *const *keys, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        p = put_bulk(p, keys[i], strlen(keys[i]));
+    return p;
+}
+
 /* ---- commands ------------------------------------------------------------------------ */
 
 /* Counts commands handed to hiredis; the watchdog runs while any is unanswered. */
@@ -378,22 +442,21 @@ int jn_redis_exists(jn_redis *r, const char *const *keys, size_t n, jn_redis_exi
         cb(arg, 0, NULL, 0);
         return 0;
     }
+    size_t len = head_size(n + 1, "MGET") + keys_size(keys, n);
     exists_req *q = malloc(sizeof *q + n);
-    /* hiredis formats the command at once: argv only lives for the call. */
-    const char **argv = malloc((n + 1) * sizeof *argv);
-    if (!q || !argv) {
+    char *cmd = malloc(len);
+    if (!q || !cmd) {
         free(q);
-        free(argv);
+        free(cmd);
         return -1;
     }
     q->r = r;
     q->cb = cb;
     q->arg = arg;
     q->n = n;
-    argv[0] = "MGET";
-    memcpy(argv + 1, keys, n * sizeof *keys);
-    int rc = redisAsyncCommandArgv(r->ac, on_exists_reply, q, (int)(n + 1), argv, NULL);
-    free(argv);
+    put_keys(put_head(cmd, n + 1, "MGET"), keys, n);
+    int rc = redisAsyncFormattedCommand(r->ac, on_exists_reply, q, cmd, len);
+    free(cmd); /* copied into hiredis' output buffer */
     if (rc != REDIS_OK) {
         free(q);
         return -1;
@@ -425,22 +488,43 @@ int jn_redis_mark(jn_redis *r, const char *const *keys, size_t n, int ttl_s, jn_
         cb(arg, 0);
         return 0;
     }
+    char ttl[16];
+    int ttl_len = snprintf(ttl, sizeof ttl, "%d", ttl_s);
+    /* Every SET but its key, formatted once; the longest key sizes the buffer. */
+    char tail[64];
+    char *t = put_bulk(tail, "1", 1);
+    t = put_bulk(t, "EX", 2);
+    t = put_bulk(t, ttl, (size_t)ttl_len);
+    size_t tail_len = (size_t)(t - tail);
+    char head[32];
+    size_t head_len = (size_t)(put_head(head, 5, "SET") - head);
+    size_t max_key = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(keys[i]);
+        if (len > max_key) max_key = len;
+    }
     mark_req *q = malloc(sizeof *q);
-    if (!q) return -1;
+    char *cmd = malloc(head_len + bulk_size(max_key) + tail_len);
+    if (!q || !cmd) {
+        free(q);
+        free(cmd);
+        return -1;
+    }
     q->r = r;
     q->cb = cb;
     q->arg = arg;
     q->left = n;
     q->err = 0;
-    char ttl[16];
-    snprintf(ttl, sizeof ttl, "%d", ttl_s);
-    const char *argv[5] = {"SET", NULL, "1", "EX", ttl};
+    memcpy(cmd, head, head_len);
     size_t queued = 0;
     /* Appended to hiredis' output buffer only: the whole batch goes out together. */
     for (; queued < n; queued++) {
-        argv[1] = keys[queued];
-        if (redisAsyncCommandArgv(r->ac, on_mark_reply, q, 5, argv, NULL) != REDIS_OK) break;
+        char *p = put_bulk(cmd + head_len, keys[queued], strlen(keys[queued]));
+        memcpy(p, tail, tail_len);
+        size_t len = (size_t)(p - cmd) + tail_len;
+        if (redisAsyncFormattedCommand(r->ac, on_mark_reply, q, cmd, len) != REDIS_OK) break;
     }
+    free(cmd);
     if (queued < n) {
         /* Out of memory part-way: the queued ones still get their replies, and the
          * callback reports the batch as failed. */
