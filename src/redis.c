@@ -83,11 +83,16 @@ struct jn_redis {
     void *done_arg;
 };
 
+/* An exists check asks EXISTS first and MGET only when some key is there, so the keys stay
+ * formatted after HEAD_ROOM spare bytes, where each command's header is written. */
+#define HEAD_ROOM 48 /* the longest header: argc < 2^31 and a name of < 20 bytes */
 typedef struct {
     jn_redis *r;
     jn_redis_exists_cb cb;
     void *arg;
     size_t n;
+    char *keys; /* the keys as bulk strings, in the same allocation */
+    size_t keys_len;
     unsigned char found[]; /* handed to cb, valid during the call only */
 } exists_req;
 
@@ -412,56 +417,86 @@ static void answered(jn_redis *r, const void *reply) {
     if (--r->inflight == 0 && r->connected) uv_timer_stop(&r->timer);
 }
 
-static void on_exists_reply(redisAsyncContext *ac, void *reply, void *privdata) {
-    (void)ac;
-    exists_req *q = privdata;
-    redisReply *rep = reply; /* NULL: the connection is gone or being closed */
-    answered(q->r, rep);
-    int err = 0;
-    if (!rep) {
-        err = 1;
-    } else if (rep->type != REDIS_REPLY_ARRAY || rep->elements != q->n) {
-        jn_log_warn(LOG_NAME, "MGET: unexpected reply (type %d%s%s)", rep->type,
-                    rep->type == REDIS_REPLY_ERROR ? ": " : "",
-                    rep->type == REDIS_REPLY_ERROR ? rep->str : "");
-        err = 1;
-    } else {
-        for (size_t i = 0; i < q->n; i++)
-            q->found[i] = rep->element[i]->type != REDIS_REPLY_NIL;
-    }
+static void exists_done(exists_req *q, int err) {
     if (err) memset(q->found, 0, q->n);
     q->cb(q->arg, err, q->found, q->n);
     free(q);
+}
+
+/* Sends name followed by q's keys; 0 or -1. */
+static int exists_send(exists_req *q, const char *name, redisCallbackFn *fn) {
+    size_t head_len = head_size(q->n + 1, name);
+    char *cmd = q->keys - head_len; /* HEAD_ROOM covers it: n < INT_MAX, short names */
+    put_head(cmd, q->n + 1, name);
+    if (redisAsyncFormattedCommand(q->r->ac, fn, q, cmd, head_len + q->keys_len) != REDIS_OK)
+        return -1;
+    sent(q->r, 1);
+    return 0;
+}
+
+/* 0 when rep is an answer of type want; logs the unexpected ones. */
+static int check_reply(const char *cmd, const redisReply *rep, int want) {
+    if (!rep) return -1; /* the connection is gone or being closed */
+    if (rep->type == want) return 0;
+    jn_log_warn(LOG_NAME, "%s: unexpected reply (type %d%s%s)", cmd, rep->type,
+                rep->type == REDIS_REPLY_ERROR ? ": " : "",
+                rep->type == REDIS_REPLY_ERROR ? rep->str : "");
+    return -1;
+}
+
+static void on_mget_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    (void)ac;
+    exists_req *q = privdata;
+    redisReply *rep = reply;
+    answered(q->r, rep);
+    int err = check_reply("MGET", rep, REDIS_REPLY_ARRAY) != 0 || rep->elements != q->n;
+    for (size_t i = 0; !err && i < q->n; i++)
+        q->found[i] = rep->element[i]->type != REDIS_REPLY_NIL;
+    exists_done(q, err);
+}
+
+/* In steady state no key is there: a count of 0 answers the whole batch with one integer
+ * reply, where MGET would make hiredis build a reply object per key. */
+static void on_exists_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    (void)ac;
+    exists_req *q = privdata;
+    redisReply *rep = reply;
+    answered(q->r, rep);
+    if (check_reply("EXISTS", rep, REDIS_REPLY_INTEGER) != 0) {
+        exists_done(q, 1);
+    } else if (rep->integer == 0) {
+        exists_done(q, 0);
+    } else if (q->r->closing || !q->r->ac || exists_send(q, "MGET", on_mget_reply) != 0) {
+        /* Once closing, the client sends nothing (hiredis refuses it while freeing too). */
+        exists_done(q, 1);
+    }
+    /* Otherwise MGET tells which: a key that expires or appears in between is answered as
+     * MGET finds it, as if the check had come a little later. */
 }
 
 int jn_redis_exists(jn_redis *r, const char *const *keys, size_t n, jn_redis_exists_cb cb,
                     void *arg) {
     if (!r->connected || r->closing || n >= INT_MAX) return -1;
     if (n == 0) {
-        /* MGET needs a key; nothing to ask means nothing found. */
+        /* EXISTS needs a key; nothing to ask means nothing found. */
         cb(arg, 0, NULL, 0);
         return 0;
     }
-    size_t len = head_size(n + 1, "MGET") + keys_size(keys, n);
-    exists_req *q = malloc(sizeof *q + n);
-    char *cmd = malloc(len);
-    if (!q || !cmd) {
-        free(q);
-        free(cmd);
-        return -1;
-    }
+    size_t keys_len = keys_size(keys, n);
+    exists_req *q = malloc(sizeof *q + n + HEAD_ROOM + keys_len);
+    if (!q) return -1;
+    memset(q->found, 0, n);
     q->r = r;
     q->cb = cb;
     q->arg = arg;
     q->n = n;
-    put_keys(put_head(cmd, n + 1, "MGET"), keys, n);
-    int rc = redisAsyncFormattedCommand(r->ac, on_exists_reply, q, cmd, len);
-    free(cmd); /* copied into hiredis' output buffer */
-    if (rc != REDIS_OK) {
+    q->keys = (char *)q->found + n + HEAD_ROOM;
+    q->keys_len = keys_len;
+    put_keys(q->keys, keys, n);
+    if (exists_send(q, "EXISTS", on_exists_reply) != 0) {
         free(q);
         return -1;
     }
-    sent(r, 1);
     return 0;
 }
 
