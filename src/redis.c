@@ -1,9 +1,15 @@
 /* Redis client for the consumer's de-duplication, on the process's libuv loop: hiredis'
- * async API (0.14) with its libuv adapter. jn_redis_exists is one MGET; jn_redis_mark is
- * N pipelined SET key 1 EX ttl (hiredis appends every command to its output buffer and
- * writes them together on the next writable event, so one batch costs about one write
- * and one read). One connection, re-established with a backoff when it is lost; every
- * command still unanswered then gets an error, never a silent success.
+ * async API (0.14) with its libuv adapter. jn_redis_exists is one EXISTS over the batch,
+ * followed by an MGET only when some key is there; jn_redis_mark is N pipelined SET key 1
+ * EX ttl (hiredis appends every command to its output buffer and writes them together on
+ * the next writable event, so one batch costs about one write and one read). Commands are
+ * formatted here rather than by hiredis. One connection, re-established with a backoff
+ * when it is lost; every command still unanswered then gets an error, never a silent
+ * success.
+ *
+ * Marks stay N SETs rather than one EVAL of a script that SETs every key: that would
+ * bring one reply per batch instead of N, but Redis spends more on a SET called from Lua
+ * than we spend on a pipelined SET's reply, and the two share the machine.
  *
  * What hiredis 0.14.1 makes us do by hand:
  * - its libuv adapter ignores a poll error (libuv reports POLLERR, e.g. a refused connect
