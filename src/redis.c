@@ -3,9 +3,9 @@
  * followed by an MGET only when some key is there; jn_redis_mark is N pipelined SET key 1
  * EX ttl (hiredis appends every command to its output buffer and writes them together on
  * the next writable event, so one batch costs about one write and one read). Commands are
- * formatted here rather than by hiredis. One connection, re-established with a backoff
- * when it is lost; every command still unanswered then gets an error, never a silent
- * success.
+ * formatted here rather than by hiredis, and SET's "+OK" answers share one reply object
+ * (see "replies"). One connection, re-established with a backoff when it is lost; every
+ * command still unanswered then gets an error, never a silent success.
  *
  * Marks stay N SETs rather than one EVAL of a script that SETs every key: that would
  * bring one reply per batch instead of N, but Redis spends more on a SET called from Lua
@@ -198,6 +198,38 @@ static void ev_cleanup(void *privdata) {
     uv_close((uv_handle_t *)&p->handle, on_poll_closed);
 }
 
+/* ---- replies ------------------------------------------------------------------------- */
+
+/* Every SET of a mark is answered "+OK", for which hiredis would allocate a reply object
+ * and a copy of the string, only to free both once the callback returns. One shared,
+ * read-only reply serves them all instead; every other reply is built (and freed) by
+ * hiredis' own functions. hiredis creates and frees replies only through the reader's
+ * function table, so the shared one is never freed. */
+static char ok_str[] = "OK";
+static redisReply shared_ok = {.type = REDIS_REPLY_STATUS, .str = ok_str, .len = 2};
+static const redisReplyObjectFunctions *hiredis_fns; /* the same for every reader */
+static redisReplyObjectFunctions reply_fns;
+
+static void *create_string(const redisReadTask *task, char *str, size_t len) {
+    if (!task->parent && task->type == REDIS_REPLY_STATUS && len == 2 && memcmp(str, "OK", 2) == 0)
+        return &shared_ok;
+    return hiredis_fns->createString(task, str, len);
+}
+
+static void free_object(void *reply) {
+    if (reply != &shared_ok) hiredis_fns->freeObject(reply);
+}
+
+static void use_shared_ok(redisContext *c) {
+    if (!hiredis_fns) {
+        hiredis_fns = c->reader->fn;
+        reply_fns = *hiredis_fns;
+        reply_fns.createString = create_string;
+        reply_fns.freeObject = free_object;
+    }
+    c->reader->fn = &reply_fns;
+}
+
 /* ---- connection ---------------------------------------------------------------------- */
 
 static void schedule_reconnect(jn_redis *r) {
@@ -300,6 +332,7 @@ static void start_connect(jn_redis *r) {
     ac->ev.addWrite = ev_add_write;
     ac->ev.delWrite = ev_del_write;
     ac->ev.cleanup = ev_cleanup;
+    use_shared_ok(&ac->c);
     r->polls_open++;
     ac->data = r;
     r->ac = ac;
