@@ -555,6 +555,40 @@ static void on_mark_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     free(q);
 }
 
+/* SET <key> 1 EX <ttl> for one key after another: all but the key is formatted once, and
+ * the buffer has room for the longest key. */
+typedef struct {
+    char *buf; /* the head, then the key and the tail of the current command */
+    size_t head_len;
+    char tail[48]; /* the bulk strings 1, EX and the TTL */
+    size_t tail_len;
+} set_cmds;
+
+static int set_cmds_init(set_cmds *sc, const char *const *keys, size_t n, int ttl_s) {
+    char ttl[16];
+    int ttl_len = snprintf(ttl, sizeof ttl, "%d", ttl_s);
+    char *t = put_bulk(sc->tail, "1", 1);
+    t = put_bulk(t, "EX", 2);
+    sc->tail_len = (size_t)(put_bulk(t, ttl, (size_t)ttl_len) - sc->tail);
+    size_t max_key = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(keys[i]);
+        if (len > max_key) max_key = len;
+    }
+    sc->head_len = head_size(5, "SET");
+    sc->buf = malloc(sc->head_len + bulk_size(max_key) + sc->tail_len);
+    if (!sc->buf) return -1;
+    put_head(sc->buf, 5, "SET");
+    return 0;
+}
+
+/* The command for key, in sc->buf; returns its length. */
+static size_t set_cmds_for(set_cmds *sc, const char *key) {
+    char *p = put_bulk(sc->buf + sc->head_len, key, strlen(key));
+    memcpy(p, sc->tail, sc->tail_len);
+    return (size_t)(p - sc->buf) + sc->tail_len;
+}
+
 int jn_redis_mark(jn_redis *r, const char *const *keys, size_t n, int ttl_s, jn_redis_done_cb cb,
                   void *arg) {
     if (!r->connected || r->closing) return -1;
@@ -562,26 +596,11 @@ int jn_redis_mark(jn_redis *r, const char *const *keys, size_t n, int ttl_s, jn_
         cb(arg, 0);
         return 0;
     }
-    char ttl[16];
-    int ttl_len = snprintf(ttl, sizeof ttl, "%d", ttl_s);
-    /* Every SET but its key, formatted once; the longest key sizes the buffer. */
-    char tail[64];
-    char *t = put_bulk(tail, "1", 1);
-    t = put_bulk(t, "EX", 2);
-    t = put_bulk(t, ttl, (size_t)ttl_len);
-    size_t tail_len = (size_t)(t - tail);
-    char head[32];
-    size_t head_len = (size_t)(put_head(head, 5, "SET") - head);
-    size_t max_key = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t len = strlen(keys[i]);
-        if (len > max_key) max_key = len;
-    }
+    set_cmds sc;
+    if (set_cmds_init(&sc, keys, n, ttl_s) != 0) return -1;
     mark_req *q = malloc(sizeof *q);
-    char *cmd = malloc(head_len + bulk_size(max_key) + tail_len);
-    if (!q || !cmd) {
-        free(q);
-        free(cmd);
+    if (!q) {
+        free(sc.buf);
         return -1;
     }
     q->r = r;
@@ -589,16 +608,13 @@ int jn_redis_mark(jn_redis *r, const char *const *keys, size_t n, int ttl_s, jn_
     q->arg = arg;
     q->left = n;
     q->err = 0;
-    memcpy(cmd, head, head_len);
     size_t queued = 0;
     /* Appended to hiredis' output buffer only: the whole batch goes out together. */
     for (; queued < n; queued++) {
-        char *p = put_bulk(cmd + head_len, keys[queued], strlen(keys[queued]));
-        memcpy(p, tail, tail_len);
-        size_t len = (size_t)(p - cmd) + tail_len;
-        if (redisAsyncFormattedCommand(r->ac, on_mark_reply, q, cmd, len) != REDIS_OK) break;
+        size_t len = set_cmds_for(&sc, keys[queued]);
+        if (redisAsyncFormattedCommand(r->ac, on_mark_reply, q, sc.buf, len) != REDIS_OK) break;
     }
-    free(cmd);
+    free(sc.buf);
     if (queued < n) {
         /* Out of memory part-way: the queued ones still get their replies, and the
          * callback reports the batch as failed. */
