@@ -21,7 +21,8 @@ typedef void (*jn_redis_done_cb)(void *arg, int err);
 
 jn_redis *jn_redis_new(uv_loop_t *loop, const char *host, int port, jn_redis_state_cb cb, void *ud);
 int jn_redis_connected(const jn_redis *r);
-/* One MGET over n keys. Returns 0, or -1 when not connected (cb is not called). */
+/* One EXISTS over the n keys, then an MGET when some are there. Returns 0, or -1 when not
+ * connected (cb is not called). */
 int jn_redis_exists(jn_redis *r, const char *const *keys, size_t n, jn_redis_exists_cb cb,
                     void *arg);
 /* SET key 1 EX ttl_s for each key, pipelined. Returns 0, or -1 when not connected. */

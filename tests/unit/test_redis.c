@@ -1,6 +1,7 @@
 /* jn_redis against a real redis-server that each test starts itself on a free loopback
  * port, in a temporary directory, without persistence (never the shared one on 6379).
- * Covers marks and their TTLs, one MGET per exists, a server killed and restarted (with
+ * Covers marks and their TTLs, exists as one EXISTS and an MGET only when some key is there,
+ * error replies, a server killed and restarted (with
  * commands in flight, including unread ones, which makes the kernel reset the
  * connection), a server that stops answering, and closing in every state, also from
  * inside callbacks. Every test ends with the loop empty (uv_run returns 0 and
@@ -279,7 +280,8 @@ static void test_mark_then_exists(void **state) {
         assert_int_equal(e.found[i], 0);
     assert_int_equal(jn_redis_inflight(f->r), 0);
 
-    /* One MGET for the 1010 keys, one SET per mark. */
+    /* One EXISTS for the 1010 keys, then one MGET as some are there; one SET per mark. */
+    assert_int_equal(command_calls(f->port, "exists"), 1);
     assert_int_equal(command_calls(f->port, "mget"), 1);
     assert_int_equal(command_calls(f->port, "set"), NKEYS);
 
@@ -339,6 +341,158 @@ static void test_empty_batches_and_error_replies(void **state) {
     assert_true(RUN_UNTIL(f, e.called, 3000));
     assert_int_equal(e.err, 0);
     assert_memory_equal(e.found, "\1\1\1", 3);
+}
+
+/* Sets keys[i] for the i where pattern(i) holds, through a separate connection. */
+static void set_keys(fx *f, int (*pattern)(int)) {
+    redisContext *c = sync_connect(f->port);
+    assert_non_null(c);
+    for (int i = 0; i < NKEYS + NUNKNOWN; i++) {
+        if (!pattern(i)) continue;
+        redisReply *rep = redisCommand(c, "SET %s 1", f->kp[i]);
+        assert_non_null(rep);
+        freeReplyObject(rep);
+    }
+    redisFree(c);
+}
+
+static int every_seventh_and_the_last(int i) {
+    return i % 7 == 3 || i == NKEYS + NUNKNOWN - 1;
+}
+
+/* One ACL rule for the user every connection uses. */
+static void acl(fx *f, const char *rule) {
+    redisContext *c = sync_connect(f->port);
+    assert_non_null(c);
+    redisReply *rep = redisCommand(c, "ACL SETUSER default %s", rule);
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STATUS);
+    freeReplyObject(rep);
+    redisFree(c);
+}
+
+static void test_exists_none_there_is_one_command(void **state) {
+    fx *f = *state;
+    connect_up(f);
+    exists_res e = {.f = f};
+    memset(e.found, 0xff, sizeof e.found);
+    assert_int_equal(jn_redis_exists(f->r, f->kp, NKEYS + NUNKNOWN, on_exists, &e), 0);
+    assert_int_equal(jn_redis_inflight(f->r), 1);
+    assert_true(RUN_UNTIL(f, e.called, 3000));
+    assert_int_equal(e.err, 0);
+    assert_int_equal(e.n, NKEYS + NUNKNOWN);
+    for (int i = 0; i < NKEYS + NUNKNOWN; i++)
+        assert_int_equal(e.found[i], 0);
+    assert_int_equal(jn_redis_inflight(f->r), 0);
+    assert_int_equal(command_calls(f->port, "exists"), 1);
+    assert_int_equal(command_calls(f->port, "mget"), 0);
+}
+
+static void test_exists_some_there_gives_each_key(void **state) {
+    fx *f = *state;
+    connect_up(f);
+    set_keys(f, every_seventh_and_the_last);
+    exists_res e = {.f = f};
+    assert_int_equal(jn_redis_exists(f->r, f->kp, NKEYS + NUNKNOWN, on_exists, &e), 0);
+    assert_true(RUN_UNTIL(f, e.called, 3000));
+    assert_int_equal(e.called, 1);
+    assert_int_equal(e.err, 0);
+    assert_int_equal(e.n, NKEYS + NUNKNOWN);
+    for (int i = 0; i < NKEYS + NUNKNOWN; i++)
+        assert_int_equal(e.found[i], every_seventh_and_the_last(i));
+    assert_int_equal(jn_redis_inflight(f->r), 0);
+    assert_int_equal(command_calls(f->port, "exists"), 1);
+    assert_int_equal(command_calls(f->port, "mget"), 1);
+
+    /* The same key twice counts twice in EXISTS; each is still answered. */
+    const char *twice[] = {f->kp[3], f->kp[3], f->kp[4]};
+    e = (exists_res){.f = f};
+    assert_int_equal(jn_redis_exists(f->r, twice, 3, on_exists, &e), 0);
+    assert_true(RUN_UNTIL(f, e.called, 3000));
+    assert_int_equal(e.err, 0);
+    assert_memory_equal(e.found, "\1\1\0", 3);
+}
+
+static void test_refused_commands_fail_the_batch(void **state) {
+    fx *f = *state;
+    connect_up(f);
+    set_keys(f, every_seventh_and_the_last);
+
+    /* MGET refused: a batch with a key there cannot tell which, a batch without any can. */
+    acl(f, "-mget");
+    exists_res e = {.f = f};
+    assert_int_equal(jn_redis_exists(f->r, f->kp, NKEYS, on_exists, &e), 0);
+    assert_true(RUN_UNTIL(f, e.called, 3000));
+    assert_int_equal(e.called, 1);
+    assert_int_not_equal(e.err, 0);
+    for (int i = 0; i < NKEYS; i++)
+        assert_int_equal(e.found[i], 0);
+    e = (exists_res){.f = f};
+    assert_int_equal(jn_redis_exists(f->r, f->kp + NKEYS, 4, on_exists, &e), 0); /* none */
+    assert_true(RUN_UNTIL(f, e.called, 3000));
+    assert_int_equal(e.err, 0);
+
+    /* EXISTS refused. */
+    acl(f, "+mget");
+    acl(f, "-exists");
+    e = (exists_res){.f = f};
+    assert_int_equal(jn_redis_exists(f->r, f->kp, 3, on_exists, &e), 0);
+    assert_true(RUN_UNTIL(f, e.called, 3000));
+    assert_int_not_equal(e.err, 0);
+
+    /* SET refused: every one fails, the callback runs once. */
+    acl(f, "+exists");
+    acl(f, "-set");
+    mark_res m = {.f = f};
+    assert_int_equal(jn_redis_mark(f->r, f->kp, NKEYS, 60, on_mark, &m), 0);
+    assert_true(RUN_UNTIL(f, m.called && jn_redis_inflight(f->r) == 0, 3000));
+    assert_int_equal(m.called, 1);
+    assert_int_not_equal(m.err, 0);
+    /* Only the last one refused. */
+    acl(f, "+set");
+    acl(f, "resetkeys");
+    acl(f, "~jn:test:*");
+    const char *last_refused[] = {f->kp[0], f->kp[1], "jn:elsewhere"};
+    m = (mark_res){.f = f};
+    assert_int_equal(jn_redis_mark(f->r, last_refused, 3, 60, on_mark, &m), 0);
+    assert_true(RUN_UNTIL(f, m.called, 3000));
+    assert_int_not_equal(m.err, 0);
+
+    /* None of that costs the connection. */
+    assert_true(jn_redis_connected(f->r));
+    assert_int_equal(f->downs, 0);
+    acl(f, "allkeys");
+    m = (mark_res){.f = f};
+    assert_int_equal(jn_redis_mark(f->r, f->kp, NKEYS, 60, on_mark, &m), 0);
+    assert_true(RUN_UNTIL(f, m.called, 3000));
+    assert_int_equal(m.err, 0);
+}
+
+static void on_mark_kill_server(void *arg, int err) {
+    mark_res *m = arg;
+    m->called++;
+    m->err = err;
+    server_kill(&m->f->pid);
+}
+
+/* The server dies after answering EXISTS and before MGET: the check fails. The replies to
+ * EXISTS and to the mark sent with it come in one read, so MGET is still in the client's
+ * output buffer when the mark's callback kills the server. */
+static void test_server_dies_between_exists_and_mget(void **state) {
+    fx *f = *state;
+    connect_up(f);
+    set_keys(f, every_seventh_and_the_last);
+    exists_res e = {.f = f};
+    mark_res m = {.f = f};
+    assert_int_equal(jn_redis_exists(f->r, f->kp, 10, on_exists, &e), 0);
+    assert_int_equal(jn_redis_mark(f->r, f->kp + 20, 10, 60, on_mark_kill_server, &m), 0);
+    assert_true(RUN_UNTIL(f, e.called && f->downs == 1, 3000));
+    assert_int_equal(m.called, 1);
+    assert_int_equal(m.err, 0);
+    assert_int_equal(e.called, 1);
+    assert_int_not_equal(e.err, 0);
+    assert_int_equal(jn_redis_inflight(f->r), 0);
+    assert_false(jn_redis_connected(f->r));
 }
 
 static void test_not_connected_then_server_appears(void **state) {
@@ -558,6 +712,10 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_mark_then_exists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_batches_and_error_replies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exists_none_there_is_one_command, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exists_some_there_gives_each_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_commands_fail_the_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_dies_between_exists_and_mget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_connected_then_server_appears, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_killed_and_restarted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stuck_server_times_out, setup, teardown),
