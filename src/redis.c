@@ -440,6 +440,9 @@ static char *put_keys(char *p, const char *const *keys, size_t n) {
 /* Counts commands handed to hiredis; the watchdog runs while any is unanswered. */
 static void sent(jn_redis *r, size_t n) {
     if (r->inflight == 0) {
+        /* The loop's cached time is as old as the start of this iteration; after a long
+         * callback it would make the first watchdog tick see a stale start. */
+        uv_update_time(r->loop);
         r->progress_ms = uv_now(r->loop);
         if (!uv_is_active((uv_handle_t *)&r->timer))
             uv_timer_start(&r->timer, on_timer, WATCHDOG_TICK_MS, WATCHDOG_TICK_MS);
