@@ -23,18 +23,28 @@
 local state = ...
 
 state.products = state.products or {}     -- product id -> {id, name, stock}
-state.customers = state.customers or {}   -- customer id -> latest customer seen
+state.customers = state.customers or {}   -- customer id -> latest customer seen, merged
 state.by_product = state.by_product or {} -- product id -> {customer id -> true}
 state.held = state.held or {}             -- customer id -> time it was first held
 state.held_count = state.held_count or 0
+state.catalogue_version = state.catalogue_version or 0 -- counts product messages
 
 -- customer() is the consumer's hot path (one call per customer message, at up to 100,000
--- a second), so the code it runs avoids calls where it can:
+-- a second), so this script avoids the allocations and calls that used to dominate it:
+-- * The merged record is the customer's own table (the host decodes a fresh one per
+--   message and only encodes what comes back) with products, missing_product_ids and
+--   merged_at set on it; the latest one is kept in state.customers and merged again in
+--   place on a re-emission. Every merge sets all three, so none goes stale.
+-- * A product's table in state.products is replaced on every product message, never
+--   changed, so records reference it instead of copying it, and customers with the same
+--   productIds share one products list (see `lists`).
 -- * Every key in state.products and state.by_product is a string, so a hit on a raw
 --   productIds entry means it is already its key: key() runs only for numbers and
 --   misses.
 -- * Loops index productIds up to the first nil, as ipairs does, without its calls.
 -- * The index is left alone when a customer's productIds did not change.
+-- Hence the records returned, and the array customer() returns when it delivers one, are
+-- only valid until the next call: the host encodes them before it makes one.
 -- The state tables are created once and only filled afterwards, so locals can hold them.
 local products, customers, by_product, held = state.products, state.customers,
   state.by_product, state.held
@@ -65,15 +75,41 @@ end
 
 local NO_IDS = {}
 
--- Returns the merged record of customer c, and whether a product is missing.
-local function merge(c, now)
-  local out, list, missing, n = {}, {}, nil, 0
-  for k, v in pairs(c) do out[k] = v end
-  local pids = c.productIds or NO_IDS
-  local i, pid = 1, pids[1]
+-- What customer() returns in the common case: the host encodes the record at once, so one
+-- array serves every call.
+local ONE = {}
+
+-- Products lists by productIds sequence: lists[pid1][pid2]...[LIST] = {p1, p2, ...},
+-- only for sequences of string ids that are all known. Any product message empties it
+-- (state.catalogue_version tells every loaded version of this script), and so does
+-- holding MAX_LISTS lists, which bounds its memory.
+local lists, nlists, lists_version, MAX_LISTS = {}, 0, nil, 10000
+local LIST = {} -- a key no productIds entry can be
+
+local function cache_list(pids, list)
+  if nlists >= MAX_LISTS then lists, nlists = {}, 0 end
+  local node, i, pid = lists, 1, pids[1]
+  while pid do
+    local next_node = node[pid]
+    if not next_node then
+      next_node = {}
+      node[pid] = next_node
+    end
+    node = next_node
+    i = i + 1
+    pid = pids[i]
+  end
+  if not node[LIST] then nlists = nlists + 1 end
+  node[LIST] = list
+end
+
+-- Builds the products list of pids; returns it and the ids of the missing products.
+local function build_list(pids)
+  local list, missing, n, i, pid, shareable = {}, nil, 0, 1, pids[1], true
   while pid or pid == false do
     local p = products[pid]
     if not p then
+      shareable = false -- a number, or not known yet
       local k = key(pid)
       p = products[k]
       if not p then
@@ -83,21 +119,41 @@ local function merge(c, now)
     end
     if p then
       n = n + 1
-      list[n] = { id = p.id, name = p.name, stock = p.stock }
+      list[n] = p
     end
     i = i + 1
     pid = pids[i]
   end
-  out.products = list
-  out.missing_product_ids = missing
+  if shareable then cache_list(pids, list) end
+  return list, missing
+end
+
+-- Sets customer c's merged fields on c itself; returns whether a product is missing.
+local function merge(c, now)
+  local pids = c.productIds or NO_IDS
+  if state.catalogue_version ~= lists_version then
+    lists, nlists, lists_version = {}, 0, state.catalogue_version
+  end
+  local list, missing = lists, nil
+  local i, pid = 1, pids[1]
+  while list and (pid or pid == false) do
+    list = list[pid]
+    i = i + 1
+    pid = pids[i]
+  end
+  list = list and list[LIST]
+  if not list then list, missing = build_list(pids) end
+  c.products = list
+  -- Storing nil under a key the table lacks is not free: skip it in the common case.
+  if missing or c.missing_product_ids ~= nil then c.missing_product_ids = missing end
   -- The same second and millisecond as iso()'s math.floor, with // (no call).
   local s = now // 1
   local ms = (now - s) * 1000 // 1
   if ms ~= iso_ms or s ~= iso_second then
     iso_second, iso_ms, iso_text = s, ms, iso(now)
   end
-  out.merged_at = iso_text
-  return out, missing ~= nil
+  c.merged_at = iso_text
+  return missing ~= nil
 end
 
 local function unhold(id)
@@ -150,7 +206,9 @@ local function over_capacity(ctx, out)
       if t < since then oldest, since = id, t end
     end
     unhold(oldest)
-    out[#out + 1] = (merge(customers[oldest], ctx.now))
+    local c = customers[oldest]
+    merge(c, ctx.now)
+    out[#out + 1] = c
   end
   return out
 end
@@ -176,8 +234,7 @@ function M.customer(c, ctx)
   end
   customers[id] = c
   local now = ctx.now
-  local rec, incomplete = merge(c, now)
-  if incomplete and ctx.hold_ms > 0 and ctx.hold_max > 0 then
+  if merge(c, now) and ctx.hold_ms > 0 and ctx.hold_max > 0 then
     if not held[id] then
       held[id] = now
       state.held_count = state.held_count + 1
@@ -185,7 +242,8 @@ function M.customer(c, ctx)
     return over_capacity(ctx, {})
   end
   if held[id] then unhold(id) end
-  return { rec }
+  ONE[1] = c
+  return ONE
 end
 
 local function same_product(a, b)
@@ -195,15 +253,18 @@ end
 function M.product(p, ctx)
   local id = key(p.id)
   local before = products[id]
+  state.catalogue_version = state.catalogue_version + 1
+  -- A new table, never an update of the old one: delivered records and lists share it.
   products[id] = { id = p.id, name = p.name, stock = p.stock }
   if same_product(before, p) then return {} end
   local out = {}
   for cid in pairs(by_product[id] or {}) do
-    local rec, incomplete = merge(customers[cid], ctx.now)
+    local c = customers[cid]
+    local incomplete = merge(c, ctx.now)
     -- A held customer leaves the hold only once nothing is missing.
     if not (held[cid] and incomplete) then
       unhold(cid)
-      out[#out + 1] = rec
+      out[#out + 1] = c
     end
   end
   return out
@@ -217,7 +278,9 @@ function M.expire(ctx)
   end
   for i, id in ipairs(out) do
     unhold(id)
-    out[i] = (merge(customers[id], ctx.now))
+    local c = customers[id]
+    merge(c, ctx.now)
+    out[i] = c
   end
   return over_capacity(ctx, out)
 end
