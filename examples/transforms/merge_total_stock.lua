@@ -38,97 +38,234 @@
 local state = ...
 
 state.products = state.products or {}     -- product id -> {id, name, stock}
-state.customers = state.customers or {}   -- customer id -> latest customer seen
+state.customers = state.customers or {}   -- customer id -> latest customer seen, merged
 state.by_product = state.by_product or {} -- product id -> {customer id -> true}
 state.held = state.held or {}             -- customer id -> time it was first held
 state.held_count = state.held_count or 0
+state.catalogue_version = state.catalogue_version or 0 -- counts product messages
+
+-- customer() is the consumer's hot path (one call per customer message, at up to 100,000
+-- a second), so this script avoids the allocations and calls that used to dominate it:
+-- * The merged record is the customer's own table (the host decodes a fresh one per
+--   message and only encodes what comes back) with products, missing_product_ids and
+--   merged_at set on it; the latest one is kept in state.customers and merged again in
+--   place on a re-emission. Every merge sets all three, so none goes stale.
+-- * A product's table in state.products is replaced on every product message, never
+--   changed, so records reference it instead of copying it, and customers with the same
+--   productIds share one products list (see `lists`).
+-- * Every key in state.products and state.by_product is a string, so a hit on a raw
+--   productIds entry means it is already its key: key() runs only for numbers and
+--   misses.
+-- * Loops index productIds up to the first nil, as ipairs does, without its calls.
+-- * The index is left alone when a customer's productIds did not change.
+-- Hence the records returned, and the array customer() returns when it delivers one, are
+-- only valid until the next call: the host encodes them before it makes one.
+-- The state tables are created once and only filled afterwards, so locals can hold them.
+local products, customers, by_product, held = state.products, state.customers,
+  state.by_product, state.held
+local pairs, ipairs, tostring = pairs, ipairs, tostring
+local math_type, floor, huge = math.type, math.floor, math.huge
+local format, date = string.format, os.date
 
 local M = {}
 
+-- os.date is the costly part and changes once a second: keep the last one. ctx.now
+-- differs on every call, but most calls of a burst fall in the same millisecond, so
+-- merge() keeps the whole string too, and comes here only when the millisecond changed.
+local last_second, last_prefix, iso_second, iso_ms, iso_text
 local function iso(t)
-  local s = math.floor(t)
-  return os.date("!%Y-%m-%dT%H:%M:%S", s) .. string.format(".%03dZ", math.floor((t - s) * 1000))
+  local s = floor(t)
+  if s ~= last_second then
+    last_second, last_prefix = s, date("!%Y-%m-%dT%H:%M:%S", s)
+  end
+  return last_prefix .. format(".%03dZ", floor((t - s) * 1000))
 end
 
 local function key(id)
-  return math.type(id) == "float" and string.format("%d", id) or tostring(id)
+  local t = math_type(id)
+  -- .. gives an integer the same digits as tostring, without its metamethod look-up.
+  if t == "integer" then return id .. "" end
+  return t == "float" and format("%d", id) or tostring(id)
 end
 
--- Returns the merged record of customer c (with total_stock), and whether a product is
--- missing.
-local function merge(c, now)
-  local out, products, missing, total = {}, {}, nil, 0
-  for k, v in pairs(c) do out[k] = v end
-  for _, pid in ipairs(c.productIds or {}) do
-    local p = state.products[key(pid)]
-    if p then
-      products[#products + 1] = { id = p.id, name = p.name, stock = p.stock }
-      if type(p.stock) == "number" then total = total + p.stock end
-    else
-      missing = missing or {}
-      missing[#missing + 1] = key(pid)
+local NO_IDS = {}
+
+-- What customer() returns in the common case: the host encodes the record at once, so one
+-- array serves every call.
+local ONE = {}
+
+-- Products lists by productIds sequence: lists[pid1][pid2]...[LIST] = {p1, p2, ...},
+-- only for sequences of string ids that are all known. Any product message empties it
+-- (state.catalogue_version tells every loaded version of this script), and so does
+-- holding MAX_LISTS lists, which bounds its memory.
+local lists, nlists, lists_version, MAX_LISTS = {}, 0, nil, 10000
+local LIST = {} -- a key no productIds entry can be
+
+local function cache_list(pids, list)
+  if nlists >= MAX_LISTS then lists, nlists = {}, 0 end
+  local node, i, pid = lists, 1, pids[1]
+  while pid do
+    local next_node = node[pid]
+    if not next_node then
+      next_node = {}
+      node[pid] = next_node
     end
+    node = next_node
+    i = i + 1
+    pid = pids[i]
   end
-  out.products = products
-  out.total_stock = total
-  out.missing_product_ids = missing
-  out.merged_at = iso(now)
-  return out, missing ~= nil
+  if not node[LIST] then nlists = nlists + 1 end
+  node[LIST] = list
+end
+
+-- Builds the products list of pids; returns it and the ids of the missing products.
+local function build_list(pids)
+  local list, missing, n, i, pid, shareable = {}, nil, 0, 1, pids[1], true
+  while pid or pid == false do
+    local p = products[pid]
+    if not p then
+      shareable = false -- a number, or not known yet
+      local k = key(pid)
+      p = products[k]
+      if not p then
+        missing = missing or {}
+        missing[#missing + 1] = k
+      end
+    end
+    if p then
+      n = n + 1
+      list[n] = p
+    end
+    i = i + 1
+    pid = pids[i]
+  end
+  if shareable then cache_list(pids, list) end
+  return list, missing
+end
+
+-- Sets customer c's merged fields (with total_stock) on c itself; returns whether a
+-- product is missing.
+local function merge(c, now)
+  local pids = c.productIds or NO_IDS
+  if state.catalogue_version ~= lists_version then
+    lists, nlists, lists_version = {}, 0, state.catalogue_version
+  end
+  local list, missing = lists, nil
+  local i, pid = 1, pids[1]
+  while list and (pid or pid == false) do
+    list = list[pid]
+    i = i + 1
+    pid = pids[i]
+  end
+  list = list and list[LIST]
+  if not list then list, missing = build_list(pids) end
+  c.products = list
+  local total = 0
+  for j = 1, #list do
+    local stock = list[j].stock
+    if type(stock) == "number" then total = total + stock end
+  end
+  c.total_stock = total
+  -- Storing nil under a key the table lacks is not free: skip it in the common case.
+  if missing or c.missing_product_ids ~= nil then c.missing_product_ids = missing end
+  -- The same second and millisecond as iso()'s math.floor, with // (no call).
+  local s = now // 1
+  local ms = (now - s) * 1000 // 1
+  if ms ~= iso_ms or s ~= iso_second then
+    iso_second, iso_ms, iso_text = s, ms, iso(now)
+  end
+  c.merged_at = iso_text
+  return missing ~= nil
 end
 
 local function unhold(id)
-  if state.held[id] then
-    state.held[id] = nil
+  if held[id] then
+    held[id] = nil
     state.held_count = state.held_count - 1
   end
 end
 
-local function index(c, id)
-  local old = state.customers[id]
-  if old then
-    for _, pid in ipairs(old.productIds or {}) do
-      local set = state.by_product[key(pid)]
-      if set then set[id] = nil end
-    end
+-- Whether two productIds lists hold equal ids in the same order (equal ids have equal
+-- keys, so the index would not change).
+local function same_ids(a, b)
+  -- The same table may have been changed in place since: re-index to be safe.
+  if a == b or not (a and b) then return false end
+  local i, x = 1, a[1]
+  while x or x == false do
+    if x ~= b[i] then return false end
+    i = i + 1
+    x = a[i]
   end
-  for _, pid in ipairs(c.productIds or {}) do
-    local k = key(pid)
-    local set = state.by_product[k]
-    if not set then
-      set = {}
-      state.by_product[k] = set
-    end
-    set[id] = true
+  return b[i] == nil
+end
+
+local function product_set(pid)
+  local k = key(pid)
+  local set = by_product[k]
+  if not set then
+    set = {}
+    by_product[k] = set
   end
-  state.customers[id] = c
+  return set
+end
+
+-- Takes customer id out of the product sets of the productIds pids.
+local function unindex(pids, id)
+  local i, pid = 1, pids[1]
+  while pid or pid == false do
+    local set = by_product[pid] or by_product[key(pid)]
+    if set then set[id] = nil end
+    i = i + 1
+    pid = pids[i]
+  end
 end
 
 -- Releases the oldest held customers while more than hold_max are held.
 local function over_capacity(ctx, out)
   while state.held_count > ctx.hold_max do
-    local oldest, since = nil, math.huge
-    for id, t in pairs(state.held) do
+    local oldest, since = nil, huge
+    for id, t in pairs(held) do
       if t < since then oldest, since = id, t end
     end
     unhold(oldest)
-    out[#out + 1] = (merge(state.customers[oldest], ctx.now))
+    local c = customers[oldest]
+    merge(c, ctx.now)
+    out[#out + 1] = c
   end
   return out
 end
 
 function M.customer(c, ctx)
-  local id = key(c.id)
-  index(c, id)
-  local rec, incomplete = merge(c, ctx.now)
-  if incomplete and ctx.hold_ms > 0 and ctx.hold_max > 0 then
-    if not state.held[id] then
-      state.held[id] = ctx.now
+  local id = c.id
+  if math_type(id) == "integer" then id = id .. "" else id = key(id) end
+  -- The index: the sets of the products c references get c's id, those of the products
+  -- only its previous version referenced lose it. Nothing changes if productIds did not.
+  local pids = c.productIds
+  local old = customers[id]
+  if not (old and same_ids(old.productIds, pids)) then
+    if old and old.productIds then unindex(old.productIds, id) end
+    if pids then
+      local i, pid = 1, pids[1]
+      while pid or pid == false do
+        local set = by_product[pid] or product_set(pid)
+        set[id] = true
+        i = i + 1
+        pid = pids[i]
+      end
+    end
+  end
+  customers[id] = c
+  local now = ctx.now
+  if merge(c, now) and ctx.hold_ms > 0 and ctx.hold_max > 0 then
+    if not held[id] then
+      held[id] = now
       state.held_count = state.held_count + 1
     end
     return over_capacity(ctx, {})
   end
-  unhold(id)
-  return { rec }
+  if held[id] then unhold(id) end
+  ONE[1] = c
+  return ONE
 end
 
 local function same_product(a, b)
@@ -137,16 +274,19 @@ end
 
 function M.product(p, ctx)
   local id = key(p.id)
-  local before = state.products[id]
-  state.products[id] = { id = p.id, name = p.name, stock = p.stock }
+  local before = products[id]
+  state.catalogue_version = state.catalogue_version + 1
+  -- A new table, never an update of the old one: delivered records and lists share it.
+  products[id] = { id = p.id, name = p.name, stock = p.stock }
   if same_product(before, p) then return {} end
   local out = {}
-  for cid in pairs(state.by_product[id] or {}) do
-    local rec, incomplete = merge(state.customers[cid], ctx.now)
+  for cid in pairs(by_product[id] or {}) do
+    local c = customers[cid]
+    local incomplete = merge(c, ctx.now)
     -- A held customer leaves the hold only once nothing is missing.
-    if not (state.held[cid] and incomplete) then
+    if not (held[cid] and incomplete) then
       unhold(cid)
-      out[#out + 1] = rec
+      out[#out + 1] = c
     end
   end
   return out
@@ -155,12 +295,14 @@ end
 function M.expire(ctx)
   local out = {}
   local deadline = ctx.now - ctx.hold_ms / 1000
-  for id, since in pairs(state.held) do
+  for id, since in pairs(held) do
     if since <= deadline then out[#out + 1] = id end
   end
   for i, id in ipairs(out) do
     unhold(id)
-    out[i] = (merge(state.customers[id], ctx.now))
+    local c = customers[id]
+    merge(c, ctx.now)
+    out[i] = c
   end
   return over_capacity(ctx, out)
 end
@@ -168,7 +310,7 @@ end
 -- For /api/status and tests.
 function M.stats()
   local n = 0
-  for _ in pairs(state.products) do n = n + 1 end
+  for _ in pairs(products) do n = n + 1 end
   return { products = n, held = state.held_count }
 end
 

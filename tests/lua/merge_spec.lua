@@ -93,9 +93,19 @@ describe("merge.lua", function()
       }, r.products)
       assert.is_nil(r.missing_product_ids)
       assert.are.equal("2023-11-14T22:13:20.250Z", r.merged_at)
-      -- the customer given in is not modified
-      assert.is_nil(c.products)
-      assert.is_nil(c.merged_at)
+      -- and nothing else
+      assert.are.same({
+        id = 1,
+        name = "Customer 1",
+        email = "customer1@example.com",
+        phone = "078801",
+        productIds = { "2", "1" },
+        products = {
+          { id = "2", name = "Ishati", stock = 20 },
+          { id = "1", name = "Inkweto", stock = 10 },
+        },
+        merged_at = "2023-11-14T22:13:20.250Z",
+      }, r)
     end)
 
     it("stamps merged_at as ISO-8601 UTC with milliseconds", function()
@@ -166,6 +176,89 @@ describe("merge.lua", function()
       m.customer(customer(1, { "1" }), ctx(1, 0)) -- hold_ms 0: delivered at once
       assert.are.same({}, m.product(product("9", 1), ctx(2)))
       assert.are.same({}, m.product(product("9", 2), ctx(3)))
+    end)
+  end)
+
+  describe("records", function()
+    -- Every merge, a re-emission of a stored customer included, gives exactly the fields
+    -- of that customer merged afresh: nothing left from an earlier merge or catalogue.
+
+    it("overrides the customer's own products, missing_product_ids and merged_at", function()
+      m.product(product("1", 10), ctx(1))
+      local c = customer(1, { "1" }, {
+        products = "mine",
+        missing_product_ids = { "x" },
+        merged_at = "then",
+      })
+      local r = m.customer(c, ctx(0))[1]
+      assert.are.same({ { id = "1", name = "Product 1", stock = 10 } }, r.products)
+      assert.is_nil(r.missing_product_ids)
+      assert.are.equal("1970-01-01T00:00:00.000Z", r.merged_at)
+    end)
+
+    it("drops missing_product_ids when a product arrives after an incomplete delivery", function()
+      local r = m.customer(customer(1, { "1", "2" }), ctx(1, 0))[1] -- hold_ms 0
+      assert.are.same({ "1", "2" }, r.missing_product_ids)
+      r = m.product(product("1", 10), ctx(2))[1]
+      assert.are.same({ "2" }, r.missing_product_ids)
+      assert.are.same({ { id = "1", name = "Product 1", stock = 10 } }, r.products)
+      r = m.product(product("2", 20), ctx(3))[1]
+      assert.is_nil(r.missing_product_ids)
+      assert.are.equal(2, #r.products)
+    end)
+
+    it("drops missing_product_ids when a product arrives after the hold ran out", function()
+      m.customer(customer(1, { "9" }), ctx(10))
+      local r = m.expire(ctx(10 + HOLD_MS / 1000))[1]
+      assert.are.same({ "9" }, r.missing_product_ids)
+      local out = m.product(product("9", 1), ctx(20))
+      assert.are.equal(1, #out)
+      assert.are.same({
+        id = 1,
+        name = "Customer 1",
+        email = "customer1@example.com",
+        productIds = { "9" },
+        products = { { id = "9", name = "Product 9", stock = 1 } },
+        merged_at = "1970-01-01T00:00:20.000Z",
+      }, out[1])
+    end)
+
+    it("gives customers merged after a product message its new version", function()
+      m.product(product("1", 10), ctx(1))
+      assert.are.equal(10, m.customer(customer(1, { "1" }), ctx(2))[1].products[1].stock)
+      assert.are.equal(10, m.customer(customer(2, { "1" }), ctx(2))[1].products[1].stock)
+      m.product(product("1", 11), ctx(3))
+      assert.are.equal(11, m.customer(customer(3, { "1" }), ctx(4))[1].products[1].stock)
+      -- the same name and stock re-emit nothing, but the id as given is the latest one
+      m.product(product(1, 11), ctx(5))
+      local r = m.customer(customer(4, { "1" }), ctx(6))[1]
+      assert.are.same({ { id = 1, name = "Product 1", stock = 11 } }, r.products)
+    end)
+
+    it("gives each customer the products of its own productIds", function()
+      m.product(product("1", 10), ctx(1))
+      m.product(product("2", 20), ctx(1))
+      local function stocks(pids)
+        local r = m.customer(customer(1, pids), ctx(2, 0))[1]
+        local out = {}
+        for i, p in ipairs(r.products) do out[i] = p.stock end
+        return out
+      end
+      assert.are.same({ 10, 20 }, stocks({ "1", "2" }))
+      assert.are.same({ 10 }, stocks({ "1" }))
+      assert.are.same({ 20, 10 }, stocks({ "2", "1" }))
+      assert.are.same({ 10, 20 }, stocks({ "1", "2" }))
+      assert.are.same({}, stocks({}))
+      assert.are.same({ 10, 10 }, stocks({ "1", "1" }))
+      assert.are.same({ 10 }, stocks({ "1", "3" }))
+    end)
+
+    it("goes on past a false entry in productIds, as ipairs does", function()
+      m.product(product("1", 10), ctx(1))
+      m.product(product("2", 20), ctx(1))
+      local r = m.customer(customer(1, { "1", false, "2" }), ctx(2, 0))[1]
+      assert.are.equal(2, #r.products)
+      assert.are.same({ "false" }, r.missing_product_ids)
     end)
   end)
 
@@ -303,6 +396,22 @@ describe("merge.lua", function()
       assert.are.equal(21, out[1].products[1].stock)
     end)
 
+    it("keeps a customer in the index when an update keeps its productIds", function()
+      m.product(product("1", 10), ctx(0))
+      m.product(product("2", 20), ctx(0))
+      m.customer(customer(1, { "1", "2" }), ctx(1))
+      local out = m.customer(customer(1, { "1", "2" }, { name = "Renamed" }), ctx(2))
+      assert.are.equal("Renamed", out[1].name)
+      out = m.product(product("2", 21), ctx(3))
+      assert.are.equal(1, #out)
+      assert.are.equal("Renamed", out[1].name)
+      assert.are.equal(21, out[1].products[2].stock)
+      -- a shorter list is a change: product 2 no longer reaches the customer
+      m.customer(customer(1, { "1" }), ctx(4))
+      assert.are.same({}, m.product(product("2", 22), ctx(5)))
+      assert.are.equal(1, #m.product(product("1", 11), ctx(6)))
+    end)
+
     it("treats integer and float ids as the same key", function()
       -- customer 7 as the JSON decoder gives it (an integer), then as a float
       m.product(product("1", 10), ctx(0))
@@ -367,6 +476,32 @@ describe("merge.lua", function()
       local again = loader.load(PATH, state)
       assert.are.same({}, again.expire(ctx(10 + HOLD_MS / 1000 - 0.01)))
       assert.are.same({ "1" }, ids(again.expire(ctx(10 + HOLD_MS / 1000))))
+    end)
+
+    it("sees a product change made by another load sharing the state", function()
+      m.product(product("1", 10), ctx(0))
+      assert.are.equal(10, m.customer(customer(1, { "1" }), ctx(1))[1].products[1].stock)
+      local again = loader.load(PATH, state)
+      again.product(product("1", 11), ctx(2))
+      assert.are.equal(11, m.customer(customer(2, { "1" }), ctx(3))[1].products[1].stock)
+    end)
+
+    it("works on a state table an older version filled", function()
+      -- what a version without the fields added since would have left
+      local old = {
+        products = { ["1"] = { id = "1", name = "Product 1", stock = 10 } },
+        customers = { ["1"] = customer(1, { "1", "2" }) },
+        by_product = { ["1"] = { ["1"] = true }, ["2"] = { ["1"] = true } },
+        held = { ["1"] = 10 },
+        held_count = 1,
+      }
+      local again = loader.load(PATH, old)
+      assert.are.same({ products = 1, held = 1 }, again.stats())
+      local out = again.product(product("2", 20), ctx(11))
+      assert.are.same({ "1" }, ids(out))
+      assert.is_nil(out[1].missing_product_ids)
+      assert.are.equal(2, #out[1].products)
+      assert.are.equal(20, again.customer(customer(2, { "2" }), ctx(12))[1].products[1].stock)
     end)
 
     it("starts empty with a fresh state table", function()
