@@ -82,7 +82,7 @@ def cpu_of(consumer_pid, others):
     return out
 
 
-def run_consumer(tmp, log, topics, n, wrapper=()):
+def run_consumer(tmp, log, topics, n, wrapper=(), extra=""):
     aport, cadm, aadm = free_port(), free_port(), free_port()
     ana = start(["analytics", "--config", config(tmp, f"ana{aport}.lua", f"""return {{
       log = {{ level = "warn" }}, admin = {{ listen = "127.0.0.1:{aadm}" }},
@@ -93,7 +93,7 @@ def run_consumer(tmp, log, topics, n, wrapper=()):
       log = {{ level = "warn" }}, admin = {{ listen = "127.0.0.1:{cadm}" }},
       consumer = {{ group_id = "bench_{uuid.uuid4().hex[:8]}", customer_topic = "{topics[0]}",
         product_topic = "{topics[1]}", dead_letter_topic = "bench_dead",
-        analytics_url = "{aurl}/analytics", hold_ms = 200 }} }}""")
+        analytics_url = "{aurl}/analytics", hold_ms = 200, {extra} }} }}""")
     others = {"analytics": ana.pid, "redis": service_pid("redis"),
               "kafka broker": service_pid("kafka")}
     t0 = time.time()
@@ -130,6 +130,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=100000)
     ap.add_argument("--callgrind", type=int, default=0)
+    ap.add_argument("--consumer", default="",
+                    help="more consumer settings as Lua fields, e.g. 'batch_size = 1000'")
     a = ap.parse_args()
     subprocess.run([os.path.join(ROOT, "tools", "services"), "up"], check=True,
                    stdout=subprocess.DEVNULL)
@@ -138,7 +140,7 @@ def main():
     log = open(os.path.join(tmp, "log.txt"), "w")
     print(f"== consumer benchmark ({os.cpu_count()} CPUs, logs in {tmp})")
     topics = fill(tmp, log, a.records, uuid.uuid4().hex[:8])
-    secs, cpu, steady = run_consumer(tmp, log, topics, a.records)
+    secs, cpu, steady = run_consumer(tmp, log, topics, a.records, extra=a.consumer)
     print(f"end to end: {a.records} records in {secs:.2f} s = {a.records / secs:,.0f} records/s "
           f"(consumer start, group join included, to the last record at analytics); consumer "
           f"CPU {cpu:.2f} s = {cpu / a.records * 1e6:.1f} us/record")

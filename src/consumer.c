@@ -31,7 +31,11 @@
 #include "sink.h"
 #include "strmap.h"
 
-#define CHECK_BATCH 500
+#define CHECK_BATCH      500
+#define CHECKS_IN_FLIGHT 2
+/* A hold longer than this becomes a pause (see update_flow): well inside librdkafka's
+ * max.poll.interval.ms, long enough that a busy moment never pays a pause. */
+#define HOLD_TO_PAUSE_MS 5000
 
 typedef struct partition {
     char topic[128];
@@ -84,11 +88,14 @@ struct jn_consumer {
     size_t ncheck;
     pmsg *mark_head;
     size_t nmark;
-    int checking, marking;
-    uv_timer_t check_timer, mark_timer, commit_timer, expire_timer, revoke_timer;
+    int checking; /* check batches at Redis (up to CHECKS_IN_FLIGHT) */
+    int marking;
+    uv_timer_t check_timer, mark_timer, commit_timer, expire_timer, revoke_timer, hold_timer;
     int ctx_ref;
     long pending; /* messages alive (not settled) */
     int redis_up, paused, stopping;
+    int holding;   /* taking nothing from the group consumer: too much pending */
+    int long_hold; /* a hold outlasted HOLD_TO_PAUSE_MS: paused instead */
     uint64_t revoke_deadline, commit_sent_ns;
     int revoke_commit_wait;
     int handles, stop_stage;
@@ -202,14 +209,25 @@ static void settle(jn_consumer *c, pmsg *m) {
 static int read_cid(lua_State *L, int idx, char *out, size_t cap) {
     int t = lua_getfield(L, idx, "id");
     int ok = 1;
-    if (t == LUA_TNUMBER && lua_isinteger(L, -1))
-        snprintf(out, cap, "%lld", (long long)lua_tointeger(L, -1));
-    else if (t == LUA_TNUMBER)
+    size_t len;
+    if (t == LUA_TNUMBER && lua_isinteger(L, -1)) {
+        /* Every customer passes here: no printf. */
+        lua_Integer v = lua_tointeger(L, -1);
+        char tmp[24], *e = tmp + sizeof tmp, *p = e;
+        unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+        do
+            *--p = (char)('0' + u % 10);
+        while ((u /= 10) != 0);
+        if (v < 0) *--p = '-';
+        memcpy(out, p, (size_t)(e - p));
+        out[e - p] = '\0';
+    } else if (t == LUA_TNUMBER) {
         snprintf(out, cap, "%.0f", lua_tonumber(L, -1));
-    else if (t == LUA_TSTRING && lua_rawlen(L, -1) > 0 && lua_rawlen(L, -1) < cap)
-        snprintf(out, cap, "%s", lua_tostring(L, -1));
-    else
+    } else if (t == LUA_TSTRING && (len = lua_rawlen(L, -1)) > 0 && len < cap) {
+        memcpy(out, lua_tostring(L, -1), len + 1);
+    } else {
         ok = 0;
+    }
     lua_pop(L, 1);
     return ok ? 0 : -1;
 }
@@ -457,7 +475,10 @@ static void requeue_checks(jn_consumer *c, pmsg **msgs, size_t n) {
 static void on_checked(void *arg, int err, const unsigned char *found, size_t n) {
     redis_batch *b = arg;
     jn_consumer *c = b->c;
-    c->checking = 0;
+    c->checking--;
+    /* The next check goes out before this batch's merges: Redis answers it while we
+     * work instead of after. */
+    if (!err && !c->stopping) flush_checks(c);
     if (err) {
         /* Unknown answers: nothing may pass unchecked. Wait for Redis. */
         if (!c->stopping)
@@ -484,7 +505,7 @@ static void on_checked(void *arg, int err, const unsigned char *found, size_t n)
 }
 
 static void flush_checks(jn_consumer *c) {
-    if (c->checking || !c->ncheck || !c->redis_up) return;
+    if (c->checking >= CHECKS_IN_FLIGHT || !c->ncheck || !c->redis_up) return;
     size_t n = c->ncheck < CHECK_BATCH ? c->ncheck : CHECK_BATCH;
     redis_batch *b = malloc(sizeof *b);
     const char **keys = malloc(n * sizeof *keys);
@@ -502,7 +523,7 @@ static void flush_checks(jn_consumer *c) {
     }
     if (!c->check_head) c->check_tail = NULL;
     c->ncheck -= n;
-    c->checking = 1;
+    c->checking++;
     if (jn_redis_exists(c->redis, keys, n, on_checked, b) != 0) on_checked(b, 1, NULL, n);
     free(keys);
 }
@@ -573,15 +594,38 @@ static void on_redis_state(void *ud, int connected) {
 }
 
 /* Pauses reading while Redis is down or too much is in flight. */
+static void on_hold_timer(uv_timer_t *t) {
+    jn_consumer *c = t->data;
+    if (!c->holding) return;
+    /* Settling has not caught up for this long (analytics down, say): pause, so what
+     * queues behind the held messages (a rebalance) is served and the group keeps us. */
+    c->long_hold = 1;
+    update_flow(c);
+}
+
+/* Intake control. Too much pending: hold, and the messages librdkafka fetched wait there,
+ * ready the moment settling catches up (a pause would discard them and fetch them again,
+ * leaving the consumer idle meanwhile). Redis down, or a hold that lasts: pause. */
 static void update_flow(jn_consumer *c) {
     if (!c->group || c->stopping) return;
     long high = c->cfg->consumer.max_pending;
-    if (!c->paused && (!c->redis_up || c->pending >= high)) {
-        c->paused = 1;
-        jn_kafka_consumer_pause(c->group);
-    } else if (c->paused && c->redis_up && c->pending < high / 2) {
-        c->paused = 0;
-        jn_kafka_consumer_resume(c->group);
+    if (c->long_hold && c->pending < high / 2) c->long_hold = 0;
+    int pause = !c->redis_up || c->long_hold;
+    int hold = !pause && (c->pending >= high || (c->holding && c->pending >= high * 3 / 4));
+    if (pause != c->paused) {
+        c->paused = pause;
+        if (pause)
+            jn_kafka_consumer_pause(c->group);
+        else
+            jn_kafka_consumer_resume(c->group);
+    }
+    if (hold != c->holding) {
+        c->holding = hold;
+        jn_kafka_consumer_hold(c->group, hold);
+        if (hold)
+            uv_timer_start(&c->hold_timer, on_hold_timer, HOLD_TO_PAUSE_MS, 0);
+        else
+            uv_timer_stop(&c->hold_timer);
     }
 }
 
@@ -886,8 +930,8 @@ jn_consumer *jn_consumer_start(uv_loop_t *loop, jn_script_host *scripts, const j
                        .retry_max_ms = cfg->consumer.retry_max_ms};
     c->sink = jn_sink_new(loop, c->http, &so, on_sink_done, c);
 
-    uv_timer_t *timers[] = {&c->check_timer, &c->mark_timer, &c->commit_timer, &c->expire_timer,
-                            &c->revoke_timer};
+    uv_timer_t *timers[] = {&c->check_timer,  &c->mark_timer,   &c->commit_timer,
+                            &c->expire_timer, &c->revoke_timer, &c->hold_timer};
     for (size_t i = 0; i < sizeof timers / sizeof *timers; i++) {
         uv_timer_init(loop, timers[i]);
         timers[i]->data = c;
@@ -987,10 +1031,10 @@ static void stop_step(void *arg) {
         /* The sink drops what it did not deliver without reporting it. */
         while (c->deliveries)
             free_delivery(c, c->deliveries);
-        uv_timer_t *timers[] = {&c->check_timer, &c->mark_timer, &c->commit_timer, &c->expire_timer,
-                                &c->revoke_timer};
-        c->handles = 5;
-        for (int i = 0; i < 5; i++)
+        uv_timer_t *timers[] = {&c->check_timer,  &c->mark_timer,   &c->commit_timer,
+                                &c->expire_timer, &c->revoke_timer, &c->hold_timer};
+        c->handles = 6;
+        for (int i = 0; i < 6; i++)
             uv_close((uv_handle_t *)timers[i], on_timer_closed);
     }
     }

@@ -73,6 +73,7 @@ struct jn_kafka_consumer {
      * paused too, or they would come back paused in a later assignment. */
     rd_kafka_topic_partition_list_t *app_paused;
     int paused;
+    int held;           /* jn_kafka_consumer_hold: messages stay in librdkafka's queue */
     int delivering;     /* messages go to the owner: between on_assign and on_revoke */
     int revoke_pending; /* on_revoke called, revoke_done not yet */
     long dropped;       /* messages of revoked partitions not delivered (debug) */
@@ -282,6 +283,8 @@ static void on_log(rd_kafka_event_t *ev) {
  * left, when it meets the close's TERMINATE op; service() checks the length afterwards. */
 static void drain(jn_kafka_consumer *c) {
     rd_kafka_event_t *ev;
+    /* While closing, the final revocation must get through whatever else is queued. */
+    if (c->held && c->phase == P_RUNNING) return;
     for (int n = 0; n < DRAIN_BATCH && (ev = rd_kafka_queue_poll(c->queue, 0)) != NULL; n++) {
         switch (rd_kafka_event_type(ev)) {
         case RD_KAFKA_EVENT_FETCH:
@@ -332,7 +335,7 @@ static void service(jn_kafka_consumer *c) {
     }
     /* The wake-up byte is only written when the queue goes from empty to non-empty, so
      * whatever the batch limit (or a TERMINATE op) left behind needs our own. */
-    if (rd_kafka_queue_length(c->queue) > 0) wake(c);
+    if (rd_kafka_queue_length(c->queue) > 0 && !(c->held && c->phase == P_RUNNING)) wake(c);
 }
 
 static void on_poll(uv_poll_t *h, int status, int events) {
@@ -529,6 +532,13 @@ void jn_kafka_consumer_pause(jn_kafka_consumer *c) {
     c->paused = 1;
     pause_list(c, c->assigned);
     jn_log_info("kafka", "consumer: paused");
+}
+
+void jn_kafka_consumer_hold(jn_kafka_consumer *c, int hold) {
+    if (c->phase == P_CLOSED || c->held == !!hold) return;
+    c->held = !!hold;
+    /* Serve what waited from the loop, not from inside the caller's callback. */
+    if (!hold) wake(c);
 }
 
 void jn_kafka_consumer_resume(jn_kafka_consumer *c) {

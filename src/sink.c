@@ -3,6 +3,7 @@
 #include "sink.h"
 
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,8 +71,59 @@ static void enqueue(jn_sink *s, batch *b) {
     pump(s);
 }
 
-static int cmp_key32(const void *a, const void *b) {
-    return memcmp(a, b, 32);
+/* The first 8 bytes of a key as a number that orders like memcmp. */
+static uint64_t prefix(const unsigned char *k) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | k[i];
+    return v;
+}
+
+static int key_before(const unsigned char *a, uint64_t pa, const unsigned char *b, uint64_t pb) {
+    return pa != pb ? pa < pb : memcmp(a, b, 32) < 0;
+}
+
+/* Sorts n 32-byte keys in memcmp order. They are SHA-256 values, so their first 8 bytes
+ * nearly always decide, and a quicksort on those with the pivot in the middle meets no
+ * adversarial order (that would need chosen hash values): several times cheaper than
+ * qsort's comparison call per step on batches of hundreds. */
+static void sort_keys(unsigned char *k, size_t n) {
+    while (n > 16) {
+        unsigned char pivot[32], tmp[32];
+        memcpy(pivot, k + 32 * (n / 2), 32);
+        uint64_t pp = prefix(pivot);
+        size_t i = 0, j = n - 1;
+        for (;;) {
+            while (key_before(k + 32 * i, prefix(k + 32 * i), pivot, pp))
+                i++;
+            while (key_before(pivot, pp, k + 32 * j, prefix(k + 32 * j)))
+                j--;
+            if (i >= j) break;
+            memcpy(tmp, k + 32 * i, 32);
+            memcpy(k + 32 * i, k + 32 * j, 32);
+            memcpy(k + 32 * j, tmp, 32);
+            i++, j--;
+        }
+        /* Recurse into the smaller side, loop on the larger: stack depth stays log n. */
+        size_t left = j + 1;
+        if (left < n - left) {
+            sort_keys(k, left);
+            k += 32 * left;
+            n -= left;
+        } else {
+            sort_keys(k + 32 * left, n - left);
+            n = left;
+        }
+    }
+    for (size_t i = 1; i < n; i++) {
+        unsigned char t[32];
+        memcpy(t, k + 32 * i, 32);
+        uint64_t pt = prefix(t);
+        size_t j = i;
+        for (; j > 0 && key_before(t, pt, k + 32 * (j - 1), prefix(k + 32 * (j - 1))); j--)
+            memcpy(k + 32 * j, k + 32 * (j - 1), 32);
+        memcpy(k + 32 * j, t, 32);
+    }
 }
 
 static batch *make_batch(jn_sink *s, entry *e, size_t n) {
@@ -97,7 +149,7 @@ static batch *make_batch(jn_sink *s, entry *e, size_t n) {
     /* The key names the set of records, not their order: the same records cut into one
      * batch again (a retry, or a replay after a crash that interleaves partitions
      * differently) carry the same key. */
-    qsort(keys, n, 32, cmp_key32);
+    sort_keys(keys, n);
     jn_sha256_hex(keys, n * 32, b->key);
     free(keys);
     return b;

@@ -19,7 +19,7 @@
 #include "sink.h"
 
 #define MAX_REQS  256
-#define MAX_ITEMS 64
+#define MAX_ITEMS 320
 #define DROP      -1 /* in a status script: close the connection without answering */
 #define SLOW      -2 /* in a status script: 200, but only after slow_ms */
 
@@ -441,6 +441,36 @@ static void test_idempotency_key(void **state) {
     fx_free(&f);
 }
 
+static int cmp32(const void *a, const void *b) {
+    return memcmp(a, b, 32);
+}
+
+/* A batch of hundreds: the key is SHA-256 over the record keys in memcmp order, however
+ * they were added (the sink sorts them its own way). */
+static void test_idempotency_key_large_batch(void **state) {
+    (void)state;
+    fx f;
+    fx_start(&f);
+    jn_sink_opts o = default_opts(&f);
+    o.batch_size = 300;
+    fx_sink(&f, &o);
+    f.expect_reports = 300;
+    static unsigned char keys[300 * 32];
+    for (int i = 0; i < 300; i++) {
+        /* scattered, with repeats of the first bytes and a few equal keys */
+        int k = (i * 7919) % 263;
+        record_key(keys + 32 * i, k);
+        add(&f, i, k, "big");
+    }
+    fx_run(&f);
+    assert_int_equal(f.nreqs, 1);
+    qsort(keys, 300, 32, cmp32);
+    char want[65];
+    jn_sha256_hex(keys, sizeof keys, want);
+    assert_string_equal(f.reqs[0].key, want);
+    fx_free(&f);
+}
+
 static void test_503_retried_until_200(void **state) {
     (void)state;
     fx f;
@@ -716,6 +746,7 @@ int main(void) {
         cmocka_unit_test(test_counts_and_pending),
         cmocka_unit_test(test_flush_sends_without_linger),
         cmocka_unit_test(test_idempotency_key),
+        cmocka_unit_test(test_idempotency_key_large_batch),
         cmocka_unit_test(test_503_retried_until_200),
         cmocka_unit_test(test_retry_after_is_honoured),
         cmocka_unit_test(test_server_error_storm_then_success),
