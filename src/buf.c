@@ -74,17 +74,25 @@ void jn_sb_printf(jn_sb *sb, const char *fmt, ...) {
     sb->len += (size_t)n;
 }
 
+/* Bytes a JSON string must escape: controls, '"' and '\\'. */
+static const unsigned char must_escape[256] = {
+    [0 ... 0x1f] = 1,
+    ['"'] = 1,
+    ['\\'] = 1,
+};
+
 void jn_sb_json_string(jn_sb *sb, const char *s, size_t len) {
     static const char hex[] = "0123456789abcdef";
     /* Worst case is 6 bytes per input byte; reserving it once keeps the loop free of
      * bounds checks. Runs of plain bytes are copied in one go. */
-    jn_sb_reserve(sb, len * 6 + 2);
+    if (sb->len + len * 6 + 3 > sb->cap) jn_sb_reserve(sb, len * 6 + 2);
     char *o = sb->data + sb->len;
     *o++ = '"';
+    const unsigned char *u = (const unsigned char *)s;
     size_t run = 0;
     for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        unsigned char c = u[i];
+        if (!must_escape[c]) continue;
         memcpy(o, s + run, i - run);
         o += i - run;
         run = i + 1;

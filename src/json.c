@@ -11,11 +11,18 @@
 
 #define MAX_DEPTH 64
 
+/* One member of an object being encoded: its key, and its "key":value text in the
+ * scratch buffer of its depth. */
 typedef struct {
-    const char *s;
+    const char *s; /* key bytes; NULL for a number key, whose digits are in the scratch */
     size_t len;
-    int vidx; /* stack index of the value */
+    size_t off, n; /* the member's text in the scratch */
 } key;
+
+/* Members are encoded as they come and sorted afterwards as finished text, so no value
+ * has to stay on the Lua stack. One scratch per depth: a nested object is finished
+ * before its sibling starts, so each level reuses its own. */
+static _Thread_local jn_sb scratch[MAX_DEPTH + 2];
 
 static int key_less(const key *x, const key *y) {
     size_t n = x->len < y->len ? x->len : y->len;
@@ -75,22 +82,20 @@ static int encode_number(lua_State *L, int idx, jn_sb *out, const char **err) {
 
 static int encode_object(lua_State *L, int idx, const char *const *first, jn_sb *out, int depth,
                          const char **err) {
+    jn_sb *sc = &scratch[depth];
+    size_t base = sc->len;
     /* Records are small: a stack array covers them without malloc. */
     key small[32];
     size_t cap = 32, n = 0;
     key *keys = small;
-    int rc = 0;
-    /* Each pair leaves its value (and, for a number key, the key's string copy) on the
-     * stack above base. */
-    int base = lua_gettop(L);
+    int rc = 0, top = lua_gettop(L);
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         int kt = lua_type(L, -2);
         if (kt != LUA_TSTRING && kt != LUA_TNUMBER) {
             *err = "a table key that is neither a string nor a number has no JSON form";
-            lua_settop(L, base);
-            if (keys != small) free(keys);
-            return -1;
+            rc = -1;
+            break;
         }
         if (n == cap) {
             key *bigger = malloc((cap *= 2) * sizeof *keys);
@@ -99,49 +104,69 @@ static int encode_object(lua_State *L, int idx, const char *const *first, jn_sb 
             if (keys != small) free(keys);
             keys = bigger;
         }
-        luaL_checkstack(L, 4, "json: too many keys");
+        key *k = &keys[n];
+        k->off = sc->len;
         if (kt == LUA_TSTRING) {
             /* The key string lives in the table, which nothing changes while we encode:
-             * its text stays valid after lua_next drops it. The value stays on the stack
-             * below the iteration key, so it needs no second lookup. */
-            keys[n].s = lua_tolstring(L, -2, &keys[n].len);
-            lua_insert(L, -2); /* k v -> v k */
-            keys[n].vidx = lua_gettop(L) - 1;
+             * its text stays valid after lua_next drops it. */
+            k->s = lua_tolstring(L, -2, &k->len);
+            jn_sb_json_string(sc, k->s, k->len);
         } else {
-            /* A number key needs a string copy; converting the key itself in place would
-             * break lua_next. */
+            /* A number key is written as Lua would turn it into a string; converting the
+             * key itself in place would break lua_next, so a copy is converted. */
             lua_pushvalue(L, -2);
-            keys[n].s = lua_tolstring(L, -1, &keys[n].len);
-            lua_rotate(L, -3, -1); /* k v kcopy -> v kcopy k */
-            keys[n].vidx = lua_gettop(L) - 2;
+            size_t len;
+            const char *t = lua_tolstring(L, -1, &len);
+            k->s = NULL;
+            k->len = len;
+            jn_sb_json_string(sc, t, len);
+            lua_pop(L, 1);
         }
+        jn_sb_putc(sc, ':');
+        rc = encode(L, lua_gettop(L), NULL, sc, depth + 1, err);
+        lua_pop(L, 1); /* the value; the key stays for lua_next */
+        if (rc) break;
+        k->n = sc->len - k->off;
         n++;
     }
-    size_t named = 0;
-    if (first)
-        for (const char *const *f = first; *f; f++)
-            for (size_t i = named; i < n; i++)
-                if (keys[i].len == strlen(*f) && !memcmp(keys[i].s, *f, keys[i].len)) {
-                    key t = keys[named];
-                    keys[named] = keys[i];
-                    keys[i] = t;
-                    named++;
-                    break;
-                }
-    /* Named keys now lead in their listed order; the rest are sorted. */
-    sort_keys(keys + named, n - named);
-    jn_sb_putc(out, '{');
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        if (i) jn_sb_putc(out, ',');
-        jn_sb_json_string(out, keys[i].s, keys[i].len);
-        jn_sb_putc(out, ':');
-        rc = encode(L, keys[i].vidx, NULL, out, depth + 1, err);
+    lua_settop(L, top);
+    if (rc == 0) {
+        /* The scratch may have moved while it grew: number keys point into it now. */
+        for (size_t i = 0; i < n; i++)
+            if (!keys[i].s) keys[i].s = sc->data + keys[i].off + 1;
+        size_t named = 0;
+        if (first)
+            for (const char *const *f = first; *f; f++)
+                for (size_t i = named; i < n; i++)
+                    if (keys[i].len == strlen(*f) && !memcmp(keys[i].s, *f, keys[i].len)) {
+                        key t = keys[named];
+                        keys[named] = keys[i];
+                        keys[i] = t;
+                        named++;
+                        break;
+                    }
+        /* Named keys now lead in their listed order; the rest are sorted. */
+        sort_keys(keys + named, n - named);
+        size_t total = 2 + n;
+        for (size_t i = 0; i < n; i++)
+            total += keys[i].n;
+        jn_sb_reserve(out, total);
+        char *o = out->data + out->len;
+        *o++ = '{';
+        for (size_t i = 0; i < n; i++) {
+            if (i) *o++ = ',';
+            memcpy(o, sc->data + keys[i].off, keys[i].n);
+            o += keys[i].n;
+        }
+        *o++ = '}';
+        out->len = (size_t)(o - out->data);
+        out->data[out->len] = '\0';
     }
-    jn_sb_putc(out, '}');
-    lua_settop(L, base);
+    sc->len = base;
     if (keys != small) free(keys);
     return rc;
 }
+
 static int encode(lua_State *L, int idx, const char *const *first, jn_sb *out, int depth,
                   const char **err) {
     if (depth > MAX_DEPTH) {
