@@ -27,6 +27,7 @@
 #include "http_server.h"
 #include "json.h"
 #include "log.h"
+#include "lua_alloc.h"
 #include "metrics.h"
 #include "router.h"
 #include "strmap.h"
@@ -693,7 +694,7 @@ static void free_all(jn_analytics *a) {
     jn_strmap_free(a->keys);
     jn_sb_free(&a->texts);
     free(a->recs);
-    if (a->L) lua_close(a->L);
+    if (a->L) jn_lua_alloc_close(a->L);
     if (a->fd >= 0) close(a->fd);
     free(a->file);
     free(a);
@@ -703,7 +704,7 @@ jn_analytics *jn_analytics_start(uv_loop_t *loop, const jn_config *cfg, char **e
     jn_analytics *a = calloc(1, sizeof *a);
     if (!a) abort();
     a->fd = -1;
-    a->L = luaL_newstate();
+    a->L = jn_lua_alloc_newstate();
     if (!a->L) abort();
     a->ids = jn_strmap_new();
     a->keys = jn_strmap_new();

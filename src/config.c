@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "lua_alloc.h"
 
 typedef enum { T_STR, T_OPTSTR, T_INT, T_LONG, T_NUM, T_BOOL, T_ADDR, T_LEVEL, T_FORMAT } key_type;
 
@@ -350,7 +351,8 @@ int jn_config_load(jn_config *cfg, const char *path, char **err) {
 
     if (path) {
         cfg->path = strdup(path);
-        lua_State *L = luaL_newstate();
+        lua_State *L = jn_lua_alloc_newstate();
+        if (!L) abort();
         luaL_openlibs(L);
         if (luaL_loadfilex(L, path, "t") != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) {
             const char *msg = lua_tostring(L, -1);
@@ -366,7 +368,7 @@ int jn_config_load(jn_config *cfg, const char *path, char **err) {
         } else {
             walk(cfg, L, "", &e);
         }
-        lua_close(L);
+        jn_lua_alloc_close(L);
         if (e.len) goto fail;
     }
 

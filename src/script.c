@@ -13,6 +13,7 @@
 #include <sys/time.h>
 
 #include "log.h"
+#include "lua_alloc.h"
 #include "metrics.h"
 #include "script_lib.h"
 
@@ -553,7 +554,8 @@ jn_script_host *jn_script_host_new(uv_loop_t *loop, const jn_script_opts *opts) 
     if (!h) abort();
     h->loop = loop;
     h->opts = *opts;
-    h->L = luaL_newstate();
+    h->L = jn_lua_alloc_newstate();
+    if (!h->L) abort();
     *(jn_script_host **)lua_getextraspace(h->L) = h;
     luaL_openlibs(h->L);
     /* Every string shares one metatable; hide it so no script can patch string methods
@@ -593,7 +595,7 @@ static void on_closed(uv_handle_t *hd) {
             free(s->history[i].error);
         free(s->name), free(s->path), free(s->dir), free(s->base), free(s);
     }
-    lua_close(h->L);
+    jn_lua_alloc_close(h->L);
     free(h);
 }
 
