@@ -704,6 +704,12 @@ jn_analytics *jn_analytics_start(uv_loop_t *loop, const jn_config *cfg, char **e
     jn_analytics *a = calloc(1, sizeof *a);
     if (!a) abort();
     a->fd = -1;
+    /* The default incremental GC, not generational: a batch's records all live until
+     * it is stored, so minor collections find little to free. Measured on 200 batches of
+     * 500 records (decoded whole, each id encoded): 9,379 instructions per record
+     * incremental, 9,755 generational (+4%), wall 73.7 vs 77.9 ms. release_lua's full
+     * collections would also meet a Lua 5.4.4 bug in generational mode (the next
+     * collection's target is not reset after a full one). */
     a->L = jn_lua_alloc_newstate();
     if (!a->L) abort();
     a->ids = jn_strmap_new();

@@ -556,6 +556,14 @@ jn_script_host *jn_script_host_new(uv_loop_t *loop, const jn_script_opts *opts) 
     h->opts = *opts;
     h->L = jn_lua_alloc_newstate();
     if (!h->L) abort();
+    /* Generational GC: map and merge calls make short-lived tables per record, which
+     * minor collections free without re-marking the long-lived sandboxes and modules.
+     * Measured on 100,000 records decoded one by one, mapped to {key, value, headers} and
+     * encoded: 20,254 instructions per record incremental, 19,879 generational (-1.9%),
+     * wall 169.7 vs 163.4 ms; a page decoded whole then mapped was even (20,434 vs
+     * 20,373). Nothing here forces full collections (scripts have no collectgarbage),
+     * which Lua 5.4.4 mis-times afterwards in this mode. */
+    lua_gc(h->L, LUA_GCGEN, 0, 0);
     *(jn_script_host **)lua_getextraspace(h->L) = h;
     luaL_openlibs(h->L);
     /* Every string shares one metatable; hide it so no script can patch string methods
