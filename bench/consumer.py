@@ -71,9 +71,9 @@ def service_pid(name):
         return None
 
 
-def cpu_of(consumer_pid, others):
-    """CPU seconds used so far by the consumer and each of the other processes."""
-    out = {"consumer": cpu_seconds(consumer_pid)}
+def cpu_of(consumers, others):
+    """CPU seconds used so far by the consumers (together) and each other process."""
+    out = {"consumer": sum(cpu_seconds(c.pid) for c in consumers)}
     for name, pid in others.items():
         try:
             out[name] = cpu_seconds(pid) if pid else 0.0
@@ -82,23 +82,25 @@ def cpu_of(consumer_pid, others):
     return out
 
 
-def run_consumer(tmp, log, topics, n, wrapper=(), extra=""):
-    aport, cadm, aadm = free_port(), free_port(), free_port()
+def run_consumer(tmp, log, topics, n, wrapper=(), extra="", processes=1):
+    aport, aadm = free_port(), free_port()
     ana = start(["analytics", "--config", config(tmp, f"ana{aport}.lua", f"""return {{
       log = {{ level = "warn" }}, admin = {{ listen = "127.0.0.1:{aadm}" }},
       analytics = {{ listen = "127.0.0.1:{aport}" }} }}""")], {}, log)
     aurl = f"http://127.0.0.1:{aport}"
     wait_http(aurl + "/analytics/stats", ana)
-    cfg = config(tmp, f"cons{aport}.lua", f"""return {{
-      log = {{ level = "warn" }}, admin = {{ listen = "127.0.0.1:{cadm}" }},
-      consumer = {{ group_id = "bench_{uuid.uuid4().hex[:8]}", customer_topic = "{topics[0]}",
+    group = f"bench_{uuid.uuid4().hex[:8]}"
+    cfgs = [config(tmp, f"cons{aport}_{i}.lua", f"""return {{
+      log = {{ level = "warn" }}, admin = {{ listen = "127.0.0.1:{free_port()}" }},
+      consumer = {{ group_id = "{group}", customer_topic = "{topics[0]}",
         product_topic = "{topics[1]}", dead_letter_topic = "bench_dead",
         analytics_url = "{aurl}/analytics", hold_ms = 200, {extra} }} }}""")
+            for i in range(processes)]
     others = {"analytics": ana.pid, "redis": service_pid("redis"),
               "kafka broker": service_pid("kafka")}
     t0 = time.time()
-    cons = subprocess.Popen(list(wrapper) + [BIN, "consume", "--config", cfg], cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT)
+    cons = [subprocess.Popen(list(wrapper) + [BIN, "consume", "--config", cfg], cwd=ROOT,
+                             stdout=log, stderr=subprocess.STDOUT) for cfg in cfgs]
     deadline = time.time() + 1800
     first = None  # (time, records, cpu of each process) once records flow
     while True:
@@ -106,18 +108,19 @@ def run_consumer(tmp, log, topics, n, wrapper=(), extra=""):
         if got >= n:
             break
         if first is None and got > 0:
-            first = (time.time(), got, cpu_of(cons.pid, others))
-        if time.time() > deadline or cons.poll() is not None:
+            first = (time.time(), got, cpu_of(cons, others))
+        if time.time() > deadline or any(c.poll() is not None for c in cons):
             sys.exit("the consumer did not deliver every record; see " + log.name)
         time.sleep(0.02)
     t1 = time.time()
-    last = cpu_of(cons.pid, others)
+    last = cpu_of(cons, others)
     secs = t1 - t0
     st = analytics_stats(aurl)
     print(f"analytics: {st['records']} records received, {st['distinct_ids']} distinct ids, "
           f"{st['repeated_ids']} ids received more than once")
-    cpu = cpu_seconds(cons.pid) if not wrapper else None
-    stop(cons)
+    cpu = sum(cpu_seconds(c.pid) for c in cons) if not wrapper else None
+    for c in cons:
+        stop(c)
     stop(ana)
     if wrapper or first is None:
         return secs, cpu, None
@@ -130,6 +133,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=100000)
     ap.add_argument("--callgrind", type=int, default=0)
+    ap.add_argument("--processes", type=int, default=1,
+                    help="junction consume processes in one group (one per core: 2)")
     ap.add_argument("--consumer", default="",
                     help="more consumer settings as Lua fields, e.g. 'batch_size = 1000'")
     a = ap.parse_args()
@@ -140,7 +145,9 @@ def main():
     log = open(os.path.join(tmp, "log.txt"), "w")
     print(f"== consumer benchmark ({os.cpu_count()} CPUs, logs in {tmp})")
     topics = fill(tmp, log, a.records, uuid.uuid4().hex[:8])
-    secs, cpu, steady = run_consumer(tmp, log, topics, a.records, extra=a.consumer)
+    secs, cpu, steady = run_consumer(tmp, log, topics, a.records, extra=a.consumer,
+                                     processes=a.processes)
+    print(f"consumer processes: {a.processes}")
     print(f"end to end: {a.records} records in {secs:.2f} s = {a.records / secs:,.0f} records/s "
           f"(consumer start, group join included, to the last record at analytics); consumer "
           f"CPU {cpu:.2f} s = {cpu / a.records * 1e6:.1f} us/record")
