@@ -231,8 +231,8 @@ def test_three_consumers_in_one_group_deliver_each_record_once(pipeline):
 
     def assigned(c):
         return len(request(c.admin + "/api/status").json()["consumer"]["partitions"])
-    # The group shares the three partitions, one each.
-    assert wait_until(lambda: [assigned(c) for c in consumers] == [1, 1, 1], 30), \
+    # The group shares the six partitions (tools/services' default), two each.
+    assert wait_until(lambda: [assigned(c) for c in consumers] == [2, 2, 2], 30), \
         [assigned(c) for c in consumers]
 
 
