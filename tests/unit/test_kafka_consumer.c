@@ -57,6 +57,7 @@ typedef struct {
     int64_t last_commit_offset[NPART];
     int64_t committed[NPART]; /* what the broker accepted, -1 before */
     int pause_at;             /* pause from inside on_message once this many arrived (0: never) */
+    int hold_at;              /* hold from inside on_message once this many arrived (0: never) */
     int msgs_at_revoke;
     char trace[64]; /* A assign, R revoke, D done, in order */
 } member;
@@ -104,6 +105,7 @@ static void on_message(void *ud, const jn_kafka_msg *msg) {
     m->seen[i]++;
     m->msgs++;
     if (m->pause_at && m->msgs == m->pause_at) jn_kafka_consumer_pause(m->c);
+    if (m->hold_at && m->msgs == m->hold_at) jn_kafka_consumer_hold(m->c, 1);
 }
 
 static void on_assign(void *ud, const rd_kafka_topic_partition_list_t *parts) {
@@ -447,6 +449,38 @@ static void test_pause_and_resume(void **state) {
     assert_true(run_until(a_done, 10000));
 }
 
+/* A hold stops deliveries at once, fetching goes on meanwhile, and releasing it delivers
+ * everything that waited, each message once and in order, without a pause's refetch. */
+static void test_hold_and_release(void **state) {
+    (void)state;
+    produce(100);
+    make(&ma, "g-hold");
+    ma.hold_at = 40;
+    target = 40;
+    assert_true(run_until(a_reached, 15000));
+    produce(100);
+    run_for(1000);
+    /* The event being served when the hold began may finish its batch: nothing more. */
+    int held = ma.msgs;
+    assert_true(held >= 40 && held < 200);
+    run_for(500);
+    assert_int_equal(ma.msgs, held);
+    assert_false(jn_kafka_consumer_paused(ma.c));
+
+    jn_kafka_consumer_hold(ma.c, 0);
+    target = 200;
+    assert_true(run_until(a_reached, 5000));
+    run_for(300);
+    assert_int_equal(ma.msgs, 200);
+    assert_int_equal(ma.bad_content + ma.bad_order + ma.off_thread, 0);
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(ma.seen[i], 1);
+    /* Closing while held still serves the final revocation. */
+    jn_kafka_consumer_hold(ma.c, 1);
+    jn_kafka_consumer_close(ma.c, on_done, &ma);
+    assert_true(run_until(a_done, 10000));
+}
+
 /* A second member joins: the first one is revoked, commits what it has not committed
  * yet, answers, and both get their share; together they see every message once.
  *
@@ -632,6 +666,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_consume_commit_and_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_and_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hold_and_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_members_split_partitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_error_and_close_waits_for_owner, setup,
                                         teardown),
