@@ -40,7 +40,7 @@ return {
   analytics = { listen = "0.0.0.0:8083" },
   consumer = {
     -- One group: `docker compose up --scale consumer=3` shares customer_data's
-    -- partitions (compose.yaml creates the topics with 3) among three members.
+    -- partitions (compose.yaml creates the topics with 6) among three members.
     group_id = "junction-consumer",
     analytics_url = "http://analytics:8083/analytics",
     merge_script = "scripts/merge.lua",

@@ -13,8 +13,8 @@
 -- this file gives 127.0.0.1:8001 and JUNCTION_ADMIN_LISTEN overrides it per process (an
 -- environment variable always wins over the file). Everything else is shared:
 -- * the same consumer.group_id, so Kafka splits customer_data's partitions among the
---   members (tools/services creates the topics with 3 partitions: a fourth member
---   would sit idle);
+--   members (tools/services creates the topics with 6 partitions: two each here; a
+--   seventh member would sit idle);
 -- * the same Redis, so a record one member delivered is a duplicate for the others;
 -- * each member reads the whole inventory_data topic for itself, so every member can
 --   join its customers against every product.
