@@ -222,7 +222,8 @@ def test_three_consumers_in_one_group_deliver_each_record_once(pipeline):
     n = 10000
     p.start_api(count=n)
     p.start_analytics()
-    consumers = [p.consumer() for _ in range(3)]
+    # No repeats allowed: hold long enough for a slow catalogue start (see the first test).
+    consumers = [p.consumer({"consumer": {"hold_ms": 5000}}) for _ in range(3)]
     p.start_producer()
     ok = wait_until(lambda: stats(p.analytics)["distinct_ids"] >= n, 180, step=1)
     st = stats(p.analytics)
