@@ -232,22 +232,6 @@ static const char *find_member(lua_State *L, const char *p, const char *e, const
     return found;
 }
 
-static const char *json_type(char c) {
-    switch (c) {
-    case '[':
-        return "an array";
-    case '"':
-        return "a string";
-    case 't':
-    case 'f':
-        return "a boolean";
-    case 'n':
-        return "null";
-    default:
-        return "a number";
-    }
-}
-
 /* Checks a batch and finds its records. On success *spans (malloc'd, NULL when empty)
  * holds each record's place in body; returns the record count. On failure fills res
  * (400 malformed, 422 wrong shape) and returns -1. */
@@ -287,7 +271,7 @@ static long parse_batch(jn_analytics *a, const jn_http_request *req, span **span
     for (size_t i = 0; i < n; i++) {
         char c = b[s[i].off];
         if (c != '{') {
-            snprintf(msg, sizeof msg, "record %zu is %s, not an object; %s", i + 1, json_type(c),
+            snprintf(msg, sizeof msg, "record %zu is %s, not an object; %s", i + 1, jn_json_kind(c),
                      shape);
             jn_http_respond_error(res, 422, msg);
             free(s);

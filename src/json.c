@@ -562,11 +562,12 @@ int jn_json_decode(lua_State *L, const char *data, size_t len, char *err, size_t
     return 0;
 }
 
-/* What a JSON value starting with c is, for messages. */
-static const char *kind_of(char c) {
+const char *jn_json_kind(char c) {
     switch (c) {
     case '{':
         return "an object";
+    case '[':
+        return "an array";
     case '"':
         return "a string";
     case 't':
@@ -591,7 +592,7 @@ int jn_json_array_spans(const char *data, size_t len, jn_json_span **spans, size
         if (read_value(&r) != 0) return -1;
         skip_ws(&r);
         if (r.p != r.end) return fail_at(&r, "unexpected data after the JSON value");
-        snprintf(err, cap, "expected a JSON array of records, got %s", kind_of(*first));
+        snprintf(err, cap, "expected a JSON array of records, got %s", jn_json_kind(*first));
         return -2;
     }
     if (r.p >= r.end) return fail_at(&r, "unexpected end of input");

@@ -21,6 +21,10 @@ int jn_json_encode(lua_State *L, int idx, const char *const *first_keys, jn_sb *
  * the byte offset in err (cap bytes). Pushes nothing on failure. */
 int jn_json_decode(lua_State *L, const char *data, size_t len, char *err, size_t cap);
 
+/* What the JSON value whose text starts with c is ("an object", "a string", ...), for
+ * messages about valid JSON of the wrong kind. */
+const char *jn_json_kind(char c);
+
 /* An element of a JSON array: its bytes are [off, off + len) of the text. */
 typedef struct {
     size_t off, len;

@@ -310,15 +310,6 @@ static void note(source *s, int kind, lua_Integer i, const char *why) {
                 (long long)i, words[kind], why);
 }
 
-/* What a JSON value starting with c is, for the log. */
-static const char *json_kind(char c) {
-    return c == '['               ? "an array"
-           : c == '"'             ? "a string"
-           : c == 'n'             ? "null"
-           : c == 't' || c == 'f' ? "a boolean"
-                                  : "a number";
-}
-
 static void drop_response(source *s) {
     jn_sb_free(&s->body);
     free(s->spans);
@@ -360,7 +351,7 @@ static void continue_cycle(source *s) {
         if (*text != '{' || jn_json_decode(L, text, sp->len, jerr, sizeof jerr) != 0) {
             jn_metric_add(s->m_invalid, 1);
             c->skipped++;
-            note(s, P_NOT_OBJECT, i, json_kind(*text));
+            note(s, P_NOT_OBJECT, i, jn_json_kind(*text));
             continue;
         }
         int t = lua_getfield(L, -1, "id");
