@@ -45,15 +45,23 @@ void jn_sb_puts(jn_sb *sb, const char *s) {
     jn_sb_append(sb, s, strlen(s));
 }
 
-void jn_sb_int(jn_sb *sb, long long v) {
-    char tmp[24], *e = tmp + sizeof tmp, *p = e;
+size_t jn_fmt_int(char out[JN_INT_CHARS], long long v) {
+    char tmp[JN_INT_CHARS], *e = tmp + sizeof tmp, *p = e;
     /* Through unsigned, so LLONG_MIN negates without overflow. */
     unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
     do
         *--p = (char)('0' + u % 10);
     while ((u /= 10) != 0);
     if (v < 0) *--p = '-';
-    jn_sb_append(sb, p, (size_t)(e - p));
+    size_t n = (size_t)(e - p);
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return n;
+}
+
+void jn_sb_int(jn_sb *sb, long long v) {
+    char tmp[JN_INT_CHARS];
+    jn_sb_append(sb, tmp, jn_fmt_int(tmp, v));
 }
 
 void jn_sb_printf(jn_sb *sb, const char *fmt, ...) {

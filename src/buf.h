@@ -24,7 +24,10 @@ static inline void jn_sb_putc(jn_sb *sb, char c) {
     sb->data[sb->len++] = c;
     sb->data[sb->len] = '\0';
 }
-/* Appends v in decimal, as %lld would, without going through printf. */
+/* v in decimal, as %lld would write it, without going through printf: into out
+ * (NUL-terminated; returns the length), or appended to sb. */
+#define JN_INT_CHARS 24
+size_t jn_fmt_int(char out[JN_INT_CHARS], long long v);
 void jn_sb_int(jn_sb *sb, long long v);
 void jn_sb_printf(jn_sb *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s as a quoted JSON string, escaping what RFC 8259 requires. */

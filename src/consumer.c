@@ -210,17 +210,8 @@ static int read_cid(lua_State *L, int idx, char *out, size_t cap) {
     int t = lua_getfield(L, idx, "id");
     int ok = 1;
     size_t len;
-    if (t == LUA_TNUMBER && lua_isinteger(L, -1)) {
-        /* Every customer passes here: no printf. */
-        lua_Integer v = lua_tointeger(L, -1);
-        char tmp[24], *e = tmp + sizeof tmp, *p = e;
-        unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-        do
-            *--p = (char)('0' + u % 10);
-        while ((u /= 10) != 0);
-        if (v < 0) *--p = '-';
-        memcpy(out, p, (size_t)(e - p));
-        out[e - p] = '\0';
+    if (t == LUA_TNUMBER && lua_isinteger(L, -1) && cap >= JN_INT_CHARS) {
+        jn_fmt_int(out, (long long)lua_tointeger(L, -1)); /* every customer: no printf */
     } else if (t == LUA_TNUMBER) {
         snprintf(out, cap, "%.0f", lua_tonumber(L, -1));
     } else if (t == LUA_TSTRING && (len = lua_rawlen(L, -1)) > 0 && len < cap) {

@@ -281,10 +281,15 @@ static void on_log(rd_kafka_event_t *ev) {
 
 /* Serves up to DRAIN_BATCH events. rd_kafka_queue_poll also returns NULL, with events
  * left, when it meets the close's TERMINATE op; service() checks the length afterwards. */
+/* Whether drain() takes nothing now. While closing, the final revocation must get
+ * through whatever else is queued, so a hold no longer counts. */
+static int holding(const jn_kafka_consumer *c) {
+    return c->held && c->phase == P_RUNNING;
+}
+
 static void drain(jn_kafka_consumer *c) {
     rd_kafka_event_t *ev;
-    /* While closing, the final revocation must get through whatever else is queued. */
-    if (c->held && c->phase == P_RUNNING) return;
+    if (holding(c)) return;
     for (int n = 0; n < DRAIN_BATCH && (ev = rd_kafka_queue_poll(c->queue, 0)) != NULL; n++) {
         switch (rd_kafka_event_type(ev)) {
         case RD_KAFKA_EVENT_FETCH:
@@ -335,7 +340,7 @@ static void service(jn_kafka_consumer *c) {
     }
     /* The wake-up byte is only written when the queue goes from empty to non-empty, so
      * whatever the batch limit (or a TERMINATE op) left behind needs our own. */
-    if (rd_kafka_queue_length(c->queue) > 0 && !(c->held && c->phase == P_RUNNING)) wake(c);
+    if (rd_kafka_queue_length(c->queue) > 0 && !holding(c)) wake(c);
 }
 
 static void on_poll(uv_poll_t *h, int status, int events) {
