@@ -242,3 +242,31 @@ def test_broker_down_at_start_and_restarted_mid_run_loses_nothing(pipeline):
         final[k] = v
     assert len(final) == 1000
     assert all(final[k] == v for k, v in changed.items())
+
+
+def test_records_kafka_gave_up_on_are_published_again_though_the_api_is_unchanged(pipeline):
+    # While the broker is down, later polls see the same response (same ETag) and skip the
+    # changed records as still in flight. When librdkafka then gives up on them, the
+    # producer must not answer the next poll's 304 with nothing: they go out once the
+    # broker is back.
+    api, topics, produce = pipeline
+    p = produce({"kafka": {"message_timeout_ms": 2000}})
+    assert wait_until(lambda: len(read_topic(topics["crm"])) >= 1000, 60), p.logs()
+    services("stop-kafka")
+    try:
+        changed = {}
+        for i in range(1, 21):
+            r = request(api.crm + f"/customers/{i}", "PATCH", json.dumps({"name": f"Lost {i}"}))
+            changed[str(i)] = r.json()
+        assert wait_until(lambda: p.metric("junction_producer_delivery_errors_total",
+                                           source="crm") >= 20, 30), p.logs()
+        polls = p.metric("junction_producer_polls_total", source="crm")
+        # Several more polls of the unchanged API while the broker is still down.
+        assert wait_until(lambda: p.metric("junction_producer_polls_total", source="crm")
+                          >= polls + 5, 10), p.logs()
+        assert p.proc.poll() is None
+    finally:
+        services("start-kafka")
+    ok = wait_until(lambda: all((k, v) in read_topic(topics["crm"]) for k, v in changed.items()),
+                    90, step=1)
+    assert ok, p.logs()
