@@ -94,11 +94,11 @@ jn_kafka_consumer *jn_kafka_consumer_new(uv_loop_t *loop, const jn_kafka_consume
  * asynchronously; on_commit reports the result. offsets->elems[i].offset holds it.
  * Returns 0, or an error code when the commit could not even be queued (no on_commit). */
 int jn_kafka_consumer_commit(jn_kafka_consumer *c, const rd_kafka_topic_partition_list_t *offsets);
-/* Stops taking events from librdkafka's queue, or takes them again. Fetched messages
- * wait in librdkafka (bounded by its queued.max.messages.kbytes) and are there the
- * moment the hold ends: for short stops, where pause's discard and fetch again would
- * leave the consumer idle. Events behind them (a rebalance) wait too, so a long stop
- * should pause instead. Ignored while closing. */
+/* Stops taking messages from librdkafka, or takes them again. Fetched messages wait in
+ * librdkafka (bounded by its queued.max.messages.kbytes) and are there the moment the
+ * hold ends, where pause's discard and fetch again would leave the consumer idle.
+ * Rebalances, commit results and errors are served all the same. Ignored while
+ * closing. */
 void jn_kafka_consumer_hold(jn_kafka_consumer *c, int hold);
 /* Stops / restarts fetching on every assigned partition (Redis down, a long stop). */
 void jn_kafka_consumer_pause(jn_kafka_consumer *c);

@@ -2,12 +2,15 @@
  * results are all served on the libuv loop.
  *
  * Same scheme as the producer in kafka.c: librdkafka works on its own threads and hands
- * us everything through one queue. rd_kafka_poll_set_consumer forwards the main queue
- * (errors) into the consumer-group queue, the log queue goes there too, and
+ * us what it has through queues. rd_kafka_poll_set_consumer forwards the main queue
+ * (errors) into the consumer-group queue, the log queue goes there too, and every
+ * assigned partition's fetch queue is forwarded to a queue of its own for messages. So a
+ * rebalance never waits behind the messages fetched before it: the owner can hold
+ * messages back (jn_kafka_consumer_hold) and still hear of a rebalance at once.
  * rd_kafka_queue_io_event_enable makes librdkafka write a byte to a non-blocking pipe
- * when that queue goes from empty to non-empty; a uv_poll_t watches the pipe and the loop
- * drains the queue with the event API (rd_kafka_queue_poll(q, 0)). No locks: every field
- * below is only touched on the loop thread.
+ * when either queue goes from empty to non-empty; a uv_poll_t watches the pipe and the
+ * loop drains the queues with the event API (rd_kafka_queue_poll(q, 0)), events first.
+ * No locks: every field below is only touched on the loop thread.
  *
  * Rebalances use the eager "range" assignor and are delegated to us as
  * RD_KAFKA_EVENT_REBALANCE events. An assignment is applied at once (rd_kafka_assign)
@@ -58,7 +61,8 @@ enum phase {
 struct jn_kafka_consumer {
     uv_loop_t *loop;
     rd_kafka_t *rk;
-    rd_kafka_queue_t *queue; /* the consumer-group queue: everything for us ends up here */
+    rd_kafka_queue_t *queue; /* the consumer-group queue: rebalances, commits, errors, logs */
+    rd_kafka_queue_t *msgq;  /* messages: every assigned partition's fetch queue */
     int fds[2];              /* wake-up pipe: librdkafka writes [1], uv_poll reads [0] */
     uv_poll_t poll;
     uv_timer_t tick; /* TICK_MS polls; close deadlines */
@@ -135,6 +139,15 @@ static void pause_list(jn_kafka_consumer *c, rd_kafka_topic_partition_list_t *l)
 }
 
 static void on_assign(jn_kafka_consumer *c, const rd_kafka_topic_partition_list_t *parts) {
+    /* Forwarded before the assignment starts their fetchers: librdkafka leaves a fetch
+     * queue the application forwarded alone, so no message takes the group queue. */
+    for (int i = 0; parts && i < parts->cnt; i++) {
+        rd_kafka_queue_t *pq =
+            rd_kafka_queue_get_partition(c->rk, parts->elems[i].topic, parts->elems[i].partition);
+        if (!pq) continue; /* only for a producer handle */
+        rd_kafka_queue_forward(pq, c->msgq);
+        rd_kafka_queue_destroy(pq);
+    }
     /* The list the group gave us, as is (even empty, which keeps librdkafka's join state
      * right): eager protocol, the whole assignment at once. The offsets start from the
      * committed ones, or auto.offset.reset. */
@@ -279,18 +292,18 @@ static void on_log(rd_kafka_event_t *ev) {
     if (jn_log_enabled(l)) jn_log_write(l, "kafka", "%s: %s", fac, str);
 }
 
-/* Serves up to DRAIN_BATCH events. rd_kafka_queue_poll also returns NULL, with events
- * left, when it meets the close's TERMINATE op; service() checks the length afterwards. */
-/* Whether drain() takes nothing now. While closing, the final revocation must get
- * through whatever else is queued, so a hold no longer counts. */
+/* Whether drain() leaves the messages where they are now. Events are served anyway. */
 static int holding(const jn_kafka_consumer *c) {
     return c->held && c->phase == P_RUNNING;
 }
 
-static void drain(jn_kafka_consumer *c) {
+/* Serves up to DRAIN_BATCH events of q. rd_kafka_queue_poll also returns NULL, with
+ * events left, when it meets the close's TERMINATE op; service() checks the lengths
+ * afterwards. Returns how many it served. */
+static int drain_queue(jn_kafka_consumer *c, rd_kafka_queue_t *q) {
     rd_kafka_event_t *ev;
-    if (holding(c)) return;
-    for (int n = 0; n < DRAIN_BATCH && (ev = rd_kafka_queue_poll(c->queue, 0)) != NULL; n++) {
+    int n = 0;
+    for (; n < DRAIN_BATCH && (ev = rd_kafka_queue_poll(q, 0)) != NULL; n++) {
         switch (rd_kafka_event_type(ev)) {
         case RD_KAFKA_EVENT_FETCH:
             on_fetch(c, ev);
@@ -312,10 +325,19 @@ static void drain(jn_kafka_consumer *c) {
         }
         rd_kafka_event_destroy(ev);
     }
+    return n;
+}
+
+static int events_waiting(const jn_kafka_consumer *c) {
+    return rd_kafka_queue_length(c->queue) > 0 ||
+           (!holding(c) && rd_kafka_queue_length(c->msgq) > 0);
 }
 
 static void service(jn_kafka_consumer *c) {
-    drain(c);
+    /* Events first: a revocation stops delivery of what the messages queue still holds
+     * of those partitions (see `delivering`). */
+    drain_queue(c, c->queue);
+    if (!holding(c) && c->phase != P_CLOSED) drain_queue(c, c->msgq);
     if (c->phase == P_CLOSING) {
         /* Torn down here, after the drain, never from inside an event being served. */
         if (c->close_failed || rd_kafka_consumer_closed(c->rk)) {
@@ -338,9 +360,9 @@ static void service(jn_kafka_consumer *c) {
             }
         }
     }
-    /* The wake-up byte is only written when the queue goes from empty to non-empty, so
+    /* The wake-up byte is only written when a queue goes from empty to non-empty, so
      * whatever the batch limit (or a TERMINATE op) left behind needs our own. */
-    if (rd_kafka_queue_length(c->queue) > 0 && !holding(c)) wake(c);
+    if (events_waiting(c)) wake(c);
 }
 
 static void on_poll(uv_poll_t *h, int status, int events) {
@@ -411,10 +433,9 @@ static rd_kafka_conf_t *build_conf(const jn_kafka_consumer_opts *o, char **err) 
     rc = rc ? rc : conf_set(conf, "max.poll.interval.ms", "300000", err);
     /* Log lines are queued for us instead of printed from librdkafka's threads. */
     rc = rc ? rc : conf_set(conf, "log.queue", "true", err);
-    /* A rebalance event queues behind every message fetched before it, and a held
-     * consumer (jn_kafka_consumer_hold) serves them first: librdkafka's default prefetch
-     * (100,000 messages or 64 MiB) would hold a rebalance up for seconds; 16 MiB still
-     * keeps the fetcher ahead of the loop (4 MiB measurably did not). */
+    /* The prefetch. librdkafka measures it on the queue the partitions' fetch queues
+     * forward to, so it bounds all of them together: 16 MiB keeps the fetcher ahead of
+     * the loop (4 MiB measurably did not) at a quarter of the default's memory. */
     rc = rc ? rc : conf_set(conf, "queued.min.messages", "50000", err);
     rc = rc ? rc : conf_set(conf, "queued.max.messages.kbytes", "16384", err);
     /* extra comes last so a deployment can override any of the above. */
@@ -518,7 +539,9 @@ jn_kafka_consumer *jn_kafka_consumer_new(uv_loop_t *loop, const jn_kafka_consume
     c->phase = P_RUNNING;
 
     c->queue = rd_kafka_queue_get_consumer(rk);
+    c->msgq = rd_kafka_queue_new(rk);
     rd_kafka_queue_io_event_enable(c->queue, c->fds[1], "1", 1);
+    rd_kafka_queue_io_event_enable(c->msgq, c->fds[1], "1", 1);
     rd_kafka_set_log_queue(rk, c->queue);
     uv_poll_start(&c->poll, UV_READABLE, on_poll);
     uv_timer_start(&c->tick, on_tick, TICK_MS, TICK_MS);
@@ -616,7 +639,9 @@ static void teardown(jn_kafka_consumer *c) {
     if (c->dropped)
         jn_log_debug("kafka", "consumer: %ld message(s) of revoked partitions dropped", c->dropped);
     rd_kafka_queue_io_event_enable(c->queue, -1, NULL, 0);
+    rd_kafka_queue_io_event_enable(c->msgq, -1, NULL, 0);
     rd_kafka_queue_destroy(c->queue);
+    rd_kafka_queue_destroy(c->msgq);
     /* Blocks while librdkafka joins its threads: brief, and only at shutdown. Once the
      * group is left, rd_kafka_destroy's own consumer close returns at once; otherwise it
      * would wait for a revocation nobody serves any more, hence the flag. */

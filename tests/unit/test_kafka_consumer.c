@@ -481,6 +481,46 @@ static void test_hold_and_release(void **state) {
     assert_true(run_until(a_done, 10000));
 }
 
+/* A rebalance reaches a member that holds its messages back at once, not after them:
+ * it may be holding because settling is slow, and the group must not wait for that.
+ * The member commits what it saw before the second one joins (the mock refuses commits
+ * during a rebalance), so together they see every message once. */
+static void test_held_member_hears_rebalance_at_once(void **state) {
+    (void)state;
+    produce(200);
+    ma.answer = mb.answer = ANSWER_AFTER_COMMIT;
+    make(&ma, "g-held");
+    ma.hold_at = 40;
+    target = 40;
+    assert_true(run_until(a_reached, 15000));
+    run_for(1000); /* the other 160 are fetched and wait behind the hold */
+    int held = ma.msgs;
+    assert_true(held >= 40 && held < 200);
+    assert_true(commit_seen(&ma, NULL));
+    target = 1;
+    assert_true(run_until(a_committed, 5000));
+    assert_int_equal(ma.last_commit_err, 0);
+
+    make(&mb, "g-held");
+    assert_true(run_until(split_done, 15000));
+    /* Revoked and given its share back without one more message delivered. */
+    assert_int_equal(ma.msgs, held);
+    assert_string_equal(ma.trace, "ARA");
+
+    jn_kafka_consumer_hold(ma.c, 0);
+    target = 200;
+    assert_true(run_until(both_reached, 10000));
+    run_for(500);
+    assert_int_equal(ma.msgs + mb.msgs, 200);
+    assert_int_equal(ma.bad_content + ma.bad_order + ma.off_thread + ma.unassigned_msgs, 0);
+    assert_int_equal(mb.bad_content + mb.bad_order + mb.off_thread + mb.unassigned_msgs, 0);
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(ma.seen[i] + mb.seen[i], 1);
+    jn_kafka_consumer_close(ma.c, on_done, &ma);
+    jn_kafka_consumer_close(mb.c, on_done, &mb);
+    assert_true(run_until(both_done, 15000));
+}
+
 /* A second member joins: the first one is revoked, commits what it has not committed
  * yet, answers, and both get their share; together they see every message once.
  *
@@ -667,6 +707,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_consume_commit_and_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_and_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hold_and_release, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_member_hears_rebalance_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_members_split_partitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_error_and_close_waits_for_owner, setup,
                                         teardown),
