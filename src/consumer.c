@@ -33,9 +33,6 @@
 
 #define CHECK_BATCH      500
 #define CHECKS_IN_FLIGHT 2
-/* A hold longer than this becomes a pause (see update_flow): well inside librdkafka's
- * max.poll.interval.ms, long enough that a busy moment never pays a pause. */
-#define HOLD_TO_PAUSE_MS 5000
 
 typedef struct partition {
     char topic[128];
@@ -90,12 +87,11 @@ struct jn_consumer {
     size_t nmark;
     int checking; /* check batches at Redis (up to CHECKS_IN_FLIGHT) */
     int marking;
-    uv_timer_t check_timer, mark_timer, commit_timer, expire_timer, revoke_timer, hold_timer;
+    uv_timer_t check_timer, mark_timer, commit_timer, expire_timer, revoke_timer;
     int ctx_ref;
     long pending; /* messages alive (not settled) */
     int redis_up, paused, stopping;
-    int holding;   /* taking nothing from the group consumer: too much pending */
-    int long_hold; /* a hold outlasted HOLD_TO_PAUSE_MS: paused instead */
+    int holding; /* taking nothing from the group consumer: too much pending */
     uint64_t revoke_deadline, commit_sent_ns;
     int revoke_commit_wait;
     int handles, stop_stage;
@@ -585,23 +581,14 @@ static void on_redis_state(void *ud, int connected) {
 }
 
 /* Pauses reading while Redis is down or too much is in flight. */
-static void on_hold_timer(uv_timer_t *t) {
-    jn_consumer *c = t->data;
-    if (!c->holding) return;
-    /* Settling has not caught up for this long (analytics down, say): pause, so what
-     * queues behind the held messages (a rebalance) is served and the group keeps us. */
-    c->long_hold = 1;
-    update_flow(c);
-}
-
 /* Intake control. Too much pending: hold, and the messages librdkafka fetched wait there,
  * ready the moment settling catches up (a pause would discard them and fetch them again,
- * leaving the consumer idle meanwhile). Redis down, or a hold that lasts: pause. */
+ * leaving the consumer idle meanwhile); rebalances are served during a hold all the
+ * same, however long it lasts. Redis down: pause, nothing can be checked. */
 static void update_flow(jn_consumer *c) {
     if (!c->group || c->stopping) return;
     long high = c->cfg->consumer.max_pending;
-    if (c->long_hold && c->pending < high / 2) c->long_hold = 0;
-    int pause = !c->redis_up || c->long_hold;
+    int pause = !c->redis_up;
     int hold = !pause && (c->pending >= high || (c->holding && c->pending >= high * 3 / 4));
     if (pause != c->paused) {
         c->paused = pause;
@@ -613,10 +600,6 @@ static void update_flow(jn_consumer *c) {
     if (hold != c->holding) {
         c->holding = hold;
         jn_kafka_consumer_hold(c->group, hold);
-        if (hold)
-            uv_timer_start(&c->hold_timer, on_hold_timer, HOLD_TO_PAUSE_MS, 0);
-        else
-            uv_timer_stop(&c->hold_timer);
     }
 }
 
@@ -921,8 +904,8 @@ jn_consumer *jn_consumer_start(uv_loop_t *loop, jn_script_host *scripts, const j
                        .retry_max_ms = cfg->consumer.retry_max_ms};
     c->sink = jn_sink_new(loop, c->http, &so, on_sink_done, c);
 
-    uv_timer_t *timers[] = {&c->check_timer,  &c->mark_timer,   &c->commit_timer,
-                            &c->expire_timer, &c->revoke_timer, &c->hold_timer};
+    uv_timer_t *timers[] = {&c->check_timer, &c->mark_timer, &c->commit_timer, &c->expire_timer,
+                            &c->revoke_timer};
     for (size_t i = 0; i < sizeof timers / sizeof *timers; i++) {
         uv_timer_init(loop, timers[i]);
         timers[i]->data = c;
@@ -1022,10 +1005,10 @@ static void stop_step(void *arg) {
         /* The sink drops what it did not deliver without reporting it. */
         while (c->deliveries)
             free_delivery(c, c->deliveries);
-        uv_timer_t *timers[] = {&c->check_timer,  &c->mark_timer,   &c->commit_timer,
-                                &c->expire_timer, &c->revoke_timer, &c->hold_timer};
-        c->handles = 6;
-        for (int i = 0; i < 6; i++)
+        uv_timer_t *timers[] = {&c->check_timer, &c->mark_timer, &c->commit_timer, &c->expire_timer,
+                                &c->revoke_timer};
+        c->handles = 5;
+        for (int i = 0; i < 5; i++)
             uv_close((uv_handle_t *)timers[i], on_timer_closed);
     }
     }
