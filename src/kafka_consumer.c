@@ -429,6 +429,10 @@ static rd_kafka_conf_t *build_conf(const jn_kafka_consumer_opts *o, char **err) 
      * replaces it, which is what on_assign / on_revoke / revoke_done model. */
     rc = rc ? rc : conf_set(conf, "partition.assignment.strategy", "range", err);
     rc = rc ? rc : conf_set(conf, "session.timeout.ms", "10000", err);
+    /* A member learns that the group is rebalancing from its next heartbeat: with the
+     * default 3 s, a member that joins waits up to that long for the others to give up
+     * their partitions, idle meanwhile. */
+    rc = rc ? rc : conf_set(conf, "heartbeat.interval.ms", "1000", err);
     /* Also the rebalance timeout: how long the group waits for revoke_done. */
     rc = rc ? rc : conf_set(conf, "max.poll.interval.ms", "300000", err);
     /* Log lines are queued for us instead of printed from librdkafka's threads. */
