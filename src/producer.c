@@ -90,6 +90,9 @@ struct jn_producer {
     void *done_arg;
 };
 
+/* A big response is mapped and queued in slices of this many records, one per loop turn. */
+#define RECORDS_PER_TURN 2000
+
 static void poll_now(uv_timer_t *t);
 static void continue_cycle(source *s);
 
@@ -333,8 +336,14 @@ static void end_processing(source *s) {
     schedule(s, (uint64_t)s->p->poll_interval_ms);
 }
 
+static void on_turn(uv_timer_t *t) {
+    source *s = t->data;
+    if (!s->p->stopping && s->cur && !s->paused) continue_cycle(s);
+}
+
 static void continue_cycle(source *s) {
     jn_producer *p = s->p;
+    size_t turn_end = s->next_span + RECORDS_PER_TURN;
     lua_State *L = jn_script_host_lua(p->scripts);
     cycle *c = s->cur;
     int top = lua_gettop(L);
@@ -350,6 +359,14 @@ static void continue_cycle(source *s) {
     jn_record rec;
     jn_record_init(&rec);
     for (; s->next_span < s->nspans; s->next_span++) {
+        if (s->next_span == turn_end) {
+            /* The rest on the next loop turn: the admin API and delivery reports are
+             * served in between, however many records the API returned. */
+            jn_record_free(&rec);
+            lua_settop(L, top);
+            uv_timer_start(&s->timer, on_turn, 0, 0);
+            return;
+        }
         lua_Integer i = (lua_Integer)s->next_span + 1;
         const jn_json_span *sp = &s->spans[s->next_span];
         const char *text = s->body.data + sp->off;
