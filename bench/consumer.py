@@ -9,8 +9,12 @@ real Kafka and Redis from tools/services.
 2. With --callgrind, runs the same consumer on a smaller topic under
    valgrind --tool=callgrind and reports instructions per message: all of them, and the
    host's own (everything outside lua_pcall, i.e. the script excluded).
+3. With --processes N (N > 1), the steady state is the time every consumer of the group
+   has partitions and is delivering: from the end of the start-up rebalances until one
+   of them has delivered nothing for 300 ms (its partitions are drained; the others
+   still work through theirs, which measures one process, not the group).
 
-Usage: bench/consumer.py [--records N] [--callgrind M]
+Usage: bench/consumer.py [--records N] [--processes N] [--callgrind M]
 """
 import argparse
 import json
@@ -116,18 +120,30 @@ def run_consumer(tmp, log, topics, n, wrapper=(), extra="", processes=1):
                              stdout=log, stderr=subprocess.STDOUT) for cfg in cfgs]
     deadline = time.time() + 1800
     first = None  # (time, records, cpu of each process) once records flow
+    end = None    # the same when one of several consumers ran out of work
+    samples = {}  # time -> (time, records, cpu) while several consumers work
+    progress = {}  # admin port -> (delivered, time of the sample where it last grew)
     while True:
         got = analytics_records(aurl)
+        now = time.time()
         if got >= n:
             break
         if first is None and got > 0 and all_assigned():
-            first = (time.time(), got, cpu_of(cons, others))
+            first = (now, got, cpu_of(cons, others))
+        if first and not end and processes > 1:
+            samples[now] = (now, got, cpu_of(cons, others))
+            for port in admins:
+                d = metric(f"http://127.0.0.1:{port}", "junction_consumer_delivered_total")
+                if port not in progress or d > progress[port][0]:
+                    progress[port] = (d, now)
+                elif now - progress[port][1] > 0.3:
+                    end = samples[progress[port][1]]
         if time.time() > deadline or any(c.poll() is not None for c in cons):
             sys.exit("the consumer did not deliver every record; see " + log.name)
         time.sleep(0.02)
-    t1 = time.time()
-    last = cpu_of(cons, others)
-    secs = t1 - t0
+    secs = time.time() - t0
+    if not end:
+        end = (time.time(), n, cpu_of(cons, others))
     st = analytics_stats(aurl)
     print(f"analytics: {st['records']} records received, {st['distinct_ids']} distinct ids, "
           f"{st['repeated_ids']} ids received more than once")
@@ -137,8 +153,8 @@ def run_consumer(tmp, log, topics, n, wrapper=(), extra="", processes=1):
     stop(ana)
     if wrapper or first is None:
         return secs, cpu, None
-    steady = {"seconds": t1 - first[0], "records": n - first[1],
-              "cpu": {k: last[k] - first[2][k] for k in last}}
+    steady = {"seconds": end[0] - first[0], "records": end[1] - first[1], "cut": end[1] < n,
+              "cpu": {k: end[2][k] - first[2][k] for k in end[2]}}
     return secs, cpu, steady
 
 
@@ -166,8 +182,10 @@ def main():
           f"CPU {cpu:.2f} s = {cpu / a.records * 1e6:.1f} us/record")
     if steady:
         r, t = steady["records"], steady["seconds"]
+        until = ("the last before one of the consumers ran out of work" if steady["cut"]
+                 else "the last")
         print(f"steady state: {r} records in {t:.2f} s = {r / t:,.0f} records/s (first record "
-              f"at analytics, every consumer assigned, to the last); CPU per record: " + ", ".join(
+              f"at analytics, every consumer assigned, to {until}); CPU per record: " + ", ".join(
                   f"{k} {v / r * 1e6:.1f} us" for k, v in steady["cpu"].items()))
     if a.callgrind:
         subprocess.run(["redis-cli", "FLUSHALL"], stdout=subprocess.DEVNULL)
