@@ -1,5 +1,6 @@
 /* A string-keyed hash map holding a fixed-size value per key (the producer keeps a
- * content hash per record id). Open addressing with tombstones; keys are copied. */
+ * content hash per record id). Keys are copied; values are read through the pointer get
+ * returns, which stays valid until the next set or del. */
 #ifndef JN_STRMAP_H
 #define JN_STRMAP_H
 

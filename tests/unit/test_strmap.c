@@ -157,7 +157,7 @@ static void test_delete_half_keeps_other_half(void **state) {
     for (unsigned i = 0; i < N; i += 2)
         assert_int_equal(jn_strmap_del(m, key, key_of(i, key, sizeof key)), 1);
     assert_int_equal(jn_strmap_count(m), N / 2);
-    /* the odd keys sit behind tombstones in many probe chains */
+    /* the odd keys were moved back into the holes of many probe runs */
     for (unsigned i = 0; i < N; i++) {
         size_t len = key_of(i, key, sizeof key);
         if (i % 2)
@@ -165,7 +165,7 @@ static void test_delete_half_keeps_other_half(void **state) {
         else
             assert_null(jn_strmap_get(m, key, len));
     }
-    /* overwriting a survivor finds it instead of inserting a duplicate in a tombstone */
+    /* overwriting a survivor finds it instead of inserting a duplicate */
     for (unsigned i = 1; i < N; i += 2) {
         value_of(i + 7, v);
         jn_strmap_set(m, key, key_of(i, key, sizeof key), v);
@@ -183,8 +183,8 @@ static void test_delete_half_keeps_other_half(void **state) {
     jn_strmap_free(m);
 }
 
-/* Records come and go while the number alive stays small: tombstones must be reclaimed,
- * or the table fills with them and probing never ends. */
+/* Records come and go while the number alive stays small: what deletion leaves behind
+ * must not fill the table, or probing never ends. */
 static void test_churn_reclaims_tombstones(void **state) {
     (void)state;
     jn_strmap *m = jn_strmap_new();
@@ -199,6 +199,58 @@ static void test_churn_reclaims_tombstones(void **state) {
     for (unsigned i = 199990; i < 200000; i++)
         assert_value(jn_strmap_get(m, key, key_of(i, key, sizeof key)), i);
     assert_null(jn_strmap_get(m, key, key_of(199989, key, sizeof key)));
+    jn_strmap_free(m);
+}
+
+/* Key k of the random test's pool: one in three longer than the map keeps in an entry. */
+static size_t pool_key(unsigned k, char *out, size_t cap) {
+    if (k % 3) return (size_t)snprintf(out, cap, "k%u", k);
+    return (size_t)snprintf(out, cap, "a-key-longer-than-forty-bytes-number-%u-of-the-pool", k);
+}
+
+/* Random sets, deletes and lookups on a pool of keys, short and long (stored apart),
+ * checked against a plain array after every step: deletion moves entries around, across
+ * the end of the table too, and every key must stay findable. */
+static void test_random_operations_match_a_reference(void **state) {
+    (void)state;
+    enum { KEYS = 300, STEPS = 200000 };
+    static int present[KEYS];
+    static unsigned stored[KEYS];
+    memset(present, 0, sizeof present);
+    jn_strmap *m = jn_strmap_new();
+    char key[96];
+    unsigned char v[JN_STRMAP_VALUE];
+    size_t count = 0;
+    unsigned rng = 12345;
+    for (unsigned step = 0; step < STEPS; step++) {
+        rng = rng * 1103515245u + 12345u;
+        unsigned k = (rng >> 8) % KEYS, op = (rng >> 20) % 3;
+        size_t len = pool_key(k, key, sizeof key);
+        if (op == 0) {
+            value_of(step, v);
+            jn_strmap_set(m, key, len, v);
+            if (!present[k]) count++;
+            present[k] = 1;
+            stored[k] = step;
+        } else if (op == 1) {
+            assert_int_equal(jn_strmap_del(m, key, len), present[k]);
+            if (present[k]) count--;
+            present[k] = 0;
+        }
+        const unsigned char *got = jn_strmap_get(m, key, len);
+        if (present[k])
+            assert_value(got, stored[k]);
+        else
+            assert_null(got);
+        assert_int_equal(jn_strmap_count(m), count);
+    }
+    for (unsigned k = 0; k < KEYS; k++) {
+        size_t len = pool_key(k, key, sizeof key);
+        if (present[k])
+            assert_value(jn_strmap_get(m, key, len), stored[k]);
+        else
+            assert_null(jn_strmap_get(m, key, len));
+    }
     jn_strmap_free(m);
 }
 
@@ -236,6 +288,7 @@ int main(void) {
         cmocka_unit_test(test_growth_100k),
         cmocka_unit_test(test_delete_half_keeps_other_half),
         cmocka_unit_test(test_churn_reclaims_tombstones),
+        cmocka_unit_test(test_random_operations_match_a_reference),
         cmocka_unit_test(test_clear),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
