@@ -58,7 +58,14 @@ typedef struct pmsg {
     struct pmsg *followers; /* later messages with the same content, settled with this one */
     int leader;             /* registered in jn_consumer.inflight */
     struct pmsg *all_prev, *all_next;
+    size_t cap; /* bytes in data: the value and the key, each with a NUL */
+    char data[];
 } pmsg;
+
+/* Freed messages kept for reuse (at most this many): one allocation per message, taken
+ * and given back in batches of hundreds, is what malloc handles worst. */
+#define SPARE_MAX  4096
+#define SPARE_SIZE 512 /* data bytes of a new message, unless it needs more */
 
 /* One merged record in the sink, and the messages it settles (none for a re-emit). */
 typedef struct delivery {
@@ -79,6 +86,9 @@ struct jn_consumer {
     jn_http_client *http;
     jn_sink *sink;
     partition *parts;
+    pmsg *spare; /* freed messages for reuse, linked through next */
+    size_t nspare;
+    jn_sb json;          /* deliver_results' encoding buffer, kept between calls */
     jn_strmap *waiting;  /* customer id -> pmsg list (packed pointer) awaiting merge output */
     jn_strmap *inflight; /* content hash -> the message carrying it until it settles */
     pmsg *check_head, *check_tail;
@@ -161,9 +171,31 @@ static partition *find_partition(jn_consumer *c, const char *topic, int32_t id, 
     return p;
 }
 
-static pmsg *new_pmsg(jn_consumer *c) {
-    pmsg *m = calloc(1, sizeof *m);
-    if (!m) abort();
+/* A message with copies of value and key (NUL-terminated too). */
+static pmsg *new_pmsg(jn_consumer *c, const void *value, size_t value_len, const void *key,
+                      size_t key_len) {
+    size_t need = value_len + key_len + 2;
+    pmsg *m = c->spare;
+    if (m && m->cap >= need) {
+        c->spare = m->next;
+        c->nspare--;
+    } else {
+        size_t cap = need > SPARE_SIZE ? need : SPARE_SIZE;
+        m = malloc(sizeof *m + cap);
+        if (!m) abort();
+        m->cap = cap;
+    }
+    size_t cap = m->cap;
+    memset(m, 0, sizeof *m);
+    m->cap = cap;
+    m->value = m->data;
+    m->value_len = value_len;
+    if (value_len) memcpy(m->value, value, value_len);
+    m->value[value_len] = '\0';
+    m->key = m->data + value_len + 1;
+    m->key_len = key_len;
+    if (key_len) memcpy(m->key, key, key_len);
+    m->key[key_len] = '\0';
     m->all_next = c->all;
     if (c->all) c->all->all_prev = m;
     c->all = m;
@@ -178,9 +210,13 @@ static void free_pmsg(jn_consumer *c, pmsg *m) {
     else
         c->all = m->all_next;
     if (m->all_next) m->all_next->all_prev = m->all_prev;
-    free(m->value);
-    free(m->key);
-    free(m);
+    if (c->nspare < SPARE_MAX && m->cap == SPARE_SIZE) {
+        m->next = c->spare;
+        c->spare = m;
+        c->nspare++;
+    } else {
+        free(m);
+    }
     c->pending--;
     jn_metric_set(c->m_pending, (double)c->pending);
 }
@@ -263,13 +299,9 @@ static void on_dlq_delivery(void *ud, void *opaque, rd_kafka_resp_err_t err, con
  * message; a refused re-emit (no message) is dead-lettered as the merged record. */
 static void dead_letter_delivery(jn_consumer *c, delivery *d, const char *reason) {
     if (!d->msgs) {
-        pmsg *m = new_pmsg(c);
+        pmsg *m = new_pmsg(c, d->json, d->len, "", 0);
         static partition none = {.topic = "(re-emit)", .id = -1};
         m->p = &none;
-        m->value = d->json;
-        m->value_len = d->len;
-        d->json = NULL;
-        m->key = dup_bytes("", 0);
         dead_letter(c, m, reason);
     }
     for (pmsg *m = d->msgs, *n; m; m = n) {
@@ -290,8 +322,7 @@ static void deliver_results(jn_consumer *c, lua_State *L) {
     }
     int arr = lua_gettop(L);
     lua_Integer n = (lua_Integer)lua_rawlen(L, arr);
-    jn_sb json;
-    jn_sb_init(&json);
+    jn_sb json = c->json;
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, arr, i);
         char cid[64];
@@ -333,7 +364,7 @@ static void deliver_results(jn_consumer *c, lua_State *L) {
         jn_metric_add(c->m_merged, 1);
         jn_sink_add(c->sink, json.data, json.len, key, d);
     }
-    jn_sb_free(&json);
+    c->json = json;
     lua_pop(L, 1);
 }
 
@@ -639,14 +670,10 @@ static void on_group_message(void *ud, const jn_kafka_msg *km) {
     jn_metric_add(c->m_consumed, 1);
     partition *p = find_partition(c, km->topic, km->partition, 1);
     if (jn_offsets_track(&p->offs, km->offset) != 0) return; /* seen before a seek */
-    pmsg *m = new_pmsg(c);
+    pmsg *m = new_pmsg(c, km->value, km->value_len, km->key, km->key_len);
     m->p = p;
     m->gen = p->gen;
     m->offset = km->offset;
-    m->value = dup_bytes(km->value, km->value_len);
-    m->value_len = km->value_len;
-    m->key = dup_bytes(km->key, km->key_len);
-    m->key_len = km->key_len;
     /* The mark names the record's content in canonical form (sorted keys), so the same
      * customer published twice with the same data is skipped, whatever the key order.
      * junction's producer publishes that form, whose bytes are hashed as they are;
@@ -967,6 +994,11 @@ static void on_timer_closed(uv_handle_t *h) {
     }
     jn_strmap_free(c->waiting);
     jn_strmap_free(c->inflight);
+    for (pmsg *m = c->spare, *n; m; m = n) {
+        n = m->next;
+        free(m);
+    }
+    jn_sb_free(&c->json);
     luaL_unref(jn_script_host_lua(c->scripts), LUA_REGISTRYINDEX, c->ctx_ref);
     void (*done)(void *) = c->done;
     void *arg = c->done_arg;

@@ -14,8 +14,7 @@
 
 typedef struct {
     void *item;
-    char *json;
-    size_t len;
+    size_t off, len; /* the record's text in its batch's body */
     unsigned char key[32];
 } entry;
 
@@ -39,6 +38,7 @@ struct jn_sink {
     void *ud;
     entry *open;
     size_t nopen;
+    jn_sb open_body; /* the open batch's records, written as they come: "[r1,r2" */
     uv_timer_t linger;
     batch *ready_head, *ready_tail;
     batch *waiting; /* on a retry timer, linked through next */
@@ -126,26 +126,19 @@ static void sort_keys(unsigned char *k, size_t n) {
     }
 }
 
-static batch *make_batch(jn_sink *s, entry *e, size_t n) {
+/* Takes the records and their body, "[r1,r2" without its closing bracket. */
+static batch *make_batch(jn_sink *s, entry *e, size_t n, jn_sb body) {
     batch *b = calloc(1, sizeof *b);
     if (!b) abort();
     b->s = s;
     b->e = e;
     b->n = n;
-    jn_sb_init(&b->body);
-    size_t total = 2;
-    for (size_t i = 0; i < n; i++)
-        total += e[i].len + 1;
-    jn_sb_reserve(&b->body, total);
-    jn_sb_putc(&b->body, '[');
+    b->body = body;
+    jn_sb_putc(&b->body, ']');
     unsigned char *keys = malloc(n * 32);
     if (!keys) abort();
-    for (size_t i = 0; i < n; i++) {
-        if (i) jn_sb_putc(&b->body, ',');
-        jn_sb_append(&b->body, e[i].json, e[i].len);
+    for (size_t i = 0; i < n; i++)
         memcpy(keys + 32 * i, e[i].key, 32);
-    }
-    jn_sb_putc(&b->body, ']');
     /* The key names the set of records, not their order: the same records cut into one
      * batch again (a retry, or a replay after a crash that interleaves partitions
      * differently) carry the same key. */
@@ -156,8 +149,6 @@ static batch *make_batch(jn_sink *s, entry *e, size_t n) {
 }
 
 static void free_batch(batch *b) {
-    for (size_t i = 0; i < b->n; i++)
-        free(b->e[i].json);
     free(b->e);
     jn_sb_free(&b->body);
     free(b);
@@ -166,7 +157,8 @@ static void free_batch(batch *b) {
 static void cut(jn_sink *s) {
     uv_timer_stop(&s->linger);
     if (!s->nopen) return;
-    batch *b = make_batch(s, s->open, s->nopen);
+    batch *b = make_batch(s, s->open, s->nopen, s->open_body);
+    jn_sb_init(&s->open_body);
     s->open = NULL;
     s->nopen = 0;
     enqueue(s, b);
@@ -250,7 +242,12 @@ static void on_response(void *ud, jn_http_result *res) {
             entry *one = malloc(sizeof *one);
             if (!one) abort();
             *one = b->e[i];
-            enqueue(s, make_batch(s, one, 1));
+            jn_sb body;
+            jn_sb_init(&body);
+            jn_sb_putc(&body, '[');
+            jn_sb_append(&body, b->body.data + one->off, one->len);
+            one->off = 1;
+            enqueue(s, make_batch(s, one, 1, body));
         }
         free(b->e);
         jn_sb_free(&b->body);
@@ -322,11 +319,14 @@ void jn_sink_add(jn_sink *s, const char *json, size_t len, const unsigned char k
     }
     entry *e = &s->open[s->nopen++];
     e->item = item;
-    e->json = malloc(len);
-    if (!e->json) abort();
-    memcpy(e->json, json, len);
-    e->len = len;
     memcpy(e->key, key, 32);
+    e->off = s->open_body.len + 1;
+    e->len = len;
+    /* Straight into the body: no copy of the record waits for the cut. Records of a
+     * batch are alike in size, so the first one sizes the buffer for all. */
+    if (s->nopen == 1) jn_sb_reserve(&s->open_body, (len + 1) * (size_t)s->o.batch_size + 2);
+    jn_sb_putc(&s->open_body, s->nopen == 1 ? '[' : ',');
+    jn_sb_append(&s->open_body, json, len);
     s->pending++;
     if ((int)s->nopen >= s->o.batch_size)
         cut(s);
@@ -356,9 +356,8 @@ typedef struct {
 static void on_linger_closed(uv_handle_t *h) {
     close_ctx *c = h->data;
     jn_sink *s = c->s;
-    for (size_t i = 0; i < s->nopen; i++)
-        free(s->open[i].json);
     free(s->open);
+    jn_sb_free(&s->open_body);
     for (batch *b = s->ready_head, *n; b; b = n) {
         n = b->next;
         free_batch(b);
