@@ -292,7 +292,7 @@ static void on_log(rd_kafka_event_t *ev) {
     if (jn_log_enabled(l)) jn_log_write(l, "kafka", "%s: %s", fac, str);
 }
 
-/* Whether drain() leaves the messages where they are now. Events are served anyway. */
+/* Whether service() leaves the messages where they are now. Events are served anyway. */
 static int holding(const jn_kafka_consumer *c) {
     return c->held && c->phase == P_RUNNING;
 }
@@ -561,7 +561,7 @@ int jn_kafka_consumer_commit(jn_kafka_consumer *c, const rd_kafka_topic_partitio
     if (c->phase == P_CLOSED) return RD_KAFKA_RESP_ERR__DESTROY;
     if (!offsets || offsets->cnt == 0) return RD_KAFKA_RESP_ERR__INVALID_ARG;
     /* Not rd_kafka_commit(async): its result only reaches an offset_commit_cb. With our
-     * queue as the reply queue the result is an OFFSET_COMMIT event served by drain(). */
+     * queue as the reply queue the result is an OFFSET_COMMIT event served by service(). */
     return rd_kafka_commit_queue(c->rk, offsets, c->queue, NULL, NULL);
 }
 
