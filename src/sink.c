@@ -50,6 +50,8 @@ struct jn_sink {
     jn_metric *m_batches_ok, *m_batches_retry, *m_rejected, *m_latency;
 };
 
+#define BODY_RESERVE_MAX (1024 * 1024)
+
 static void send_batch(batch *b);
 
 static void pump(jn_sink *s) {
@@ -323,8 +325,13 @@ void jn_sink_add(jn_sink *s, const char *json, size_t len, const unsigned char k
     e->off = s->open_body.len + 1;
     e->len = len;
     /* Straight into the body: no copy of the record waits for the cut. Records of a
-     * batch are alike in size, so the first one sizes the buffer for all. */
-    if (s->nopen == 1) jn_sb_reserve(&s->open_body, (len + 1) * (size_t)s->o.batch_size + 2);
+     * batch are alike in size, so the first one sizes the buffer for all, up to
+     * BODY_RESERVE_MAX: a huge batch_size must not reserve memory a lingered batch
+     * never fills (past that the buffer grows by doubling). */
+    if (s->nopen == 1) {
+        size_t want = (len + 1) * (size_t)s->o.batch_size + 2;
+        jn_sb_reserve(&s->open_body, want < BODY_RESERVE_MAX ? want : BODY_RESERVE_MAX);
+    }
     jn_sb_putc(&s->open_body, s->nopen == 1 ? '[' : ',');
     jn_sb_append(&s->open_body, json, len);
     s->pending++;
