@@ -34,7 +34,7 @@ typedef struct cycle {
     long queued, delivered, failed, skipped;
     int processing; /* still mapping and queueing */
     uint64_t started_ns;
-    uint64_t lost_before; /* the source's lost_deliveries when this cycle began */
+    long deferred; /* records left to an earlier cycle that has them in flight */
 } cycle;
 
 /* The opaque of one Kafka message. */
@@ -55,9 +55,6 @@ struct source {
     char etag[128];
     int etag_valid;
     jn_strmap *published, *pending;
-    /* Delivery failures so far. A cycle skips records another cycle still has in flight,
-     * so its ETag is only good if none of those failed while it ran. */
-    uint64_t lost_deliveries;
     uint64_t next_cycle;
     uint64_t poll_started_ns;
     /* the cycle being mapped and queued */
@@ -159,10 +156,10 @@ static void finish_cycle_if_done(cycle *c) {
                     s->cfg.topic, c->failed ? " (some failed and will be published again)" : "");
     else
         jn_log_debug("producer", "%s: nothing new or changed", s->name);
-    /* The ETag stands for what this cycle saw; trust it only if all of it landed,
-     * including the records it left to earlier cycles' deliveries. */
-    if (!c->failed && !c->skipped && c->etag[0] && c->id + 1 == s->next_cycle &&
-        c->lost_before == s->lost_deliveries) {
+    /* The ETag stands for what this cycle saw; trust it only if all of it landed. A
+     * record left to an earlier cycle's delivery may still fail, and a 304 would then
+     * hide it, so such a cycle does not keep its ETag either. */
+    if (!c->failed && !c->skipped && !c->deferred && c->etag[0] && c->id + 1 == s->next_cycle) {
         memcpy(s->etag, c->etag, sizeof s->etag);
         s->etag_valid = 1;
     }
@@ -262,7 +259,6 @@ static void start_cycle(source *s, jn_http_result *res) {
     c->id = s->next_cycle++;
     c->processing = 1;
     c->started_ns = s->poll_started_ns;
-    c->lost_before = s->lost_deliveries;
     snprintf(c->etag, sizeof c->etag, "%s", res->etag);
     s->etag_valid = 0;
     s->cur = c;
@@ -412,6 +408,7 @@ static void continue_cycle(source *s) {
             const unsigned char *inflight = jn_strmap_get(s->pending, rec.key.data, rec.key.len);
             if ((old && !memcmp(old, hash, 32) && !inflight) ||
                 (inflight && !memcmp(inflight, hash, 32))) {
+                if (inflight) c->deferred++;
                 jn_metric_add(s->m_unchanged, 1);
                 continue;
             }
@@ -467,10 +464,6 @@ static void on_delivery(void *ud, void *opaque, rd_kafka_resp_err_t err, const c
                         s->name, m->key, rd_kafka_err2str(err));
         c->failed++;
         jn_metric_add(s->m_delivery_errors, 1);
-        /* A later cycle that skipped this record as in flight may already have kept its
-         * ETag; forget it so the next poll reads the whole array and queues it again. */
-        s->lost_deliveries++;
-        s->etag_valid = 0;
     }
     free(m);
     finish_cycle_if_done(c);
