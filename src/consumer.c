@@ -327,19 +327,19 @@ static void deliver_results(jn_consumer *c, lua_State *L) {
     }
     int arr = lua_gettop(L);
     lua_Integer n = (lua_Integer)lua_rawlen(L, arr);
-    jn_sb json = c->json;
+    jn_sb *json = &c->json;
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, arr, i);
         char cid[64];
         const char *err = NULL;
-        json.len = 0;
+        json->len = 0;
         if (!lua_istable(L, -1) || read_cid(L, lua_gettop(L), cid, sizeof cid) != 0) {
             jn_log_error("consumer", "merge.lua returned a record without an id; skipped");
             jn_metric_add(c->m_script_errors, 1);
             lua_pop(L, 1);
             continue;
         }
-        if (jn_json_encode(L, -1, NULL, &json, &err) != 0) {
+        if (jn_json_encode(L, -1, NULL, json, &err) != 0) {
             jn_log_error("consumer", "merge.lua returned a record for %s that is not JSON: %s", cid,
                          err);
             jn_metric_add(c->m_script_errors, 1);
@@ -355,8 +355,8 @@ static void deliver_results(jn_consumer *c, lua_State *L) {
         d->msgs = waiting_get(c, cid);
         waiting_set(c, cid, NULL);
         if (!d->msgs) {
-            d->json = dup_bytes(json.data, json.len);
-            d->len = json.len;
+            d->json = dup_bytes(json->data, json->len);
+            d->len = json->len;
         }
         /* The record's identity for the batch's Idempotency-Key: the content hash of the
          * message it answers, which a replay after a crash reads again unchanged (the
@@ -365,11 +365,10 @@ static void deliver_results(jn_consumer *c, lua_State *L) {
         if (d->msgs)
             memcpy(key, d->msgs->hash, 32);
         else
-            jn_sha256(json.data, json.len, key);
+            jn_sha256(json->data, json->len, key);
         jn_metric_add(c->m_merged, 1);
-        jn_sink_add(c->sink, json.data, json.len, key, d);
+        jn_sink_add(c->sink, json->data, json->len, key, d);
     }
-    c->json = json;
     lua_pop(L, 1);
 }
 
