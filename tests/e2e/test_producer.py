@@ -213,6 +213,21 @@ return M''')
     assert "unlucky record" in p.logs()
 
 
+def rename_customers(api, ids, prefix):
+    """PATCHes each customer's name to "<prefix> <id>"; returns {key: the new record}."""
+    changed = {}
+    for i in ids:
+        r = request(api.crm + f"/customers/{i}", "PATCH", json.dumps({"name": f"{prefix} {i}"}))
+        changed[str(i)] = r.json()
+    return changed
+
+
+def all_published(topic, changed):
+    """Whether the topic holds every (key, record) of changed."""
+    records = read_topic(topic)
+    return all((k, v) in records for k, v in changed.items())
+
+
 def test_broker_down_at_start_and_restarted_mid_run_loses_nothing(pipeline):
     api, topics, produce = pipeline
     services("stop-kafka")
@@ -226,17 +241,12 @@ def test_broker_down_at_start_and_restarted_mid_run_loses_nothing(pipeline):
     # Mid-run: stop the broker, change records while it is down, start it again.
     services("stop-kafka")
     try:
-        changed = {}
-        for i in range(1, 51):
-            r = request(api.crm + f"/customers/{i}", "PATCH", json.dumps({"name": f"Down {i}"}))
-            changed[str(i)] = r.json()
+        changed = rename_customers(api, range(1, 51), "Down")
         time.sleep(2)
         assert p.proc.poll() is None
     finally:
         services("start-kafka")
-    ok = wait_until(lambda: all((k, v) in read_topic(topics["crm"]) for k, v in changed.items()),
-                    90, step=1)
-    assert ok, p.logs()
+    assert wait_until(lambda: all_published(topics["crm"], changed), 90, step=1), p.logs()
     final = {}
     for k, v in read_topic(topics["crm"]):
         final[k] = v
@@ -254,10 +264,7 @@ def test_records_kafka_gave_up_on_are_published_again_though_the_api_is_unchange
     assert wait_until(lambda: len(read_topic(topics["crm"])) >= 1000, 60), p.logs()
     services("stop-kafka")
     try:
-        changed = {}
-        for i in range(1, 21):
-            r = request(api.crm + f"/customers/{i}", "PATCH", json.dumps({"name": f"Lost {i}"}))
-            changed[str(i)] = r.json()
+        changed = rename_customers(api, range(1, 21), "Lost")
         assert wait_until(lambda: p.metric("junction_producer_delivery_errors_total",
                                            source="crm") >= 20, 30), p.logs()
         polls = p.metric("junction_producer_polls_total", source="crm")
@@ -267,6 +274,4 @@ def test_records_kafka_gave_up_on_are_published_again_though_the_api_is_unchange
         assert p.proc.poll() is None
     finally:
         services("start-kafka")
-    ok = wait_until(lambda: all((k, v) in read_topic(topics["crm"]) for k, v in changed.items()),
-                    90, step=1)
-    assert ok, p.logs()
+    assert wait_until(lambda: all_published(topics["crm"], changed), 90, step=1), p.logs()

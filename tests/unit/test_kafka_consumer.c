@@ -481,6 +481,26 @@ static void test_hold_and_release(void **state) {
     assert_true(run_until(a_done, 10000));
 }
 
+/* A commits everything it has seen and the broker accepts it. */
+static void commit_a_and_wait(void) {
+    assert_true(commit_seen(&ma, NULL));
+    target = 1;
+    assert_true(run_until(a_committed, 5000));
+    assert_int_equal(ma.last_commit_err, 0);
+}
+
+/* Neither member got anything wrong, and each of the first n messages reached exactly one
+ * of them, once. */
+static void assert_each_seen_once_by_a_or_b(int n) {
+    assert_int_equal(ma.bad_content + ma.bad_order + ma.off_thread + ma.unassigned_msgs, 0);
+    assert_int_equal(mb.bad_content + mb.bad_order + mb.off_thread + mb.unassigned_msgs, 0);
+    for (int i = 0; i < n; i++) {
+        if (ma.seen[i] + mb.seen[i] != 1)
+            print_error("message %d seen %d + %d times\n", i, ma.seen[i], mb.seen[i]);
+        assert_int_equal(ma.seen[i] + mb.seen[i], 1);
+    }
+}
+
 /* A rebalance reaches a member that holds its messages back at once, not after them:
  * it may be holding because settling is slow, and the group must not wait for that.
  * The member commits what it saw before the second one joins (the mock refuses commits
@@ -496,10 +516,7 @@ static void test_held_member_hears_rebalance_at_once(void **state) {
     run_for(1000); /* the other 160 are fetched and wait behind the hold */
     int held = ma.msgs;
     assert_true(held >= 40 && held < 200);
-    assert_true(commit_seen(&ma, NULL));
-    target = 1;
-    assert_true(run_until(a_committed, 5000));
-    assert_int_equal(ma.last_commit_err, 0);
+    commit_a_and_wait();
 
     make(&mb, "g-held");
     assert_true(run_until(split_done, 15000));
@@ -512,10 +529,7 @@ static void test_held_member_hears_rebalance_at_once(void **state) {
     assert_true(run_until(both_reached, 10000));
     run_for(500);
     assert_int_equal(ma.msgs + mb.msgs, 200);
-    assert_int_equal(ma.bad_content + ma.bad_order + ma.off_thread + ma.unassigned_msgs, 0);
-    assert_int_equal(mb.bad_content + mb.bad_order + mb.off_thread + mb.unassigned_msgs, 0);
-    for (int i = 0; i < 200; i++)
-        assert_int_equal(ma.seen[i] + mb.seen[i], 1);
+    assert_each_seen_once_by_a_or_b(200);
     jn_kafka_consumer_close(ma.c, on_done, &ma);
     jn_kafka_consumer_close(mb.c, on_done, &mb);
     assert_true(run_until(both_done, 15000));
@@ -537,10 +551,7 @@ static void test_two_members_split_partitions(void **state) {
     target = 200;
     assert_true(run_until(a_reached, 15000));
     assert_int_equal(assigned_count(&ma), NPART);
-    assert_true(commit_seen(&ma, NULL));
-    target = 1;
-    assert_true(run_until(a_committed, 5000));
-    assert_int_equal(ma.last_commit_err, 0);
+    commit_a_and_wait();
 
     make(&mb, "g-split");
     assert_true(run_until(split_done, 15000));
@@ -562,13 +573,7 @@ static void test_two_members_split_partitions(void **state) {
     run_for(500);
     assert_int_equal(ma.msgs + mb.msgs, 400);
     assert_true(mb.msgs > 0);
-    assert_int_equal(ma.bad_content + ma.bad_order + ma.off_thread + ma.unassigned_msgs, 0);
-    assert_int_equal(mb.bad_content + mb.bad_order + mb.off_thread + mb.unassigned_msgs, 0);
-    for (int i = 0; i < 400; i++) {
-        if (ma.seen[i] + mb.seen[i] != 1)
-            print_error("message %d seen %d + %d times\n", i, ma.seen[i], mb.seen[i]);
-        assert_int_equal(ma.seen[i] + mb.seen[i], 1);
-    }
+    assert_each_seen_once_by_a_or_b(400);
     for (int p = 0; p < NPART; p++)
         if (mb.assigned[p]) assert_int_equal(mb.first[p], 200 / NPART);
 
