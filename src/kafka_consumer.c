@@ -337,7 +337,7 @@ static void service(jn_kafka_consumer *c) {
     /* Events first: a revocation stops delivery of what the messages queue still holds
      * of those partitions (see `delivering`). */
     drain_queue(c, c->queue);
-    if (!holding(c) && c->phase != P_CLOSED) drain_queue(c, c->msgq);
+    if (!holding(c)) drain_queue(c, c->msgq);
     if (c->phase == P_CLOSING) {
         /* Torn down here, after the drain, never from inside an event being served. */
         if (c->close_failed || rd_kafka_consumer_closed(c->rk)) {
