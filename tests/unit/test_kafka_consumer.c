@@ -481,6 +481,11 @@ static void test_hold_and_release(void **state) {
     assert_true(run_until(a_done, 10000));
 }
 
+/* The group has settled with each member holding half of the partitions. */
+static int split_even(void) {
+    return split_done() && assigned_count(&ma) == NPART / 2 && assigned_count(&mb) == NPART / 2;
+}
+
 /* A commits everything it has seen and the broker accepts it. */
 static void commit_a_and_wait(void) {
     assert_true(commit_seen(&ma, NULL));
@@ -519,10 +524,13 @@ static void test_held_member_hears_rebalance_at_once(void **state) {
     commit_a_and_wait();
 
     make(&mb, "g-held");
-    assert_true(run_until(split_done, 15000));
-    /* Revoked and given its share back without one more message delivered. */
+    assert_true(run_until(split_even, 15000));
+    /* Revoked and given its share back without one more message delivered. The group may
+     * take two rounds to settle (the mock sometimes forms a generation before B's join
+     * arrives), so the trace is A, then revoke-assign pairs. */
     assert_int_equal(ma.msgs, held);
-    assert_string_equal(ma.trace, "ARA");
+    assert_true(ma.revokes >= 1 && ma.assigns == ma.revokes + 1);
+    assert_int_equal(strncmp(ma.trace, "ARA", 3), 0);
 
     jn_kafka_consumer_hold(ma.c, 0);
     target = 200;
