@@ -70,7 +70,7 @@ static int encode_record(service *s, lua_State *L, jn_sb *out, const char **err)
 /* Reads record.id at the top of the stack as the collection key. */
 static int record_id(service *s, lua_State *L, int int_ids, char *out, size_t cap) {
     (void)s;
-    lua_getfield(L, -1, "id");
+    jn_lua_rawgetfield(L, -1, "id");
     int ok = 0;
     if (int_ids && lua_isinteger(L, -1) && lua_tointeger(L, -1) > 0) {
         snprintf(out, cap, "%lld", (long long)lua_tointeger(L, -1));
@@ -90,10 +90,17 @@ static int record_id(service *s, lua_State *L, int int_ids, char *out, size_t ca
     return ok ? 0 : -1;
 }
 
-/* Calls validate(record) of the module at stack index mod on the record at the top,
- * replacing it with the validated record. Returns 0, or -1 with *err (malloc'd). */
+/* Calls validate(record) of the module at stack index mod (a candidate version, read
+ * inside its protected check), or of the current version when mod is 0, on the record
+ * at the top, replacing it with the validated record. Returns 0, or -1 with *err
+ * (malloc'd). */
 static int validate(service *s, lua_State *L, int mod, char **err) {
-    lua_getfield(L, mod, "validate");
+    if (mod) {
+        lua_getfield(L, mod, "validate");
+    } else if (jn_script_push_function(s->script, "validate", err) != 0) {
+        lua_pop(L, 1);
+        return -1;
+    }
     lua_insert(L, -2);
     if (jn_script_pcall(s->script, 1, 2, err) != 0) return -1;
     if (!lua_istable(L, -2)) {
@@ -204,6 +211,16 @@ static int check_script(jn_script *script, void *ud, char **err) {
             lua_pop(L, 2);
             goto out;
         }
+        size_t dlen;
+        if (jn_collection_get(data, id, &dlen, NULL)) {
+            /* Keeping one of the two silently would serve a data set the script did
+             * not describe. */
+            *err = dupf("generate(): record %s repeats id %s of an earlier record; ids must "
+                        "be unique",
+                        where, id);
+            lua_pop(L, 2);
+            goto out;
+        }
         jn_sb json;
         const char *jerr;
         if (encode_record(s, L, &json, &jerr) != 0) {
@@ -282,10 +299,8 @@ static int decode_body(lua_State *L, const jn_http_request *req, jn_http_respons
 /* Validates the record at the top of the stack, stores it and answers with it. */
 static void store(service *s, lua_State *L, const char *id, int status, jn_http_response *res) {
     char *err = NULL;
-    jn_script_push_module(s->script);
-    lua_insert(L, -2);
-    int mod = lua_gettop(L) - 1;
-    if (validate(s, L, mod, &err) != 0) {
+    int mod = lua_gettop(L); /* the record; mod - 1 is what the caller had */
+    if (validate(s, L, 0, &err) != 0) {
         char msg[400];
         snprintf(msg, sizeof msg, "invalid %s: %s", s->resource, err);
         jn_http_respond_error(res, 400, msg);
@@ -298,7 +313,7 @@ static void store(service *s, lua_State *L, const char *id, int status, jn_http_
         lua_pushinteger(L, strtoll(id, NULL, 10));
     else
         lua_pushstring(L, id);
-    lua_setfield(L, -2, "id");
+    jn_lua_rawsetfield(L, -2, "id");
     jn_sb json;
     const char *jerr;
     if (encode_record(s, L, &json, &jerr) != 0) {

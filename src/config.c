@@ -1,6 +1,11 @@
 /* Configuration loading and validation, driven by one schema table: each entry names
  * a dotted key, its type, its default, its environment variable and where it lands in
- * jn_config. Adding a key is one line here. */
+ * jn_config. Adding a key is one line here.
+ *
+ * The file is data written in Lua, so it runs in an environment of its own, with nothing
+ * that reaches outside the process (no os, io, require or load; env() reads environment
+ * variables), and under instruction, time and memory limits: a mistake in it must end
+ * start-up with an error that says so, never run a command, write a file or hang. */
 #include "config.h"
 
 #include <errno.h>
@@ -12,9 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "buf.h"
-#include "lua_alloc.h"
+#include "script_strlib.h"
 
 typedef enum { T_STR, T_OPTSTR, T_INT, T_LONG, T_NUM, T_BOOL, T_ADDR, T_LEVEL, T_FORMAT } key_type;
 
@@ -35,6 +41,11 @@ static const schema_entry schema[] = {
     {"log.format", T_FORMAT, OFF(log.format), "text", "JUNCTION_LOG_FORMAT", 0, 0, "text or json (one object per line)"},
     {"admin.listen", T_ADDR, OFF(admin.listen), "127.0.0.1:8000", "JUNCTION_ADMIN_LISTEN", 0, 0, "admin HTTP address (/healthz, /metrics, /api/reload)"},
     {"scripts.instruction_limit", T_LONG, OFF(scripts.instruction_limit), "200000000", "JUNCTION_SCRIPT_INSTRUCTION_LIMIT", 1000, 1e12, "Lua instructions one script call may run before it is stopped"},
+    {"scripts.time_limit_ms", T_LONG, OFF(scripts.time_limit_ms), "1000", "JUNCTION_SCRIPT_TIME_LIMIT_MS", 1, 3600000, "milliseconds one script call may run before it is stopped (C functions included)"},
+    {"scripts.memory_limit_mb", T_LONG, OFF(scripts.memory_limit_mb), "1024", "JUNCTION_SCRIPT_MEMORY_LIMIT_MB", 8, 1048576, "ceiling on the memory of the scripts' Lua state; an allocation past it fails the call"},
+    {"scripts.max_file_bytes", T_LONG, OFF(scripts.max_file_bytes), "4194304", NULL, 1024, 1073741824, "largest script file (or chunk given to load) accepted"},
+    {"scripts.read_paths", T_OPTSTR, OFF(scripts.read_paths), "", "JUNCTION_SCRIPT_READ_PATHS", 0, 0, "comma-separated folders scripts may read files under (empty: each script's own folder)"},
+    {"scripts.env_allow", T_STR, OFF(scripts.env_allow), "SCRIPT_*", "JUNCTION_SCRIPT_ENV_ALLOW", 0, 0, "comma-separated environment variables scripts may read; NAME_* allows a prefix, * allows all"},
     {"scripts.allow_exec", T_BOOL, OFF(scripts.allow_exec), "false", NULL, 0, 0, "give scripts os.execute and io.popen"},
     {"scripts.allow_write", T_BOOL, OFF(scripts.allow_write), "false", NULL, 0, 0, "let scripts open files for writing"},
     {"scripts.watch", T_BOOL, OFF(scripts.watch), "true", "JUNCTION_SCRIPT_WATCH", 0, 0, "reload a script as soon as its file changes"},
@@ -342,6 +353,311 @@ static int walk(jn_config *cfg, lua_State *L, const char *prefix, jn_sb *err) {
     return 0;
 }
 
+/* ---- running the file -------------------------------------------------------------- */
+
+/* Limits of one config file. A real one runs a few thousand instructions in well under a
+ * millisecond and needs tens of kilobytes, so these sit far above any file that does its
+ * job and need no setting of their own. */
+#define CONFIG_INSTRUCTIONS 10000000L
+#define CONFIG_SECONDS      2
+#define CONFIG_MEMORY_MIB   64
+/* The hook runs every HOOK_EVERY instructions; one clock read per thousand instructions
+ * costs nothing measurable. */
+#define HOOK_EVERY 1000
+
+typedef enum { LIMIT_NONE, LIMIT_INSTRUCTIONS, LIMIT_TIME } limit_hit;
+
+/* One run of a config file: the allocator's count and the hook's budget. It is the
+ * state's allocator data, so the hook finds it through lua_getallocf. */
+typedef struct {
+    size_t used, ceiling;
+    int memory_refused; /* the allocator turned a request down at least once */
+    long budget;        /* instructions left */
+    double deadline;    /* monotonic seconds */
+    limit_hit hit;
+    int line; /* where a limit stopped the file */
+} config_run;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* realloc/free with a byte count and a ceiling, for the config's state alone: a config is
+ * small and loaded once, so it needs no pool. Lua needs freeing and shrinking never to
+ * fail, so only growth is refused; Lua then collects garbage and tries once more before
+ * raising "not enough memory". used never passes ceiling, so the subtraction is safe. */
+static void *config_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    config_run *r = ud;
+    if (!ptr) osize = 0; /* then osize is the kind of object, not a size */
+    if (nsize == 0) {
+        free(ptr);
+        r->used -= osize;
+        return NULL;
+    }
+    if (nsize > osize && nsize - osize > r->ceiling - r->used) {
+        r->memory_refused = 1;
+        return NULL;
+    }
+    void *p = realloc(ptr, nsize);
+    if (p) r->used = r->used - osize + nsize;
+    return p;
+}
+
+/* What luaL_newstate's handler does: an error outside any pcall is reported, then Lua
+ * aborts. Only building the sandbox runs outside a pcall, and it fails only when malloc
+ * does (the ceiling is far above what it needs). */
+static int config_panic(lua_State *L) {
+    const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    fprintf(stderr, "PANIC: unprotected error in call to Lua API (%s)\n",
+            msg ? msg : "error object is not a string");
+    fflush(stderr);
+    return 0;
+}
+
+/* The instruction and time limits: a file that loops would otherwise hang start-up with
+ * no output. Both are checked every HOOK_EVERY instructions. */
+static void limit_hook(lua_State *L, lua_Debug *ar) {
+    void *ud;
+    lua_getallocf(L, &ud);
+    config_run *r = ud;
+    if (r->hit == LIMIT_NONE) {
+        r->budget -= HOOK_EVERY;
+        if (r->budget < 0)
+            r->hit = LIMIT_INSTRUCTIONS;
+        else if (now_s() > r->deadline)
+            r->hit = LIMIT_TIME;
+        else
+            return;
+        if (lua_getinfo(L, "l", ar)) r->line = ar->currentline;
+        /* A pcall in the file would catch the error below and let its loop go on, so
+         * from now on every instruction raises it again: the caught error's next
+         * instruction outside that pcall ends the file. */
+        lua_sethook(L, limit_hook, LUA_MASKCOUNT, 1);
+    }
+    luaL_error(L, "the config file was stopped at its limit");
+}
+
+/* What the bounded string and table functions charge: their work counts against the
+ * same budget as instructions, and passing it stops the file the same way. */
+static void config_charge(lua_State *L, void *ud, long cost) {
+    config_run *r = ud;
+    if (r->hit == LIMIT_NONE) {
+        r->budget -= cost;
+        if (r->budget < 0)
+            r->hit = LIMIT_INSTRUCTIONS;
+        else if (now_s() > r->deadline)
+            r->hit = LIMIT_TIME;
+        else
+            return;
+        lua_Debug ar; /* level 1: the file's function that called string.find, ... */
+        if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "l", &ar)) r->line = ar.currentline;
+        lua_sethook(L, limit_hook, LUA_MASKCOUNT, 1);
+    }
+    luaL_error(L, "the config file was stopped at its limit");
+}
+
+/* env(name [, default]): the environment variable's value (a string), else default, else
+ * nil. Environment variables still override the file's keys after it has run. */
+static int config_env(lua_State *L) {
+    const char *v = getenv(luaL_checkstring(L, 1));
+    if (v)
+        lua_pushstring(L, v);
+    else
+        lua_settop(L, 2);
+    return 1;
+}
+
+/* setmetatable without finalizers: a __gc runs when the state is closed, after the limits
+ * are off, and can run any code there. Lua marks an object for finalizing only when its
+ * metatable has __gc as setmetatable is called, so checking here is enough. */
+static int config_setmetatable(lua_State *L) {
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        int has_gc = lua_rawget(L, 2) != LUA_TNIL;
+        lua_pop(L, 1);
+        if (has_gc)
+            return luaL_error(L, "setmetatable: a metatable with __gc is not allowed in a "
+                                 "config file (finalizers would run outside its limits); "
+                                 "remove the __gc field");
+    }
+    lua_pushvalue(L, lua_upvalueindex(1)); /* the base library's setmetatable */
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+/* _ENV's __index: a name the file reads but never set. */
+static int config_undefined(lua_State *L) {
+    const char *k = lua_tostring(L, 2);
+    return luaL_error(L,
+                      "`%s` is not available in a config file (it is data: use env(name, "
+                      "default) for environment variables; there are string, table, math, "
+                      "utf8 and the basic functions such as pairs, ipairs, tostring, "
+                      "tonumber, type, error, assert, pcall and setmetatable)",
+                      k ? k : "?");
+}
+
+/* Copies the library table on top of the stack into env[name] and pops it: a copy, so
+ * what the file does to its string table stays out of the string metatable's. */
+static void copy_library(lua_State *L, int env, const char *name) {
+    lua_newtable(L);
+    lua_pushnil(L);
+    while (lua_next(L, -3)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -4);
+    }
+    lua_setfield(L, env, name);
+    lua_pop(L, 1);
+}
+
+/* Pushes the environment the file runs in. Only the libraries it may use are opened at
+ * all; the base library still puts load, loadfile, dofile, collectgarbage and print in
+ * the state's globals, which the file never sees: its _ENV is this table. */
+static void push_sandbox(lua_State *L, jn_script_meter *meter) {
+    static const char *const base[] = {
+        "assert",   "error", "ipairs",   "next",   "pairs",  "pcall",  "select",       "tonumber",
+        "tostring", "type",  "rawequal", "rawget", "rawlen", "rawset", "getmetatable", NULL,
+    };
+    lua_newtable(L);
+    int env = lua_gettop(L);
+    luaL_requiref(L, LUA_GNAME, luaopen_base, 0);
+    for (const char *const *n = base; *n; n++) {
+        lua_getfield(L, -1, *n);
+        lua_setfield(L, env, *n);
+    }
+    lua_getfield(L, -1, "setmetatable");
+    lua_pushcclosure(L, config_setmetatable, 1);
+    lua_setfield(L, env, "setmetatable");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, config_env);
+    lua_setfield(L, env, "env");
+
+    /* string.dump goes from the shared table too, since ("").dump reaches it through
+     * the string metatable, which is then hidden like the scripts' one. */
+    luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 0);
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    /* Pattern matching and string.rep run without hook ticks: the bounded versions
+     * charge their work to the same instruction budget. */
+    jn_script_strlib_install(L, lua_absindex(L, -1), 0, meter);
+    copy_library(L, env, LUA_STRLIBNAME);
+    lua_pushliteral(L, "");
+    lua_getmetatable(L, -1);
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 2);
+    luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 0);
+    jn_script_strlib_install(L, 0, lua_absindex(L, -1), meter);
+    copy_library(L, env, LUA_TABLIBNAME);
+    luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 0);
+    copy_library(L, env, LUA_MATHLIBNAME);
+    luaL_requiref(L, LUA_UTF8LIBNAME, luaopen_utf8, 0);
+    copy_library(L, env, LUA_UTF8LIBNAME);
+
+    lua_newtable(L);
+    lua_pushcfunction(L, config_undefined);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0); /* so setmetatable(_ENV, ...) cannot take __index away */
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, env);
+}
+
+/* 10000000 → "10,000,000". */
+static void with_commas(long n, char *buf, size_t size) {
+    char digits[32];
+    int len = snprintf(digits, sizeof digits, "%ld", n);
+    size_t o = 0;
+    for (int i = 0; i < len && o + 1 < size; i++) {
+        if (i > 0 && (len - i) % 3 == 0 && o + 2 < size) buf[o++] = ',';
+        buf[o++] = digits[i];
+    }
+    buf[o] = '\0';
+}
+
+/* Why the file did not load, in one message naming it, what went wrong and what to do.
+ * The error value is on top of the stack. */
+static void describe_failure(lua_State *L, const config_run *r, const char *path, int loaded,
+                             jn_sb *e) {
+    const char *msg = lua_tostring(L, -1);
+    char n[32];
+    if (r->hit == LIMIT_INSTRUCTIONS) {
+        with_commas(CONFIG_INSTRUCTIONS, n, sizeof n);
+        jn_sb_printf(e,
+                     "config: %s ran past %s instructions, stopped at line %d (a loop that "
+                     "never ends?); a config file only returns a table",
+                     path, n, r->line);
+    } else if (r->hit == LIMIT_TIME) {
+        jn_sb_printf(e,
+                     "config: %s ran longer than %d s, stopped at line %d (a loop that never "
+                     "ends?); a config file only returns a table",
+                     path, CONFIG_SECONDS, r->line);
+    } else if (r->memory_refused && msg && strstr(msg, "not enough memory")) {
+        /* Lua raises this itself, or lauxlib's buffers do; either way it is our ceiling. */
+        jn_sb_printf(e,
+                     "config: %s used more than %d MiB of memory (a string or table that "
+                     "keeps growing?); a config file only returns a table of settings",
+                     path, CONFIG_MEMORY_MIB);
+    } else if (!loaded || !msg) {
+        jn_sb_printf(e, "config: cannot load %s: %s", path,
+                     msg ? msg
+                         : "it raised an error that is not a string (pass error() a "
+                           "message)");
+        if (msg && strstr(msg, "cannot open"))
+            jn_sb_puts(e, " (pass an existing file with --config FILE)");
+    } else {
+        /* Runtime errors start with "path:line:" unless raised at level 0 or the path
+         * was too long for Lua's chunk name. */
+        size_t len = strlen(path);
+        if (!strncmp(msg, path, len) && msg[len] == ':')
+            jn_sb_printf(e, "config: %s", msg);
+        else
+            jn_sb_printf(e, "config: %s: %s", path, msg);
+    }
+}
+
+/* Runs the file in its sandbox under the limits and applies the table it returns. Errors
+ * go to e. */
+static void load_file(jn_config *cfg, const char *path, jn_sb *e) {
+    config_run run = {
+        .ceiling = (size_t)CONFIG_MEMORY_MIB << 20,
+        .budget = CONFIG_INSTRUCTIONS,
+    };
+    lua_State *L = lua_newstate(config_alloc, &run);
+    if (!L) abort();
+    lua_atpanic(L, config_panic);
+    jn_script_meter meter = {config_charge, &run};
+    push_sandbox(L, &meter);
+    int loaded = luaL_loadfilex(L, path, "t") == LUA_OK;
+    int ok = 0;
+    if (loaded) {
+        lua_pushvalue(L, -2);
+        lua_setupvalue(L, -2, 1); /* a main chunk's only upvalue is its _ENV */
+        run.deadline = now_s() + CONFIG_SECONDS;
+        lua_sethook(L, limit_hook, LUA_MASKCOUNT, HOOK_EVERY);
+        ok = lua_pcall(L, 0, 1, 0) == LUA_OK;
+        lua_sethook(L, NULL, 0, 0);
+    }
+    /* The file has ended: reading its table below runs no Lua code, and must not fail
+     * for memory outside a pcall (converting a number to a string allocates). */
+    run.ceiling = SIZE_MAX;
+    /* A limit counts even when the file returned: `return pcall(f)` tail-calls pcall, and
+     * the chunk ends with no instruction left to raise the error again. */
+    if (!ok || run.hit != LIMIT_NONE) {
+        describe_failure(L, &run, path, loaded, e);
+    } else if (!lua_istable(L, -1)) {
+        jn_sb_printf(e,
+                     "config: %s must return a table, got a %s (end the file with "
+                     "`return { ... }`)",
+                     path, luaL_typename(L, -1));
+    } else {
+        walk(cfg, L, "", e);
+    }
+    lua_close(L);
+}
+
 int jn_config_load(jn_config *cfg, const char *path, char **err) {
     memset(cfg, 0, sizeof *cfg);
     jn_sb e;
@@ -351,24 +667,7 @@ int jn_config_load(jn_config *cfg, const char *path, char **err) {
 
     if (path) {
         cfg->path = strdup(path);
-        lua_State *L = jn_lua_alloc_newstate();
-        if (!L) abort();
-        luaL_openlibs(L);
-        if (luaL_loadfilex(L, path, "t") != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) {
-            const char *msg = lua_tostring(L, -1);
-            if (!msg) msg = "the file raised an error that is not a string";
-            jn_sb_printf(&e, "config: cannot load %s: %s", path, msg);
-            if (strstr(msg, "cannot open"))
-                jn_sb_puts(&e, " (pass an existing file with --config FILE)");
-        } else if (!lua_istable(L, -1)) {
-            jn_sb_printf(&e,
-                         "config: %s must return a table, got a %s (end the file with "
-                         "`return { ... }`)",
-                         path, luaL_typename(L, -1));
-        } else {
-            walk(cfg, L, "", &e);
-        }
-        jn_lua_alloc_close(L);
+        load_file(cfg, path, &e);
         if (e.len) goto fail;
     }
 

@@ -47,6 +47,11 @@ typedef struct jn_config {
     } admin;
     struct {
         long instruction_limit;
+        long time_limit_ms;
+        long memory_limit_mb;
+        long max_file_bytes;
+        char *read_paths;
+        char *env_allow;
         int allow_exec;
         int allow_write;
         int watch;

@@ -244,7 +244,7 @@ static void settle(jn_consumer *c, pmsg *m) {
 
 /* Identifies a record by the id field at the top of the stack's table. */
 static int read_cid(lua_State *L, int idx, char *out, size_t cap) {
-    int t = lua_getfield(L, idx, "id");
+    int t = jn_lua_rawgetfield(L, idx, "id"); /* no metamethods outside the call limits */
     int ok = 1;
     size_t len;
     if (t == LUA_TNUMBER && lua_isinteger(L, -1) && cap >= JN_INT_CHARS) {
@@ -410,7 +410,7 @@ static void push_ctx(jn_consumer *c, lua_State *L) {
     clock_gettime(CLOCK_REALTIME, &ts);
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->ctx_ref);
     lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
-    lua_setfield(L, -2, "now");
+    jn_lua_rawsetfield(L, -2, "now"); /* the script may have given ctx a metatable */
 }
 
 /* Calls merge.lua's fn(record, ctx) with the record at the top of the stack. */

@@ -450,8 +450,14 @@ int main(int argc, char **argv) {
     a.started_ns = started_ns;
     /* Before anything starts, so a missing service leaves nothing to undo. */
     if (run_all) check_services(a.loop, &cfg);
-    jn_script_opts so = {cfg.scripts.instruction_limit, cfg.scripts.allow_exec,
-                         cfg.scripts.allow_write};
+    jn_script_opts so = {.instruction_limit = cfg.scripts.instruction_limit,
+                         .time_limit_ms = cfg.scripts.time_limit_ms,
+                         .memory_limit_mb = cfg.scripts.memory_limit_mb,
+                         .max_file_bytes = cfg.scripts.max_file_bytes,
+                         .read_paths = cfg.scripts.read_paths,
+                         .env_allow = cfg.scripts.env_allow,
+                         .allow_exec = cfg.scripts.allow_exec,
+                         .allow_write = cfg.scripts.allow_write};
     a.scripts = jn_script_host_new(a.loop, &so);
     jn_log_info("main", "junction %s starting %s (config: %s)", JN_VERSION, command,
                 cfg.path ? cfg.path : "built-in defaults");

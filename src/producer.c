@@ -343,8 +343,18 @@ static void continue_cycle(source *s) {
     lua_State *L = jn_script_host_lua(p->scripts);
     cycle *c = s->cur;
     int top = lua_gettop(L);
-    jn_script_push_module(s->script);
-    lua_getfield(L, -1, "map");
+    char *ferr = NULL;
+    if (jn_script_push_function(s->script, "map", &ferr) != 0) {
+        /* Only a module whose metatable stopped answering gets here: every record of the
+         * turn fails as a map error would, and is published once a version maps it. */
+        jn_metric_add(s->m_map_errors, (double)(s->nspans - s->next_span));
+        c->skipped += s->nspans - s->next_span;
+        note(s, P_MAP_ERROR, (lua_Integer)s->next_span + 1, ferr);
+        free(ferr);
+        s->next_span = s->nspans;
+        end_processing(s);
+        return;
+    }
     int map = lua_gettop(L);
     lua_createtable(L, 0, 2);
     lua_pushstring(L, s->name);

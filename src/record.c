@@ -1,9 +1,11 @@
-/* Reading map results into Kafka records. */
+/* Reading map results into Kafka records. A result is a table the script built, so it
+ * is read without metamethods: no __index of its can run outside the call limits. */
 #include "record.h"
 
 #include <lauxlib.h>
 
 #include "json.h"
+#include "script.h"
 
 void jn_record_init(jn_record *r) {
     jn_sb_init(&r->key);
@@ -18,7 +20,7 @@ void jn_record_free(jn_record *r) {
 }
 
 static const char *read_key(lua_State *L, jn_record *r) {
-    int t = lua_getfield(L, -1, "key");
+    int t = jn_lua_rawgetfield(L, -1, "key");
     const char *why = NULL;
     if (t == LUA_TNUMBER && !lua_isinteger(L, -1)) {
         why = "key must be a non-empty string or an integer, got a fractional number";
@@ -38,7 +40,7 @@ static const char *read_key(lua_State *L, jn_record *r) {
 }
 
 static const char *read_value(lua_State *L, jn_record *r) {
-    int t = lua_getfield(L, -1, "value");
+    int t = jn_lua_rawgetfield(L, -1, "value");
     const char *why = NULL;
     if (t == LUA_TSTRING) {
         size_t len;
@@ -56,7 +58,7 @@ static const char *read_value(lua_State *L, jn_record *r) {
 }
 
 static const char *read_headers(lua_State *L, jn_record *r) {
-    int t = lua_getfield(L, -1, "headers");
+    int t = jn_lua_rawgetfield(L, -1, "headers");
     if (t == LUA_TNIL) {
         lua_pop(L, 1);
         return NULL;

@@ -1,24 +1,57 @@
 /* The Lua host. Scripts run in a sandbox built per version: allow-listed globals,
  * private copies of the standard library tables (one script cannot patch string.format
- * under another), a `require` that only reaches junction, cjson and files beside the
- * script, and an error on reading an undefined global so typos fail loudly. */
+ * under another), read-only views of junction and cjson, a `require` that only reaches
+ * those and files beside the script, and an error on reading an undefined global so
+ * typos fail loudly.
+ *
+ * No script can take the host down. Every path from the host into Lua runs under
+ * lua_pcall; a call is bounded by an instruction count, a wall-clock time and a memory
+ * ceiling; the C functions that could run long without a hook tick (pattern matching,
+ * string.rep, table.sort/concat/move/insert/remove) charge their work to the same
+ * budget; and once a limit is passed the hook raises again on every instruction, so a
+ * pcall, xpcall or coroutine inside the script cannot swallow it. */
 #include "script.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <lauxlib.h>
+#include <limits.h>
 #include <lualib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "lua_alloc.h"
 #include "metrics.h"
 #include "script_lib.h"
+#include "script_strlib.h"
 
 #define HISTORY    16
 #define HOOK_EVERY 1000
+/* A watched file must look the same (size, mtime, inode) on two looks this far apart
+ * before it is reloaded: editors that truncate and write later, or write in pieces,
+ * never get a half-written version loaded. */
+#define SETTLE_MS 100
+
+#define DEFAULT_INSTRUCTIONS 200000000L
+#define DEFAULT_TIME_MS      1000L
+#define DEFAULT_MEMORY_MB    1024L
+#define DEFAULT_FILE_BYTES   (4L << 20)
+#define DEFAULT_ENV_ALLOW    "SCRIPT_*"
+
+enum { LIVE, KILLED_INSTRUCTIONS, KILLED_TIME, KILLED_MEMORY };
+
+/* A rejected version that left this much garbage is collected at once (a full collection
+ * of a large state costs a moment of the loop, so a plain syntax error does not pay it),
+ * and the allocator is trimmed when this much of its pool (and a quarter of what is in
+ * use) is free. */
+#define COLLECT_WORTH ((size_t)16 << 20)
+#define TRIM_WORTH    ((size_t)8 << 20)
 
 typedef struct {
     double at;
@@ -38,6 +71,8 @@ struct jn_script {
     char sha[65];
     double loaded_at;
     int pending;
+    struct stat seen; /* the file as the watcher last looked at it */
+    int seen_ok, settle_tries;
     reload_event history[HISTORY];
     int nhistory; /* total ever recorded; the ring keeps the last HISTORY */
     jn_metric *m_ok, *m_err;
@@ -59,7 +94,17 @@ struct jn_script_host {
     watcher *watchers;
     uv_timer_t debounce;
     int debounce_init;
-    long budget; /* instructions left in the current call */
+    jn_lua_alloc *alloc;
+    size_t memory_limit;
+    char **roots; /* realpath of each scripts.read_paths entry; NULL: the script's folder */
+    int nroots;
+    /* The call in progress. */
+    long budget;             /* instructions left */
+    uint64_t deadline;       /* CLOCK_MONOTONIC_COARSE milliseconds */
+    int killed;              /* LIVE, or which limit it passed: raised on every instruction */
+    int depth;               /* nested calls (a check calling generate) */
+    size_t refused_at_start; /* the allocator's refusals when the outermost call began */
+    jn_script_meter meter;
     int open_handles;
 };
 
@@ -75,18 +120,103 @@ static char *xstrdup(const char *s) {
     return p;
 }
 
-/* ---- sandbox ----------------------------------------------------------------------- */
+/* ---- limits ------------------------------------------------------------------------ */
 
+static uint64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static jn_script_host *host_of(lua_State *L) {
+    return *(jn_script_host **)lua_getextraspace(L);
+}
+
+static int raise_limit(lua_State *L, jn_script_host *h) {
+    if (h->killed == KILLED_MEMORY) /* jn_script_pcall names the limit */
+        return luaL_error(L, "not enough memory");
+    if (h->killed == KILLED_TIME)
+        return luaL_error(L,
+                          "time limit of %I ms exceeded (a runaway loop or a costly "
+                          "pattern?); fix the script or raise scripts.time_limit_ms",
+                          (lua_Integer)h->opts.time_limit_ms);
+    return luaL_error(L,
+                      "instruction limit of %I exceeded (a runaway loop?); fix the script or "
+                      "raise scripts.instruction_limit",
+                      (lua_Integer)h->opts.instruction_limit);
+}
+
+static size_t refused(jn_script_host *h) {
+    jn_lua_alloc_stats st = {0};
+    if (h->alloc) jn_lua_alloc_get_stats(h->alloc, &st);
+    return st.refused;
+}
+
+/* Decides whether the call is over its limits; once it is, it stays so until the host's
+ * pcall returns. A refused allocation counts too: a script that catches "not enough
+ * memory" and carries on would only spin at the ceiling. */
+static int over_limits(jn_script_host *h) {
+    if (h->killed) return 1;
+    if (h->budget < 0)
+        h->killed = KILLED_INSTRUCTIONS;
+    else if (now_ms() > h->deadline)
+        h->killed = KILLED_TIME;
+    else if (refused(h) != h->refused_at_start)
+        h->killed = KILLED_MEMORY;
+    return h->killed != LIVE;
+}
+
+/* Runs every HOOK_EVERY instructions, and on every instruction of a thread once the call
+ * was stopped: a pcall inside the script catches the first error, and the very next
+ * instruction raises it again, until the whole call has unwound. */
 static void count_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
-    jn_script_host *h = *(jn_script_host **)lua_getextraspace(L);
-    h->budget -= HOOK_EVERY;
-    if (h->budget < 0)
-        luaL_error(L,
-                   "instruction limit of %I exceeded (a runaway loop?); fix the script or "
-                   "raise scripts.instruction_limit",
-                   (lua_Integer)h->opts.instruction_limit);
+    jn_script_host *h = host_of(L);
+    if (!h->killed) {
+        /* A coroutine stopped in an earlier call may still tick on every instruction. */
+        int every = lua_gethookcount(L);
+        h->budget -= every;
+        if (!over_limits(h)) {
+            if (every != HOOK_EVERY) lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
+            return;
+        }
+    }
+    if (lua_gethookcount(L) != 1) lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+    raise_limit(L, h);
 }
+
+/* What the bounded C functions (script_strlib.c) call for their work. */
+static void meter_charge(lua_State *L, void *ud, long cost) {
+    jn_script_host *h = ud;
+    h->budget -= cost;
+    if (over_limits(h)) {
+        if (lua_gethookcount(L) != 1) lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+        raise_limit(L, h);
+    }
+}
+
+/* A full collection that leaves the generational mode set up as it was: switching to
+ * incremental and back runs a complete cycle (Lua 5.4.4 mis-times minor collections
+ * after a plain LUA_GCCOLLECT in generational mode). Then the allocator hands every
+ * chunk the collection emptied back to the system. */
+static void collect_all(jn_script_host *h) {
+    lua_gc(h->L, LUA_GCINC, 0, 0, 0);
+    lua_gc(h->L, LUA_GCGEN, 0, 0);
+    jn_lua_alloc_stats st;
+    if (!h->alloc) return;
+    jn_lua_alloc_get_stats(h->alloc, &st);
+    /* Trimming walks every free block: worth it only when much is free. */
+    size_t free_bytes = st.reserved > st.in_use ? st.reserved - st.in_use : 0;
+    if (free_bytes > TRIM_WORTH && free_bytes > st.in_use / 4) jn_lua_alloc_trim(h->alloc);
+}
+
+static size_t in_use(jn_script_host *h) {
+    jn_lua_alloc_stats st = {0};
+    if (h->alloc) jn_lua_alloc_get_stats(h->alloc, &st);
+    return st.in_use;
+}
+
+/* ---- sandbox ----------------------------------------------------------------------- */
 
 static int traceback(lua_State *L) {
     const char *msg = lua_tostring(L, 1);
@@ -119,13 +249,68 @@ static int sandbox_print(lua_State *L) {
     return 0;
 }
 
-/* load() that only takes text and defaults to the caller's sandbox, never the real _G. */
+/* Reads a script file: a regular file (not a folder, a FIFO or /dev/zero) of at most
+ * max bytes. Returns the text (malloc'd) or NULL with *err set. */
+static char *read_script_file(const char *path, long max, size_t *len, char **err) {
+    char buf[1400];
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        snprintf(buf, sizeof buf, "cannot open %s: %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        *err = xstrdup(buf);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(buf, sizeof buf, "%s is %s, not a regular file; point the config at a .lua file",
+                 path, S_ISDIR(st.st_mode) ? "a folder" : "a device, FIFO or socket");
+        close(fd);
+        *err = xstrdup(buf);
+        return NULL;
+    }
+    jn_sb sb;
+    jn_sb_init(&sb);
+    char chunk[16384];
+    ssize_t n;
+    while ((n = read(fd, chunk, sizeof chunk)) > 0) {
+        if ((long)(sb.len + (size_t)n) > max) {
+            snprintf(buf, sizeof buf,
+                     "%s is larger than %ld bytes; scripts.max_file_bytes sets the limit", path,
+                     max);
+            close(fd);
+            jn_sb_free(&sb);
+            *err = xstrdup(buf);
+            return NULL;
+        }
+        jn_sb_append(&sb, chunk, (size_t)n);
+    }
+    int read_errno = errno;
+    close(fd);
+    if (n < 0) {
+        snprintf(buf, sizeof buf, "cannot read %s: %s", path, strerror(read_errno));
+        jn_sb_free(&sb);
+        *err = xstrdup(buf);
+        return NULL;
+    }
+    *len = sb.len;
+    char *text = jn_sb_steal(&sb);
+    return text ? text : xstrdup("");
+}
+
+/* load() that only takes text of bounded size and defaults to the caller's sandbox,
+ * never the real _G. The parser runs without hook ticks, hence the size cap. */
 static int sandbox_load(lua_State *L) {
+    jn_script_host *h = host_of(L);
     size_t len;
-    const char *code = luaL_checklstring(L, 1, &len);
+    if (lua_type(L, 1) != LUA_TSTRING)
+        return luaL_error(L, "load: only strings of code (a reader function is not supported)");
+    const char *code = lua_tolstring(L, 1, &len);
     const char *chunkname = luaL_optstring(L, 2, "=(load)");
     const char *mode = luaL_optstring(L, 3, "t");
     if (strcmp(mode, "t") != 0) return luaL_error(L, "load: only text chunks (mode \"t\")");
+    if ((long)len > h->opts.max_file_bytes)
+        return luaL_error(L, "load: a chunk of %I bytes is over scripts.max_file_bytes (%I)",
+                          (lua_Integer)len, (lua_Integer)h->opts.max_file_bytes);
     if (luaL_loadbufferx(L, code, len, chunkname, "t") != LUA_OK) {
         luaL_pushfail(L);
         lua_insert(L, -2);
@@ -139,27 +324,167 @@ static int sandbox_load(lua_State *L) {
     return 1;
 }
 
-/* io.open limited to reading unless scripts.allow_write is set. */
+/* Whether a script living in dir may read path: the file, links resolved, must lie under
+ * one of scripts.read_paths, or under the script's own folder when none is set. A path
+ * that does not resolve is left to io.open, which reports it as usual. */
+static int path_allowed(jn_script_host *h, const char *dir, const char *path) {
+    char real[PATH_MAX], root[PATH_MAX];
+    if (!realpath(path, real)) return 1;
+    for (int i = 0; i < (h->roots ? h->nroots : 1); i++) {
+        const char *r = h->roots ? h->roots[i] : realpath(dir, root);
+        if (!r) continue;
+        size_t n = strlen(r);
+        if (!strncmp(real, r, n) && (real[n] == '/' || real[n] == '\0' || !strcmp(r, "/")))
+            return 1;
+    }
+    return 0;
+}
+
+static int refuse_path(lua_State *L, const char *fn, const char *path) {
+    return luaL_error(L,
+                      "%s: %s is outside the folders scripts may read; add its folder to "
+                      "scripts.read_paths",
+                      fn, path);
+}
+
+/* io.open limited to reading, and to the allowed folders, unless scripts.allow_write is
+ * set. Upvalues: the real io.open, the script's folder. */
 static int sandbox_open(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
     const char *mode = luaL_optstring(L, 2, "r");
     if (strcmp(mode, "r") != 0 && strcmp(mode, "rb") != 0)
         return luaL_error(L,
                           "io.open: mode \"%s\" writes a file; scripts may only read "
                           "unless scripts.allow_write = true",
                           mode);
-    lua_pushvalue(L, lua_upvalueindex(1)); /* the real io.open */
+    if (!path_allowed(host_of(L), lua_tostring(L, lua_upvalueindex(2)), path))
+        return refuse_path(L, "io.open", path);
+    lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
     return lua_gettop(L);
 }
 
-/* require() reaching only the host's modules and .lua files beside the script. */
-static int sandbox_require(lua_State *L) {
+/* io.lines(path, ...) under the same folders; io.lines() would read the host's stdin. */
+static int sandbox_lines(lua_State *L) {
+    if (lua_isnoneornil(L, 1))
+        return luaL_error(L, "io.lines: name a file (scripts cannot read standard input)");
+    const char *path = luaL_checkstring(L, 1);
+    if (!path_allowed(host_of(L), lua_tostring(L, lua_upvalueindex(2)), path))
+        return refuse_path(L, "io.lines", path);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* os.getenv under the same allow list as junction.env: secrets live in the environment. */
+static int sandbox_getenv(lua_State *L) {
     const char *name = luaL_checkstring(L, 1);
-    lua_getfield(L, LUA_REGISTRYINDEX, "jn.modules");
-    if (lua_getfield(L, -1, name) != LUA_TNIL) return 1;
-    lua_pop(L, 2);
-    /* upvalues: 1 env, 2 folder, 3 cache */
+    if (!jn_lua_env_allowed(name))
+        return luaL_error(L,
+                          "os.getenv: %s is not in scripts.env_allow; add the name (or a "
+                          "PREFIX_* pattern) there to let scripts read it",
+                          name);
+    luaL_pushfail(L);
+    const char *v = getenv(name);
+    if (v) lua_pushstring(L, v);
+    return 1;
+}
+
+/* setmetatable without __gc: a finalizer runs whenever the collector runs, outside any
+ * call and so outside every limit. Upvalue: the real setmetatable. */
+static int sandbox_setmetatable(lua_State *L) {
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        int t = lua_rawget(L, 2);
+        lua_pop(L, 1);
+        if (t != LUA_TNIL)
+            return luaL_error(L, "setmetatable: __gc finalizers are not available to scripts "
+                                 "(they would run outside the call limits)");
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+/* A message handler given to xpcall. Lua calls it from inside the count hook when the
+ * hook raises a limit error, and hooks are off there: a handler that loops would never be
+ * stopped. So once the call is past its limits the handler is skipped and the error goes
+ * through as it is. Upvalue: the script's handler. */
+static int guarded_handler(lua_State *L) {
+    if (host_of(L)->killed) return lua_gettop(L) > 0 ? 1 : 0;
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+static int xpcall_done(lua_State *L, int status, lua_KContext base) {
+    if (status != LUA_OK && status != LUA_YIELD) {
+        lua_pushboolean(L, 0);
+        lua_pushvalue(L, -2);
+        return 2;
+    }
+    return lua_gettop(L) - (int)base;
+}
+
+/* xpcall(f, handler, ...) with the handler guarded as above; yields inside f work as in
+ * the stock xpcall (the continuation finishes the call). */
+static int sandbox_xpcall(lua_State *L) {
+    int n = lua_gettop(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, guarded_handler, 1);
+    lua_replace(L, 2);
+    lua_pushboolean(L, 1); /* the first result when f does not fail */
+    lua_pushvalue(L, 1);
+    lua_rotate(L, 3, 2); /* f, handler, true, f, args... */
+    int status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, xpcall_done);
+    return xpcall_done(L, status, 2);
+}
+
+static int readonly_newindex(lua_State *L) {
+    const char *name = lua_tostring(L, lua_upvalueindex(1));
+    const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?";
+    return luaL_error(L,
+                      "%s is read-only (every script shares it); cannot set %s.%s: keep your "
+                      "own table, e.g. local my = setmetatable({}, {__index = %s})",
+                      name, name, key, name);
+}
+
+static int readonly_pairs(lua_State *L) {
+    lua_getglobal(L, "next");
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushnil(L);
+    return 3;
+}
+
+/* Replaces the module table at the top of the stack with a read-only view of it. */
+static void make_readonly(lua_State *L, const char *name) {
+    int real = lua_gettop(L);
+    lua_newtable(L);
+    lua_createtable(L, 0, 4);
+    lua_pushvalue(L, real);
+    lua_setfield(L, -2, "__index");
+    lua_pushstring(L, name);
+    lua_pushcclosure(L, readonly_newindex, 1);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushvalue(L, real);
+    lua_pushcclosure(L, readonly_pairs, 1);
+    lua_setfield(L, -2, "__pairs");
+    lua_pushliteral(L, "read-only");
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    lua_replace(L, real);
+}
+
+/* require() reaching only the host's modules (as the sandbox's read-only views) and
+ * .lua files beside the script. Upvalues: 1 env, 2 folder, 3 cache. */
+static int sandbox_require(lua_State *L) {
+    jn_script_host *h = host_of(L);
+    const char *name = luaL_checkstring(L, 1);
     if (lua_getfield(L, lua_upvalueindex(3), name) != LUA_TNIL) return 1;
     lua_pop(L, 1);
     if (strstr(name, "..") || strchr(name, '/'))
@@ -172,8 +497,19 @@ static int sandbox_require(lua_State *L) {
     for (const char *p = name; *p && n < (int)sizeof path - 5; p++)
         path[n++] = *p == '.' ? '/' : *p;
     memcpy(path + n, ".lua", 5);
-    if (luaL_loadfilex(L, path, "t") != LUA_OK)
-        return luaL_error(L, "require \"%s\": %s", name, lua_tostring(L, -1));
+    size_t len;
+    char *err = NULL;
+    char *code = read_script_file(path, h->opts.max_file_bytes, &len, &err);
+    if (!code) {
+        lua_pushfstring(L, "require \"%s\": %s", name, err);
+        free(err);
+        return lua_error(L);
+    }
+    char chunkname[1100];
+    snprintf(chunkname, sizeof chunkname, "@%s", path);
+    int rc = luaL_loadbufferx(L, code, len, chunkname, "t");
+    free(code);
+    if (rc != LUA_OK) return luaL_error(L, "require \"%s\": %s", name, lua_tostring(L, -1));
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_setupvalue(L, -2, 1);
     lua_pushstring(L, name);
@@ -250,15 +586,43 @@ static void push_env(jn_script_host *h, const char *dir) {
     if (!h->opts.allow_write) {
         lua_getglobal(L, "io");
         lua_getfield(L, -1, "open");
-        lua_pushcclosure(L, sandbox_open, 1);
+        lua_pushstring(L, dir);
+        lua_pushcclosure(L, sandbox_open, 2);
         lua_setfield(L, -3, "open");
         lua_pop(L, 1);
     }
+    lua_getglobal(L, "io");
+    lua_getfield(L, -1, "lines");
+    lua_pushstring(L, dir);
+    lua_pushcclosure(L, sandbox_lines, 2);
+    lua_setfield(L, -3, "lines");
+    lua_pop(L, 2);
+    lua_getfield(L, env, "os");
+    lua_pushcfunction(L, sandbox_getenv);
+    lua_setfield(L, -2, "getenv");
     lua_pop(L, 1);
+    lua_getglobal(L, "setmetatable");
+    lua_pushcclosure(L, sandbox_setmetatable, 1);
+    lua_setfield(L, env, "setmetatable");
+    lua_pushcfunction(L, sandbox_xpcall);
+    lua_setfield(L, env, "xpcall");
+
+    /* junction and cjson as read-only views; cjson as an instance of its own, since its
+     * settings (encode_max_depth, ...) live in the instance. */
+    lua_newtable(L); /* the require cache */
+    int cache = lua_gettop(L);
     lua_getfield(L, LUA_REGISTRYINDEX, "jn.modules");
     lua_getfield(L, -1, "junction");
+    make_readonly(L, "junction");
+    lua_pushvalue(L, -1);
     lua_setfield(L, env, "junction");
-    lua_pop(L, 1);
+    lua_setfield(L, cache, "junction");
+    lua_getfield(L, -1, "cjson");
+    lua_getfield(L, -1, "new");
+    lua_call(L, 0, 1);
+    make_readonly(L, "cjson");
+    lua_setfield(L, cache, "cjson");
+    lua_pop(L, 2);
 
     lua_pushcfunction(L, sandbox_print);
     lua_setfield(L, env, "print");
@@ -267,9 +631,10 @@ static void push_env(jn_script_host *h, const char *dir) {
     lua_setfield(L, env, "load");
     lua_pushvalue(L, env);
     lua_pushstring(L, dir);
-    lua_newtable(L);
+    lua_pushvalue(L, cache);
     lua_pushcclosure(L, sandbox_require, 3);
     lua_setfield(L, env, "require");
+    lua_pop(L, 1); /* cache */
 
     lua_newtable(L);
     lua_pushcfunction(L, undefined_global);
@@ -287,18 +652,78 @@ int jn_script_pcall(jn_script *s, int nargs, int nresults, char **err) {
     lua_insert(L, base);
     const char *prev = jn_lua_current_script();
     jn_lua_set_current_script(s->name);
+    /* A nested call (a check running generate) gets limits of its own and gives the outer
+     * call its own back afterwards. */
+    long outer_budget = h->budget;
+    uint64_t outer_deadline = h->deadline;
+    int outer_killed = h->killed;
+    if (h->depth++ == 0) {
+        h->refused_at_start = refused(h);
+        if (h->alloc) jn_lua_alloc_set_limit(h->alloc, h->memory_limit);
+        lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    }
     h->budget = h->opts.instruction_limit;
-    lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    h->deadline = now_ms() + (uint64_t)h->opts.time_limit_ms;
+    h->killed = LIVE;
     int rc = lua_pcall(L, nargs, nresults, base);
-    /* The hook costs a check every HOOK_EVERY instructions; host code between calls
-     * should not pay it. */
-    lua_sethook(L, NULL, 0, 0);
+    int hit_ceiling = 0;
+    if (--h->depth == 0) {
+        /* Host code between calls neither pays for the hook nor meets the ceiling: an
+         * allocation failing outside lua_pcall would end the process. */
+        lua_sethook(L, NULL, 0, 0);
+        if (h->alloc) jn_lua_alloc_set_limit(h->alloc, 0);
+        hit_ceiling = refused(h) != h->refused_at_start;
+    } else {
+        h->budget = outer_budget;
+        h->deadline = outer_deadline;
+        h->killed = outer_killed;
+    }
     jn_lua_set_current_script(prev);
     lua_remove(L, base);
     if (rc != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
-        *err = xstrdup(msg ? msg : "(error without a message)");
+        if (rc == LUA_ERRMEM || hit_ceiling) {
+            char buf[700];
+            snprintf(buf, sizeof buf,
+                     "%s (memory limit of %ld MB reached; free what the script keeps or raise "
+                     "scripts.memory_limit_mb)",
+                     msg ? msg : "not enough memory", h->opts.memory_limit_mb);
+            *err = xstrdup(buf);
+        } else {
+            *err = xstrdup(msg ? msg : "(error without a message)");
+        }
         lua_pop(L, 1);
+    }
+    /* What the call piled up before the ceiling stopped it is garbage now: collect it
+     * and give the memory back, so one bad call does not keep the process at the
+     * ceiling. */
+    if (hit_ceiling && h->depth == 0) collect_all(h);
+    return rc == LUA_OK ? 0 : -1;
+}
+
+/* Looks a function up through the module's metatable, as a call: __index may be Lua. */
+static int lookup_function(lua_State *L) {
+    lua_gettable(L, 1);
+    return 1;
+}
+
+int jn_script_push_function(jn_script *s, const char *fn, char **err) {
+    lua_State *L = s->host->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->module_ref);
+    if (jn_lua_rawgetfield(L, -1, fn) != LUA_TFUNCTION && lua_getmetatable(L, -2)) {
+        lua_pop(L, 2);
+        lua_pushcfunction(L, lookup_function);
+        lua_insert(L, -2);
+        lua_pushstring(L, fn);
+        if (jn_script_pcall(s, 2, 1, err) != 0) return -1;
+    } else {
+        lua_remove(L, -2);
+    }
+    if (!lua_isfunction(L, -1)) {
+        lua_pop(L, 1);
+        char buf[1200];
+        snprintf(buf, sizeof buf, "%s: the script has no function %s", s->path, fn);
+        *err = xstrdup(buf);
         return -1;
     }
     return 0;
@@ -306,14 +731,8 @@ int jn_script_pcall(jn_script *s, int nargs, int nresults, char **err) {
 
 int jn_script_call(jn_script *s, const char *fn, int nargs, int nresults, char **err) {
     lua_State *L = s->host->L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->module_ref);
-    lua_getfield(L, -1, fn);
-    lua_remove(L, -2);
-    if (!lua_isfunction(L, -1)) {
-        lua_pop(L, 1 + nargs);
-        char buf[256];
-        snprintf(buf, sizeof buf, "%s: the script has no function %s", s->path, fn);
-        *err = xstrdup(buf);
+    if (jn_script_push_function(s, fn, err) != 0) {
+        lua_pop(L, nargs);
         return -1;
     }
     lua_insert(L, -nargs - 1);
@@ -321,25 +740,6 @@ int jn_script_call(jn_script *s, const char *fn, int nargs, int nresults, char *
 }
 
 /* ---- loading ----------------------------------------------------------------------- */
-
-static char *read_file(const char *path, size_t *len, char **err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        char buf[1200];
-        snprintf(buf, sizeof buf, "cannot open %s: %s", path, strerror(errno));
-        *err = xstrdup(buf);
-        return NULL;
-    }
-    jn_sb sb;
-    jn_sb_init(&sb);
-    char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        jn_sb_append(&sb, chunk, n);
-    fclose(f);
-    *len = sb.len;
-    return jn_sb_steal(&sb);
-}
 
 static void record(jn_script *s, int ok, const char *reason, const char *error) {
     reload_event *e = &s->history[s->nhistory % HISTORY];
@@ -353,11 +753,23 @@ static void record(jn_script *s, int ok, const char *reason, const char *error) 
     jn_metric_add(ok ? s->m_ok : s->m_err, 1);
 }
 
+/* The owner's check, run as a call: it reads fields of a module the script built (any
+ * metatable included) and may call into the script itself. Arguments: the script as a
+ * light userdata, the module. */
+static int run_check(lua_State *L) {
+    jn_script *s = lua_touserdata(L, 1);
+    char **err = lua_touserdata(L, 2);
+    lua_settop(L, 3); /* the module at the top, as the check expects */
+    if (s->check(s, s->ud, err) != 0 && !*err) *err = xstrdup("rejected by its check");
+    return 0;
+}
+
 /* Compiles, runs and checks a new version; swaps it in only if every step passed. */
 static int load_version(jn_script *s, const char *reason, int skip_same, char **err) {
-    lua_State *L = s->host->L;
+    jn_script_host *h = s->host;
+    lua_State *L = h->L;
     size_t len;
-    char *code = read_file(s->path, &len, err);
+    char *code = read_script_file(s->path, h->opts.max_file_bytes, &len, err);
     if (!code) return -1;
     char sha[65];
     jn_sha256_hex(code, len, sha);
@@ -374,31 +786,36 @@ static int load_version(jn_script *s, const char *reason, int skip_same, char **
         lua_pop(L, 1);
         return -1;
     }
-    push_env(s->host, s->dir);
-    lua_pushvalue(L, -1);
-    lua_insert(L, -3); /* env, chunk, env */
+    push_env(h, s->dir);
     lua_setupvalue(L, -2, 1);
     jn_script_push_state(s);
-    if (jn_script_pcall(s, 1, 1, err) != 0) {
-        lua_pop(L, 1);
-        return -1;
-    }
-    /* A script may return its module table or simply define global functions. */
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_pushvalue(L, -1);
-    } else if (!lua_istable(L, -1)) {
-        char buf[300];
-        snprintf(buf, sizeof buf, "%s must return a table of functions (or nothing), got a %s",
-                 s->path, luaL_typename(L, -1));
+    if (jn_script_pcall(s, 1, 1, err) != 0) return -1;
+    if (!lua_istable(L, -1)) {
+        char buf[1300];
+        int none = lua_isnil(L, -1);
+        snprintf(buf, sizeof buf,
+                 "%s must return a table of functions (end the file with `return M`), got %s%s%s",
+                 s->path, none ? "nothing" : "a ", none ? "" : luaL_typename(L, -1),
+                 none ? " (an empty or half-saved file returns nothing)" : "");
         *err = xstrdup(buf);
-        lua_pop(L, 2);
-        return -1;
-    }
-    lua_remove(L, -2); /* env */
-    if (s->check && s->check(s, s->ud, err) != 0) {
         lua_pop(L, 1);
         return -1;
+    }
+    if (s->check) {
+        char *check_err = NULL;
+        lua_pushcfunction(L, run_check);
+        lua_pushlightuserdata(L, s);
+        lua_pushlightuserdata(L, &check_err);
+        lua_pushvalue(L, -4);
+        int prc = jn_script_pcall(s, 3, 0, err);
+        if (prc != 0 || check_err) {
+            if (check_err) {
+                if (prc != 0) free(*err);
+                *err = check_err;
+            }
+            lua_pop(L, 1);
+            return -1;
+        }
     }
     if (s->module_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, s->module_ref);
     s->module_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -411,6 +828,7 @@ static int load_version(jn_script *s, const char *reason, int skip_same, char **
 
 static int reload(jn_script *s, const char *reason, int skip_same) {
     char *err = NULL;
+    size_t before = in_use(s->host);
     int rc = load_version(s, reason, skip_same, &err);
     if (rc == 1) return 0;
     if (rc == 0) {
@@ -422,6 +840,10 @@ static int reload(jn_script *s, const char *reason, int skip_same) {
     jn_log_error("script", "%s: reload (%s) rejected, version %d keeps running: %s", s->name,
                  reason, s->version, err);
     free(err);
+    /* Whatever the rejected version built (a huge table, a generated data set) is
+     * garbage now: collect it and return the memory. A call that hit the ceiling has
+     * done so already. */
+    if (in_use(s->host) > before + COLLECT_WORTH) collect_all(s->host);
     return -1;
 }
 
@@ -492,15 +914,33 @@ void jn_script_push_module(jn_script *s) {
 
 /* ---- watching ---------------------------------------------------------------------- */
 
+static int same_file(const struct stat *a, const struct stat *b) {
+    return a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* Reloads each changed script once its file has settled: it looks as it did at the last
+ * event, SETTLE_MS ago. A file still changing (or missing, mid-rename) is looked at again
+ * later, for at most 2 s, then loaded as it is. */
 static void on_debounce(uv_timer_t *t) {
     jn_script_host *h = t->data;
+    int again = 0;
     for (jn_script *s = h->scripts; s; s = s->next) {
         if (!s->pending) continue;
+        struct stat st;
+        int ok = stat(s->path, &st) == 0;
+        if ((!ok || !s->seen_ok || !same_file(&st, &s->seen)) && s->settle_tries++ < 20) {
+            s->seen_ok = ok;
+            if (ok) s->seen = st;
+            again = 1;
+            continue;
+        }
         /* Editors save through temp files and renames: an unchanged hash means nothing
          * new arrived for this script itself, unless a sibling module changed. */
         reload(s, "file changed", s->pending == 1);
         s->pending = 0;
     }
+    if (again) uv_timer_start(&h->debounce, on_debounce, SETTLE_MS, 0);
 }
 
 static void on_fs_event(uv_fs_event_t *ev, const char *filename, int events, int status) {
@@ -516,7 +956,12 @@ static void on_fs_event(uv_fs_event_t *ev, const char *filename, int events, int
     if (!own) /* a module some script of this folder may require */
         for (jn_script *s = h->scripts; s; s = s->next)
             if (!strcmp(s->dir, w->dir)) s->pending = 2;
-    uv_timer_start(&h->debounce, on_debounce, 50, 0);
+    for (jn_script *s = h->scripts; s; s = s->next)
+        if (s->pending) {
+            s->seen_ok = stat(s->path, &s->seen) == 0;
+            s->settle_tries = 0;
+        }
+    uv_timer_start(&h->debounce, on_debounce, SETTLE_MS, 0);
 }
 
 int jn_script_watch(jn_script_host *h) {
@@ -554,15 +999,50 @@ jn_script_host *jn_script_host_new(uv_loop_t *loop, const jn_script_opts *opts) 
     if (!h) abort();
     h->loop = loop;
     h->opts = *opts;
+    if (h->opts.instruction_limit <= 0) h->opts.instruction_limit = DEFAULT_INSTRUCTIONS;
+    if (h->opts.time_limit_ms <= 0) h->opts.time_limit_ms = DEFAULT_TIME_MS;
+    if (h->opts.memory_limit_mb <= 0) h->opts.memory_limit_mb = DEFAULT_MEMORY_MB;
+    if (h->opts.max_file_bytes <= 0) h->opts.max_file_bytes = DEFAULT_FILE_BYTES;
+    h->opts.read_paths = NULL; /* not kept: resolved into roots below */
+    h->opts.env_allow = NULL;
+    jn_lua_set_env_allow(opts->env_allow ? opts->env_allow : DEFAULT_ENV_ALLOW);
+    h->memory_limit = (size_t)h->opts.memory_limit_mb << 20;
+    if (opts->read_paths && *opts->read_paths) {
+        char *list = xstrdup(opts->read_paths), *save = NULL;
+        for (char *p = strtok_r(list, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+            while (*p == ' ')
+                p++;
+            char real[PATH_MAX];
+            if (!*p) continue;
+            if (!realpath(p, real)) {
+                jn_log_warn("script",
+                            "scripts.read_paths: %s does not resolve (%s); scripts cannot "
+                            "read under it",
+                            p, strerror(errno));
+                continue;
+            }
+            h->roots = realloc(h->roots, sizeof *h->roots * (size_t)(h->nroots + 1));
+            if (!h->roots) abort();
+            h->roots[h->nroots++] = xstrdup(real);
+        }
+        free(list);
+        /* Folders named but none usable: nothing may be read, rather than everything. */
+        if (!h->roots) h->roots = calloc(1, sizeof *h->roots);
+    }
+    h->meter.charge = meter_charge;
+    h->meter.ud = h;
     h->L = jn_lua_alloc_newstate();
     if (!h->L) abort();
+    h->alloc = jn_lua_alloc_of(h->L);
     /* Generational GC: map and merge calls make short-lived tables per record, which
      * minor collections free without re-marking the long-lived sandboxes and modules.
      * Measured on 100,000 records decoded one by one, mapped to {key, value, headers} and
      * encoded: 20,254 instructions per record incremental, 19,879 generational (-1.9%),
      * wall 169.7 vs 163.4 ms; a page decoded whole then mapped was even (20,434 vs
-     * 20,373). Nothing here forces full collections (scripts have no collectgarbage),
-     * which Lua 5.4.4 mis-times afterwards in this mode. */
+     * 20,373). Scripts have no collectgarbage; the host's own full collections (after a
+     * rejected version or a call that hit the memory ceiling) go through collect_all,
+     * which Lua 5.4.4 does not mis-time afterwards as it does a plain LUA_GCCOLLECT in
+     * this mode. */
     lua_gc(h->L, LUA_GCGEN, 0, 0);
     *(jn_script_host **)lua_getextraspace(h->L) = h;
     luaL_openlibs(h->L);
@@ -572,6 +1052,13 @@ jn_script_host *jn_script_host_new(uv_loop_t *loop, const jn_script_opts *opts) 
     lua_getmetatable(h->L, -1);
     lua_pushboolean(h->L, 0);
     lua_setfield(h->L, -2, "__metatable");
+    lua_pop(h->L, 2);
+    /* The bounded pattern matching, string.rep and table functions go into the real
+     * library tables: sandboxes copy them from there, and string methods (s:find(...))
+     * reach the real string table through the strings' metatable. */
+    lua_getglobal(h->L, "string");
+    lua_getglobal(h->L, "table");
+    jn_script_strlib_install(h->L, lua_absindex(h->L, -2), lua_absindex(h->L, -1), &h->meter);
     lua_pop(h->L, 2);
     lua_newtable(h->L);
     luaL_requiref(h->L, "junction", luaopen_junction, 0);
@@ -604,6 +1091,9 @@ static void on_closed(uv_handle_t *hd) {
         free(s->name), free(s->path), free(s->dir), free(s->base), free(s);
     }
     jn_lua_alloc_close(h->L);
+    for (int i = 0; i < h->nroots; i++)
+        free(h->roots[i]);
+    free(h->roots);
     free(h);
 }
 

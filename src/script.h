@@ -12,8 +12,14 @@
 typedef struct jn_script_host jn_script_host;
 typedef struct jn_script jn_script;
 
+/* Limits and permissions of every script. Zero fields take the defaults below. */
 typedef struct {
-    long instruction_limit;
+    long instruction_limit; /* Lua instructions per call (200,000,000) */
+    long time_limit_ms;     /* wall-clock per call, C functions included (1000) */
+    long memory_limit_mb;   /* ceiling on the state's memory while a call runs (1024) */
+    long max_file_bytes;    /* largest script file or load() chunk (4 MiB) */
+    const char *read_paths; /* comma-separated folders io.open may read; NULL: the script's */
+    const char *env_allow;  /* names (NAME, PREFIX_*, *) junction.env/os.getenv may read */
     int allow_exec;
     int allow_write;
 } jn_script_opts;
@@ -46,6 +52,26 @@ int jn_script_version(const jn_script *s);
 void jn_script_push_state(jn_script *s);
 /* Pushes the current module table of s. */
 void jn_script_push_module(jn_script *s);
+
+/* Pushes module[fn] of the current version, or pushes nothing and returns -1 with *err
+ * set when it is not a function. A module with a metatable is read under the call
+ * limits, so no lookup can run script code unbounded. */
+int jn_script_push_function(jn_script *s, const char *fn, char **err);
+
+/* Reads t[k] without metamethods (tables a script returned may carry any metatable,
+ * and the host reads them outside any limit). Returns the value's type. */
+static inline int jn_lua_rawgetfield(lua_State *L, int idx, const char *k) {
+    idx = lua_absindex(L, idx);
+    lua_pushstring(L, k);
+    return lua_rawget(L, idx);
+}
+/* t[k] = value at the top, without metamethods; pops the value. */
+static inline void jn_lua_rawsetfield(lua_State *L, int idx, const char *k) {
+    idx = lua_absindex(L, idx);
+    lua_pushstring(L, k);
+    lua_insert(L, -2);
+    lua_rawset(L, idx);
+}
 
 /* Calls the function below nargs arguments on the stack under the instruction limit
  * and a traceback handler, on behalf of s (for log lines and counters). Leaves nresults

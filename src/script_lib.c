@@ -57,9 +57,44 @@ static int l_now(lua_State *L) {
     return 1;
 }
 
+static char *env_allow = NULL;
+
+void jn_lua_set_env_allow(const char *spec) {
+    free(env_allow);
+    env_allow = spec ? strdup(spec) : NULL;
+}
+
+int jn_lua_env_allowed(const char *name) {
+    if (!env_allow) return 1;
+    size_t n = strlen(name);
+    for (const char *p = env_allow; *p;) {
+        while (*p == ',' || *p == ' ')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        size_t len = (size_t)(e - p);
+        while (len && p[len - 1] == ' ')
+            len--;
+        if (len && p[len - 1] == '*') {
+            if (n >= len - 1 && !memcmp(name, p, len - 1)) return 1;
+        } else if (len && len == n && !memcmp(name, p, n)) {
+            return 1;
+        }
+        p = e;
+    }
+    return 0;
+}
+
 /* junction.env(name [, default]) */
 static int l_env(lua_State *L) {
-    const char *v = getenv(luaL_checkstring(L, 1));
+    const char *name = luaL_checkstring(L, 1);
+    if (!jn_lua_env_allowed(name))
+        return luaL_error(L,
+                          "junction.env: %s is not in scripts.env_allow; add the name (or a "
+                          "PREFIX_* pattern) there to let scripts read it",
+                          name);
+    const char *v = getenv(name);
     if (v)
         lua_pushstring(L, v);
     else

@@ -1,4 +1,6 @@
-/* jn_config_load: defaults, the example file, error messages, environment overrides. */
+/* jn_config_load: defaults, the example files, error messages, environment overrides, and
+ * the sandbox and limits the config file runs under. */
+#include <glob.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -40,6 +44,7 @@ static const char *const env_vars[] = {
     "KAFKA_BOOTSTRAP_SERVERS",
     "REDIS_HOST",
     "REDIS_PORT",
+    "JN_TEST_X", /* read by the env() tests */
     NULL,
 };
 
@@ -368,6 +373,233 @@ static void test_parse_addr(void **state) {
     assert_int_equal(jn_config_parse_addr("host:80x", &a), -1);
 }
 
+/* ---- the sandbox and limits of the config file ----------------------------------------- */
+
+/* Loads text as a config file, expecting success; the caller frees cfg. */
+static void load_ok(const char *text, jn_config *cfg) {
+    char *err = NULL;
+    if (load_text(text, cfg, &err) != 0) fail_msg("%s", err);
+}
+
+static int exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_os_execute_is_refused(void **state) {
+    (void)state;
+    char victim[64], text[160];
+    snprintf(victim, sizeof victim, "/tmp/jn_config_test_exec_%d", (int)getpid());
+    unlink(victim);
+    snprintf(text, sizeof text, "os.execute('touch %s')\nreturn {}\n", victim);
+    char *err = load_error(text);
+    assert_contains(err, "/tmp/jn_config_test_");
+    assert_contains(err, ":1: `os` is not available in a config file");
+    assert_contains(err, "env(name, default)");
+    free(err);
+    assert_false(exists(victim));
+}
+
+static void test_io_open_for_writing_is_refused(void **state) {
+    (void)state;
+    char victim[64], text[160];
+    snprintf(victim, sizeof victim, "/tmp/jn_config_test_write_%d", (int)getpid());
+    unlink(victim);
+    snprintf(text, sizeof text, "io.open('%s', 'w'):write('x')\nreturn {}\n", victim);
+    char *err = load_error(text);
+    assert_contains(err, "`io` is not available");
+    free(err);
+    assert_false(exists(victim));
+}
+
+static void test_loaders_and_host_libraries_are_absent(void **state) {
+    (void)state;
+    static const struct {
+        const char *text, *name;
+    } cases[] = {
+        {"require 'os'\nreturn {}", "`require`"},
+        {"load('return 1')\nreturn {}", "`load`"},
+        {"loadfile('/dev/null')\nreturn {}", "`loadfile`"},
+        {"dofile('/dev/null')\nreturn {}", "`dofile`"},
+        {"collectgarbage()\nreturn {}", "`collectgarbage`"},
+        {"debug.sethook()\nreturn {}", "`debug`"},
+        {"return { x = package.path }", "`package`"},
+        {"print('hello')\nreturn {}", "`print`"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *err = load_error(cases[i].text);
+        assert_contains(err, cases[i].name);
+        assert_contains(err, "is not available in a config file");
+        free(err);
+    }
+}
+
+static void test_string_dump_is_gone(void **state) {
+    (void)state;
+    jn_config cfg;
+    load_ok("assert(string.dump == nil, 'string.dump')\n"
+            "assert(('').dump == nil, 'string metatable')\n"
+            "return {}\n",
+            &cfg);
+    jn_config_free(&cfg);
+}
+
+/* What a config may reasonably use still works: the four libraries, the basic functions,
+ * string methods, metatables without __gc, and globals of its own. */
+static void test_data_tools_still_work(void **state) {
+    (void)state;
+    jn_config cfg;
+    load_ok("local defaults = setmetatable({}, { __index = { count = 3 } })\n"
+            "host = '10.0.0.' .. math.max(1, 2)\n"
+            "local parts = {}\n"
+            "for _, w in ipairs({ 'a', 'b' }) do parts[#parts + 1] = w:upper() end\n"
+            "local ok = pcall(error, 'caught')\n"
+            "return {\n"
+            "  kafka = { client_id = table.concat(parts, '-') .. utf8.char(67) },\n"
+            "  redis = { host = host, port = tonumber('6390') },\n"
+            "  api = { crm = { count = defaults.count + (ok and 100 or 0) } },\n"
+            "}\n",
+            &cfg);
+    assert_string_equal(cfg.kafka.client_id, "A-BC");
+    assert_string_equal(cfg.redis.host, "10.0.0.2");
+    assert_int_equal(cfg.redis.port, 6390);
+    assert_int_equal(cfg.api.crm.count, 3);
+    jn_config_free(&cfg);
+}
+
+static void test_gc_metatable_is_refused(void **state) {
+    (void)state;
+    char *err = load_error("setmetatable({}, { __gc = function() end })\nreturn {}\n");
+    assert_contains(err, ":1: setmetatable: a metatable with __gc is not allowed");
+    free(err);
+}
+
+static void test_endless_loop_stops_at_instruction_limit(void **state) {
+    (void)state;
+    double t0 = now_s();
+    char *err = load_error("local n = 0\nwhile true do n = n + 1 end\n");
+    double took = now_s() - t0;
+    assert_contains(err, "config: /tmp/jn_config_test_");
+    assert_contains(err, "ran past 10,000,000 instructions, stopped at line 2");
+    assert_contains(err, "a config file only returns a table");
+    free(err);
+    assert_true(took < 2.0); /* the instruction limit, not the clock, stopped it */
+}
+
+/* Once the limit is hit every instruction raises it again, so a pcall in the file only
+ * delays the end by one instruction. */
+static void test_pcall_cannot_swallow_the_limit(void **state) {
+    (void)state;
+    char *err = load_error("while true do pcall(function() while true do end end) end\n");
+    assert_contains(err, "ran past 10,000,000 instructions");
+    free(err);
+    /* A tail call of pcall returns with no instruction left to raise it. */
+    err = load_error("return pcall(function() while true do end end)\n");
+    assert_contains(err, "ran past 10,000,000 instructions");
+    free(err);
+}
+
+/* A pattern that backtracks for seconds runs in one C call, without hook ticks: the
+ * matcher charges its steps to the same budget. */
+static void test_backtracking_pattern_stops_at_the_limit(void **state) {
+    (void)state;
+    double t0 = now_s();
+    char *err = load_error("local s = ('a'):rep(30000)\nreturn { x = s:find('.-.-.-b') }\n");
+    double took = now_s() - t0;
+    assert_contains(err, "ran past 10,000,000 instructions, stopped at line 2");
+    free(err);
+    assert_true(took < 2.0);
+}
+
+/* Few instructions, each a C call doing a lot of work: the clock stops it. */
+static void test_slow_file_stops_at_time_limit(void **state) {
+    (void)state;
+    double t0 = now_s();
+    char *err = load_error("local s = string.rep('x', 8 << 20)\nfor i = 1, 1e9 do\n"
+                           "  local u = s:upper()\nend\nreturn {}\n");
+    double took = now_s() - t0;
+    assert_contains(err, "ran longer than 2 s, stopped at line");
+    assert_contains(err, "a config file only returns a table");
+    free(err);
+    assert_true(took >= 2.0 && took < 10.0);
+}
+
+static void test_huge_string_hits_memory_limit(void **state) {
+    (void)state;
+    /* Doubling: a few instructions, a gigabyte wanted. */
+    char *err = load_error("local s = 'x'\nfor i = 1, 30 do s = s .. s end\nreturn {}\n");
+    assert_contains(err, "config: /tmp/jn_config_test_");
+    assert_contains(err, "used more than 64 MiB of memory");
+    free(err);
+}
+
+static void test_huge_table_hits_memory_limit(void **state) {
+    (void)state;
+    char *err = load_error("local t = {}\n"
+                           "for i = 1, 1 << 24 do t[i] = ('x'):rep(1000) .. i end\n"
+                           "return {}\n");
+    assert_contains(err, "used more than 64 MiB of memory");
+    free(err);
+}
+
+/* The ceiling holds even when the file catches the error, and the file may go on. */
+static void test_memory_error_caught_in_file_is_harmless(void **state) {
+    (void)state;
+    jn_config cfg;
+    load_ok("local ok = pcall(function() local s = 'x' for i = 1, 30 do s = s .. s end end)\n"
+            "return { log = { level = ok and 'debug' or 'warn' } }\n",
+            &cfg);
+    assert_int_equal(cfg.log.level, JN_LOG_WARN);
+    jn_config_free(&cfg);
+}
+
+static void test_env_returns_variable_or_default(void **state) {
+    (void)state;
+    const char *text = "return { kafka = { client_id = env('JN_TEST_X', 'd') },\n"
+                       "  redis = { host = env('JN_TEST_X') == nil and 'unset' or 'set' } }\n";
+    jn_config cfg;
+    setenv("JN_TEST_X", "from-env", 1);
+    load_ok(text, &cfg);
+    assert_string_equal(cfg.kafka.client_id, "from-env");
+    assert_string_equal(cfg.redis.host, "set");
+    jn_config_free(&cfg);
+    unsetenv("JN_TEST_X");
+    load_ok(text, &cfg);
+    assert_string_equal(cfg.kafka.client_id, "d");
+    assert_string_equal(cfg.redis.host, "unset");
+    jn_config_free(&cfg);
+}
+
+static void test_undefined_global_names_itself(void **state) {
+    (void)state;
+    char *err = load_error("local x = 1\nreturn { api = { crm = { count = cout } } }\n");
+    assert_contains(err, ":2: `cout` is not available in a config file");
+    assert_contains(err, "env(name, default)");
+    assert_contains(err, "string, table, math, utf8");
+    free(err);
+}
+
+/* Every shipped configuration still loads in the sandbox. */
+static void test_every_example_loads(void **state) {
+    (void)state;
+    glob_t g;
+    assert_int_equal(glob("examples/*.lua", 0, NULL, &g), 0);
+    assert_true(g.gl_pathc >= 4);
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        jn_config cfg;
+        char *err = NULL;
+        if (jn_config_load(&cfg, g.gl_pathv[i], &err) != 0) fail_msg("%s: %s", g.gl_pathv[i], err);
+        jn_config_free(&cfg);
+    }
+    globfree(&g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
@@ -392,6 +624,26 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_same_address_by_env_is_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_port_different_host_ok, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_addr, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_os_execute_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_io_open_for_writing_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loaders_and_host_libraries_are_absent, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_string_dump_is_gone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_data_tools_still_work, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gc_metatable_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backtracking_pattern_stops_at_the_limit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_endless_loop_stops_at_instruction_limit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pcall_cannot_swallow_the_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_file_stops_at_time_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_huge_string_hits_memory_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_huge_table_hits_memory_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory_error_caught_in_file_is_harmless, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_env_returns_variable_or_default, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_undefined_global_names_itself, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_every_example_loads, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "lua_alloc.h"
 #include "script.h"
 
 #define LIMIT 1000000L
@@ -59,6 +60,12 @@ static int teardown(void **state) {
 static void start_host(fixture *f, int allow_exec, int allow_write) {
     jn_script_opts o = {
         .instruction_limit = LIMIT, .allow_exec = allow_exec, .allow_write = allow_write};
+    f->host = jn_script_host_new(&f->loop, &o);
+    assert_non_null(f->host);
+}
+
+static void start_host_opts(fixture *f, jn_script_opts o) {
+    if (!o.instruction_limit) o.instruction_limit = LIMIT;
     f->host = jn_script_host_new(&f->loop, &o);
     assert_non_null(f->host);
 }
@@ -178,12 +185,21 @@ static void test_missing_function(void **state) {
     free(err);
 }
 
-static void test_global_functions_as_module(void **state) {
+/* An empty file, one that returns nil, or one that only defines globals (what a file
+ * saved half-way looks like) is an error naming the file, never a module. */
+static void test_chunk_returning_nothing_is_an_error(void **state) {
     fixture *f = *state;
     start_host(f, 0, 0);
-    lua_State *L = jn_script_host_lua(f->host);
-    jn_script *s = add(f, "g", "function ping() return 'pong' end\n");
-    assert_call(s, L, "ping", "pong");
+    static const char *const texts[] = {"", "return nil\n", "function ping() return 1 end\n",
+                                        "-- nothing yet\n"};
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+        const char *path = write_script(f, "g.lua", texts[i]);
+        char *err = NULL;
+        assert_null(jn_script_add(f->host, "g", path, NULL, NULL, &err));
+        assert_contains(err, path);
+        assert_contains(err, "return M");
+        free(err);
+    }
 }
 
 static void test_first_version_failure(void **state) {
@@ -511,7 +527,7 @@ static void test_junction_now(void **state) {
 
 static void test_junction_env(void **state) {
     fixture *f = *state;
-    start_host(f, 0, 0);
+    start_host_opts(f, (jn_script_opts){.env_allow = "JN_SCRIPT_TEST_*"});
     lua_State *L = jn_script_host_lua(f->host);
     setenv("JN_SCRIPT_TEST_VAR", "from the environment", 1);
     unsetenv("JN_SCRIPT_TEST_UNSET");
@@ -604,6 +620,297 @@ static void test_require_outside_refused(void **state) {
     free(r);
 }
 
+/* ---- limits that a script cannot escape ----------------------------------------------- */
+
+static double elapsed_s(const struct timespec *t0) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* pcall, xpcall (with a handler that loops too) and coroutines each catch the first limit
+ * error; the call must end anyway, and the next call must run normally. */
+static void test_limit_cannot_be_caught(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *s = add(f, "catch",
+                       "return {\n"
+                       "  p = function() while true do pcall(function() while true do end "
+                       "end) end end,\n"
+                       "  x = function() while true do xpcall(function() while true do end "
+                       "end, function() while true do end end) end end,\n"
+                       "  c = function() while true do coroutine.resume(coroutine.create("
+                       "function() while true do end end)) end end,\n"
+                       "  w = function() local n = 0 while true do local ok = pcall(error) "
+                       "n = n + 1 end end,\n"
+                       "  ok = function() return 'fine' end,\n"
+                       "}\n");
+    static const char *const fns[] = {"p", "x", "c", "w"};
+    for (size_t i = 0; i < 4; i++) {
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        char *err = call_err(s, L, fns[i]);
+        assert_contains(err, "limit");
+        free(err);
+        assert_true(elapsed_s(&t0) < 5);
+        assert_call(s, L, "ok", "fine");
+    }
+}
+
+static void test_time_limit(void **state) {
+    fixture *f = *state;
+    start_host_opts(f, (jn_script_opts){.instruction_limit = 1000000000000L, .time_limit_ms = 150});
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *s = add(f, "slow", "return { spin = function() while true do end end }\n");
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char *err = call_err(s, L, "spin");
+    double took = elapsed_s(&t0);
+    assert_contains(err, "time limit of 150 ms");
+    assert_contains(err, "scripts.time_limit_ms");
+    free(err);
+    assert_true(took >= 0.14 && took < 2);
+}
+
+/* C functions run without hook ticks: the matcher and the table functions charge their
+ * work to the call's budget instead. */
+static void test_c_functions_are_bounded(void **state) {
+    fixture *f = *state;
+    start_host_opts(f, (jn_script_opts){.instruction_limit = 1000000000000L, .time_limit_ms = 200});
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *s = add(f, "c",
+                       "local s = string.rep('a', 400)\n"
+                       "return {\n"
+                       "  find = function() return string.find(s, '.-.-.-b') end,\n"
+                       "  method = function() while true do pcall(s.match, s, '.-.-.-b') end "
+                       "end,\n"
+                       "  move = function() return table.move({1}, 1, 1e15, 2) end,\n"
+                       "  ok = function() return (('x'):rep(3)):gsub('x', 'y') end,\n"
+                       "}\n");
+    static const char *const fns[] = {"find", "method", "move"};
+    for (size_t i = 0; i < 3; i++) {
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        char *err = call_err(s, L, fns[i]);
+        assert_contains(err, "limit");
+        free(err);
+        assert_true(elapsed_s(&t0) < 2);
+    }
+    assert_call(s, L, "ok", "yyy");
+}
+
+static long rss_kb(void) {
+    FILE *fp = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (fp && fgets(line, sizeof line, fp))
+        if (!strncmp(line, "VmRSS:", 6)) kb = atol(line + 6);
+    if (fp) fclose(fp);
+    return kb;
+}
+
+static void test_memory_limit(void **state) {
+    fixture *f = *state;
+    /* Budgets far above what the hogs need: the ceiling must be what stops them. */
+    start_host_opts(f, (jn_script_opts){
+                           .memory_limit_mb = 32, .instruction_limit = 1000000000000L,
+                           .time_limit_ms = 20000});
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *s = add(f, "hog",
+                       "return {\n"
+                       "  rep = function() return #string.rep('x', 1 << 30) end,\n"
+                       "  tables = function() local t = {} for i = 1, 2e7 do t[i] = {i} end "
+                       "return #t end,\n"
+                       "  caught = function() local t = {} while true do pcall(function() "
+                       "for i = 1, 1e6 do t[#t + 1] = {i} end end) end end,\n"
+                       "  ok = function() local t = {} for i = 1, 1000 do t[i] = {i} end "
+                       "return #t end,\n"
+                       "}\n");
+    long base = rss_kb();
+    static const char *const fns[] = {"rep", "tables", "caught"};
+    for (size_t i = 0; i < 3; i++) {
+        char *err = call_err(s, L, fns[i]);
+        if (!strstr(err, "not enough memory") || !strstr(err, "memory limit of 32 MB"))
+            fail_msg("%s(): %s", fns[i], err);
+        free(err);
+        assert_call(s, L, "ok", "1000");
+    }
+    /* The ceiling held and what the failed calls built was given back. */
+    long after = rss_kb();
+    assert_true(after - base < 40 * 1024);
+    jn_lua_alloc_stats st;
+    jn_lua_alloc_get_stats(jn_lua_alloc_of(L), &st);
+    assert_true(st.reserved < 8u << 20); /* the pool's chunks went back (0 without a pool) */
+    assert_true(st.refused >= 3);
+    /* Host code between calls never meets the ceiling. */
+    lua_createtable(L, 1 << 20, 0); /* 16 MiB, half the ceiling, outside any call */
+    lua_pop(L, 1);
+}
+
+/* ---- isolation ---------------------------------------------------------------------- */
+
+static void test_junction_and_cjson_are_read_only(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *a = add(f, "a",
+                       "return {\n"
+                       "  patch = function() junction.sha256 = function() return 'x' end end,\n"
+                       "  patchc = function() require('cjson').encode = print end,\n"
+                       "  raw = function() rawset(junction, 'sha256', function() return "
+                       "'tampered' end) return junction.sha256('') end,\n"
+                       "  depth = function() local c = require 'cjson' c.encode_max_depth(1) "
+                       "return tostring(pcall(c.encode, {{}})) end,\n"
+                       "}\n");
+    jn_script *b = add(f, "b",
+                       "return {\n"
+                       "  sha = function() return junction.sha256('') end,\n"
+                       "  enc = function() return require('cjson').encode({{1}}) end,\n"
+                       "  keys = function() local n = 0 for k in pairs(junction) do n = n + 1 "
+                       "end return tostring(n > 5) end,\n"
+                       "}\n");
+    char *err = call_err(a, L, "patch");
+    assert_contains(err, "junction is read-only");
+    free(err);
+    err = call_err(a, L, "patchc");
+    assert_contains(err, "cjson is read-only");
+    free(err);
+    assert_call(a, L, "raw", "tampered"); /* its own view only */
+    assert_call(a, L, "depth", "false");  /* its own cjson instance */
+    assert_call(b, L, "sha", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    assert_call(b, L, "enc", "[[1]]");
+    assert_call(b, L, "keys", "true");
+    /* And a reload of every script gives nobody the patched function. */
+    assert_int_equal(jn_script_reload_all(f->host, "test"), 0);
+    assert_call(b, L, "sha", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+static void test_gc_finalizers_refused(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *s = add(f, "gc",
+                       "return { f = function() setmetatable({}, {__gc = function() while "
+                       "true do end end}) end,\n"
+                       "  ok = function() return getmetatable(setmetatable({}, {__index = "
+                       "{a = 1}})).__index.a end }\n");
+    char *err = call_err(s, L, "f");
+    assert_contains(err, "__gc");
+    free(err);
+    assert_call(s, L, "ok", "1");
+}
+
+static void test_read_paths_and_env_allow(void **state) {
+    fixture *f = *state;
+    start_host_opts(f, (jn_script_opts){.env_allow = "JN_OK_*,JN_EXACT"});
+    lua_State *L = jn_script_host_lua(f->host);
+    write_script(f, "data.txt", "inside\n");
+    setenv("JN_OK_ONE", "1", 1);
+    setenv("JN_EXACT", "2", 1);
+    setenv("JN_SECRET", "hunter2", 1);
+    jn_script *s = add(f, "r",
+                       "local dir = ...\n"
+                       "return {\n"
+                       "  inside = function(p) return io.open(p):read('l') end,\n"
+                       "  outside = function() return io.open('/etc/hostname') end,\n"
+                       "  lines = function() return io.lines('/etc/hostname')() end,\n"
+                       "  stdin = function() return io.lines() end,\n"
+                       "  envok = function() return junction.env('JN_OK_ONE') .. "
+                       "os.getenv('JN_EXACT') end,\n"
+                       "  secret = function() return junction.env('JN_SECRET') end,\n"
+                       "  osecret = function() return os.getenv('JN_SECRET') end,\n"
+                       "}\n");
+    char path[300];
+    snprintf(path, sizeof path, "%s/data.txt", f->dir);
+    char *r = call_with_path(s, L, "inside", path);
+    assert_string_equal(r, "inside");
+    free(r);
+    static const char *const bad[] = {"outside", "lines", "stdin", "secret", "osecret"};
+    static const char *const why[] = {"scripts.read_paths", "scripts.read_paths", "standard input",
+                                      "scripts.env_allow", "scripts.env_allow"};
+    for (size_t i = 0; i < 5; i++) {
+        char *err = call_err(s, L, bad[i]);
+        assert_contains(err, why[i]);
+        assert_true(strstr(err, "hunter2") == NULL);
+        free(err);
+    }
+    assert_call(s, L, "envok", "12");
+    unsetenv("JN_OK_ONE"), unsetenv("JN_EXACT"), unsetenv("JN_SECRET");
+}
+
+static void test_load_size_capped(void **state) {
+    fixture *f = *state;
+    start_host_opts(f, (jn_script_opts){.max_file_bytes = 4096});
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *s = add(f, "ld",
+                       "return { big = function() return load(string.rep(' ', 5000)) end,\n"
+                       "  small = function() return load('return 7')() end }\n");
+    char *err = call_err(s, L, "big");
+    assert_contains(err, "scripts.max_file_bytes");
+    free(err);
+    assert_call(s, L, "small", "7");
+}
+
+/* ---- script files ------------------------------------------------------------------- */
+
+static void test_script_path_must_be_a_regular_file_under_the_limit(void **state) {
+    fixture *f = *state;
+    start_host_opts(f, (jn_script_opts){.max_file_bytes = 2048});
+    char *err = NULL;
+    assert_null(jn_script_add(f->host, "dir", f->dir, NULL, NULL, &err));
+    assert_contains(err, "a folder, not a regular file");
+    free(err);
+    err = NULL;
+    assert_null(jn_script_add(f->host, "zero", "/dev/zero", NULL, NULL, &err));
+    assert_contains(err, "not a regular file");
+    free(err);
+    char big[3000];
+    memset(big, '-', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    const char *path = write_script(f, "big.lua", big);
+    err = NULL;
+    assert_null(jn_script_add(f->host, "big", path, NULL, NULL, &err));
+    assert_contains(err, "larger than 2048 bytes");
+    free(err);
+}
+
+/* A check that reads a module whose metatable raises (or loops) is a load error. */
+static int check_reads_generate(jn_script *s, void *ud, char **err) {
+    (void)s, (void)ud, (void)err;
+    lua_State *L = *(lua_State **)ud;
+    lua_getfield(L, -1, "generate");
+    lua_pop(L, 1);
+    return 0;
+}
+
+static void test_check_is_protected_and_bounded(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    const char *path = write_script(
+        f, "meta.lua",
+        "return setmetatable({}, {__index = function(_, k) error('no field ' .. k) end})\n");
+    char *err = NULL;
+    assert_null(jn_script_add(f->host, "meta", path, check_reads_generate, &L, &err));
+    assert_contains(err, "no field generate");
+    free(err);
+    path = write_script(f, "loop.lua",
+                        "return setmetatable({}, {__index = function() while true do end "
+                        "end})\n");
+    err = NULL;
+    assert_null(jn_script_add(f->host, "loop", path, check_reads_generate, &L, &err));
+    assert_contains(err, "limit");
+    free(err);
+    /* A call through such a module's metatable is bounded too. */
+    path = write_script(f, "inherit.lua",
+                        "local base = { hi = function() return 'inherited' end }\n"
+                        "return setmetatable({}, {__index = base})\n");
+    jn_script *s = jn_script_add(f->host, "inherit", path, NULL, NULL, &err);
+    assert_non_null(s);
+    assert_call(s, L, "hi", "inherited");
+}
+
 /* ---- status ------------------------------------------------------------------------- */
 
 static void test_status_json_last_error(void **state) {
@@ -637,7 +944,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_load_and_call, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_function, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_global_functions_as_module, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunk_returning_nothing_is_an_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_version_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_per_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_undefined_global, setup, teardown),
@@ -646,6 +953,17 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_write_refused_by_default, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_allowed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_instruction_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_limit_cannot_be_caught, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_time_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_c_functions_are_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_junction_and_cjson_are_read_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gc_finalizers_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_paths_and_env_allow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_size_capped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_script_path_must_be_a_regular_file_under_the_limit,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_is_protected_and_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_success, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_syntax_error_keeps_old, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_rejects_keeps_old, setup, teardown),
