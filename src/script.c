@@ -657,8 +657,9 @@ int jn_script_pcall(jn_script *s, int nargs, int nresults, char **err) {
     long outer_budget = h->budget;
     uint64_t outer_deadline = h->deadline;
     int outer_killed = h->killed;
+    size_t refused_before = refused(h);
     if (h->depth++ == 0) {
-        h->refused_at_start = refused(h);
+        h->refused_at_start = refused_before;
         if (h->alloc) jn_lua_alloc_set_limit(h->alloc, h->memory_limit);
         lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
     }
@@ -666,13 +667,12 @@ int jn_script_pcall(jn_script *s, int nargs, int nresults, char **err) {
     h->deadline = now_ms() + (uint64_t)h->opts.time_limit_ms;
     h->killed = LIVE;
     int rc = lua_pcall(L, nargs, nresults, base);
-    int hit_ceiling = 0;
+    int hit_ceiling = refused(h) != refused_before;
     if (--h->depth == 0) {
         /* Host code between calls neither pays for the hook nor meets the ceiling: an
          * allocation failing outside lua_pcall would end the process. */
         lua_sethook(L, NULL, 0, 0);
         if (h->alloc) jn_lua_alloc_set_limit(h->alloc, 0);
-        hit_ceiling = refused(h) != h->refused_at_start;
     } else {
         h->budget = outer_budget;
         h->deadline = outer_deadline;

@@ -736,9 +736,14 @@ static void test_memory_limit(void **state) {
         free(err);
         assert_call(s, L, "ok", "1000");
     }
-    /* The ceiling held and what the failed calls built was given back. */
+    /* The ceiling held and what the failed calls built was given back. (ASan keeps
+     * freed memory in its quarantine, so RSS says nothing in that build.) */
     long after = rss_kb();
+#if !defined(__SANITIZE_ADDRESS__)
     assert_true(after - base < 40 * 1024);
+#else
+    (void)after, (void)base;
+#endif
     jn_lua_alloc_stats st;
     jn_lua_alloc_get_stats(jn_lua_alloc_of(L), &st);
     assert_true(st.reserved < 8u << 20); /* the pool's chunks went back (0 without a pool) */
