@@ -713,9 +713,9 @@ static long rss_kb(void) {
 static void test_memory_limit(void **state) {
     fixture *f = *state;
     /* Budgets far above what the hogs need: the ceiling must be what stops them. */
-    start_host_opts(f, (jn_script_opts){
-                           .memory_limit_mb = 32, .instruction_limit = 1000000000000L,
-                           .time_limit_ms = 20000});
+    start_host_opts(f, (jn_script_opts){.memory_limit_mb = 32,
+                                        .instruction_limit = 1000000000000L,
+                                        .time_limit_ms = 20000});
     lua_State *L = jn_script_host_lua(f->host);
     jn_script *s = add(f, "hog",
                        "return {\n"
