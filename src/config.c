@@ -416,33 +416,14 @@ static int config_panic(lua_State *L) {
     return 0;
 }
 
-/* The instruction and time limits: a file that loops would otherwise hang start-up with
- * no output. Both are checked every HOOK_EVERY instructions. */
-static void limit_hook(lua_State *L, lua_Debug *ar) {
-    void *ud;
-    lua_getallocf(L, &ud);
-    config_run *r = ud;
-    if (r->hit == LIMIT_NONE) {
-        r->budget -= HOOK_EVERY;
-        if (r->budget < 0)
-            r->hit = LIMIT_INSTRUCTIONS;
-        else if (now_s() > r->deadline)
-            r->hit = LIMIT_TIME;
-        else
-            return;
-        if (lua_getinfo(L, "l", ar)) r->line = ar->currentline;
-        /* A pcall in the file would catch the error below and let its loop go on, so
-         * from now on every instruction raises it again: the caught error's next
-         * instruction outside that pcall ends the file. */
-        lua_sethook(L, limit_hook, LUA_MASKCOUNT, 1);
-    }
-    luaL_error(L, "the config file was stopped at its limit");
-}
+static void limit_hook(lua_State *L, lua_Debug *ar);
 
-/* What the bounded string and table functions charge: their work counts against the
- * same budget as instructions, and passing it stops the file the same way. */
-static void config_charge(lua_State *L, void *ud, long cost) {
-    config_run *r = ud;
+/* Takes cost from the budget; past a limit, records where the file stopped (at ar, or in
+ * the Lua function that called the C function charging) and raises. A pcall in the file
+ * would catch the error and let its loop go on, so from then on the hook raises it again
+ * on every instruction: the caught error's next instruction outside that pcall ends the
+ * file. */
+static void spend(lua_State *L, config_run *r, long cost, lua_Debug *ar) {
     if (r->hit == LIMIT_NONE) {
         r->budget -= cost;
         if (r->budget < 0)
@@ -451,11 +432,26 @@ static void config_charge(lua_State *L, void *ud, long cost) {
             r->hit = LIMIT_TIME;
         else
             return;
-        lua_Debug ar; /* level 1: the file's function that called string.find, ... */
-        if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "l", &ar)) r->line = ar.currentline;
+        lua_Debug caller;
+        if (!ar && lua_getstack(L, 1, &caller)) ar = &caller;
+        if (ar && lua_getinfo(L, "l", ar)) r->line = ar->currentline;
         lua_sethook(L, limit_hook, LUA_MASKCOUNT, 1);
     }
     luaL_error(L, "the config file was stopped at its limit");
+}
+
+/* The instruction and time limits: a file that loops would otherwise hang start-up with
+ * no output. Both are checked every HOOK_EVERY instructions. */
+static void limit_hook(lua_State *L, lua_Debug *ar) {
+    void *ud;
+    lua_getallocf(L, &ud);
+    spend(L, ud, HOOK_EVERY, ar);
+}
+
+/* What the bounded string and table functions charge: their work counts against the
+ * same budget as instructions, and passing it stops the file the same way. */
+static void config_charge(lua_State *L, void *ud, long cost) {
+    spend(L, ud, cost, NULL);
 }
 
 /* env(name [, default]): the environment variable's value (a string), else default, else
