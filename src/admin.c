@@ -101,10 +101,19 @@ static void handle(void *ud, const jn_http_request *req, jn_http_response *res) 
         snprintf(res->headers, sizeof res->headers, "Cache-Control: no-store\r\n");
         break;
     case A_HEALTH:
-    case A_READY:
+    case A_READY: {
+        const char *why = r == A_READY && a->consumer ? jn_consumer_not_ready(a->consumer) : NULL;
+        if (why) {
+            jn_sb_puts(&sb, "{\"status\":\"not ready\",\"reason\":");
+            jn_sb_json_string(&sb, why, strlen(why));
+            jn_sb_putc(&sb, '}');
+            set_json(res, 503, &sb);
+            break;
+        }
         jn_sb_puts(&sb, r == A_HEALTH ? "{\"status\":\"ok\"}" : "{\"status\":\"ready\"}");
         set_json(res, 200, &sb);
         break;
+    }
     case A_METRICS: {
         long pages = 0, rss = 0;
         FILE *f = fopen("/proc/self/statm", "r");

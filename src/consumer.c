@@ -107,6 +107,13 @@ struct jn_consumer {
     long pending; /* messages alive (not settled) */
     int redis_up, paused, stopping;
     int holding; /* taking nothing from the group consumer: too much pending */
+    /* Tables first: no customer is merged before the catalogue reader has read every
+     * product partition to its end, or customers would go out without products that
+     * exist and again when they arrive. */
+    int tables_loaded;
+    unsigned char *cat_eof; /* per product partition: read to its end at least once */
+    int cat_nparts, cat_loaded_parts;
+    uint64_t load_started_ms;
     uint64_t revoke_deadline, commit_sent_ns;
     int revoke_commit_wait;
     int handles, stop_stage;
@@ -623,7 +630,8 @@ static void update_flow(jn_consumer *c) {
     if (!c->group || c->stopping) return;
     long high = c->cfg->consumer.max_pending;
     int pause = !c->redis_up;
-    int hold = !pause && (c->pending >= high || (c->holding && c->pending >= high * 3 / 4));
+    int hold = !pause && (!c->tables_loaded || c->pending >= high ||
+                          (c->holding && c->pending >= high * 3 / 4));
     if (pause != c->paused) {
         c->paused = pause;
         if (pause)
@@ -839,9 +847,36 @@ static void on_kafka_error(void *ud, rd_kafka_resp_err_t err, const char *reason
     jn_log_warn("consumer", "kafka: %s (%s)", reason, rd_kafka_err2name(err));
 }
 
+static void tables_loaded(jn_consumer *c) {
+    c->tables_loaded = 1;
+    jn_log_info("consumer",
+                "catalogue loaded (%d product partition(s) read to their end in %llu ms); "
+                "merging customers",
+                c->cat_nparts, (unsigned long long)(uv_now(c->loop) - c->load_started_ms));
+    update_flow(c);
+}
+
 static void cat_assign(void *ud, const rd_kafka_topic_partition_list_t *parts) {
-    (void)ud;
+    jn_consumer *c = ud;
     jn_log_info("consumer", "catalogue reader: reading %d product partition(s)", parts->cnt);
+    if (c->tables_loaded) return; /* it follows the table from here on */
+    int32_t max = -1;
+    for (int i = 0; i < parts->cnt; i++)
+        if (parts->elems[i].partition > max) max = parts->elems[i].partition;
+    free(c->cat_eof);
+    c->cat_eof = calloc((size_t)max + 2, 1);
+    if (!c->cat_eof) abort();
+    c->cat_nparts = parts->cnt;
+    c->cat_loaded_parts = 0;
+    if (parts->cnt == 0) tables_loaded(c);
+}
+
+static void cat_eof(void *ud, const char *topic, int32_t partition, int64_t offset) {
+    (void)topic, (void)offset;
+    jn_consumer *c = ud;
+    if (c->tables_loaded || !c->cat_eof || partition < 0 || c->cat_eof[partition]) return;
+    c->cat_eof[partition] = 1;
+    if (++c->cat_loaded_parts == c->cat_nparts) tables_loaded(c);
 }
 
 static void cat_revoke(void *ud, const rd_kafka_topic_partition_list_t *parts) {
@@ -940,6 +975,7 @@ jn_consumer *jn_consumer_start(uv_loop_t *loop, jn_script_host *scripts, const j
         uv_timer_init(loop, timers[i]);
         timers[i]->data = c;
     }
+    c->load_started_ms = uv_now(loop);
     uv_timer_start(&c->commit_timer, on_commit_timer, 500, 500);
     uv_timer_start(&c->expire_timer, on_expire, 200, 200);
 
@@ -953,12 +989,14 @@ jn_consumer *jn_consumer_start(uv_loop_t *loop, jn_script_host *scripts, const j
                                  .group_id = cat_group,
                                  .client_id = cfg->kafka.client_id,
                                  .auto_offset_reset = "earliest",
-                                 .topics = cat_topics};
+                                 .topics = cat_topics,
+                                 .report_eof = 1};
     jn_kafka_consumer_cbs ccbs = {.on_message = on_product_message,
                                   .on_assign = cat_assign,
                                   .on_revoke = cat_revoke,
                                   .on_commit = cat_commit,
-                                  .on_error = on_kafka_error};
+                                  .on_error = on_kafka_error,
+                                  .on_eof = cat_eof};
     c->catalogue = jn_kafka_consumer_new(loop, &co, &ccbs, c, err);
     if (!c->catalogue) return NULL;
 
@@ -997,6 +1035,7 @@ static void on_timer_closed(uv_handle_t *h) {
     }
     jn_strmap_free(c->waiting);
     jn_strmap_free(c->inflight);
+    free(c->cat_eof);
     for (pmsg *m = c->spare, *n; m; m = n) {
         n = m->next;
         free(m);
@@ -1063,11 +1102,13 @@ void jn_consumer_status_json(jn_consumer *c, jn_sb *out) {
     jn_sb_printf(out,
                  "{\"consumed\":%.0f,\"duplicates\":%.0f,\"merged\":%.0f,\"delivered\":%.0f,"
                  "\"dead_lettered\":%.0f,\"pending\":%ld,\"waiting_customers\":%zu,"
-                 "\"redis\":%s,\"paused\":%s,\"batches\":%ld,\"retries\":%ld,\"partitions\":[",
+                 "\"redis\":%s,\"paused\":%s,\"tables_loaded\":%s,\"batches\":%ld,"
+                 "\"retries\":%ld,\"partitions\":[",
                  jn_metric_value(c->m_consumed), jn_metric_value(c->m_duplicates),
                  jn_metric_value(c->m_merged), jn_metric_value(c->m_delivered),
                  jn_metric_value(c->m_dead), c->pending, jn_strmap_count(c->waiting),
-                 c->redis_up ? "true" : "false", c->paused ? "true" : "false", batches, retries);
+                 c->redis_up ? "true" : "false", c->paused ? "true" : "false",
+                 c->tables_loaded ? "true" : "false", batches, retries);
     int first = 1;
     for (partition *p = c->parts; p; p = p->next) {
         if (!p->assigned) continue;
@@ -1077,4 +1118,12 @@ void jn_consumer_status_json(jn_consumer *c, jn_sb *out) {
         first = 0;
     }
     jn_sb_puts(out, "]}");
+}
+
+const char *jn_consumer_not_ready(const jn_consumer *c) {
+    if (!c->tables_loaded)
+        return "loading tables: the catalogue reader has not read every product partition to its "
+               "end";
+    if (!c->redis_up) return "Redis unreachable";
+    return NULL;
 }

@@ -18,5 +18,7 @@ jn_consumer *jn_consumer_start(uv_loop_t *loop, jn_script_host *scripts, const j
                                char **err);
 void jn_consumer_stop(jn_consumer *c, void (*done)(void *), void *arg);
 void jn_consumer_status_json(jn_consumer *c, jn_sb *out);
+/* Why the consumer is not ready to merge (tables still loading, Redis down), or NULL. */
+const char *jn_consumer_not_ready(const jn_consumer *c);
 
 #endif

@@ -77,6 +77,9 @@ typedef struct {
                       const rd_kafka_topic_partition_list_t *offsets);
     /* Errors worth logging (broker down, ...); consumption goes on by itself. */
     void (*on_error)(void *ud, rd_kafka_resp_err_t err, const char *reason);
+    /* With report_eof: the member has read a partition to its end (offset is the end),
+     * again each time it catches up after new messages. */
+    void (*on_eof)(void *ud, const char *topic, int32_t partition, int64_t offset);
 } jn_kafka_consumer_cbs;
 
 typedef struct {
@@ -86,6 +89,7 @@ typedef struct {
     const char *auto_offset_reset; /* "earliest" or "latest" */
     const char *const *topics;     /* NULL-terminated */
     const char *const *extra;      /* NULL-terminated "key=value" librdkafka settings */
+    int report_eof;                /* call on_eof when a partition is read to its end */
 } jn_kafka_consumer_opts;
 
 jn_kafka_consumer *jn_kafka_consumer_new(uv_loop_t *loop, const jn_kafka_consumer_opts *o,

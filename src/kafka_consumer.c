@@ -227,7 +227,11 @@ static void on_fetch(jn_kafka_consumer *c, rd_kafka_event_t *ev) {
      * partition past it (what rd_kafka_position and pause/resume go by). */
     while ((m = rd_kafka_event_message_next(ev)) != NULL) {
         if (m->err) {
-            if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) continue;
+            if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                if (c->delivering && c->cbs.on_eof)
+                    c->cbs.on_eof(c->ud, rd_kafka_topic_name(m->rkt), m->partition, m->offset);
+                continue;
+            }
             report_error(c, m->err, rd_kafka_message_errstr(m));
             continue;
         }
@@ -267,7 +271,15 @@ static void on_commit(jn_kafka_consumer *c, rd_kafka_event_t *ev) {
 
 static void on_error(jn_kafka_consumer *c, rd_kafka_event_t *ev) {
     rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
-    if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
+    if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        /* librdkafka 2.0 reports the end of a partition as a partition-level error event
+         * on the queue the partition is forwarded to, not as a message of a FETCH. */
+        rd_kafka_topic_partition_t *tp = rd_kafka_event_topic_partition(ev);
+        if (tp && c->delivering && c->cbs.on_eof)
+            c->cbs.on_eof(c->ud, tp->topic, tp->partition, tp->offset);
+        if (tp) rd_kafka_topic_partition_destroy(tp);
+        return;
+    }
     const char *reason = rd_kafka_event_error_string(ev);
     /* Nothing more will be consumed after a fatal error (e.g. fenced by a static member
      * with the same id): worth a line of its own whatever the owner does with it. Other
@@ -424,7 +436,8 @@ static rd_kafka_conf_t *build_conf(const jn_kafka_consumer_opts *o, char **err) 
      * offsets by itself, or a crash would skip unsettled messages. */
     rc = rc ? rc : conf_set(conf, "enable.auto.commit", "false", err);
     rc = rc ? rc : conf_set(conf, "enable.auto.offset.store", "false", err);
-    rc = rc ? rc : conf_set(conf, "enable.partition.eof", "false", err);
+    /* A reader of tables learns from it that it holds everything written so far. */
+    rc = rc ? rc : conf_set(conf, "enable.partition.eof", o->report_eof ? "true" : "false", err);
     /* Eager protocol: a revocation takes the whole assignment and the next assignment
      * replaces it, which is what on_assign / on_revoke / revoke_done model. */
     rc = rc ? rc : conf_set(conf, "partition.assignment.strategy", "range", err);

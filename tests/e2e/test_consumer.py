@@ -241,6 +241,62 @@ def test_three_consumers_in_one_group_deliver_each_record_once(pipeline):
         [assigned(c) for c in consumers]
 
 
+@pytest.mark.parametrize("members", [2, 3])
+def test_members_started_together_read_the_catalogue_first(pipeline, members):
+    """Tables first: with the topics already full, a large product table whose newest
+    versions of the referenced products sit at its end, and no hold at all, members
+    started together must merge no customer before the table is read to its end. Merging
+    earlier sends customers with old (or no) products and again when the reader gets to
+    the newer versions: repeats under new Idempotency-Keys."""
+    p = pipeline
+    # JN_TOGETHER_CUSTOMERS=100000 for the issue's figure; 20,000 show the race as well.
+    n, products = int(os.environ.get("JN_TOGETHER_CUSTOMERS", "20000")), 300000
+    p.start_api(count=n, products=products)
+    producer = p.start_producer()
+
+    def published():
+        return producer.metric("junction_producer_records_total", result="published") or 0
+    assert wait_until(lambda: published() >= n + products, 180), published()
+    stock = {}
+    for pid in ("1", "2", "3", "4", "5"):
+        r = request(p.api.inventory + f"/products/{pid}", "PATCH",
+                    json.dumps({"stock": 1000 + int(pid)}), {"Content-Type": "application/json"})
+        assert r.status == 200, r.body
+        stock[pid] = 1000 + int(pid)
+    assert wait_until(lambda: published() >= n + products + 5, 60), published()
+    p.start_analytics()
+    consumers = [p.consumer({"consumer": {"hold_ms": 0}}, start=False) for _ in range(members)]
+    for c in consumers:
+        c.start()
+    ok = wait_until(lambda: stats(p.analytics)["distinct_ids"] >= n, 240, step=1)
+    assert ok, stats(p.analytics)
+    wait_until(lambda: sum(c.metric("junction_consumer_pending_messages") or 0
+                           for c in consumers) == 0, 10)
+    st = stats(p.analytics)
+    assert st["records"] == n and st["distinct_ids"] == n and st["repeated_ids"] == 0, st
+    recs = request(p.analytics.analytics + f"/analytics/records?limit={n + 1000}").json()
+    wrong = [r["id"] for r in recs if set(r.get("missing_product_ids", [])) - {"0"}]
+    assert not wrong, f"{len(wrong)} records miss products that exist, e.g. {wrong[:5]}"
+    old = [r["id"] for r in recs for x in r["products"] if x["id"] in stock
+           and x["stock"] != stock[x["id"]]]
+    assert not old, f"{len(old)} records carry an old version of a product, e.g. {old[:5]}"
+    for c in consumers:
+        assert request(c.admin + "/readyz").status == 200
+        assert "catalogue loaded" in c.logs()
+
+
+def test_not_ready_until_the_catalogue_is_read(pipeline):
+    p = pipeline
+    p.start_analytics()
+    # No product topic exists yet: the catalogue reader has nothing to read to its end.
+    c = p.consumer({"consumer": {"product_topic": "no_such_topic_" + uuid.uuid4().hex[:8]}})
+    r = request(c.admin + "/readyz")
+    assert r.status == 503 and "loading tables" in r.json()["reason"], r.body
+    assert request(c.admin + "/healthz").status == 200
+    st = request(c.admin + "/api/status").json()["consumer"]
+    assert st["tables_loaded"] is False
+
+
 def test_refused_records_and_script_errors_go_to_the_dead_letter_topic(pipeline):
     p = pipeline
     p.start_api(count=30)

@@ -263,6 +263,16 @@ static int a_errors(void) {
     return ma.errors > 0;
 }
 /* The rebalance after B joined is over: A gave up everything and took its share back. */
+/* trace is "A" followed by revoke-assign rounds ("RA"), at least min_rounds of them. */
+static void assert_rounds(const char *trace, int min_rounds) {
+    size_t n = strlen(trace);
+    if (n < 1 + 2 * (size_t)min_rounds || trace[0] != 'A' || n % 2 == 0)
+        fail_msg("trace \"%s\": want A then at least %d RA round(s)", trace, min_rounds);
+    for (size_t i = 1; i < n; i += 2)
+        if (trace[i] != 'R' || trace[i + 1] != 'A')
+            fail_msg("trace \"%s\": want A then RA rounds", trace);
+}
+
 static int split_done(void) {
     return ma.revokes >= 1 && ma.assigns >= 2 && mb.assigns >= 1 && !ma.revoke_pending &&
            !mb.revoke_pending;
@@ -563,8 +573,13 @@ static void test_two_members_split_partitions(void **state) {
 
     make(&mb, "g-split");
     assert_true(run_until(split_done, 15000));
-    assert_string_equal(ma.trace, "ARA");
-    assert_string_equal(mb.trace, "A");
+    /* The mock coordinator sometimes settles the group in two rounds (CI saw "ARARA"):
+     * let it settle, then every round must have been a full revoke-then-assign. */
+    run_for(1500);
+    assert_rounds(ma.trace, 1);
+    assert_rounds(mb.trace, 0);
+    char a_trace[sizeof ma.trace + 2];
+    snprintf(a_trace, sizeof a_trace, "%sRD", ma.trace);
     assert_int_equal(ma.msgs_at_revoke, 200);
     assert_int_equal(ma.commits, 1); /* nothing new to commit when revoked */
     assert_int_equal(assigned_count(&ma), NPART / 2);
@@ -588,7 +603,7 @@ static void test_two_members_split_partitions(void **state) {
     /* A leaves first: its revocation commits the 100 messages it read since the split. */
     jn_kafka_consumer_close(ma.c, on_done, &ma);
     assert_true(run_until(a_done, 10000));
-    assert_string_equal(ma.trace, "ARARD");
+    assert_string_equal(ma.trace, a_trace);
     assert_int_equal(ma.commits, 2);
     assert_int_equal(ma.commit_errors, 0);
     for (int p = 0; p < NPART; p++)
