@@ -330,6 +330,9 @@ static int sandbox_load(lua_State *L) {
 static int path_allowed(jn_script_host *h, const char *dir, const char *path) {
     char real[PATH_MAX], root[PATH_MAX];
     if (!realpath(path, real)) return 1;
+    /* A FIFO or a device would block the loop or never end. */
+    struct stat st;
+    if (stat(real, &st) == 0 && !S_ISREG(st.st_mode)) return 0;
     for (int i = 0; i < (h->roots ? h->nroots : 1); i++) {
         const char *r = h->roots ? h->roots[i] : realpath(dir, root);
         if (!r) continue;
@@ -342,8 +345,8 @@ static int path_allowed(jn_script_host *h, const char *dir, const char *path) {
 
 static int refuse_path(lua_State *L, const char *fn, const char *path) {
     return luaL_error(L,
-                      "%s: %s is outside the folders scripts may read; add its folder to "
-                      "scripts.read_paths",
+                      "%s: %s is not a regular file under the folders scripts may read; "
+                      "scripts.read_paths lists them",
                       fn, path);
 }
 

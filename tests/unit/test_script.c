@@ -842,6 +842,17 @@ static void test_read_paths_and_env_allow(void **state) {
     }
     assert_call(s, L, "envok", "12");
     unsetenv("JN_OK_ONE"), unsetenv("JN_EXACT"), unsetenv("JN_SECRET");
+    /* A FIFO inside the folder would block the loop on open. */
+    char fifo[300];
+    snprintf(fifo, sizeof fifo, "%s/pipe", f->dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    lua_pushstring(L, fifo);
+    char *err = NULL;
+    int rc = jn_script_call(s, "inside", 1, 1, &err);
+    unlink(fifo);
+    assert_int_equal(rc, -1);
+    assert_contains(err, "not a regular file");
+    free(err);
 }
 
 static void test_load_size_capped(void **state) {
