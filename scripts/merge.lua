@@ -6,7 +6,10 @@
 -- and every few hundred milliseconds:
 --   M.expire(ctx)             -> array of merged records whose hold ran out
 -- ctx.now is the time in seconds, ctx.hold_ms and ctx.hold_max the hold limits from the
--- config (consumer.hold_ms, consumer.hold_max).
+-- config (consumer.hold_ms, consumer.hold_max). ctx.hold() tells the host that the
+-- customer of this call is held: its message then waits for a later record with the
+-- same id. Any other message is settled by the host once the records its call returned
+-- are delivered (at once when it returned none), whatever their ids.
 --
 -- Policy:
 -- * Each customer message yields one merged record: the customer's fields, `products`
@@ -235,6 +238,8 @@ function M.customer(c, ctx)
   customers[id] = c
   local now = ctx.now
   if merge(c, now) and ctx.hold_ms > 0 and ctx.hold_max > 0 then
+    -- Tells the host this customer's message waits for a later record with its id.
+    ctx.hold()
     if not held[id] then
       held[id] = now
       state.held_count = state.held_count + 1

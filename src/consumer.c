@@ -57,6 +57,16 @@ typedef struct pmsg {
     struct pmsg *next;
     struct pmsg *followers; /* later messages with the same content, settled with this one */
     int leader;             /* registered in jn_consumer.inflight */
+    /* Settlement is the host's, whatever the script returned: a message waits for the
+     * records its own merge call produced (outstanding), and while it is in waiting (for
+     * a record answering its customer id, which merge.lua gives when it releases a held
+     * customer). It settles when both are over. */
+    int outstanding;
+    int in_waiting;
+    int held;                           /* the script said ctx.hold(): waiting has a deadline */
+    uint64_t held_until;                /* loop milliseconds */
+    struct pmsg *held_prev, *held_next; /* held messages, oldest first */
+    char *refused;                      /* why a record of it was refused, once one was */
     struct pmsg *all_prev, *all_next;
     size_t cap; /* bytes in data: the value and the key, each with a NUL */
     char data[];
@@ -72,9 +82,10 @@ typedef struct pmsg {
 #endif
 #define SPARE_SIZE 512 /* data bytes of a new message, unless it needs more */
 
-/* One merged record in the sink, and the messages it settles (none for a re-emit). */
+/* One merged record in the sink, and the messages waiting for it (none for a re-emit). */
 typedef struct delivery {
-    pmsg *msgs;
+    pmsg **msgs;
+    int nmsgs;
     char *json; /* kept for re-emits only, to dead-letter them if refused */
     size_t len;
     struct delivery *prev, *next; /* every live delivery, for the final cleanup */
@@ -104,6 +115,12 @@ struct jn_consumer {
     int marking;
     uv_timer_t check_timer, mark_timer, commit_timer, expire_timer, revoke_timer;
     int ctx_ref;
+    /* The customer() call in progress: its message, whether the script held it, and for
+     * how long. */
+    pmsg *call_msg;
+    int call_held;
+    long call_hold_ms;
+    pmsg *held_head, *held_tail;
     long pending; /* messages alive (not settled) */
     int redis_up, paused, stopping;
     int holding; /* taking nothing from the group consumer: too much pending */
@@ -122,7 +139,7 @@ struct jn_consumer {
     void (*done)(void *);
     void *done_arg;
     jn_metric *m_consumed, *m_products, *m_duplicates, *m_merged, *m_delivered, *m_dead, *m_commit,
-        *m_held, *m_pending, *m_script_errors;
+        *m_held, *m_pending, *m_script_errors, *m_hold_expired;
 };
 
 static void flush_checks(jn_consumer *c);
@@ -162,6 +179,48 @@ static void waiting_set(jn_consumer *c, const char *cid, pmsg *m) {
     unsigned char v[JN_STRMAP_VALUE] = {0};
     memcpy(v, &m, sizeof m); /* the map stores fixed-size values: a pointer fits */
     jn_strmap_set(c->waiting, cid, strlen(cid), v);
+}
+
+static void held_unlink(jn_consumer *c, pmsg *m) {
+    if (!m->held) return;
+    if (m->held_prev)
+        m->held_prev->held_next = m->held_next;
+    else
+        c->held_head = m->held_next;
+    if (m->held_next)
+        m->held_next->held_prev = m->held_prev;
+    else
+        c->held_tail = m->held_prev;
+    m->held_prev = m->held_next = NULL;
+    m->held = 0;
+}
+
+/* Takes every message waiting for customer id cid off waiting; returns them as a list. */
+static pmsg *waiting_take(jn_consumer *c, const char *cid) {
+    pmsg *list = waiting_get(c, cid);
+    if (!list) return NULL;
+    waiting_set(c, cid, NULL);
+    for (pmsg *m = list; m; m = m->next) {
+        m->in_waiting = 0;
+        held_unlink(c, m);
+    }
+    return list;
+}
+
+/* Takes one message off waiting. */
+static void waiting_remove(jn_consumer *c, pmsg *m) {
+    pmsg *head = waiting_get(c, m->cid), *prev = NULL;
+    for (pmsg *x = head; x; prev = x, x = x->next) {
+        if (x != m) continue;
+        if (prev)
+            prev->next = m->next;
+        else
+            waiting_set(c, m->cid, m->next);
+        break;
+    }
+    m->next = NULL;
+    m->in_waiting = 0;
+    held_unlink(c, m);
 }
 
 static partition *find_partition(jn_consumer *c, const char *topic, int32_t id, int create) {
@@ -217,6 +276,8 @@ static pmsg *new_pmsg(jn_consumer *c, const void *value, size_t value_len, const
 }
 
 static void free_pmsg(jn_consumer *c, pmsg *m) {
+    free(m->refused);
+    m->refused = NULL;
     if (m->all_prev)
         m->all_prev->all_next = m->all_next;
     else
@@ -307,33 +368,64 @@ static void on_dlq_delivery(void *ud, void *opaque, rd_kafka_resp_err_t err, con
     settle(c, m);
 }
 
-/* A record the merge or the receiver refused: to the dead-letter topic, message by
- * message; a refused re-emit (no message) is dead-lettered as the merged record. */
-static void dead_letter_delivery(jn_consumer *c, delivery *d, const char *reason) {
-    if (!d->msgs) {
-        pmsg *m = new_pmsg(c, d->json, d->len, "", 0);
-        static partition none = {.topic = "(re-emit)", .id = -1};
-        m->p = &none;
-        dead_letter(c, m, reason);
+/* A re-emit (a record answering no message) the receiver refused: to the dead-letter
+ * topic as the merged record itself. */
+static void dead_letter_reemit(jn_consumer *c, delivery *d, const char *reason) {
+    pmsg *m = new_pmsg(c, d->json, d->len, "", 0);
+    static partition none = {.topic = "(re-emit)", .id = -1};
+    m->p = &none;
+    dead_letter(c, m, reason);
+}
+
+/* Every record a message waited for is over: marked as processed (then settled), or,
+ * when one was refused, written to the dead-letter topic with the reason. */
+static void finish_msg(jn_consumer *c, pmsg *m) {
+    if (m->refused) {
+        dead_letter(c, m, m->refused);
+        return;
     }
-    for (pmsg *m = d->msgs, *n; m; m = n) {
-        n = m->next;
-        m->next = NULL;
-        dead_letter(c, m, reason);
-    }
+    m->next = c->mark_head;
+    c->mark_head = m;
+    c->nmark++;
+    if (!uv_is_active((uv_handle_t *)&c->mark_timer))
+        uv_timer_start(&c->mark_timer, on_mark_timer, 0, 0);
+}
+
+/* The delivery will tell m when its record is through. */
+static void delivery_add(delivery *d, pmsg *m) {
+    pmsg **grown = realloc(d->msgs, sizeof *d->msgs * (size_t)(d->nmsgs + 1));
+    if (!grown) abort();
+    d->msgs = grown;
+    d->msgs[d->nmsgs++] = m;
+    m->outstanding++;
 }
 
 /* ---- delivering -------------------------------------------------------------------- */
 
-/* Takes ownership of the array of merged records at the top of the stack and hands
- * each to the sink with the messages waiting for that customer. */
+/* Takes ownership of the array of merged records at the top of the stack and hands each
+ * to the sink. A record answers the messages waiting for its customer id (held ones,
+ * and the message of this call when the script kept the id). During a customer() call
+ * whose message no record answers and that the script did not hold (a transform that
+ * filters, or changes the id), the message waits for every record of the call instead,
+ * and settles at once when there is none: settlement never depends on ids the script
+ * chose. */
 static void deliver_results(jn_consumer *c, lua_State *L) {
+    pmsg *own = c->call_msg;
     if (!lua_istable(L, -1)) {
         lua_pop(L, 1);
         return;
     }
     int arr = lua_gettop(L);
     lua_Integer n = (lua_Integer)lua_rawlen(L, arr);
+    /* Whether the message of this call is answered by id, before any record is added. */
+    int attach = own && !c->call_held;
+    for (lua_Integer i = 1; attach && i <= n; i++) {
+        char cid[64];
+        if (lua_rawgeti(L, arr, i) == LUA_TTABLE &&
+            read_cid(L, lua_gettop(L), cid, sizeof cid) == 0 && !strcmp(cid, own->cid))
+            attach = 0;
+        lua_pop(L, 1);
+    }
     jn_sb *json = &c->json;
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, arr, i);
@@ -359,21 +451,34 @@ static void deliver_results(jn_consumer *c, lua_State *L) {
         d->next = c->deliveries;
         if (d->next) d->next->prev = d;
         c->deliveries = d;
-        d->msgs = waiting_get(c, cid);
-        waiting_set(c, cid, NULL);
-        if (!d->msgs) {
+        for (pmsg *m = waiting_take(c, cid), *next; m; m = next) {
+            next = m->next;
+            m->next = NULL;
+            delivery_add(d, m);
+        }
+        if (attach) delivery_add(d, own);
+        if (!d->nmsgs) {
             d->json = dup_bytes(json->data, json->len);
             d->len = json->len;
         }
         /* The record's identity for the batch's Idempotency-Key: the content hash of the
          * message it answers, which a replay after a crash reads again unchanged (the
-         * merged record itself carries merged_at, which would differ). */
+         * merged record itself carries merged_at, which would differ); with the record's
+         * place in the call's output when one message gave several. */
         unsigned char key[32];
-        if (d->msgs)
-            memcpy(key, d->msgs->hash, 32);
-        else
+        if (d->nmsgs && !attach) {
+            memcpy(key, d->msgs[0]->hash, 32);
+        } else if (d->nmsgs) {
+            unsigned char seed[40];
+            memcpy(seed, own->hash, 32);
+            memcpy(seed + 32, &i, sizeof i);
+            jn_sha256(seed, sizeof seed, key);
+        } else {
             jn_sha256(json->data, json->len, key);
+        }
         jn_metric_add(c->m_merged, 1);
+        /* The sink reports through on_sink_done from a later loop turn, never from here,
+         * so the messages above are all counted before any is told. */
         jn_sink_add(c->sink, json->data, json->len, key, d);
     }
     lua_pop(L, 1);
@@ -385,6 +490,7 @@ static void free_delivery(jn_consumer *c, delivery *d) {
     else
         c->deliveries = d->next;
     if (d->next) d->next->prev = d->prev;
+    free(d->msgs);
     free(d->json);
     free(d);
 }
@@ -394,18 +500,15 @@ static void on_sink_done(void *ud, void *item, int status, const char *reason) {
     delivery *d = item;
     if (status == 0) {
         jn_metric_add(c->m_delivered, 1);
-        for (pmsg *m = d->msgs, *n; m; m = n) {
-            n = m->next;
-            m->next = c->mark_head;
-            c->mark_head = m;
-            c->nmark++;
-        }
-        if (c->nmark && !uv_is_active((uv_handle_t *)&c->mark_timer))
-            uv_timer_start(&c->mark_timer, on_mark_timer, 0, 0);
     } else {
-        jn_log_warn("consumer", "analytics refused a record for good (%s); dead-lettering it",
-                    reason);
-        dead_letter_delivery(c, d, reason);
+        jn_log_warn("consumer", "analytics refused a record for good (%s); dead-lettering %s",
+                    reason, d->nmsgs ? "the message(s) it answers" : "it");
+        if (!d->nmsgs) dead_letter_reemit(c, d, reason);
+    }
+    for (int i = 0; i < d->nmsgs; i++) {
+        pmsg *m = d->msgs[i];
+        if (status != 0 && !m->refused) m->refused = dup_bytes(reason, strlen(reason));
+        if (--m->outstanding == 0 && !m->in_waiting) finish_msg(c, m);
     }
     free_delivery(c, d);
 }
@@ -428,6 +531,23 @@ static int call_merge(jn_consumer *c, const char *fn, char **err) {
 
 /* ---- merging ----------------------------------------------------------------------- */
 
+/* ctx.hold([ms]): the script keeps the customer of this call back (waiting for products);
+ * its message waits for a record answering its id, at most ms (consumer.hold_ms) plus a
+ * grace for the script's own expire(), after which the host dead-letters it rather than
+ * wait for ever. Outside customer() it does nothing and returns false. */
+static int l_ctx_hold(lua_State *L) {
+    jn_consumer *c = lua_touserdata(L, lua_upvalueindex(1));
+    if (!c->call_msg) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    lua_Integer ms = luaL_optinteger(L, 1, c->cfg->consumer.hold_ms);
+    c->call_held = 1;
+    c->call_hold_ms = ms < 0 ? 0 : (long)ms;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static void merge_customer(jn_consumer *c, pmsg *m) {
     lua_State *L = jn_script_host_lua(c->scripts);
     int top = lua_gettop(L);
@@ -446,10 +566,14 @@ static void merge_customer(jn_consumer *c, pmsg *m) {
     /* Register first: the merge may answer for this customer right away. */
     m->next = waiting_get(c, m->cid);
     waiting_set(c, m->cid, m);
+    m->in_waiting = 1;
+    c->call_msg = m;
+    c->call_held = 0;
     char *err = NULL;
-    if (call_merge(c, "customer", &err) != 0) {
-        waiting_set(c, m->cid, m->next);
-        m->next = NULL;
+    int rc = call_merge(c, "customer", &err);
+    if (rc != 0) {
+        c->call_msg = NULL;
+        if (m->in_waiting) waiting_remove(c, m);
         jn_metric_add(c->m_script_errors, 1);
         /* The header carries the error itself; the traceback goes to the log. */
         jn_log_warn("consumer", "merge.lua failed on %s/%d@%lld: %s", m->p->topic, (int)m->p->id,
@@ -460,11 +584,46 @@ static void merge_customer(jn_consumer *c, pmsg *m) {
         if (nl) *nl = '\0';
         free(err);
         lua_settop(L, top);
-        dead_letter(c, m, reason);
+        if (m->outstanding == 0) dead_letter(c, m, reason);
         return;
     }
     deliver_results(c, L);
+    c->call_msg = NULL;
     lua_settop(L, top);
+    if (!m->in_waiting) return; /* answered by its id */
+    if (c->call_held) {
+        uint64_t grace = c->call_hold_ms / 2 > 2000 ? (uint64_t)c->call_hold_ms / 2 : 2000;
+        m->held = 1;
+        m->held_until = uv_now(c->loop) + (uint64_t)c->call_hold_ms + grace;
+        m->held_prev = c->held_tail;
+        if (c->held_tail)
+            c->held_tail->held_next = m;
+        else
+            c->held_head = m;
+        c->held_tail = m;
+        return;
+    }
+    waiting_remove(c, m);
+    if (m->outstanding == 0) finish_msg(c, m); /* it gave nothing: done with it */
+}
+
+/* Messages the script held past their deadline: their customers never came out. */
+static void expire_holds(jn_consumer *c) {
+    uint64_t now = uv_now(c->loop);
+    while (c->held_head && c->held_head->held_until <= now) {
+        pmsg *m = c->held_head;
+        waiting_remove(c, m);
+        jn_metric_add(c->m_hold_expired, 1);
+        jn_log_warn("consumer",
+                    "merge.lua held customer %s (%s/%d@%lld) past its deadline without "
+                    "delivering it; dead-lettering the message",
+                    m->cid, m->p->topic, (int)m->p->id, (long long)m->offset);
+        if (!m->refused) {
+            const char *why = "held by the transform past its deadline without output";
+            m->refused = dup_bytes(why, strlen(why));
+        }
+        if (m->outstanding == 0) finish_msg(c, m);
+    }
 }
 
 static void on_expire(uv_timer_t *t) {
@@ -477,10 +636,11 @@ static void on_expire(uv_timer_t *t) {
         jn_log_error("consumer", "merge.lua expire() failed: %s", err);
         free(err);
         lua_settop(L, top);
-        return;
+    } else {
+        deliver_results(c, L);
+        lua_settop(L, top);
     }
-    deliver_results(c, L);
-    lua_settop(L, top);
+    expire_holds(c);
     jn_metric_set(c->m_held, (double)jn_strmap_count(c->waiting));
 }
 
@@ -939,6 +1099,9 @@ jn_consumer *jn_consumer_start(uv_loop_t *loop, jn_script_host *scripts, const j
                                  "Customers waiting for merge output (held for products)", "");
     c->m_pending = jn_metrics_gauge("junction_consumer_pending_messages",
                                     "Messages read and not yet settled", "");
+    c->m_hold_expired = jn_metrics_counter(
+        "junction_consumer_hold_expired_total",
+        "Messages the merge script held past their deadline (dead-lettered)", "");
 
     c->merge = jn_script_add(scripts, "merge", cfg->consumer.merge_script, check_merge, c, err);
     if (!c->merge) return NULL;
@@ -948,6 +1111,9 @@ jn_consumer *jn_consumer_start(uv_loop_t *loop, jn_script_host *scripts, const j
     lua_setfield(L, -2, "hold_ms");
     lua_pushinteger(L, cfg->consumer.hold_max);
     lua_setfield(L, -2, "hold_max");
+    lua_pushlightuserdata(L, c);
+    lua_pushcclosure(L, l_ctx_hold, 1);
+    lua_setfield(L, -2, "hold");
     c->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
     jn_kafka_producer_opts po = {.brokers = cfg->kafka.brokers,

@@ -297,6 +297,76 @@ def test_not_ready_until_the_catalogue_is_read(pipeline):
     assert st["tables_loaded"] is False
 
 
+TRANSFORMS = {
+    # Half the customers filtered out: their messages produce no record at all.
+    "filters half": """
+local M = {}
+function M.customer(c) if c.id % 2 == 0 then return { c } end return {} end
+function M.product() return {} end
+function M.expire() return {} end
+return M
+""",
+    # Every record under another id: no record answers its message's customer id.
+    "changes the id": """
+local M = {}
+function M.customer(c) c.id = "c-" .. c.id return { c } end
+function M.product() return {} end
+function M.expire() return {} end
+return M
+""",
+    # Two records per customer, one under another id.
+    "gives two records": """
+local M = {}
+function M.customer(c) return { c, { id = "copy-" .. c.id } } end
+function M.product() return {} end
+function M.expire() return {} end
+return M
+""",
+    # Holds every customer and never releases it: the host's deadline ends the wait.
+    "holds for ever": """
+local M = {}
+function M.customer(c, ctx) ctx.hold(200) return {} end
+function M.product() return {} end
+function M.expire() return {} end
+return M
+""",
+}
+
+
+def committed_total(c):
+    parts = request(c.admin + "/api/status").json()["consumer"]["partitions"]
+    return sum(max(x["committed"], 0) for x in parts)
+
+
+@pytest.mark.parametrize("name", sorted(TRANSFORMS))
+def test_the_host_settles_whatever_the_transform_returns(pipeline, name):
+    """Settlement never depends on the ids a script chooses: a transform that filters,
+    renames, multiplies or holds for ever still lets every message settle, so commits
+    reach the end of every partition and nothing stalls."""
+    p = pipeline
+    n = 600
+    p.start_api(count=n)
+    p.start_analytics()
+    c = p.consumer(start=False)
+    path = os.path.join(c.scripts, "transform.lua")
+    with open(path, "w") as f:
+        f.write(TRANSFORMS[name])
+    c = p.consumer({"consumer": {"merge_script": path, "max_pending": 100}})
+    p.start_producer()
+    ok = wait_until(lambda: committed_total(c) == n, 90)
+    assert ok, (committed_total(c), request(c.admin + "/api/status").json()["consumer"])
+    st = stats(p.analytics)
+    want = {"filters half": n // 2, "changes the id": n, "gives two records": 2 * n,
+            "holds for ever": 0}[name]
+    assert st["records"] == want and st["distinct_ids"] == want, st
+    assert (c.metric("junction_consumer_pending_messages") or 0) == 0
+    if name == "holds for ever":
+        # Nothing came out for them: every message went to the dead-letter topic.
+        assert c.metric("junction_consumer_hold_expired_total") == n
+        dead = read_topic_with_headers(p.topics["dead"])
+        assert len(dead) == n and all("past its deadline" in h for h, _ in dead)
+
+
 def test_refused_records_and_script_errors_go_to_the_dead_letter_topic(pipeline):
     p = pipeline
     p.start_api(count=30)

@@ -2,15 +2,19 @@
 -- host owns (passed as `...`), so a reload (loading the chunk again with the same table)
 -- keeps the product catalogue, the customer index and the held customers.
 -- customer(c, ctx), product(p, ctx) and expire(ctx) return arrays of merged records;
--- ctx = {now = seconds, hold_ms = ..., hold_max = ...}.
+-- ctx = {now = seconds, hold_ms = ..., hold_max = ..., hold = function}: the script calls
+-- ctx.hold() when it holds the customer of a customer() call (the host then keeps that
+-- message waiting for a later record with its id); here hold counts its calls.
 local loader = require "script_loader"
 local junction = require "junction"
 
 local PATH = "scripts/merge.lua"
 local HOLD_MS = 5000
 
+local holds = 0
 local function ctx(now, hold_ms, hold_max)
-  return { now = now, hold_ms = hold_ms or HOLD_MS, hold_max = hold_max or 100 }
+  return { now = now, hold_ms = hold_ms or HOLD_MS, hold_max = hold_max or 100,
+           hold = function() holds = holds + 1 return true end }
 end
 
 local function product(id, stock, name)
@@ -265,7 +269,9 @@ describe("merge.lua", function()
   describe("hold", function()
     it("holds a customer referencing an unknown product until it arrives", function()
       m.product(product("1", 10), ctx(1))
+      holds = 0
       assert.are.same({}, m.customer(customer(5, { "1", "2" }), ctx(2)))
+      assert.are.equal(1, holds) -- the host is told, so the message waits for id 5
       assert.are.same({ products = 1, held = 1 }, m.stats())
 
       local out = m.product(product("2", 20), ctx(3))

@@ -7,7 +7,8 @@ local loader = require "script_loader"
 local PATH = "examples/transforms/merge_total_stock.lua"
 
 local function ctx(now, hold_ms, hold_max)
-  return { now = now, hold_ms = hold_ms or 5000, hold_max = hold_max or 100 }
+  return { now = now, hold_ms = hold_ms or 5000, hold_max = hold_max or 100,
+           hold = function() return true end }
 end
 
 local function product(id, stock)
