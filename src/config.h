@@ -52,6 +52,7 @@ typedef struct jn_config {
         long max_file_bytes;
         char *read_paths;
         char *env_allow;
+        char *stock_path;
         int allow_exec;
         int allow_write;
         int watch;

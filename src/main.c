@@ -456,6 +456,7 @@ int main(int argc, char **argv) {
                          .max_file_bytes = cfg.scripts.max_file_bytes,
                          .read_paths = cfg.scripts.read_paths,
                          .env_allow = cfg.scripts.env_allow,
+                         .stock_path = cfg.scripts.stock_path,
                          .allow_exec = cfg.scripts.allow_exec,
                          .allow_write = cfg.scripts.allow_write};
     a.scripts = jn_script_host_new(a.loop, &so);

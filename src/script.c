@@ -97,6 +97,7 @@ struct jn_script_host {
     jn_lua_alloc *alloc;
     size_t memory_limit;
     char **roots; /* realpath of each scripts.read_paths entry; NULL: the script's folder */
+    char *stock;  /* folder of the stock scripts (require "stock.<name>") */
     int nroots;
     /* The call in progress. */
     long budget;             /* instructions left */
@@ -483,8 +484,12 @@ static void make_readonly(lua_State *L, const char *name) {
     lua_replace(L, real);
 }
 
-/* require() reaching only the host's modules (as the sandbox's read-only views) and
- * .lua files beside the script. Upvalues: 1 env, 2 folder, 3 cache. */
+/* require() reaching only the host's modules (as the sandbox's read-only views), .lua
+ * files beside the script, and the stock scripts as "stock.<name>" (so a transform can
+ * build on scripts/merge.lua instead of copying it). A module's chunk receives the
+ * requiring script's state table as `...`, as the script itself does, so a stock script
+ * used as a base keeps its state across reloads of the script that wraps it. Upvalues:
+ * 1 env, 2 folder, 3 cache, 4 state. */
 static int sandbox_require(lua_State *L) {
     jn_script_host *h = host_of(L);
     const char *name = luaL_checkstring(L, 1);
@@ -496,8 +501,10 @@ static int sandbox_require(lua_State *L) {
                           "script's folder",
                           name);
     char path[1024];
-    int n = snprintf(path, sizeof path, "%s/", lua_tostring(L, lua_upvalueindex(2)));
-    for (const char *p = name; *p && n < (int)sizeof path - 5; p++)
+    const char *folder = lua_tostring(L, lua_upvalueindex(2)), *rel = name;
+    if (!strncmp(name, "stock.", 6)) folder = h->stock, rel = name + 6;
+    int n = snprintf(path, sizeof path, "%s/", folder);
+    for (const char *p = rel; *p && n < (int)sizeof path - 5; p++)
         path[n++] = *p == '.' ? '/' : *p;
     memcpy(path + n, ".lua", 5);
     size_t len;
@@ -515,8 +522,9 @@ static int sandbox_require(lua_State *L) {
     if (rc != LUA_OK) return luaL_error(L, "require \"%s\": %s", name, lua_tostring(L, -1));
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_setupvalue(L, -2, 1);
+    lua_pushvalue(L, lua_upvalueindex(4));
     lua_pushstring(L, name);
-    lua_call(L, 1, 1);
+    lua_call(L, 2, 1);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         lua_pushboolean(L, 1);
@@ -548,8 +556,9 @@ static void copy_lib(lua_State *L, int env, const char *lib, const char *const *
     lua_pop(L, 1);
 }
 
-/* Pushes a fresh sandbox environment for a script living in folder dir. */
-static void push_env(jn_script_host *h, const char *dir) {
+/* Pushes a fresh sandbox environment for a script living in folder dir, whose state
+ * table is at state_ref. */
+static void push_env(jn_script_host *h, const char *dir, int state_ref) {
     lua_State *L = h->L;
     static const char *const base[] = {
         "assert", "error",        "ipairs",       "next",     "pairs",    "pcall",  "xpcall",
@@ -635,7 +644,8 @@ static void push_env(jn_script_host *h, const char *dir) {
     lua_pushvalue(L, env);
     lua_pushstring(L, dir);
     lua_pushvalue(L, cache);
-    lua_pushcclosure(L, sandbox_require, 3);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, state_ref);
+    lua_pushcclosure(L, sandbox_require, 4);
     lua_setfield(L, env, "require");
     lua_pop(L, 1); /* cache */
 
@@ -789,7 +799,7 @@ static int load_version(jn_script *s, const char *reason, int skip_same, char **
         lua_pop(L, 1);
         return -1;
     }
-    push_env(h, s->dir);
+    push_env(h, s->dir, s->state_ref);
     lua_setupvalue(L, -2, 1);
     jn_script_push_state(s);
     if (jn_script_pcall(s, 1, 1, err) != 0) return -1;
@@ -1008,6 +1018,8 @@ jn_script_host *jn_script_host_new(uv_loop_t *loop, const jn_script_opts *opts) 
     if (h->opts.max_file_bytes <= 0) h->opts.max_file_bytes = DEFAULT_FILE_BYTES;
     h->opts.read_paths = NULL; /* not kept: resolved into roots below */
     h->opts.env_allow = NULL;
+    h->opts.stock_path = NULL;
+    h->stock = xstrdup(opts->stock_path && *opts->stock_path ? opts->stock_path : "scripts");
     jn_lua_set_env_allow(opts->env_allow ? opts->env_allow : DEFAULT_ENV_ALLOW);
     h->memory_limit = (size_t)h->opts.memory_limit_mb << 20;
     if (opts->read_paths && *opts->read_paths) {
@@ -1097,6 +1109,7 @@ static void on_closed(uv_handle_t *hd) {
     for (int i = 0; i < h->nroots; i++)
         free(h->roots[i]);
     free(h->roots);
+    free(h->stock);
     free(h);
 }
 

@@ -20,6 +20,7 @@ typedef struct {
     long max_file_bytes;    /* largest script file or load() chunk (4 MiB) */
     const char *read_paths; /* comma-separated folders io.open may read; NULL: the script's */
     const char *env_allow;  /* names (NAME, PREFIX_*, *) junction.env/os.getenv may read */
+    const char *stock_path; /* folder of the stock scripts, for require "stock.<name>" */
     int allow_exec;
     int allow_write;
 } jn_script_opts;

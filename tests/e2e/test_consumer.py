@@ -333,6 +333,26 @@ return M
 }
 
 
+def test_a_transform_built_on_the_stock_merge(pipeline):
+    """examples/transforms/merge_total_stock.lua is a few lines around
+    require "stock.merge": under the real host it joins as the stock merge does and adds
+    total_stock."""
+    p = pipeline
+    n = 300
+    p.start_api(count=n)
+    p.start_analytics()
+    c = p.consumer({"consumer": {
+        "merge_script": os.path.join(ROOT, "examples", "transforms", "merge_total_stock.lua"),
+        "hold_ms": 5000}})
+    p.start_producer()
+    assert wait_until(lambda: stats(p.analytics)["distinct_ids"] >= n, 60), c.logs()[-2000:]
+    recs = request(p.analytics.analytics + "/analytics/records?limit=1000").json()
+    assert len({r["id"] for r in recs}) == n
+    for r in recs:
+        assert r["total_stock"] == sum(x["stock"] for x in r["products"]), r
+        assert "merged_at" in r
+
+
 def committed_total(c):
     parts = request(c.admin + "/api/status").json()["consumer"]["partitions"]
     return sum(max(x["committed"], 0) for x in parts)

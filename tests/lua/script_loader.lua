@@ -7,7 +7,14 @@ local cjson = require "cjson"
 local M = {}
 
 function M.load(path, state)
-  local env = setmetatable({ junction = junction }, {
+  local env
+  -- As in the host: "stock.<name>" is scripts/<name>.lua, given the same state table.
+  local function require_stock(name)
+    local stock = name:match("^stock%.(.+)$")
+    if stock then return M.load("scripts/" .. stock:gsub("%.", "/") .. ".lua", state) end
+    return require(name)
+  end
+  env = setmetatable({ junction = junction, require = require_stock }, {
     __index = function(_, k)
       local v = _G[k]
       if v == nil then
@@ -16,8 +23,9 @@ function M.load(path, state)
       return v
     end,
   })
+  state = state or {}
   local chunk = assert(loadfile(path, "t", env))
-  return chunk(state or {})
+  return chunk(state)
 end
 
 -- JSON with sorted keys, so equal data gives equal bytes (and equal content hashes).

@@ -927,6 +927,35 @@ static void test_check_is_protected_and_bounded(void **state) {
     assert_call(s, L, "hi", "inherited");
 }
 
+/* A script builds on a stock script: require "stock.<name>" loads it from the stock
+ * folder with the requiring script's state table, which survives reloads of both. */
+static void test_require_stock_with_the_state(void **state) {
+    fixture *f = *state;
+    char stock[128];
+    snprintf(stock, sizeof stock, "%s/stock", f->dir);
+    assert_int_equal(mkdir(stock, 0700), 0);
+    start_host_opts(f, (jn_script_opts){.stock_path = stock});
+    lua_State *L = jn_script_host_lua(f->host);
+    write_script(f, "stock/base.lua",
+                 "local state = ...\n"
+                 "state.n = state.n or 0\n"
+                 "return { bump = function() state.n = state.n + 1 return state.n end }\n");
+    jn_script *s = add(f, "wrap",
+                       "local state = ...\n"
+                       "local base = require 'stock.base'\n"
+                       "return { bump = function() return base.bump() * 10 end,\n"
+                       "  seen = function() return state.n end }\n");
+    assert_call(s, L, "bump", "10");
+    assert_call(s, L, "bump", "20");
+    assert_call(s, L, "seen", "2"); /* the same state table */
+    assert_int_equal(jn_script_reload(s, "test"), 0);
+    assert_call(s, L, "bump", "30"); /* kept across the reload */
+    char path[200];
+    snprintf(path, sizeof path, "%s/base.lua", stock);
+    remove(path);
+    rmdir(stock);
+}
+
 /* ---- status ------------------------------------------------------------------------- */
 
 static void test_status_json_last_error(void **state) {
@@ -980,6 +1009,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_script_path_must_be_a_regular_file_under_the_limit,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_is_protected_and_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_require_stock_with_the_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_success, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_syntax_error_keeps_old, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_rejects_keeps_old, setup, teardown),
