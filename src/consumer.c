@@ -84,8 +84,9 @@ typedef struct pmsg {
 
 /* One merged record in the sink, and the messages waiting for it (none for a re-emit). */
 typedef struct delivery {
-    pmsg **msgs;
-    int nmsgs;
+    pmsg **msgs; /* inline for the usual one or two, else malloc'd */
+    int nmsgs, cap;
+    pmsg *inline_msgs[2];
     char *json; /* kept for re-emits only, to dead-letter them if refused */
     size_t len;
     struct delivery *prev, *next; /* every live delivery, for the final cleanup */
@@ -393,9 +394,15 @@ static void finish_msg(jn_consumer *c, pmsg *m) {
 
 /* The delivery will tell m when its record is through. */
 static void delivery_add(delivery *d, pmsg *m) {
-    pmsg **grown = realloc(d->msgs, sizeof *d->msgs * (size_t)(d->nmsgs + 1));
-    if (!grown) abort();
-    d->msgs = grown;
+    if (d->nmsgs == d->cap) {
+        int cap = d->cap ? d->cap * 2 : 2;
+        pmsg **grown = d->msgs == d->inline_msgs ? malloc(sizeof *grown * (size_t)cap)
+                                                 : realloc(d->msgs, sizeof *grown * (size_t)cap);
+        if (!grown) abort();
+        if (d->msgs == d->inline_msgs) memcpy(grown, d->inline_msgs, sizeof d->inline_msgs);
+        d->msgs = grown;
+        d->cap = cap;
+    }
     d->msgs[d->nmsgs++] = m;
     m->outstanding++;
 }
@@ -417,15 +424,7 @@ static void deliver_results(jn_consumer *c, lua_State *L) {
     }
     int arr = lua_gettop(L);
     lua_Integer n = (lua_Integer)lua_rawlen(L, arr);
-    /* Whether the message of this call is answered by id, before any record is added. */
-    int attach = own && !c->call_held;
-    for (lua_Integer i = 1; attach && i <= n; i++) {
-        char cid[64];
-        if (lua_rawgeti(L, arr, i) == LUA_TTABLE &&
-            read_cid(L, lua_gettop(L), cid, sizeof cid) == 0 && !strcmp(cid, own->cid))
-            attach = 0;
-        lua_pop(L, 1);
-    }
+    int created = 0, answered = 0;
     jn_sb *json = &c->json;
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, arr, i);
@@ -448,27 +447,26 @@ static void deliver_results(jn_consumer *c, lua_State *L) {
         lua_pop(L, 1);
         delivery *d = calloc(1, sizeof *d);
         if (!d) abort();
+        d->msgs = d->inline_msgs;
+        d->cap = 2;
         d->next = c->deliveries;
         if (d->next) d->next->prev = d;
         c->deliveries = d;
+        created++;
+        if (own && !strcmp(cid, own->cid)) answered = 1;
         for (pmsg *m = waiting_take(c, cid), *next; m; m = next) {
             next = m->next;
             m->next = NULL;
             delivery_add(d, m);
         }
-        if (attach) delivery_add(d, own);
-        if (!d->nmsgs) {
-            d->json = dup_bytes(json->data, json->len);
-            d->len = json->len;
-        }
         /* The record's identity for the batch's Idempotency-Key: the content hash of the
          * message it answers, which a replay after a crash reads again unchanged (the
-         * merged record itself carries merged_at, which would differ); with the record's
-         * place in the call's output when one message gave several. */
+         * merged record itself carries merged_at, which would differ); in a customer()
+         * call, that message's hash with the record's place in the output. */
         unsigned char key[32];
-        if (d->nmsgs && !attach) {
+        if (d->nmsgs) {
             memcpy(key, d->msgs[0]->hash, 32);
-        } else if (d->nmsgs) {
+        } else if (own) {
             unsigned char seed[40];
             memcpy(seed, own->hash, 32);
             memcpy(seed + 32, &i, sizeof i);
@@ -476,12 +474,25 @@ static void deliver_results(jn_consumer *c, lua_State *L) {
         } else {
             jn_sha256(json->data, json->len, key);
         }
+        if (!d->nmsgs) { /* to dead-letter the record itself if it is refused */
+            d->json = dup_bytes(json->data, json->len);
+            d->len = json->len;
+        }
         jn_metric_add(c->m_merged, 1);
         /* The sink reports through on_sink_done from a later loop turn, never from here,
-         * so the messages above are all counted before any is told. */
+         * so messages may still be added to d below. */
         jn_sink_add(c->sink, json->data, json->len, key, d);
     }
     lua_pop(L, 1);
+    /* The message of this call, neither answered by its id nor held (a transform that
+     * filters, or changes the id): it waits for every record the call produced, which
+     * are the newest deliveries. */
+    if (own && !answered && !c->call_held && own->in_waiting) {
+        waiting_remove(c, own);
+        delivery *d = c->deliveries;
+        for (int k = 0; k < created; k++, d = d->next)
+            delivery_add(d, own);
+    }
 }
 
 static void free_delivery(jn_consumer *c, delivery *d) {
@@ -490,7 +501,7 @@ static void free_delivery(jn_consumer *c, delivery *d) {
     else
         c->deliveries = d->next;
     if (d->next) d->next->prev = d->prev;
-    free(d->msgs);
+    if (d->msgs != d->inline_msgs) free(d->msgs);
     free(d->json);
     free(d);
 }
@@ -590,7 +601,11 @@ static void merge_customer(jn_consumer *c, pmsg *m) {
     deliver_results(c, L);
     c->call_msg = NULL;
     lua_settop(L, top);
-    if (!m->in_waiting) return; /* answered by its id */
+    if (!m->in_waiting) {
+        /* Answered by its id, or waiting for the records of its call; with none, done. */
+        if (m->outstanding == 0) finish_msg(c, m);
+        return;
+    }
     if (c->call_held) {
         uint64_t grace = c->call_hold_ms / 2 > 2000 ? (uint64_t)c->call_hold_ms / 2 : 2000;
         m->held = 1;
@@ -603,8 +618,8 @@ static void merge_customer(jn_consumer *c, pmsg *m) {
         c->held_tail = m;
         return;
     }
-    waiting_remove(c, m);
-    if (m->outstanding == 0) finish_msg(c, m); /* it gave nothing: done with it */
+    waiting_remove(c, m); /* the call returned no array at all */
+    if (m->outstanding == 0) finish_msg(c, m);
 }
 
 /* Messages the script held past their deadline: their customers never came out. */
