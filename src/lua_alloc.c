@@ -80,6 +80,8 @@ struct jn_lua_alloc {
     chunk *chunks;
     size_t reserved, refused;
     int pool;
+    void (*on_refuse)(void *ud);
+    void *on_refuse_ud;
 };
 
 jn_lua_alloc *jn_lua_alloc_new(int pool) {
@@ -103,6 +105,11 @@ void jn_lua_alloc_free(jn_lua_alloc *a) {
         unmap_chunk(c);
     }
     free(a);
+}
+
+void jn_lua_alloc_on_refuse(jn_lua_alloc *a, void (*fn)(void *ud), void *ud) {
+    a->on_refuse = fn;
+    a->on_refuse_ud = ud;
 }
 
 void jn_lua_alloc_get_stats(const jn_lua_alloc *a, jn_lua_alloc_stats *out) {
@@ -206,6 +213,7 @@ static __attribute__((noinline)) void *slow_path(jn_lua_alloc *a, void *ptr, siz
     /* Written so that neither side can wrap, whatever the limit and the request. */
     if (nsize > osize && (a->in_use > a->limit || nsize - osize > a->limit - a->in_use)) {
         a->refused++;
+        if (a->on_refuse) a->on_refuse(a->on_refuse_ud);
         return NULL;
     }
     if (!a->pool) {

@@ -44,6 +44,9 @@ jn_lua_alloc *jn_lua_alloc_of(lua_State *L);
  * that calls the Lua API outside a protected call must not run under a ceiling: a memory
  * error there would panic. */
 void jn_lua_alloc_set_limit(jn_lua_alloc *a, size_t bytes);
+/* fn(ud) runs on every refusal, inside the allocation Lua asked for: it may only note
+ * the fact (and set a hook, which lua_sethook allows at any time). */
+void jn_lua_alloc_on_refuse(jn_lua_alloc *a, void (*fn)(void *ud), void *ud);
 
 /* Gives memory back to the OS: unmaps every pool chunk whose blocks are all free (taking
  * those blocks off the free lists), then has glibc return its free pages (malloc_trim),

@@ -251,6 +251,7 @@ def test_sigterm_during_a_runaway_reload_still_stops_the_process(make_junction):
     'local s = string.rep("x", 1 << 30)',
     "local t = {} for i = 1, 2e7 do t[i] = {i} end",
     "local t = {} for i = 1, 2e7 do t[i] = ('x'):rep(64) .. i end",
+    "local t = {} while true do pcall(function() for i = 1, 1e6 do t[#t + 1] = {i} end end) end",
 ])
 def test_memory_hogs_fail_under_the_ceiling_and_memory_is_given_back(make_junction, code):
     limit_mb = 64
@@ -270,9 +271,15 @@ def test_memory_hogs_fail_under_the_ceiling_and_memory_is_given_back(make_juncti
             time.sleep(0.01)
     t = threading.Thread(target=sample, daemon=True)
     t.start()
-    err = reload_rejected(j)
+    with Pinger(j) as p:
+        err = reload_rejected(j)
     stop[0] = True
     t.join()
+    assert not p.failures, p.failures
+    if not sanitized(j.proc.pid):
+        # Filling the ceiling takes well under a second, and a script that catches the
+        # error does not keep the loop (the sanitizer build is several times slower).
+        assert p.worst < 1.0, p.worst
     assert "not enough memory" in err and f"memory limit of {limit_mb} MB" in err, err
     if not sanitized(j.proc.pid):
         # The ceiling holds (plus the pool's current chunk and the process's own), and
