@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "lua_alloc.h"
 #include "script_strlib.h"
 
 typedef enum { T_STR, T_OPTSTR, T_INT, T_LONG, T_NUM, T_BOOL, T_ADDR, T_LEVEL, T_FORMAT } key_type;
@@ -406,17 +407,6 @@ static void *config_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     return p;
 }
 
-/* What luaL_newstate's handler does: an error outside any pcall is reported, then Lua
- * aborts. Only building the sandbox runs outside a pcall, and it fails only when malloc
- * does (the ceiling is far above what it needs). */
-static int config_panic(lua_State *L) {
-    const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    fprintf(stderr, "PANIC: unprotected error in call to Lua API (%s)\n",
-            msg ? msg : "error object is not a string");
-    fflush(stderr);
-    return 0;
-}
-
 static void limit_hook(lua_State *L, lua_Debug *ar);
 
 /* Takes cost from the budget; past a limit, records where the file stopped (at ar, or in
@@ -624,7 +614,7 @@ static void load_file(jn_config *cfg, const char *path, jn_sb *e) {
     };
     lua_State *L = lua_newstate(config_alloc, &run);
     if (!L) abort();
-    lua_atpanic(L, config_panic);
+    lua_atpanic(L, jn_lua_alloc_panic);
     jn_script_meter meter = {config_charge, &run};
     push_sandbox(L, &meter);
     int loaded = luaL_loadfilex(L, path, "t") == LUA_OK;

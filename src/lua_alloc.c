@@ -386,7 +386,7 @@ size_t jn_lua_alloc_trim(jn_lua_alloc *a) {
 
 /* What luaL_newstate's handlers do: report an error raised outside any pcall (Lua aborts
  * when this returns), and drop warnings until a script sends "@on". */
-static int panic(lua_State *L) {
+int jn_lua_alloc_panic(lua_State *L) {
     const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
     fprintf(stderr, "PANIC: unprotected error in call to Lua API (%s)\n",
             msg ? msg : "error object is not a string");
@@ -433,7 +433,7 @@ lua_State *jn_lua_alloc_newstate(void) {
         jn_lua_alloc_free(a);
         return NULL;
     }
-    lua_atpanic(L, panic);
+    lua_atpanic(L, jn_lua_alloc_panic);
     lua_setwarnf(L, warn_off, L);
     return L;
 }

@@ -60,6 +60,9 @@ size_t jn_lua_alloc_trim(jn_lua_alloc *a);
 /* A new state on its own allocator (pooled except in the sanitizer build), with the
  * panic and warning handlers luaL_newstate would set. NULL when out of memory. */
 lua_State *jn_lua_alloc_newstate(void);
+/* The panic handler every state of the program gets (also the config's, which has an
+ * allocator of its own): reports an error raised outside any pcall; Lua then aborts. */
+int jn_lua_alloc_panic(lua_State *L);
 /* lua_close, then frees the state's allocator. */
 void jn_lua_alloc_close(lua_State *L);
 

@@ -100,13 +100,12 @@ struct jn_script_host {
     char *stock;  /* folder of the stock scripts (require "stock.<name>") */
     int nroots;
     /* The call in progress. */
-    long budget;             /* instructions left */
-    uint64_t deadline;       /* CLOCK_MONOTONIC_COARSE milliseconds */
-    int killed;              /* LIVE, or which limit it passed: raised on every instruction */
-    int depth;               /* nested calls (a check calling generate) */
-    unsigned ticks;          /* hook ticks, for looking at the clock every 16th */
-    int nomem_ref;           /* "not enough memory", made before any ceiling is met */
-    size_t refused_at_start; /* the allocator's refusals when the outermost call began */
+    long budget;       /* instructions left */
+    uint64_t deadline; /* CLOCK_MONOTONIC_COARSE milliseconds */
+    int killed;        /* LIVE, or which limit it passed: raised on every instruction */
+    int depth;         /* nested calls (a check calling generate) */
+    unsigned ticks;    /* hook ticks, for looking at the clock every 16th */
+    int nomem_ref;     /* "not enough memory", made before any ceiling is met */
     jn_script_meter meter;
     int open_handles;
 };
@@ -163,16 +162,13 @@ static size_t refused(jn_script_host *h) {
 }
 
 /* Decides whether the call is over its limits; once it is, it stays so until the host's
- * pcall returns. A refused allocation counts too: a script that catches "not enough
- * memory" and carries on would only spin at the ceiling. */
+ * pcall returns. (A refused allocation stops the call through on_refused.) */
 static int over_limits(jn_script_host *h) {
     if (h->killed) return 1;
     if (h->budget < 0)
         h->killed = KILLED_INSTRUCTIONS;
     else if (now_ms() > h->deadline)
         h->killed = KILLED_TIME;
-    else if (refused(h) != h->refused_at_start)
-        h->killed = KILLED_MEMORY;
     return h->killed != LIVE;
 }
 
@@ -698,7 +694,6 @@ int jn_script_pcall(jn_script *s, int nargs, int nresults, char **err) {
     int outer_killed = h->killed;
     size_t refused_before = refused(h);
     if (h->depth++ == 0) {
-        h->refused_at_start = refused_before;
         if (h->alloc) jn_lua_alloc_set_limit(h->alloc, h->memory_limit);
         lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
     }

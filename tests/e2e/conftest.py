@@ -43,6 +43,18 @@ def deep_merge(base, extra):
     return base
 
 
+def wait_for(fn, timeout):
+    """fn() once it is truthy, polling every 20 ms for at most timeout seconds; else its
+    last value."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.02)
+    return fn()
+
+
 class Response:
     def __init__(self, status, headers, body):
         self.status = status

@@ -6,7 +6,7 @@ import signal
 import socket
 import time
 
-from conftest import request
+from conftest import request, wait_for
 
 
 def raw(port, data, timeout=5):
@@ -232,16 +232,6 @@ def edit(path, old, new):
     assert old in text
     with open(path, "w") as f:
         f.write(text.replace(old, new))
-
-
-def wait_for(fn, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.02)
-    return fn()
 
 
 def test_editing_a_script_serves_new_data_within_one_second(junction):

@@ -12,17 +12,7 @@ import time
 
 import pytest
 
-from conftest import BINARY, ROOT, request
-
-
-def wait_for(fn, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.02)
-    return fn()
+from conftest import BINARY, ROOT, request, wait_for
 
 
 def write(path, text):
