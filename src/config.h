@@ -36,6 +36,51 @@ typedef struct {
     char *script;
 } jn_source_config;
 
+/* One input of a pipeline: a stream (consumed as a group member, each message settled
+ * and committed) or a table (read whole into the transform's state, then followed). */
+typedef struct {
+    char *name;      /* the transform's hook: on.<name> */
+    char *topic;
+    char *changelog; /* streams: compacted topic restoring the transform's per-key state
+                      * when a partition is assigned; NULL when off */
+} jn_input_config;
+
+typedef enum { JN_SINK_HTTP, JN_SINK_KAFKA } jn_sink_type;
+
+/* Where a pipeline's records go. */
+typedef struct {
+    char *name;
+    jn_sink_type type;
+    /* http */
+    char *url;
+    char **headers; /* NULL-terminated "Name: value" lines, secrets already resolved */
+    int batch_size, linger_ms, max_inflight, timeout_ms, retry_base_ms, retry_max_ms;
+    char *ca_file;  /* NULL: the system's trust store */
+    int verify_tls; /* on unless the config turns it off */
+    /* kafka */
+    char *topic;
+    char *key_field; /* the record field whose value keys the Kafka message */
+} jn_sink_config;
+
+typedef struct {
+    char *name;
+    char *group_id;
+    char *auto_offset_reset;
+    char *transform; /* script path */
+    char *dead_letter_topic;
+    int dedupe;          /* skip records whose content was processed before */
+    int dedupe_ttl_s;
+    char *dedupe_prefix; /* Redis key prefix of the marks ("processed:") */
+    int max_pending;
+    int hold_ms, hold_max;
+    jn_input_config *streams;
+    int nstreams;
+    jn_input_config *tables;
+    int ntables;
+    jn_sink_config *sinks;
+    int nsinks;
+} jn_pipeline_config;
+
 typedef struct jn_config {
     char *path;
     struct {
@@ -109,6 +154,10 @@ typedef struct jn_config {
         int hold_max;
         int hold_ms;
     } consumer;
+    /* `pipelines` in the file, or one pipeline built from the consumer.* keys (the
+     * seed's) when the file has none. */
+    jn_pipeline_config *pipelines;
+    int npipelines;
 } jn_config;
 
 /* Loads path (or the defaults alone when path is NULL), applies the environment and
