@@ -1,10 +1,17 @@
 -- Consumer merge script: joins customers with the products they reference.
 --
--- The host calls, for every message it did not skip as a duplicate:
---   M.customer(customer, ctx) -> array of merged records to deliver (maybe empty)
---   M.product(product, ctx)   -> array of merged records to deliver (maybe empty)
--- and every few hundred milliseconds:
---   M.expire(ctx)             -> array of merged records whose hold ran out
+-- The seed's pipeline reads the stream `customers` and the table `products`; the host
+-- calls, for every message it did not skip as a duplicate:
+--   M.on.customers(customer, ctx) -> array of merged records to deliver (maybe empty)
+--   M.on.products(product, ctx)   -> array of merged records to deliver (maybe empty)
+-- every few hundred milliseconds:
+--   M.timer(ctx)                  -> array of merged records whose hold ran out
+-- and, to keep the join across restarts and rebalances:
+--   M.restore.customers(customer, ctx)  a customer replayed from the changelog when its
+--                                       partition (ctx.partition) is assigned
+--   M.revoke.customers(partitions, ctx) those partitions went to another member
+-- (M.customer, M.product and M.expire are the same functions, for scripts that wrap
+-- them.)
 -- ctx.now is the time in seconds, ctx.hold_ms and ctx.hold_max the hold limits from the
 -- config (consumer.hold_ms, consumer.hold_max). ctx.hold() tells the host that the
 -- customer of this call is held: its message then waits for a later record with the
@@ -31,6 +38,7 @@ state.by_product = state.by_product or {} -- product id -> {customer id -> true}
 state.held = state.held or {}             -- customer id -> time it was first held
 state.held_count = state.held_count or 0
 state.catalogue_version = state.catalogue_version or 0 -- counts product messages
+state.partition_of = state.partition_of or {} -- customer id -> its stream partition
 
 -- customer() is the consumer's hot path (one call per customer message, at up to 100,000
 -- a second), so this script avoids the allocations and calls that used to dominate it:
@@ -51,6 +59,7 @@ state.catalogue_version = state.catalogue_version or 0 -- counts product message
 -- The state tables are created once and only filled afterwards, so locals can hold them.
 local products, customers, by_product, held = state.products, state.customers,
   state.by_product, state.held
+local partition_of = state.partition_of
 local pairs, ipairs, tostring = pairs, ipairs, tostring
 local math_type, floor, huge = math.type, math.floor, math.huge
 local format, date = string.format, os.date
@@ -216,11 +225,10 @@ local function over_capacity(ctx, out)
   return out
 end
 
-function M.customer(c, ctx)
-  local id = c.id
-  if math_type(id) == "integer" then id = id .. "" else id = key(id) end
-  -- The index: the sets of the products c references get c's id, those of the products
-  -- only its previous version referenced lose it. Nothing changes if productIds did not.
+-- Keeps customer c (id its key) and indexes it by the products it references: the sets
+-- of those products get c's id, those of the products only its previous version
+-- referenced lose it. Nothing changes if productIds did not.
+local function keep(c, id, partition)
   local pids = c.productIds
   local old = customers[id]
   if not (old and same_ids(old.productIds, pids)) then
@@ -236,6 +244,13 @@ function M.customer(c, ctx)
     end
   end
   customers[id] = c
+  if partition_of[id] ~= partition then partition_of[id] = partition end
+end
+
+function M.customer(c, ctx)
+  local id = c.id
+  if math_type(id) == "integer" then id = id .. "" else id = key(id) end
+  keep(c, id, ctx.partition)
   local now = ctx.now
   if merge(c, now) and ctx.hold_ms > 0 and ctx.hold_max > 0 then
     -- Tells the host this customer's message waits for a later record with its id.
@@ -289,6 +304,34 @@ function M.expire(ctx)
   end
   return over_capacity(ctx, out)
 end
+
+-- A customer replayed from the changelog: kept and indexed, not delivered (it was when
+-- it first came).
+function M.restore_customer(c, ctx)
+  local id = c.id
+  if id == nil then return end
+  keep(c, key(id), ctx.partition)
+end
+
+-- Forgets the customers of partitions another member now owns: it restores them from
+-- the changelog and answers for them.
+function M.forget(partitions, ctx)
+  local gone = {}
+  for _, p in ipairs(partitions) do gone[p] = true end
+  for id, p in pairs(partition_of) do
+    if gone[p] then
+      local c = customers[id]
+      if c and c.productIds then unindex(c.productIds, id) end
+      customers[id], partition_of[id] = nil, nil
+      unhold(id)
+    end
+  end
+end
+
+M.on = { customers = M.customer, products = M.product }
+M.timer = M.expire
+M.restore = { customers = M.restore_customer }
+M.revoke = { customers = M.forget }
 
 -- For /api/status and tests.
 function M.stats()

@@ -64,22 +64,36 @@ void jn_sb_int(jn_sb *sb, long long v) {
     jn_sb_append(sb, tmp, jn_fmt_int(tmp, v));
 }
 
+void jn_sb_vprintf(jn_sb *sb, const char *fmt, va_list ap) {
+    va_list again;
+    va_copy(again, ap);
+    char tmp[256];
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    if (n >= 0 && (size_t)n < sizeof tmp) {
+        jn_sb_append(sb, tmp, (size_t)n);
+    } else if (n >= 0) {
+        jn_sb_reserve(sb, (size_t)n);
+        vsnprintf(sb->data + sb->len, (size_t)n + 1, fmt, again);
+        sb->len += (size_t)n;
+    }
+    va_end(again);
+}
+
 void jn_sb_printf(jn_sb *sb, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    char tmp[256];
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    jn_sb_vprintf(sb, fmt, ap);
     va_end(ap);
-    if (n < 0) return;
-    if ((size_t)n < sizeof tmp) {
-        jn_sb_append(sb, tmp, (size_t)n);
-        return;
-    }
-    jn_sb_reserve(sb, (size_t)n);
+}
+
+char *jn_errorf(const char *fmt, ...) {
+    jn_sb sb;
+    jn_sb_init(&sb);
+    va_list ap;
     va_start(ap, fmt);
-    vsnprintf(sb->data + sb->len, (size_t)n + 1, fmt, ap);
+    jn_sb_vprintf(&sb, fmt, ap);
     va_end(ap);
-    sb->len += (size_t)n;
+    return jn_sb_steal(&sb);
 }
 
 /* Bytes a JSON string must escape: controls, '"' and '\\'. */

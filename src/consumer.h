@@ -1,7 +1,6 @@
-/* `junction consume`: a consumer-group member reading customer_data, with products
- * read in full by a private catalogue reader; duplicates skipped through Redis marks;
- * customers joined with products by scripts/merge.lua; merged records POSTed to the
- * analytics API; offsets committed only up to the first message not yet delivered,
+/* `junction consume`: runs every pipeline of the config (pipeline.h): streams consumed
+ * as a group member, tables read whole first, a transform, de-duplication through Redis
+ * marks, sinks, and offsets committed only up to the first message not yet delivered,
  * skipped as a duplicate, or dead-lettered. */
 #ifndef JN_CONSUMER_H
 #define JN_CONSUMER_H

@@ -47,6 +47,8 @@ struct jn_sink {
     long batches, retries;
     uint64_t rng;
     int closing;
+    char *url;
+    char *headers[JN_SINK_MAX_HEADERS + 1]; /* the configured ones, NULL-terminated */
     jn_metric *m_batches_ok, *m_batches_retry, *m_rejected, *m_latency;
 };
 
@@ -269,7 +271,8 @@ static void send_batch(batch *b) {
     jn_sink *s = b->s;
     char idem[96];
     snprintf(idem, sizeof idem, "Idempotency-Key: %s", b->key);
-    const char *headers[] = {"Content-Type: application/json", idem, NULL};
+    const char *headers[JN_SINK_MAX_HEADERS + 3] = {"Content-Type: application/json", idem};
+    memcpy(headers + 2, s->headers, sizeof s->headers);
     jn_http_request_opts o = {.method = "POST",
                               .url = s->o.url,
                               .body = b->body.data,
@@ -296,20 +299,33 @@ jn_sink *jn_sink_new(uv_loop_t *loop, jn_http_client *http, const jn_sink_opts *
     s->loop = loop;
     s->http = http;
     s->o = *o;
+    /* The caller's strings may not outlive this call. */
+    s->url = strdup(o->url);
+    if (!s->url) abort();
+    s->o.url = s->url;
+    for (int i = 0; o->headers && o->headers[i] && i < JN_SINK_MAX_HEADERS; i++) {
+        s->headers[i] = strdup(o->headers[i]);
+        if (!s->headers[i]) abort();
+    }
+    s->o.headers = NULL;
+    char labels[160] = "";
+    if (o->name) snprintf(labels, sizeof labels, "sink=\"%s\"", o->name);
+    char ok[200], retry[200];
+    snprintf(ok, sizeof ok, "%s%sresult=\"ok\"", labels, *labels ? "," : "");
+    snprintf(retry, sizeof retry, "%s%sresult=\"retry\"", labels, *labels ? "," : "");
     s->backoff = (jn_backoff){1000000, o->retry_base_ms, 2, o->retry_max_ms};
     s->cb = cb;
     s->ud = ud;
     s->rng = uv_hrtime() | 1;
     uv_timer_init(loop, &s->linger);
     s->linger.data = s;
-    s->m_batches_ok = jn_metrics_counter("junction_sink_batches_total",
-                                         "Batches POSTed to analytics by result", "result=\"ok\"");
-    s->m_batches_retry = jn_metrics_counter(
-        "junction_sink_batches_total", "Batches POSTed to analytics by result", "result=\"retry\"");
+    s->m_batches_ok =
+        jn_metrics_counter("junction_sink_batches_total", "Batches POSTed by result", ok);
+    s->m_batches_retry =
+        jn_metrics_counter("junction_sink_batches_total", "Batches POSTed by result", retry);
     s->m_rejected = jn_metrics_counter("junction_sink_rejected_total",
-                                       "Records analytics refused for good (dead-lettered)", "");
-    s->m_latency =
-        jn_metrics_histogram("junction_sink_post_seconds", "Time of one POST to analytics", "");
+                                       "Records a sink refused for good (dead-lettered)", labels);
+    s->m_latency = jn_metrics_histogram("junction_sink_post_seconds", "Time of one POST", labels);
     return s;
 }
 
@@ -376,6 +392,9 @@ static void on_linger_closed(uv_handle_t *h) {
     }
     void (*done)(void *) = c->done;
     void *arg = c->arg;
+    free(s->url);
+    for (int i = 0; s->headers[i]; i++)
+        free(s->headers[i]);
     free(s);
     free(c);
     if (done) done(arg);

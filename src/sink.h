@@ -15,6 +15,8 @@
 
 typedef struct jn_sink jn_sink;
 
+#define JN_SINK_MAX_HEADERS 16
+
 /* status 0: delivered. Otherwise the HTTP status that rejected the record for good, with
  * the receiver's answer in reason. */
 typedef void (*jn_sink_done_cb)(void *ud, void *item, int status, const char *reason);
@@ -27,6 +29,9 @@ typedef struct {
     int timeout_ms;
     int retry_base_ms;
     int retry_max_ms;
+    const char *const *headers; /* NULL-terminated "Name: value" lines sent with every POST
+                                   (copied), or NULL */
+    const char *name;           /* the sink's name, labelling its metrics; NULL: none */
 } jn_sink_opts;
 
 jn_sink *jn_sink_new(uv_loop_t *loop, jn_http_client *http, const jn_sink_opts *o,

@@ -34,5 +34,8 @@ function M.customer(c, ctx) return with_totals(merge.customer(c, ctx)) end
 function M.product(p, ctx) return with_totals(merge.product(p, ctx)) end
 function M.expire(ctx) return with_totals(merge.expire(ctx)) end
 M.stats = merge.stats
+M.on = { customers = M.customer, products = M.product }
+M.timer = M.expire
+M.restore, M.revoke = merge.restore, merge.revoke
 
 return M

@@ -1,0 +1,260 @@
+/* De-duplication batching (see dedupe.h). Queues are arrays of (item, key) pairs: the
+ * consumer pushes thousands a second and takes them out in batches, which arrays serve
+ * with no allocation per item. */
+#include "dedupe.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CHECK_BATCH      500
+#define CHECKS_IN_FLIGHT 2
+
+typedef struct {
+    void *item;
+    const char *key;
+} entry;
+
+typedef struct {
+    entry *v;
+    size_t head, len, cap; /* live entries are v[head .. len) */
+} queue;
+
+typedef struct {
+    jn_dedupe *d;
+    entry *v;
+    size_t n;
+} batch;
+
+struct jn_dedupe {
+    uv_loop_t *loop;
+    jn_redis *redis;
+    int ttl_s;
+    jn_dedupe_cbs cbs;
+    void *ud;
+    queue checks, marks;
+    int checking; /* check batches at Redis */
+    int marking;  /* mark batches at Redis (one at a time) */
+    size_t in_flight;
+    int closed;
+    uv_timer_t timer; /* sends a partial check batch on the next loop turn */
+    int timer_open;
+};
+
+static void flush_checks(jn_dedupe *d);
+static void flush_marks(jn_dedupe *d);
+
+static void push(queue *q, void *item, const char *key) {
+    if (q->len == q->cap) {
+        if (q->head > 0) { /* reuse the consumed front before growing */
+            memmove(q->v, q->v + q->head, (q->len - q->head) * sizeof *q->v);
+            q->len -= q->head;
+            q->head = 0;
+        }
+        if (q->len == q->cap) {
+            q->cap = q->cap ? q->cap * 2 : 1024;
+            q->v = realloc(q->v, q->cap * sizeof *q->v);
+            if (!q->v) abort();
+        }
+    }
+    q->v[q->len++] = (entry){item, key};
+}
+
+static size_t queued(const queue *q) {
+    return q->len - q->head;
+}
+
+/* Takes up to max entries off the front into a new batch. */
+static batch *take(jn_dedupe *d, queue *q, size_t max) {
+    size_t n = queued(q) < max ? queued(q) : max;
+    batch *b = malloc(sizeof *b);
+    if (!b) abort();
+    b->d = d;
+    b->n = n;
+    b->v = malloc(n * sizeof *b->v);
+    if (!b->v) abort();
+    memcpy(b->v, q->v + q->head, n * sizeof *b->v);
+    q->head += n;
+    if (q->head == q->len) q->head = q->len = 0;
+    d->in_flight += n;
+    return b;
+}
+
+/* Puts a failed batch back at the front, in its order. */
+static void put_back(queue *q, batch *b) {
+    size_t rest = queued(q);
+    entry *v = malloc((rest + b->n + 1) * sizeof *v);
+    if (!v) abort();
+    memcpy(v, b->v, b->n * sizeof *v);
+    if (rest) memcpy(v + b->n, q->v + q->head, rest * sizeof *v);
+    free(q->v);
+    q->v = v;
+    q->head = 0;
+    q->cap = rest + b->n + 1;
+    q->len = rest + b->n;
+}
+
+static void maybe_free(jn_dedupe *d);
+
+static void batch_free(batch *b) {
+    b->d->in_flight -= b->n;
+    free(b->v);
+    free(b);
+}
+
+static void on_checked(void *arg, int err, const unsigned char *found, size_t n) {
+    batch *b = arg;
+    jn_dedupe *d = b->d;
+    d->checking--;
+    if (d->closed) {
+        batch_free(b);
+        maybe_free(d);
+        return;
+    }
+    if (err) {
+        /* Unknown answers: nothing may pass unchecked. They wait for Redis. */
+        put_back(&d->checks, b);
+        d->in_flight -= b->n;
+        free(b->v);
+        free(b);
+        return;
+    }
+    /* The next batch goes out before this one's work: Redis answers it meanwhile. */
+    flush_checks(d);
+    for (size_t i = 0; i < n && !d->closed; i++)
+        d->cbs.on_checked(d->ud, b->v[i].item, found[i]);
+    batch_free(b);
+    if (d->closed) {
+        maybe_free(d);
+        return;
+    }
+    flush_checks(d);
+}
+
+static void flush_checks(jn_dedupe *d) {
+    while (!d->closed && d->checking < CHECKS_IN_FLIGHT && queued(&d->checks) &&
+           jn_redis_connected(d->redis)) {
+        batch *b = take(d, &d->checks, CHECK_BATCH);
+        const char **keys = malloc(b->n * sizeof *keys);
+        if (!keys) abort();
+        for (size_t i = 0; i < b->n; i++)
+            keys[i] = b->v[i].key;
+        d->checking++;
+        int rc = jn_redis_exists(d->redis, keys, b->n, on_checked, b);
+        free(keys);
+        if (rc != 0) {
+            on_checked(b, 1, NULL, b->n);
+            return;
+        }
+    }
+}
+
+static void on_marked(void *arg, int err) {
+    batch *b = arg;
+    jn_dedupe *d = b->d;
+    d->marking = 0;
+    if (d->closed) {
+        batch_free(b);
+        maybe_free(d);
+        return;
+    }
+    if (err) {
+        /* Delivered but not marked: the items stay until the mark is written. */
+        put_back(&d->marks, b);
+        d->in_flight -= b->n;
+        free(b->v);
+        free(b);
+        return;
+    }
+    for (size_t i = 0; i < b->n && !d->closed; i++)
+        d->cbs.on_marked(d->ud, b->v[i].item);
+    batch_free(b);
+    if (d->closed) {
+        maybe_free(d);
+        return;
+    }
+    flush_marks(d);
+}
+
+static void flush_marks(jn_dedupe *d) {
+    if (d->closed || d->marking || !queued(&d->marks) || !jn_redis_connected(d->redis)) return;
+    batch *b = take(d, &d->marks, queued(&d->marks));
+    const char **keys = malloc(b->n * sizeof *keys);
+    if (!keys) abort();
+    for (size_t i = 0; i < b->n; i++)
+        keys[i] = b->v[i].key;
+    d->marking = 1;
+    int rc = jn_redis_mark(d->redis, keys, b->n, d->ttl_s, on_marked, b);
+    free(keys);
+    if (rc != 0) on_marked(b, 1);
+}
+
+static void on_timer(uv_timer_t *t) {
+    jn_dedupe *d = t->data;
+    flush_checks(d);
+    flush_marks(d);
+}
+
+jn_dedupe *jn_dedupe_new(uv_loop_t *loop, jn_redis *redis, int ttl_s, const jn_dedupe_cbs *cbs,
+                         void *ud) {
+    jn_dedupe *d = calloc(1, sizeof *d);
+    if (!d) abort();
+    d->loop = loop;
+    d->redis = redis;
+    d->ttl_s = ttl_s;
+    d->cbs = *cbs;
+    d->ud = ud;
+    uv_timer_init(loop, &d->timer);
+    d->timer.data = d;
+    d->timer_open = 1;
+    return d;
+}
+
+/* A partial batch goes out on the next loop turn, so the messages of one fetch share
+ * it; a full one at once. */
+static void soon(jn_dedupe *d) {
+    if (!uv_is_active((uv_handle_t *)&d->timer)) uv_timer_start(&d->timer, on_timer, 0, 0);
+}
+
+void jn_dedupe_check(jn_dedupe *d, void *item, const char *key) {
+    push(&d->checks, item, key);
+    if (queued(&d->checks) >= CHECK_BATCH)
+        flush_checks(d);
+    else
+        soon(d);
+}
+
+void jn_dedupe_mark(jn_dedupe *d, void *item, const char *key) {
+    push(&d->marks, item, key);
+    soon(d);
+}
+
+void jn_dedupe_resume(jn_dedupe *d) {
+    flush_marks(d);
+    flush_checks(d);
+}
+
+size_t jn_dedupe_pending(const jn_dedupe *d) {
+    return queued(&d->checks) + queued(&d->marks) + d->in_flight;
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+    jn_dedupe *d = h->data;
+    d->timer_open = 0;
+    maybe_free(d);
+}
+
+static void maybe_free(jn_dedupe *d) {
+    if (!d->closed || d->checking || d->marking || d->timer_open) return;
+    free(d->checks.v);
+    free(d->marks.v);
+    free(d);
+}
+
+void jn_dedupe_free(jn_dedupe *d) {
+    d->closed = 1;
+    d->checks.head = d->checks.len = 0;
+    d->marks.head = d->marks.len = 0;
+    if (d->timer_open && !uv_is_closing((uv_handle_t *)&d->timer))
+        uv_close((uv_handle_t *)&d->timer, on_timer_closed);
+    maybe_free(d);
+}

@@ -1,0 +1,601 @@
+/* A pipeline's transform (see transform.h): hook look-up, the ctx table, and the check of
+ * a call's output before any of it leaves.
+ *
+ * Hooks are resolved when a version of the script is accepted and kept as registry
+ * references, so a call costs one rawgeti, not a walk through M.on by name; a reload
+ * swaps them only once the new version passed every check. */
+#include "transform.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "json.h"
+
+/* One record of the output being checked: where its text and keys are in t->text. */
+typedef struct {
+    size_t off, len;
+    long id_off; /* -1: no id */
+    uint32_t sinks;
+    long key_off[JN_TRANSFORM_MAX_SINKS]; /* -1: no key */
+    size_t key_len[JN_TRANSFORM_MAX_SINKS];
+    int index;
+} out_rec;
+
+struct jn_transform {
+    jn_script_host *host;
+    jn_script *script;
+    char *pipeline;
+    int nstreams, ninputs, nsinks;
+    char **inputs; /* streams, then tables */
+    char **sinks;
+    char **sink_keys;
+    int *on_ref;      /* per input */
+    int *restore_ref; /* per stream, LUA_NOREF when absent */
+    int *revoke_ref;  /* per stream */
+    int timer_ref;
+    int ctx_ref;
+    /* The hook call in progress: whether it held its record, and for how long. */
+    int in_call, held;
+    long hold_ms, default_hold_ms;
+    jn_sb text; /* the checked output's JSON, ids and keys */
+    out_rec *recs;
+    size_t nrecs, cap;
+};
+
+static char *dupstr(const char *s) {
+    char *d = strdup(s ? s : "");
+    if (!d) abort();
+    return d;
+}
+
+
+
+/* ---- hooks --------------------------------------------------------------------------- */
+
+static int input_index(const jn_transform *t, const char *name) {
+    for (int i = 0; i < t->ninputs; i++)
+        if (!strcmp(t->inputs[i], name)) return i;
+    return -1;
+}
+
+static void unref_all(jn_transform *t, lua_State *L) {
+    for (int i = 0; i < t->ninputs; i++)
+        luaL_unref(L, LUA_REGISTRYINDEX, t->on_ref[i]), t->on_ref[i] = LUA_NOREF;
+    for (int i = 0; i < t->nstreams; i++) {
+        luaL_unref(L, LUA_REGISTRYINDEX, t->restore_ref[i]), t->restore_ref[i] = LUA_NOREF;
+        luaL_unref(L, LUA_REGISTRYINDEX, t->revoke_ref[i]), t->revoke_ref[i] = LUA_NOREF;
+    }
+    luaL_unref(L, LUA_REGISTRYINDEX, t->timer_ref), t->timer_ref = LUA_NOREF;
+}
+
+/* Checks the optional table M.<field> of per-stream functions (restore, revoke): every
+ * key names a stream and holds a function. Leaves the table (or nil) on the stack. */
+static int check_stream_table(jn_transform *t, lua_State *L, int mod, const char *field,
+                              char **err) {
+    int ty = jn_lua_rawgetfield(L, mod, field);
+    if (ty == LUA_TNIL) return 0;
+    if (ty != LUA_TTABLE) {
+        *err = jn_errorf("pipeline %s: M.%s must be a table of functions by stream name, got a %s",
+                      t->pipeline, field, lua_typename(L, ty));
+        return -1;
+    }
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        int i = k ? input_index(t, k) : -1;
+        if (i < 0 || i >= t->nstreams || !lua_isfunction(L, -1)) {
+            *err = jn_errorf("pipeline %s: M.%s.%s must be a function named after one of the "
+                          "pipeline's streams",
+                          t->pipeline, field, k ? k : "(not a name)");
+            lua_pop(L, 2);
+            return -1;
+        }
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
+/* Accepts a version of the script when it has a hook for every input and nothing for
+ * inputs the pipeline lacks; then takes its hooks. Module at the top of the stack. */
+static int check_hooks(jn_script *s, void *ud, char **err) {
+    (void)s;
+    jn_transform *t = ud;
+    lua_State *L = jn_script_host_lua(t->host);
+    int top = lua_gettop(L), mod = top;
+    if (jn_lua_rawgetfield(L, mod, "on") != LUA_TTABLE) {
+        *err = jn_errorf("pipeline %s: the transform must define M.on, a table with one function "
+                      "per input (on.%s(record, ctx), ...)",
+                      t->pipeline, t->inputs[0]);
+        goto fail;
+    }
+    int on = lua_gettop(L);
+    for (int i = 0; i < t->ninputs; i++) {
+        if (jn_lua_rawgetfield(L, on, t->inputs[i]) != LUA_TFUNCTION) {
+            *err = jn_errorf("pipeline %s reads %s %s, but the transform has no on.%s(record, ctx)",
+                          t->pipeline, i < t->nstreams ? "stream" : "table", t->inputs[i],
+                          t->inputs[i]);
+            goto fail;
+        }
+        lua_pop(L, 1);
+    }
+    lua_pushnil(L);
+    while (lua_next(L, on)) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "(not a name)";
+        if (lua_type(L, -2) != LUA_TSTRING || input_index(t, k) < 0) {
+            jn_sb names;
+            jn_sb_init(&names);
+            for (int i = 0; i < t->ninputs; i++)
+                jn_sb_printf(&names, "%s%s", i ? ", " : "", t->inputs[i]);
+            *err = jn_errorf("pipeline %s: the transform defines on.%s, but the pipeline has no "
+                          "input %s (its inputs: %s)",
+                          t->pipeline, k, k, names.data);
+            jn_sb_free(&names);
+            goto fail;
+        }
+        lua_pop(L, 1);
+    }
+    int ty = jn_lua_rawgetfield(L, mod, "timer");
+    lua_pop(L, 1);
+    if (ty != LUA_TNIL && ty != LUA_TFUNCTION) {
+        *err = jn_errorf("pipeline %s: M.timer must be a function, got a %s", t->pipeline,
+                      lua_typename(L, ty));
+        goto fail;
+    }
+    if (check_stream_table(t, L, mod, "restore", err) != 0) goto fail;
+    int restore = lua_gettop(L);
+    if (check_stream_table(t, L, mod, "revoke", err) != 0) goto fail;
+    int revoke = lua_gettop(L);
+
+    /* Accepted: take the new hooks. */
+    unref_all(t, L);
+    for (int i = 0; i < t->ninputs; i++) {
+        jn_lua_rawgetfield(L, on, t->inputs[i]);
+        t->on_ref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    for (int i = 0; i < t->nstreams; i++) {
+        if (lua_istable(L, restore) &&
+            jn_lua_rawgetfield(L, restore, t->inputs[i]) != LUA_TNIL)
+            t->restore_ref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+        else if (lua_istable(L, restore))
+            lua_pop(L, 1);
+        if (lua_istable(L, revoke) && jn_lua_rawgetfield(L, revoke, t->inputs[i]) != LUA_TNIL)
+            t->revoke_ref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+        else if (lua_istable(L, revoke))
+            lua_pop(L, 1);
+    }
+    if (jn_lua_rawgetfield(L, mod, "timer") == LUA_TFUNCTION)
+        t->timer_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    else
+        lua_pop(L, 1);
+    lua_settop(L, top);
+    return 0;
+fail:
+    lua_settop(L, top);
+    return -1;
+}
+
+/* ctx.hold([ms]): keeps the record of this call back until a later record with its id
+ * answers it, at most ms (the pipeline's hold_ms by default). Outside a stream or table
+ * hook it does nothing and returns false. */
+static int l_ctx_hold(lua_State *L) {
+    jn_transform *t = lua_touserdata(L, lua_upvalueindex(1));
+    if (!t->in_call) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    lua_Integer ms = luaL_optinteger(L, 1, t->default_hold_ms);
+    t->held = 1;
+    t->hold_ms = ms < 0 ? 0 : (long)ms;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static char **dup_names(const char *const *names, int n) {
+    char **v = calloc((size_t)n + 1, sizeof *v);
+    if (!v) abort();
+    for (int i = 0; i < n; i++)
+        v[i] = names && names[i] ? dupstr(names[i]) : NULL;
+    return v;
+}
+
+static int *new_refs(int n) {
+    int *v = malloc(((size_t)n + 1) * sizeof *v);
+    if (!v) abort();
+    for (int i = 0; i < n; i++)
+        v[i] = LUA_NOREF;
+    return v;
+}
+
+jn_transform *jn_transform_new(jn_script_host *h, const jn_transform_opts *o, char **err) {
+    if (o->nsinks > JN_TRANSFORM_MAX_SINKS) {
+        *err = jn_errorf("pipeline %s: at most %d sinks", o->pipeline, JN_TRANSFORM_MAX_SINKS);
+        return NULL;
+    }
+    jn_transform *t = calloc(1, sizeof *t);
+    if (!t) abort();
+    t->host = h;
+    t->pipeline = dupstr(o->pipeline);
+    t->nstreams = o->nstreams;
+    t->ninputs = o->nstreams + o->ntables;
+    t->inputs = calloc((size_t)t->ninputs + 1, sizeof *t->inputs);
+    if (!t->inputs) abort();
+    for (int i = 0; i < o->nstreams; i++)
+        t->inputs[i] = dupstr(o->streams[i]);
+    for (int i = 0; i < o->ntables; i++)
+        t->inputs[o->nstreams + i] = dupstr(o->tables[i]);
+    t->nsinks = o->nsinks;
+    t->sinks = dup_names(o->sinks, o->nsinks);
+    t->sink_keys = dup_names(o->sink_keys, o->nsinks);
+    t->on_ref = new_refs(t->ninputs);
+    t->restore_ref = new_refs(t->nstreams);
+    t->revoke_ref = new_refs(t->nstreams);
+    t->timer_ref = LUA_NOREF;
+    t->default_hold_ms = o->hold_ms;
+    jn_sb_init(&t->text);
+
+    lua_State *L = jn_script_host_lua(h);
+    lua_createtable(L, 0, 10);
+    lua_pushinteger(L, o->hold_ms);
+    lua_setfield(L, -2, "hold_ms");
+    lua_pushinteger(L, o->hold_max);
+    lua_setfield(L, -2, "hold_max");
+    lua_pushstring(L, o->pipeline);
+    lua_setfield(L, -2, "pipeline");
+    lua_pushlightuserdata(L, t);
+    lua_pushcclosure(L, l_ctx_hold, 1);
+    lua_setfield(L, -2, "hold");
+    t->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+    char name[160];
+    snprintf(name, sizeof name, "%s", o->pipeline);
+    t->script = jn_script_add(h, name, o->path, check_hooks, t, err);
+    if (!t->script) {
+        jn_transform_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void jn_transform_free(jn_transform *t) {
+    if (!t) return;
+    lua_State *L = jn_script_host_lua(t->host);
+    unref_all(t, L);
+    luaL_unref(L, LUA_REGISTRYINDEX, t->ctx_ref);
+    for (int i = 0; i < t->ninputs; i++)
+        free(t->inputs[i]);
+    for (int i = 0; i < t->nsinks; i++)
+        free(t->sinks[i]), free(t->sink_keys[i]);
+    free(t->inputs);
+    free(t->sinks);
+    free(t->sink_keys);
+    free(t->on_ref);
+    free(t->restore_ref);
+    free(t->revoke_ref);
+    free(t->pipeline);
+    jn_sb_free(&t->text);
+    free(t->recs);
+    free(t);
+}
+
+/* ---- calls --------------------------------------------------------------------------- */
+
+/* Pushes ctx with the fields of this call. Raw sets: the script may have given ctx a
+ * metatable. */
+static void push_ctx(jn_transform *t, lua_State *L, const jn_transform_call_info *info) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ctx_ref);
+    lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+    jn_lua_rawsetfield(L, -2, "now");
+    if (info) {
+        lua_pushstring(L, t->inputs[info->input]);
+        jn_lua_rawsetfield(L, -2, "input");
+        if (info->input < t->nstreams)
+            lua_pushinteger(L, info->partition);
+        else
+            lua_pushnil(L);
+        jn_lua_rawsetfield(L, -2, "partition");
+        if (info->key)
+            lua_pushlstring(L, info->key, info->key_len);
+        else
+            lua_pushnil(L);
+        jn_lua_rawsetfield(L, -2, "key");
+    } else {
+        lua_pushnil(L);
+        jn_lua_rawsetfield(L, -2, "input");
+    }
+}
+
+/* The value of field k of the table at idx as text into t->text; returns its offset, or
+ * -1 when it is absent or neither a string nor a number. */
+static long field_text(jn_transform *t, lua_State *L, int idx, const char *k, size_t *len) {
+    int ty = jn_lua_rawgetfield(L, idx, k);
+    long off = (long)t->text.len;
+    if (ty == LUA_TNUMBER && lua_isinteger(L, -1)) {
+        char buf[JN_INT_CHARS];
+        size_t n = jn_fmt_int(buf, (long long)lua_tointeger(L, -1)); /* no printf per record */
+        jn_sb_append(&t->text, buf, n);
+    } else if (ty == LUA_TNUMBER) {
+        jn_sb_printf(&t->text, "%.0f", lua_tonumber(L, -1));
+    } else if (ty == LUA_TSTRING && lua_rawlen(L, -1) > 0) {
+        jn_sb_append(&t->text, lua_tostring(L, -1), lua_rawlen(L, -1));
+    } else {
+        off = -1;
+    }
+    lua_pop(L, 1);
+    if (off >= 0) {
+        *len = t->text.len - (size_t)off;
+        jn_sb_append(&t->text, "", 1); /* NUL, so the id reads as a C string */
+    }
+    return off;
+}
+
+/* Checks and encodes the record at the top of the stack for the sinks in mask. */
+static char *add_record(jn_transform *t, lua_State *L, uint32_t mask, int index,
+                        const char *where) {
+    int rec = lua_gettop(L);
+    if (!lua_istable(L, rec))
+        return jn_errorf("record %d%s of the result is a %s, not a table", index, where,
+                      luaL_typename(L, rec));
+    if (t->nrecs == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 16;
+        t->recs = realloc(t->recs, t->cap * sizeof *t->recs);
+        if (!t->recs) abort();
+    }
+    out_rec *r = &t->recs[t->nrecs];
+    const char *eerr = NULL;
+    r->off = t->text.len;
+    if (jn_json_encode(L, rec, NULL, &t->text, &eerr) != 0)
+        return jn_errorf("record %d%s of the result cannot be encoded as JSON: %s", index, where,
+                      eerr);
+    r->len = t->text.len - r->off;
+    jn_sb_append(&t->text, "", 1);
+    size_t idlen;
+    r->id_off = field_text(t, L, rec, "id", &idlen);
+    if (r->id_off >= 0 && idlen >= 64) r->id_off = -1; /* too long to be waited for */
+    r->sinks = mask;
+    for (int s = 0; s < t->nsinks; s++) {
+        r->key_off[s] = -1;
+        if ((mask >> s & 1) && t->sink_keys[s])
+            r->key_off[s] = field_text(t, L, rec, t->sink_keys[s], &r->key_len[s]);
+    }
+    r->index = index;
+    t->nrecs++;
+    return NULL;
+}
+
+static int sink_index(const jn_transform *t, const char *name) {
+    for (int i = 0; i < t->nsinks; i++)
+        if (!strcmp(t->sinks[i], name)) return i;
+    return -1;
+}
+
+/* Checks the hook's result at the top of the stack and encodes every record; nothing is
+ * emitted unless all of it is good. Pops the result. */
+static char *check_output(jn_transform *t, lua_State *L, const char *hook) {
+    int res = lua_gettop(L);
+    t->text.len = 0;
+    t->nrecs = 0;
+    char *err = NULL;
+    if (lua_isnil(L, res)) goto done;
+    if (!lua_istable(L, res)) {
+        err = jn_errorf("%s returned a %s; return nil or a table of records", hook,
+                     luaL_typename(L, res));
+        goto done;
+    }
+    uint32_t all = t->nsinks >= 32 ? 0xffffffffu : (1u << t->nsinks) - 1;
+    lua_Integer n = (lua_Integer)lua_rawlen(L, res);
+    for (lua_Integer i = 1; i <= n && !err; i++) {
+        lua_rawgeti(L, res, i);
+        err = add_record(t, L, all, (int)i, "");
+        lua_pop(L, 1);
+    }
+    /* Records named for one sink: string keys. Only walked when there are keys beyond
+     * the array part (the common result is a plain array). */
+    lua_pushnil(L);
+    if (!err && lua_next(L, res)) {
+        lua_pop(L, 2);
+        lua_pushnil(L);
+        while (!err && lua_next(L, res)) {
+            if (lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 1 &&
+                lua_tointeger(L, -2) <= n) {
+                lua_pop(L, 1);
+                continue;
+            }
+            const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+            int s = k ? sink_index(t, k) : -1;
+            if (s < 0) {
+                jn_sb names;
+                jn_sb_init(&names);
+                for (int i = 0; i < t->nsinks; i++)
+                    jn_sb_printf(&names, "%s%s", i ? ", " : "", t->sinks[i]);
+                err = k ? jn_errorf("%s returned records for sink %s, which pipeline %s does not "
+                                 "have (its sinks: %s)",
+                                 hook, k, t->pipeline, names.data)
+                        : jn_errorf("%s returned a table with a key that is neither an array "
+                                 "index nor a sink name",
+                                 hook);
+                jn_sb_free(&names);
+                lua_pop(L, 2);
+                break;
+            }
+            if (!lua_istable(L, -1)) {
+                err = jn_errorf("%s returned a %s for sink %s; give an array of records", hook,
+                             luaL_typename(L, -1), k);
+                lua_pop(L, 2);
+                break;
+            }
+            int arr = lua_gettop(L);
+            lua_Integer m = (lua_Integer)lua_rawlen(L, arr);
+            char where[96];
+            snprintf(where, sizeof where, " for sink %s", k);
+            for (lua_Integer i = 1; i <= m && !err; i++) {
+                lua_rawgeti(L, arr, i);
+                err = add_record(t, L, 1u << s, (int)i, where);
+                lua_pop(L, 1);
+            }
+            lua_pop(L, 1);
+            if (err) lua_pop(L, 1);
+        }
+    }
+done:
+    lua_settop(L, res - 1);
+    return err;
+}
+
+static void emit_all(jn_transform *t, const jn_transform_cbs *cbs, void *ud) {
+    for (size_t i = 0; i < t->nrecs; i++) {
+        const out_rec *r = &t->recs[i];
+        jn_transform_record out;
+        out.json = t->text.data + r->off;
+        out.len = r->len;
+        out.id = r->id_off >= 0 ? t->text.data + r->id_off : NULL;
+        out.sinks = r->sinks;
+        for (int s = 0; s < t->nsinks; s++) {
+            out.keys[s] = r->key_off[s] >= 0 ? t->text.data + r->key_off[s] : NULL;
+            out.key_lens[s] = r->key_off[s] >= 0 ? r->key_len[s] : 0;
+        }
+        out.index = r->index;
+        cbs->emit(ud, &out);
+    }
+}
+
+static char *first_line(char *err, const char *prefix) {
+    char *nl = strchr(err, '\n');
+    if (nl) *nl = '\0';
+    char *r = jn_errorf("%s%s", prefix, err);
+    free(err);
+    return r;
+}
+
+int jn_transform_call(jn_transform *t, const jn_transform_call_info *info, const char *json,
+                      size_t len, const jn_transform_cbs *cbs, void *ud, int *held,
+                      long *hold_ms, char **reason) {
+    lua_State *L = jn_script_host_lua(t->host);
+    int top = lua_gettop(L);
+    *held = 0;
+    *hold_ms = 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->on_ref[info->input]);
+    char jerr[160];
+    if (jn_json_decode(L, json, len, jerr, sizeof jerr) != 0) {
+        lua_settop(L, top);
+        *reason = jn_errorf("value is not JSON: %s", jerr);
+        return -1;
+    }
+    if (!lua_istable(L, -1)) {
+        lua_settop(L, top);
+        *reason = jn_errorf("value is not a JSON object");
+        return -1;
+    }
+    char id[64] = "";
+    size_t idlen;
+    size_t mark = t->text.len = 0;
+    long off = field_text(t, L, -1, "id", &idlen);
+    if (off >= 0 && idlen < sizeof id) memcpy(id, t->text.data + off, idlen + 1);
+    t->text.len = mark;
+    cbs->begin(ud, id);
+    push_ctx(t, L, info);
+    t->in_call = 1;
+    t->held = 0;
+    char *err = NULL;
+    int rc = jn_script_pcall(t->script, 2, 1, &err);
+    t->in_call = 0;
+    char hook[80];
+    snprintf(hook, sizeof hook, "on.%s", t->inputs[info->input]);
+    if (rc != 0) {
+        lua_settop(L, top);
+        char prefix[120];
+        snprintf(prefix, sizeof prefix, "%s: ", hook);
+        *reason = first_line(err, prefix);
+        return -1;
+    }
+    char *bad = check_output(t, L, hook);
+    lua_settop(L, top);
+    if (bad) {
+        *reason = bad;
+        return -1;
+    }
+    *held = t->held;
+    *hold_ms = t->hold_ms;
+    emit_all(t, cbs, ud);
+    return 0;
+}
+
+int jn_transform_timer(jn_transform *t, const jn_transform_cbs *cbs, void *ud, char **reason) {
+    if (t->timer_ref == LUA_NOREF) return 0;
+    lua_State *L = jn_script_host_lua(t->host);
+    int top = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->timer_ref);
+    push_ctx(t, L, NULL);
+    char *err = NULL;
+    if (jn_script_pcall(t->script, 1, 1, &err) != 0) {
+        lua_settop(L, top);
+        *reason = first_line(err, "timer: ");
+        return -1;
+    }
+    char *bad = check_output(t, L, "timer");
+    lua_settop(L, top);
+    if (bad) {
+        *reason = bad;
+        return -1;
+    }
+    emit_all(t, cbs, ud);
+    return 0;
+}
+
+int jn_transform_restores(jn_transform *t, int stream) {
+    return t->restore_ref[stream] != LUA_NOREF;
+}
+
+int jn_transform_restore(jn_transform *t, const jn_transform_call_info *info, const char *json,
+                         size_t len, char **reason) {
+    if (t->restore_ref[info->input] == LUA_NOREF) return 0;
+    lua_State *L = jn_script_host_lua(t->host);
+    int top = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->restore_ref[info->input]);
+    char jerr[160];
+    if (jn_json_decode(L, json, len, jerr, sizeof jerr) != 0 || !lua_istable(L, -1)) {
+        lua_settop(L, top);
+        *reason = jn_errorf("changelog record is not a JSON object");
+        return -1;
+    }
+    push_ctx(t, L, info);
+    char *err = NULL;
+    int rc = jn_script_pcall(t->script, 2, 0, &err);
+    lua_settop(L, top);
+    if (rc != 0) {
+        char prefix[120];
+        snprintf(prefix, sizeof prefix, "restore.%s: ", t->inputs[info->input]);
+        *reason = first_line(err, prefix);
+        return -1;
+    }
+    return 0;
+}
+
+int jn_transform_revoke(jn_transform *t, int stream, const int32_t *parts, int n, char **reason) {
+    if (t->revoke_ref[stream] == LUA_NOREF) return 0;
+    lua_State *L = jn_script_host_lua(t->host);
+    int top = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->revoke_ref[stream]);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_pushinteger(L, parts[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    jn_transform_call_info info = {.input = stream, .partition = -1};
+    push_ctx(t, L, &info);
+    char *err = NULL;
+    int rc = jn_script_pcall(t->script, 2, 0, &err);
+    lua_settop(L, top);
+    if (rc != 0) {
+        char prefix[120];
+        snprintf(prefix, sizeof prefix, "revoke.%s: ", t->inputs[stream]);
+        *reason = first_line(err, prefix);
+        return -1;
+    }
+    return 0;
+}
