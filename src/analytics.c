@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "http_server.h"
@@ -57,7 +58,8 @@ typedef struct {
     uint64_t batches, records;                     /* accepted and stored */
     uint64_t duplicate_batches, duplicate_records; /* repeated Idempotency-Key, not stored */
     uint64_t batches_without_key;
-    uint64_t rejected_batches; /* malformed or of the wrong shape */
+    uint64_t rejected_batches;     /* malformed or of the wrong shape */
+    uint64_t unauthorized_batches; /* without the bearer token analytics.token asks for */
     uint64_t failed_batches;   /* answered with an injected error */
     uint64_t dropped_batches;  /* connection closed without an answer */
     uint64_t records_without_id;
@@ -73,6 +75,7 @@ struct jn_analytics {
                    * settings); holds nothing between requests */
     int fd;       /* analytics.file, or -1 */
     char *file;
+    char *token; /* analytics.token, or NULL */
     jn_sb texts; /* every stored record's JSON text, back to back */
     span *recs;
     size_t nrecs, caprecs;
@@ -442,7 +445,37 @@ static int inject_faults(jn_analytics *a, jn_http_response *res) {
     return 1;
 }
 
+/* Whether the request carries "Bearer <token>" (RFC 6750; the scheme is
+ * case-insensitive). Compared in time independent of where the two differ. */
+static int authorized(const jn_analytics *a, const jn_http_request *req) {
+    if (!a->token) return 1;
+    const char *v = req->authorization;
+    if (!v) return 0;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (strncasecmp(v, "bearer ", 7) != 0) return 0;
+    v += 7;
+    while (*v == ' ')
+        v++;
+    size_t n = strlen(v), want = strlen(a->token);
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    unsigned diff = n != want;
+    for (size_t i = 0; i < want; i++)
+        diff |= (unsigned char)a->token[i] ^ (unsigned char)(i < n ? v[i] : 0);
+    return diff == 0;
+}
+
 static void handle_ingest(jn_analytics *a, const jn_http_request *req, jn_http_response *res) {
+    if (!authorized(a, req)) {
+        a->n.unauthorized_batches++;
+        jn_sb sb;
+        jn_sb_init(&sb);
+        jn_sb_puts(&sb, "{\"error\":\"missing or wrong bearer token: send Authorization: Bearer "
+                        "<analytics.token>\"}");
+        respond_sb(res, 401, &sb);
+        return;
+    }
     if (inject_faults(a, res)) return;
     span *s;
     long n = parse_batch(a, req, &s, res);
@@ -650,13 +683,15 @@ void jn_analytics_stats_json(jn_analytics *a, jn_sb *out) {
     jn_sb_printf(out,
                  "{\"batches\":%llu,\"records\":%llu,\"duplicate_batches\":%llu,"
                  "\"duplicate_records\":%llu,\"batches_without_key\":%llu,"
-                 "\"rejected_batches\":%llu,\"failed_batches\":%llu,\"dropped_batches\":%llu,"
+                 "\"rejected_batches\":%llu,\"unauthorized_batches\":%llu,"
+                 "\"failed_batches\":%llu,\"dropped_batches\":%llu,"
                  "\"records_without_id\":%llu,\"distinct_ids\":%zu,\"repeated_ids\":%llu,"
                  "\"stored_records\":%zu,\"duplicate_keys_total\":%llu,\"duplicate_keys\":{",
                  (unsigned long long)n->batches, (unsigned long long)n->records,
                  (unsigned long long)n->duplicate_batches, (unsigned long long)n->duplicate_records,
                  (unsigned long long)n->batches_without_key,
-                 (unsigned long long)n->rejected_batches, (unsigned long long)n->failed_batches,
+                 (unsigned long long)n->rejected_batches,
+                 (unsigned long long)n->unauthorized_batches, (unsigned long long)n->failed_batches,
                  (unsigned long long)n->dropped_batches, (unsigned long long)n->records_without_id,
                  jn_strmap_count(a->ids), (unsigned long long)n->repeated_ids, a->nrecs,
                  (unsigned long long)n->duplicate_keys_all);
@@ -681,6 +716,7 @@ static void free_all(jn_analytics *a) {
     if (a->L) jn_lua_alloc_close(a->L);
     if (a->fd >= 0) close(a->fd);
     free(a->file);
+    free(a->token);
     free(a);
 }
 
@@ -710,6 +746,10 @@ jn_analytics *jn_analytics_start(uv_loop_t *loop, const jn_config *cfg, char **e
     }
     a->m_records = jn_metrics_counter("junction_analytics_records_total",
                                       "Records stored by the analytics receiver", "");
+    if (cfg->analytics.token && cfg->analytics.token[0]) {
+        a->token = strdup(cfg->analytics.token);
+        if (!a->token) abort();
+    }
     if (cfg->analytics.file && cfg->analytics.file[0]) {
         a->file = strdup(cfg->analytics.file);
         a->fd = open(a->file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);

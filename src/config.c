@@ -96,6 +96,7 @@ static const schema_entry schema[] = {
     {"redis.port", T_INT, OFF(redis.port), "6379", "REDIS_PORT", 1, 65535, "Redis port"},
     {"analytics.listen", T_ADDR, OFF(analytics.listen), "127.0.0.1:8083", "JUNCTION_ANALYTICS_LISTEN", 0, 0, "address of `junction analytics`"},
     {"analytics.file", T_OPTSTR, OFF(analytics.file), "", "JUNCTION_ANALYTICS_FILE", 0, 0, "append received records to this JSON-lines file"},
+    {"analytics.token", T_OPTSTR, OFF(analytics.token), "", "JUNCTION_ANALYTICS_TOKEN", 0, 0, "bearer token POSTs must carry (Authorization: Bearer <token>); empty: none asked"},
     {"analytics.max_body_bytes", T_INT, OFF(analytics.max_body_bytes), "67108864", NULL, 1024, 1 << 30, "largest batch accepted"},
     {"consumer.group_id", T_STR, OFF(consumer.group_id), "junction-consumer", "JUNCTION_GROUP_ID", 0, 0, "Kafka consumer group"},
     {"consumer.customer_topic", T_STR, OFF(consumer.customer_topic), "customer_data", NULL, 0, 0, "topic of customers"},

@@ -135,7 +135,8 @@ typedef struct jn_config {
     } redis;
     struct {
         jn_addr listen;
-        char *file; /* JSON-lines file records are appended to, or NULL */
+        char *file;  /* JSON-lines file records are appended to, or NULL */
+        char *token; /* bearer token POSTs must carry, or NULL */
         int max_body_bytes;
     } analytics;
     struct {

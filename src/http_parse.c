@@ -20,7 +20,7 @@ static int on_message_begin(http_parser *p) {
     jn_http_reader *r = reader_of(p);
     r->url.len = 0;
     r->body.len = 0;
-    r->has_inm = r->has_ct = r->has_idem = 0;
+    r->has_inm = r->has_ct = r->has_idem = r->has_auth = 0;
     r->collecting = 0;
     r->expect_continue = 0;
     r->in_message = 1;
@@ -77,6 +77,10 @@ static int on_header_value(http_parser *p, const char *at, size_t len) {
             r->collecting = 4;
             r->has_idem = 1;
             r->idempotency_key[0] = '\0';
+        } else if (!strcasecmp(f, "authorization")) {
+            r->collecting = 5;
+            r->has_auth = 1;
+            r->authorization[0] = '\0';
         }
     }
     if (r->collecting == 1)
@@ -85,6 +89,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len) {
         append_capped(r->content_type, sizeof r->content_type, at, len);
     else if (r->collecting == 4)
         append_capped(r->idempotency_key, sizeof r->idempotency_key, at, len);
+    else if (r->collecting == 5)
+        append_capped(r->authorization, sizeof r->authorization, at, len);
     else if (r->collecting == 3 && len >= 12 && !strncasecmp(at, "100-continue", 12))
         r->expect_continue = 1;
     return 0;
@@ -131,6 +137,7 @@ static int on_message_complete(http_parser *p) {
     req.if_none_match = r->has_inm ? r->if_none_match : NULL;
     req.content_type = r->has_ct ? r->content_type : NULL;
     req.idempotency_key = r->has_idem ? r->idempotency_key : NULL;
+    req.authorization = r->has_auth ? r->authorization : NULL;
     req.keep_alive = http_should_keep_alive(p);
     r->in_message = 0;
     r->on_request(r, &req);

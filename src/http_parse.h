@@ -21,6 +21,7 @@ typedef struct {
     const char *if_none_match;   /* or NULL */
     const char *content_type;    /* or NULL */
     const char *idempotency_key; /* or NULL; at most 255 bytes are kept */
+    const char *authorization;   /* or NULL; at most 511 bytes are kept */
     int keep_alive;
 } jn_http_request;
 
@@ -34,8 +35,10 @@ struct jn_http_reader {
     char if_none_match[256];
     char content_type[128];
     char idempotency_key[256];
-    int has_inm, has_ct, has_idem;
-    /* which header value is being read: 0 none, 1 INM, 2 CT, 3 Expect, 4 Idempotency-Key */
+    char authorization[512];
+    int has_inm, has_ct, has_idem, has_auth;
+    /* which header value is being read: 0 none, 1 INM, 2 CT, 3 Expect, 4 Idempotency-Key,
+     * 5 Authorization */
     int collecting;
     int expect_continue;
     int in_message;

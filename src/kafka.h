@@ -35,6 +35,11 @@ jn_kafka_producer *jn_kafka_producer_new(uv_loop_t *loop, const jn_kafka_produce
  * message that can never be sent. Headers are NULL-terminated name/value pairs. */
 int jn_kafka_produce(jn_kafka_producer *p, const char *topic, const void *key, size_t key_len,
                      const void *value, size_t value_len, const char *const *headers, void *opaque);
+/* The same to one partition (RD_KAFKA_PARTITION_UA: the partitioner's choice), for
+ * topics co-partitioned with another, such as a stream's changelog. */
+int jn_kafka_produce_to(jn_kafka_producer *p, const char *topic, int32_t partition,
+                        const void *key, size_t key_len, const void *value, size_t value_len,
+                        const char *const *headers, void *opaque);
 /* Messages queued and not yet reported. */
 long jn_kafka_producer_inflight(const jn_kafka_producer *p);
 /* Whether a broker is currently reachable, as librdkafka last reported. */

@@ -153,6 +153,7 @@ struct jn_pipeline {
 
 static void update_flow(jn_pipeline *p);
 static void dead_letter(jn_pipeline *p, pmsg *m, const char *reason);
+static void start_restore(jn_pipeline *p);
 
 /* ---- messages ---------------------------------------------------------------------- */
 
@@ -394,11 +395,13 @@ static void on_emit(void *ud, const jn_transform_record *r) {
      * record's place in the output; otherwise the record's own text. */
     unsigned char key[32];
     pmsg *own = p->call_msg;
-    if (rec->nmsgs) {
+    if (rec->nmsgs && r->index == 1) {
         memcpy(key, ((pmsg *)rec->msgs[0])->hash, 32);
-    } else if (own) {
+    } else if (rec->nmsgs || own) {
+        /* Several records answering one message must not share its key. */
+        pmsg *base = rec->nmsgs ? (pmsg *)rec->msgs[0] : own;
         unsigned char seed[40];
-        memcpy(seed, own->hash, 32);
+        memcpy(seed, base->hash, 32);
         int64_t idx = r->index;
         memcpy(seed + 32, &idx, sizeof idx);
         jn_sha256(seed, sizeof seed, key);

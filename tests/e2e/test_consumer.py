@@ -284,7 +284,7 @@ def test_members_started_together_read_the_catalogue_first(pipeline, members):
     assert not old, f"{len(old)} records carry an old version of a product, e.g. {old[:5]}"
     for c in consumers:
         assert request(c.admin + "/readyz").status == 200
-        assert "catalogue loaded" in c.logs()
+        assert "tables loaded" in c.logs()
 
 
 def test_not_ready_until_the_catalogue_is_read(pipeline):
@@ -305,7 +305,7 @@ TRANSFORMS = {
 local M = {}
 function M.customer(c) if c.id % 2 == 0 then return { c } end return {} end
 function M.product() return {} end
-function M.expire() return {} end
+M.on = { customers = M.customer, products = M.product }
 return M
 """,
     # Every record under another id: no record answers its message's customer id.
@@ -313,7 +313,7 @@ return M
 local M = {}
 function M.customer(c) c.id = "c-" .. c.id return { c } end
 function M.product() return {} end
-function M.expire() return {} end
+M.on = { customers = M.customer, products = M.product }
 return M
 """,
     # Two records per customer, one under another id.
@@ -321,7 +321,7 @@ return M
 local M = {}
 function M.customer(c) return { c, { id = "copy-" .. c.id } } end
 function M.product() return {} end
-function M.expire() return {} end
+M.on = { customers = M.customer, products = M.product }
 return M
 """,
     # Holds every customer and never releases it: the host's deadline ends the wait.
@@ -329,7 +329,7 @@ return M
 local M = {}
 function M.customer(c, ctx) ctx.hold(200) return {} end
 function M.product() return {} end
-function M.expire() return {} end
+M.on = { customers = M.customer, products = M.product }
 return M
 """,
 }
@@ -410,3 +410,72 @@ def test_refused_records_and_script_errors_go_to_the_dead_letter_topic(pipeline)
     assert "unlucky customer" in hdrs and json.loads(value)["id"] == 13
     assert wait_until(lambda: stats(p.analytics)["distinct_ids"] == 29, 30)
     assert c.metric("junction_consumer_dead_lettered_total") == 1
+
+
+def ready(c):
+    try:
+        return request(c.admin + "/readyz").status == 200
+    except OSError:
+        return False
+
+
+def assigned_total(consumers):
+    total = 0
+    for c in consumers:
+        try:
+            total += len(request(c.admin + "/api/status").json()["consumer"]["partitions"])
+        except (OSError, KeyError, ValueError):
+            return -1
+    return total
+
+
+@pytest.mark.parametrize("event", ["kill -9 and restart", "a third member joins",
+                                   "a member leaves"])
+def test_the_join_survives_restarts_and_rebalances(pipeline, event):
+    """The customers a transform keeps are restored from the stream's changelog when a
+    partition is assigned: after a kill -9 and restart, a member joining or a member
+    leaving, a product change still re-emits every customer that references it, once."""
+    p = pipeline
+    n = 1000
+    p.start_api(count=n)
+    p.start_analytics()
+    cfg = {"consumer": {"hold_ms": 5000}}
+    members = {"kill -9 and restart": 1, "a third member joins": 2, "a member leaves": 2}[event]
+    consumers = [p.consumer(cfg) for _ in range(members)]
+    p.start_producer()
+    assert wait_until(lambda: stats(p.analytics)["distinct_ids"] >= n, 90), \
+        (stats(p.analytics), consumers[0].logs()[-3000:])
+    assert wait_until(lambda: sum(committed_total(c) for c in consumers) == n, 60)
+    if event == "kill -9 and restart":
+        consumers[0].proc.send_signal(signal.SIGKILL)
+        consumers[0].proc.wait()
+        consumers = [p.consumer(cfg)]
+    elif event == "a third member joins":
+        consumers.append(p.consumer(cfg))
+    else:
+        consumers.pop().stop()
+    # Six partitions (tools/services' default) shared by the members left, each ready
+    # (tables loaded, join state restored).
+    ok = wait_until(lambda: assigned_total(consumers) == 6 and all(ready(c) for c in consumers)
+                    and (event != "a third member joins" or
+                         all(len(request(c.admin + "/api/status").json()["consumer"]
+                                 ["partitions"]) == 2 for c in consumers)), 90)
+    assert ok, [c.logs()[-2000:] for c in consumers]
+    before = stats(p.analytics)["records"]
+    r = request(p.api.inventory + "/products/1", "PATCH", json.dumps({"stock": 4242}),
+                {"Content-Type": "application/json"})
+    assert r.status == 200, r.body
+    referencing = sorted(x["id"] for x in request(p.api.crm + "/customers").json()
+                         if "1" in x["productIds"])
+    assert referencing
+    ok = wait_until(lambda: stats(p.analytics)["records"] >= before + len(referencing), 60)
+    assert ok, (stats(p.analytics)["records"] - before, len(referencing),
+                [c.logs()[-2000:] for c in consumers])
+    time.sleep(1.5)  # a re-emission twice over would show up now
+    recs = request(p.analytics.analytics + f"/analytics/records?limit={n * 3}").json()
+    new = recs[before:]
+    assert sorted(r["id"] for r in new) == referencing
+    assert all(x["stock"] == 4242 for r in new for x in r["products"] if x["id"] == "1")
+    print(f"{event}: a change of product 1 re-emitted {len(new)} of {len(referencing)} "
+          f"customers; restored " +
+          str([c.metric("junction_consumer_restored_total") for c in consumers]))

@@ -1,0 +1,111 @@
+"""End-to-end tests of pipelines defined in the config: the orders example
+(examples/orders.lua) reading a stream and two tables and delivering to an HTTP sink
+with a bearer token and to a Kafka topic, against the real Kafka and Redis."""
+import json
+import os
+import random
+import subprocess
+import time
+import uuid
+
+from conftest import ROOT, request
+from test_consumer import BROKER, redis_cli, services, stats, wait_until  # noqa: F401
+from test_consumer import services_up  # noqa: F401  (module fixture: Kafka and Redis up)
+
+
+def produce(topic, records):
+    lines = "".join(f"{r['id']}\t{json.dumps(r)}\n" for r in records)
+    subprocess.run(["kcat", "-b", BROKER, "-P", "-t", topic, "-K", "\t"], input=lines,
+                   text=True, check=True, timeout=60)
+
+
+def read_topic(topic):
+    p = subprocess.run(["kcat", "-b", BROKER, "-C", "-t", topic, "-e", "-q", "-f", "%k\t%s\n"],
+                       capture_output=True, text=True, timeout=60)
+    return [line.split("\t", 1) for line in p.stdout.splitlines() if "\t" in line]
+
+
+def test_the_orders_example_delivers_every_order_enriched_to_both_sinks(make_junction):
+    redis_cli("FLUSHALL")
+    tag = uuid.uuid4().hex[:8]
+    topics = {"customers": f"customer_data_{tag}", "products": f"inventory_data_{tag}",
+              "orders": f"orders_{tag}", "enriched": f"orders_enriched_{tag}",
+              "dead": f"dead_letter_{tag}"}
+    api = make_junction({"api": {"crm": {"count": 200}, "inventory": {"count": 10}}})
+    make_junction({"producer": {"poll_interval_ms": 200,
+                                "crm": {"url": api.crm + "/customers",
+                                        "topic": topics["customers"]},
+                                "inventory": {"url": api.inventory + "/products",
+                                              "topic": topics["products"]}},
+                   "kafka": {"brokers": BROKER}}, command="produce")
+    analytics = make_junction({"analytics": {"token": "s3cret-" + tag}}, command="analytics")
+    customers = {c["id"]: c for c in request(api.crm + "/customers").json()}
+    products = {x["id"]: x for x in request(api.inventory + "/products").json()}
+    rng = random.Random(3)
+    orders = [{"id": f"o-{i}", "customerId": rng.choice(list(customers)),
+               "items": [{"productId": rng.choice(list(products)), "quantity": rng.randint(1, 5)}
+                         for _ in range(rng.randint(1, 3))]} for i in range(500)]
+    produce(topics["orders"], orders)
+
+    # The example itself, with its topics and addresses from the environment.
+    c = make_junction(command="consume", start=False, env={
+        "ANALYTICS_TOKEN": "s3cret-" + tag,
+        "ANALYTICS_URL": analytics.analytics + "/analytics",
+        "KAFKA_BOOTSTRAP_SERVERS": BROKER,
+        "ORDERS_GROUP_ID": "orders-" + tag, "ORDERS_TOPIC": topics["orders"],
+        "ORDERS_ENRICHED_TOPIC": topics["enriched"], "ORDERS_DEAD_LETTER_TOPIC": topics["dead"],
+        "CUSTOMERS_TOPIC": topics["customers"], "PRODUCTS_TOPIC": topics["products"]})
+    c.env["JUNCTION_ADMIN_LISTEN"] = f"127.0.0.1:{c.admin_port}"
+    c.config = os.path.join(ROOT, "examples", "orders.lua")
+    c.start()
+    ok = wait_until(lambda: stats(analytics)["distinct_ids"] >= len(orders), 90)
+    assert ok, (stats(analytics), c.logs()[-3000:])
+    assert wait_until(lambda: len(read_topic(topics["enriched"])) >= len(orders), 30)
+    time.sleep(1)
+    st = stats(analytics)
+    assert st["records"] == len(orders) and st["unauthorized_batches"] == 0, st
+    got_http = {r["id"]: r for r in
+                request(analytics.analytics + "/analytics/records?limit=2000").json()}
+    got_kafka = {}
+    for key, value in read_topic(topics["enriched"]):
+        r = json.loads(value)
+        assert key == r["id"]
+        got_kafka[r["id"]] = r
+    assert set(got_http) == set(got_kafka) == {o["id"] for o in orders}
+    for o in orders:
+        for got in (got_http[o["id"]], got_kafka[o["id"]]):
+            cust = customers[o["customerId"]]
+            assert got["customer"] == {"id": cust["id"], "name": cust["name"],
+                                       "email": cust["email"]}, got
+            assert [(i["productId"], i["name"], i["stock"]) for i in got["items"]] == \
+                [(i["productId"], products[i["productId"]]["name"],
+                  products[i["productId"]]["stock"]) for i in o["items"]]
+            assert got["total_quantity"] == sum(i["quantity"] for i in o["items"])
+            assert "missing_product_ids" not in got and "missing_customer" not in got
+    assert c.metric("junction_consumer_delivered_total", pipeline="orders") == 2 * len(orders)
+
+
+def test_a_wrong_token_is_refused_and_dead_lettered(make_junction):
+    """The receiver answers 401 to a POST without the right bearer token; the sink takes
+    it as a refusal for good and the orders go to the dead-letter topic, none lost."""
+    redis_cli("FLUSHALL")
+    tag = uuid.uuid4().hex[:8]
+    topics = {"orders": f"orders_{tag}", "dead": f"dead_letter_{tag}"}
+    analytics = make_junction({"analytics": {"token": "right-" + tag}}, command="analytics")
+    produce(topics["orders"], [{"id": f"o-{i}", "items": []} for i in range(20)])
+    c = make_junction({"kafka": {"brokers": BROKER}, "pipelines": [{
+        "name": "orders", "group_id": "orders-" + tag,
+        "transform": os.path.join(ROOT, "tests", "e2e", "passthrough.lua"),
+        "dead_letter_topic": topics["dead"],
+        "dedupe": {"prefix": f"processed:{tag}:"},
+        "streams": {"orders": topics["orders"]},
+        "sinks": {"analytics": {"type": "http", "url": analytics.analytics + "/analytics",
+                                "headers": {"Authorization": "Bearer wr0ng-" + tag}}}}]},
+        command="consume")
+    dead = lambda: subprocess.run(  # noqa: E731
+        ["kcat", "-b", BROKER, "-C", "-t", topics["dead"], "-e", "-q", "-f", "%h\n"],
+        capture_output=True, text=True, timeout=60).stdout.splitlines()
+    assert wait_until(lambda: len(dead()) >= 20, 60), c.logs()[-3000:]
+    assert all("401" in h for h in dead())
+    assert "wr0ng-" + tag not in c.logs()  # a header value is never logged
+    assert stats(analytics)["unauthorized_batches"] >= 1 and stats(analytics)["records"] == 0
