@@ -93,7 +93,10 @@ static char *load_error(const char *text) {
     int rc = jn_config_load(&cfg, path, &err);
     unlink(path);
     free(path);
-    if (rc == 0) jn_config_free(&cfg);
+    if (rc == 0) {
+        jn_config_free(&cfg);
+        fail_msg("expected an error from: %s", text);
+    }
     assert_int_equal(rc, -1);
     assert_non_null(err);
     return err;
