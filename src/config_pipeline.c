@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Names become hooks (on.<name>), metric labels and parts of group and topic names; 64
@@ -100,7 +101,7 @@ static const pkey kafka_keys[] = {
 };
 static const pkey secret_keys[] = {
     {"env", "-", NULL, 0, "environment variable holding the value; when unset, <env>_FILE names a file holding it"},
-    {"file", "-", NULL, 0, "file holding the value (a trailing line break is dropped)"},
+    {"file", "-", NULL, 0, "regular file holding the value, " TEXT(SECRET_MAX_BYTES) " bytes at most (a trailing line break is dropped)"},
     {"prefix", "\"\"", NULL, 0, "written before the value, e.g. \"Bearer \""},
 };
 /* clang-format on */
@@ -359,22 +360,38 @@ static void free_secret(char *s, size_t len) {
     free(s);
 }
 
-/* The whole of a file of at most SECRET_MAX_BYTES as a new string, its length in *len;
- * NULL with errno set when it cannot be read (EFBIG: larger). read(2), not stdio, so no
- * buffer of the library's keeps a copy. */
-static char *read_small_file(const char *path, size_t *len) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return NULL;
+/* The whole of a regular file of at most SECRET_MAX_BYTES as a new string, its length in
+ * *len; NULL with *why saying why not. A FIFO or a device could block or never end, and
+ * start-up must not hang on a config. read(2), not stdio, so no buffer of the library's
+ * keeps a copy. */
+static char *read_small_file(const char *path, size_t *len, const char **why) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        *why = strerror(errno);
+        if (fd >= 0) close(fd);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        *why = "it is not a regular file";
+        close(fd);
+        return NULL;
+    }
     char *buf = calloc(1, SECRET_MAX_BYTES + 2);
     size_t got = 0;
-    ssize_t n = 0;
-    while (got <= SECRET_MAX_BYTES && (n = read(fd, buf + got, SECRET_MAX_BYTES + 1 - got)) > 0)
+    ssize_t n;
+    while ((n = read(fd, buf + got, SECRET_MAX_BYTES + 1 - got)) > 0 &&
+           got + (size_t)n <= SECRET_MAX_BYTES)
         got += (size_t)n;
-    int failed = n < 0 ? errno : got > SECRET_MAX_BYTES ? EFBIG : 0;
+    if (n < 0)
+        *why = strerror(errno);
+    else if (n > 0) /* the loop stopped past the limit */
+        *why = "it is larger than " TEXT(SECRET_MAX_BYTES) " bytes; it should hold the value alone";
+    else
+        *why = NULL;
     close(fd);
-    if (failed) {
+    if (*why) {
         free_secret(buf, SECRET_MAX_BYTES + 2);
-        errno = failed;
         return NULL;
     }
     *len = got;
@@ -411,15 +428,10 @@ static int secret_from_file(reader *r, const char *at, const char *path, const c
     snprintf(source, sizeof source, "the file %s%s%s", path, via ? " named by " : "",
              via ? via : "");
     size_t len;
-    char *v = read_small_file(path, &len);
-    if (!v && errno == EFBIG) {
-        jn_sb_printf(r->err,
-                     "config: %s: %s is larger than %d bytes; it should hold the value alone", at,
-                     source, SECRET_MAX_BYTES);
-        return -1;
-    }
+    const char *why;
+    char *v = read_small_file(path, &len, &why);
     if (!v) {
-        jn_sb_printf(r->err, "config: %s: cannot read %s (%s)", at, source, strerror(errno));
+        jn_sb_printf(r->err, "config: %s: cannot read %s (%s)", at, source, why);
         return -1;
     }
     strip_line_breaks(v, &len);

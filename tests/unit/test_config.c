@@ -1095,10 +1095,27 @@ static void test_pipeline_header_sources_missing(void **state) {
          {"config: pipelines.p.sinks.out.headers has a header named \"Bad Name\""}},
     };
     check_error_cases(cases, sizeof cases / sizeof cases[0]);
+    /* A device or FIFO could block start-up, and a big file is not one value. */
+    char *err = load_error(WITH_HTTP(URL "headers = { Authorization = { file = '/dev/zero' } }"));
+    assert_contains(err, "pipelines.p.sinks.out.headers.Authorization: cannot read the file "
+                         "/dev/zero (it is not a regular file)");
+    free(err);
+    char big[70000], text[512];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    char *big_file = write_temp(big);
+    snprintf(text, sizeof text, WITH_HTTP(URL "headers = { Authorization = { file = '%s' } }"),
+             big_file);
+    err = load_error(text);
+    unlink(big_file);
+    free(big_file);
+    assert_contains(err, "pipelines.p.sinks.out.headers.Authorization: cannot read the file");
+    assert_contains(err, "(it is larger than 65536 bytes;");
+    assert_null(strstr(err, "xxxx"));
+    free(err);
     /* NAME_FILE naming a file that is not there: both named. */
     setenv("JN_TEST_TOKEN_FILE", "/nonexistent/jn-token-file", 1);
-    char *err =
-        load_error(WITH_HTTP(URL "headers = { Authorization = { env = 'JN_TEST_TOKEN' } }"));
+    err = load_error(WITH_HTTP(URL "headers = { Authorization = { env = 'JN_TEST_TOKEN' } }"));
     assert_contains(err, "pipelines.p.sinks.out.headers.Authorization");
     assert_contains(err, "/nonexistent/jn-token-file named by JN_TEST_TOKEN_FILE");
     free(err);
