@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "config_pipeline.h"
 #include "lua_alloc.h"
 #include "script_strlib.h"
 
@@ -210,8 +211,7 @@ static int set_from_string(jn_config *cfg, const schema_entry *e, const char *s)
     return -1;
 }
 
-/* Describes the Lua value at idx for an error message: "abc" (a string), 12 (a number). */
-static void describe_value(lua_State *L, int idx, char *buf, size_t n) {
+void jn_config_describe_value(lua_State *L, int idx, char *buf, size_t n) {
     switch (lua_type(L, idx)) {
     case LUA_TSTRING:
         snprintf(buf, n, "\"%s\" (a string)", lua_tostring(L, idx));
@@ -267,7 +267,9 @@ static int set_from_lua(jn_config *cfg, const schema_entry *e, lua_State *L) {
     }
 }
 
-static size_t edit_distance(const char *a, const char *b) {
+/* Edits turning a into b; swapping two neighbours ("evn" for "env") counts as one, since
+ * it is the commonest typo and two edits would rule short keys out of "did you mean". */
+size_t jn_config_edit_distance(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 63 || lb > 63) return 99;
     size_t d[64][64];
@@ -280,6 +282,9 @@ static size_t edit_distance(const char *a, const char *b) {
             size_t sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
             size_t del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
             d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < d[i][j])
+                d[i][j] = d[i - 2][j - 2] + 1;
         }
     return d[la][lb];
 }
@@ -290,6 +295,15 @@ static const schema_entry *find_entry(const char *key) {
     return NULL;
 }
 
+int jn_config_int_key(const jn_config *cfg, const char *key, int *value, int *min, int *max) {
+    const schema_entry *e = find_entry(key);
+    if (!e || e->type != T_INT) return -1;
+    *value = *(const int *)((const char *)cfg + e->offset);
+    *min = (int)e->min;
+    *max = (int)e->max;
+    return 0;
+}
+
 static int is_section(const char *key) {
     size_t n = strlen(key);
     for (size_t i = 0; i < NSCHEMA; i++)
@@ -297,14 +311,18 @@ static int is_section(const char *key) {
     return 0;
 }
 
+/* The top-level key config_pipeline.c reads, outside the schema. */
+#define PIPELINES_KEY "pipelines"
+
 /* The closest known key sharing the parent section, for "did you mean". */
 static const char *suggest(const char *key) {
     const char *best = NULL;
     size_t best_d = 4;
     for (size_t i = 0; i < NSCHEMA; i++) {
-        size_t d = edit_distance(key, schema[i].key);
+        size_t d = jn_config_edit_distance(key, schema[i].key);
         if (d < best_d) best_d = d, best = schema[i].key;
     }
+    if (jn_config_edit_distance(key, PIPELINES_KEY) < best_d) best = PIPELINES_KEY;
     return best;
 }
 
@@ -314,7 +332,7 @@ static int walk(jn_config *cfg, lua_State *L, const char *prefix, jn_sb *err) {
     while (lua_next(L, -2)) {
         char key[256], val[160], exp[96];
         if (lua_type(L, -2) != LUA_TSTRING) {
-            describe_value(L, -2, val, sizeof val);
+            jn_config_describe_value(L, -2, val, sizeof val);
             jn_sb_printf(err, "config: %s has a key %s; keys must be names like \"listen\"",
                          *prefix ? prefix : "the top-level table", val);
             lua_pop(L, 2);
@@ -322,9 +340,11 @@ static int walk(jn_config *cfg, lua_State *L, const char *prefix, jn_sb *err) {
         }
         snprintf(key, sizeof key, "%s%s%s", prefix, *prefix ? "." : "", lua_tostring(L, -2));
         const schema_entry *e = find_entry(key);
-        if (e) {
+        if (!strcmp(key, PIPELINES_KEY)) {
+            /* Read by finish(), once the consumer.* keys its defaults come from are final. */
+        } else if (e) {
             if (set_from_lua(cfg, e, L) != 0) {
-                describe_value(L, -1, val, sizeof val);
+                jn_config_describe_value(L, -1, val, sizeof val);
                 jn_sb_printf(err, "config: %s must be %s, got %s", key,
                              type_expect(e, exp, sizeof exp), val);
                 lua_pop(L, 2);
@@ -332,7 +352,7 @@ static int walk(jn_config *cfg, lua_State *L, const char *prefix, jn_sb *err) {
             }
         } else if (is_section(key)) {
             if (!lua_istable(L, -1)) {
-                describe_value(L, -1, val, sizeof val);
+                jn_config_describe_value(L, -1, val, sizeof val);
                 jn_sb_printf(err, "config: %s must be a table, got %s", key, val);
                 lua_pop(L, 2);
                 return -1;
@@ -606,8 +626,42 @@ static void describe_failure(lua_State *L, const config_run *r, const char *path
     }
 }
 
-/* Runs the file in its sandbox under the limits and applies the table it returns. Errors
- * go to e. */
+/* Environment variables override the file's keys. */
+static int apply_environment(jn_config *cfg, jn_sb *e) {
+    for (size_t i = 0; i < NSCHEMA; i++) {
+        const schema_entry *s = &schema[i];
+        const char *v = s->env ? getenv(s->env) : NULL;
+        if (!v) continue;
+        if (set_from_string(cfg, s, v) != 0) {
+            char exp[96];
+            jn_sb_printf(e, "environment: %s (for %s) must be %s, got \"%s\"", s->env, s->key,
+                         type_expect(s, exp, sizeof exp), v);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* What follows the file's keys: the environment, then the pipelines, whose left-out keys
+ * take consumer.* values the environment may have set (ANALYTICS_URL, JUNCTION_GROUP_ID),
+ * so they are read with the file's state (L, its table on top; NULL without a file)
+ * still open. */
+static void finish(jn_config *cfg, lua_State *L, jn_sb *e) {
+    if (apply_environment(cfg, e) != 0) return;
+    if (!L) {
+        jn_config_pipelines_default(cfg);
+        return;
+    }
+    lua_pushliteral(L, PIPELINES_KEY);
+    if (lua_rawget(L, -2) == LUA_TNIL)
+        jn_config_pipelines_default(cfg);
+    else
+        jn_config_pipelines_load(cfg, L, -1, e);
+    lua_pop(L, 1);
+}
+
+/* Runs the file in its sandbox under the limits, applies the table it returns, then
+ * finishes. Errors go to e. */
 static void load_file(jn_config *cfg, const char *path, jn_sb *e) {
     config_run run = {
         .ceiling = (size_t)CONFIG_MEMORY_MIB << 20,
@@ -640,8 +694,8 @@ static void load_file(jn_config *cfg, const char *path, jn_sb *e) {
                      "config: %s must return a table, got a %s (end the file with "
                      "`return { ... }`)",
                      path, luaL_typename(L, -1));
-    } else {
-        walk(cfg, L, "", e);
+    } else if (walk(cfg, L, "", e) == 0) {
+        finish(cfg, L, e);
     }
     lua_close(L);
 }
@@ -656,20 +710,10 @@ int jn_config_load(jn_config *cfg, const char *path, char **err) {
     if (path) {
         cfg->path = strdup(path);
         load_file(cfg, path, &e);
-        if (e.len) goto fail;
+    } else {
+        finish(cfg, NULL, &e);
     }
-
-    for (size_t i = 0; i < NSCHEMA; i++) {
-        const schema_entry *s = &schema[i];
-        const char *v = s->env ? getenv(s->env) : NULL;
-        if (!v) continue;
-        if (set_from_string(cfg, s, v) != 0) {
-            char exp[96];
-            jn_sb_printf(&e, "environment: %s (for %s) must be %s, got \"%s\"", s->env, s->key,
-                         type_expect(s, exp, sizeof exp), v);
-            goto fail;
-        }
-    }
+    if (e.len) goto fail;
     if (cfg->api.crm.listen.port == cfg->api.inventory.listen.port &&
         !strcmp(cfg->api.crm.listen.host, cfg->api.inventory.listen.host)) {
         jn_sb_printf(&e,
@@ -695,6 +739,7 @@ void jn_config_free(jn_config *cfg) {
         }
     free(cfg->path);
     cfg->path = NULL;
+    jn_config_pipelines_free(cfg);
 }
 
 void jn_config_describe(void) {
@@ -705,4 +750,5 @@ void jn_config_describe(void) {
         printf("%-36s %-24s %-34s %s (%s)\n", s->key, s->def, s->env ? s->env : "-", s->doc,
                type_expect(s, exp, sizeof exp));
     }
+    jn_config_pipelines_describe();
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,6 +46,14 @@ static const char *const env_vars[] = {
     "REDIS_HOST",
     "REDIS_PORT",
     "JN_TEST_X", /* read by the env() tests */
+    "ANALYTICS_URL",
+    "JUNCTION_GROUP_ID",
+    "JUNCTION_AUTO_OFFSET_RESET",
+    "JUNCTION_DEDUPE_TTL_S",
+    "JN_TEST_TOKEN", /* header values of the pipeline tests */
+    "JN_TEST_TOKEN_FILE",
+    "JN_TEST_KEY",
+    "JN_TEST_KEY_FILE",
     NULL,
 };
 
@@ -84,7 +93,10 @@ static char *load_error(const char *text) {
     int rc = jn_config_load(&cfg, path, &err);
     unlink(path);
     free(path);
-    if (rc == 0) jn_config_free(&cfg);
+    if (rc == 0) {
+        jn_config_free(&cfg);
+        fail_msg("expected an error from: %s", text);
+    }
     assert_int_equal(rc, -1);
     assert_non_null(err);
     return err;
@@ -600,6 +612,608 @@ static void test_every_example_loads(void **state) {
     globfree(&g);
 }
 
+/* ---- pipelines ----------------------------------------------------------------------- */
+
+static const jn_pipeline_config *find_pipeline(const jn_config *cfg, const char *name) {
+    for (int i = 0; i < cfg->npipelines; i++)
+        if (!strcmp(cfg->pipelines[i].name, name)) return &cfg->pipelines[i];
+    fail_msg("no pipeline %s", name);
+    return NULL;
+}
+
+/* The default pipeline is the consumer.* keys: every field against the key it comes from,
+ * with values that are all different from the defaults. */
+static void test_default_pipeline_is_the_consumer(void **state) {
+    (void)state;
+    jn_config cfg;
+    load_ok("return { consumer = { group_id = 'g1', customer_topic = 'cust', product_topic = "
+            "'prod', dead_letter_topic = 'dl', auto_offset_reset = 'latest', analytics_url = "
+            "'http://a:1/x', merge_script = 'm.lua', batch_size = 7, linger_ms = 3, "
+            "max_inflight_batches = 9, max_pending = 123, request_timeout_ms = 4567, "
+            "retry_base_ms = 11, retry_max_ms = 22, dedupe_ttl_s = 33, hold_max = 44, "
+            "hold_ms = 55 } }",
+            &cfg);
+    assert_int_equal(cfg.npipelines, 1);
+    const jn_pipeline_config *p = &cfg.pipelines[0];
+    assert_string_equal(p->name, "default");
+    assert_string_equal(p->group_id, "g1");
+    assert_string_equal(p->auto_offset_reset, "latest");
+    assert_string_equal(p->transform, "m.lua");
+    assert_string_equal(p->dead_letter_topic, "dl");
+    assert_true(p->dedupe);
+    assert_int_equal(p->dedupe_ttl_s, 33);
+    assert_string_equal(p->dedupe_prefix, "processed:");
+    assert_int_equal(p->max_pending, 123);
+    assert_int_equal(p->hold_ms, 55);
+    assert_int_equal(p->hold_max, 44);
+    assert_int_equal(p->nstreams, 1);
+    assert_string_equal(p->streams[0].name, "customers");
+    assert_string_equal(p->streams[0].topic, "cust");
+    assert_string_equal(p->streams[0].changelog, "g1-customers-changelog");
+    assert_int_equal(p->ntables, 1);
+    assert_string_equal(p->tables[0].name, "products");
+    assert_string_equal(p->tables[0].topic, "prod");
+    assert_null(p->tables[0].changelog);
+    assert_int_equal(p->nsinks, 1);
+    const jn_sink_config *s = &p->sinks[0];
+    assert_string_equal(s->name, "analytics");
+    assert_int_equal(s->type, JN_SINK_HTTP);
+    assert_string_equal(s->url, "http://a:1/x");
+    assert_non_null(s->headers);
+    assert_null(s->headers[0]);
+    assert_int_equal(s->batch_size, 7);
+    assert_int_equal(s->linger_ms, 3);
+    assert_int_equal(s->max_inflight, 9);
+    assert_int_equal(s->timeout_ms, 4567);
+    assert_int_equal(s->retry_base_ms, 11);
+    assert_int_equal(s->retry_max_ms, 22);
+    assert_null(s->ca_file);
+    assert_true(s->verify_tls);
+    assert_null(s->topic);
+    jn_config_free(&cfg);
+    assert_null(cfg.pipelines);
+    assert_int_equal(cfg.npipelines, 0);
+}
+
+static void test_default_pipeline_without_file(void **state) {
+    (void)state;
+    jn_config cfg;
+    char *err = NULL;
+    assert_int_equal(jn_config_load(&cfg, NULL, &err), 0);
+    assert_int_equal(cfg.npipelines, 1);
+    assert_string_equal(cfg.pipelines[0].group_id, "junction-consumer");
+    assert_string_equal(cfg.pipelines[0].streams[0].topic, "customer_data");
+    assert_string_equal(cfg.pipelines[0].streams[0].changelog,
+                        "junction-consumer-customers-changelog");
+    assert_string_equal(cfg.pipelines[0].tables[0].topic, "inventory_data");
+    assert_string_equal(cfg.pipelines[0].sinks[0].url, "http://127.0.0.1:8083/analytics");
+    assert_int_equal(cfg.pipelines[0].sinks[0].batch_size, 500);
+    jn_config_free(&cfg);
+}
+
+/* The environment overrides consumer.* before the pipeline is built from them. */
+static void test_default_pipeline_follows_environment(void **state) {
+    (void)state;
+    setenv("ANALYTICS_URL", "http://env-analytics:9/in", 1);
+    setenv("JUNCTION_GROUP_ID", "env-group", 1);
+    setenv("JUNCTION_DEDUPE_TTL_S", "77", 1);
+    jn_config cfg;
+    load_ok("return { consumer = { analytics_url = 'http://file:1/x', group_id = 'file-group' } }",
+            &cfg);
+    assert_string_equal(cfg.pipelines[0].sinks[0].url, "http://env-analytics:9/in");
+    assert_string_equal(cfg.pipelines[0].group_id, "env-group");
+    assert_string_equal(cfg.pipelines[0].streams[0].changelog, "env-group-customers-changelog");
+    assert_int_equal(cfg.pipelines[0].dedupe_ttl_s, 77);
+    jn_config_free(&cfg);
+}
+
+/* Header values kept out of the config file, removed by the caller. */
+typedef struct {
+    char *key_file, *secret_file;
+} secrets;
+
+static secrets make_secrets(void) {
+    secrets s = {write_temp("key-from-file\r\n"), write_temp("file-secret\n")};
+    setenv("JN_TEST_TOKEN", "tok-env", 1);
+    setenv("JN_TEST_KEY_FILE", s.key_file, 1);
+    return s;
+}
+
+static void drop_secrets(secrets *s) {
+    unlink(s->key_file);
+    unlink(s->secret_file);
+    free(s->key_file);
+    free(s->secret_file);
+}
+
+/* Two pipelines, in the list or the map form (%s: the file of X-Secret, twice). */
+#define ORDERS_PIPELINE                                                                            \
+    "{ name = 'orders', group_id = 'junction-orders-g', auto_offset_reset = 'earliest',\n"         \
+    "  transform = 'examples/transforms/enrich_orders.lua', dead_letter_topic = 'orders_dead',\n"  \
+    "  dedupe = { ttl_s = 86400, prefix = 'orders:' },\n"                                          \
+    "  max_pending = 20000, hold_ms = 5000, hold_max = 10000,\n"                                   \
+    "  streams = { orders = { topic = 'orders', changelog = true },\n"                             \
+    "              returns = { topic = 'returns', changelog = 'returns_log' },\n"                  \
+    "              refunds = 'refunds' },\n"                                                       \
+    "  tables = { customers = 'customer_data', products = { topic = 'inventory_data' } },\n"       \
+    "  sinks = {\n"                                                                                \
+    "    analytics = { type = 'http', url = 'https://a.example/analytics',\n"                      \
+    "      headers = { Authorization = { env = 'JN_TEST_TOKEN', prefix = 'Bearer ' },\n"           \
+    "                  ['X-Api-Key'] = { env = 'JN_TEST_KEY' },\n"                                 \
+    "                  ['X-Secret'] = { file = '%s' }, ['X-Plain'] = 'plain' },\n"                 \
+    "      batch_size = 500, linger_ms = 20, max_inflight = 4, timeout_ms = 10000,\n"              \
+    "      retry_base_ms = 200, retry_max_ms = 10000, ca_file = '/etc/ca.pem',\n"                  \
+    "      verify_tls = false },\n"                                                                \
+    "    enriched = { type = 'kafka', topic = 'orders_enriched', key = 'order_id' } } }"
+#define AUDIT_PIPELINE                                                                             \
+    "{ name = 'audit', transform = 'audit.lua', dedupe = false, streams = { events = 'events' "    \
+    "},\n"                                                                                         \
+    "  sinks = { out = { type = 'kafka', topic = 'audit_out' },\n"                                 \
+    "            hook = { type = 'http', url = 'http://h/x' } } }"
+/* consumer.* values the audit pipeline's left-out keys take. */
+#define CONSUMER_KEYS                                                                              \
+    "consumer = { batch_size = 77, linger_ms = 3, max_inflight_batches = 5,\n"                     \
+    "  request_timeout_ms = 4321, retry_base_ms = 111, retry_max_ms = 2222, max_pending = 999,\n"  \
+    "  hold_ms = 1234, hold_max = 55, dedupe_ttl_s = 600, dead_letter_topic = 'dl',\n"             \
+    "  auto_offset_reset = 'latest', group_id = 'consumer-group' },\n"
+
+static void check_orders(const jn_pipeline_config *p) {
+    assert_string_equal(p->group_id, "junction-orders-g");
+    assert_string_equal(p->auto_offset_reset, "earliest");
+    assert_string_equal(p->transform, "examples/transforms/enrich_orders.lua");
+    assert_string_equal(p->dead_letter_topic, "orders_dead");
+    assert_true(p->dedupe);
+    assert_int_equal(p->dedupe_ttl_s, 86400);
+    assert_string_equal(p->dedupe_prefix, "orders:");
+    assert_int_equal(p->max_pending, 20000);
+    assert_int_equal(p->hold_ms, 5000);
+    assert_int_equal(p->hold_max, 10000);
+    /* In name order, whatever the hash table's. */
+    assert_int_equal(p->nstreams, 3);
+    assert_string_equal(p->streams[0].name, "orders");
+    assert_string_equal(p->streams[0].topic, "orders");
+    assert_string_equal(p->streams[0].changelog, "junction-orders-g-orders-changelog");
+    assert_string_equal(p->streams[1].name, "refunds");
+    assert_string_equal(p->streams[1].topic, "refunds");
+    assert_null(p->streams[1].changelog);
+    assert_string_equal(p->streams[2].name, "returns");
+    assert_string_equal(p->streams[2].topic, "returns");
+    assert_string_equal(p->streams[2].changelog, "returns_log");
+    assert_int_equal(p->ntables, 2);
+    assert_string_equal(p->tables[0].name, "customers");
+    assert_string_equal(p->tables[0].topic, "customer_data");
+    assert_string_equal(p->tables[1].name, "products");
+    assert_string_equal(p->tables[1].topic, "inventory_data");
+    assert_null(p->tables[1].changelog);
+    assert_int_equal(p->nsinks, 2);
+    const jn_sink_config *h = &p->sinks[0], *k = &p->sinks[1];
+    assert_string_equal(h->name, "analytics");
+    assert_int_equal(h->type, JN_SINK_HTTP);
+    assert_string_equal(h->url, "https://a.example/analytics");
+    assert_string_equal(h->headers[0], "Authorization: Bearer tok-env");
+    assert_string_equal(h->headers[1], "X-Api-Key: key-from-file");
+    assert_string_equal(h->headers[2], "X-Plain: plain");
+    assert_string_equal(h->headers[3], "X-Secret: file-secret");
+    assert_null(h->headers[4]);
+    assert_int_equal(h->batch_size, 500);
+    assert_int_equal(h->linger_ms, 20);
+    assert_int_equal(h->max_inflight, 4);
+    assert_int_equal(h->timeout_ms, 10000);
+    assert_int_equal(h->retry_base_ms, 200);
+    assert_int_equal(h->retry_max_ms, 10000);
+    assert_string_equal(h->ca_file, "/etc/ca.pem");
+    assert_false(h->verify_tls);
+    assert_string_equal(k->name, "enriched");
+    assert_int_equal(k->type, JN_SINK_KAFKA);
+    assert_string_equal(k->topic, "orders_enriched");
+    assert_string_equal(k->key_field, "order_id");
+    assert_null(k->url);
+    assert_null(k->headers);
+}
+
+/* Everything left out: the consumer.* values of CONSUMER_KEYS, or the documented default. */
+static void check_audit(const jn_pipeline_config *p) {
+    assert_string_equal(p->group_id, "junction-audit");
+    assert_string_equal(p->auto_offset_reset, "latest");
+    assert_string_equal(p->transform, "audit.lua");
+    assert_string_equal(p->dead_letter_topic, "dl");
+    assert_false(p->dedupe);
+    assert_int_equal(p->dedupe_ttl_s, 600);
+    assert_string_equal(p->dedupe_prefix, "processed:");
+    assert_int_equal(p->max_pending, 999);
+    assert_int_equal(p->hold_ms, 1234);
+    assert_int_equal(p->hold_max, 55);
+    assert_int_equal(p->nstreams, 1);
+    assert_string_equal(p->streams[0].name, "events");
+    assert_string_equal(p->streams[0].topic, "events");
+    assert_null(p->streams[0].changelog);
+    assert_int_equal(p->ntables, 0);
+    assert_int_equal(p->nsinks, 2);
+    const jn_sink_config *h = &p->sinks[0], *k = &p->sinks[1];
+    assert_string_equal(h->name, "hook");
+    assert_string_equal(h->url, "http://h/x");
+    assert_non_null(h->headers);
+    assert_null(h->headers[0]);
+    assert_int_equal(h->batch_size, 77);
+    assert_int_equal(h->linger_ms, 3);
+    assert_int_equal(h->max_inflight, 5);
+    assert_int_equal(h->timeout_ms, 4321);
+    assert_int_equal(h->retry_base_ms, 111);
+    assert_int_equal(h->retry_max_ms, 2222);
+    assert_null(h->ca_file);
+    assert_true(h->verify_tls);
+    assert_string_equal(k->name, "out");
+    assert_string_equal(k->topic, "audit_out");
+    assert_string_equal(k->key_field, "id");
+}
+
+/* Loads the two pipelines in the given form: the list keeps the file's order, the map
+ * sorts by name. */
+static void check_two_pipelines(const char *form, const char *first) {
+    secrets sec = make_secrets();
+    char text[8192];
+    snprintf(text, sizeof text, form, sec.secret_file);
+    jn_config cfg;
+    load_ok(text, &cfg);
+    drop_secrets(&sec);
+    assert_int_equal(cfg.npipelines, 2);
+    assert_string_equal(cfg.pipelines[0].name, first);
+    check_orders(find_pipeline(&cfg, "orders"));
+    check_audit(find_pipeline(&cfg, "audit"));
+    /* consumer.* still parse; they add no pipeline of their own. */
+    assert_string_equal(cfg.consumer.group_id, "consumer-group");
+    assert_int_equal(cfg.consumer.batch_size, 77);
+    jn_config_free(&cfg);
+}
+
+static void test_pipelines_list_form(void **state) {
+    (void)state;
+    check_two_pipelines("return { " CONSUMER_KEYS "pipelines = { " ORDERS_PIPELINE
+                        ",\n" AUDIT_PIPELINE " } }",
+                        "orders");
+}
+
+static void test_pipelines_map_form(void **state) {
+    (void)state;
+    check_two_pipelines("return { " CONSUMER_KEYS "pipelines = { orders = " ORDERS_PIPELINE
+                        ",\n audit = " AUDIT_PIPELINE " } }",
+                        "audit");
+}
+
+static void test_pipelines_map_sorted_without_names(void **state) {
+    (void)state;
+    jn_config cfg;
+    load_ok("local function p(t) return { transform = 't.lua', dedupe = false, streams = { s = "
+            "t }, sinks = { k = { type = 'kafka', topic = 'o' } } } end\n"
+            "return { pipelines = { echo = p('e'), delta = p('d'), charlie = p('c'), "
+            "bravo = p('b'), alpha = p('a') } }",
+            &cfg);
+    static const char *const order[] = {"alpha", "bravo", "charlie", "delta", "echo"};
+    assert_int_equal(cfg.npipelines, 5);
+    for (int i = 0; i < 5; i++) {
+        assert_string_equal(cfg.pipelines[i].name, order[i]);
+        assert_int_equal(cfg.pipelines[i].streams[0].topic[0], order[i][0]);
+    }
+    jn_config_free(&cfg);
+}
+
+/* A pipeline's metatable never runs: the section is read raw. */
+static void test_pipelines_read_without_metamethods(void **state) {
+    (void)state;
+    jn_config cfg;
+    load_ok("local p = setmetatable({ name = 'p', streams = { s = 't' },"
+            " sinks = { k = { type = 'kafka', topic = 'o' } } },"
+            " { __index = function() error('metamethod ran') end })\n"
+            "p.transform = 'x.lua'\n"
+            "return { pipelines = { p } }",
+            &cfg);
+    assert_string_equal(cfg.pipelines[0].group_id, "junction-p");
+    jn_config_free(&cfg);
+}
+
+/* A minimal valid pipeline, in pieces an error case swaps. */
+#define P_NAME    "name = 'p', "
+#define P_XFORM   "transform = 't.lua', "
+#define P_STREAMS "streams = { s = 'in' }, "
+#define P_SINKS   "sinks = { out = { type = 'kafka', topic = 'out' } }"
+#define ONE(body) "return { pipelines = { { " body " } } }"
+#define WITH_HTTP(sink)                                                                            \
+    ONE(P_NAME P_XFORM P_STREAMS "sinks = { out = { type = 'http', " sink " } }")
+#define URL "url = 'http://h/x', "
+
+typedef struct {
+    const char *text;
+    const char *needles[4];
+} error_case;
+
+static void check_error_cases(const error_case *cases, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        char *err = load_error(cases[i].text);
+        assert_contains(err, "config: ");
+        assert_null(strchr(err, '\n')); /* one line */
+        for (int j = 0; j < 4 && cases[i].needles[j]; j++)
+            assert_contains(err, cases[i].needles[j]);
+        free(err);
+    }
+}
+
+static void test_pipeline_unknown_keys(void **state) {
+    (void)state;
+    static const error_case cases[] = {
+        {ONE(P_NAME "transfrom = 't.lua', " P_STREAMS P_SINKS),
+         {"unknown key pipelines.p.transfrom", "(did you mean pipelines.p.transform?)"}},
+        {ONE(P_NAME P_XFORM P_STREAMS P_SINKS ", colour = 1"),
+         {"unknown key pipelines.p.colour", "a pipeline takes name, group_id,"}},
+        {WITH_HTTP(URL "batchsize = 5"),
+         {"unknown key pipelines.p.sinks.out.batchsize",
+          "(did you mean pipelines.p.sinks.out.batch_size?)"}},
+        /* url is not a typo of key: no suggestion, the kafka sink's keys instead. */
+        {ONE(P_NAME P_XFORM P_STREAMS
+             "sinks = { out = { type = 'kafka', topic = 'o', url = 'x' } }"),
+         {"unknown key pipelines.p.sinks.out.url", "a kafka sink takes type, topic, key"}},
+        {ONE(P_NAME P_XFORM "streams = { s = { topic = 'in', changelgo = true } }, " P_SINKS),
+         {"unknown key pipelines.p.streams.s.changelgo",
+          "(did you mean pipelines.p.streams.s.changelog?)"}},
+        {ONE(P_NAME P_XFORM P_STREAMS
+             "tables = { t = { topic = 'x', changelog = true } }, " P_SINKS),
+         {"unknown key pipelines.p.tables.t.changelog", "a table takes topic"}},
+        {ONE(P_NAME P_XFORM P_STREAMS P_SINKS ", dedupe = { prefx = 'a:' }"),
+         {"unknown key pipelines.p.dedupe.prefx", "(did you mean pipelines.p.dedupe.prefix?)"}},
+        {WITH_HTTP(URL "headers = { Authorization = { evn = 'JN_TEST_TOKEN' } }"),
+         {"unknown key pipelines.p.sinks.out.headers.Authorization.evn",
+          "(did you mean pipelines.p.sinks.out.headers.Authorization.env?)"}},
+        {"return { pipeline = {} }", {"unknown key pipeline", "(did you mean pipelines?)"}},
+        {ONE(P_NAME P_XFORM P_STREAMS P_SINKS ", [1] = 'x'"),
+         {"config: pipelines.p has a key 1 (a number); a pipeline takes name,"}},
+    };
+    check_error_cases(cases, sizeof cases / sizeof cases[0]);
+}
+
+static void test_pipeline_wrong_types_and_ranges(void **state) {
+    (void)state;
+    static const error_case cases[] = {
+        {ONE(P_NAME P_XFORM P_STREAMS P_SINKS ", max_pending = 'many'"),
+         {"pipelines.p.max_pending must be an integer from 1 to 10000000", "\"many\" (a string)"}},
+        {ONE(P_NAME P_XFORM P_STREAMS P_SINKS ", hold_ms = 1.5"),
+         {"pipelines.p.hold_ms must be an integer from 0 to 86400000", "got 1.5"}},
+        {ONE(P_NAME P_XFORM P_STREAMS P_SINKS ", dedupe = { ttl_s = 0 }"),
+         {"pipelines.p.dedupe.ttl_s must be an integer from 1 to 315360000", "got 0"}},
+        {ONE(P_NAME P_XFORM P_STREAMS P_SINKS ", dedupe = 'yes'"),
+         {"pipelines.p.dedupe must be true, false or a table", "\"yes\""}},
+        {ONE(P_NAME P_XFORM P_STREAMS P_SINKS ", dedupe = { enabled = 1 }"),
+         {"pipelines.p.dedupe.enabled must be true or false", "got 1"}},
+        {ONE(P_NAME P_XFORM P_STREAMS P_SINKS ", dedupe = { prefix = '' }"),
+         {"pipelines.p.dedupe.prefix must be a non-empty string"}},
+        {ONE(P_NAME P_XFORM P_STREAMS P_SINKS ", auto_offset_reset = 'smallest'"),
+         {"pipelines.p.auto_offset_reset must be \"earliest\" or \"latest\"", "\"smallest\""}},
+        {ONE(P_NAME P_XFORM P_STREAMS P_SINKS ", group_id = 5"),
+         {"pipelines.p.group_id must be a non-empty string", "got 5 (a number)"}},
+        {WITH_HTTP(URL "batch_size = 0"),
+         {"pipelines.p.sinks.out.batch_size must be an integer from 1 to 100000", "got 0"}},
+        {WITH_HTTP(URL "max_inflight = 1001"),
+         {"pipelines.p.sinks.out.max_inflight must be an integer from 1 to 1000"}},
+        {WITH_HTTP(URL "verify_tls = 'no'"),
+         {"pipelines.p.sinks.out.verify_tls must be true or false", "\"no\""}},
+        {WITH_HTTP(URL "ca_file = false"),
+         {"pipelines.p.sinks.out.ca_file must be a non-empty string"}},
+        {ONE(P_NAME P_XFORM "streams = { s = { topic = 'in', changelog = 5 } }, " P_SINKS),
+         {"pipelines.p.streams.s.changelog must be true", "or a topic name", "got 5"}},
+        {ONE(P_NAME P_XFORM "streams = { s = 5 }, " P_SINKS),
+         {"pipelines.p.streams.s must be a topic name or a table", "got 5"}},
+        {ONE(P_NAME P_XFORM "streams = { s = '' }, " P_SINKS),
+         {"pipelines.p.streams.s must be a non-empty string (the Kafka topic to read)"}},
+        {ONE(P_NAME P_XFORM "streams = 'in', " P_SINKS), {"pipelines.p.streams must be a table"}},
+        {ONE(P_NAME P_XFORM "streams = { 'in' }, " P_SINKS),
+         {"pipelines.p.streams has a key 1 (a number)", "orders = \"orders\""}},
+        {ONE(P_NAME P_XFORM P_STREAMS "sinks = { out = 'http://x' }"),
+         {"pipelines.p.sinks.out must be a table with a type"}},
+        {"return { pipelines = 5 }", {"config: pipelines must be a list of pipelines", "got 5"}},
+        {"return { pipelines = {} }", {"config: pipelines is empty", "leave the key out"}},
+        {"return { pipelines = { { name = 'a' }, b = {} } }",
+         {"pipelines must be", "mixing the two"}},
+        {"return { pipelines = { 7 } }", {"config: pipelines[1] must be a table", "got 7"}},
+    };
+    check_error_cases(cases, sizeof cases / sizeof cases[0]);
+}
+
+static void test_pipeline_missing_and_conflicting(void **state) {
+    (void)state;
+    static const error_case cases[] = {
+        {ONE(P_XFORM P_STREAMS P_SINKS),
+         {"config: pipelines[1].name must be a name of letters, digits, _ and -",
+          "every pipeline needs one"}},
+        {"return { pipelines = { { name = 'a b', " P_XFORM P_STREAMS P_SINKS " } } }",
+         {"config: pipelines[1].name must be", "got \"a b\""}},
+        {"return { pipelines = { ['a b'] = { " P_XFORM P_STREAMS P_SINKS " } } }",
+         {"config: pipelines has a pipeline named \"a b\"", "letters, digits, _ and -"}},
+        {"return { pipelines = { q = { name = 'p', " P_XFORM P_STREAMS P_SINKS " } } }",
+         {"config: pipelines.q.name must be left out or be \"q\""}},
+        {ONE(P_NAME P_STREAMS P_SINKS),
+         {"config: pipelines.p.transform must be a non-empty string (the script"}},
+        {"return { pipelines = { { " P_NAME P_XFORM P_STREAMS P_SINKS " }, { " P_NAME P_XFORM
+         "dedupe = false, " P_STREAMS P_SINKS " } } }",
+         {"config: pipelines.p is defined twice (pipelines[1] and pipelines[2])"}},
+        {ONE(P_NAME P_XFORM P_SINKS),
+         {"config: pipelines.p.streams is missing or empty", "at least one stream"}},
+        {ONE(P_NAME P_XFORM "streams = {}, " P_SINKS),
+         {"config: pipelines.p.streams is missing or empty"}},
+        {ONE(P_NAME P_XFORM P_STREAMS "tables = { t = 'x' }"),
+         {"config: pipelines.p.sinks is missing or empty", "needs a sink"}},
+        {ONE(P_NAME P_XFORM "streams = { a = 'x' }, tables = { b = 'x' }, " P_SINKS),
+         {"config: pipelines.p.streams.a and pipelines.p.tables.b both read topic \"x\"",
+          "as a stream or as a table"}},
+        {ONE(P_NAME P_XFORM "streams = { x = 'in' }, tables = { x = 'other' }, " P_SINKS),
+         {"config: pipelines.p.streams.x and pipelines.p.tables.x have the same name", "on.x"}},
+        {WITH_HTTP("batch_size = 5"),
+         {"config: pipelines.p.sinks.out.url must be a non-empty string (an http sink needs the "
+          "URL to POST to)"}},
+        {WITH_HTTP("url = 'ftp://h/x'"),
+         {"config: pipelines.p.sinks.out.url must start with http:// or https://"}},
+        {ONE(P_NAME P_XFORM P_STREAMS "sinks = { out = { type = 'kafka', key = 'id' } }"),
+         {"config: pipelines.p.sinks.out.topic must be a non-empty string",
+          "a kafka sink needs the topic"}},
+        {ONE(P_NAME P_XFORM P_STREAMS "sinks = { out = { type = 'ftp', topic = 'x' } }"),
+         {"config: pipelines.p.sinks.out.type must be \"http\" or \"kafka\"", "got \"ftp\""}},
+        {ONE(P_NAME P_XFORM P_STREAMS "sinks = { out = { topic = 'x' } }"),
+         {"config: pipelines.p.sinks.out.type must be \"http\" or \"kafka\""}},
+        {"return { pipelines = { a = { " P_XFORM "streams = { s = 'a' }, " P_SINKS " },\n"
+         "  b = { " P_XFORM "streams = { s = 'b' }, " P_SINKS " } } }",
+         {"config: pipelines.a and pipelines.b both mark processed records", "\"processed:\"",
+          "set pipelines.b.dedupe.prefix"}},
+        {"return { pipelines = { a = { " P_XFORM
+         "group_id = 'g', dedupe = false, " P_STREAMS P_SINKS " },\n  b = { " P_XFORM
+         "group_id = 'g', dedupe = false, " P_STREAMS P_SINKS " } } }",
+         {"config: pipelines.a and pipelines.b are both in consumer group \"g\"",
+          "set pipelines.b.group_id"}},
+        {ONE(P_NAME P_XFORM "streams = { ['my-stream'] = 'in' }, " P_SINKS),
+         {"config: pipelines.p.streams has a stream named \"my-stream\"", "letters, digits and _"}},
+        {ONE(P_NAME P_XFORM P_STREAMS "tables = { ['1st'] = 'x' }, " P_SINKS),
+         {"config: pipelines.p.tables has a table named \"1st\"", "not starting with a digit"}},
+        {ONE(P_NAME P_XFORM P_STREAMS "sinks = { ['out.put'] = { type = 'kafka', topic = 'o' } }"),
+         {"config: pipelines.p.sinks has a sink named \"out.put\"", "letters, digits and _"}},
+    };
+    check_error_cases(cases, sizeof cases / sizeof cases[0]);
+}
+
+/* Where a header's value comes from goes into the message; the value never does. */
+static void test_pipeline_header_sources_missing(void **state) {
+    (void)state;
+    static const error_case cases[] = {
+        {WITH_HTTP(URL "headers = { Authorization = { env = 'JN_TEST_TOKEN' } }"),
+         {"config: pipelines.p.sinks.out.headers.Authorization:",
+          "the environment variable JN_TEST_TOKEN is not set", "nor is JN_TEST_TOKEN_FILE"}},
+        {WITH_HTTP(URL "headers = { Authorization = { file = '/nonexistent/jn-token' } }"),
+         {"config: pipelines.p.sinks.out.headers.Authorization:",
+          "cannot read the file /nonexistent/jn-token", "No such file"}},
+        {WITH_HTTP(URL "headers = { Authorization = { env = 'JN_TEST_TOKEN', file = '/x' } }"),
+         {"config: pipelines.p.sinks.out.headers.Authorization takes env or file, not both"}},
+        {WITH_HTTP(URL "headers = { Authorization = { prefix = 'Bearer ' } }"),
+         {"config: pipelines.p.sinks.out.headers.Authorization needs env = \"NAME\"", "file ="}},
+        {WITH_HTTP(URL "headers = { Authorization = { env = 'JN_TEST_TOKEN', prefix = 5 } }"),
+         {"config: pipelines.p.sinks.out.headers.Authorization.prefix must be a string"}},
+        {WITH_HTTP(URL "headers = { ['Bad Name'] = 'x' }"),
+         {"config: pipelines.p.sinks.out.headers has a header named \"Bad Name\""}},
+    };
+    check_error_cases(cases, sizeof cases / sizeof cases[0]);
+    /* A device or FIFO could block start-up, and a big file is not one value. */
+    char *err = load_error(WITH_HTTP(URL "headers = { Authorization = { file = '/dev/zero' } }"));
+    assert_contains(err, "pipelines.p.sinks.out.headers.Authorization: cannot read the file "
+                         "/dev/zero (it is not a regular file)");
+    free(err);
+    char big[70000], text[512];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    char *big_file = write_temp(big);
+    snprintf(text, sizeof text, WITH_HTTP(URL "headers = { Authorization = { file = '%s' } }"),
+             big_file);
+    err = load_error(text);
+    unlink(big_file);
+    free(big_file);
+    assert_contains(err, "pipelines.p.sinks.out.headers.Authorization: cannot read the file");
+    assert_contains(err, "(it is larger than 65536 bytes;");
+    assert_null(strstr(err, "xxxx"));
+    free(err);
+    /* NAME_FILE naming a file that is not there: both named. */
+    setenv("JN_TEST_TOKEN_FILE", "/nonexistent/jn-token-file", 1);
+    err = load_error(WITH_HTTP(URL "headers = { Authorization = { env = 'JN_TEST_TOKEN' } }"));
+    assert_contains(err, "pipelines.p.sinks.out.headers.Authorization");
+    assert_contains(err, "/nonexistent/jn-token-file named by JN_TEST_TOKEN_FILE");
+    free(err);
+}
+
+#define SECRET "s3cr3t-Value-42"
+
+/* Loads text (a %s for path) expecting an error that says each needle and never SECRET. */
+static void expect_secret_kept(const char *text, const char *path, const char *n1, const char *n2) {
+    char buf[2048];
+    snprintf(buf, sizeof buf, text, path);
+    char *err = load_error(buf);
+    assert_contains(err, n1);
+    if (n2) assert_contains(err, n2);
+    if (strstr(err, SECRET) || strstr(err, "s3cr3t")) fail_msg("secret in \"%s\"", err);
+    free(err);
+}
+
+static void test_pipeline_errors_never_show_secrets(void **state) {
+    (void)state;
+    char *two_lines = write_temp(SECRET "\nX-Evil: 1\n");
+    char *empty = write_temp("\n");
+    /* A value of two lines, from the environment, a file, the file NAME_FILE names and the
+     * config file itself. */
+    setenv("JN_TEST_TOKEN", SECRET "\r\nX-Evil: 1", 1);
+    expect_secret_kept(WITH_HTTP(URL "headers = { Authorization = { env = 'JN_TEST_TOKEN' } }%s"),
+                       "", "pipelines.p.sinks.out.headers.Authorization",
+                       "the environment variable JN_TEST_TOKEN holds more than one line");
+    unsetenv("JN_TEST_TOKEN");
+    expect_secret_kept(WITH_HTTP(URL "headers = { Authorization = { file = '%s' } }"), two_lines,
+                       "pipelines.p.sinks.out.headers.Authorization", "holds more than one line");
+    setenv("JN_TEST_TOKEN_FILE", two_lines, 1);
+    expect_secret_kept(WITH_HTTP(URL "headers = { Authorization = { env = 'JN_TEST_TOKEN' } }%s"),
+                       "", "named by JN_TEST_TOKEN_FILE", "holds more than one line");
+    unsetenv("JN_TEST_TOKEN_FILE");
+    expect_secret_kept(WITH_HTTP(URL "headers = { Authorization = 'Bearer " SECRET "\\nX: y' }%s"),
+                       "", "pipelines.p.sinks.out.headers.Authorization",
+                       "the value in the config file holds more than one line");
+    expect_secret_kept(WITH_HTTP(URL "headers = { Authorization = { file = '%s' } }"), empty,
+                       "pipelines.p.sinks.out.headers.Authorization", "is empty");
+    /* A secret where a name or a table belongs. */
+    expect_secret_kept(WITH_HTTP(URL "headers = { Authorization = { env = '" SECRET "' } }%s"), "",
+                       "pipelines.p.sinks.out.headers.Authorization.env must be the name of an "
+                       "environment variable",
+                       NULL);
+    expect_secret_kept(WITH_HTTP(URL "headers = 'Authorization: Bearer " SECRET "' %s"), "",
+                       "pipelines.p.sinks.out.headers must be a table", "got a string");
+    expect_secret_kept(WITH_HTTP(URL "headers = { Authorization = { env = 'JN_TEST_TOKEN', prefix "
+                                     "= { '" SECRET "' } } }%s"),
+                       "", "headers.Authorization.prefix must be a string", NULL);
+    /* A mistake after the secret was read: the message is about that key alone. */
+    setenv("JN_TEST_TOKEN", SECRET, 1);
+    expect_secret_kept(WITH_HTTP(URL "headers = { Authorization = { env = 'JN_TEST_TOKEN' } }, "
+                                     "verify_tls = 'no'%s"),
+                       "", "pipelines.p.sinks.out.verify_tls must be true or false", NULL);
+    unlink(two_lines);
+    unlink(empty);
+    free(two_lines);
+    free(empty);
+}
+
+/* What --help-config prints, captured from stdout. */
+static char *describe_output(void) {
+    char *path = write_temp("");
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO), fd = open(path, O_WRONLY | O_TRUNC);
+    assert_true(saved >= 0 && fd >= 0);
+    dup2(fd, STDOUT_FILENO);
+    close(fd);
+    jn_config_describe();
+    fflush(stdout);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    FILE *f = fopen(path, "r");
+    static char out[65536];
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    unlink(path);
+    free(path);
+    return out;
+}
+
+static void test_help_config_lists_pipelines_without_secrets(void **state) {
+    (void)state;
+    setenv("JN_TEST_TOKEN", SECRET, 1);
+    setenv("ANALYTICS_TOKEN", SECRET, 1);
+    const char *out = describe_output();
+    unsetenv("ANALYTICS_TOKEN");
+    assert_contains(out, "consumer.analytics_url");
+    assert_contains(out, "pipelines.<p>.transform");
+    assert_contains(out, "pipelines.<p>.streams.<s>.changelog");
+    assert_contains(out, "pipelines.<p>.sinks.<k>.headers.<H>.env");
+    assert_contains(out, "pipelines.<p>.sinks.<k>.max_inflight");
+    assert_contains(out, "consumer.max_inflight_batches");
+    assert_null(strstr(out, SECRET));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
@@ -644,6 +1258,20 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_env_returns_variable_or_default, setup, teardown),
         cmocka_unit_test_setup_teardown(test_undefined_global_names_itself, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_example_loads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_default_pipeline_is_the_consumer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_default_pipeline_without_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_default_pipeline_follows_environment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipelines_list_form, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipelines_map_form, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipelines_map_sorted_without_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipelines_read_without_metamethods, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_unknown_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_wrong_types_and_ranges, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_missing_and_conflicting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_header_sources_missing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_errors_never_show_secrets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_help_config_lists_pipelines_without_secrets, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
