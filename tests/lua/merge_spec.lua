@@ -70,6 +70,55 @@ describe("merge.lua", function()
     m = loader.load(PATH, state)
   end)
 
+  it("defines the pipeline hooks: on.customers, on.products, timer, restore, revoke", function()
+    assert.are.equal(m.customer, m.on.customers)
+    assert.are.equal(m.product, m.on.products)
+    assert.are.equal(m.expire, m.timer)
+    assert.is_function(m.restore.customers)
+    assert.is_function(m.revoke.customers)
+  end)
+
+  describe("join state across restarts and rebalances", function()
+    local function with_partition(now, partition)
+      local x = ctx(now)
+      x.partition = partition
+      return x
+    end
+
+    it("a restored customer is re-emitted by a product change, not by its restore", function()
+      -- A new process: products come from the table, customers from the changelog.
+      m.product(product("1", 10), ctx(1))
+      m.product(product("2", 20), ctx(1))
+      assert.is_nil(m.restore.customers(via_json(customer(7, { "1" })), with_partition(1, 0)))
+      assert.is_nil(m.restore.customers(via_json(customer(8, { "2" })), with_partition(1, 3)))
+      local out = m.product(product("1", 11), ctx(2))
+      assert.are.same({ "7" }, ids(out))
+      assert.are.same({ { id = "1", name = "Product 1", stock = 11 } }, out[1].products)
+      assert.are.same({ "8" }, ids(m.product(product("2", 21), ctx(2))))
+    end)
+
+    it("a revoked partition's customers are forgotten, the others kept", function()
+      m.product(product("1", 10), ctx(1))
+      m.customer(customer(1, { "1" }), with_partition(1, 0))
+      m.customer(customer(2, { "1" }), with_partition(1, 1))
+      m.restore.customers(customer(3, { "1" }), with_partition(1, 2))
+      m.revoke.customers({ 1, 2 }, with_partition(2))
+      assert.are.same({ "1" }, ids(m.product(product("1", 12), ctx(3))))
+      -- a customer that moved partitions is tracked under its latest one
+      m.customer(customer(1, { "1" }), with_partition(4, 5))
+      m.revoke.customers({ 0 }, with_partition(5))
+      assert.are.same({ "1" }, ids(m.product(product("1", 13), ctx(6))))
+    end)
+
+    it("a held customer of a revoked partition is released from the hold", function()
+      m.customer(customer(4, { "9" }), with_partition(1, 2))
+      assert.are.equal(1, m.stats().held)
+      m.revoke.customers({ 2 }, with_partition(2))
+      assert.are.equal(0, m.stats().held)
+      assert.are.same({}, m.expire(ctx(100)))
+    end)
+  end)
+
   it("defines customer, product, expire and stats", function()
     assert.is_function(m.customer)
     assert.is_function(m.product)
