@@ -138,4 +138,25 @@ int64_t jn_kafka_consumer_lag(jn_kafka_consumer *c, const char *topic, int32_t p
  * stopped its fetchers. */
 void jn_kafka_consumer_close(jn_kafka_consumer *c, void (*done)(void *), void *arg);
 
+/* ---- topics ------------------------------------------------------------------------- */
+
+/* The outcome of jn_kafka_topic_ensure, on the loop. err is 0 (partitions then holds the
+ * topic's partition count) or an rd_kafka_resp_err_t (partitions 0). reason is one
+ * sentence for a log line, also on success (whether the topic was created or found);
+ * valid only during the call. */
+typedef void (*jn_kafka_topic_cb)(void *ud, int err, int partitions, const char *reason);
+
+/* Makes sure `topic` exists with as many partitions as `like_topic` (a changelog and the
+ * stream it records, co-partitioned), creating it when missing with `configs`
+ * (NULL-terminated "key=value" topic settings, e.g. "cleanup.policy=compact") and a
+ * replication factor of min(3, brokers in the cluster). An existing topic's settings are
+ * not checked, only its partition count. Never blocks the loop: the Kafka requests run on
+ * libuv's thread pool with a client of their own (brokers and extra as for the other
+ * clients), each with a timeout of a few seconds, and cb runs exactly once, on a later
+ * loop turn. Every argument is copied. A topic created meanwhile by someone else (another
+ * instance starting too) counts as found. */
+void jn_kafka_topic_ensure(uv_loop_t *loop, const char *brokers, const char *const *extra,
+                           const char *topic, const char *like_topic, const char *const *configs,
+                           jn_kafka_topic_cb cb, void *ud);
+
 #endif
