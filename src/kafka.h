@@ -35,6 +35,12 @@ jn_kafka_producer *jn_kafka_producer_new(uv_loop_t *loop, const jn_kafka_produce
  * message that can never be sent. Headers are NULL-terminated name/value pairs. */
 int jn_kafka_produce(jn_kafka_producer *p, const char *topic, const void *key, size_t key_len,
                      const void *value, size_t value_len, const char *const *headers, void *opaque);
+/* jn_kafka_produce without headers and without copying the value: it must stay valid and
+ * unchanged until the message's delivery callback has run (which close also brings about,
+ * through the purge). For a caller that keeps each record until it is reported anyway;
+ * saves a copy of every message held in librdkafka's queue. */
+int jn_kafka_produce_ref(jn_kafka_producer *p, const char *topic, const void *key, size_t key_len,
+                         const void *value, size_t value_len, void *opaque);
 /* Messages queued and not yet reported. */
 long jn_kafka_producer_inflight(const jn_kafka_producer *p);
 /* Whether a broker is currently reachable, as librdkafka last reported. */
