@@ -299,17 +299,9 @@ jn_kafka_producer *jn_kafka_producer_new(uv_loop_t *loop, const jn_kafka_produce
 
 /* ---- producing -------------------------------------------------------------------------- */
 
-int jn_kafka_produce(jn_kafka_producer *p, const char *topic, const void *key, size_t key_len,
-                     const void *value, size_t value_len, const char *const *headers,
-                     void *opaque) {
-    /* The partitioner picks the partition from the key. */
-    return jn_kafka_produce_to(p, topic, RD_KAFKA_PARTITION_UA, key, key_len, value, value_len,
-                               headers, opaque);
-}
-
-int jn_kafka_produce_to(jn_kafka_producer *p, const char *topic, int32_t partition,
-                        const void *key, size_t key_len, const void *value, size_t value_len,
-                        const char *const *headers, void *opaque) {
+static int produce(jn_kafka_producer *p, const char *topic, int32_t partition, const void *key,
+                   size_t key_len, const void *value, size_t value_len,
+                   const char *const *headers, void *opaque, int msgflags) {
     if (p->phase != P_OPEN) return RD_KAFKA_RESP_ERR__DESTROY;
     rd_kafka_headers_t *hdrs = NULL;
     if (headers && headers[0] && headers[1]) {
@@ -321,11 +313,11 @@ int jn_kafka_produce_to(jn_kafka_producer *p, const char *topic, int32_t partiti
         for (size_t i = 0; i < n; i++)
             rd_kafka_header_add(hdrs, headers[2 * i], -1, headers[2 * i + 1], -1);
     }
-    /* F_COPY: the caller's buffers are free to go as soon as we return. */
     rd_kafka_resp_err_t err = rd_kafka_producev(
-        p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_KEY(key, key_len),
-        RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+        p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+        RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
+        RD_KAFKA_V_MSGFLAGS(msgflags), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque),
+        RD_KAFKA_V_END);
     if (err) {
         /* librdkafka takes the headers only when it takes the message. QUEUE_FULL goes back
          * as is: the caller pauses until deliveries make room, we do not spin here. */
@@ -334,6 +326,30 @@ int jn_kafka_produce_to(jn_kafka_producer *p, const char *topic, int32_t partiti
     }
     p->inflight++;
     return 0;
+}
+
+int jn_kafka_produce(jn_kafka_producer *p, const char *topic, const void *key, size_t key_len,
+                     const void *value, size_t value_len, const char *const *headers,
+                     void *opaque) {
+    /* The partition is left to the partitioner, which picks it from the key; F_COPY: the
+     * caller's buffers are free to go as soon as we return. */
+    return produce(p, topic, RD_KAFKA_PARTITION_UA, key, key_len, value, value_len, headers,
+                   opaque, RD_KAFKA_MSG_F_COPY);
+}
+
+int jn_kafka_produce_to(jn_kafka_producer *p, const char *topic, int32_t partition,
+                        const void *key, size_t key_len, const void *value, size_t value_len,
+                        const char *const *headers, void *opaque) {
+    return produce(p, topic, partition, key, key_len, value, value_len, headers, opaque,
+                   RD_KAFKA_MSG_F_COPY);
+}
+
+int jn_kafka_produce_ref(jn_kafka_producer *p, const char *topic, const void *key, size_t key_len,
+                         const void *value, size_t value_len, void *opaque) {
+    /* No flag: librdkafka points at the value until the message is destroyed, which is
+     * after its delivery report was served. It copies the key in any case. */
+    return produce(p, topic, RD_KAFKA_PARTITION_UA, key, key_len, value, value_len, NULL, opaque,
+                   0);
 }
 
 long jn_kafka_producer_inflight(const jn_kafka_producer *p) {

@@ -40,6 +40,12 @@ int jn_kafka_produce(jn_kafka_producer *p, const char *topic, const void *key, s
 int jn_kafka_produce_to(jn_kafka_producer *p, const char *topic, int32_t partition,
                         const void *key, size_t key_len, const void *value, size_t value_len,
                         const char *const *headers, void *opaque);
+/* jn_kafka_produce without headers and without copying the value: it must stay valid and
+ * unchanged until the message's delivery callback has run (which close also brings about,
+ * through the purge). For a caller that keeps each record until it is reported anyway;
+ * saves a copy of every message held in librdkafka's queue. */
+int jn_kafka_produce_ref(jn_kafka_producer *p, const char *topic, const void *key, size_t key_len,
+                         const void *value, size_t value_len, void *opaque);
 /* Messages queued and not yet reported. */
 long jn_kafka_producer_inflight(const jn_kafka_producer *p);
 /* Whether a broker is currently reachable, as librdkafka last reported. */
@@ -92,17 +98,35 @@ typedef struct {
     const char *group_id;
     const char *client_id;
     const char *auto_offset_reset; /* "earliest" or "latest" */
-    const char *const *topics;     /* NULL-terminated */
+    const char *const *topics;     /* NULL-terminated; not used with assign_only */
     const char *const *extra;      /* NULL-terminated "key=value" librdkafka settings */
     int report_eof;                /* call on_eof when a partition is read to its end */
+    /* Assign mode, for replaying partitions (a changelog): nothing is subscribed and the
+     * group is never joined, the owner says what to read with jn_kafka_consumer_assign.
+     * group_id is still required by librdkafka but nothing is committed under it
+     * (jn_kafka_consumer_commit refuses), no rebalance happens and on_revoke is never
+     * called. */
+    int assign_only;
 } jn_kafka_consumer_opts;
 
 jn_kafka_consumer *jn_kafka_consumer_new(uv_loop_t *loop, const jn_kafka_consumer_opts *o,
                                          const jn_kafka_consumer_cbs *cbs, void *ud, char **err);
 /* Commits next_offset (the first offset NOT yet settled) for each listed partition,
  * asynchronously; on_commit reports the result. offsets->elems[i].offset holds it.
- * Returns 0, or an error code when the commit could not even be queued (no on_commit). */
+ * Returns 0, or an error code when the commit could not even be queued (no on_commit);
+ * RD_KAFKA_RESP_ERR__STATE in assign mode. */
 int jn_kafka_consumer_commit(jn_kafka_consumer *c, const rd_kafka_topic_partition_list_t *offsets);
+/* Assign mode only: replaces the whole assignment with parts, each partition read from
+ * its elems[i].offset (an offset, RD_KAFKA_OFFSET_BEGINNING, _END, or
+ * RD_KAFKA_OFFSET_TAIL(n)). NULL or an empty list unassigns. Messages of partitions not in
+ * parts are not delivered after this returns, even those already fetched; a partition
+ * assigned again starts over from its new offset. on_assign runs before it returns, with
+ * parts (an empty list for NULL). With report_eof, on_eof comes for every assigned
+ * partition once it is read to its end, an empty one included. Returns 0, or
+ * an error code (RD_KAFKA_RESP_ERR__STATE outside assign mode, __DESTROY once closing,
+ * __INVALID_ARG for a duplicate partition or a bad offset: then nothing is assigned any
+ * more and on_assign is not called). */
+int jn_kafka_consumer_assign(jn_kafka_consumer *c, const rd_kafka_topic_partition_list_t *parts);
 /* Stops taking messages from librdkafka, or takes them again. Fetched messages wait in
  * librdkafka (bounded by its queued.max.messages.kbytes) and are there the moment the
  * hold ends, where pause's discard and fetch again would leave the consumer idle.
@@ -120,7 +144,30 @@ void jn_kafka_consumer_revoke_done(jn_kafka_consumer *c);
 int64_t jn_kafka_consumer_lag(jn_kafka_consumer *c, const char *topic, int32_t partition);
 /* Leaves the group (on_revoke runs for what is assigned; the owner must answer with
  * revoke_done), then destroys the handle; done(arg) runs once everything is closed.
- * No message is delivered after this call. */
+ * No message is delivered after this call. In assign mode there is no group: the
+ * assignment is dropped without on_revoke and close finishes as soon as librdkafka has
+ * stopped its fetchers. */
 void jn_kafka_consumer_close(jn_kafka_consumer *c, void (*done)(void *), void *arg);
+
+/* ---- topics ------------------------------------------------------------------------- */
+
+/* The outcome of jn_kafka_topic_ensure, on the loop. err is 0 (partitions then holds the
+ * topic's partition count) or an rd_kafka_resp_err_t (partitions 0). reason is one
+ * sentence for a log line, also on success (whether the topic was created or found);
+ * valid only during the call. */
+typedef void (*jn_kafka_topic_cb)(void *ud, int err, int partitions, const char *reason);
+
+/* Makes sure `topic` exists with as many partitions as `like_topic` (a changelog and the
+ * stream it records, co-partitioned), creating it when missing with `configs`
+ * (NULL-terminated "key=value" topic settings, e.g. "cleanup.policy=compact") and a
+ * replication factor of min(3, brokers in the cluster). An existing topic's settings are
+ * not checked, only its partition count. Never blocks the loop: the Kafka requests run on
+ * libuv's thread pool with a client of their own (brokers and extra as for the other
+ * clients), each with a timeout of a few seconds, and cb runs exactly once, on a later
+ * loop turn. Every argument is copied. A topic created meanwhile by someone else (another
+ * instance starting too) counts as found. */
+void jn_kafka_topic_ensure(uv_loop_t *loop, const char *brokers, const char *const *extra,
+                           const char *topic, const char *like_topic, const char *const *configs,
+                           jn_kafka_topic_cb cb, void *ud);
 
 #endif

@@ -24,7 +24,13 @@
  *
  * Closing uses rd_kafka_consumer_close_queue: the final revocation is served here like any
  * other, and rd_kafka_consumer_closed says when librdkafka has left the group, so the
- * loop never blocks on the group protocol. */
+ * loop never blocks on the group protocol.
+ *
+ * In assign mode (replaying a changelog) nothing is subscribed: the group is never
+ * joined, the owner assigns partitions with jn_kafka_consumer_assign (rd_kafka_assign,
+ * like a rebalance's assignment). The queues are arranged differently there, see
+ * jn_kafka_consumer_new. Close has no revocation to serve: librdkafka drops the
+ * assignment itself and reports closed once the fetchers stopped. */
 #define _GNU_SOURCE /* pipe2 */
 #include "kafka.h"
 
@@ -61,14 +67,17 @@ enum phase {
 struct jn_kafka_consumer {
     uv_loop_t *loop;
     rd_kafka_t *rk;
-    rd_kafka_queue_t *queue; /* the consumer-group queue: rebalances, commits, errors, logs */
-    rd_kafka_queue_t *msgq;  /* messages: every assigned partition's fetch queue */
+    rd_kafka_queue_t *queue; /* the consumer-group queue: rebalances, commits, errors, logs
+                              * (assign mode: the main queue, errors and logs) */
+    rd_kafka_queue_t *msgq;  /* messages: every assigned partition's fetch queue
+                              * (assign mode: the consumer queue) */
     int fds[2];              /* wake-up pipe: librdkafka writes [1], uv_poll reads [0] */
     uv_poll_t poll;
     uv_timer_t tick; /* TICK_MS polls; close deadlines */
     int open_handles;
     jn_kafka_consumer_cbs cbs;
     void *ud;
+    int assign_only; /* no group membership: the owner assigns (jn_kafka_consumer_assign) */
     /* Our copy of the assignment we gave librdkafka (rd_kafka_assign is only ever called
      * by us), so pause, resume and lag need no round trip to librdkafka's thread. */
     rd_kafka_topic_partition_list_t *assigned;
@@ -138,31 +147,46 @@ static void pause_list(jn_kafka_consumer *c, rd_kafka_topic_partition_list_t *l)
                                               l->elems[i].partition);
 }
 
-static void on_assign(jn_kafka_consumer *c, const rd_kafka_topic_partition_list_t *parts) {
+/* Replaces librdkafka's assignment with parts (never NULL) and our copy of it. On failure
+ * librdkafka has already dropped the old assignment (it clears before it adds), so our
+ * copy goes too. */
+static rd_kafka_resp_err_t apply_assignment(jn_kafka_consumer *c,
+                                            const rd_kafka_topic_partition_list_t *parts) {
     /* Forwarded before the assignment starts their fetchers: librdkafka leaves a fetch
-     * queue the application forwarded alone, so no message takes the group queue. */
-    for (int i = 0; parts && i < parts->cnt; i++) {
+     * queue the application forwarded alone, so no message takes the group queue. In
+     * assign mode librdkafka does the forwarding (see jn_kafka_consumer_new). */
+    for (int i = 0; !c->assign_only && i < parts->cnt; i++) {
         rd_kafka_queue_t *pq =
             rd_kafka_queue_get_partition(c->rk, parts->elems[i].topic, parts->elems[i].partition);
         if (!pq) continue; /* only for a producer handle */
         rd_kafka_queue_forward(pq, c->msgq);
         rd_kafka_queue_destroy(pq);
     }
-    /* The list the group gave us, as is (even empty, which keeps librdkafka's join state
-     * right): eager protocol, the whole assignment at once. The offsets start from the
-     * committed ones, or auto.offset.reset. */
+    /* The whole assignment at once. Partitions of the old one that are not in parts stop
+     * here: librdkafka bumps their version barrier before rd_kafka_assign returns, and
+     * rd_kafka_queue_poll discards whatever of theirs is still queued, so none of their
+     * messages reaches the owner after this call. */
     rd_kafka_resp_err_t err = rd_kafka_assign(c->rk, parts);
-    if (err) {
-        report_error(c, err, "cannot apply the group's partition assignment");
-        return;
-    }
     if (c->assigned) rd_kafka_topic_partition_list_destroy(c->assigned);
-    c->assigned = rd_kafka_topic_partition_list_copy(parts);
+    c->assigned = err ? NULL : rd_kafka_topic_partition_list_copy(parts);
+    if (err) return err;
     /* Paused before these arrived (e.g. Redis was already down): they start paused. */
     if (c->paused) pause_list(c, c->assigned);
     char *s = parts_str(parts);
     jn_log_info("kafka", "consumer: assigned %s%s", s, c->paused ? " (paused)" : "");
     free(s);
+    return 0;
+}
+
+static void on_assign(jn_kafka_consumer *c, const rd_kafka_topic_partition_list_t *parts) {
+    /* The list the group gave us, as is (even empty, which keeps librdkafka's join state
+     * right): eager protocol. The offsets start from the committed ones, or
+     * auto.offset.reset. */
+    rd_kafka_resp_err_t err = apply_assignment(c, parts);
+    if (err) {
+        report_error(c, err, "cannot apply the group's partition assignment");
+        return;
+    }
     /* During close a last assignment may still arrive (a rebalance that was under way);
      * it is applied for the group's sake but its messages are not wanted any more. */
     c->delivering = c->phase == P_RUNNING;
@@ -496,11 +520,11 @@ jn_kafka_consumer *jn_kafka_consumer_new(uv_loop_t *loop, const jn_kafka_consume
         *err = errorf("kafka: consumer needs a group.id");
         return NULL;
     }
-    if (!o->topics || !o->topics[0]) {
+    if (!o->assign_only && (!o->topics || !o->topics[0])) {
         *err = errorf("kafka: consumer needs at least one topic");
         return NULL;
     }
-    for (const char *const *t = o->topics; *t; t++) {
+    for (const char *const *t = o->topics; !o->assign_only && *t; t++) {
         if (!**t) {
             *err = errorf("kafka: consumer topic name is empty");
             return NULL;
@@ -518,11 +542,17 @@ jn_kafka_consumer *jn_kafka_consumer_new(uv_loop_t *loop, const jn_kafka_consume
         *err = errorf("kafka: cannot create consumer: %s", reason);
         return NULL;
     }
-    /* Errors (main queue) join the consumer queue: one queue, one pipe. */
-    rd_kafka_poll_set_consumer(rk);
-    rd_kafka_topic_partition_list_t *topics = subscription(o->topics);
-    rd_kafka_resp_err_t serr = rd_kafka_subscribe(rk, topics);
-    rd_kafka_topic_partition_list_destroy(topics);
+    /* Errors (main queue) join the consumer queue: one queue, one pipe. Not in assign
+     * mode, where the consumer queue is the messages queue (see below). */
+    if (!o->assign_only) rd_kafka_poll_set_consumer(rk);
+    /* In assign mode nothing is subscribed, so the group is never joined: no rebalance
+     * ever comes, and close has no group to leave. */
+    rd_kafka_resp_err_t serr = 0;
+    if (!o->assign_only) {
+        rd_kafka_topic_partition_list_t *topics = subscription(o->topics);
+        serr = rd_kafka_subscribe(rk, topics);
+        rd_kafka_topic_partition_list_destroy(topics);
+    }
     if (serr) {
         /* Invalid or duplicate topic names: a setting error like the others. Not
          * subscribed, so there is no group to leave. */
@@ -537,6 +567,7 @@ jn_kafka_consumer *jn_kafka_consumer_new(uv_loop_t *loop, const jn_kafka_consume
     c->rk = rk;
     if (cbs) c->cbs = *cbs;
     c->ud = ud;
+    c->assign_only = o->assign_only;
     c->fds[0] = c->fds[1] = -1;
     int rc = pipe2(c->fds, O_NONBLOCK | O_CLOEXEC) == 0 ? 0 : uv_translate_sys_error(errno);
     if (rc == 0) rc = uv_poll_init(loop, &c->poll, c->fds[0]);
@@ -555,8 +586,21 @@ jn_kafka_consumer *jn_kafka_consumer_new(uv_loop_t *loop, const jn_kafka_consume
     c->open_handles = 2;
     c->phase = P_RUNNING;
 
-    c->queue = rd_kafka_queue_get_consumer(rk);
-    c->msgq = rd_kafka_queue_new(rk);
+    if (o->assign_only) {
+        /* A partition assigned again while its fetcher still stops (the same partition
+         * in two successive assignments, common when replaying) would lose a forwarding
+         * made by us: librdkafka clears it when the fetcher stops, after
+         * rd_kafka_assign returned, and never restores one the application made. Left
+         * alone, librdkafka forwards every started fetch queue to the consumer queue
+         * itself, so that queue carries the messages here, and errors and log lines stay
+         * on the main queue. Nothing else needs the consumer queue: no group, no
+         * rebalance, no commits. */
+        c->queue = rd_kafka_queue_get_main(rk);
+        c->msgq = rd_kafka_queue_get_consumer(rk);
+    } else {
+        c->queue = rd_kafka_queue_get_consumer(rk);
+        c->msgq = rd_kafka_queue_new(rk);
+    }
     rd_kafka_queue_io_event_enable(c->queue, c->fds[1], "1", 1);
     rd_kafka_queue_io_event_enable(c->msgq, c->fds[1], "1", 1);
     rd_kafka_set_log_queue(rk, c->queue);
@@ -573,9 +617,33 @@ jn_kafka_consumer *jn_kafka_consumer_new(uv_loop_t *loop, const jn_kafka_consume
 int jn_kafka_consumer_commit(jn_kafka_consumer *c, const rd_kafka_topic_partition_list_t *offsets) {
     if (c->phase == P_CLOSED) return RD_KAFKA_RESP_ERR__DESTROY;
     if (!offsets || offsets->cnt == 0) return RD_KAFKA_RESP_ERR__INVALID_ARG;
+    /* A replaying reader shares its group.id with nobody and restarts from the offsets
+     * its owner gives: a commit could only leave stale offsets behind under that id. */
+    if (c->assign_only) return RD_KAFKA_RESP_ERR__STATE;
     /* Not rd_kafka_commit(async): its result only reaches an offset_commit_cb. With our
      * queue as the reply queue the result is an OFFSET_COMMIT event served by service(). */
     return rd_kafka_commit_queue(c->rk, offsets, c->queue, NULL, NULL);
+}
+
+int jn_kafka_consumer_assign(jn_kafka_consumer *c, const rd_kafka_topic_partition_list_t *parts) {
+    /* In a group the group decides; the owner only answers its rebalances. */
+    if (!c->assign_only) return RD_KAFKA_RESP_ERR__STATE;
+    if (c->phase != P_RUNNING) return RD_KAFKA_RESP_ERR__DESTROY;
+    /* An empty list clears the assignment like NULL does, and on_assign gets a list
+     * either way. */
+    rd_kafka_topic_partition_list_t *none = parts ? NULL : rd_kafka_topic_partition_list_new(0);
+    const rd_kafka_topic_partition_list_t *l = parts ? parts : none;
+    c->delivering = 0;
+    rd_kafka_resp_err_t err = apply_assignment(c, l);
+    if (err) {
+        jn_log_warn("kafka", "consumer: assignment refused (%s): nothing is assigned now",
+                    rd_kafka_err2str(err));
+    } else {
+        c->delivering = l->cnt > 0;
+        if (c->cbs.on_assign) c->cbs.on_assign(c->ud, l);
+    }
+    if (none) rd_kafka_topic_partition_list_destroy(none);
+    return err;
 }
 
 void jn_kafka_consumer_pause(jn_kafka_consumer *c) {

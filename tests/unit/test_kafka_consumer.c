@@ -22,6 +22,7 @@
 #include "log.h"
 
 #define TOPIC            "orders"
+#define EMPTY_TOPIC      "orders-changelog" /* assign-mode tests: a topic never written */
 #define NPART            4
 #define MAXMSG           1000
 #define API_OFFSETCOMMIT 8 /* Kafka protocol ApiKey of OffsetCommitRequest */
@@ -59,6 +60,12 @@ typedef struct {
     int pause_at;             /* pause from inside on_message once this many arrived (0: never) */
     int hold_at;              /* hold from inside on_message once this many arrived (0: never) */
     int msgs_at_revoke;
+    int eofs;
+    int64_t eof[NPART]; /* end offset on_eof last said per partition of TOPIC, -1 before */
+    int64_t eof_empty;  /* the same for EMPTY_TOPIC's partition 0 */
+    int reassign_at;    /* assign mode: assign `reassign` from inside on_message then */
+    rd_kafka_topic_partition_list_t *reassign;
+    rd_kafka_resp_err_t reassign_err;
     char trace[64]; /* A assign, R revoke, D done, in order */
 } member;
 
@@ -106,6 +113,8 @@ static void on_message(void *ud, const jn_kafka_msg *msg) {
     m->msgs++;
     if (m->pause_at && m->msgs == m->pause_at) jn_kafka_consumer_pause(m->c);
     if (m->hold_at && m->msgs == m->hold_at) jn_kafka_consumer_hold(m->c, 1);
+    if (m->reassign_at && m->msgs == m->reassign_at)
+        m->reassign_err = jn_kafka_consumer_assign(m->c, m->reassign);
 }
 
 static void on_assign(void *ud, const rd_kafka_topic_partition_list_t *parts) {
@@ -173,6 +182,34 @@ static void on_error(void *ud, rd_kafka_resp_err_t err, const char *reason) {
     m->last_error = err;
 }
 
+/* Assign mode: each assignment replaces the previous one, and a partition assigned again
+ * starts over wherever the owner said. */
+static void on_assign_replace(void *ud, const rd_kafka_topic_partition_list_t *parts) {
+    member *m = ud;
+    check_thread(m);
+    m->assigns++;
+    trace(m, 'A');
+    for (int p = 0; p < NPART; p++) {
+        m->assigned[p] = 0;
+        m->first[p] = m->next[p] = -1;
+    }
+    for (int i = 0; i < parts->cnt; i++)
+        if (strcmp(parts->elems[i].topic, TOPIC) == 0 && parts->elems[i].partition < NPART)
+            m->assigned[parts->elems[i].partition] = 1;
+}
+
+static void on_eof(void *ud, const char *topic, int32_t partition, int64_t offset) {
+    member *m = ud;
+    check_thread(m);
+    m->eofs++;
+    if (strcmp(topic, TOPIC) == 0 && partition >= 0 && partition < NPART)
+        m->eof[partition] = offset;
+    else if (strcmp(topic, EMPTY_TOPIC) == 0 && partition == 0)
+        m->eof_empty = offset;
+    else
+        m->bad_content++;
+}
+
 static void on_done(void *arg) {
     member *m = arg;
     trace(m, 'D');
@@ -191,7 +228,8 @@ static void member_reset(member *m, enum answer answer) {
     memset(m, 0, sizeof *m);
     m->answer = answer;
     for (int p = 0; p < NPART; p++)
-        m->first[p] = m->next[p] = m->last_commit_offset[p] = m->committed[p] = -1;
+        m->first[p] = m->next[p] = m->last_commit_offset[p] = m->committed[p] = m->eof[p] = -1;
+    m->eof_empty = -1;
 }
 
 /* ---- running the loop until something happens ------------------------------------------- */
@@ -730,6 +768,224 @@ static void test_bad_settings_rejected(void **state) {
     expect_rejected("g", topics, NULL, secret, "(hidden)");
 }
 
+/* ---- assign mode ------------------------------------------------------------------------ */
+
+static const jn_kafka_consumer_cbs assign_cbs = {
+    .on_message = on_message,
+    .on_assign = on_assign_replace,
+    .on_revoke = on_revoke, /* must never run: counted in revokes */
+    .on_commit = on_commit,
+    .on_error = on_error,
+    .on_eof = on_eof,
+};
+
+static jn_kafka_consumer *make_assign(member *m, int report_eof) {
+    static const char *const extra[] = {"fetch.wait.max.ms=50", NULL};
+    jn_kafka_consumer_opts o = {
+        .brokers = rd_kafka_mock_cluster_bootstraps(mock),
+        .group_id = "g-replay",
+        .client_id = "test_kafka_consumer",
+        .extra = extra,
+        .report_eof = report_eof,
+        .assign_only = 1,
+    };
+    char *err = NULL;
+    m->c = jn_kafka_consumer_new(&loop, &o, &assign_cbs, m, &err);
+    if (!m->c) print_error("jn_kafka_consumer_new: %s\n", err);
+    free(err);
+    assert_non_null(m->c);
+    return m->c;
+}
+
+/* parts: "topic" partition offset triples, ended by a NULL topic. */
+static rd_kafka_topic_partition_list_t *parts_of(const char *topic, ...) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
+    va_list ap;
+    va_start(ap, topic);
+    for (const char *t = topic; t; t = va_arg(ap, const char *)) {
+        int32_t p = va_arg(ap, int32_t);
+        rd_kafka_topic_partition_list_add(l, t, p)->offset = va_arg(ap, int64_t);
+    }
+    va_end(ap);
+    return l;
+}
+
+static int a_eofs(void) {
+    return ma.eofs >= target;
+}
+static int a_eof_at_50(void) {
+    return ma.eof[0] == 50 && ma.eof[2] == 50;
+}
+
+/* Nothing is read before the owner assigns; then each partition from the offset it was
+ * given, an empty partition included, with an EOF for each once read to its end, and
+ * again after more messages arrived. No group: nothing to commit, no revocation. */
+static void test_assign_replays_and_reports_eof(void **state) {
+    (void)state;
+    assert_int_equal(rd_kafka_mock_topic_create(mock, EMPTY_TOPIC, 2, 1), 0);
+    produce(100); /* 25 per partition */
+    make_assign(&ma, 1);
+    run_for(1000);
+    assert_int_equal(ma.assigns + ma.msgs + ma.eofs, 0);
+
+    rd_kafka_topic_partition_list_t *l =
+        parts_of(TOPIC, (int32_t)0, (int64_t)RD_KAFKA_OFFSET_BEGINNING, TOPIC, (int32_t)2,
+                 (int64_t)10, EMPTY_TOPIC, (int32_t)0, (int64_t)RD_KAFKA_OFFSET_BEGINNING, NULL);
+    assert_int_equal(jn_kafka_consumer_assign(ma.c, l), 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    assert_int_equal(ma.assigns, 1); /* on_assign ran inside the call */
+    assert_true(ma.assigned[0] && ma.assigned[2] && !ma.assigned[1] && !ma.assigned[3]);
+
+    target = 3;
+    assert_true(run_until(a_eofs, 10000));
+    run_for(300);
+    assert_int_equal(ma.eofs, 3);
+    /* librdkafka 2.0.2 reports the end of a partition that never had a message too. */
+    assert_int_equal(ma.eof_empty, 0);
+    assert_int_equal(ma.eof[0], 25);
+    assert_int_equal(ma.eof[2], 25);
+    assert_int_equal(ma.eof[1], -1);
+    assert_int_equal(ma.msgs, 25 + 15);
+    assert_int_equal(ma.first[0], 0);
+    assert_int_equal(ma.first[2], 10);
+    assert_int_equal(ma.next[0], 25);
+    assert_int_equal(ma.next[2], 25);
+    assert_int_equal(ma.bad_content + ma.bad_order + ma.off_thread + ma.unassigned_msgs, 0);
+    assert_int_equal(jn_kafka_consumer_lag(ma.c, TOPIC, 0), 0);
+    assert_int_equal(jn_kafka_consumer_lag(ma.c, TOPIC, 1), -1);
+
+    /* Caught up again after more arrived: another EOF, at the new end. */
+    produce(100);
+    assert_true(run_until(a_eof_at_50, 10000));
+    assert_int_equal(ma.msgs, 25 + 15 + 2 * 25);
+    assert_int_equal(ma.bad_content + ma.bad_order + ma.off_thread + ma.unassigned_msgs, 0);
+
+    /* Nothing is committed under the borrowed group id. */
+    l = parts_of(TOPIC, (int32_t)0, (int64_t)5, NULL);
+    assert_int_equal(jn_kafka_consumer_commit(ma.c, l), RD_KAFKA_RESP_ERR__STATE);
+    rd_kafka_topic_partition_list_destroy(l);
+
+    uv_update_time(&loop);
+    uint64_t start = uv_now(&loop);
+    jn_kafka_consumer_close(ma.c, on_done, &ma);
+    assert_true(run_until(a_done, 10000));
+    assert_true(uv_now(&loop) - start < 3000);
+    assert_string_equal(ma.trace, "AD");
+    assert_int_equal(ma.revokes + ma.commits + ma.errors, 0);
+}
+
+/* A new assignment takes effect when the call returns: not one more message of a
+ * partition it dropped, even of those already fetched and queued (it is made from inside
+ * on_message, with most of the old partitions' messages waiting). A partition assigned
+ * again starts over from its new offset; an empty list unassigns; a bad list leaves the
+ * consumer unassigned. */
+static void test_assign_replaces_assignment(void **state) {
+    (void)state;
+    produce(400); /* 100 per partition */
+    make_assign(&ma, 0);
+    ma.reassign_at = 10;
+    ma.reassign = parts_of(TOPIC, (int32_t)2, (int64_t)RD_KAFKA_OFFSET_BEGINNING, TOPIC, (int32_t)3,
+                           (int64_t)RD_KAFKA_OFFSET_BEGINNING, NULL);
+    rd_kafka_topic_partition_list_t *l =
+        parts_of(TOPIC, (int32_t)0, (int64_t)RD_KAFKA_OFFSET_BEGINNING, TOPIC, (int32_t)1,
+                 (int64_t)RD_KAFKA_OFFSET_BEGINNING, NULL);
+    assert_int_equal(jn_kafka_consumer_assign(ma.c, l), 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    target = 210;
+    assert_true(run_until(a_reached, 10000));
+    run_for(500);
+    assert_int_equal(ma.reassign_err, 0);
+    assert_int_equal(ma.assigns, 2);
+    assert_int_equal(ma.msgs, 210);
+    assert_int_equal(ma.bad_content + ma.bad_order + ma.off_thread + ma.unassigned_msgs, 0);
+    int old = 0;
+    for (int i = 0; i < 400; i++) {
+        if (i % NPART < 2)
+            old += ma.seen[i];
+        else
+            assert_int_equal(ma.seen[i], 1);
+    }
+    assert_int_equal(old, 10);
+    rd_kafka_topic_partition_list_destroy(ma.reassign);
+    ma.reassign = NULL;
+
+    /* Partition 2 again, from offset 90: its last ten messages once more. */
+    l = parts_of(TOPIC, (int32_t)2, (int64_t)90, NULL);
+    assert_int_equal(jn_kafka_consumer_assign(ma.c, l), 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    target = 220;
+    assert_true(run_until(a_reached, 10000));
+    run_for(500);
+    assert_int_equal(ma.msgs, 220);
+    assert_int_equal(ma.first[2], 90);
+    assert_int_equal(ma.bad_content + ma.bad_order + ma.off_thread + ma.unassigned_msgs, 0);
+
+    /* NULL unassigns: nothing more arrives, on_assign hears of it with an empty list. */
+    assert_int_equal(jn_kafka_consumer_assign(ma.c, NULL), 0);
+    assert_int_equal(ma.assigns, 4);
+    produce(40);
+    run_for(1000);
+    assert_int_equal(ma.msgs, 220);
+    assert_int_equal(jn_kafka_consumer_lag(ma.c, TOPIC, 2), -1);
+
+    /* A partition listed twice: refused, and nothing is assigned. */
+    l = parts_of(TOPIC, (int32_t)1, (int64_t)0, TOPIC, (int32_t)1, (int64_t)5, NULL);
+    assert_int_equal(jn_kafka_consumer_assign(ma.c, l), RD_KAFKA_RESP_ERR__INVALID_ARG);
+    rd_kafka_topic_partition_list_destroy(l);
+    assert_int_equal(ma.assigns, 4);
+    run_for(500);
+    assert_int_equal(ma.msgs, 220);
+
+    /* Closing while partitions are being read: no revocation to wait for. */
+    l = parts_of(TOPIC, (int32_t)0, (int64_t)RD_KAFKA_OFFSET_BEGINNING, NULL);
+    assert_int_equal(jn_kafka_consumer_assign(ma.c, l), 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    uv_update_time(&loop);
+    uint64_t start = uv_now(&loop);
+    jn_kafka_consumer_close(ma.c, on_done, &ma);
+    assert_int_equal(jn_kafka_consumer_assign(ma.c, NULL), RD_KAFKA_RESP_ERR__DESTROY);
+    int at_close = ma.msgs;
+    assert_true(run_until(a_done, 10000));
+    assert_true(uv_now(&loop) - start < 3000);
+    assert_int_equal(ma.msgs, at_close);
+    assert_string_equal(ma.trace, "AAAAAD");
+    assert_int_equal(ma.revokes + ma.errors, 0);
+}
+
+/* A group member's assignment is the group's: the owner cannot set it. */
+static void test_assign_refused_in_group_mode(void **state) {
+    (void)state;
+    make(&ma, "g-no-assign");
+    rd_kafka_topic_partition_list_t *l =
+        parts_of(TOPIC, (int32_t)0, (int64_t)RD_KAFKA_OFFSET_BEGINNING, NULL);
+    assert_int_equal(jn_kafka_consumer_assign(ma.c, l), RD_KAFKA_RESP_ERR__STATE);
+    rd_kafka_topic_partition_list_destroy(l);
+    assert_true(run_until(a_assigned, 15000));
+    jn_kafka_consumer_close(ma.c, on_done, &ma);
+    assert_true(run_until(a_done, 10000));
+    assert_string_equal(ma.trace, "ARD");
+}
+
+static void test_assign_mode_settings(void **state) {
+    (void)state;
+    /* Topics are not needed, a group id still is. */
+    jn_kafka_consumer_opts o = {.brokers = "127.0.0.1:9", .assign_only = 1};
+    char *err = NULL;
+    assert_null(jn_kafka_consumer_new(&loop, &o, &assign_cbs, &ma, &err));
+    assert_non_null(err);
+    assert_non_null(strstr(err, "group.id"));
+    free(err);
+    err = NULL;
+    o.group_id = "g-replay";
+    ma.c = jn_kafka_consumer_new(&loop, &o, &assign_cbs, &ma, &err);
+    assert_null(err);
+    assert_non_null(ma.c);
+    /* Never assigned, never joined: closes at once. */
+    jn_kafka_consumer_close(ma.c, on_done, &ma);
+    assert_true(run_until(a_done, 3000));
+    assert_string_equal(ma.trace, "D");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_consume_commit_and_resume, setup, teardown),
@@ -742,6 +998,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_broker_down_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_with_broker_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_settings_rejected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_assign_replays_and_reports_eof, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_assign_replaces_assignment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_assign_refused_in_group_mode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_assign_mode_settings, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

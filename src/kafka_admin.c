@@ -1,0 +1,415 @@
+/* Topic administration for the Kafka glue: making sure a changelog topic exists with as
+ * many partitions as the stream it records, so that a key's changelog partition is its
+ * stream partition (co-partitioned).
+ *
+ * librdkafka's metadata and admin calls block (rd_kafka_metadata waits for the reply,
+ * a CreateTopics result is waited for on a queue), so they run on libuv's thread pool
+ * (uv_queue_work) with a short-lived rd_kafka_t of their own, and only the outcome comes
+ * back to the loop. The worker touches nothing but its own request, and the loop looks
+ * at the request only after the worker is done: no locks.
+ *
+ * Every failure becomes one sentence for a person (the reason), since the caller can do
+ * little more than log it and stop. That is also why the client's own log lines are
+ * switched off: its error events are collected instead, and the last one says why a
+ * broker could not be reached. */
+#define _GNU_SOURCE /* vasprintf */
+#include "kafka.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* How long one metadata request may take before the brokers count as unreachable. */
+#define METADATA_TIMEOUT_MS 5000
+/* How long the controller may take to create the topic on its brokers, and how long the
+ * request itself may take on top of that. */
+#define CREATE_OPERATION_TIMEOUT_MS 5000
+#define CREATE_REQUEST_TIMEOUT_MS   8000
+#define MAX_REPLICATION_FACTOR      3
+
+typedef struct {
+    uv_work_t work;
+    /* The caller's arguments, copied: the worker runs after the call returned. */
+    char *brokers;
+    char **extra;
+    char *topic;
+    char *like;
+    char **configs;
+    jn_kafka_topic_cb cb;
+    void *ud;
+    /* The outcome, written by the worker and read on the loop once it is done. */
+    int err;
+    int partitions;
+    char *reason;
+    /* The worker's client and what it said about brokers it could not reach. */
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *mainq;
+    char last_broker_error[512];
+} ensure_req;
+
+/* ---- small helpers ------------------------------------------------------------------- */
+
+static char *dup_or_null(const char *s) {
+    if (!s) return NULL;
+    char *d = strdup(s);
+    if (!d) abort();
+    return d;
+}
+
+static char **dup_strv(const char *const *v) {
+    if (!v) return NULL;
+    size_t n = 0;
+    while (v[n])
+        n++;
+    char **d = calloc(n + 1, sizeof *d);
+    if (!d) abort();
+    for (size_t i = 0; i < n; i++)
+        d[i] = dup_or_null(v[i]);
+    return d;
+}
+
+static void free_strv(char **v) {
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void fail(ensure_req *r, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail(ensure_req *r, int err, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    free(r->reason);
+    if (vasprintf(&r->reason, fmt, ap) < 0) abort();
+    va_end(ap);
+    r->err = err;
+}
+
+static void succeed(ensure_req *r, int partitions, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void succeed(ensure_req *r, int partitions, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    free(r->reason);
+    if (vasprintf(&r->reason, fmt, ap) < 0) abort();
+    va_end(ap);
+    r->err = 0;
+    r->partitions = partitions;
+}
+
+/* Settings whose value must not end up in a reason (which gets logged). */
+static int secret_setting(const char *name) {
+    return strstr(name, "password") || strstr(name, "secret") || strstr(name, ".pem");
+}
+
+/* Splits "key=value" at the first '='; 0 when there is no key. */
+static int split_setting(const char *kv, char **key, const char **value) {
+    const char *eq = strchr(kv, '=');
+    if (!eq || eq == kv) return 0;
+    *key = strndup(kv, (size_t)(eq - kv));
+    if (!*key) abort();
+    *value = eq + 1;
+    return 1;
+}
+
+/* ---- the worker (thread pool) --------------------------------------------------------- */
+
+static int check_args(ensure_req *r) {
+    if (!r->topic || !*r->topic || !r->like || !*r->like) {
+        fail(r, RD_KAFKA_RESP_ERR__INVALID_ARG,
+             "kafka: topic ensure needs a topic and the topic "
+             "whose partition count it copies");
+        return -1;
+    }
+    if (strcmp(r->topic, r->like) == 0) {
+        fail(r, RD_KAFKA_RESP_ERR__INVALID_ARG,
+             "kafka: changelog topic \"%s\" is the stream topic itself: give it a name of its own",
+             r->topic);
+        return -1;
+    }
+    /* Checked before anything is asked of Kafka, so a mistyped setting is found even
+     * while the topic exists and the settings are not needed. */
+    for (char **c = r->configs; c && *c; c++) {
+        char *key;
+        const char *value;
+        if (!split_setting(*c, &key, &value)) {
+            fail(r, RD_KAFKA_RESP_ERR__INVALID_ARG,
+                 "kafka: topic setting \"%s\" for \"%s\" is not key=value", *c, r->topic);
+            return -1;
+        }
+        free(key);
+    }
+    return 0;
+}
+
+static int set(ensure_req *r, rd_kafka_conf_t *conf, const char *key, const char *value) {
+    char errstr[512];
+    if (rd_kafka_conf_set(conf, key, value, errstr, sizeof errstr) == RD_KAFKA_CONF_OK) return 0;
+    fail(r, RD_KAFKA_RESP_ERR__INVALID_ARG, "kafka: setting %s=%s rejected: %s", key,
+         secret_setting(key) ? "(hidden)" : value, errstr);
+    return -1;
+}
+
+static int make_client(ensure_req *r) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    int rc = 0;
+    if (r->brokers) rc = set(r, conf, "bootstrap.servers", r->brokers);
+    if (!rc) rc = set(r, conf, "client.id", "junction-admin");
+    /* extra comes last so a deployment can override the above, as for the other clients
+     * (security settings, mostly). */
+    for (char **e = r->extra; !rc && e && *e; e++) {
+        char *key;
+        const char *value;
+        if (!split_setting(*e, &key, &value)) {
+            fail(r, RD_KAFKA_RESP_ERR__INVALID_ARG, "kafka: extra setting \"%s\" is not key=value",
+                 secret_setting(*e) ? "(hidden)" : *e);
+            rc = -1;
+            break;
+        }
+        rc = set(r, conf, key, value);
+        free(key);
+    }
+    if (rc) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    char errstr[512];
+    /* No log lines from librdkafka's threads: what matters comes back in the reason. */
+    rd_kafka_conf_set_log_cb(conf, NULL);
+    r->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (!r->rk) {
+        rd_kafka_conf_destroy(conf); /* still ours on failure */
+        fail(r, RD_KAFKA_RESP_ERR__INVALID_ARG, "kafka: cannot create the admin client: %s",
+             errstr);
+        return -1;
+    }
+    r->mainq = rd_kafka_queue_get_main(r->rk);
+    return 0;
+}
+
+/* Keeps the last broker error librdkafka reported (connection refused, name not
+ * resolved, TLS or SASL failures...): the metadata call itself only says it timed out. */
+static void collect_errors(ensure_req *r) {
+    rd_kafka_event_t *ev;
+    while ((ev = rd_kafka_queue_poll(r->mainq, 0)) != NULL) {
+        /* "n/n brokers are down" says less than the error before it. */
+        if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_ERROR &&
+            rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+            snprintf(r->last_broker_error, sizeof r->last_broker_error, "%s",
+                     rd_kafka_event_error_string(ev));
+        rd_kafka_event_destroy(ev);
+    }
+}
+
+static const rd_kafka_metadata_topic_t *find_topic(const struct rd_kafka_metadata *md,
+                                                   const char *name) {
+    for (int i = 0; i < md->topic_cnt; i++)
+        if (strcmp(md->topics[i].topic, name) == 0) return &md->topics[i];
+    return NULL;
+}
+
+/* A topic the metadata knows, or NULL; UNKNOWN_TOPIC_OR_PART also means "not there". */
+static const rd_kafka_metadata_topic_t *existing(const struct rd_kafka_metadata *md,
+                                                 const char *name) {
+    const rd_kafka_metadata_topic_t *t = find_topic(md, name);
+    if (t && t->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART && t->partition_cnt == 0)
+        return NULL;
+    return t;
+}
+
+enum lookup { L_DONE, L_MISSING };
+
+/* Looks both topics up. L_DONE with the outcome set, or L_MISSING with *like_cnt and
+ * *brokers set when the topic is to be created. */
+static enum lookup look_up(ensure_req *r, int *like_cnt, int *brokers) {
+    const struct rd_kafka_metadata *md = NULL;
+    /* All topics rather than the two by name: asking for a missing topic by name makes a
+     * broker with auto.create.topics.enable create it, with its default partition count
+     * and settings, which is exactly what must not happen to a changelog. */
+    rd_kafka_resp_err_t merr = rd_kafka_metadata(r->rk, 1, NULL, &md, METADATA_TIMEOUT_MS);
+    if (merr) {
+        collect_errors(r);
+        fail(r, merr, "kafka: cannot reach the brokers (%s) to look up topic \"%s\": %s%s%s",
+             r->brokers ? r->brokers : "from extra settings", r->topic, rd_kafka_err2str(merr),
+             r->last_broker_error[0] ? "; last broker error: " : "", r->last_broker_error);
+        return L_DONE;
+    }
+    enum lookup out = L_DONE;
+    const rd_kafka_metadata_topic_t *like = existing(md, r->like);
+    const rd_kafka_metadata_topic_t *t = existing(md, r->topic);
+    if (!like) {
+        fail(r, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+             "kafka: topic \"%s\" does not exist (or this client may not see it), so the "
+             "partition count of its changelog \"%s\" is unknown: create \"%s\" first",
+             r->like, r->topic, r->like);
+    } else if (like->partition_cnt == 0) {
+        fail(r, like->err ? like->err : RD_KAFKA_RESP_ERR_UNKNOWN,
+             "kafka: cannot learn the partition count of topic \"%s\": %s", r->like,
+             rd_kafka_err2str(like->err));
+    } else if (t && t->partition_cnt == 0) {
+        fail(r, t->err ? t->err : RD_KAFKA_RESP_ERR_UNKNOWN,
+             "kafka: cannot learn the partition count of topic \"%s\": %s", r->topic,
+             rd_kafka_err2str(t->err));
+    } else if (t && t->partition_cnt != like->partition_cnt) {
+        fail(r, RD_KAFKA_RESP_ERR_INVALID_PARTITIONS,
+             "kafka: changelog topic \"%s\" has %d partition(s) but its stream \"%s\" has %d; "
+             "they must be equal, or keys are restored into the wrong partition. Delete \"%s\" "
+             "so that it is created again with %d partition(s), or configure another "
+             "changelog topic name (adding partitions to it would not do: its keys would stay "
+             "where the old count put them)",
+             r->topic, t->partition_cnt, r->like, like->partition_cnt, r->topic,
+             like->partition_cnt);
+    } else if (t) {
+        succeed(r, t->partition_cnt, "kafka: topic \"%s\" exists with %d partition(s), like \"%s\"",
+                r->topic, t->partition_cnt, r->like);
+    } else {
+        *like_cnt = like->partition_cnt;
+        *brokers = md->broker_cnt;
+        out = L_MISSING;
+    }
+    rd_kafka_metadata_destroy(md);
+    return out;
+}
+
+enum create { C_CREATED, C_RECHECK, C_FAILED };
+
+static enum create create_topic(ensure_req *r, int partitions, int replication) {
+    char errstr[512];
+    rd_kafka_NewTopic_t *nt =
+        rd_kafka_NewTopic_new(r->topic, partitions, replication, errstr, sizeof errstr);
+    if (!nt) {
+        fail(r, RD_KAFKA_RESP_ERR__INVALID_ARG, "kafka: cannot create topic \"%s\": %s", r->topic,
+             errstr);
+        return C_FAILED;
+    }
+    for (char **c = r->configs; c && *c; c++) {
+        char *key = NULL;
+        const char *value = NULL;
+        if (!split_setting(*c, &key, &value)) continue; /* refused in check_args */
+        rd_kafka_resp_err_t e = rd_kafka_NewTopic_set_config(nt, key, value);
+        free(key);
+        if (e) {
+            fail(r, e, "kafka: topic setting \"%s\" for \"%s\": %s", *c, r->topic,
+                 rd_kafka_err2str(e));
+            rd_kafka_NewTopic_destroy(nt);
+            return C_FAILED;
+        }
+    }
+    rd_kafka_AdminOptions_t *opts =
+        rd_kafka_AdminOptions_new(r->rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    /* The operation timeout makes the controller answer only once the topic exists on
+     * its brokers, so that a metadata request right after finds it. */
+    rd_kafka_AdminOptions_set_operation_timeout(opts, CREATE_OPERATION_TIMEOUT_MS, errstr,
+                                                sizeof errstr);
+    rd_kafka_AdminOptions_set_request_timeout(opts, CREATE_REQUEST_TIMEOUT_MS, errstr,
+                                              sizeof errstr);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(r->rk);
+    rd_kafka_CreateTopics(r->rk, &nt, 1, opts, q);
+    /* librdkafka answers by itself when the request timeout passes; the margin only
+     * guards against waiting forever should it not. */
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, CREATE_REQUEST_TIMEOUT_MS + 5000);
+    enum create out = C_FAILED;
+    const char *what = NULL;
+    /* Two kinds of failure: the request got no answer (no controller, timeout, an old
+     * broker) or the controller answered and refused this topic (policy, replication,
+     * authorization, a bad setting). */
+    int answered = 0;
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__TIMED_OUT;
+    if (ev && rd_kafka_event_error(ev)) {
+        e = rd_kafka_event_error(ev);
+        what = rd_kafka_event_error_string(ev);
+    } else if (ev) {
+        size_t n = 0;
+        const rd_kafka_topic_result_t **res =
+            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+        e = n == 1 ? rd_kafka_topic_result_error(res[0]) : RD_KAFKA_RESP_ERR__BAD_MSG;
+        what = n == 1 ? rd_kafka_topic_result_error_string(res[0]) : NULL;
+        answered = n == 1;
+    }
+    if (!what) what = rd_kafka_err2str(e);
+    if (answered && e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        succeed(r, partitions,
+                "kafka: created topic \"%s\" with %d partition(s) like \"%s\", "
+                "replication factor %d",
+                r->topic, partitions, r->like, replication);
+        out = C_CREATED;
+    } else if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS ||
+               e == RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT) {
+        /* Someone else created it meanwhile (another instance starting at the same
+         * time), or the controller is still at it: what counts is what exists now. */
+        fail(r, e, "kafka: topic \"%s\" was missing a moment ago, and creating it says: %s",
+             r->topic, what);
+        out = C_RECHECK;
+    } else if (answered) {
+        fail(r, e,
+             "kafka: creating topic \"%s\" (%d partition(s), replication factor %d) was "
+             "refused: %s",
+             r->topic, partitions, replication, what);
+    } else {
+        collect_errors(r);
+        fail(r, e,
+             "kafka: creating topic \"%s\" (%d partition(s), replication factor %d) failed: "
+             "%s%s%s",
+             r->topic, partitions, replication, what,
+             r->last_broker_error[0] ? "; last broker error: " : "", r->last_broker_error);
+    }
+    if (ev) rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_NewTopic_destroy(nt);
+    return out;
+}
+
+static void ensure_work(uv_work_t *w) {
+    ensure_req *r = w->data;
+    if (check_args(r) != 0 || make_client(r) != 0) return;
+    /* Twice at most: a create that lost a race is followed by one more look. */
+    for (int round = 0; round < 2; round++) {
+        int like_cnt = 0, brokers = 0;
+        if (look_up(r, &like_cnt, &brokers) == L_DONE) break;
+        if (round == 1) {
+            /* Still missing after the create said it exists or is under way: keep the
+             * create's error and reason. */
+            break;
+        }
+        int replication = brokers < MAX_REPLICATION_FACTOR ? brokers : MAX_REPLICATION_FACTOR;
+        if (replication < 1) replication = 1;
+        if (create_topic(r, like_cnt, replication) != C_RECHECK) break;
+    }
+    rd_kafka_queue_destroy(r->mainq);
+    /* Blocks while librdkafka joins its threads: fine on a pool thread. */
+    rd_kafka_destroy(r->rk);
+}
+
+/* ---- on the loop ---------------------------------------------------------------------- */
+
+static void ensure_done(uv_work_t *w, int status) {
+    ensure_req *r = w->data;
+    (void)status; /* never cancelled: nobody else knows the request */
+    if (r->cb) r->cb(r->ud, r->err, r->err ? 0 : r->partitions, r->reason);
+    free(r->brokers);
+    free_strv(r->extra);
+    free(r->topic);
+    free(r->like);
+    free_strv(r->configs);
+    free(r->reason);
+    free(r);
+}
+
+void jn_kafka_topic_ensure(uv_loop_t *loop, const char *brokers, const char *const *extra,
+                           const char *topic, const char *like_topic, const char *const *configs,
+                           jn_kafka_topic_cb cb, void *ud) {
+    ensure_req *r = calloc(1, sizeof *r);
+    if (!r) abort();
+    r->brokers = dup_or_null(brokers);
+    r->extra = dup_strv(extra);
+    r->topic = dup_or_null(topic);
+    r->like = dup_or_null(like_topic);
+    r->configs = dup_strv(configs);
+    r->cb = cb;
+    r->ud = ud;
+    r->work.data = r;
+    /* Fails only without a work callback. */
+    if (uv_queue_work(loop, &r->work, ensure_work, ensure_done) != 0) abort();
+}
