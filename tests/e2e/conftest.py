@@ -30,7 +30,9 @@ def lua_value(v):
     if isinstance(v, str):
         return json.dumps(v)
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{k} = {lua_value(x)}" for k, x in v.items()) + "}"
+        return "{" + ", ".join(f"[{json.dumps(k)}] = {lua_value(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, list):
+        return "{" + ", ".join(lua_value(x) for x in v) + "}"
     raise TypeError(v)
 
 

@@ -32,7 +32,7 @@ def test_the_orders_example_delivers_every_order_enriched_to_both_sinks(make_jun
               "orders": f"orders_{tag}", "enriched": f"orders_enriched_{tag}",
               "dead": f"dead_letter_{tag}"}
     api = make_junction({"api": {"crm": {"count": 200}, "inventory": {"count": 10}}})
-    make_junction({"producer": {"poll_interval_ms": 200,
+    producer = make_junction({"producer": {"poll_interval_ms": 200,
                                 "crm": {"url": api.crm + "/customers",
                                         "topic": topics["customers"]},
                                 "inventory": {"url": api.inventory + "/products",
@@ -46,6 +46,9 @@ def test_the_orders_example_delivers_every_order_enriched_to_both_sinks(make_jun
                "items": [{"productId": rng.choice(list(products)), "quantity": rng.randint(1, 5)}
                          for _ in range(rng.randint(1, 3))]} for i in range(500)]
     produce(topics["orders"], orders)
+    # Tables are read to their end as of the start: have them published first.
+    assert wait_until(lambda: (producer.metric("junction_producer_records_total",
+                                               result="published") or 0) >= 210, 60)
 
     # The example itself, with its topics and addresses from the environment.
     c = make_junction(command="consume", start=False, env={
