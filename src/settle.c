@@ -300,9 +300,13 @@ static void call_decide(jn_settle *s, jn_settle_msg *m, int held, uint64_t now_m
         if (!m->refused) m->refused = dup_str(failed);
         call_records_join(s, m);
     } else if (s->call_answered) {
-        /* it waits in the answering record(s) already */
+        /* It waits in the answering record(s) already, and for the call's other records
+         * too: they are its output, and settling before they are delivered would let a
+         * crash lose them. */
+        call_records_join(s, m);
     } else if (held && m->in_waiting) {
         held_insert(s, m, now_ms + hold_ms);
+        call_records_join(s, m);
     } else {
         /* filtered, or the id changed: what the call produced stands for m */
         waiting_remove(s, m);

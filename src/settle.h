@@ -107,9 +107,11 @@ jn_settle_rec *jn_settle_record(jn_settle *s, const char *id, int nsinks, void *
  *   failed (non-NULL: the call raised, failed says why): m leaves waiting, is refused
  *     with that reason (unless already refused), waits for every record the call
  *     produced and finishes once they are reported (at once when there is none);
- *   a record of the call answered its id: m waits for the answering record(s);
+ *   a record of the call answered its id: m waits for the answering record(s) and for
+ *     every other record of the call;
  *   held: m stays in waiting until now_ms + hold_ms (jn_settle_expire), released by a
- *     later record with its id (ignored when m has no id: nothing could release it);
+ *     later record with its id (ignored when m has no id: nothing could release it), and
+ *     waits for every record the call produced as well;
  *   otherwise (filtered, or the transform changed the id): m leaves waiting and waits
  *     for every record the call produced; with none it finishes at once.
  * Records of the call whose sinks all reported before this point complete here, after m

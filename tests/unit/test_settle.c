@@ -367,14 +367,18 @@ static void test_held_released_by_another_call(void **state) {
     jn_settle_rec *ra = jn_settle_record(&f->s, "a", 1, NULL);
     jn_settle_rec *rb = jn_settle_record(&f->s, "b", 1, NULL);
     assert_int_equal(jn_settle_call_end(&f->s, 0, 0, 0, NULL), 0);
-    assert_int_equal(ra->nmsgs, 1);
+    /* m waits for both records of its call; held for the one with its id */
+    assert_int_equal(ra->nmsgs, 2);
     assert_ptr_equal(ra->msgs[0], &held->sm);
+    assert_ptr_equal(ra->msgs[1], &m->sm);
     assert_int_equal(rb->nmsgs, 1);
     assert_ptr_equal(rb->msgs[0], &m->sm);
     jn_settle_report(&f->s, rb, 0, NULL);
-    assert_finished(f, 0, m, NULL);
+    assert_int_equal(f->finished, 0);
     jn_settle_report(&f->s, ra, 0, NULL);
-    assert_finished(f, 1, held, NULL);
+    assert_int_equal(f->finished, 2);
+    assert_int_equal(held->sm.finished, 1);
+    assert_int_equal(m->sm.finished, 1);
     free(held);
     free(m);
 }
@@ -613,22 +617,38 @@ static void test_orphan_refused(void **state) {
     assert_int_equal(f->finished, 0);
 }
 
-static void test_unjoined_call_record_is_orphan(void **state) {
+static void test_held_call_waits_for_its_other_records(void **state) {
     fixture *f = *state;
     tmsg *m = new_msg("m");
-    int data;
-    /* the call holds its message and emits an unrelated record: that one is nobody's */
+    /* the call holds its message and emits an unrelated record (a released customer, say):
+     * the message waits for it as well as for its release */
     jn_settle_call_begin(&f->s, &m->sm, "c1");
-    jn_settle_rec *r = jn_settle_record(&f->s, "z", 1, &data);
+    jn_settle_rec *r = jn_settle_record(&f->s, "z", 1, NULL);
     assert_int_equal(jn_settle_call_end(&f->s, 1, 0, 100, NULL), 0);
-    assert_int_equal(r->nmsgs, 0);
-    jn_settle_report(&f->s, r, 500, "no");
-    assert_int_equal(f->orphans, 1);
-    assert_ptr_equal(f->orphan_owner, &data);
-    assert_int_equal(f->finished, 0);
+    assert_int_equal(r->nmsgs, 1);
     assert_int_equal(m->sm.held, 1);
-    jn_settle_forget(&f->s, &m->sm);
-    free(m);
+    jn_settle_rec *release = jn_settle_record(&f->s, "c1", 1, NULL);
+    jn_settle_report(&f->s, release, 0, NULL);
+    assert_int_equal(f->finished, 0); /* the other record is still out */
+    jn_settle_report(&f->s, r, 500, "no");
+    assert_finished(f, 0, m, "no");
+    assert_int_equal(f->orphans, 0);
+}
+
+static void test_answered_call_waits_for_its_other_records(void **state) {
+    fixture *f = *state;
+    tmsg *m = new_msg("m");
+    /* one record answers the message's id, a second one has another id: settling after
+     * the first alone would let a crash lose the second */
+    jn_settle_call_begin(&f->s, &m->sm, "c1");
+    jn_settle_rec *own = jn_settle_record(&f->s, "c1", 1, NULL);
+    jn_settle_rec *copy = jn_settle_record(&f->s, "copy-c1", 1, NULL);
+    assert_int_equal(jn_settle_call_end(&f->s, 0, 0, 0, NULL), 0);
+    assert_int_equal(copy->nmsgs, 1);
+    jn_settle_report(&f->s, own, 0, NULL);
+    assert_int_equal(f->finished, 0);
+    jn_settle_report(&f->s, copy, 0, NULL);
+    assert_finished(f, 0, m, NULL);
 }
 
 /* ---- reports inside a call (the host never does it; the machine copes) ------------- */
@@ -660,13 +680,13 @@ static void test_report_inside_call_answered(void **state) {
     assert_int_equal(f->finished, 0); /* in a call: only call_end decides */
     jn_settle_rec *later = jn_settle_record(&f->s, "y", 1, NULL);
     f->free_on_finish = 1;
-    assert_int_equal(jn_settle_call_end(&f->s, 0, 0, 0, NULL), 1);
-    assert_finished(f, 0, m, NULL);
-    /* the later record answered nobody and is still out */
+    /* the later record is the call's output too: m waits for it */
+    assert_int_equal(jn_settle_call_end(&f->s, 0, 0, 0, NULL), 0);
     assert_int_equal(f->s.nrecs, 1);
     assert_ptr_equal(f->s.recs, later);
-    assert_int_equal(later->nmsgs, 0);
+    assert_int_equal(later->nmsgs, 1);
     jn_settle_report(&f->s, later, 0, NULL);
+    assert_finished(f, 0, m, NULL);
     assert_int_equal(f->s.nrecs, 0);
 }
 
@@ -908,7 +928,8 @@ int main(void) {
         T(test_refusal_reasons),
         T(test_refused_without_reason),
         T(test_orphan_refused),
-        T(test_unjoined_call_record_is_orphan),
+        T(test_held_call_waits_for_its_other_records),
+        T(test_answered_call_waits_for_its_other_records),
         T(test_report_inside_call_refusal_reaches_message),
         T(test_report_inside_call_answered),
         T(test_report_inside_call_of_older_record),
