@@ -339,7 +339,11 @@ static int holding(const jn_kafka_consumer *c) {
 static int drain_queue(jn_kafka_consumer *c, rd_kafka_queue_t *q) {
     rd_kafka_event_t *ev;
     int n = 0;
-    for (; n < DRAIN_BATCH && (ev = rd_kafka_queue_poll(q, 0)) != NULL; n++) {
+    /* A hold the owner sets while messages are served takes effect at the next one, not
+     * after the batch: the owner counts on it to bound what it has in hand. */
+    for (; n < DRAIN_BATCH && !(q == c->msgq && holding(c)) &&
+           (ev = rd_kafka_queue_poll(q, 0)) != NULL;
+         n++) {
         switch (rd_kafka_event_type(ev)) {
         case RD_KAFKA_EVENT_FETCH:
             on_fetch(c, ev);
