@@ -43,6 +43,8 @@ typedef struct {
     char *topic;
     char *changelog; /* streams: compacted topic restoring the transform's per-key state
                       * when a partition is assigned; NULL when off */
+    int changelog_auto; /* restore from the stream topic itself when it is compacted (no
+                         * changelog writes), else from `changelog` */
 } jn_input_config;
 
 typedef enum { JN_SINK_HTTP, JN_SINK_KAFKA } jn_sink_type;
@@ -154,6 +156,7 @@ typedef struct jn_config {
         int dedupe_ttl_s;
         int hold_max;
         int hold_ms;
+        int changelog;
     } consumer;
     /* `pipelines` in the file, or one pipeline built from the consumer.* keys (the
      * seed's) when the file has none. */

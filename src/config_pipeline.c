@@ -76,7 +76,7 @@ static const pkey dedupe_keys[] = {
 };
 static const pkey stream_keys[] = {
     {"topic", "required", NULL, 0, "Kafka topic; `<s> = \"topic\"` is short for { topic = \"topic\" }"},
-    {"changelog", "false", NULL, 0, "compacted topic restoring the transform's per-key state: true for \"<group_id>-<s>-changelog\", or a topic"},
+    {"changelog", "false", NULL, 0, "compacted topic restoring the transform's per-key state: true for \"<group_id>-<s>-changelog\", a topic, or \"auto\": the stream topic itself when it is compacted, else the former"},
 };
 static const pkey table_keys[] = {
     {"topic", "required", NULL, 0, "Kafka topic; `<t> = \"topic\"` is short for { topic = \"topic\" }"},
@@ -740,16 +740,22 @@ static char *changelog_name(const char *group_id, const char *input) {
     return s;
 }
 
-/* true: the topic named after the group and the stream; a string: that topic; false or
- * nothing: none. */
+/* true: the topic named after the group and the stream; "auto": the stream topic itself
+ * when it is compacted, else that named topic; a string: that topic; false or nothing:
+ * none. */
 static int read_changelog(reader *r, int t, const char *at, const char *group_id,
                           jn_input_config *in) {
     int type = field(r->L, t, "changelog");
     const char *topic = plain_string(r->L);
     if (type != LUA_TNIL && type != LUA_TBOOLEAN && !topic)
         return bad_value(r, at, "changelog",
-                         "true (for \"<group_id>-<name>-changelog\"), false or a topic name", NULL);
-    if (topic)
+                         "true (for \"<group_id>-<name>-changelog\"), \"auto\", false or a "
+                         "topic name",
+                         NULL);
+    if (topic && !strcmp(topic, "auto")) {
+        in->changelog = changelog_name(group_id, in->name);
+        in->changelog_auto = 1;
+    } else if (topic)
         in->changelog = strdup(topic);
     else if (lua_toboolean(r->L, -1))
         in->changelog = changelog_name(group_id, in->name);
@@ -1084,7 +1090,8 @@ void jn_config_pipelines_default(jn_config *cfg) {
     p->streams = calloc(1, sizeof *p->streams);
     p->nstreams = 1;
     set_input(p->streams, "customers", cfg->consumer.customer_topic,
-              changelog_name(p->group_id, "customers"));
+              cfg->consumer.changelog ? changelog_name(p->group_id, "customers") : NULL);
+    p->streams[0].changelog_auto = cfg->consumer.changelog;
     p->tables = calloc(1, sizeof *p->tables);
     p->ntables = 1;
     set_input(p->tables, "products", cfg->consumer.product_topic, NULL);

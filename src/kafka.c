@@ -337,19 +337,12 @@ int jn_kafka_produce(jn_kafka_producer *p, const char *topic, const void *key, s
                    opaque, RD_KAFKA_MSG_F_COPY);
 }
 
-int jn_kafka_produce_to(jn_kafka_producer *p, const char *topic, int32_t partition,
-                        const void *key, size_t key_len, const void *value, size_t value_len,
-                        const char *const *headers, void *opaque) {
-    return produce(p, topic, partition, key, key_len, value, value_len, headers, opaque,
-                   RD_KAFKA_MSG_F_COPY);
-}
-
-int jn_kafka_produce_ref(jn_kafka_producer *p, const char *topic, const void *key, size_t key_len,
-                         const void *value, size_t value_len, void *opaque) {
+int jn_kafka_produce_ref(jn_kafka_producer *p, const char *topic, int32_t partition,
+                         const void *key, size_t key_len, const void *value, size_t value_len,
+                         void *opaque) {
     /* No flag: librdkafka points at the value until the message is destroyed, which is
      * after its delivery report was served. It copies the key in any case. */
-    return produce(p, topic, RD_KAFKA_PARTITION_UA, key, key_len, value, value_len, NULL, opaque,
-                   0);
+    return produce(p, topic, partition, key, key_len, value, value_len, NULL, opaque, 0);
 }
 
 long jn_kafka_producer_inflight(const jn_kafka_producer *p) {

@@ -35,17 +35,15 @@ jn_kafka_producer *jn_kafka_producer_new(uv_loop_t *loop, const jn_kafka_produce
  * message that can never be sent. Headers are NULL-terminated name/value pairs. */
 int jn_kafka_produce(jn_kafka_producer *p, const char *topic, const void *key, size_t key_len,
                      const void *value, size_t value_len, const char *const *headers, void *opaque);
-/* The same to one partition (RD_KAFKA_PARTITION_UA: the partitioner's choice), for
- * topics co-partitioned with another, such as a stream's changelog. */
-int jn_kafka_produce_to(jn_kafka_producer *p, const char *topic, int32_t partition,
-                        const void *key, size_t key_len, const void *value, size_t value_len,
-                        const char *const *headers, void *opaque);
-/* jn_kafka_produce without headers and without copying the value: it must stay valid and
+/* jn_kafka_produce without headers and without copying the value, to partition
+ * (RD_KAFKA_PARTITION_UA: the partitioner's choice; a number for a topic co-partitioned
+ * with another, such as a stream's changelog): it must stay valid and
  * unchanged until the message's delivery callback has run (which close also brings about,
  * through the purge). For a caller that keeps each record until it is reported anyway;
  * saves a copy of every message held in librdkafka's queue. */
-int jn_kafka_produce_ref(jn_kafka_producer *p, const char *topic, const void *key, size_t key_len,
-                         const void *value, size_t value_len, void *opaque);
+int jn_kafka_produce_ref(jn_kafka_producer *p, const char *topic, int32_t partition,
+                         const void *key, size_t key_len, const void *value, size_t value_len,
+                         void *opaque);
 /* Messages queued and not yet reported. */
 long jn_kafka_producer_inflight(const jn_kafka_producer *p);
 /* Whether a broker is currently reachable, as librdkafka last reported. */
@@ -169,5 +167,13 @@ typedef void (*jn_kafka_topic_cb)(void *ud, int err, int partitions, const char 
 void jn_kafka_topic_ensure(uv_loop_t *loop, const char *brokers, const char *const *extra,
                            const char *topic, const char *like_topic, const char *const *configs,
                            jn_kafka_topic_cb cb, void *ud);
+
+/* Whether `topic` is compacted (its cleanup.policy includes "compact"), read from the
+ * brokers in the same way (thread pool, own client, timeouts): err 0 and compacted 0 or 1,
+ * or err != 0 (the topic does not exist, brokers unreachable) with the reason. cb runs
+ * once on a later loop turn; reason is valid only during the call. */
+typedef void (*jn_kafka_policy_cb)(void *ud, int err, int compacted, const char *reason);
+void jn_kafka_topic_compacted(uv_loop_t *loop, const char *brokers, const char *const *extra,
+                              const char *topic, jn_kafka_policy_cb cb, void *ud);
 
 #endif

@@ -46,6 +46,9 @@ typedef struct {
     rd_kafka_t *rk;
     rd_kafka_queue_t *mainq;
     char last_broker_error[512];
+    /* jn_kafka_topic_compacted: its callback and answer */
+    jn_kafka_policy_cb policy_cb;
+    int compacted;
 } ensure_req;
 
 /* ---- small helpers ------------------------------------------------------------------- */
@@ -412,4 +415,81 @@ void jn_kafka_topic_ensure(uv_loop_t *loop, const char *brokers, const char *con
     r->work.data = r;
     /* Fails only without a work callback. */
     if (uv_queue_work(loop, &r->work, ensure_work, ensure_done) != 0) abort();
+}
+
+/* ---- a topic's cleanup policy -------------------------------------------------------- */
+
+/* Asks the brokers for topic's cleanup.policy (DescribeConfigs): compacted when it
+ * includes "compact". */
+static void policy_work(uv_work_t *w) {
+    ensure_req *r = w->data;
+    if (!r->topic || !*r->topic) {
+        fail(r, RD_KAFKA_RESP_ERR__INVALID_ARG, "kafka: which topic's cleanup policy?");
+        return;
+    }
+    if (make_client(r) != 0) return;
+    char errstr[512];
+    rd_kafka_ConfigResource_t *cr = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, r->topic);
+    rd_kafka_AdminOptions_t *opts =
+        rd_kafka_AdminOptions_new(r->rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    rd_kafka_AdminOptions_set_request_timeout(opts, METADATA_TIMEOUT_MS, errstr, sizeof errstr);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(r->rk);
+    rd_kafka_DescribeConfigs(r->rk, &cr, 1, opts, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, METADATA_TIMEOUT_MS + 5000);
+    const rd_kafka_DescribeConfigs_result_t *res = ev ? rd_kafka_event_DescribeConfigs_result(ev) : NULL;
+    size_t n = 0;
+    const rd_kafka_ConfigResource_t **rs =
+        res ? rd_kafka_DescribeConfigs_result_resources(res, &n) : NULL;
+    if (!ev || rd_kafka_event_error(ev) || n != 1) {
+        collect_errors(r);
+        fail(r, ev && rd_kafka_event_error(ev) ? rd_kafka_event_error(ev) : RD_KAFKA_RESP_ERR__TIMED_OUT,
+             "kafka: cannot read the settings of topic \"%s\": %s%s%s", r->topic,
+             ev && rd_kafka_event_error(ev) ? rd_kafka_event_error_string(ev) : "no answer",
+             r->last_broker_error[0] ? "; last broker error: " : "", r->last_broker_error);
+    } else if (rd_kafka_ConfigResource_error(rs[0])) {
+        fail(r, rd_kafka_ConfigResource_error(rs[0]), "kafka: topic \"%s\": %s", r->topic,
+             rd_kafka_ConfigResource_error_string(rs[0])
+                 ? rd_kafka_ConfigResource_error_string(rs[0])
+                 : rd_kafka_err2str(rd_kafka_ConfigResource_error(rs[0])));
+    } else {
+        size_t cnt = 0;
+        const rd_kafka_ConfigEntry_t **entries = rd_kafka_ConfigResource_configs(rs[0], &cnt);
+        const char *policy = "delete"; /* the broker's default when the entry is absent */
+        for (size_t i = 0; i < cnt; i++)
+            if (!strcmp(rd_kafka_ConfigEntry_name(entries[i]), "cleanup.policy") &&
+                rd_kafka_ConfigEntry_value(entries[i]))
+                policy = rd_kafka_ConfigEntry_value(entries[i]);
+        r->compacted = strstr(policy, "compact") != NULL;
+        succeed(r, 0, "kafka: topic \"%s\" has cleanup.policy=%s", r->topic, policy);
+    }
+    if (ev) rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_ConfigResource_destroy(cr);
+    rd_kafka_queue_destroy(r->mainq);
+    rd_kafka_destroy(r->rk);
+}
+
+static void policy_done(uv_work_t *w, int status) {
+    ensure_req *r = w->data;
+    (void)status;
+    r->policy_cb(r->ud, r->err, r->err ? 0 : r->compacted, r->reason);
+    free(r->brokers);
+    free_strv(r->extra);
+    free(r->topic);
+    free(r->reason);
+    free(r);
+}
+
+void jn_kafka_topic_compacted(uv_loop_t *loop, const char *brokers, const char *const *extra,
+                              const char *topic, jn_kafka_policy_cb cb, void *ud) {
+    ensure_req *r = calloc(1, sizeof *r);
+    if (!r) abort();
+    r->brokers = dup_or_null(brokers);
+    r->extra = dup_strv(extra);
+    r->topic = dup_or_null(topic);
+    r->policy_cb = cb;
+    r->ud = ud;
+    r->work.data = r;
+    if (uv_queue_work(loop, &r->work, policy_work, policy_done) != 0) abort();
 }

@@ -49,7 +49,8 @@
 #include "strmap.h"
 #include "transform.h"
 
-#define TIMER_MS 200
+#define TIMER_MS            200
+#define CHANGELOG_LINGER_MS 50
 
 typedef struct partition {
     char topic[128];
@@ -101,6 +102,15 @@ typedef struct {
     jn_kafka_sink *kafka;
 } out_sink;
 
+/* Where a stream's join state is restored from, decided at start. */
+typedef struct {
+    struct jn_pipeline *p;
+    int stream;
+    int decided;
+    const char *restore_topic; /* the changelog, or the compacted stream topic itself */
+    int writes;                /* records are written to the changelog */
+} stream_rt;
+
 /* A table partition and whether the reader reached its end since the load started. */
 typedef struct {
     char topic[128];
@@ -138,8 +148,10 @@ struct jn_pipeline {
     int tables_loaded;
     load_set tload, rload;
     int restoring;          /* partitions being replayed */
-    int changelogs_ready;   /* every stream's changelog topic exists (or none is kept) */
-    int changelogs_waiting; /* ensures in progress */
+    int changelogs_ready; /* every stream knows where its state is restored from */
+    stream_rt srt[2 * JN_TRANSFORM_MAX_SINKS];
+    int admin_pending; /* topic requests on the thread pool: p is freed after them */
+    int closed;        /* every handle closed; freed once admin_pending is 0 */
     uint64_t load_started_ms;
     uint64_t revoke_deadline, commit_sent_ns;
     uv_timer_t timer, commit_timer, revoke_timer, ensure_timer;
@@ -290,8 +302,9 @@ static void dead_letter(jn_pipeline *p, pmsg *m, const char *reason) {
 static void write_changelog(jn_pipeline *p, pmsg *m) {
     const jn_input_config *s = &p->pc->streams[m->p->stream];
     m->kop = KOP_CHANGELOG;
-    int rc = jn_kafka_produce_to(p->producer, s->changelog, m->p->id, m->key, m->key_len,
-                                 m->value, m->value_len, NULL, m);
+    /* Not copied: the message lives until its changelog write is reported. */
+    int rc = jn_kafka_produce_ref(p->producer, s->changelog, m->p->id, m->key, m->key_len,
+                                  m->value, m->value_len, m);
     if (rc != 0) {
         jn_log_error("consumer",
                      "%s: cannot queue the changelog write of %s/%d@%lld: %s; it stays "
@@ -438,7 +451,6 @@ static void process(jn_pipeline *p, pmsg *m) {
     int held;
     long hold_ms;
     char *reason = NULL;
-    const jn_input_config *s = &p->pc->streams[m->p->stream];
     m->gates = 1;
     p->call_msg = m;
     int rc = jn_transform_call(p->tf, &info, m->value, m->value_len, &call_cbs, p, &held,
@@ -459,7 +471,8 @@ static void process(jn_pipeline *p, pmsg *m) {
         return;
     }
     /* The changelog keeps what the transform accepted, keyed like the stream. */
-    int logged = s->changelog && m->key_len && jn_transform_restores(p->tf, m->p->stream);
+    int logged = p->srt[m->p->stream].writes && m->key_len &&
+                 jn_transform_restores(p->tf, m->p->stream);
     if (logged) m->gates++;
     if (held) {
         uint64_t grace = hold_ms / 2 > 2000 ? (uint64_t)hold_ms / 2 : 2000;
@@ -713,7 +726,7 @@ static void on_kafka_error(void *ud, rd_kafka_resp_err_t err, const char *reason
 
 static int stream_of_changelog(const jn_pipeline *p, const char *topic) {
     for (int i = 0; i < p->pc->nstreams; i++)
-        if (p->pc->streams[i].changelog && !strcmp(p->pc->streams[i].changelog, topic)) return i;
+        if (p->srt[i].restore_topic && !strcmp(p->srt[i].restore_topic, topic)) return i;
     return -1;
 }
 
@@ -783,12 +796,12 @@ static void start_restore(jn_pipeline *p) {
     if (!p->restorer || !p->tables_loaded || p->restoring) return;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
     for (partition *x = p->parts; x; x = x->next) {
-        const jn_input_config *s = &p->pc->streams[x->stream];
-        if (!x->assigned || x->revoking || x->kept || !s->changelog ||
+        const char *from = p->srt[x->stream].restore_topic;
+        if (!x->assigned || x->revoking || x->kept || !from ||
             !jn_transform_restores(p->tf, x->stream))
             continue;
         x->restoring = 1;
-        rd_kafka_topic_partition_list_add(l, s->changelog, x->id)->offset =
+        rd_kafka_topic_partition_list_add(l, from, x->id)->offset =
             RD_KAFKA_OFFSET_BEGINNING;
     }
     if (l->cnt) {
@@ -806,41 +819,97 @@ static void start_restore(jn_pipeline *p) {
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-static void ensure_changelogs(jn_pipeline *p);
+static void decide_stream(stream_rt *st);
+static void pipeline_free(jn_pipeline *p);
 
-static void on_ensure_timer(uv_timer_t *t);
+/* An admin answer came back: p may have closed meanwhile, and waited for it. */
+static int admin_back(jn_pipeline *p) {
+    p->admin_pending--;
+    if (!p->closed) return 1;
+    if (p->admin_pending == 0) pipeline_free(p);
+    return 0;
+}
 
-static void on_ensured(void *ud, int err, int partitions, const char *reason) {
-    jn_pipeline *p = ud;
-    if (p->stopping) return;
-    if (err) {
-        jn_log_warn("consumer", "%s: changelog topic not ready: %s; trying again in 2 s",
-                    p->pc->name, reason);
-        p->changelogs_waiting = 0;
-        uv_timer_start(&p->ensure_timer, on_ensure_timer, 2000, 0);
-        return;
-    }
-    (void)partitions;
-    if (--p->changelogs_waiting == 0) {
-        p->changelogs_ready = 1;
-        update_flow(p);
-    }
+static void stream_decided(stream_rt *st, const char *from, int writes) {
+    jn_pipeline *p = st->p;
+    st->decided = 1;
+    st->restore_topic = from;
+    st->writes = writes;
+    for (int s = 0; s < p->pc->nstreams; s++)
+        if (p->pc->streams[s].changelog && !p->srt[s].decided) return;
+    p->changelogs_ready = 1;
+    start_restore(p);
+    update_flow(p);
 }
 
 static void on_ensure_timer(uv_timer_t *t) {
-    ensure_changelogs(t->data);
+    jn_pipeline *p = t->data;
+    for (int s = 0; s < p->pc->nstreams; s++)
+        if (p->pc->streams[s].changelog && !p->srt[s].decided) decide_stream(&p->srt[s]);
 }
 
-/* Makes sure every changelog exists, compacted, with its stream's partition count. */
-static void ensure_changelogs(jn_pipeline *p) {
-    if (p->changelogs_waiting) return;
+static void retry_later(jn_pipeline *p, const char *reason) {
+    jn_log_warn("consumer", "%s: %s; trying again in 2 s", p->pc->name, reason);
+    if (!uv_is_active((uv_handle_t *)&p->ensure_timer))
+        uv_timer_start(&p->ensure_timer, on_ensure_timer, 2000, 0);
+}
+
+static void on_ensured(void *ud, int err, int partitions, const char *reason) {
+    (void)partitions;
+    stream_rt *st = ud;
+    jn_pipeline *p = st->p;
+    if (!admin_back(p) || p->stopping) return;
+    if (err) {
+        retry_later(p, reason);
+        return;
+    }
+    jn_log_info("consumer", "%s: %s", p->pc->name, reason);
+    stream_decided(st, p->pc->streams[st->stream].changelog, 1);
+}
+
+static void ensure_changelog(stream_rt *st) {
     static const char *const configs[] = {"cleanup.policy=compact", NULL};
-    for (int s = 0; s < p->pc->nstreams; s++)
-        if (p->pc->streams[s].changelog) p->changelogs_waiting++;
-    for (int s = 0; s < p->pc->nstreams; s++)
-        if (p->pc->streams[s].changelog)
-            jn_kafka_topic_ensure(p->loop, p->cfg->kafka.brokers, NULL, p->pc->streams[s].changelog,
-                                  p->pc->streams[s].topic, configs, on_ensured, p);
+    jn_pipeline *p = st->p;
+    const jn_input_config *in = &p->pc->streams[st->stream];
+    p->admin_pending++;
+    jn_kafka_topic_ensure(p->loop, p->cfg->kafka.brokers, NULL, in->changelog, in->topic, configs,
+                          on_ensured, st);
+}
+
+/* "auto": a compacted stream topic is its own changelog (Kafka Streams does the same with
+ * a table's source topic): its replay reads about one record per key and nothing has to
+ * be written. Otherwise the dedicated changelog. */
+static void on_policy(void *ud, int err, int compacted, const char *reason) {
+    stream_rt *st = ud;
+    jn_pipeline *p = st->p;
+    if (!admin_back(p) || p->stopping) return;
+    if (err) {
+        retry_later(p, reason);
+        return;
+    }
+    const jn_input_config *in = &p->pc->streams[st->stream];
+    if (compacted) {
+        jn_log_info("consumer",
+                    "%s: stream topic %s is compacted: join state is restored from it, no "
+                    "changelog is written",
+                    p->pc->name, in->topic);
+        stream_decided(st, in->topic, 0);
+    } else {
+        jn_log_info("consumer", "%s: stream topic %s is not compacted: join state goes to %s",
+                    p->pc->name, in->topic, in->changelog);
+        ensure_changelog(st);
+    }
+}
+
+static void decide_stream(stream_rt *st) {
+    jn_pipeline *p = st->p;
+    const jn_input_config *in = &p->pc->streams[st->stream];
+    if (in->changelog_auto) {
+        p->admin_pending++;
+        jn_kafka_topic_compacted(p->loop, p->cfg->kafka.brokers, NULL, in->topic, on_policy, st);
+    } else {
+        ensure_changelog(st);
+    }
 }
 
 /* ---- rebalances and commits -------------------------------------------------------- */
@@ -1089,6 +1158,10 @@ jn_pipeline *jn_pipeline_start(uv_loop_t *loop, jn_script_host *scripts, const j
                                  .linger_ms = cfg->kafka.linger_ms,
                                  .queue_max_messages = cfg->kafka.queue_max_messages,
                                  .message_timeout_ms = cfg->kafka.message_timeout_ms};
+    /* Changelog writes and dead letters are off a record's path to its sinks (they only
+     * hold back its mark and commit), so they can wait for fuller batches: fewer requests
+     * for librdkafka and the broker. */
+    if (po.linger_ms < CHANGELOG_LINGER_MS) po.linger_ms = CHANGELOG_LINGER_MS;
     p->producer = jn_kafka_producer_new(loop, &po, on_produced, p, err);
     if (!p->producer) return NULL;
     if (pc->dedupe) {
@@ -1108,8 +1181,11 @@ jn_pipeline *jn_pipeline_start(uv_loop_t *loop, jn_script_host *scripts, const j
     uv_timer_start(&p->timer, on_timer, TIMER_MS, TIMER_MS);
 
     p->changelogs_ready = 1;
-    for (int i = 0; i < pc->nstreams; i++)
+    for (int i = 0; i < pc->nstreams; i++) {
+        p->srt[i].p = p;
+        p->srt[i].stream = i;
         if (pc->streams[i].changelog) p->changelogs_ready = 0;
+    }
     if (!p->changelogs_ready) {
         jn_kafka_consumer_cbs rcbs = {.on_message = on_restore_message,
                                       .on_commit = no_commit,
@@ -1117,7 +1193,8 @@ jn_pipeline *jn_pipeline_start(uv_loop_t *loop, jn_script_host *scripts, const j
                                       .on_eof = restore_eof};
         p->restorer = start_reader(p, "restore", NULL, 1, &rcbs, err);
         if (!p->restorer) return NULL;
-        ensure_changelogs(p);
+        for (int i = 0; i < pc->nstreams; i++)
+            if (pc->streams[i].changelog) decide_stream(&p->srt[i]);
     }
 
     if (pc->ntables) {
@@ -1193,8 +1270,15 @@ static void on_timer_closed(uv_handle_t *h) {
     jn_transform_free(p->tf);
     void (*done)(void *) = p->done;
     void *arg = p->done_arg;
-    free(p);
+    p->done = NULL;
+    /* A topic request still on the thread pool holds p: it frees it when it is back. */
+    p->closed = 1;
+    if (p->admin_pending == 0) pipeline_free(p);
     if (done) done(arg);
+}
+
+static void pipeline_free(jn_pipeline *p) {
+    free(p);
 }
 
 static void stop_step(void *arg) {
@@ -1269,7 +1353,7 @@ void jn_pipeline_stop(jn_pipeline *p, void (*done)(void *), void *arg) {
 
 static const char *loading_reason(const jn_pipeline *p) {
     if (!p->tables_loaded) return "loading tables: not every table partition was read to its end";
-    if (!p->changelogs_ready) return "waiting for its changelog topics to exist";
+    if (!p->changelogs_ready) return "finding or creating its changelog topics";
     if (p->restoring) return "restoring join state from the changelog";
     return NULL;
 }

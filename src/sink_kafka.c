@@ -166,7 +166,8 @@ enum attempt { A_TAKEN, A_FULL, A_REFUSED, A_FAILED };
 
 /* Hands r to librdkafka, r being in none of the lists. */
 static enum attempt attempt(jn_kafka_sink *s, rec *r) {
-    int rc = jn_kafka_produce_ref(s->producer, s->topic, r->key, r->key_len, r->data, r->len, r);
+    int rc = jn_kafka_produce_ref(s->producer, s->topic, RD_KAFKA_PARTITION_UA, r->key, r->key_len,
+                                  r->data, r->len, r);
     if (rc == 0) {
         push(&s->inflight, r);
         s->produced++;

@@ -430,23 +430,33 @@ def assigned_total(consumers):
 
 
 @pytest.mark.parametrize("event", ["kill -9 and restart", "a third member joins",
-                                   "a member leaves"])
+                                   "a member leaves", "kill -9, compacted stream topic"])
 def test_the_join_survives_restarts_and_rebalances(pipeline, event):
-    """The customers a transform keeps are restored from the stream's changelog when a
-    partition is assigned: after a kill -9 and restart, a member joining or a member
-    leaving, a product change still re-emits every customer that references it, once."""
+    """The customers a transform keeps are restored when a partition is assigned: from
+    the stream's changelog, or from the stream topic itself when it is compacted (as
+    tools/services creates customer_data). After a kill -9 and restart, a member joining
+    or a member leaving, a product change still re-emits every customer that references
+    it, once."""
     p = pipeline
     n = 1000
+    compacted = "compacted" in event
+    if compacted:
+        services("create-topic", p.topics["customers"], "cleanup.policy=compact")
     p.start_api(count=n)
     p.start_analytics()
     cfg = {"consumer": {"hold_ms": 5000}}
-    members = {"kill -9 and restart": 1, "a third member joins": 2, "a member leaves": 2}[event]
+    members = {"a third member joins": 2, "a member leaves": 2}.get(event, 1)
     consumers = [p.consumer(cfg) for _ in range(members)]
     p.start_producer()
     assert wait_until(lambda: stats(p.analytics)["distinct_ids"] >= n, 90), \
         (stats(p.analytics), consumers[0].logs()[-3000:])
     assert wait_until(lambda: sum(committed_total(c) for c in consumers) == n, 60)
-    if event == "kill -9 and restart":
+    changelog = p.topics["group"] + "-customers-changelog"
+    if compacted:
+        assert "is compacted: join state is restored from it" in consumers[0].logs()
+    else:
+        assert f"join state goes to {changelog}" in consumers[0].logs()
+    if event.startswith("kill -9"):
         consumers[0].proc.send_signal(signal.SIGKILL)
         consumers[0].proc.wait()
         consumers = [p.consumer(cfg)]
@@ -476,6 +486,9 @@ def test_the_join_survives_restarts_and_rebalances(pipeline, event):
     new = recs[before:]
     assert sorted(r["id"] for r in new) == referencing
     assert all(x["stock"] == 4242 for r in new for x in r["products"] if x["id"] == "1")
+    topics = subprocess.run(["kcat", "-b", BROKER, "-L"], capture_output=True, text=True,
+                            timeout=30).stdout
+    assert (f'topic "{changelog}"' in topics) is not compacted
     print(f"{event}: a change of product 1 re-emitted {len(new)} of {len(referencing)} "
           f"customers; restored " +
           str([c.metric("junction_consumer_restored_total") for c in consumers]))
