@@ -3,7 +3,8 @@
 real Kafka and Redis from tools/services.
 
 1. Fills a fresh customer topic with N customers (junction api + junction produce) and
-   the product topic with 10 products, then starts `junction analytics` and
+   the product topic with 10 products (both compacted, as tools/services creates the
+   seed's topics), then starts `junction analytics` and
    `junction consume` and times the consumer from its start until analytics holds N
    merged records: records/s, and the consumer's CPU time per record.
 2. With --callgrind, runs the same consumer on a smaller topic under
@@ -41,6 +42,11 @@ def fill(tmp, log, n, tag):
                inventory = {{ listen = "127.0.0.1:{inv}" }} }} }}""")], {}, log)
     wait_http(f"http://127.0.0.1:{crm}/customers?limit=1", api)
     topics = (f"bench_c_{tag}", f"bench_p_{tag}")
+    # As tools/services creates the seed's customer_data and inventory_data: compacted,
+    # six partitions (the consumer then restores its join state from the topic itself).
+    for t in topics:
+        subprocess.run([os.path.join(ROOT, "tools", "services"), "create-topic", t,
+                        "cleanup.policy=compact"], check=True, stdout=subprocess.DEVNULL)
     prod = start(["produce", "--config", config(tmp, f"prod{tag}.lua", f"""return {{
       log = {{ level = "warn" }}, admin = {{ listen = "127.0.0.1:{padm}" }},
       producer = {{ poll_interval_ms = 3600000,

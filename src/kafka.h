@@ -176,4 +176,15 @@ typedef void (*jn_kafka_policy_cb)(void *ud, int err, int compacted, const char 
 void jn_kafka_topic_compacted(uv_loop_t *loop, const char *brokers, const char *const *extra,
                               const char *topic, jn_kafka_policy_cb cb, void *ud);
 
+/* The offsets group has committed for parts, read the same way (thread pool, a client of
+ * the group's own that never joins it). On success offsets holds parts with each
+ * committed offset filled in (RD_KAFKA_OFFSET_INVALID where nothing was committed);
+ * otherwise err != 0 and offsets is NULL. Valid only during the call. */
+typedef void (*jn_kafka_committed_cb)(void *ud, int err,
+                                      const rd_kafka_topic_partition_list_t *offsets,
+                                      const char *reason);
+void jn_kafka_group_committed(uv_loop_t *loop, const char *brokers, const char *const *extra,
+                              const char *group, const rd_kafka_topic_partition_list_t *parts,
+                              jn_kafka_committed_cb cb, void *ud);
+
 #endif

@@ -49,6 +49,10 @@ typedef struct {
     /* jn_kafka_topic_compacted: its callback and answer */
     jn_kafka_policy_cb policy_cb;
     int compacted;
+    /* jn_kafka_group_committed: the group, the partitions (offsets filled in), callback */
+    char *group;
+    rd_kafka_topic_partition_list_t *parts;
+    jn_kafka_committed_cb committed_cb;
 } ensure_req;
 
 /* ---- small helpers ------------------------------------------------------------------- */
@@ -159,6 +163,9 @@ static int make_client(ensure_req *r) {
     int rc = 0;
     if (r->brokers) rc = set(r, conf, "bootstrap.servers", r->brokers);
     if (!rc) rc = set(r, conf, "client.id", "junction-admin");
+    /* Reading a group's committed offsets needs a consumer of that group; it never joins
+     * (no subscribe), so the group's members are not disturbed. */
+    if (!rc && r->group) rc = set(r, conf, "group.id", r->group);
     /* extra comes last so a deployment can override the above, as for the other clients
      * (security settings, mostly). */
     for (char **e = r->extra; !rc && e && *e; e++) {
@@ -180,7 +187,8 @@ static int make_client(ensure_req *r) {
     char errstr[512];
     /* No log lines from librdkafka's threads: what matters comes back in the reason. */
     rd_kafka_conf_set_log_cb(conf, NULL);
-    r->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    r->rk = rd_kafka_new(r->group ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, conf, errstr,
+                         sizeof errstr);
     if (!r->rk) {
         rd_kafka_conf_destroy(conf); /* still ours on failure */
         fail(r, RD_KAFKA_RESP_ERR__INVALID_ARG, "kafka: cannot create the admin client: %s",
@@ -492,4 +500,50 @@ void jn_kafka_topic_compacted(uv_loop_t *loop, const char *brokers, const char *
     r->ud = ud;
     r->work.data = r;
     if (uv_queue_work(loop, &r->work, policy_work, policy_done) != 0) abort();
+}
+
+/* ---- a group's committed offsets ----------------------------------------------------- */
+
+static void committed_work(uv_work_t *w) {
+    ensure_req *r = w->data;
+    if (make_client(r) != 0) return;
+    rd_kafka_resp_err_t e = rd_kafka_committed(r->rk, r->parts, METADATA_TIMEOUT_MS);
+    if (e) {
+        collect_errors(r);
+        fail(r, e, "kafka: cannot read the committed offsets of group \"%s\": %s%s%s", r->group,
+             rd_kafka_err2str(e), r->last_broker_error[0] ? "; last broker error: " : "",
+             r->last_broker_error);
+    } else {
+        succeed(r, 0, "kafka: committed offsets of group \"%s\" read", r->group);
+    }
+    rd_kafka_queue_destroy(r->mainq);
+    /* Never subscribed: nothing to leave. */
+    rd_kafka_destroy_flags(r->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+}
+
+static void committed_done(uv_work_t *w, int status) {
+    ensure_req *r = w->data;
+    (void)status;
+    r->committed_cb(r->ud, r->err, r->err ? NULL : r->parts, r->reason);
+    rd_kafka_topic_partition_list_destroy(r->parts);
+    free(r->brokers);
+    free_strv(r->extra);
+    free(r->group);
+    free(r->reason);
+    free(r);
+}
+
+void jn_kafka_group_committed(uv_loop_t *loop, const char *brokers, const char *const *extra,
+                              const char *group, const rd_kafka_topic_partition_list_t *parts,
+                              jn_kafka_committed_cb cb, void *ud) {
+    ensure_req *r = calloc(1, sizeof *r);
+    if (!r) abort();
+    r->brokers = dup_or_null(brokers);
+    r->extra = dup_strv(extra);
+    r->group = dup_or_null(group);
+    r->parts = rd_kafka_topic_partition_list_copy(parts);
+    r->committed_cb = cb;
+    r->ud = ud;
+    r->work.data = r;
+    if (uv_queue_work(loop, &r->work, committed_work, committed_done) != 0) abort();
 }

@@ -116,6 +116,7 @@ typedef struct {
     char topic[128];
     int32_t id;
     int eof;
+    int64_t limit; /* a replay stops at this offset (-1: at the end) */
 } load_part;
 
 typedef struct {
@@ -151,6 +152,9 @@ struct jn_pipeline {
     int changelogs_ready; /* every stream knows where its state is restored from */
     stream_rt srt[2 * JN_TRANSFORM_MAX_SINKS];
     int admin_pending; /* topic requests on the thread pool: p is freed after them */
+    unsigned restore_gen;   /* bumped by every replay started or abandoned */
+    unsigned committed_gen; /* the replay a committed-offsets lookup is for */
+    int committed_pending;  /* that lookup is on the thread pool */
     int closed;        /* every handle closed; freed once admin_pending is 0 */
     uint64_t load_started_ms;
     uint64_t revoke_deadline, commit_sent_ns;
@@ -538,7 +542,7 @@ static void on_redis_state(void *ud, int connected) {
 /* ---- intake ------------------------------------------------------------------------ */
 
 static int loading(const jn_pipeline *p) {
-    return !p->tables_loaded || p->restoring || !p->changelogs_ready;
+    return !p->tables_loaded || p->restoring || p->committed_pending || !p->changelogs_ready;
 }
 
 /* Too much pending, or tables and changelogs still loading: hold, and the messages
@@ -671,7 +675,14 @@ static void load_reset(load_set *s, const rd_kafka_topic_partition_list_t *parts
     for (int i = 0; i < s->n; i++) {
         snprintf(s->v[i].topic, sizeof s->v[i].topic, "%s", parts->elems[i].topic);
         s->v[i].id = parts->elems[i].partition;
+        s->v[i].limit = -1;
     }
+}
+
+static load_part *load_find(load_set *s, const char *topic, int32_t id) {
+    for (int i = 0; i < s->n; i++)
+        if (s->v[i].id == id && !strcmp(s->v[i].topic, topic)) return &s->v[i];
+    return NULL;
 }
 
 /* Marks a partition read to its end; returns 1 when that completes the set. */
@@ -730,10 +741,21 @@ static int stream_of_changelog(const jn_pipeline *p, const char *topic) {
     return -1;
 }
 
+static void restore_done(jn_pipeline *p);
+
 static void on_restore_message(void *ud, const jn_kafka_msg *km) {
     jn_pipeline *p = ud;
     int s = stream_of_changelog(p, km->topic);
-    if (s < 0 || !km->value_len) return; /* a tombstone: nothing to restore */
+    if (s < 0 || !p->restoring) return;
+    /* A stream topic replayed as its own changelog: up to the group's committed offset,
+     * what this member processes next goes through on.<stream> anyway. */
+    load_part *lp = load_find(&p->rload, km->topic, km->partition);
+    if (!lp || lp->eof) return;
+    if (lp->limit >= 0 && km->offset >= lp->limit) {
+        if (load_eof(&p->rload, km->topic, km->partition)) restore_done(p);
+        return;
+    }
+    if (!km->value_len) return; /* a tombstone: nothing to restore */
     jn_transform_call_info info = {.input = s,
                                    .partition = km->partition,
                                    .key = km->key_len ? km->key : NULL,
@@ -792,34 +814,6 @@ static void forget_gone(jn_pipeline *p, const rd_kafka_topic_partition_list_t *p
  * once the tables are loaded: a table record read after the replay would otherwise
  * re-emit every restored record that references it. The table reader waits during the
  * replay for the same reason (a change must reach records restored after it). */
-static void start_restore(jn_pipeline *p) {
-    if (!p->restorer || !p->tables_loaded || p->restoring) return;
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
-    for (partition *x = p->parts; x; x = x->next) {
-        const char *from = p->srt[x->stream].restore_topic;
-        if (!x->assigned || x->revoking || x->kept || !from ||
-            !jn_transform_restores(p->tf, x->stream))
-            continue;
-        x->restoring = 1;
-        rd_kafka_topic_partition_list_add(l, from, x->id)->offset =
-            RD_KAFKA_OFFSET_BEGINNING;
-    }
-    if (l->cnt) {
-        load_reset(&p->rload, l);
-        p->restoring = 1;
-        if (p->tables) jn_kafka_consumer_hold(p->tables, 1);
-        jn_log_info("consumer", "%s: restoring join state from %d changelog partition(s)",
-                    p->pc->name, l->cnt);
-        jn_kafka_consumer_assign(p->restorer, l);
-    } else {
-        /* Nothing to replay: what is assigned is kept from here on. */
-        for (partition *x = p->parts; x; x = x->next)
-            if (x->assigned && !x->revoking) x->kept = 1;
-    }
-    rd_kafka_topic_partition_list_destroy(l);
-}
-
-static void decide_stream(stream_rt *st);
 static void pipeline_free(jn_pipeline *p);
 
 /* An admin answer came back: p may have closed meanwhile, and waited for it. */
@@ -829,6 +823,93 @@ static int admin_back(jn_pipeline *p) {
     if (p->admin_pending == 0) pipeline_free(p);
     return 0;
 }
+
+static void restore_assign(jn_pipeline *p, rd_kafka_topic_partition_list_t *l) {
+    if (l->cnt == 0) {
+        restore_done(p);
+        return;
+    }
+    jn_log_info("consumer", "%s: restoring join state from %d partition(s)", p->pc->name,
+                l->cnt);
+    jn_kafka_consumer_assign(p->restorer, l);
+}
+
+/* The group's committed offsets of the partitions whose stream topic is their own
+ * changelog: each replay stops there (nothing committed: nothing to replay). */
+static void on_committed(void *ud, int err, const rd_kafka_topic_partition_list_t *offsets,
+                         const char *reason) {
+    jn_pipeline *p = ud;
+    if (!admin_back(p) || p->stopping) return;
+    p->committed_pending = 0;
+    if (!p->restoring || p->committed_gen != p->restore_gen) {
+        /* The replay it was for was abandoned (a rebalance): start the current one. */
+        start_restore(p);
+        update_flow(p);
+        return;
+    }
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(p->rload.n + 1);
+    for (int i = 0; i < p->rload.n; i++) {
+        load_part *lp = &p->rload.v[i];
+        int s = stream_of_changelog(p, lp->topic);
+        if (s >= 0 && !p->srt[s].writes) {
+            const rd_kafka_topic_partition_t *c =
+                offsets ? rd_kafka_topic_partition_list_find(offsets, lp->topic, lp->id) : NULL;
+            /* Unknown (the lookup failed): the whole partition, which is safe. */
+            lp->limit = !offsets ? -1 : c && c->offset >= 0 ? c->offset : 0;
+            if (lp->limit == 0) {
+                lp->eof = 1;
+                p->rload.done++;
+                continue;
+            }
+        }
+        rd_kafka_topic_partition_list_add(l, lp->topic, lp->id)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
+    }
+    if (err)
+        jn_log_warn("consumer", "%s: %s; replaying whole partitions instead", p->pc->name,
+                    reason);
+    restore_assign(p, l);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void start_restore(jn_pipeline *p) {
+    if (!p->restorer || !p->tables_loaded || !p->changelogs_ready || p->restoring ||
+        p->committed_pending)
+        return;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+    int from_stream = 0;
+    for (partition *x = p->parts; x; x = x->next) {
+        const char *from = p->srt[x->stream].restore_topic;
+        if (!x->assigned || x->revoking || x->kept || !from ||
+            !jn_transform_restores(p->tf, x->stream))
+            continue;
+        x->restoring = 1;
+        from_stream |= !p->srt[x->stream].writes;
+        rd_kafka_topic_partition_list_add(l, from, x->id)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    if (l->cnt) {
+        load_reset(&p->rload, l);
+        p->restoring = 1;
+        p->restore_gen++;
+        if (p->tables) jn_kafka_consumer_hold(p->tables, 1);
+        if (from_stream) {
+            p->admin_pending++;
+            p->committed_pending = 1;
+            p->committed_gen = p->restore_gen;
+            jn_kafka_group_committed(p->loop, p->cfg->kafka.brokers, NULL, p->pc->group_id, l,
+                                     on_committed, p);
+        } else {
+            restore_assign(p, l);
+        }
+    } else {
+        /* Nothing to replay: what is assigned is kept from here on. */
+        for (partition *x = p->parts; x; x = x->next)
+            if (x->assigned && !x->revoking) x->kept = 1;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void decide_stream(stream_rt *st);
 
 static void stream_decided(stream_rt *st, const char *from, int writes) {
     jn_pipeline *p = st->p;
@@ -984,6 +1065,7 @@ static void on_revoke(void *ud, const rd_kafka_topic_partition_list_t *parts) {
     /* A replay under way is for the old assignment: the next one starts over. */
     if (p->restoring) {
         p->restoring = 0;
+        p->restore_gen++;
         for (partition *x = p->parts; x; x = x->next)
             x->restoring = 0;
         jn_kafka_consumer_assign(p->restorer, NULL);
