@@ -9,7 +9,9 @@
 -- and, to keep the join across restarts and rebalances:
 --   M.restore.customers(customer, ctx)  a customer replayed from the changelog when its
 --                                       partition (ctx.partition) is assigned
---   M.revoke.customers(partitions, ctx) those partitions went to another member
+--   M.revoke.customers(partitions, ctx) forget every customer: some partitions went to
+--                                       another member, and the host replays those this
+--                                       member still owns
 -- (M.customer, M.product and M.expire are the same functions, for scripts that wrap
 -- them.)
 -- ctx.now is the time in seconds, ctx.hold_ms and ctx.hold_max the hold limits from the
@@ -38,7 +40,6 @@ state.by_product = state.by_product or {} -- product id -> {customer id -> true}
 state.held = state.held or {}             -- customer id -> time it was first held
 state.held_count = state.held_count or 0
 state.catalogue_version = state.catalogue_version or 0 -- counts product messages
-state.partition_of = state.partition_of or {} -- customer id -> its stream partition
 
 -- customer() is the consumer's hot path (one call per customer message, at up to 100,000
 -- a second), so this script avoids the allocations and calls that used to dominate it:
@@ -59,7 +60,6 @@ state.partition_of = state.partition_of or {} -- customer id -> its stream parti
 -- The state tables are created once and only filled afterwards, so locals can hold them.
 local products, customers, by_product, held = state.products, state.customers,
   state.by_product, state.held
-local partition_of = state.partition_of
 local pairs, ipairs, tostring = pairs, ipairs, tostring
 local math_type, floor, huge = math.type, math.floor, math.huge
 local format, date = string.format, os.date
@@ -228,7 +228,7 @@ end
 -- Keeps customer c (id its key) and indexes it by the products it references: the sets
 -- of those products get c's id, those of the products only its previous version
 -- referenced lose it. Nothing changes if productIds did not.
-local function keep(c, id, partition)
+local function keep(c, id)
   local pids = c.productIds
   local old = customers[id]
   if not (old and same_ids(old.productIds, pids)) then
@@ -244,13 +244,12 @@ local function keep(c, id, partition)
     end
   end
   customers[id] = c
-  if partition_of[id] ~= partition then partition_of[id] = partition end
 end
 
 function M.customer(c, ctx)
   local id = c.id
   if math_type(id) == "integer" then id = id .. "" else id = key(id) end
-  keep(c, id, ctx.partition)
+  keep(c, id)
   local now = ctx.now
   if merge(c, now) and ctx.hold_ms > 0 and ctx.hold_max > 0 then
     -- Tells the host this customer's message waits for a later record with its id.
@@ -307,25 +306,21 @@ end
 
 -- A customer replayed from the changelog: kept and indexed, not delivered (it was when
 -- it first came).
-function M.restore_customer(c, ctx)
+function M.restore_customer(c)
   local id = c.id
   if id == nil then return end
-  keep(c, key(id), ctx.partition)
+  keep(c, key(id))
 end
 
--- Forgets the customers of partitions another member now owns: it restores them from
--- the changelog and answers for them.
-function M.forget(partitions, ctx)
-  local gone = {}
-  for _, p in ipairs(partitions) do gone[p] = true end
-  for id, p in pairs(partition_of) do
-    if gone[p] then
-      local c = customers[id]
-      if c and c.productIds then unindex(c.productIds, id) end
-      customers[id], partition_of[id] = nil, nil
-      unhold(id)
-    end
-  end
+-- Forgets every customer (the tables stay): the host calls it when partitions went to
+-- another member, which answers for them from now on, and then replays the partitions
+-- this member kept. Tracking each customer's partition to forget only some would cost
+-- every customer message a table entry; a rebalance is rare.
+function M.forget()
+  for id in pairs(customers) do customers[id] = nil end
+  for pid in pairs(by_product) do by_product[pid] = nil end
+  for id in pairs(held) do held[id] = nil end
+  state.held_count = 0
 end
 
 M.on = { customers = M.customer, products = M.product }

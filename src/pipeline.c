@@ -449,9 +449,7 @@ static const jn_transform_cbs free_cbs = {.begin = no_begin, .emit = on_emit};
 
 static void process(jn_pipeline *p, pmsg *m) {
     jn_transform_call_info info = {.input = m->p->stream,
-                                   .partition = m->p->id,
-                                   .key = m->key_len ? m->key : NULL,
-                                   .key_len = m->key_len};
+                                   .partition = m->p->id};
     int held;
     long hold_ms;
     char *reason = NULL;
@@ -650,9 +648,7 @@ static void on_table_message(void *ud, const jn_kafka_msg *km) {
     if (t < 0) return;
     jn_metric_add(p->m_consumed[p->pc->nstreams + t], 1);
     jn_transform_call_info info = {.input = p->pc->nstreams + t,
-                                   .partition = km->partition,
-                                   .key = km->key_len ? km->key : NULL,
-                                   .key_len = km->key_len};
+                                   .partition = km->partition};
     int held;
     long hold_ms;
     char *reason = NULL;
@@ -757,9 +753,7 @@ static void on_restore_message(void *ud, const jn_kafka_msg *km) {
     }
     if (!km->value_len) return; /* a tombstone: nothing to restore */
     jn_transform_call_info info = {.input = s,
-                                   .partition = km->partition,
-                                   .key = km->key_len ? km->key : NULL,
-                                   .key_len = km->key_len};
+                                   .partition = km->partition};
     char *reason = NULL;
     jn_metric_add(p->m_restored, 1);
     if (jn_transform_restore(p->tf, &info, km->value, km->value_len, &reason) != 0) {
@@ -790,20 +784,24 @@ static void restore_eof(void *ud, const char *topic, int32_t partition, int64_t 
     if (p->restoring && load_eof(&p->rload, topic, partition)) restore_done(p);
 }
 
-/* Assignment: partitions kept from before keep their state; kept ones that went
- * elsewhere are forgotten (revoke hook). */
+/* Assignment: when every partition kept from before is still ours, the state stays. When
+ * some went elsewhere, revoke.<stream> forgets the stream's state (all of it: tracking
+ * each key's partition would cost every message) and the partitions still ours are
+ * replayed with the new ones. */
 static void forget_gone(jn_pipeline *p, const rd_kafka_topic_partition_list_t *parts) {
     for (int s = 0; s < p->pc->nstreams; s++) {
-        int32_t gone[256];
-        int ngone = 0;
+        int32_t kept[256];
+        int nkept = 0, gone = 0;
         for (partition *x = p->parts; x; x = x->next) {
             if (x->stream != s || !x->kept) continue;
-            if (rd_kafka_topic_partition_list_find(parts, x->topic, x->id)) continue;
-            x->kept = 0;
-            if (ngone < 256) gone[ngone++] = x->id;
+            if (nkept < 256) kept[nkept++] = x->id;
+            if (!rd_kafka_topic_partition_list_find(parts, x->topic, x->id)) gone = 1;
         }
+        if (!gone) continue;
+        for (partition *x = p->parts; x; x = x->next)
+            if (x->stream == s) x->kept = 0;
         char *reason = NULL;
-        if (ngone && jn_transform_revoke(p->tf, s, gone, ngone, &reason) != 0) {
+        if (jn_transform_revoke(p->tf, s, kept, nkept, &reason) != 0) {
             jn_log_warn("consumer", "%s: %s", p->pc->name, reason);
             free(reason);
         }

@@ -38,6 +38,8 @@ struct jn_transform {
     int *revoke_ref;  /* per stream */
     int timer_ref;
     int ctx_ref;
+    int ctx_input;         /* what ctx.input and ctx.partition hold now (-1: nil) */
+    int64_t ctx_partition;
     /* The hook call in progress: whether it held its record, and for how long. */
     int in_call, held;
     long hold_ms, default_hold_ms;
@@ -234,6 +236,8 @@ jn_transform *jn_transform_new(jn_script_host *h, const jn_transform_opts *o, ch
     t->restore_ref = new_refs(t->nstreams);
     t->revoke_ref = new_refs(t->nstreams);
     t->timer_ref = LUA_NOREF;
+    t->ctx_input = -1;
+    t->ctx_partition = -1;
     t->default_hold_ms = o->hold_ms;
     jn_sb_init(&t->text);
 
@@ -284,29 +288,32 @@ void jn_transform_free(jn_transform *t) {
 /* ---- calls --------------------------------------------------------------------------- */
 
 /* Pushes ctx with the fields of this call. Raw sets: the script may have given ctx a
- * metatable. */
+ * metatable. input and partition are set only when they change (most calls are the same
+ * partition's in a row, and each set costs a string look-up): a script that writes
+ * them itself only confuses itself. */
 static void push_ctx(jn_transform *t, lua_State *L, const jn_transform_call_info *info) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->ctx_ref);
     lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
     jn_lua_rawsetfield(L, -2, "now");
-    if (info) {
-        lua_pushstring(L, t->inputs[info->input]);
+    int input = info ? info->input : -1;
+    int64_t partition = info && info->input < t->nstreams ? info->partition : -1;
+    if (input != t->ctx_input) {
+        if (input >= 0)
+            lua_pushstring(L, t->inputs[input]);
+        else
+            lua_pushnil(L);
         jn_lua_rawsetfield(L, -2, "input");
-        if (info->input < t->nstreams)
-            lua_pushinteger(L, info->partition);
+        t->ctx_input = input;
+    }
+    if (partition != t->ctx_partition) {
+        if (partition >= 0)
+            lua_pushinteger(L, (lua_Integer)partition);
         else
             lua_pushnil(L);
         jn_lua_rawsetfield(L, -2, "partition");
-        if (info->key)
-            lua_pushlstring(L, info->key, info->key_len);
-        else
-            lua_pushnil(L);
-        jn_lua_rawsetfield(L, -2, "key");
-    } else {
-        lua_pushnil(L);
-        jn_lua_rawsetfield(L, -2, "input");
+        t->ctx_partition = partition;
     }
 }
 

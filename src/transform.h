@@ -6,12 +6,14 @@
  *   M.restore.<stream>(record, ctx)        optional: a record replayed from the stream's
  *                                          changelog when a partition is assigned; it
  *                                          rebuilds state and returns nothing
- *   M.revoke.<stream>(partitions, ctx)     optional: those partitions went to another
- *                                          member; drop the state kept for them
+ *   M.revoke.<stream>(partitions, ctx)     optional: some partitions went to another
+ *                                          member; forget the stream's state (all of it:
+ *                                          the host then replays the partitions listed
+ *                                          that are still this member's)
  * `records` is nil, an array of records (each goes to every sink), or a table whose
  * string keys name sinks, each with an array of records for that sink alone (both may be
- * mixed). ctx carries now (seconds), input, partition (streams), key (the message key),
- * pipeline, hold_ms, hold_max and hold([ms]), which holds the call's record back until a
+ * mixed). ctx carries now (seconds), input, partition (streams), pipeline, hold_ms,
+ * hold_max and hold([ms]), which holds the call's record back until a
  * later record with the same id answers it, at most ms.
  *
  * A call's output is checked whole before any record leaves: a result that is not a
@@ -64,8 +66,6 @@ typedef struct {
 typedef struct {
     int input;       /* index: streams 0..nstreams-1, then tables */
     int32_t partition;
-    const char *key; /* the message key, or NULL */
-    size_t key_len;
 } jn_transform_call_info;
 
 /* Loads the script and checks its hooks against the inputs. NULL with *err set. */

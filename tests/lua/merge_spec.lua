@@ -97,20 +97,20 @@ describe("merge.lua", function()
       assert.are.same({ "8" }, ids(m.product(product("2", 21), ctx(2))))
     end)
 
-    it("a revoked partition's customers are forgotten, the others kept", function()
+    it("revoke forgets every customer and keeps the catalogue", function()
       m.product(product("1", 10), ctx(1))
       m.customer(customer(1, { "1" }), with_partition(1, 0))
-      m.customer(customer(2, { "1" }), with_partition(1, 1))
       m.restore.customers(customer(3, { "1" }), with_partition(1, 2))
-      m.revoke.customers({ 1, 2 }, with_partition(2))
-      assert.are.same({ "1" }, ids(m.product(product("1", 12), ctx(3))))
-      -- a customer that moved partitions is tracked under its latest one
-      m.customer(customer(1, { "1" }), with_partition(4, 5))
-      m.revoke.customers({ 0 }, with_partition(5))
+      m.revoke.customers({ 0, 2 }, with_partition(2))
+      assert.are.same({}, m.product(product("1", 12), ctx(3)))
+      -- the host then replays what this member kept
+      m.restore.customers(customer(1, { "1" }), with_partition(4, 0))
       assert.are.same({ "1" }, ids(m.product(product("1", 13), ctx(6))))
+      local r = m.customer(customer(5, { "1" }), with_partition(7, 1))[1]
+      assert.are.same({ { id = "1", name = "Product 1", stock = 13 } }, r.products)
     end)
 
-    it("a held customer of a revoked partition is released from the hold", function()
+    it("a held customer is forgotten with the others", function()
       m.customer(customer(4, { "9" }), with_partition(1, 2))
       assert.are.equal(1, m.stats().held)
       m.revoke.customers({ 2 }, with_partition(2))
