@@ -249,7 +249,23 @@ end
 function M.customer(c, ctx)
   local id = c.id
   if math_type(id) == "integer" then id = id .. "" else id = key(id) end
-  keep(c, id)
+  -- keep(c, id), written out: this is the hot path, and a call costs more than its body
+  -- when productIds did not change.
+  local pids = c.productIds
+  local old = customers[id]
+  if not (old and same_ids(old.productIds, pids)) then
+    if old and old.productIds then unindex(old.productIds, id) end
+    if pids then
+      local i, pid = 1, pids[1]
+      while pid or pid == false do
+        local set = by_product[pid] or product_set(pid)
+        set[id] = true
+        i = i + 1
+        pid = pids[i]
+      end
+    end
+  end
+  customers[id] = c
   local now = ctx.now
   if merge(c, now) and ctx.hold_ms > 0 and ctx.hold_max > 0 then
     -- Tells the host this customer's message waits for a later record with its id.

@@ -383,14 +383,16 @@ static int sink_index(const jn_transform *t, const char *name) {
 
 /* Checks the hook's result at the top of the stack and encodes every record; nothing is
  * emitted unless all of it is good. Pops the result. */
-static char *check_output(jn_transform *t, lua_State *L, const char *hook) {
+static char *check_output(jn_transform *t, lua_State *L, const char *kind, const char *name) {
+    char hook[96]; /* for messages: formatted only when one is needed */
+#define HOOK_NAME() (snprintf(hook, sizeof hook, "%s%s", kind, name), hook)
     int res = lua_gettop(L);
     t->text.len = 0;
     t->nrecs = 0;
     char *err = NULL;
     if (lua_isnil(L, res)) goto done;
     if (!lua_istable(L, res)) {
-        err = jn_errorf("%s returned a %s; return nil or a table of records", hook,
+        err = jn_errorf("%s returned a %s; return nil or a table of records", HOOK_NAME(),
                      luaL_typename(L, res));
         goto done;
     }
@@ -401,9 +403,13 @@ static char *check_output(jn_transform *t, lua_State *L, const char *hook) {
         err = add_record(t, L, all, (int)i, "");
         lua_pop(L, 1);
     }
-    /* Records named for one sink: string keys. Only walked when there are keys beyond
-     * the array part (the common result is a plain array). */
-    lua_pushnil(L);
+    /* Records named for one sink: string keys. lua_next from the array's last index
+     * goes on to whatever else the table holds, so a plain array (the common result)
+     * costs one step; anything found makes the whole table walked. */
+    if (n > 0)
+        lua_pushinteger(L, n);
+    else
+        lua_pushnil(L);
     if (!err && lua_next(L, res)) {
         lua_pop(L, 2);
         lua_pushnil(L);
@@ -422,16 +428,16 @@ static char *check_output(jn_transform *t, lua_State *L, const char *hook) {
                     jn_sb_printf(&names, "%s%s", i ? ", " : "", t->sinks[i]);
                 err = k ? jn_errorf("%s returned records for sink %s, which pipeline %s does not "
                                  "have (its sinks: %s)",
-                                 hook, k, t->pipeline, names.data)
+                                 HOOK_NAME(), k, t->pipeline, names.data)
                         : jn_errorf("%s returned a table with a key that is neither an array "
                                  "index nor a sink name",
-                                 hook);
+                                 HOOK_NAME());
                 jn_sb_free(&names);
                 lua_pop(L, 2);
                 break;
             }
             if (!lua_istable(L, -1)) {
-                err = jn_errorf("%s returned a %s for sink %s; give an array of records", hook,
+                err = jn_errorf("%s returned a %s for sink %s; give an array of records", HOOK_NAME(),
                              luaL_typename(L, -1), k);
                 lua_pop(L, 2);
                 break;
@@ -453,6 +459,7 @@ done:
     lua_settop(L, res - 1);
     return err;
 }
+#undef HOOK_NAME
 
 static void emit_all(jn_transform *t, const jn_transform_cbs *cbs, void *ud) {
     for (size_t i = 0; i < t->nrecs; i++) {
@@ -511,16 +518,15 @@ int jn_transform_call(jn_transform *t, const jn_transform_call_info *info, const
     char *err = NULL;
     int rc = jn_script_pcall(t->script, 2, 1, &err);
     t->in_call = 0;
-    char hook[80];
-    snprintf(hook, sizeof hook, "on.%s", t->inputs[info->input]);
+
     if (rc != 0) {
         lua_settop(L, top);
         char prefix[120];
-        snprintf(prefix, sizeof prefix, "%s: ", hook);
+        snprintf(prefix, sizeof prefix, "on.%s: ", t->inputs[info->input]);
         *reason = first_line(err, prefix);
         return -1;
     }
-    char *bad = check_output(t, L, hook);
+    char *bad = check_output(t, L, "on.", t->inputs[info->input]);
     lua_settop(L, top);
     if (bad) {
         *reason = bad;
@@ -544,7 +550,7 @@ int jn_transform_timer(jn_transform *t, const jn_transform_cbs *cbs, void *ud, c
         *reason = first_line(err, "timer: ");
         return -1;
     }
-    char *bad = check_output(t, L, "timer");
+    char *bad = check_output(t, L, "timer", "");
     lua_settop(L, top);
     if (bad) {
         *reason = bad;
