@@ -60,8 +60,8 @@ typedef struct {
     uint64_t batches_without_key;
     uint64_t rejected_batches;     /* malformed or of the wrong shape */
     uint64_t unauthorized_batches; /* without the bearer token analytics.token asks for */
-    uint64_t failed_batches;   /* answered with an injected error */
-    uint64_t dropped_batches;  /* connection closed without an answer */
+    uint64_t failed_batches;       /* answered with an injected error */
+    uint64_t dropped_batches;      /* connection closed without an answer */
     uint64_t records_without_id;
     uint64_t repeated_ids;       /* ids received in more than one record */
     uint64_t duplicate_keys_all; /* distinct keys repeated, including those not listed */

@@ -39,10 +39,10 @@ typedef struct {
 /* One input of a pipeline: a stream (consumed as a group member, each message settled
  * and committed) or a table (read whole into the transform's state, then followed). */
 typedef struct {
-    char *name;      /* the transform's hook: on.<name> */
+    char *name; /* the transform's hook: on.<name> */
     char *topic;
-    char *changelog; /* streams: compacted topic restoring the transform's per-key state
-                      * when a partition is assigned; NULL when off */
+    char *changelog;    /* streams: compacted topic restoring the transform's per-key state
+                         * when a partition is assigned; NULL when off */
     int changelog_auto; /* restore from the stream topic itself when it is compacted (no
                          * changelog writes), else from `changelog` */
 } jn_input_config;
@@ -70,7 +70,7 @@ typedef struct {
     char *auto_offset_reset;
     char *transform; /* script path */
     char *dead_letter_topic;
-    int dedupe;          /* skip records whose content was processed before */
+    int dedupe; /* skip records whose content was processed before */
     int dedupe_ttl_s;
     char *dedupe_prefix; /* Redis key prefix of the marks ("processed:") */
     int max_pending;

@@ -300,8 +300,8 @@ jn_kafka_producer *jn_kafka_producer_new(uv_loop_t *loop, const jn_kafka_produce
 /* ---- producing -------------------------------------------------------------------------- */
 
 static int produce(jn_kafka_producer *p, const char *topic, int32_t partition, const void *key,
-                   size_t key_len, const void *value, size_t value_len,
-                   const char *const *headers, void *opaque, int msgflags) {
+                   size_t key_len, const void *value, size_t value_len, const char *const *headers,
+                   void *opaque, int msgflags) {
     if (p->phase != P_OPEN) return RD_KAFKA_RESP_ERR__DESTROY;
     rd_kafka_headers_t *hdrs = NULL;
     if (headers && headers[0] && headers[1]) {
@@ -313,11 +313,11 @@ static int produce(jn_kafka_producer *p, const char *topic, int32_t partition, c
         for (size_t i = 0; i < n; i++)
             rd_kafka_header_add(hdrs, headers[2 * i], -1, headers[2 * i + 1], -1);
     }
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
-        RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
-        RD_KAFKA_V_MSGFLAGS(msgflags), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque),
-        RD_KAFKA_V_END);
+    rd_kafka_resp_err_t err =
+        rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                          RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
+                          RD_KAFKA_V_MSGFLAGS(msgflags), RD_KAFKA_V_HEADERS(hdrs),
+                          RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
     if (err) {
         /* librdkafka takes the headers only when it takes the message. QUEUE_FULL goes back
          * as is: the caller pauses until deliveries make room, we do not spin here. */
@@ -333,8 +333,8 @@ int jn_kafka_produce(jn_kafka_producer *p, const char *topic, const void *key, s
                      void *opaque) {
     /* The partition is left to the partitioner, which picks it from the key; F_COPY: the
      * caller's buffers are free to go as soon as we return. */
-    return produce(p, topic, RD_KAFKA_PARTITION_UA, key, key_len, value, value_len, headers,
-                   opaque, RD_KAFKA_MSG_F_COPY);
+    return produce(p, topic, RD_KAFKA_PARTITION_UA, key, key_len, value, value_len, headers, opaque,
+                   RD_KAFKA_MSG_F_COPY);
 }
 
 int jn_kafka_produce_ref(jn_kafka_producer *p, const char *topic, int32_t partition,

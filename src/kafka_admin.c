@@ -187,8 +187,8 @@ static int make_client(ensure_req *r) {
     char errstr[512];
     /* No log lines from librdkafka's threads: what matters comes back in the reason. */
     rd_kafka_conf_set_log_cb(conf, NULL);
-    r->rk = rd_kafka_new(r->group ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, conf, errstr,
-                         sizeof errstr);
+    r->rk =
+        rd_kafka_new(r->group ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     if (!r->rk) {
         rd_kafka_conf_destroy(conf); /* still ours on failure */
         fail(r, RD_KAFKA_RESP_ERR__INVALID_ARG, "kafka: cannot create the admin client: %s",
@@ -444,13 +444,16 @@ static void policy_work(uv_work_t *w) {
     rd_kafka_queue_t *q = rd_kafka_queue_new(r->rk);
     rd_kafka_DescribeConfigs(r->rk, &cr, 1, opts, q);
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, METADATA_TIMEOUT_MS + 5000);
-    const rd_kafka_DescribeConfigs_result_t *res = ev ? rd_kafka_event_DescribeConfigs_result(ev) : NULL;
+    const rd_kafka_DescribeConfigs_result_t *res =
+        ev ? rd_kafka_event_DescribeConfigs_result(ev) : NULL;
     size_t n = 0;
     const rd_kafka_ConfigResource_t **rs =
         res ? rd_kafka_DescribeConfigs_result_resources(res, &n) : NULL;
     if (!ev || rd_kafka_event_error(ev) || n != 1) {
         collect_errors(r);
-        fail(r, ev && rd_kafka_event_error(ev) ? rd_kafka_event_error(ev) : RD_KAFKA_RESP_ERR__TIMED_OUT,
+        fail(r,
+             ev && rd_kafka_event_error(ev) ? rd_kafka_event_error(ev)
+                                            : RD_KAFKA_RESP_ERR__TIMED_OUT,
              "kafka: cannot read the settings of topic \"%s\": %s%s%s", r->topic,
              ev && rd_kafka_event_error(ev) ? rd_kafka_event_error_string(ev) : "no answer",
              r->last_broker_error[0] ? "; last broker error: " : "", r->last_broker_error);

@@ -148,14 +148,14 @@ struct jn_pipeline {
     int redis_up, paused, holding, stopping;
     int tables_loaded;
     load_set tload, rload;
-    int restoring;          /* partitions being replayed */
+    int restoring;        /* partitions being replayed */
     int changelogs_ready; /* every stream knows where its state is restored from */
     stream_rt srt[2 * JN_TRANSFORM_MAX_SINKS];
-    int admin_pending; /* topic requests on the thread pool: p is freed after them */
+    int admin_pending;      /* topic requests on the thread pool: p is freed after them */
     unsigned restore_gen;   /* bumped by every replay started or abandoned */
     unsigned committed_gen; /* the replay a committed-offsets lookup is for */
     int committed_pending;  /* that lookup is on the thread pool */
-    int closed;        /* every handle closed; freed once admin_pending is 0 */
+    int closed;             /* every handle closed; freed once admin_pending is 0 */
     uint64_t load_started_ms;
     uint64_t revoke_deadline, commit_sent_ns;
     uv_timer_t timer, commit_timer, revoke_timer, ensure_timer;
@@ -238,7 +238,7 @@ static void free_pmsg(jn_pipeline *p, pmsg *m) {
     else
         p->all = m->all_next;
     if (m->all_next) m->all_next->all_prev = m->all_prev;
-    if (p->nspare < SPARE_MAX && m->cap == SPARE_SIZE) {
+    if (p->nspare + 1 <= SPARE_MAX && m->cap == SPARE_SIZE) { /* not "<": 0 in ASan builds */
         m->next = p->spare;
         p->spare = m;
         p->nspare++;
@@ -289,9 +289,9 @@ static void dead_letter(jn_pipeline *p, pmsg *m, const char *reason) {
     char part[16], off[24];
     snprintf(part, sizeof part, "%d", (int)m->p->id);
     snprintf(off, sizeof off, "%lld", (long long)m->offset);
-    const char *hdrs[] = {"error",  reason, "source_topic", m->p->topic, "source_partition",
-                          part,     "source_offset",         off,        "pipeline",
-                          p->pc->name, NULL};
+    const char *hdrs[] = {
+        "error", reason,     "source_topic", m->p->topic, "source_partition", part, "source_offset",
+        off,     "pipeline", p->pc->name,    NULL};
     m->kop = KOP_DLQ;
     int rc = jn_kafka_produce(p->producer, p->pc->dead_letter_topic, m->key, m->key_len, m->value,
                               m->value_len, hdrs, m);
@@ -307,8 +307,8 @@ static void write_changelog(jn_pipeline *p, pmsg *m) {
     const jn_input_config *s = &p->pc->streams[m->p->stream];
     m->kop = KOP_CHANGELOG;
     /* Not copied: the message lives until its changelog write is reported. */
-    int rc = jn_kafka_produce_ref(p->producer, s->changelog, m->p->id, m->key, m->key_len,
-                                  m->value, m->value_len, m);
+    int rc = jn_kafka_produce_ref(p->producer, s->changelog, m->p->id, m->key, m->key_len, m->value,
+                                  m->value_len, m);
     if (rc != 0) {
         jn_log_error("consumer",
                      "%s: cannot queue the changelog write of %s/%d@%lld: %s; it stays "
@@ -439,8 +439,7 @@ static void on_emit(void *ud, const jn_transform_record *r) {
         if (p->sinks[s].http)
             jn_sink_add(p->sinks[s].http, r->json, r->len, key, rec);
         else
-            jn_kafka_sink_add(p->sinks[s].kafka, r->json, r->len, r->keys[s], r->key_lens[s],
-                              rec);
+            jn_kafka_sink_add(p->sinks[s].kafka, r->json, r->len, r->keys[s], r->key_lens[s], rec);
     }
 }
 
@@ -448,15 +447,14 @@ static const jn_transform_cbs call_cbs = {.begin = on_call_begin, .emit = on_emi
 static const jn_transform_cbs free_cbs = {.begin = no_begin, .emit = on_emit};
 
 static void process(jn_pipeline *p, pmsg *m) {
-    jn_transform_call_info info = {.input = m->p->stream,
-                                   .partition = m->p->id};
+    jn_transform_call_info info = {.input = m->p->stream, .partition = m->p->id};
     int held;
     long hold_ms;
     char *reason = NULL;
     m->gates = 1;
     p->call_msg = m;
-    int rc = jn_transform_call(p->tf, &info, m->value, m->value_len, &call_cbs, p, &held,
-                               &hold_ms, &reason);
+    int rc = jn_transform_call(p->tf, &info, m->value, m->value_len, &call_cbs, p, &held, &hold_ms,
+                               &reason);
     p->call_msg = NULL;
     if (rc != 0) {
         jn_metric_add(p->m_errors, 1);
@@ -473,8 +471,8 @@ static void process(jn_pipeline *p, pmsg *m) {
         return;
     }
     /* The changelog keeps what the transform accepted, keyed like the stream. */
-    int logged = p->srt[m->p->stream].writes && m->key_len &&
-                 jn_transform_restores(p->tf, m->p->stream);
+    int logged =
+        p->srt[m->p->stream].writes && m->key_len && jn_transform_restores(p->tf, m->p->stream);
     if (logged) m->gates++;
     if (held) {
         uint64_t grace = hold_ms / 2 > 2000 ? (uint64_t)hold_ms / 2 : 2000;
@@ -551,8 +549,8 @@ static void update_flow(jn_pipeline *p) {
     if (!p->group || p->stopping) return;
     long high = p->pc->max_pending;
     int pause = p->dedupe && !p->redis_up;
-    int hold = !pause && (loading(p) || p->pending >= high ||
-                          (p->holding && p->pending >= high * 3 / 4));
+    int hold =
+        !pause && (loading(p) || p->pending >= high || (p->holding && p->pending >= high * 3 / 4));
     if (pause != p->paused) {
         p->paused = pause;
         if (pause)
@@ -647,8 +645,7 @@ static void on_table_message(void *ud, const jn_kafka_msg *km) {
     int t = table_index(p, km->topic);
     if (t < 0) return;
     jn_metric_add(p->m_consumed[p->pc->nstreams + t], 1);
-    jn_transform_call_info info = {.input = p->pc->nstreams + t,
-                                   .partition = km->partition};
+    jn_transform_call_info info = {.input = p->pc->nstreams + t, .partition = km->partition};
     int held;
     long hold_ms;
     char *reason = NULL;
@@ -752,13 +749,12 @@ static void on_restore_message(void *ud, const jn_kafka_msg *km) {
         return;
     }
     if (!km->value_len) return; /* a tombstone: nothing to restore */
-    jn_transform_call_info info = {.input = s,
-                                   .partition = km->partition};
+    jn_transform_call_info info = {.input = s, .partition = km->partition};
     char *reason = NULL;
     jn_metric_add(p->m_restored, 1);
     if (jn_transform_restore(p->tf, &info, km->value, km->value_len, &reason) != 0) {
-        jn_log_warn("consumer", "%s: changelog %s %d@%lld not restored: %s", p->pc->name,
-                    km->topic, (int)km->partition, (long long)km->offset, reason);
+        jn_log_warn("consumer", "%s: changelog %s %d@%lld not restored: %s", p->pc->name, km->topic,
+                    (int)km->partition, (long long)km->offset, reason);
         jn_metric_add(p->m_errors, 1);
         free(reason);
     }
@@ -827,8 +823,7 @@ static void restore_assign(jn_pipeline *p, rd_kafka_topic_partition_list_t *l) {
         restore_done(p);
         return;
     }
-    jn_log_info("consumer", "%s: restoring join state from %d partition(s)", p->pc->name,
-                l->cnt);
+    jn_log_info("consumer", "%s: restoring join state from %d partition(s)", p->pc->name, l->cnt);
     jn_kafka_consumer_assign(p->restorer, l);
 }
 
@@ -860,12 +855,10 @@ static void on_committed(void *ud, int err, const rd_kafka_topic_partition_list_
                 continue;
             }
         }
-        rd_kafka_topic_partition_list_add(l, lp->topic, lp->id)->offset =
-            RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_topic_partition_list_add(l, lp->topic, lp->id)->offset = RD_KAFKA_OFFSET_BEGINNING;
     }
     if (err)
-        jn_log_warn("consumer", "%s: %s; replaying whole partitions instead", p->pc->name,
-                    reason);
+        jn_log_warn("consumer", "%s: %s; replaying whole partitions instead", p->pc->name, reason);
     restore_assign(p, l);
     rd_kafka_topic_partition_list_destroy(l);
 }
@@ -1109,16 +1102,16 @@ static void register_metrics(jn_pipeline *p) {
     snprintf(l, sizeof l, "pipeline=\"%s\"", n);
     p->m_duplicates = jn_metrics_counter("junction_consumer_duplicates_total",
                                          "Messages skipped: their processed mark exists", l);
-    p->m_merged = jn_metrics_counter("junction_consumer_merged_total",
-                                     "Records the transform produced", l);
-    p->m_delivered = jn_metrics_counter("junction_consumer_delivered_total",
-                                        "Records a sink acknowledged", l);
+    p->m_merged =
+        jn_metrics_counter("junction_consumer_merged_total", "Records the transform produced", l);
+    p->m_delivered =
+        jn_metrics_counter("junction_consumer_delivered_total", "Records a sink acknowledged", l);
     p->m_dead = jn_metrics_counter("junction_consumer_dead_lettered_total",
                                    "Messages written to the dead-letter topic", l);
     p->m_errors = jn_metrics_counter("junction_consumer_errors_total",
                                      "Bad messages and transform errors", l);
-    p->m_commit = jn_metrics_histogram("junction_consumer_commit_seconds",
-                                       "Latency of offset commits", l);
+    p->m_commit =
+        jn_metrics_histogram("junction_consumer_commit_seconds", "Latency of offset commits", l);
     p->m_waiting = jn_metrics_gauge("junction_consumer_waiting_customers",
                                     "Messages waiting for a record answering their id (held)", l);
     p->m_pending = jn_metrics_gauge("junction_consumer_pending_messages",
@@ -1139,8 +1132,8 @@ static int start_sinks(jn_pipeline *p, char **err) {
         if (sc->type == JN_SINK_HTTP) {
             if (!p->http) p->http = jn_http_client_new(p->loop);
             if (!p->http) {
-                *err = jn_errorf("pipeline %s: cannot start the HTTP client (libcurl)",
-                                 p->pc->name);
+                *err =
+                    jn_errorf("pipeline %s: cannot start the HTTP client (libcurl)", p->pc->name);
                 return -1;
             }
             jn_sink_opts so = {.url = sc->url,

@@ -38,7 +38,7 @@ struct jn_transform {
     int *revoke_ref;  /* per stream */
     int timer_ref;
     int ctx_ref;
-    int ctx_input;         /* what ctx.input and ctx.partition hold now (-1: nil) */
+    int ctx_input; /* what ctx.input and ctx.partition hold now (-1: nil) */
     int64_t ctx_partition;
     /* The hook call in progress: whether it held its record, and for how long. */
     int in_call, held;
@@ -53,8 +53,6 @@ static char *dupstr(const char *s) {
     if (!d) abort();
     return d;
 }
-
-
 
 /* ---- hooks --------------------------------------------------------------------------- */
 
@@ -82,7 +80,7 @@ static int check_stream_table(jn_transform *t, lua_State *L, int mod, const char
     if (ty == LUA_TNIL) return 0;
     if (ty != LUA_TTABLE) {
         *err = jn_errorf("pipeline %s: M.%s must be a table of functions by stream name, got a %s",
-                      t->pipeline, field, lua_typename(L, ty));
+                         t->pipeline, field, lua_typename(L, ty));
         return -1;
     }
     lua_pushnil(L);
@@ -91,8 +89,8 @@ static int check_stream_table(jn_transform *t, lua_State *L, int mod, const char
         int i = k ? input_index(t, k) : -1;
         if (i < 0 || i >= t->nstreams || !lua_isfunction(L, -1)) {
             *err = jn_errorf("pipeline %s: M.%s.%s must be a function named after one of the "
-                          "pipeline's streams",
-                          t->pipeline, field, k ? k : "(not a name)");
+                             "pipeline's streams",
+                             t->pipeline, field, k ? k : "(not a name)");
             lua_pop(L, 2);
             return -1;
         }
@@ -110,16 +108,16 @@ static int check_hooks(jn_script *s, void *ud, char **err) {
     int top = lua_gettop(L), mod = top;
     if (jn_lua_rawgetfield(L, mod, "on") != LUA_TTABLE) {
         *err = jn_errorf("pipeline %s: the transform must define M.on, a table with one function "
-                      "per input (on.%s(record, ctx), ...)",
-                      t->pipeline, t->inputs[0]);
+                         "per input (on.%s(record, ctx), ...)",
+                         t->pipeline, t->inputs[0]);
         goto fail;
     }
     int on = lua_gettop(L);
     for (int i = 0; i < t->ninputs; i++) {
         if (jn_lua_rawgetfield(L, on, t->inputs[i]) != LUA_TFUNCTION) {
             *err = jn_errorf("pipeline %s reads %s %s, but the transform has no on.%s(record, ctx)",
-                          t->pipeline, i < t->nstreams ? "stream" : "table", t->inputs[i],
-                          t->inputs[i]);
+                             t->pipeline, i < t->nstreams ? "stream" : "table", t->inputs[i],
+                             t->inputs[i]);
             goto fail;
         }
         lua_pop(L, 1);
@@ -133,8 +131,8 @@ static int check_hooks(jn_script *s, void *ud, char **err) {
             for (int i = 0; i < t->ninputs; i++)
                 jn_sb_printf(&names, "%s%s", i ? ", " : "", t->inputs[i]);
             *err = jn_errorf("pipeline %s: the transform defines on.%s, but the pipeline has no "
-                          "input %s (its inputs: %s)",
-                          t->pipeline, k, k, names.data);
+                             "input %s (its inputs: %s)",
+                             t->pipeline, k, k, names.data);
             jn_sb_free(&names);
             goto fail;
         }
@@ -144,7 +142,7 @@ static int check_hooks(jn_script *s, void *ud, char **err) {
     lua_pop(L, 1);
     if (ty != LUA_TNIL && ty != LUA_TFUNCTION) {
         *err = jn_errorf("pipeline %s: M.timer must be a function, got a %s", t->pipeline,
-                      lua_typename(L, ty));
+                         lua_typename(L, ty));
         goto fail;
     }
     if (check_stream_table(t, L, mod, "restore", err) != 0) goto fail;
@@ -159,8 +157,7 @@ static int check_hooks(jn_script *s, void *ud, char **err) {
         t->on_ref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
     }
     for (int i = 0; i < t->nstreams; i++) {
-        if (lua_istable(L, restore) &&
-            jn_lua_rawgetfield(L, restore, t->inputs[i]) != LUA_TNIL)
+        if (lua_istable(L, restore) && jn_lua_rawgetfield(L, restore, t->inputs[i]) != LUA_TNIL)
             t->restore_ref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
         else if (lua_istable(L, restore))
             lua_pop(L, 1);
@@ -347,7 +344,7 @@ static char *add_record(jn_transform *t, lua_State *L, uint32_t mask, int index,
     int rec = lua_gettop(L);
     if (!lua_istable(L, rec))
         return jn_errorf("record %d%s of the result is a %s, not a table", index, where,
-                      luaL_typename(L, rec));
+                         luaL_typename(L, rec));
     if (t->nrecs == t->cap) {
         t->cap = t->cap ? t->cap * 2 : 16;
         t->recs = realloc(t->recs, t->cap * sizeof *t->recs);
@@ -358,7 +355,7 @@ static char *add_record(jn_transform *t, lua_State *L, uint32_t mask, int index,
     r->off = t->text.len;
     if (jn_json_encode(L, rec, NULL, &t->text, &eerr) != 0)
         return jn_errorf("record %d%s of the result cannot be encoded as JSON: %s", index, where,
-                      eerr);
+                         eerr);
     r->len = t->text.len - r->off;
     jn_sb_append(&t->text, "", 1);
     size_t idlen;
@@ -393,7 +390,7 @@ static char *check_output(jn_transform *t, lua_State *L, const char *kind, const
     if (lua_isnil(L, res)) goto done;
     if (!lua_istable(L, res)) {
         err = jn_errorf("%s returned a %s; return nil or a table of records", HOOK_NAME(),
-                     luaL_typename(L, res));
+                        luaL_typename(L, res));
         goto done;
     }
     uint32_t all = t->nsinks >= 32 ? 0xffffffffu : (1u << t->nsinks) - 1;
@@ -414,8 +411,7 @@ static char *check_output(jn_transform *t, lua_State *L, const char *kind, const
         lua_pop(L, 2);
         lua_pushnil(L);
         while (!err && lua_next(L, res)) {
-            if (lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 1 &&
-                lua_tointeger(L, -2) <= n) {
+            if (lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 1 && lua_tointeger(L, -2) <= n) {
                 lua_pop(L, 1);
                 continue;
             }
@@ -427,18 +423,18 @@ static char *check_output(jn_transform *t, lua_State *L, const char *kind, const
                 for (int i = 0; i < t->nsinks; i++)
                     jn_sb_printf(&names, "%s%s", i ? ", " : "", t->sinks[i]);
                 err = k ? jn_errorf("%s returned records for sink %s, which pipeline %s does not "
-                                 "have (its sinks: %s)",
-                                 HOOK_NAME(), k, t->pipeline, names.data)
+                                    "have (its sinks: %s)",
+                                    HOOK_NAME(), k, t->pipeline, names.data)
                         : jn_errorf("%s returned a table with a key that is neither an array "
-                                 "index nor a sink name",
-                                 HOOK_NAME());
+                                    "index nor a sink name",
+                                    HOOK_NAME());
                 jn_sb_free(&names);
                 lua_pop(L, 2);
                 break;
             }
             if (!lua_istable(L, -1)) {
-                err = jn_errorf("%s returned a %s for sink %s; give an array of records", HOOK_NAME(),
-                             luaL_typename(L, -1), k);
+                err = jn_errorf("%s returned a %s for sink %s; give an array of records",
+                                HOOK_NAME(), luaL_typename(L, -1), k);
                 lua_pop(L, 2);
                 break;
             }
@@ -487,8 +483,8 @@ static char *first_line(char *err, const char *prefix) {
 }
 
 int jn_transform_call(jn_transform *t, const jn_transform_call_info *info, const char *json,
-                      size_t len, const jn_transform_cbs *cbs, void *ud, int *held,
-                      long *hold_ms, char **reason) {
+                      size_t len, const jn_transform_cbs *cbs, void *ud, int *held, long *hold_ms,
+                      char **reason) {
     lua_State *L = jn_script_host_lua(t->host);
     int top = lua_gettop(L);
     *held = 0;

@@ -64,7 +64,7 @@ typedef struct {
 
 /* What a hook call is about. */
 typedef struct {
-    int input;       /* index: streams 0..nstreams-1, then tables */
+    int input; /* index: streams 0..nstreams-1, then tables */
     int32_t partition;
 } jn_transform_call_info;
 
@@ -77,8 +77,8 @@ void jn_transform_free(jn_transform *t);
  * or the hook failed or returned garbage (begin was called, nothing was emitted).
  * *held tells whether the hook called ctx.hold(), *hold_ms for how long. */
 int jn_transform_call(jn_transform *t, const jn_transform_call_info *info, const char *json,
-                      size_t len, const jn_transform_cbs *cbs, void *ud, int *held,
-                      long *hold_ms, char **reason);
+                      size_t len, const jn_transform_cbs *cbs, void *ud, int *held, long *hold_ms,
+                      char **reason);
 /* Calls timer(ctx) when the script has one. Same result contract, no begin. */
 int jn_transform_timer(jn_transform *t, const jn_transform_cbs *cbs, void *ud, char **reason);
 /* Whether the script restores state of this stream (has restore.<stream>). */
