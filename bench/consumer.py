@@ -15,7 +15,7 @@ real Kafka and Redis from tools/services.
    of them has delivered nothing for 300 ms (its partitions are drained; the others
    still work through theirs, which measures one process, not the group).
 
-Usage: bench/consumer.py [--records N] [--processes N] [--callgrind M]
+Usage: bench/consumer.py [--records N] [--processes N] [--callgrind M] [--plain-topics]
 """
 import argparse
 import json
@@ -33,7 +33,7 @@ from producer import (BIN, ROOT, config, cpu_seconds, free_port, metric, start, 
                       stop, wait_http)
 
 
-def fill(tmp, log, n, tag):
+def fill(tmp, log, n, tag, compacted=True):
     """Publishes n customers and 10 products to fresh topics; returns the topic names."""
     crm, inv, adm, padm = free_port(), free_port(), free_port(), free_port()
     api = start(["api", "--config", config(tmp, f"api{tag}.lua", f"""return {{
@@ -44,7 +44,9 @@ def fill(tmp, log, n, tag):
     topics = (f"bench_c_{tag}", f"bench_p_{tag}")
     # As tools/services creates the seed's customer_data and inventory_data: compacted,
     # six partitions (the consumer then restores its join state from the topic itself).
-    for t in topics:
+    # --plain-topics leaves them to the broker's auto-creation (not compacted: the
+    # consumer then writes every customer to a changelog topic too).
+    for t in topics if compacted else ():
         subprocess.run([os.path.join(ROOT, "tools", "services"), "create-topic", t,
                         "cleanup.policy=compact"], check=True, stdout=subprocess.DEVNULL)
     prod = start(["produce", "--config", config(tmp, f"prod{tag}.lua", f"""return {{
@@ -172,6 +174,8 @@ def main():
                     help="junction consume processes in one group (one per core: 2)")
     ap.add_argument("--consumer", default="",
                     help="more consumer settings as Lua fields, e.g. 'batch_size = 1000'")
+    ap.add_argument("--plain-topics", action="store_true",
+                    help="topics the broker auto-creates (not compacted) instead of compacted ones")
     a = ap.parse_args()
     subprocess.run([os.path.join(ROOT, "tools", "services"), "up"], check=True,
                    stdout=subprocess.DEVNULL)
@@ -179,7 +183,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="junction-bench-")
     log = open(os.path.join(tmp, "log.txt"), "w")
     print(f"== consumer benchmark ({os.cpu_count()} CPUs, logs in {tmp})")
-    topics = fill(tmp, log, a.records, uuid.uuid4().hex[:8])
+    topics = fill(tmp, log, a.records, uuid.uuid4().hex[:8], not a.plain_topics)
     secs, cpu, steady = run_consumer(tmp, log, topics, a.records, extra=a.consumer,
                                      processes=a.processes)
     print(f"consumer processes: {a.processes}")
@@ -195,7 +199,7 @@ def main():
                   f"{k} {v / r * 1e6:.1f} us" for k, v in steady["cpu"].items()))
     if a.callgrind:
         subprocess.run(["redis-cli", "FLUSHALL"], stdout=subprocess.DEVNULL)
-        topics = fill(tmp, log, a.callgrind, uuid.uuid4().hex[:8])
+        topics = fill(tmp, log, a.callgrind, uuid.uuid4().hex[:8], not a.plain_topics)
         out = os.path.join(tmp, "callgrind.out")
         run_consumer(tmp, log, topics, a.callgrind,
                      wrapper=("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"))

@@ -114,7 +114,7 @@ static const schema_entry schema[] = {
     {"consumer.retry_base_ms", T_INT, OFF(consumer.retry_base_ms), "200", NULL, 1, 3600000, "ceiling of the first retry delay of a POST"},
     {"consumer.retry_max_ms", T_INT, OFF(consumer.retry_max_ms), "10000", NULL, 1, 3600000, "cap of the retry delay of a POST (retries never stop)"},
     {"consumer.dedupe_ttl_s", T_INT, OFF(consumer.dedupe_ttl_s), "86400", "JUNCTION_DEDUPE_TTL_S", 1, 315360000, "lifetime of processed:<sha256> marks in Redis"},
-    {"consumer.changelog", T_BOOL, OFF(consumer.changelog), "true", "JUNCTION_CHANGELOG", 0, 0, "keep the join state in the compacted topic <group_id>-customers-changelog, so a product change reaches every customer after restarts and rebalances (one more Kafka write per new customer)"},
+    {"consumer.changelog", T_BOOL, OFF(consumer.changelog), "true", "JUNCTION_CHANGELOG", 0, 0, "restore the join state when partitions are assigned, so a product change reaches every customer after restarts and rebalances: from customer_topic itself when it is compacted, else from the compacted topic <group_id>-customers-changelog (one more Kafka write per new customer)"},
     {"consumer.hold_max", T_INT, OFF(consumer.hold_max), "10000", NULL, 0, 10000000, "customers held waiting for products they reference"},
     {"consumer.hold_ms", T_INT, OFF(consumer.hold_ms), "5000", NULL, 0, 86400000, "longest a customer is held before it is delivered with its missing product ids"},
 };
