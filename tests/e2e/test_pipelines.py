@@ -8,7 +8,7 @@ import subprocess
 import time
 import uuid
 
-from conftest import ROOT, request
+from conftest import BINARY, ROOT, request
 from test_consumer import BROKER, redis_cli, services, stats, wait_until  # noqa: F401
 from test_consumer import services_up  # noqa: F401  (module fixture: Kafka and Redis up)
 
@@ -112,3 +112,62 @@ def test_a_wrong_token_is_refused_and_dead_lettered(make_junction):
     assert all("401" in h for h in dead())
     assert "wr0ng-" + tag not in c.logs()  # a header value is never logged
     assert stats(analytics)["unauthorized_batches"] >= 1 and stats(analytics)["records"] == 0
+
+
+GARBAGE = """
+-- Every third order gets a string back, every third a record for a sink that does not
+-- exist, the rest pass: each bad result dead-letters its order alone.
+return { on = { orders = function(o)
+  local n = tonumber(o.id:match("%d+"))
+  if n % 3 == 0 then return "not a table" end
+  if n % 3 == 1 then return { nowhere = { o } } end
+  return { o }
+end } }
+"""
+
+
+def test_garbage_from_the_transform_dead_letters_that_message_only(make_junction, tmp_path):
+    redis_cli("FLUSHALL")
+    tag = uuid.uuid4().hex[:8]
+    topics = {"orders": f"orders_{tag}", "dead": f"dead_letter_{tag}"}
+    analytics = make_junction(command="analytics")
+    produce(topics["orders"], [{"id": f"o-{i}"} for i in range(30)])
+    script = tmp_path / "garbage.lua"
+    script.write_text(GARBAGE)
+    c = make_junction({"kafka": {"brokers": BROKER}, "pipelines": [{
+        "name": "orders", "group_id": "orders-" + tag, "transform": str(script),
+        "dead_letter_topic": topics["dead"], "dedupe": {"prefix": f"processed:{tag}:"},
+        "streams": {"orders": topics["orders"]},
+        "sinks": {"analytics": {"type": "http", "url": analytics.analytics + "/analytics"}}}]},
+        command="consume")
+
+    def dead():
+        p = subprocess.run(["kcat", "-b", BROKER, "-C", "-t", topics["dead"], "-e", "-q",
+                            "-f", "%h\t%s\n"], capture_output=True, text=True, timeout=60)
+        return [line.split("\t", 1) for line in p.stdout.splitlines() if "\t" in line]
+    assert wait_until(lambda: len(dead()) >= 20 and stats(analytics)["records"] >= 10, 60), \
+        c.logs()[-3000:]
+    time.sleep(1)
+    got = dead()
+    assert len(got) == 20 and stats(analytics)["records"] == 10
+    for headers, value in got:
+        n = int(json.loads(value)["id"][2:])
+        if n % 3 == 0:
+            assert "returned a string" in headers, headers
+        else:
+            assert "sink nowhere, which pipeline orders does not have" in headers, headers
+    assert c.proc.poll() is None
+
+
+def test_a_hook_for_an_input_that_does_not_exist_stops_start_up(make_junction, tmp_path):
+    script = tmp_path / "extra_hook.lua"
+    script.write_text("return { on = { orders = function() end, refunds = function() end } }")
+    c = make_junction({"kafka": {"brokers": BROKER}, "pipelines": [{
+        "name": "shop", "transform": str(script), "streams": {"orders": "orders_x"},
+        "sinks": {"out": {"type": "kafka", "topic": "out_x"}}}]},
+        command="consume", start=False)
+    r = subprocess.run([BINARY, "consume", "--config", c.config], cwd=ROOT,
+                       capture_output=True, text=True, timeout=30, env=c.env)
+    assert r.returncode != 0
+    assert "pipeline shop" in r.stderr and "on.refunds" in r.stderr and "refunds" in r.stderr, \
+        r.stderr
