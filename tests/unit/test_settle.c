@@ -633,6 +633,7 @@ static void test_held_call_waits_for_its_other_records(void **state) {
     jn_settle_report(&f->s, r, 500, "no");
     assert_finished(f, 0, m, "no");
     assert_int_equal(f->orphans, 0);
+    free(m);
 }
 
 static void test_answered_call_waits_for_its_other_records(void **state) {
@@ -649,6 +650,7 @@ static void test_answered_call_waits_for_its_other_records(void **state) {
     assert_int_equal(f->finished, 0);
     jn_settle_report(&f->s, copy, 0, NULL);
     assert_finished(f, 0, m, NULL);
+    free(m);
 }
 
 /* ---- reports inside a call (the host never does it; the machine copes) ------------- */
