@@ -257,7 +257,12 @@ def test_members_started_together_read_the_catalogue_first(pipeline, members):
     producer = p.start_producer()
 
     def published():
-        return producer.metric("junction_producer_records_total", result="published") or 0
+        # The producer's admin may take seconds to answer while it maps a 300,000-record
+        # response (under the sanitizer): that is "not yet", not a failure.
+        try:
+            return producer.metric("junction_producer_records_total", result="published") or 0
+        except OSError:
+            return 0
     assert wait_until(lambda: published() >= n + products, 180), published()
     stock = {}
     for pid in ("1", "2", "3", "4", "5"):
