@@ -164,15 +164,15 @@ describe("admin dashboard", { timeout: 240_000 }, () => {
   it("lists the scripts and reloads them with the button", async () => {
     const before = Object.fromEntries(
       (await (await fetch(admin + "/api/status")).json()).scripts.map(s => [s.name, s.version]));
-    assert.ok(Object.keys(before).includes("merge"), JSON.stringify(before));
+    assert.ok(Object.keys(before).includes("default"), JSON.stringify(before)); // the default pipeline's transform
     await waitFor("the scripts table", async () =>
       await page.locator("#scripts tbody tr").count() === Object.keys(before).length, 10_000);
 
     await page.click("#reload");
     await page.locator("#reload-result.ok").waitFor({ timeout: 10_000 });
     assert.match(await page.locator("#reload-result").textContent(), /^reloaded 5 scripts/);
-    const shown = await page.locator('#scripts tr[data-script="merge"] td[data-version]').textContent();
-    assert.equal(Number(shown), before.merge + 1);
+    const shown = await page.locator('#scripts tr[data-script="default"] td[data-version]').textContent();
+    assert.equal(Number(shown), before.default + 1);
 
     const after = (await (await fetch(admin + "/api/status")).json()).scripts;
     for (const s of after) {
@@ -181,7 +181,7 @@ describe("admin dashboard", { timeout: 240_000 }, () => {
     }
     // The next samples keep the table in step: the history shows the reload.
     await waitFor("the reload in the history column", async () =>
-      /POST \/api\/reload/.test(await page.locator('#scripts tr[data-script="merge"]').textContent()), 5_000);
+      /POST \/api\/reload/.test(await page.locator('#scripts tr[data-script="default"]').textContent()), 5_000);
 
     mkdirSync(join(ROOT, ".artifacts"), { recursive: true });
     await page.screenshot({ path: join(ROOT, ".artifacts", "dashboard.png"), fullPage: true });
