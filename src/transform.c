@@ -284,6 +284,14 @@ void jn_transform_free(jn_transform *t) {
 
 /* ---- calls --------------------------------------------------------------------------- */
 
+/* Whether JSON text is an object: a decoded array is a Lua table too. */
+static int is_object(const char *json, size_t len) {
+    size_t i = 0;
+    while (i < len && (json[i] == ' ' || json[i] == '\t' || json[i] == '\n' || json[i] == '\r'))
+        i++;
+    return i < len && json[i] == '{';
+}
+
 /* Pushes ctx with the fields of this call. Raw sets: the script may have given ctx a
  * metatable. input and partition are set only when they change (most calls are the same
  * partition's in a row, and each set costs a string look-up): a script that writes
@@ -496,7 +504,7 @@ int jn_transform_call(jn_transform *t, const jn_transform_call_info *info, const
         *reason = jn_errorf("value is not JSON: %s", jerr);
         return -1;
     }
-    if (!lua_istable(L, -1)) {
+    if (!lua_istable(L, -1) || !is_object(json, len)) {
         lua_settop(L, top);
         *reason = jn_errorf("value is not a JSON object");
         return -1;
@@ -567,7 +575,7 @@ int jn_transform_restore(jn_transform *t, const jn_transform_call_info *info, co
     int top = lua_gettop(L);
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->restore_ref[info->input]);
     char jerr[160];
-    if (jn_json_decode(L, json, len, jerr, sizeof jerr) != 0 || !lua_istable(L, -1)) {
+    if (!is_object(json, len) || jn_json_decode(L, json, len, jerr, sizeof jerr) != 0) {
         lua_settop(L, top);
         *reason = jn_errorf("changelog record is not a JSON object");
         return -1;
