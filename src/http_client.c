@@ -362,6 +362,11 @@ static int setup_easy(req *r, const jn_http_request_opts *o) {
     SET(CURLOPT_HEADERDATA, (void *)r);
     SET(CURLOPT_TIMEOUT_MS, o->timeout_ms);
     SET(CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
+    /* TLS: the system's trust store unless a CA file is named; the peer and its name
+     * are checked unless the caller was told not to (curl's defaults, said here). */
+    if (o->ca_file) SET(CURLOPT_CAINFO, o->ca_file);
+    SET(CURLOPT_SSL_VERIFYPEER, o->insecure ? 0L : 1L);
+    SET(CURLOPT_SSL_VERIFYHOST, o->insecure ? 0L : 2L);
 
     int is_post = strcmp(method, "POST") == 0;
     int with_body =

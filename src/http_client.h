@@ -42,6 +42,8 @@ typedef struct {
     long timeout_ms;            /* whole transfer, including time queued for a connection
                                    to the host; 0 = no limit */
     long connect_timeout_ms;    /* 0 = curl's default (300 s) */
+    const char *ca_file;        /* PEM file of the CAs to trust; NULL: the system's */
+    int insecure;               /* 1: do not check the server's certificate and name */
 } jn_http_request_opts;
 
 /* NULL when curl cannot be initialised. */

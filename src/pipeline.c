@@ -1144,7 +1144,9 @@ static int start_sinks(jn_pipeline *p, char **err) {
                                .retry_base_ms = sc->retry_base_ms,
                                .retry_max_ms = sc->retry_max_ms,
                                .headers = (const char *const *)sc->headers,
-                               .name = sc->name};
+                               .name = sc->name,
+                               .ca_file = sc->ca_file,
+                               .insecure = !sc->verify_tls};
             o->http = jn_sink_new(p->loop, p->http, &so, on_sink_done, p);
         } else {
             jn_kafka_producer_opts po = {.brokers = cfg->kafka.brokers,

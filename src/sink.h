@@ -32,6 +32,8 @@ typedef struct {
     const char *const *headers; /* NULL-terminated "Name: value" lines sent with every POST
                                    (copied), or NULL */
     const char *name;           /* the sink's name, labelling its metrics; NULL: none */
+    const char *ca_file;        /* HTTPS: the CAs to trust (copied); NULL: the system's */
+    int insecure;               /* HTTPS: do not check the server's certificate */
 } jn_sink_opts;
 
 jn_sink *jn_sink_new(uv_loop_t *loop, jn_http_client *http, const jn_sink_opts *o,
