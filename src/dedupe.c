@@ -19,10 +19,17 @@ typedef struct {
     size_t head, len, cap; /* live entries are v[head .. len) */
 } queue;
 
-typedef struct {
-    jn_dedupe *d;
+typedef struct batch {
+    struct jn_dedupe *d;
     entry *v;
     size_t n;
+    /* checks: the order batches went out in, and the answer kept until every earlier
+     * batch is answered (a batch with marks there needs an MGET after its EXISTS, so it
+     * can be answered after a later one) */
+    unsigned long seq;
+    int done, err;
+    unsigned char *found;
+    struct batch *next;
 } batch;
 
 struct jn_dedupe {
@@ -33,7 +40,14 @@ struct jn_dedupe {
     void *ud;
     queue checks, marks;
     int checking; /* check batches at Redis */
-    int marking;  /* mark batches at Redis (one at a time) */
+    /* A check batch that failed, and every one sent after it, goes back to the front of
+     * the queue in the order they were sent, and nothing new goes out until all of them
+     * are back: items must reach the transform in their partition's order (two versions
+     * of a record in two batches). */
+    unsigned long sent_seq, fail_seq;
+    size_t requeued;              /* items put back at the front during this failure */
+    batch *sent_head, *sent_tail; /* check batches at Redis, in the order sent */
+    int marking;                  /* mark batches at Redis (one at a time) */
     size_t in_flight;
     int closed;
     uv_timer_t timer; /* sends a partial check batch on the next loop turn */
@@ -79,13 +93,16 @@ static batch *take(jn_dedupe *d, queue *q, size_t max) {
     return b;
 }
 
-/* Puts a failed batch back at the front, in its order. */
-static void put_back(queue *q, batch *b) {
+/* Puts a batch back at the front, after those put back before it in this failure (they
+ * were sent, and fail, in order), so the queue keeps the order items came in. */
+static void put_back(queue *q, batch *b, size_t after) {
     size_t rest = queued(q);
     entry *v = malloc((rest + b->n + 1) * sizeof *v);
     if (!v) abort();
-    memcpy(v, b->v, b->n * sizeof *v);
-    if (rest) memcpy(v + b->n, q->v + q->head, rest * sizeof *v);
+    if (after > rest) after = rest;
+    memcpy(v, q->v + q->head, after * sizeof *v);
+    memcpy(v + after, b->v, b->n * sizeof *v);
+    memcpy(v + after + b->n, q->v + q->head + after, (rest - after) * sizeof *v);
     free(q->v);
     q->v = v;
     q->head = 0;
@@ -101,39 +118,88 @@ static void batch_free(batch *b) {
     free(b);
 }
 
+static void unlink_sent(jn_dedupe *d, batch *b) {
+    batch **pp = &d->sent_head, *prev = NULL;
+    while (*pp && *pp != b)
+        prev = *pp, pp = &(*pp)->next;
+    if (!*pp) return;
+    *pp = b->next;
+    if (d->sent_tail == b) d->sent_tail = prev;
+}
+
+static void check_free(batch *b) {
+    free(b->found);
+    batch_free(b);
+}
+
+/* Reports answered batches from the oldest, stopping at one still waiting: items reach
+ * the owner in the order they were checked. From a failed batch on, every batch goes
+ * back to the queue, in order, and nothing new goes out until all of them are back. */
+static void drain_checks(jn_dedupe *d) {
+    while (!d->closed && d->sent_head && d->sent_head->done) {
+        batch *b = d->sent_head;
+        d->sent_head = b->next;
+        if (!d->sent_head) d->sent_tail = NULL;
+        if (d->fail_seq && b->seq >= d->fail_seq) {
+            put_back(&d->checks, b, d->requeued);
+            d->requeued += b->n;
+            d->in_flight -= b->n;
+            free(b->found);
+            free(b->v);
+            free(b);
+            continue;
+        }
+        /* The next batch goes out before this one's work: Redis answers it meanwhile. */
+        flush_checks(d);
+        for (size_t i = 0; i < b->n && !d->closed; i++)
+            d->cbs.on_checked(d->ud, b->v[i].item, b->found[i]);
+        check_free(b);
+    }
+    if (d->closed) {
+        maybe_free(d);
+        return;
+    }
+    if (d->fail_seq && !d->sent_head) d->fail_seq = 0, d->requeued = 0; /* all are back */
+    flush_checks(d);
+}
+
 static void on_checked(void *arg, int err, const unsigned char *found, size_t n) {
     batch *b = arg;
     jn_dedupe *d = b->d;
     d->checking--;
     if (d->closed) {
-        batch_free(b);
+        unlink_sent(d, b);
+        check_free(b);
         maybe_free(d);
         return;
     }
+    b->done = 1;
+    b->err = err;
     if (err) {
-        /* Unknown answers: nothing may pass unchecked. They wait for Redis. */
-        put_back(&d->checks, b);
-        d->in_flight -= b->n;
-        free(b->v);
-        free(b);
-        return;
+        /* Unknown answers: nothing may pass unchecked. They wait for Redis, and so do
+         * the batches sent after them, whatever their answer. */
+        if (!d->fail_seq || b->seq < d->fail_seq) d->fail_seq = b->seq;
+    } else {
+        b->found = malloc(n ? n : 1);
+        if (!b->found) abort();
+        memcpy(b->found, found, n);
     }
-    /* The next batch goes out before this one's work: Redis answers it meanwhile. */
-    flush_checks(d);
-    for (size_t i = 0; i < n && !d->closed; i++)
-        d->cbs.on_checked(d->ud, b->v[i].item, found[i]);
-    batch_free(b);
-    if (d->closed) {
-        maybe_free(d);
-        return;
-    }
-    flush_checks(d);
+    drain_checks(d);
 }
 
 static void flush_checks(jn_dedupe *d) {
-    while (!d->closed && d->checking < CHECKS_IN_FLIGHT && queued(&d->checks) &&
+    while (!d->closed && !d->fail_seq && d->checking < CHECKS_IN_FLIGHT && queued(&d->checks) &&
            jn_redis_connected(d->redis)) {
         batch *b = take(d, &d->checks, CHECK_BATCH);
+        b->seq = ++d->sent_seq;
+        b->done = b->err = 0;
+        b->found = NULL;
+        b->next = NULL;
+        if (d->sent_tail)
+            d->sent_tail->next = b;
+        else
+            d->sent_head = b;
+        d->sent_tail = b;
         const char **keys = malloc(b->n * sizeof *keys);
         if (!keys) abort();
         for (size_t i = 0; i < b->n; i++)
@@ -159,7 +225,7 @@ static void on_marked(void *arg, int err) {
     }
     if (err) {
         /* Delivered but not marked: the items stay until the mark is written. */
-        put_back(&d->marks, b);
+        put_back(&d->marks, b, 0);
         d->in_flight -= b->n;
         free(b->v);
         free(b);
@@ -252,6 +318,14 @@ static void maybe_free(jn_dedupe *d) {
 
 void jn_dedupe_free(jn_dedupe *d) {
     d->closed = 1;
+    /* Answered batches waiting for an earlier one are freed here; those still at Redis
+     * when their answer comes. */
+    for (batch *b = d->sent_head, *next; b; b = next) {
+        next = b->next;
+        if (!b->done) continue;
+        unlink_sent(d, b);
+        check_free(b);
+    }
     d->checks.head = d->checks.len = 0;
     d->marks.head = d->marks.len = 0;
     if (d->timer_open && !uv_is_closing((uv_handle_t *)&d->timer))

@@ -30,74 +30,7 @@
 #define NKEYS    1000
 #define NUNKNOWN 10
 
-/* ---- a private redis-server ------------------------------------------------------------ */
-
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-/* A synchronous connection for checking what the server holds; NULL when it is down. */
-static redisContext *sync_connect(int port) {
-    struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-    if (c && c->err) {
-        redisFree(c);
-        return NULL;
-    }
-    if (c) redisSetTimeout(c, (struct timeval){.tv_sec = 2});
-    return c;
-}
-
-static int server_answers(int port) {
-    redisContext *c = sync_connect(port);
-    if (!c) return 0;
-    redisReply *rep = redisCommand(c, "PING");
-    int ok = rep && rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "PONG") == 0;
-    if (rep) freeReplyObject(rep);
-    redisFree(c);
-    return ok;
-}
-
-static pid_t server_start(const char *dir, int port) {
-    char portstr[16], log[256];
-    snprintf(portstr, sizeof portstr, "%d", port);
-    snprintf(log, sizeof log, "%s/redis.log", dir);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* no orphan server if the test dies */
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execlp("redis-server", "redis-server", "--port", portstr, "--bind", "127.0.0.1", "--save",
-               "", "--appendonly", "no", "--daemonize", "no", "--dir", dir, (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 500; i++) { /* up to 5 s */
-        if (server_answers(port)) return pid;
-        int status;
-        if (waitpid(pid, &status, WNOHANG) == pid) fail_msg("redis-server exited, see %s", log);
-        usleep(10000);
-    }
-    fail_msg("redis-server did not answer on port %d", port);
-    return -1;
-}
-
-static void server_kill(pid_t *pid) {
-    if (*pid <= 0) return;
-    kill(*pid, SIGKILL);
-    waitpid(*pid, NULL, 0);
-    *pid = 0;
-}
+#include "redis_server.h"
 
 /* ---- fixture ------------------------------------------------------------------------- */
 

@@ -1,0 +1,208 @@
+/* De-duplication (dedupe.c) over the real Redis glue against a private redis-server
+ * (redis_server.h): checks answered in order across batches, marks written with their
+ * TTL and seen by later checks, nothing answered while Redis is down (checks and marks
+ * wait and go out once it is back), and freeing with work queued or in flight. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+
+#include "dedupe.h"
+#include "redis_server.h"
+
+#define N 1200 /* more than two check batches */
+
+typedef struct {
+    uv_loop_t loop;
+    uv_timer_t pulse;
+    int port;
+    char dir[64];
+    pid_t pid;
+    jn_redis *r;
+    jn_dedupe *d;
+    int up;
+    char keys[N][40];
+    int item[N];
+    int checked, marked, seen, order_ok, last;
+    int closed;
+} fx;
+
+static void on_state(void *ud, int connected) {
+    fx *f = ud;
+    f->up = connected;
+    if (connected && f->d) jn_dedupe_resume(f->d);
+}
+
+static void on_checked(void *ud, void *item, int seen) {
+    fx *f = ud;
+    int i = *(int *)item;
+    if (i != f->last + 1) {
+        if (f->order_ok) fprintf(stderr, "order: %d after %d\n", i, f->last);
+        f->order_ok = 0;
+    }
+    f->last = i;
+    f->checked++;
+    f->seen += seen;
+}
+
+static void on_marked(void *ud, void *item) {
+    fx *f = ud;
+    (void)item;
+    f->marked++;
+}
+
+static void on_pulse(uv_timer_t *t) {
+    (void)t;
+}
+
+/* Runs the loop until cond holds or 10 s passed. */
+#define RUN_UNTIL(f, cond)                                                                         \
+    do {                                                                                           \
+        for (int i_ = 0; i_ < 1000 && !(cond); i_++)                                               \
+            uv_run(&(f)->loop, UV_RUN_ONCE);                                                       \
+        assert_true(cond);                                                                         \
+    } while (0)
+
+static int setup(void **state) {
+    fx *f = calloc(1, sizeof *f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    uv_timer_init(&f->loop, &f->pulse);
+    uv_timer_start(&f->pulse, on_pulse, 10, 10);
+    snprintf(f->dir, sizeof f->dir, "/tmp/jn_dedupe_test_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    f->port = free_port();
+    f->pid = server_start(f->dir, f->port);
+    f->r = jn_redis_new(&f->loop, "127.0.0.1", f->port, on_state, f);
+    static const jn_dedupe_cbs cbs = {.on_checked = on_checked, .on_marked = on_marked};
+    f->d = jn_dedupe_new(&f->loop, f->r, 60, &cbs, f);
+    for (int i = 0; i < N; i++) {
+        snprintf(f->keys[i], sizeof f->keys[i], "processed:test:%d", i);
+        f->item[i] = i;
+    }
+    f->order_ok = 1;
+    f->last = -1;
+    RUN_UNTIL(f, f->up);
+    *state = f;
+    return 0;
+}
+
+static void on_closed(void *arg) {
+    ((fx *)arg)->closed = 1;
+}
+
+static int teardown(void **state) {
+    fx *f = *state;
+    if (f->d) jn_dedupe_free(f->d);
+    jn_redis_close(f->r, on_closed, f);
+    uv_close((uv_handle_t *)&f->pulse, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(f->closed, 1);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    server_kill(&f->pid);
+    char log[128];
+    snprintf(log, sizeof log, "%s/redis.log", f->dir);
+    remove(log);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static void check_all(fx *f) {
+    f->checked = f->seen = 0;
+    f->last = -1;
+    f->order_ok = 1;
+    for (int i = 0; i < N; i++)
+        jn_dedupe_check(f->d, &f->item[i], f->keys[i]);
+}
+
+static void test_checks_in_order_then_marks_are_seen(void **state) {
+    fx *f = *state;
+    check_all(f);
+    RUN_UNTIL(f, f->checked == N);
+    assert_true(f->order_ok);
+    assert_int_equal(f->seen, 0);
+    assert_int_equal(jn_dedupe_pending(f->d), 0);
+    /* marks for every other key */
+    for (int i = 0; i < N; i += 2)
+        jn_dedupe_mark(f->d, &f->item[i], f->keys[i]);
+    RUN_UNTIL(f, f->marked == N / 2);
+    redisContext *c = sync_connect(f->port);
+    assert_non_null(c);
+    redisReply *rep = redisCommand(c, "TTL %s", f->keys[0]);
+    assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
+    assert_true(rep->integer > 0 && rep->integer <= 60);
+    freeReplyObject(rep);
+    rep = redisCommand(c, "EXISTS %s", f->keys[1]);
+    assert_int_equal(rep->integer, 0);
+    freeReplyObject(rep);
+    redisFree(c);
+    check_all(f);
+    RUN_UNTIL(f, f->checked == N);
+    assert_true(f->order_ok);
+    assert_int_equal(f->seen, N / 2);
+}
+
+static void test_a_batch_needing_mget_keeps_its_place(void **state) {
+    fx *f = *state;
+    /* Keys of the first batch are marked: its EXISTS finds some and an MGET follows, so
+     * Redis answers the second batch first. The owner still gets them in order. */
+    for (int i = 0; i < 10; i++)
+        jn_dedupe_mark(f->d, &f->item[i], f->keys[i]);
+    RUN_UNTIL(f, f->marked == 10);
+    check_all(f);
+    RUN_UNTIL(f, f->checked == N);
+    assert_true(f->order_ok);
+    assert_int_equal(f->seen, 10);
+}
+
+static void test_nothing_is_answered_while_redis_is_down(void **state) {
+    fx *f = *state;
+    server_kill(&f->pid);
+    RUN_UNTIL(f, !f->up);
+    check_all(f);
+    for (int i = 0; i < 10; i++)
+        jn_dedupe_mark(f->d, &f->item[i], f->keys[i]);
+    for (int i = 0; i < 50; i++) /* half a second of loop turns */
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(f->checked, 0); /* never passed unchecked */
+    assert_int_equal(f->marked, 0);
+    assert_int_equal(jn_dedupe_pending(f->d), N + 10);
+    f->pid = server_start(f->dir, f->port);
+    RUN_UNTIL(f, f->checked == N && f->marked == 10);
+    assert_true(f->order_ok);
+    redisContext *c = sync_connect(f->port);
+    redisReply *rep = redisCommand(c, "EXISTS %s", f->keys[9]);
+    assert_int_equal(rep->integer, 1);
+    freeReplyObject(rep);
+    redisFree(c);
+}
+
+static void test_free_with_work_queued_and_in_flight(void **state) {
+    fx *f = *state;
+    check_all(f); /* two batches go out at once, the rest waits */
+    for (int i = 0; i < 10; i++)
+        jn_dedupe_mark(f->d, &f->item[i], f->keys[i]);
+    jn_dedupe_free(f->d);
+    f->d = NULL;
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    /* answers of batches already sent may still come in: none is reported */
+    for (int i = 0; i < 20; i++)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(f->checked, 0);
+    assert_int_equal(f->marked, 0);
+}
+
+int main(void) {
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_checks_in_order_then_marks_are_seen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_batch_needing_mget_keeps_its_place, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nothing_is_answered_while_redis_is_down, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_free_with_work_queued_and_in_flight, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
