@@ -1123,6 +1123,16 @@ static void register_metrics(jn_pipeline *p) {
                                        "Changelog records replayed into the transform", l);
 }
 
+/* The kafka.* settings every producer of a pipeline shares. */
+static jn_kafka_producer_opts producer_opts(const jn_config *cfg) {
+    return (jn_kafka_producer_opts){.brokers = cfg->kafka.brokers,
+                                    .client_id = cfg->kafka.client_id,
+                                    .compression = cfg->kafka.compression,
+                                    .linger_ms = cfg->kafka.linger_ms,
+                                    .queue_max_messages = cfg->kafka.queue_max_messages,
+                                    .message_timeout_ms = cfg->kafka.message_timeout_ms};
+}
+
 static int start_sinks(jn_pipeline *p, char **err) {
     const jn_config *cfg = p->cfg;
     for (int i = 0; i < p->pc->nsinks; i++) {
@@ -1149,12 +1159,7 @@ static int start_sinks(jn_pipeline *p, char **err) {
                                .insecure = !sc->verify_tls};
             o->http = jn_sink_new(p->loop, p->http, &so, on_sink_done, p);
         } else {
-            jn_kafka_producer_opts po = {.brokers = cfg->kafka.brokers,
-                                         .client_id = cfg->kafka.client_id,
-                                         .compression = cfg->kafka.compression,
-                                         .linger_ms = cfg->kafka.linger_ms,
-                                         .queue_max_messages = cfg->kafka.queue_max_messages,
-                                         .message_timeout_ms = cfg->kafka.message_timeout_ms};
+            jn_kafka_producer_opts po = producer_opts(cfg);
             o->kafka = jn_kafka_sink_new(p->loop, &po, sc->topic, on_sink_done, p, err);
             if (!o->kafka) return -1;
         }
@@ -1227,12 +1232,7 @@ jn_pipeline *jn_pipeline_start(uv_loop_t *loop, jn_script_host *scripts, const j
     p->tf = jn_transform_new(scripts, &to, err);
     if (!p->tf) return NULL;
 
-    jn_kafka_producer_opts po = {.brokers = cfg->kafka.brokers,
-                                 .client_id = cfg->kafka.client_id,
-                                 .compression = cfg->kafka.compression,
-                                 .linger_ms = cfg->kafka.linger_ms,
-                                 .queue_max_messages = cfg->kafka.queue_max_messages,
-                                 .message_timeout_ms = cfg->kafka.message_timeout_ms};
+    jn_kafka_producer_opts po = producer_opts(cfg);
     /* Changelog writes and dead letters are off a record's path to its sinks (they only
      * hold back its mark and commit), so they can wait for fuller batches: fewer requests
      * for librdkafka and the broker. */
