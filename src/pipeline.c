@@ -537,8 +537,11 @@ static void on_redis_state(void *ud, int connected) {
 
 /* ---- intake ------------------------------------------------------------------------ */
 
+static const char *loading_reason(const jn_pipeline *p);
+
+/* One answer for the flow and for /readyz. */
 static int loading(const jn_pipeline *p) {
-    return !p->tables_loaded || p->restoring || p->committed_pending || !p->changelogs_ready;
+    return loading_reason(p) != NULL;
 }
 
 /* Too much pending, or tables and changelogs still loading: hold, and the messages
@@ -680,12 +683,10 @@ static load_part *load_find(load_set *s, const char *topic, int32_t id) {
 
 /* Marks a partition read to its end; returns 1 when that completes the set. */
 static int load_eof(load_set *s, const char *topic, int32_t id) {
-    for (int i = 0; i < s->n; i++) {
-        if (s->v[i].id != id || s->v[i].eof || strcmp(s->v[i].topic, topic)) continue;
-        s->v[i].eof = 1;
-        return ++s->done == s->n;
-    }
-    return 0;
+    load_part *lp = load_find(s, topic, id);
+    if (!lp || lp->eof) return 0;
+    lp->eof = 1;
+    return ++s->done == s->n;
 }
 
 static void tables_loaded(jn_pipeline *p) {
@@ -1429,7 +1430,7 @@ void jn_pipeline_stop(jn_pipeline *p, void (*done)(void *), void *arg) {
 static const char *loading_reason(const jn_pipeline *p) {
     if (!p->tables_loaded) return "loading tables: not every table partition was read to its end";
     if (!p->changelogs_ready) return "finding or creating its changelog topics";
-    if (p->restoring) return "restoring join state from the changelog";
+    if (p->restoring || p->committed_pending) return "restoring join state from the changelog";
     return NULL;
 }
 
