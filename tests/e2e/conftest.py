@@ -85,8 +85,12 @@ class Junction:
         self.tmp = tmp
         self.scripts = os.path.join(tmp, "scripts")
         shutil.copytree(os.path.join(ROOT, "scripts"), self.scripts)
-        self.crm_port, self.inv_port, self.admin_port = free_port(), free_port(), free_port()
-        self.analytics_port = free_port()
+        # free_port closes its socket, so two calls can return the same port: draw until
+        # the four differ.
+        ports = set()
+        while len(ports) < 4:
+            ports.add(free_port())
+        self.crm_port, self.inv_port, self.admin_port, self.analytics_port = sorted(ports)
         cfg = {
             "admin": {"listen": f"127.0.0.1:{self.admin_port}"},
             "analytics": {"listen": f"127.0.0.1:{self.analytics_port}"},
