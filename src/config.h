@@ -134,6 +134,10 @@ typedef struct jn_config {
     struct {
         char *host;
         int port;
+        char *username; /* NULL: the default user */
+        char *password; /* NULL: no AUTH */
+        int db;
+        int tls; /* refused at load: see config.c */
     } redis;
     struct {
         jn_addr listen;
