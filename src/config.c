@@ -56,6 +56,7 @@ static const schema_entry schema[] = {
     {"log.level", T_LEVEL, OFF(log.level), "info", "JUNCTION_LOG_LEVEL", 0, 0, "debug, info, warn or error"},
     {"log.format", T_FORMAT, OFF(log.format), "text", "JUNCTION_LOG_FORMAT", 0, 0, "text or json (one object per line)"},
     {"admin.listen", T_ADDR, OFF(admin.listen), "127.0.0.1:8000", "JUNCTION_ADMIN_LISTEN", 0, 0, "admin HTTP address (/healthz, /metrics, /api/reload)"},
+    {"admin.token", T_SECRET, OFF(admin.token), "", "JUNCTION_ADMIN_TOKEN", 0, 0, "bearer token of every state-changing admin and analytics request (reload, faults, DELETE); required when a listener is not on loopback"},
     {"scripts.instruction_limit", T_LONG, OFF(scripts.instruction_limit), "200000000", "JUNCTION_SCRIPT_INSTRUCTION_LIMIT", 1000, 1e12, "Lua instructions one script call may run before it is stopped"},
     {"scripts.time_limit_ms", T_LONG, OFF(scripts.time_limit_ms), "1000", "JUNCTION_SCRIPT_TIME_LIMIT_MS", 1, 3600000, "milliseconds one script call may run before it is stopped (C functions included)"},
     {"scripts.memory_limit_mb", T_LONG, OFF(scripts.memory_limit_mb), "1024", "JUNCTION_SCRIPT_MEMORY_LIMIT_MB", 8, 1048576, "ceiling on the memory of the scripts' Lua state; an allocation past it fails the call"},

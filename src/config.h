@@ -91,6 +91,7 @@ typedef struct jn_config {
     } log;
     struct {
         jn_addr listen;
+        char *token; /* NULL: no token asked (loopback listeners only) */
     } admin;
     struct {
         long instruction_limit;
