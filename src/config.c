@@ -133,6 +133,7 @@ static const schema_entry schema[] = {
     {"consumer.retry_base_ms", T_INT, OFF(consumer.retry_base_ms), "200", NULL, 1, 3600000, "ceiling of the first retry delay of a POST"},
     {"consumer.retry_max_ms", T_INT, OFF(consumer.retry_max_ms), "10000", NULL, 1, 3600000, "cap of the retry delay of a POST (retries never stop)"},
     {"consumer.dedupe_ttl_s", T_INT, OFF(consumer.dedupe_ttl_s), "86400", "JUNCTION_DEDUPE_TTL_S", 1, 315360000, "lifetime of processed:<sha256> marks in Redis"},
+    {"consumer.dedupe_layout", T_STR, OFF(consumer.dedupe_layout), "keys", "JUNCTION_DEDUPE_LAYOUT", 0, 0, "how marks are kept in Redis: \"keys\" (one per mark, the original system's) or \"buckets\" (a hash per ttl/2: far less Redis CPU; a mark lives ttl to 1.5 ttl)"},
     {"consumer.changelog", T_BOOL, OFF(consumer.changelog), "true", "JUNCTION_CHANGELOG", 0, 0, "restore the join state when partitions are assigned, so a product change reaches every customer after restarts and rebalances: from customer_topic itself when it is compacted, else from the compacted topic <group_id>-customers-changelog (one more Kafka write per new customer)"},
     {"consumer.hold_max", T_INT, OFF(consumer.hold_max), "10000", NULL, 0, 10000000, "customers held waiting for products they reference"},
     {"consumer.hold_ms", T_INT, OFF(consumer.hold_ms), "5000", NULL, 0, 86400000, "longest a customer is held before it is delivered with its missing product ids"},
@@ -801,6 +802,13 @@ int jn_config_load(jn_config *cfg, const char *path, char **err) {
         finish(cfg, NULL, &e);
     }
     if (e.len) goto fail;
+    if (strcmp(cfg->consumer.dedupe_layout, "keys") &&
+        strcmp(cfg->consumer.dedupe_layout, "buckets")) {
+        jn_sb_printf(&e,
+                     "config: consumer.dedupe_layout must be \"keys\" or \"buckets\", got \"%s\"",
+                     cfg->consumer.dedupe_layout);
+        goto fail;
+    }
     if (cfg->redis.tls) {
         /* The seam: redis.c connects with redisAsyncConnect; a hiredis with hiredis_ssl
          * would wrap that connection (redisInitiateSSLWithContext) right after it. */

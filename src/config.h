@@ -73,6 +73,7 @@ typedef struct {
     int dedupe; /* skip records whose content was processed before */
     int dedupe_ttl_s;
     char *dedupe_prefix; /* Redis key prefix of the marks ("processed:") */
+    int dedupe_buckets;  /* marks in time-bucketed hashes, not a key each (marks.c) */
     int max_pending;
     int hold_ms, hold_max;
     jn_input_config *streams;
@@ -159,6 +160,7 @@ typedef struct jn_config {
         int request_timeout_ms;
         int retry_base_ms, retry_max_ms;
         int dedupe_ttl_s;
+        char *dedupe_layout;
         int hold_max;
         int hold_ms;
         int changelog;

@@ -42,7 +42,7 @@ typedef struct batch {
 struct jn_dedupe {
     uv_loop_t *loop;
     jn_redis *redis;
-    int ttl_s;
+    jn_marks_layout layout;
     jn_dedupe_cbs cbs;
     void *ud;
     queue checks, marks;
@@ -244,7 +244,7 @@ static void flush_checks(jn_dedupe *d) {
         for (size_t i = 0; i < b->n; i++)
             keys[i] = b->v[i].key;
         d->checking++;
-        int rc = jn_marks_exists(d->redis, keys, b->n, on_checked, b);
+        int rc = jn_marks_exists(d->redis, &d->layout, keys, b->n, on_checked, b);
         free(keys);
         if (rc != 0) {
             on_checked(b, "the connection to Redis was lost", NULL, b->n);
@@ -292,7 +292,7 @@ static void flush_marks(jn_dedupe *d) {
     for (size_t i = 0; i < b->n; i++)
         keys[i] = b->v[i].key;
     d->marking = 1;
-    int rc = jn_marks_set(d->redis, keys, b->n, d->ttl_s, on_marked, b);
+    int rc = jn_marks_set(d->redis, &d->layout, keys, b->n, on_marked, b);
     free(keys);
     if (rc != 0) on_marked(b, "the connection to Redis was lost");
 }
@@ -303,13 +303,13 @@ static void on_timer(uv_timer_t *t) {
     flush_marks(d);
 }
 
-jn_dedupe *jn_dedupe_new(uv_loop_t *loop, jn_redis *redis, int ttl_s, const jn_dedupe_cbs *cbs,
-                         void *ud) {
+jn_dedupe *jn_dedupe_new(uv_loop_t *loop, jn_redis *redis, const jn_marks_layout *layout,
+                         const jn_dedupe_cbs *cbs, void *ud) {
     jn_dedupe *d = calloc(1, sizeof *d);
     if (!d) abort();
     d->loop = loop;
     d->redis = redis;
-    d->ttl_s = ttl_s;
+    d->layout = *layout;
     d->cbs = *cbs;
     d->ud = ud;
     uv_timer_init(loop, &d->timer);

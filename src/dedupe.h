@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "marks.h"
 #include "redis.h"
 
 typedef struct jn_dedupe jn_dedupe;
@@ -28,8 +29,9 @@ typedef struct {
     void (*on_marked)(void *ud, void *item);
 } jn_dedupe_cbs;
 
-jn_dedupe *jn_dedupe_new(uv_loop_t *loop, jn_redis *redis, int ttl_s, const jn_dedupe_cbs *cbs,
-                         void *ud);
+/* Marks are kept as layout says (marks.h). */
+jn_dedupe *jn_dedupe_new(uv_loop_t *loop, jn_redis *redis, const jn_marks_layout *layout,
+                         const jn_dedupe_cbs *cbs, void *ud);
 /* Queues item for a check of key (kept by pointer: it must live until on_checked). */
 void jn_dedupe_check(jn_dedupe *d, void *item, const char *key);
 /* Queues item for a mark of key (kept by pointer until on_marked). */

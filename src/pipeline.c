@@ -1270,7 +1270,11 @@ jn_pipeline *jn_pipeline_start(uv_loop_t *loop, jn_script_host *scripts, const j
                             .db = cfg->redis.db};
         p->redis = jn_redis_new(loop, &ro, on_redis_state, p);
         static const jn_dedupe_cbs dcbs = {.on_checked = on_checked, .on_marked = on_marked};
-        p->dedupe = jn_dedupe_new(loop, p->redis, pc->dedupe_ttl_s, &dcbs, p);
+        jn_marks_layout layout = {.kind = pc->dedupe_buckets ? JN_MARKS_LAYOUT_BUCKETS
+                                                             : JN_MARKS_LAYOUT_KEYS,
+                                  .ttl_s = pc->dedupe_ttl_s,
+                                  .prefix_len = strlen(pc->dedupe_prefix)};
+        p->dedupe = jn_dedupe_new(loop, p->redis, &layout, &dcbs, p);
     }
     if (start_sinks(p, err) != 0) return NULL;
 

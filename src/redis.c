@@ -192,13 +192,18 @@ static void ev_cleanup(void *privdata) {
 
 /* ---- replies ------------------------------------------------------------------------- */
 
-/* Every SET of a mark is answered "+OK", for which hiredis would allocate a reply object
- * and a copy of the string, only to free both once the callback returns. One shared,
- * read-only reply serves them all instead; every other reply is built (and freed) by
- * hiredis' own functions. hiredis creates and frees replies only through the reader's
- * function table, so the shared one is never freed. */
+/* Every SET of a mark is answered "+OK", the elements of an MGET of marks are mostly nil
+ * and those of an SMISMEMBER 0 or 1;
+ * for each hiredis would allocate a reply object (and a copy of the string) only to free
+ * it once the callback returns. Shared, read-only replies serve them all instead; every
+ * other reply is built (and freed) by hiredis' own functions. hiredis creates and frees
+ * replies only through the reader's function table, and free_object takes the shared
+ * nils out of an array before hiredis frees it, so a shared reply is never freed. */
 static char ok_str[] = "OK";
 static redisReply shared_ok = {.type = REDIS_REPLY_STATUS, .str = ok_str, .len = 2};
+static redisReply shared_nil = {.type = REDIS_REPLY_NIL};
+static redisReply shared_int[2] = {{.type = REDIS_REPLY_INTEGER, .integer = 0},
+                                   {.type = REDIS_REPLY_INTEGER, .integer = 1}};
 static const redisReplyObjectFunctions *hiredis_fns; /* the same for every reader */
 static redisReplyObjectFunctions reply_fns;
 
@@ -208,15 +213,51 @@ static void *create_string(const redisReadTask *task, char *str, size_t len) {
     return hiredis_fns->createString(task, str, len);
 }
 
-static void free_object(void *reply) {
-    if (reply != &shared_ok) hiredis_fns->freeObject(reply);
+/* 0 and 1 in an array: SMISMEMBER's answers. */
+static void *create_integer(const redisReadTask *task, long long value) {
+    if (!task->parent || (value != 0 && value != 1)) return hiredis_fns->createInteger(task, value);
+    redisReply *parent = task->parent->obj;
+    parent->element[task->idx] = &shared_int[value];
+    return &shared_int[value];
 }
 
-static void use_shared_ok(redisContext *c) {
+static int shared(const redisReply *r) {
+    return r == &shared_ok || r == &shared_nil || r == &shared_int[0] || r == &shared_int[1];
+}
+
+static void *create_nil(const redisReadTask *task) {
+    if (task->parent) {
+        redisReply *parent = task->parent->obj;
+        parent->element[task->idx] = &shared_nil;
+    }
+    return &shared_nil;
+}
+
+/* hiredis frees an array's elements with its own freeReplyObject, at every depth. */
+static void unshare(redisReply *r) {
+    if (r->type != REDIS_REPLY_ARRAY || !r->element) return;
+    for (size_t i = 0; i < r->elements; i++) {
+        if (shared(r->element[i]))
+            r->element[i] = NULL;
+        else if (r->element[i])
+            unshare(r->element[i]);
+    }
+}
+
+static void free_object(void *reply) {
+    redisReply *r = reply;
+    if (shared(r)) return;
+    unshare(r);
+    hiredis_fns->freeObject(reply);
+}
+
+static void use_shared_replies(redisContext *c) {
     if (!hiredis_fns) {
         hiredis_fns = c->reader->fn;
         reply_fns = *hiredis_fns;
         reply_fns.createString = create_string;
+        reply_fns.createNil = create_nil;
+        reply_fns.createInteger = create_integer;
         reply_fns.freeObject = free_object;
     }
     c->reader->fn = &reply_fns;
@@ -323,7 +364,7 @@ static void start_connect(jn_redis *r) {
     ac->ev.addWrite = ev_add_write;
     ac->ev.delWrite = ev_del_write;
     ac->ev.cleanup = ev_cleanup;
-    use_shared_ok(&ac->c);
+    use_shared_replies(&ac->c);
     r->polls_open++;
     ac->data = r;
     r->ac = ac;

@@ -30,8 +30,10 @@
 #include "redis.h"
 #include "resp.h"
 
-#define NKEYS    1000
-#define NUNKNOWN 10
+/* The original system's layout: a key per mark. */
+#define LAYOUT(ttl) (&(jn_marks_layout){.kind = JN_MARKS_LAYOUT_KEYS, .ttl_s = (ttl)})
+#define NKEYS       1000
+#define NUNKNOWN    10
 
 #include "redis_server.h"
 
@@ -181,11 +183,11 @@ static long command_calls(int port, const char *cmd) {
 /* mark then exists round trip: every marked key found, the unknown ones not. */
 static void mark_and_check(fx *f, int first, int n) {
     mark_res m = {.f = f};
-    assert_int_equal(jn_marks_set(f->r, f->kp + first, n, 60, on_mark, &m), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), f->kp + first, n, on_mark, &m), 0);
     assert_true(RUN_UNTIL(f, m.called, 3000));
     assert_int_equal(m.err, 0);
     exists_res e = {.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp, NKEYS + NUNKNOWN, on_exists, &e), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, NKEYS + NUNKNOWN, on_exists, &e), 0);
     assert_true(RUN_UNTIL(f, e.called, 3000));
     assert_int_equal(e.err, 0);
     for (int i = first; i < first + n; i++)
@@ -267,7 +269,7 @@ static void test_mark_then_exists(void **state) {
     connect_up(f);
 
     mark_res m = {.f = f};
-    assert_int_equal(jn_marks_set(f->r, f->kp, NKEYS, 60, on_mark, &m), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), f->kp, NKEYS, on_mark, &m), 0);
     assert_int_equal(jn_redis_inflight(f->r), NKEYS);
     assert_true(RUN_UNTIL(f, m.called, 3000));
     assert_int_equal(m.called, 1);
@@ -275,7 +277,7 @@ static void test_mark_then_exists(void **state) {
     assert_int_equal(jn_redis_inflight(f->r), 0);
 
     exists_res e = {.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp, NKEYS + NUNKNOWN, on_exists, &e), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, NKEYS + NUNKNOWN, on_exists, &e), 0);
     assert_int_equal(jn_redis_inflight(f->r), 1);
     assert_true(RUN_UNTIL(f, e.called, 3000));
     assert_int_equal(e.called, 1);
@@ -318,34 +320,34 @@ static void test_empty_batches_and_error_replies(void **state) {
 
     /* Nothing to ask: answered at once, nothing sent. */
     exists_res e = {.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp, 0, on_exists, &e), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, 0, on_exists, &e), 0);
     assert_int_equal(e.called, 1);
     assert_int_equal(e.err, 0);
     assert_int_equal(e.n, 0);
     mark_res m = {.f = f};
-    assert_int_equal(jn_marks_set(f->r, f->kp, 0, 60, on_mark, &m), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), f->kp, 0, on_mark, &m), 0);
     assert_int_equal(m.called, 1);
     assert_int_equal(m.err, 0);
     assert_int_equal(jn_redis_inflight(f->r), 0);
 
     /* An error reply (EX 0 is invalid) fails the batch, and the connection stays. */
     m = (mark_res){.f = f};
-    assert_int_equal(jn_marks_set(f->r, f->kp, 3, 0, on_mark, &m), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(0), f->kp, 3, on_mark, &m), 0);
     assert_true(RUN_UNTIL(f, m.called, 3000));
     assert_int_equal(m.called, 1);
     assert_int_not_equal(m.err, 0);
-    assert_non_null(strstr(m.why, "SET: ERR invalid expire time"));
+    assert_non_null(strstr(m.why, "marking: ERR invalid expire time"));
     assert_true(jn_redis_connected(f->r));
     assert_int_equal(f->downs, 0);
 
     /* Keys with spaces and binary-unfriendly characters go as they are (argv). */
     const char *odd[] = {"a key with spaces", "quote\"d", "nl\r\nx"};
     m = (mark_res){.f = f};
-    assert_int_equal(jn_marks_set(f->r, odd, 3, 60, on_mark, &m), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), odd, 3, on_mark, &m), 0);
     assert_true(RUN_UNTIL(f, m.called, 3000));
     assert_int_equal(m.err, 0);
     e = (exists_res){.f = f};
-    assert_int_equal(jn_marks_exists(f->r, odd, 3, on_exists, &e), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), odd, 3, on_exists, &e), 0);
     assert_true(RUN_UNTIL(f, e.called, 3000));
     assert_int_equal(e.err, 0);
     assert_memory_equal(e.found, "\1\1\1", 3);
@@ -389,25 +391,25 @@ static int comes_up(fx *f, jn_redis_opts o, void (*with)(fx *)) {
 static void marks_under_the_prefix_only(fx *f) {
     const char *ok[] = {"processed:a", "processed:b"}, *other[] = {"elsewhere:a"};
     mark_res m = {.f = f};
-    assert_int_equal(jn_marks_set(f->r, ok, 2, 60, on_mark, &m), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), ok, 2, on_mark, &m), 0);
     assert_true(RUN_UNTIL(f, m.called, 3000));
     assert_int_equal(m.err, 0);
     exists_res e = {.f = f};
-    assert_int_equal(jn_marks_exists(f->r, ok, 2, on_exists, &e), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), ok, 2, on_exists, &e), 0);
     assert_true(RUN_UNTIL(f, e.called, 3000));
     assert_int_equal(e.err, 0);
     assert_memory_equal(e.found, "\1\1", 2);
     m = (mark_res){.f = f};
-    assert_int_equal(jn_marks_set(f->r, other, 1, 60, on_mark, &m), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), other, 1, on_mark, &m), 0);
     assert_true(RUN_UNTIL(f, m.called, 3000));
-    assert_non_null(strstr(m.why, "SET: NOPERM"));
+    assert_non_null(strstr(m.why, "marking: NOPERM"));
     assert_true(jn_redis_connected(f->r)); /* refused, not disconnected */
 }
 
 static void marks_one(fx *f) {
     const char *k[] = {"processed:in-db-3"};
     mark_res m = {.f = f};
-    assert_int_equal(jn_marks_set(f->r, k, 1, 60, on_mark, &m), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), k, 1, on_mark, &m), 0);
     assert_true(RUN_UNTIL(f, m.called, 3000));
     assert_int_equal(m.err, 0);
 }
@@ -437,6 +439,53 @@ static void test_login_with_a_password_an_acl_user_and_a_database(void **state) 
     assert_false(comes_up(f, (jn_redis_opts){.password = "s3cret-default", .db = 99}, NULL));
     f->r = NULL;
     f->closed = 1; /* teardown's close is done */
+}
+
+/* The bucketed layout: a batch of marks is one SADD into the current bucket and one
+ * EXPIREAT, of 16-byte members made from the keys' hex; a mark is found for at least
+ * ttl and at most 1.5 ttl. */
+static void test_bucket_marks_live_between_ttl_and_one_and_a_half(void **state) {
+    fx *f = *state;
+    connect_up(f);
+    const jn_marks_layout b = {
+        .kind = JN_MARKS_LAYOUT_BUCKETS, .ttl_s = 2, .prefix_len = strlen("jn:b:")};
+    const char *keys[] = {"jn:b:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+                          "jn:b:not-hex", "jn:b:ffeeddccbbaa99887766554433221100"};
+    long sadd = command_calls(f->port, "sadd");
+    mark_res m = {.f = f};
+    assert_int_equal(jn_marks_set(f->r, &b, keys, 2, on_mark, &m), 0);
+    assert_true(RUN_UNTIL(f, m.called, 3000));
+    assert_int_equal(m.err, 0);
+    assert_int_equal(command_calls(f->port, "sadd"), sadd + 1);
+    /* The member is the hex's first 128 bits, in binary, in this second's bucket (or the
+     * last second's, when the clock ticked meanwhile). */
+    redisContext *c = sync_connect(f->port);
+    long long found = 0, now = (long long)time(NULL);
+    for (long long sec = now; sec >= now - 1; sec--) {
+        redisReply *rep = redisCommand(c, "SISMEMBER jn:b:b:%lld %b", sec,
+                                       "\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb"
+                                       "\xcc\xdd\xee\xff",
+                                       (size_t)16);
+        found += rep->integer;
+        freeReplyObject(rep);
+    }
+    assert_int_equal(found, 1);
+    redisFree(c);
+    exists_res e = {.f = f};
+    assert_int_equal(jn_marks_exists(f->r, &b, keys, 3, on_exists, &e), 0);
+    assert_true(RUN_UNTIL(f, e.called, 3000));
+    assert_int_equal(e.err, 0);
+    assert_memory_equal(e.found, "\1\1\0", 3);
+    run_for(f, 1800); /* under ttl: still there */
+    e = (exists_res){.f = f};
+    assert_int_equal(jn_marks_exists(f->r, &b, keys, 3, on_exists, &e), 0);
+    assert_true(RUN_UNTIL(f, e.called, 3000));
+    assert_memory_equal(e.found, "\1\1\0", 3);
+    run_for(f, 1500); /* past 1.5 ttl: gone, to the check and to Redis */
+    e = (exists_res){.f = f};
+    assert_int_equal(jn_marks_exists(f->r, &b, keys, 3, on_exists, &e), 0);
+    assert_true(RUN_UNTIL(f, e.called, 3000));
+    assert_memory_equal(e.found, "\0\0\0", 3);
 }
 
 /* Sets keys[i] for the i where pattern(i) holds, through a separate connection. */
@@ -472,7 +521,7 @@ static void test_exists_none_there_is_one_command(void **state) {
     connect_up(f);
     exists_res e = {.f = f};
     memset(e.found, 0xff, sizeof e.found);
-    assert_int_equal(jn_marks_exists(f->r, f->kp, NKEYS + NUNKNOWN, on_exists, &e), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, NKEYS + NUNKNOWN, on_exists, &e), 0);
     assert_int_equal(jn_redis_inflight(f->r), 1);
     assert_true(RUN_UNTIL(f, e.called, 3000));
     assert_int_equal(e.err, 0);
@@ -489,7 +538,7 @@ static void test_exists_some_there_gives_each_key(void **state) {
     connect_up(f);
     set_keys(f, every_seventh_and_the_last);
     exists_res e = {.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp, NKEYS + NUNKNOWN, on_exists, &e), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, NKEYS + NUNKNOWN, on_exists, &e), 0);
     assert_true(RUN_UNTIL(f, e.called, 3000));
     assert_int_equal(e.called, 1);
     assert_int_equal(e.err, 0);
@@ -503,7 +552,7 @@ static void test_exists_some_there_gives_each_key(void **state) {
     /* The same key twice counts twice in EXISTS; each is still answered. */
     const char *twice[] = {f->kp[3], f->kp[3], f->kp[4]};
     e = (exists_res){.f = f};
-    assert_int_equal(jn_marks_exists(f->r, twice, 3, on_exists, &e), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), twice, 3, on_exists, &e), 0);
     assert_true(RUN_UNTIL(f, e.called, 3000));
     assert_int_equal(e.err, 0);
     assert_memory_equal(e.found, "\1\1\0", 3);
@@ -517,14 +566,15 @@ static void test_refused_commands_fail_the_batch(void **state) {
     /* MGET refused: a batch with a key there cannot tell which, a batch without any can. */
     acl(f, "-mget");
     exists_res e = {.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp, NKEYS, on_exists, &e), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, NKEYS, on_exists, &e), 0);
     assert_true(RUN_UNTIL(f, e.called, 3000));
     assert_int_equal(e.called, 1);
     assert_int_not_equal(e.err, 0);
     for (int i = 0; i < NKEYS; i++)
         assert_int_equal(e.found[i], 0);
     e = (exists_res){.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp + NKEYS, 4, on_exists, &e), 0); /* none */
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp + NKEYS, 4, on_exists, &e),
+                     0); /* none */
     assert_true(RUN_UNTIL(f, e.called, 3000));
     assert_int_equal(e.err, 0);
 
@@ -532,7 +582,7 @@ static void test_refused_commands_fail_the_batch(void **state) {
     acl(f, "+mget");
     acl(f, "-exists");
     e = (exists_res){.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp, 3, on_exists, &e), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, 3, on_exists, &e), 0);
     assert_true(RUN_UNTIL(f, e.called, 3000));
     assert_int_not_equal(e.err, 0);
 
@@ -540,7 +590,7 @@ static void test_refused_commands_fail_the_batch(void **state) {
     acl(f, "+exists");
     acl(f, "-set");
     mark_res m = {.f = f};
-    assert_int_equal(jn_marks_set(f->r, f->kp, NKEYS, 60, on_mark, &m), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), f->kp, NKEYS, on_mark, &m), 0);
     assert_true(RUN_UNTIL(f, m.called && jn_redis_inflight(f->r) == 0, 3000));
     assert_int_equal(m.called, 1);
     assert_int_not_equal(m.err, 0);
@@ -550,7 +600,7 @@ static void test_refused_commands_fail_the_batch(void **state) {
     acl(f, "~jn:test:*");
     const char *last_refused[] = {f->kp[0], f->kp[1], "jn:elsewhere"};
     m = (mark_res){.f = f};
-    assert_int_equal(jn_marks_set(f->r, last_refused, 3, 60, on_mark, &m), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), last_refused, 3, on_mark, &m), 0);
     assert_true(RUN_UNTIL(f, m.called, 3000));
     assert_int_not_equal(m.err, 0);
 
@@ -559,7 +609,7 @@ static void test_refused_commands_fail_the_batch(void **state) {
     assert_int_equal(f->downs, 0);
     acl(f, "allkeys");
     m = (mark_res){.f = f};
-    assert_int_equal(jn_marks_set(f->r, f->kp, NKEYS, 60, on_mark, &m), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), f->kp, NKEYS, on_mark, &m), 0);
     assert_true(RUN_UNTIL(f, m.called, 3000));
     assert_int_equal(m.err, 0);
 }
@@ -580,8 +630,8 @@ static void test_server_dies_between_exists_and_mget(void **state) {
     set_keys(f, every_seventh_and_the_last);
     exists_res e = {.f = f};
     mark_res m = {.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp, 10, on_exists, &e), 0);
-    assert_int_equal(jn_marks_set(f->r, f->kp + 20, 10, 60, on_mark_kill_server, &m), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, 10, on_exists, &e), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), f->kp + 20, 10, on_mark_kill_server, &m), 0);
     assert_true(RUN_UNTIL(f, e.called && f->downs == 1, 3000));
     assert_int_equal(m.called, 1);
     assert_int_equal(m.err, 0);
@@ -600,8 +650,8 @@ static void test_not_connected_then_server_appears(void **state) {
     assert_false(jn_redis_connected(f->r));
     exists_res e = {.f = f};
     mark_res m = {.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp, 3, on_exists, &e), -1);
-    assert_int_equal(jn_marks_set(f->r, f->kp, 3, 60, on_mark, &m), -1);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, 3, on_exists, &e), -1);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), f->kp, 3, on_mark, &m), -1);
     run_for(f, 300);
     assert_int_equal(e.called + m.called, 0);
     assert_int_equal(f->ups + f->downs, 0); /* never up, so never reported down */
@@ -622,7 +672,7 @@ static void test_server_killed_and_restarted(void **state) {
      * and fails in its callback. */
     server_kill(&f->pid);
     exists_res e = {.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp, NKEYS, on_exists, &e), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, NKEYS, on_exists, &e), 0);
     assert_true(RUN_UNTIL(f, e.called && f->downs == 1, 3000));
     assert_int_equal(e.called, 1);
     assert_int_not_equal(e.err, 0);
@@ -631,7 +681,7 @@ static void test_server_killed_and_restarted(void **state) {
     assert_int_equal(jn_redis_inflight(f->r), 0);
     /* While it is down, calls are refused. */
     e = (exists_res){.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp, 3, on_exists, &e), -1);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, 3, on_exists, &e), -1);
     run_for(f, 250); /* a few failed reconnects */
     assert_int_equal(f->downs, 1);
     assert_int_equal(e.called, 0);
@@ -640,7 +690,7 @@ static void test_server_killed_and_restarted(void **state) {
     f->pid = server_start(f->dir, f->port);
     assert_true(RUN_UNTIL(f, f->ups == 2, 4000));
     e = (exists_res){.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp, 3, on_exists, &e), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, 3, on_exists, &e), 0);
     assert_true(RUN_UNTIL(f, e.called, 3000));
     assert_int_equal(e.err, 0);
     assert_memory_equal(e.found, "\0\0\0", 3);
@@ -651,8 +701,8 @@ static void test_server_killed_and_restarted(void **state) {
     kill(f->pid, SIGSTOP);
     mark_res m = {.f = f};
     e = (exists_res){.f = f};
-    assert_int_equal(jn_marks_set(f->r, f->kp, NKEYS, 60, on_mark, &m), 0);
-    assert_int_equal(jn_marks_exists(f->r, f->kp, NKEYS, on_exists, &e), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), f->kp, NKEYS, on_mark, &m), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, NKEYS, on_exists, &e), 0);
     run_for(f, 100);
     assert_int_equal(m.called + e.called, 0);
     assert_int_equal(jn_redis_inflight(f->r), NKEYS + 1);
@@ -673,7 +723,7 @@ static void test_stuck_server_times_out(void **state) {
     connect_up(f);
     kill(f->pid, SIGSTOP);
     exists_res e = {.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp, 10, on_exists, &e), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, 10, on_exists, &e), 0);
     run_for(f, 1000);
     assert_int_equal(e.called, 0);
     /* The watchdog gives up after 5 s without a reply. */
@@ -693,8 +743,8 @@ static void test_close_with_commands_in_flight(void **state) {
     kill(f->pid, SIGSTOP); /* so that nothing gets answered */
     mark_res m = {.f = f};
     exists_res e = {.f = f};
-    assert_int_equal(jn_marks_set(f->r, f->kp, 100, 60, on_mark, &m), 0);
-    assert_int_equal(jn_marks_exists(f->r, f->kp, 100, on_exists, &e), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), f->kp, 100, on_mark, &m), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, 100, on_exists, &e), 0);
     run_for(f, 50);
     assert_int_equal(m.called + e.called, 0);
     jn_redis_close(f->r, on_done, f);
@@ -714,8 +764,8 @@ static void test_close_inside_reply_callback(void **state) {
     /* Both replies come in one read; closing in the first fails the second. */
     exists_res e = {.f = f, .close_in_cb = 1};
     mark_res m = {.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp, 10, on_exists, &e), 0);
-    assert_int_equal(jn_marks_set(f->r, f->kp, 100, 60, on_mark, &m), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, 10, on_exists, &e), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), f->kp, 100, on_mark, &m), 0);
     assert_true(RUN_UNTIL(f, f->closed, 3000));
     assert_int_equal(e.called, 1);
     assert_int_equal(e.err, 0);
@@ -729,8 +779,8 @@ static void test_close_inside_mark_callback_of_a_dying_connection(void **state) 
     kill(f->pid, SIGSTOP);
     mark_res m = {.f = f, .close_in_cb = 1};
     exists_res e = {.f = f};
-    assert_int_equal(jn_marks_set(f->r, f->kp, 100, 60, on_mark, &m), 0);
-    assert_int_equal(jn_marks_exists(f->r, f->kp, 100, on_exists, &e), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), f->kp, 100, on_mark, &m), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, 100, on_exists, &e), 0);
     run_for(f, 50);
     server_kill(&f->pid);
     assert_true(RUN_UNTIL(f, f->closed, 3000));
@@ -815,6 +865,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_any_command_and_every_reply_kind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mark_then_exists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bucket_marks_live_between_ttl_and_one_and_a_half,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_login_with_a_password_an_acl_user_and_a_database,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_batches_and_error_replies, setup, teardown),
