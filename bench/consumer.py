@@ -83,6 +83,15 @@ def service_pid(name):
         return None
 
 
+def peak_rss_mib(pid):
+    """The process's peak resident memory (VmHWM), in MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def cpu_of(consumers, others):
     """CPU seconds used so far by the consumers (together) and each other process."""
     out = {"consumer": sum(cpu_seconds(c.pid) for c in consumers)}
@@ -156,13 +165,14 @@ def run_consumer(tmp, log, topics, n, wrapper=(), extra="", processes=1):
     print(f"analytics: {st['records']} records received, {st['distinct_ids']} distinct ids, "
           f"{st['repeated_ids']} ids received more than once")
     cpu = sum(cpu_seconds(c.pid) for c in cons) if not wrapper else None
+    rss = max(peak_rss_mib(c.pid) for c in cons) if not wrapper else None
     for c in cons:
         stop(c)
     stop(ana)
     if wrapper or first is None:
         return secs, cpu, None
     steady = {"seconds": end[0] - first[0], "records": end[1] - first[1], "cut": end[1] < n,
-              "cpu": {k: end[2][k] - first[2][k] for k in end[2]}}
+              "cpu": {k: end[2][k] - first[2][k] for k in end[2]}, "rss": rss}
     return secs, cpu, steady
 
 
@@ -210,6 +220,7 @@ def main():
         print(f"steady state: {r} records in {t:.2f} s = {r / t:,.0f} records/s (first record "
               f"at analytics, every consumer assigned, to {until}); CPU per record: " + ", ".join(
                   f"{k} {v / r * 1e6:.1f} us" for k, v in steady["cpu"].items()))
+        print(f"peak RSS of a consumer: {steady['rss']:.0f} MiB")
     if a.callgrind:
         subprocess.run(["redis-cli", "FLUSHALL"], stdout=subprocess.DEVNULL)
         topics = fill(tmp, log, a.callgrind, uuid.uuid4().hex[:8], not a.plain_topics)
