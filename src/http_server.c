@@ -321,7 +321,7 @@ static void enqueue(conn *c, jn_http_response *res, int keep_alive) {
                      res->etag[0] ? "ETag: " : "", res->etag, res->etag[0] ? "\r\n" : "",
                      res->headers, p->close_after ? "Connection: close\r\n\r\n" : "\r\n");
     p->hdr_len = (size_t)n < sizeof p->hdr ? (size_t)n : sizeof p->hdr - 1;
-    if (res->status == 304 || res->status == 204) {
+    if (res->status == 304 || res->status == 204 || res->head) {
         /* No body may follow these; Content-Length above still names the entity's size. */
         jn_rbuf_unref(p->body);
         p->body = NULL;
@@ -351,7 +351,18 @@ static void on_request(jn_http_reader *r, const jn_http_request *req) {
     if (c->no_more_reads) return; /* pipelined after a closing answer: dropped */
     jn_http_response res = {0};
     res.status = 200;
+    /* HEAD is GET without the body (RFC 9110 §9.3.2): every GET route answers it, with
+     * the headers and Content-Length the GET would have. Handlers only ever see GET. */
+    jn_http_request get;
+    int head = req->method == HTTP_HEAD;
+    if (head) {
+        get = *req;
+        get.method = HTTP_GET;
+        get.method_name = "GET";
+        req = &get;
+    }
     s->handler(s->ud, req, &res);
+    res.head = head;
     jn_metric_observe(s->m_latency, (double)(uv_hrtime() - c->started_ns) / 1e9);
     if (res.drop) {
         /* Answers queued before this one still leave; then the connection closes. */

@@ -22,6 +22,7 @@ typedef struct {
     int delay_ms;             /* hold the answer back (fault injection) */
     int close;                /* close the connection after this answer */
     int drop;                 /* close the connection without answering (fault injection) */
+    int head;                 /* set by the server: a HEAD request, answered without body */
 } jn_http_response;
 
 typedef void (*jn_http_handler)(void *ud, const jn_http_request *req, jn_http_response *res);

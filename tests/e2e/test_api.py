@@ -181,7 +181,7 @@ def test_stalled_half_sent_request_is_closed_by_timeout(make_junction):
     assert out.startswith(b"HTTP/1.1 408"), out[:80]
     assert elapsed < 3
     # A body that never arrives is cut off the same way.
-    out = raw(j.crm_port, b"POST /customers HTTP/1.1\r\nContent-Length: 50\r\n\r\n{\"na", timeout=5)
+    out = raw(j.crm_port, b"POST /customers HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{\"na", timeout=5)
     assert out.startswith(b"HTTP/1.1 408")
 
 
@@ -379,3 +379,25 @@ def test_sigterm_finishes_in_flight_request_then_exits_0(make_junction):
     except OSError:
         refused = True
     assert refused
+
+
+def test_head_answers_every_get_route_without_a_body(make_junction):
+    """RFC 9110 §9.3.2: HEAD gets the GET's status and headers, Content-Length included,
+    and no body (it used to get 405)."""
+    j = make_junction()
+    for url in (j.crm + "/customers", j.crm + "/customers/1", j.inventory + "/products",
+                j.admin + "/healthz", j.admin + "/metrics", j.admin + "/api/status"):
+        get = request(url)
+        head = request(url, "HEAD")
+        assert head.status == get.status == 200, url
+        assert head.body == b"", url
+        assert head.headers["Content-Type"] == get.headers["Content-Type"], url
+        if "/metrics" not in url and "/api/status" not in url:  # those change between calls
+            assert int(head.headers["Content-Length"]) == len(get.body), url
+    # curl -I on a product: the same ETag as the GET
+    assert request(j.inventory + "/products/1", "HEAD").headers["ETag"] == \
+        request(j.inventory + "/products/1").headers["ETag"]
+    out = raw(j.crm_port, b"HEAD /customers/2 HTTP/1.1\r\nHost: x\r\n\r\n"
+                          b"GET /customers/3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    first, rest = out.split(b"\r\n\r\n", 1)
+    assert first.startswith(b"HTTP/1.1 200") and rest.startswith(b"HTTP/1.1 200"), out[:200]
