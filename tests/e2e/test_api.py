@@ -401,3 +401,13 @@ def test_head_answers_every_get_route_without_a_body(make_junction):
                           b"GET /customers/3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     first, rest = out.split(b"\r\n\r\n", 1)
     assert first.startswith(b"HTTP/1.1 200") and rest.startswith(b"HTTP/1.1 200"), out[:200]
+
+
+def test_bodies_with_bad_utf8_or_lone_surrogates_are_400(junction):
+    """RFC 8259 §8.1: they used to be stored and served back."""
+    for body in (b'{"name":"\xff","email":"a@b.c"}', b'{"name":"\\ud800","email":"a@b.c"}'):
+        r = request(junction.crm + "/customers", "POST", body,
+                    {"Content-Type": "application/json"})
+        assert r.status == 400, (body, r.body)
+        assert b"UTF-8" in r.body or b"surrogate" in r.body, r.body
+    assert all(c["name"] != "\ufffd" for c in request(junction.crm + "/customers").json())
