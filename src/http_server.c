@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "log.h"
@@ -67,7 +68,9 @@ struct jn_http_server {
     void *done_arg;
     route_slot slots[ROUTE_SLOTS];
     int nslots;
-    jn_metric *m_latency, *m_conns, *m_rejected;
+    jn_metric *m_latency, *m_conns, *m_rejected, *m_accept_errors;
+    uint64_t accept_logged_ms; /* when accept failures were last logged (0: never) */
+    long accept_errors;        /* failures since then */
 };
 
 /* ---- responses --------------------------------------------------------------------- */
@@ -452,9 +455,46 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     flush(c);
 }
 
+/* Connections are being refused for want of descriptors: counted, and logged once per
+ * burst with what to do (a flood of refusals must not flood the log). libuv answers
+ * EMFILE itself, accepting and closing what waits with a descriptor it keeps in reserve,
+ * and tells nobody; so the sign watched for is an accepted connection whose descriptor
+ * is within DESCRIPTOR_MARGIN of the limit (descriptors are handed out lowest first),
+ * besides an accept that failed outright. */
+#define DESCRIPTOR_MARGIN 8
+
+static void accept_failed(jn_http_server *s, const char *why) {
+    jn_metric_add(s->m_accept_errors, 1);
+    uint64_t now = uv_now(s->loop);
+    s->accept_errors++;
+    if (s->accept_logged_ms && now - s->accept_logged_ms < 10000) return;
+    jn_log_warn(s->name,
+                "cannot accept connections: %s (%ld time(s) since the last report; the kernel "
+                "drops what does not fit); raise the descriptor limit (ulimit -n, LimitNOFILE) "
+                "or lower max_connections",
+                why, s->accept_errors);
+    s->accept_logged_ms = now ? now : 1;
+    s->accept_errors = 0;
+}
+
+static void check_descriptors(jn_http_server *s, conn *c) {
+    uv_os_fd_t fd;
+    struct rlimit rl;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0 ||
+        rl.rlim_cur == RLIM_INFINITY || (rlim_t)fd + DESCRIPTOR_MARGIN < rl.rlim_cur)
+        return;
+    char why[96];
+    snprintf(why, sizeof why, "too many open files (descriptor %d of a limit of %llu)", fd,
+             (unsigned long long)rl.rlim_cur);
+    accept_failed(s, why);
+}
+
 static void on_connection(uv_stream_t *ls, int status) {
     jn_http_server *s = ls->data;
-    if (status < 0) return;
+    if (status < 0) {
+        accept_failed(s, uv_strerror(status));
+        return;
+    }
     conn *c = calloc(1, sizeof *c);
     if (!c) abort();
     c->srv = s;
@@ -468,8 +508,12 @@ static void on_connection(uv_stream_t *ls, int status) {
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
     s->conns = c;
-    if (uv_accept(ls, (uv_stream_t *)&c->tcp) < 0 || s->stopping ||
-        s->nconns > s->opts.max_connections) {
+    int rc = uv_accept(ls, (uv_stream_t *)&c->tcp);
+    if (rc < 0)
+        accept_failed(s, uv_strerror(rc));
+    else
+        check_descriptors(s, c);
+    if (rc < 0 || s->stopping || s->nconns > s->opts.max_connections) {
         jn_metric_add(s->m_rejected, 1);
         conn_close(c);
         return;
@@ -551,6 +595,9 @@ jn_http_server *jn_http_server_start(uv_loop_t *loop, const jn_http_server_opts 
     s->m_conns = jn_metrics_gauge("junction_http_connections", "Open HTTP connections", labels);
     s->m_rejected = jn_metrics_counter("junction_http_connections_rejected_total",
                                        "Connections refused (limit reached or stopping)", labels);
+    s->m_accept_errors = jn_metrics_counter(
+        "junction_http_accept_errors_total",
+        "Connections the kernel would not hand over (out of descriptors)", labels);
     jn_http_reader_set_max_header(32 * 1024);
     jn_log_info(s->name, "listening on http://%s:%d", opts->listen.host, jn_http_server_port(s));
     return s;

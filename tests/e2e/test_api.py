@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import time
 
 from conftest import request, wait_for
@@ -411,3 +412,35 @@ def test_bodies_with_bad_utf8_or_lone_surrogates_are_400(junction):
         assert r.status == 400, (body, r.body)
         assert b"UTF-8" in r.body or b"surrogate" in r.body, r.body
     assert all(c["name"] != "\ufffd" for c in request(junction.crm + "/customers").json())
+
+
+def test_running_out_of_descriptors_is_logged_once_and_counted(make_junction):
+    """With 200 descriptors and 500 connections, accepts fail: one log line per burst
+    naming the cause and what to do, a counter in /metrics, and the server still answers
+    once descriptors are free again."""
+    j = make_junction(start=False)
+    j.start()
+    subprocess.run(["prlimit", f"--pid={j.proc.pid}", "--nofile=200:200"], check=True)
+    socks = []
+    for _ in range(500):
+        s = socket.socket()
+        s.settimeout(2)
+        try:
+            s.connect(("127.0.0.1", j.crm_port))
+        except OSError:
+            pass
+        socks.append(s)
+    time.sleep(1)
+    for s in socks:
+        s.close()
+
+    def answers():
+        try:
+            return request(j.crm + "/customers/1").status == 200
+        except OSError:  # a connection still queued from the flood is closed at accept
+            return False
+    assert wait_for(answers, 10)
+    assert j.metric("junction_http_accept_errors_total", server="crm") > 0
+    logs = j.logs()
+    assert logs.count("cannot accept connections: too many open files") == 1, logs[-2000:]
+    assert "raise the descriptor limit" in logs
