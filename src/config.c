@@ -20,7 +20,9 @@
 #include <time.h>
 
 #include "buf.h"
+#include "config_api.h"
 #include "config_pipeline.h"
+#include "config_read.h"
 #include "lua_alloc.h"
 #include "script_strlib.h"
 #include "secret.h"
@@ -338,8 +340,9 @@ static int is_section(const char *key) {
     return 0;
 }
 
-/* The top-level key config_pipeline.c reads, outside the schema. */
+/* The top-level keys config_pipeline.c and config_api.c read, outside the schema. */
 #define PIPELINES_KEY "pipelines"
+#define APIS_KEY      "apis"
 
 /* The closest known key sharing the parent section, for "did you mean". */
 static const char *suggest(const char *key) {
@@ -350,6 +353,7 @@ static const char *suggest(const char *key) {
         if (d < best_d) best_d = d, best = schema[i].key;
     }
     if (jn_config_edit_distance(key, PIPELINES_KEY) < best_d) best = PIPELINES_KEY;
+    if (jn_config_edit_distance(key, APIS_KEY) < best_d) best = APIS_KEY;
     return best;
 }
 
@@ -412,8 +416,8 @@ static int walk(jn_config *cfg, lua_State *L, const char *prefix, jn_sb *err) {
         }
         snprintf(key, sizeof key, "%s%s%s", prefix, *prefix ? "." : "", lua_tostring(L, -2));
         const schema_entry *e = find_entry(key);
-        if (!strcmp(key, PIPELINES_KEY)) {
-            /* Read by finish(), once the consumer.* keys its defaults come from are final. */
+        if (!strcmp(key, PIPELINES_KEY) || !strcmp(key, APIS_KEY)) {
+            /* Read by finish(), once the schema keys their defaults come from are final. */
         } else if (e && e->type == T_SECRET) {
             if (secret_from_lua(cfg, e, L, err) != 0) {
                 lua_pop(L, 2);
@@ -738,6 +742,7 @@ static void finish(jn_config *cfg, lua_State *L, jn_sb *e) {
     if (apply_environment(cfg, e) != 0) return;
     if (!L) {
         jn_config_pipelines_default(cfg);
+        jn_config_apis_default(cfg, e);
         return;
     }
     lua_pushliteral(L, PIPELINES_KEY);
@@ -745,6 +750,13 @@ static void finish(jn_config *cfg, lua_State *L, jn_sb *e) {
         jn_config_pipelines_default(cfg);
     else
         jn_config_pipelines_load(cfg, L, -1, e);
+    lua_pop(L, 1);
+    if (e->len) return;
+    lua_pushliteral(L, APIS_KEY);
+    if (lua_rawget(L, -2) == LUA_TNIL)
+        jn_config_apis_default(cfg, e);
+    else
+        jn_config_apis_load(cfg, L, -1, e);
     lua_pop(L, 1);
 }
 
@@ -818,14 +830,6 @@ int jn_config_load(jn_config *cfg, const char *path, char **err) {
                        "hiredis 1.0 or later with hiredis_ssl");
         goto fail;
     }
-    if (cfg->api.crm.listen.port == cfg->api.inventory.listen.port &&
-        !strcmp(cfg->api.crm.listen.host, cfg->api.inventory.listen.host)) {
-        jn_sb_printf(&e,
-                     "config: api.crm.listen and api.inventory.listen are both %s:%d; give "
-                     "each API its own port",
-                     cfg->api.crm.listen.host, cfg->api.crm.listen.port);
-        goto fail;
-    }
     return 0;
 
 fail:
@@ -847,6 +851,7 @@ void jn_config_free(jn_config *cfg) {
     free(cfg->path);
     cfg->path = NULL;
     jn_config_pipelines_free(cfg);
+    jn_config_apis_free(cfg);
 }
 
 void jn_config_describe(void) {
@@ -858,4 +863,5 @@ void jn_config_describe(void) {
                type_expect(s, exp, sizeof exp));
     }
     jn_config_pipelines_describe();
+    jn_config_apis_describe();
 }

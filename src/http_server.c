@@ -26,7 +26,7 @@ typedef struct pending {
     int close_after;
     size_t hdr_len;
     jn_rbuf *body;
-    char hdr[768];
+    char hdr[1024];
 } pending;
 
 enum { T_NONE, T_REQUEST, T_IDLE };
@@ -89,6 +89,8 @@ const char *jn_http_status_text(int status) {
         return "Not Modified";
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
     case 404:
         return "Not Found";
     case 405:

@@ -17,7 +17,7 @@ typedef struct {
     const char *content_type; /* default application/json */
     jn_rbuf *body;            /* a reference the server releases */
     char etag[72];            /* quoted, or empty */
-    char headers[256];        /* extra header lines, each ending in \r\n */
+    char headers[512];        /* extra header lines, each ending in \r\n */
     const char *route;        /* metrics label: a static string such as "/customers/:id" */
     int delay_ms;             /* hold the answer back (fault injection) */
     int close;                /* close the connection after this answer */

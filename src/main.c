@@ -33,7 +33,8 @@ static const char usage[] =
     "commands:\n"
     "  run        the whole pipeline in one process: api, produce, consume, analytics and\n"
     "             admin, with its progress on stderr (checks Kafka and Redis first)\n"
-    "  api        serve the CRM (:8081) and Inventory (:8082) mock APIs from Lua scripts\n"
+    "  api        serve the config's mock APIs from Lua scripts (default: CRM :8081 and\n"
+    "             Inventory :8082)\n"
     "  produce    poll the APIs and publish new or changed records to Kafka\n"
     "  consume    de-duplicate in Redis, merge with Lua, deliver to analytics, commit\n"
     "  analytics  receive merged batches like the Analytics REST API (:8083), for tests\n"
@@ -42,7 +43,8 @@ static const char usage[] =
     "  -c, --config FILE     Lua file returning the configuration table\n"
     "                        (default: " DEFAULT_CONFIG " when it exists, else built-in defaults)\n"
     "  -l, --log-level LEVEL debug, info, warn or error (overrides the config)\n"
-    "      --records N       customers the CRM API serves (overrides api.crm.count; run, api)\n"
+    "      --records N       records the config's first API serves (the CRM's customers by\n"
+    "                        default; overrides its count; run, api)\n"
     "      --until-idle      run: exit once the pipeline is idle (every record published,\n"
     "                        merged, delivered and stored), printing one summary line:\n"
     "                        published= duplicates= merged= delivered= dead_lettered= lost=\n"
@@ -140,13 +142,10 @@ static long json_number_after(const char *json, const char *key) {
     return end == p + strlen(key) ? -1 : v;
 }
 
+/* The records the config's first API serves (the seed's: the CRM's customers). */
 static long customers_served(app *a) {
-    jn_sb sb;
-    jn_sb_init(&sb);
-    jn_api_status_json(a->api, &sb);
-    long n = json_number_after(sb.data, "\"crm\":{\"records\":");
-    jn_sb_free(&sb);
-    return n >= 0 ? n : a->cfg->api.crm.count;
+    long n = jn_api_records(a->api, a->cfg->apis[0].name);
+    return n >= 0 ? n : a->cfg->apis[0].count;
 }
 
 static long customers_received(app *a) {
@@ -440,7 +439,7 @@ int main(int argc, char **argv) {
     if (jn_config_load(&cfg, config_path, &err) != 0) die(err);
     if (level && jn_log_level_parse(level, &cfg.log.level) != 0)
         die("--log-level must be debug, info, warn or error");
-    if (records >= 0) cfg.api.crm.count = (int)records;
+    if (records >= 0) cfg.apis[0].count = (int)records;
     jn_log_setup(cfg.log.level, cfg.log.format);
     signal(SIGPIPE, SIG_IGN);
 

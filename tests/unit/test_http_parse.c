@@ -28,6 +28,8 @@ typedef struct {
     int has_inm;
     char ct[128];
     int has_ct;
+    char host[256];
+    int has_host;
     int keep_alive;
 } seen_request;
 
@@ -65,6 +67,10 @@ static void on_request(jn_http_reader *r, const jn_http_request *req) {
     if (req->content_type) {
         s->has_ct = 1;
         snprintf(s->ct, sizeof s->ct, "%s", req->content_type);
+    }
+    if (req->host) {
+        s->has_host = 1;
+        snprintf(s->host, sizeof s->host, "%s", req->host);
     }
     s->keep_alive = req->keep_alive;
 }
@@ -210,6 +216,25 @@ static void test_if_none_match_and_content_type(void **state) {
     assert_string_equal(f->c.reqs[0].inm, "W/\"deadbeef\"");
     assert_true(f->c.reqs[0].has_ct);
     assert_string_equal(f->c.reqs[0].ct, "application/json; charset=utf-8");
+}
+
+/* Host is kept (a Link header is built from it), per request, and cut at 255 bytes. */
+static void test_host_header(void **state) {
+    fixture *f = *state;
+    char long_host[400];
+    memset(long_host, 'h', sizeof long_host - 1);
+    long_host[sizeof long_host - 1] = '\0';
+    char req[600];
+    snprintf(req, sizeof req, "GET /c HTTP/1.1\r\nHost: %s\r\n\r\n", long_host);
+    assert_int_equal(feed(f, "GET /a HTTP/1.1\r\nhost: api.example:8084\r\n\r\n"
+                             "GET /b HTTP/1.0\r\n\r\n"), /* 1.0: no Host needed */
+                     0);
+    assert_int_equal(feed(f, req), 0);
+    assert_int_equal(f->c.n, 3);
+    assert_true(f->c.reqs[0].has_host);
+    assert_string_equal(f->c.reqs[0].host, "api.example:8084");
+    assert_false(f->c.reqs[1].has_host);
+    assert_int_equal(strlen(f->c.reqs[2].host), 255);
 }
 
 static void test_overlong_header_name_is_not_captured(void **state) {
@@ -464,6 +489,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_post_content_length, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_if_none_match_and_content_type, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_header, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overlong_header_name_is_not_captured, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keep_alive_http11, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keep_alive_connection_close, setup, teardown),
