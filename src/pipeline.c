@@ -908,8 +908,8 @@ static void start_restore(jn_pipeline *p) {
             p->admin_pending++;
             p->committed_pending = 1;
             p->committed_gen = p->restore_gen;
-            jn_kafka_group_committed(p->loop, p->cfg->kafka.brokers, NULL, p->pc->group_id, l,
-                                     on_committed, p);
+            jn_kafka_client_opts kc = jn_kafka_conf_from(p->cfg);
+            jn_kafka_group_committed(p->loop, &kc, p->pc->group_id, l, on_committed, p);
         } else {
             restore_assign(p, l);
         }
@@ -965,8 +965,8 @@ static void ensure_changelog(stream_rt *st) {
     jn_pipeline *p = st->p;
     const jn_input_config *in = &p->pc->streams[st->stream];
     p->admin_pending++;
-    jn_kafka_topic_ensure(p->loop, p->cfg->kafka.brokers, NULL, in->changelog, in->topic, configs,
-                          on_ensured, st);
+    jn_kafka_client_opts kc = jn_kafka_conf_from(p->cfg);
+    jn_kafka_topic_ensure(p->loop, &kc, in->changelog, in->topic, configs, on_ensured, st);
 }
 
 /* "auto": a compacted stream topic is its own changelog (Kafka Streams does the same with
@@ -999,7 +999,8 @@ static void decide_stream(stream_rt *st) {
     const jn_input_config *in = &p->pc->streams[st->stream];
     if (in->changelog_auto) {
         p->admin_pending++;
-        jn_kafka_topic_compacted(p->loop, p->cfg->kafka.brokers, NULL, in->topic, on_policy, st);
+        jn_kafka_client_opts kc = jn_kafka_conf_from(p->cfg);
+        jn_kafka_topic_compacted(p->loop, &kc, in->topic, on_policy, st);
     } else {
         ensure_changelog(st);
     }
@@ -1146,8 +1147,7 @@ static void register_metrics(jn_pipeline *p) {
 
 /* The kafka.* settings every producer of a pipeline shares. */
 static jn_kafka_producer_opts producer_opts(const jn_config *cfg) {
-    return (jn_kafka_producer_opts){.brokers = cfg->kafka.brokers,
-                                    .client_id = cfg->kafka.client_id,
+    return (jn_kafka_producer_opts){.client = jn_kafka_conf_from(cfg),
                                     .compression = cfg->kafka.compression,
                                     .linger_ms = cfg->kafka.linger_ms,
                                     .queue_max_messages = cfg->kafka.queue_max_messages,
@@ -1196,9 +1196,8 @@ static jn_kafka_consumer *start_reader(jn_pipeline *p, const char *what, const c
     char group[300];
     snprintf(group, sizeof group, "%s-%s-%d-%llx", p->pc->group_id, what, (int)getpid(),
              (unsigned long long)uv_hrtime());
-    jn_kafka_consumer_opts o = {.brokers = p->cfg->kafka.brokers,
+    jn_kafka_consumer_opts o = {.client = jn_kafka_conf_from(p->cfg),
                                 .group_id = group,
-                                .client_id = p->cfg->kafka.client_id,
                                 .auto_offset_reset = "earliest",
                                 .topics = topics,
                                 .report_eof = 1,
@@ -1314,9 +1313,8 @@ jn_pipeline *jn_pipeline_start(uv_loop_t *loop, jn_script_host *scripts, const j
     for (int i = 0; i < pc->nstreams; i++)
         topics[i] = pc->streams[i].topic;
     topics[pc->nstreams] = NULL;
-    jn_kafka_consumer_opts go = {.brokers = cfg->kafka.brokers,
+    jn_kafka_consumer_opts go = {.client = jn_kafka_conf_from(cfg),
                                  .group_id = pc->group_id,
-                                 .client_id = cfg->kafka.client_id,
                                  .auto_offset_reset = pc->auto_offset_reset,
                                  .topics = topics};
     jn_kafka_consumer_cbs gcbs = {.on_message = on_group_message,

@@ -144,15 +144,15 @@ static int teardown(void **state) {
     return rc;
 }
 
-static jn_kafka_sink *make(int message_timeout_ms, int queue_max, const char *const *extra) {
+static jn_kafka_sink *make(int message_timeout_ms, int queue_max, const char *const *properties) {
     jn_kafka_producer_opts o = {
-        .brokers = rd_kafka_mock_cluster_bootstraps(mock),
-        .client_id = "test_sink_kafka",
+        .client.brokers = rd_kafka_mock_cluster_bootstraps(mock),
+        .client.client_id = "test_sink_kafka",
         .compression = "lz4",
         .linger_ms = 5,
         .queue_max_messages = queue_max,
         .message_timeout_ms = message_timeout_ms,
-        .extra = extra,
+        .client.properties = properties,
     };
     char *err = NULL;
     rep.s = jn_kafka_sink_new(&loop, &o, TOPIC, on_record, &rep, &err);
@@ -257,8 +257,8 @@ static void test_delivered_reported(void **state) {
  * broker (in the delivery report) is reported alike. */
 static void test_too_large_refused(void **state) {
     (void)state;
-    static const char *const extra[] = {"message.max.bytes=1000", NULL};
-    jn_kafka_sink *s = make(5000, 1000, extra);
+    static const char *const properties[] = {"message.max.bytes", "1000", NULL};
+    jn_kafka_sink *s = make(5000, 1000, properties);
     add(s, 0, 10);
     add(s, 1, 2000);
     add(s, 2, 10);
@@ -324,8 +324,8 @@ static void test_queue_full_keeps_order(void **state) {
  * broker is back every record is delivered once. */
 static void test_timed_out_records_produced_again(void **state) {
     (void)state;
-    static const char *const extra[] = {"reconnect.backoff.max.ms=200", NULL};
-    jn_kafka_sink *s = make(500, 1000, extra);
+    static const char *const properties[] = {"reconnect.backoff.max.ms", "200", NULL};
+    jn_kafka_sink *s = make(500, 1000, properties);
     /* Warm up: connection, metadata, producer id. */
     add(s, 0, 10);
     target = 1;
@@ -365,8 +365,8 @@ static void test_timed_out_records_produced_again(void **state) {
  * refused and not yet reported): none is reported, everything is freed. */
 static void test_close_reports_nothing(void **state) {
     (void)state;
-    static const char *const extra[] = {"message.max.bytes=1000", NULL};
-    jn_kafka_sink *s = make(30000, 5, extra);
+    static const char *const properties[] = {"message.max.bytes", "1000", NULL};
+    jn_kafka_sink *s = make(30000, 5, properties);
     add(s, 0, 10);
     target = 1;
     assert_true(run_until(reached, 5000));
@@ -397,7 +397,7 @@ static void test_close_from_callback(void **state) {
 static void test_bad_settings_rejected(void **state) {
     (void)state;
     jn_kafka_producer_opts o = {
-        .brokers = "127.0.0.1:9",
+        .client.brokers = "127.0.0.1:9",
         .queue_max_messages = 10,
         .message_timeout_ms = 1000,
     };
