@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "config_kafka.h"
 #include "config_pipeline.h"
 #include "lua_alloc.h"
 #include "script_strlib.h"
@@ -324,6 +325,10 @@ static const char *suggest(const char *key) {
         if (d < best_d) best_d = d, best = schema[i].key;
     }
     if (jn_config_edit_distance(key, PIPELINES_KEY) < best_d) best = PIPELINES_KEY;
+    for (size_t i = 0; jn_config_kafka_key(i); i++) {
+        size_t d = jn_config_edit_distance(key, jn_config_kafka_key(i));
+        if (d < best_d) best_d = d, best = jn_config_kafka_key(i);
+    }
     return best;
 }
 
@@ -341,8 +346,9 @@ static int walk(jn_config *cfg, lua_State *L, const char *prefix, jn_sb *err) {
         }
         snprintf(key, sizeof key, "%s%s%s", prefix, *prefix ? "." : "", lua_tostring(L, -2));
         const schema_entry *e = find_entry(key);
-        if (!strcmp(key, PIPELINES_KEY)) {
-            /* Read by finish(), once the consumer.* keys its defaults come from are final. */
+        if (!strcmp(key, PIPELINES_KEY) || jn_config_kafka_owns(key)) {
+            /* Read by finish(), once the consumer.* keys its defaults come from are final;
+             * the Kafka connection's keys there too, with the environment's. */
         } else if (e) {
             if (set_from_lua(cfg, e, L) != 0) {
                 jn_config_describe_value(L, -1, val, sizeof val);
@@ -648,7 +654,7 @@ static int apply_environment(jn_config *cfg, jn_sb *e) {
  * so they are read with the file's state (L, its table on top; NULL without a file)
  * still open. */
 static void finish(jn_config *cfg, lua_State *L, jn_sb *e) {
-    if (apply_environment(cfg, e) != 0) return;
+    if (apply_environment(cfg, e) != 0 || jn_config_kafka_load(cfg, L, e) != 0) return;
     if (!L) {
         jn_config_pipelines_default(cfg);
         return;
@@ -740,6 +746,7 @@ void jn_config_free(jn_config *cfg) {
         }
     free(cfg->path);
     cfg->path = NULL;
+    jn_config_kafka_free(cfg);
     jn_config_pipelines_free(cfg);
 }
 
@@ -751,5 +758,6 @@ void jn_config_describe(void) {
         printf("%-36s %-24s %-34s %s (%s)\n", s->key, s->def, s->env ? s->env : "-", s->doc,
                type_expect(s, exp, sizeof exp));
     }
+    jn_config_kafka_describe();
     jn_config_pipelines_describe();
 }

@@ -1181,3 +1181,32 @@ void jn_config_pipelines_describe(void) {
             printf("%-44s %-30s %s\n", key, e->def ? e->def : e->from, e->doc);
         }
 }
+
+/* ---- secrets for the other sections ------------------------------------------------ */
+
+/* A secret's table without a header's prefix: env and file, the first two of its keys. */
+static const level value_level = {secret_keys, 2, "a secret value table"};
+
+int jn_config_secret_value(lua_State *L, int idx, const jn_config *cfg, const char *at, jn_sb *err,
+                           char **out) {
+    reader r = {L, cfg, err};
+    int t = lua_absindex(L, idx), rc = -1;
+    if (lua_type(L, t) == LUA_TSTRING) {
+        lua_pushvalue(L, t);
+        rc = literal_value(&r, at, out);
+        lua_pop(L, 1);
+    } else if (lua_type(L, t) == LUA_TTABLE) {
+        rc = check_keys(&r, t, at, &value_level) ? -1 : secret_from_table(&r, t, at, out);
+    } else {
+        jn_sb_printf(err,
+                     "config: %s must be a string, or { env = \"NAME\" } or { file = \"/path\" }, "
+                     "got a %s",
+                     at, luaL_typename(L, t));
+    }
+    return rc;
+}
+
+int jn_config_secret_env(const char *var, const char *at, jn_sb *err, char **out) {
+    reader r = {NULL, NULL, err};
+    return secret_from_env(&r, at, var, out);
+}
