@@ -162,7 +162,10 @@ struct jn_pipeline {
     int handles, stop_stage;
     void (*done)(void *);
     void *done_arg;
-    char not_ready[200];
+    char not_ready[800];
+    /* Why the brokers refuse our connection settings (a login, a certificate), as the
+     * consumers last reported; empty once Kafka answered. librdkafka keeps retrying. */
+    char kafka_refused[600];
     jn_metric *m_consumed[JN_TRANSFORM_MAX_SINKS * 2], *m_duplicates, *m_merged, *m_delivered,
         *m_dead, *m_commit, *m_waiting, *m_pending, *m_errors, *m_hold_expired, *m_restored;
 };
@@ -720,6 +723,7 @@ static void tables_loaded(jn_pipeline *p) {
 
 static void tables_assign(void *ud, const rd_kafka_topic_partition_list_t *parts) {
     jn_pipeline *p = ud;
+    p->kafka_refused[0] = '\0';
     if (p->tables_loaded) return; /* it follows the tables from here on */
     load_reset(&p->tload, parts);
     if (parts->cnt == 0) tables_loaded(p);
@@ -728,6 +732,7 @@ static void tables_assign(void *ud, const rd_kafka_topic_partition_list_t *parts
 static void tables_eof(void *ud, const char *topic, int32_t partition, int64_t offset) {
     (void)offset;
     jn_pipeline *p = ud;
+    p->kafka_refused[0] = '\0';
     if (!p->tables_loaded && load_eof(&p->tload, topic, partition)) tables_loaded(p);
 }
 
@@ -744,6 +749,9 @@ static void no_commit(void *ud, rd_kafka_resp_err_t err,
 
 static void on_kafka_error(void *ud, rd_kafka_resp_err_t err, const char *reason) {
     jn_pipeline *p = ud;
+    /* A login refused or a certificate not trusted: the pipeline cannot work until the
+     * settings change, and /readyz says why. */
+    if (*jn_kafka_conf_hint(err)) snprintf(p->kafka_refused, sizeof p->kafka_refused, "%s", reason);
     jn_log_warn("consumer", "%s: kafka: %s (%s)", p->pc->name, reason, rd_kafka_err2name(err));
 }
 
@@ -1010,6 +1018,7 @@ static void decide_stream(stream_rt *st) {
 
 static void on_assign(void *ud, const rd_kafka_topic_partition_list_t *parts) {
     jn_pipeline *p = ud;
+    p->kafka_refused[0] = '\0';
     for (int i = 0; i < parts->cnt; i++) {
         partition *x = find_partition(p, parts->elems[i].topic, parts->elems[i].partition, 1);
         x->gen++;
@@ -1492,6 +1501,10 @@ const char *jn_pipeline_not_ready(const jn_pipeline *p) {
     if (!why && p->dedupe && !p->redis_up) why = "Redis unreachable";
     if (!why) return NULL;
     jn_pipeline *w = (jn_pipeline *)p;
-    snprintf(w->not_ready, sizeof w->not_ready, "pipeline %s: %s", p->pc->name, why);
+    if (p->kafka_refused[0])
+        snprintf(w->not_ready, sizeof w->not_ready, "pipeline %s: Kafka refuses the connection: %s",
+                 p->pc->name, p->kafka_refused);
+    else
+        snprintf(w->not_ready, sizeof w->not_ready, "pipeline %s: %s", p->pc->name, why);
     return w->not_ready;
 }
