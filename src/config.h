@@ -91,6 +91,7 @@ typedef struct jn_config {
     } log;
     struct {
         jn_addr listen;
+        char *token; /* NULL: no token asked (loopback listeners only) */
     } admin;
     struct {
         long instruction_limit;
@@ -137,6 +138,10 @@ typedef struct jn_config {
     struct {
         char *host;
         int port;
+        char *username; /* NULL: the default user */
+        char *password; /* NULL: no AUTH */
+        int db;
+        int tls; /* refused at load: see config.c */
     } redis;
     struct {
         jn_addr listen;

@@ -11,15 +11,13 @@
  * header's value, wherever it came from. */
 #include "config_pipeline.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#include "secret.h"
 
 /* Names become hooks (on.<name>), metric labels and parts of group and topic names; 64
  * characters is plenty and keeps every message's key readable. */
@@ -27,8 +25,6 @@
 #define TEXT_(x)     #x
 #define TEXT(x)      TEXT_(x)
 #define UP_TO_MAX    "up to " TEXT(NAME_MAX_LEN) " characters"
-/* A header value read from a file is a token: this is far above any. */
-#define SECRET_MAX_BYTES 65536
 /* What the seed's consumer marks processed records with in Redis. */
 #define DEDUPE_PREFIX "processed:"
 #define COUNT(a)      (sizeof(a) / sizeof((a)[0]))
@@ -101,7 +97,7 @@ static const pkey kafka_keys[] = {
 };
 static const pkey secret_keys[] = {
     {"env", "-", NULL, 0, "environment variable holding the value; when unset, <env>_FILE names a file holding it"},
-    {"file", "-", NULL, 0, "regular file holding the value, " TEXT(SECRET_MAX_BYTES) " bytes at most (a trailing line break is dropped)"},
+    {"file", "-", NULL, 0, "regular file holding the value, " TEXT(JN_SECRET_MAX_BYTES) " bytes at most (a trailing line break is dropped)"},
     {"prefix", "\"\"", NULL, 0, "written before the value, e.g. \"Bearer \""},
 };
 /* clang-format on */
@@ -353,120 +349,16 @@ static int sorted_keys(reader *r, int t, const char *at, const char *hint, char 
 
 /* ---- header values ------------------------------------------------------------------- */
 
-/* Overwrites a secret before its memory goes back to the allocator. */
-static void free_secret(char *s, size_t len) {
-    if (!s) return;
-    explicit_bzero(s, len);
-    free(s);
-}
-
-/* The whole of a regular file of at most SECRET_MAX_BYTES as a new string, its length in
- * *len; NULL with *why saying why not. A FIFO or a device could block or never end, and
- * start-up must not hang on a config. read(2), not stdio, so no buffer of the library's
- * keeps a copy. */
-static char *read_small_file(const char *path, size_t *len, const char **why) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        *why = strerror(errno);
-        if (fd >= 0) close(fd);
-        return NULL;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        *why = "it is not a regular file";
-        close(fd);
-        return NULL;
-    }
-    char *buf = calloc(1, SECRET_MAX_BYTES + 2);
-    size_t got = 0;
-    ssize_t n;
-    while ((n = read(fd, buf + got, SECRET_MAX_BYTES + 1 - got)) > 0 &&
-           got + (size_t)n <= SECRET_MAX_BYTES)
-        got += (size_t)n;
-    if (n < 0)
-        *why = strerror(errno);
-    else if (n > 0) /* the loop stopped past the limit */
-        *why = "it is larger than " TEXT(SECRET_MAX_BYTES) " bytes; it should hold the value alone";
-    else
-        *why = NULL;
-    close(fd);
-    if (*why) {
-        free_secret(buf, SECRET_MAX_BYTES + 2);
-        return NULL;
-    }
-    *len = got;
-    return buf;
-}
-
-/* Secrets from files and from `$(cat file)` end with a line break nobody means as part
- * of the value. */
-static void strip_line_breaks(char *s, size_t *len) {
-    while (*len && (s[*len - 1] == '\n' || s[*len - 1] == '\r'))
-        s[--*len] = '\0';
-}
-
-/* A header value is one non-empty line: a line break would start a header of its own.
- * source says where the value came from (a variable, a file); the message never holds
- * the value. */
-static int check_secret(reader *r, const char *at, const char *source, const char *value,
-                        size_t len) {
-    const char *problem = NULL;
-    if (!len)
-        problem = "is empty";
-    else if (memchr(value, '\n', len) || memchr(value, '\r', len) || memchr(value, '\0', len))
-        problem = "holds more than one line (or a NUL byte)";
-    if (!problem) return 0;
-    jn_sb_printf(r->err, "config: %s: %s %s; a header value is one non-empty line", at, source,
-                 problem);
-    return -1;
-}
-
-/* The value in the file at path; via is the variable that named the file, if one did. */
-static int secret_from_file(reader *r, const char *at, const char *path, const char *via,
-                            char **out) {
-    char source[600];
-    snprintf(source, sizeof source, "the file %s%s%s", path, via ? " named by " : "",
-             via ? via : "");
-    size_t len;
-    const char *why;
-    char *v = read_small_file(path, &len, &why);
-    if (!v) {
-        jn_sb_printf(r->err, "config: %s: cannot read %s (%s)", at, source, why);
-        return -1;
-    }
-    strip_line_breaks(v, &len);
-    if (check_secret(r, at, source, v, len) != 0) {
-        free_secret(v, len);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 /* The value of the environment variable var or, when it is unset, of the file var_FILE
- * names: how container platforms hand over secrets. */
+ * names; unset both is an error here (the config asked for it). */
 static int secret_from_env(reader *r, const char *at, const char *var, char **out) {
-    char file_var[NAME_MAX_LEN + 8], source[NAME_MAX_LEN + 32];
-    snprintf(file_var, sizeof file_var, "%s_FILE", var);
-    const char *v = getenv(var);
-    if (!v && getenv(file_var)) return secret_from_file(r, at, getenv(file_var), file_var, out);
-    if (!v) {
+    int rc = jn_secret_from_env(at, var, out, r->err);
+    if (rc == 0)
         jn_sb_printf(r->err,
-                     "config: %s: the environment variable %s is not set, nor is %s (the "
+                     "config: %s: the environment variable %s is not set, nor is %s_FILE (the "
                      "path of a file holding the value); set one of them",
-                     at, var, file_var);
-        return -1;
-    }
-    snprintf(source, sizeof source, "the environment variable %s", var);
-    size_t len = strlen(v);
-    char *copy = strdup(v);
-    strip_line_breaks(copy, &len);
-    if (check_secret(r, at, source, copy, len) != 0) {
-        free_secret(copy, len);
-        return -1;
-    }
-    *out = copy;
-    return 0;
+                     at, var, var);
+    return rc == 1 ? 0 : -1;
 }
 
 /* A header table's prefix ("Bearer "): a string of one line, "" when absent. */
@@ -514,7 +406,8 @@ static int secret_from_table(reader *r, int t, const char *at, char **out) {
                      at);
         rc = -1;
     } else {
-        rc = has_env ? secret_from_env(r, at, src, out) : secret_from_file(r, at, src, NULL, out);
+        rc = has_env ? secret_from_env(r, at, src, out)
+                     : jn_secret_from_file(at, src, NULL, out, r->err);
     }
     free(src);
     return rc;
@@ -524,7 +417,7 @@ static int secret_from_table(reader *r, int t, const char *at, char **out) {
 static int literal_value(reader *r, const char *at, char **out) {
     size_t len;
     const char *s = lua_tolstring(r->L, -1, &len);
-    if (check_secret(r, at, "the value in the config file", s, len) != 0) return -1;
+    if (jn_secret_check(at, "the value in the config file", s, len, r->err) != 0) return -1;
     *out = strdup(s);
     return 0;
 }
@@ -564,7 +457,7 @@ static int read_header(reader *r, int t, const char *at, const char *name, char 
                      here, luaL_typename(L, -1));
     lua_pop(L, 1);
     if (rc == 0) *line = header_line(name, prefix ? prefix : "", value);
-    if (value) free_secret(value, strlen(value));
+    jn_secret_free(value);
     free(prefix);
     return rc;
 }
@@ -1120,7 +1013,7 @@ static void free_sink(jn_sink_config *s) {
     free(s->name);
     free(s->url);
     for (char **h = s->headers; h && *h; h++)
-        free_secret(*h, strlen(*h));
+        jn_secret_free(*h);
     free(s->headers);
     free(s->ca_file);
     free(s->topic);

@@ -36,6 +36,9 @@ void jn_dedupe_check(jn_dedupe *d, void *item, const char *key);
 void jn_dedupe_mark(jn_dedupe *d, void *item, const char *key);
 /* Redis came back: send what waits. */
 void jn_dedupe_resume(jn_dedupe *d);
+/* Why the last check or mark failed (Redis refused it, or was unreachable), or NULL once
+ * one succeeded: while it is set the owner should not take more work in. */
+const char *jn_dedupe_error(const jn_dedupe *d);
 /* Items waiting for a check or a mark, or with one in flight. */
 size_t jn_dedupe_pending(const jn_dedupe *d);
 /* Drops every queued item without a report (the owner frees them) and stops reporting

@@ -12,10 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
 #include "resp.h"
 
-#define LOG_NAME              "redis"
 #define container_of(p, t, m) ((t *)((char *)(p)-offsetof(t, m)))
 
 /* The keys stay formatted after JN_RESP_HEAD_MAX spare bytes, where each command's
@@ -36,7 +34,7 @@ typedef struct {
     jn_marks_done_cb cb;
     void *arg;
     size_t left; /* replies still expected */
-    int err;
+    char err[200];
 } mark_req;
 
 static size_t keys_size(const char *const *keys, size_t n) {
@@ -46,18 +44,21 @@ static size_t keys_size(const char *const *keys, size_t n) {
     return size;
 }
 
-/* 0 when reply is an answer of kind want; logs the unexpected ones. */
-static int check_reply(const char *cmd, const jn_redis_reply *reply, jn_redis_reply_type want) {
-    if (!reply) return -1; /* the connection is gone or being closed */
+/* NULL when reply is an answer of kind want, else why not (in buf, or a constant). The
+ * caller reports it, once per outage rather than per batch. */
+static const char *check_reply(const char *cmd, const jn_redis_reply *reply,
+                               jn_redis_reply_type want, char *buf, size_t size) {
+    if (!reply) return "the connection to Redis was lost";
     jn_redis_reply_type kind = jn_redis_reply_kind(reply);
-    if (kind == want) return 0;
-    jn_log_warn(LOG_NAME, "%s: unexpected reply (kind %d%s%s)", cmd, (int)kind,
-                kind == JN_REDIS_ERROR ? ": " : "",
-                kind == JN_REDIS_ERROR ? jn_redis_reply_str(reply, NULL) : "");
-    return -1;
+    if (kind == want) return NULL;
+    if (kind == JN_REDIS_ERROR)
+        snprintf(buf, size, "%s: %s", cmd, jn_redis_reply_str(reply, NULL));
+    else
+        snprintf(buf, size, "%s: unexpected reply (kind %d)", cmd, (int)kind);
+    return buf;
 }
 
-static void exists_done(exists_req *q, int err) {
+static void exists_done(exists_req *q, const char *err) {
     if (err) memset(q->found, 0, q->n);
     q->cb(q->arg, err, q->found, q->n);
     free(q);
@@ -74,8 +75,9 @@ static int exists_send(exists_req *q, const char *name, jn_redis_reply_cb cb) {
 
 static void on_mget_reply(jn_redis_call *call, const jn_redis_reply *reply) {
     exists_req *q = container_of(call, exists_req, call);
-    int err =
-        check_reply("MGET", reply, JN_REDIS_ARRAY) != 0 || jn_redis_reply_count(reply) != q->n;
+    char buf[200];
+    const char *err = check_reply("MGET", reply, JN_REDIS_ARRAY, buf, sizeof buf);
+    if (!err && jn_redis_reply_count(reply) != q->n) err = "MGET: answered a different count";
     for (size_t i = 0; !err && i < q->n; i++)
         q->found[i] = jn_redis_reply_kind(jn_redis_reply_at(reply, i)) != JN_REDIS_NIL;
     exists_done(q, err);
@@ -85,13 +87,15 @@ static void on_mget_reply(jn_redis_call *call, const jn_redis_reply *reply) {
  * reply, where MGET would make hiredis build a reply object per key. */
 static void on_exists_reply(jn_redis_call *call, const jn_redis_reply *reply) {
     exists_req *q = container_of(call, exists_req, call);
-    if (check_reply("EXISTS", reply, JN_REDIS_INTEGER) != 0) {
-        exists_done(q, 1);
+    char buf[200];
+    const char *err = check_reply("EXISTS", reply, JN_REDIS_INTEGER, buf, sizeof buf);
+    if (err) {
+        exists_done(q, err);
     } else if (jn_redis_reply_integer(reply) == 0) {
-        exists_done(q, 0);
+        exists_done(q, NULL);
     } else if (exists_send(q, "MGET", on_mget_reply) != 0) {
         /* Closing or disconnected: the client sends nothing more. */
-        exists_done(q, 1);
+        exists_done(q, "the connection to Redis was lost");
     }
     /* Otherwise MGET tells which: a key that expires or appears in between is answered as
      * MGET finds it, as if the check had come a little later. */
@@ -102,7 +106,7 @@ int jn_marks_exists(jn_redis *r, const char *const *keys, size_t n, jn_marks_exi
     if (!jn_redis_connected(r) || n >= INT_MAX) return -1;
     if (n == 0) {
         /* EXISTS needs a key; nothing to ask means nothing found. */
-        cb(arg, 0, NULL, 0);
+        cb(arg, NULL, NULL, 0);
         return 0;
     }
     size_t keys_len = keys_size(keys, n);
@@ -127,14 +131,12 @@ int jn_marks_exists(jn_redis *r, const char *const *keys, size_t n, jn_marks_exi
 
 static void on_mark_reply(jn_redis_call *call, const jn_redis_reply *reply) {
     mark_req *q = container_of(call, mark_req, call);
-    if (!reply) {
-        q->err = 1;
-    } else if (jn_redis_reply_kind(reply) == JN_REDIS_ERROR) {
-        if (!q->err) jn_log_warn(LOG_NAME, "SET: %s", jn_redis_reply_str(reply, NULL));
-        q->err = 1;
+    if (!q->err[0]) {
+        const char *err = check_reply("SET", reply, JN_REDIS_STATUS, q->err, sizeof q->err);
+        if (err && err != q->err) snprintf(q->err, sizeof q->err, "%s", err);
     }
     if (--q->left > 0) return;
-    q->cb(q->arg, q->err);
+    q->cb(q->arg, q->err[0] ? q->err : NULL);
     free(q);
 }
 
@@ -176,7 +178,7 @@ int jn_marks_set(jn_redis *r, const char *const *keys, size_t n, int ttl_s, jn_m
                  void *arg) {
     if (!jn_redis_connected(r)) return -1;
     if (n == 0) {
-        cb(arg, 0);
+        cb(arg, NULL);
         return 0;
     }
     set_cmds sc;
@@ -190,7 +192,7 @@ int jn_marks_set(jn_redis *r, const char *const *keys, size_t n, int ttl_s, jn_m
     q->cb = cb;
     q->arg = arg;
     q->left = n;
-    q->err = 0;
+    q->err[0] = '\0';
     size_t queued = 0;
     /* Appended to the client's output buffer only: the whole batch goes out together. */
     for (; queued < n; queued++)
@@ -204,7 +206,7 @@ int jn_marks_set(jn_redis *r, const char *const *keys, size_t n, int ttl_s, jn_m
             return -1;
         }
         q->left = queued;
-        q->err = 1;
+        snprintf(q->err, sizeof q->err, "SET: out of memory");
     }
     return 0;
 }

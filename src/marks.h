@@ -8,11 +8,13 @@
 
 #include "redis.h"
 
-/* err is 0 and found[i] is 1 when keys[i] exists; err != 0 when the answer is unknown
- * (Redis unreachable, an error reply): treat every key as unchecked. */
-typedef void (*jn_marks_exists_cb)(void *arg, int err, const unsigned char *found, size_t n);
-/* err is 0 when every SET was acknowledged. */
-typedef void (*jn_marks_done_cb)(void *arg, int err);
+/* err is NULL and found[i] is 1 when keys[i] exists; err says why when the answer is
+ * unknown (Redis unreachable, an error reply such as NOPERM): treat every key as
+ * unchecked. err is valid during the call only. */
+typedef void (*jn_marks_exists_cb)(void *arg, const char *err, const unsigned char *found,
+                                   size_t n);
+/* err is NULL when every SET was acknowledged, else why not (the first error). */
+typedef void (*jn_marks_done_cb)(void *arg, const char *err);
 
 /* One EXISTS over the n keys, then an MGET when some are there. Returns 0, or -1 when not
  * connected (cb is not called). */

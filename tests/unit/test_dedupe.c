@@ -1,7 +1,9 @@
 /* De-duplication (dedupe.c) over the real Redis glue against a private redis-server
  * (redis_server.h): checks answered in order across batches, marks written with their
  * TTL and seen by later checks, nothing answered while Redis is down (checks and marks
- * wait and go out once it is back), and freeing with work queued or in flight. */
+ * wait and go out once it is back), a Redis that refuses the commands (a missing ACL
+ * permission: nothing answered, the reason kept, retried until granted), and freeing
+ * with work queued or in flight. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +11,7 @@
 #include <cmocka.h>
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "dedupe.h"
 #include "redis_server.h"
@@ -75,7 +78,8 @@ static int setup(void **state) {
     assert_non_null(mkdtemp(f->dir));
     f->port = free_port();
     f->pid = server_start(f->dir, f->port);
-    f->r = jn_redis_new(&f->loop, "127.0.0.1", f->port, on_state, f);
+    f->r =
+        jn_redis_new(&f->loop, &(jn_redis_opts){.host = "127.0.0.1", .port = f->port}, on_state, f);
     static const jn_dedupe_cbs cbs = {.on_checked = on_checked, .on_marked = on_marked};
     f->d = jn_dedupe_new(&f->loop, f->r, 60, &cbs, f);
     for (int i = 0; i < N; i++) {
@@ -195,6 +199,54 @@ static void test_free_with_work_queued_and_in_flight(void **state) {
     assert_int_equal(f->marked, 0);
 }
 
+/* Runs one command on a connection of its own (the default user's). */
+static void admin(fx *f, const char *cmd) {
+    redisContext *c = sync_connect(f->port);
+    assert_non_null(c);
+    redisReply *rep = redisCommand(c, cmd);
+    assert_non_null(rep);
+    assert_int_not_equal(rep->type, REDIS_REPLY_ERROR);
+    freeReplyObject(rep);
+    redisFree(c);
+}
+
+static void run_for(fx *f, int ms) {
+    uv_update_time(&f->loop);
+    uint64_t until = uv_now(&f->loop) + (uint64_t)ms;
+    while (uv_now(&f->loop) < until)
+        uv_run(&f->loop, UV_RUN_ONCE);
+}
+
+static void test_refused_commands_wait_until_permitted(void **state) {
+    fx *f = *state;
+    /* ACL changes apply to connections already open, the client's included. */
+    admin(f, "ACL SETUSER default -exists");
+    check_all(f);
+    run_for(f, 1500);
+    assert_int_equal(f->checked, 0);
+    assert_non_null(jn_dedupe_error(f->d));
+    assert_non_null(strstr(jn_dedupe_error(f->d), "EXISTS: NOPERM"));
+    assert_int_equal(jn_dedupe_pending(f->d), N);
+    admin(f, "ACL SETUSER default +exists");
+    RUN_UNTIL(f, f->checked == N);
+    assert_true(f->order_ok);
+    assert_int_equal(f->seen, 0);
+    assert_null(jn_dedupe_error(f->d));
+
+    admin(f, "ACL SETUSER default -set");
+    for (int i = 0; i < N; i++)
+        jn_dedupe_mark(f->d, &f->item[i], f->keys[i]);
+    run_for(f, 1500);
+    assert_int_equal(f->marked, 0);
+    assert_non_null(strstr(jn_dedupe_error(f->d), "SET: NOPERM"));
+    admin(f, "ACL SETUSER default +set");
+    RUN_UNTIL(f, f->marked == N);
+    assert_null(jn_dedupe_error(f->d));
+    check_all(f);
+    RUN_UNTIL(f, f->checked == N);
+    assert_int_equal(f->seen, N);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
@@ -203,6 +255,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_nothing_is_answered_while_redis_is_down, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_free_with_work_queued_and_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_commands_wait_until_permitted, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

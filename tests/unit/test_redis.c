@@ -56,12 +56,14 @@ typedef struct {
     size_t n;
     unsigned char found[NKEYS + NUNKNOWN];
     int close_in_cb; /* the callback closes the client */
+    char why[200];
 } exists_res;
 
 typedef struct {
     fx *f;
     int called, err;
     int close_in_cb;
+    char why[200];
 } mark_res;
 
 static void on_done(void *arg) {
@@ -81,19 +83,21 @@ static void on_state(void *ud, int connected) {
     }
 }
 
-static void on_exists(void *arg, int err, const unsigned char *found, size_t n) {
+static void on_exists(void *arg, const char *err, const unsigned char *found, size_t n) {
     exists_res *e = arg;
     e->called++;
-    e->err = err;
+    e->err = err != NULL;
+    snprintf(e->why, sizeof e->why, "%s", err ? err : "");
     e->n = n;
     if (n) memcpy(e->found, found, n);
     if (e->close_in_cb) jn_redis_close(e->f->r, on_done, e->f);
 }
 
-static void on_mark(void *arg, int err) {
+static void on_mark(void *arg, const char *err) {
     mark_res *m = arg;
     m->called++;
-    m->err = err;
+    m->err = err != NULL;
+    snprintf(m->why, sizeof m->why, "%s", err ? err : "");
     if (m->close_in_cb) jn_redis_close(m->f->r, on_done, m->f);
 }
 
@@ -153,7 +157,8 @@ static int teardown(void **state) {
 /* Starts the server and a connected client. */
 static void connect_up(fx *f) {
     f->pid = server_start(f->dir, f->port);
-    f->r = jn_redis_new(&f->loop, "127.0.0.1", f->port, on_state, f);
+    f->r =
+        jn_redis_new(&f->loop, &(jn_redis_opts){.host = "127.0.0.1", .port = f->port}, on_state, f);
     assert_non_null(f->r);
     assert_true(RUN_UNTIL(f, f->ups == 1, 3000));
     assert_true(jn_redis_connected(f->r));
@@ -329,6 +334,7 @@ static void test_empty_batches_and_error_replies(void **state) {
     assert_true(RUN_UNTIL(f, m.called, 3000));
     assert_int_equal(m.called, 1);
     assert_int_not_equal(m.err, 0);
+    assert_non_null(strstr(m.why, "SET: ERR invalid expire time"));
     assert_true(jn_redis_connected(f->r));
     assert_int_equal(f->downs, 0);
 
@@ -343,6 +349,94 @@ static void test_empty_batches_and_error_replies(void **state) {
     assert_true(RUN_UNTIL(f, e.called, 3000));
     assert_int_equal(e.err, 0);
     assert_memory_equal(e.found, "\1\1\1", 3);
+}
+
+/* Runs cmd on a connection of its own, logged in as the default user with pass (or
+ * none); asserts it was not refused and returns its integer (0 for other replies). */
+static long long admin(fx *f, const char *pass, const char *cmd) {
+    redisContext *c = sync_connect(f->port);
+    assert_non_null(c);
+    redisReply *rep;
+    if (pass) {
+        rep = redisCommand(c, "AUTH %s", pass);
+        assert_int_equal(rep->type, REDIS_REPLY_STATUS);
+        freeReplyObject(rep);
+    }
+    rep = redisCommand(c, cmd);
+    assert_non_null(rep);
+    if (rep->type == REDIS_REPLY_ERROR) fail_msg("%s: %s", cmd, rep->str);
+    long long v = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
+    freeReplyObject(rep);
+    redisFree(c);
+    return v;
+}
+
+/* A new client with o, run until it is up or 1.5 s passed; returns whether it came up,
+ * and closes it. */
+static int comes_up(fx *f, jn_redis_opts o, void (*with)(fx *)) {
+    o.host = "127.0.0.1";
+    o.port = f->port;
+    f->ups = f->closed = 0;
+    f->r = jn_redis_new(&f->loop, &o, on_state, f);
+    int up = RUN_UNTIL(f, f->ups == 1, 1500);
+    if (up) assert_true(jn_redis_connected(f->r));
+    if (up && with) with(f);
+    jn_redis_close(f->r, on_done, f);
+    assert_true(RUN_UNTIL(f, f->closed, 3000));
+    return up;
+}
+
+static void marks_under_the_prefix_only(fx *f) {
+    const char *ok[] = {"processed:a", "processed:b"}, *other[] = {"elsewhere:a"};
+    mark_res m = {.f = f};
+    assert_int_equal(jn_marks_set(f->r, ok, 2, 60, on_mark, &m), 0);
+    assert_true(RUN_UNTIL(f, m.called, 3000));
+    assert_int_equal(m.err, 0);
+    exists_res e = {.f = f};
+    assert_int_equal(jn_marks_exists(f->r, ok, 2, on_exists, &e), 0);
+    assert_true(RUN_UNTIL(f, e.called, 3000));
+    assert_int_equal(e.err, 0);
+    assert_memory_equal(e.found, "\1\1", 2);
+    m = (mark_res){.f = f};
+    assert_int_equal(jn_marks_set(f->r, other, 1, 60, on_mark, &m), 0);
+    assert_true(RUN_UNTIL(f, m.called, 3000));
+    assert_non_null(strstr(m.why, "SET: NOPERM"));
+    assert_true(jn_redis_connected(f->r)); /* refused, not disconnected */
+}
+
+static void marks_one(fx *f) {
+    const char *k[] = {"processed:in-db-3"};
+    mark_res m = {.f = f};
+    assert_int_equal(jn_marks_set(f->r, k, 1, 60, on_mark, &m), 0);
+    assert_true(RUN_UNTIL(f, m.called, 3000));
+    assert_int_equal(m.err, 0);
+}
+
+static void test_login_with_a_password_an_acl_user_and_a_database(void **state) {
+    fx *f = *state;
+    f->pid = server_start(f->dir, f->port);
+    admin(f, NULL,
+          "ACL SETUSER marker on >s3cret-marker resetkeys ~processed:* -@all +exists +mget +set");
+    admin(f, NULL, "CONFIG SET requirepass s3cret-default");
+
+    /* No password, a wrong one, a wrong user: never up (and retried meanwhile). */
+    assert_false(comes_up(f, (jn_redis_opts){0}, NULL));
+    assert_false(comes_up(f, (jn_redis_opts){.password = "wrong"}, NULL));
+    assert_false(
+        comes_up(f, (jn_redis_opts){.username = "nobody", .password = "s3cret-marker"}, NULL));
+    assert_false(comes_up(f, (jn_redis_opts){.username = "marker", .password = "wrong"}, NULL));
+    assert_int_equal(f->downs, 0); /* never reported up, so never down */
+
+    /* The ACL user: its keys and commands, and a NOPERM reply outside them. */
+    assert_true(comes_up(f, (jn_redis_opts){.username = "marker", .password = "s3cret-marker"},
+                         marks_under_the_prefix_only));
+    /* requirepass and a database other than 0. */
+    assert_true(comes_up(f, (jn_redis_opts){.password = "s3cret-default", .db = 3}, marks_one));
+    assert_int_equal(admin(f, "s3cret-default", "EXISTS processed:in-db-3"), 0); /* db 0 */
+    /* A database the server does not have: refused, never up. */
+    assert_false(comes_up(f, (jn_redis_opts){.password = "s3cret-default", .db = 99}, NULL));
+    f->r = NULL;
+    f->closed = 1; /* teardown's close is done */
 }
 
 /* Sets keys[i] for the i where pattern(i) holds, through a separate connection. */
@@ -470,10 +564,10 @@ static void test_refused_commands_fail_the_batch(void **state) {
     assert_int_equal(m.err, 0);
 }
 
-static void on_mark_kill_server(void *arg, int err) {
+static void on_mark_kill_server(void *arg, const char *err) {
     mark_res *m = arg;
     m->called++;
-    m->err = err;
+    m->err = err != NULL;
     server_kill(&m->f->pid);
 }
 
@@ -500,7 +594,8 @@ static void test_server_dies_between_exists_and_mget(void **state) {
 static void test_not_connected_then_server_appears(void **state) {
     fx *f = *state;
     /* Nobody listens on the port yet. */
-    f->r = jn_redis_new(&f->loop, "127.0.0.1", f->port, on_state, f);
+    f->r =
+        jn_redis_new(&f->loop, &(jn_redis_opts){.host = "127.0.0.1", .port = f->port}, on_state, f);
     assert_non_null(f->r);
     assert_false(jn_redis_connected(f->r));
     exists_res e = {.f = f};
@@ -649,7 +744,8 @@ static void test_close_from_state_callbacks(void **state) {
     fx *f = *state;
     f->close_on_up = 1; /* closing inside hiredis' connect callback */
     f->pid = server_start(f->dir, f->port);
-    f->r = jn_redis_new(&f->loop, "127.0.0.1", f->port, on_state, f);
+    f->r =
+        jn_redis_new(&f->loop, &(jn_redis_opts){.host = "127.0.0.1", .port = f->port}, on_state, f);
     assert_true(RUN_UNTIL(f, f->closed, 3000));
     assert_int_equal(f->ups, 1);
 
@@ -657,7 +753,8 @@ static void test_close_from_state_callbacks(void **state) {
     f->close_on_up = 0;
     f->closed = 0;
     f->close_on_down = 1;
-    f->r = jn_redis_new(&f->loop, "127.0.0.1", f->port, on_state, f);
+    f->r =
+        jn_redis_new(&f->loop, &(jn_redis_opts){.host = "127.0.0.1", .port = f->port}, on_state, f);
     assert_true(RUN_UNTIL(f, f->ups == 2, 3000));
     server_kill(&f->pid);
     assert_true(RUN_UNTIL(f, f->closed, 3000));
@@ -667,7 +764,8 @@ static void test_close_from_state_callbacks(void **state) {
 static void test_close_while_connecting_or_waiting(void **state) {
     fx *f = *state;
     /* Waiting for the next reconnect (nobody listens). */
-    f->r = jn_redis_new(&f->loop, "127.0.0.1", f->port, on_state, f);
+    f->r =
+        jn_redis_new(&f->loop, &(jn_redis_opts){.host = "127.0.0.1", .port = f->port}, on_state, f);
     run_for(f, 150);
     jn_redis_close(f->r, on_done, f);
     assert_true(RUN_UNTIL(f, f->closed, 1000));
@@ -675,7 +773,8 @@ static void test_close_while_connecting_or_waiting(void **state) {
     /* Right after new: the connect is under way. */
     f->pid = server_start(f->dir, f->port);
     f->closed = 0;
-    f->r = jn_redis_new(&f->loop, "127.0.0.1", f->port, on_state, f);
+    f->r =
+        jn_redis_new(&f->loop, &(jn_redis_opts){.host = "127.0.0.1", .port = f->port}, on_state, f);
     jn_redis_close(f->r, on_done, f);
     assert_true(RUN_UNTIL(f, f->closed, 1000));
     assert_int_equal(f->ups, 0);
@@ -695,7 +794,8 @@ static void test_close_while_connecting_or_waiting(void **state) {
         connect(fill[i], (struct sockaddr *)&a, sizeof a);
     }
     usleep(50000);
-    f->r = jn_redis_new(&f->loop, "127.0.0.1", ntohs(a.sin_port), on_state, f);
+    f->r = jn_redis_new(&f->loop, &(jn_redis_opts){.host = "127.0.0.1", .port = ntohs(a.sin_port)},
+                        on_state, f);
     run_for(f, 2500);
     assert_false(jn_redis_connected(f->r));
     jn_redis_close(f->r, on_done, f);
@@ -715,6 +815,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_any_command_and_every_reply_kind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mark_then_exists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_login_with_a_password_an_acl_user_and_a_database,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_batches_and_error_replies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exists_none_there_is_one_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exists_some_there_gives_each_key, setup, teardown),
