@@ -27,6 +27,7 @@
 
 #include "config_pipeline.h"
 #include "kafka_conf.h"
+#include "secret.h"
 
 extern char **environ;
 
@@ -98,9 +99,7 @@ typedef struct {
 } props;
 
 static void free_value(char *s) {
-    if (!s) return;
-    explicit_bzero(s, strlen(s));
-    free(s);
+    jn_secret_free(s);
 }
 
 static const char *shown(const char *name, const char *value) {
@@ -349,14 +348,16 @@ static int load_from_file(props *ps, lua_State *L, const jn_config *cfg) {
 
 /* ---- the environment --------------------------------------------------------------- */
 
-/* The variable var (or the file var_FILE names) for property name. */
+/* The variable var (or the file var_FILE names) for property name. An empty variable
+ * counts as unset: compose files pass `NAME=` for what they leave out. */
 static int add_from_env(props *ps, const char *name, const char *var, const char *at) {
     char file_var[160];
     snprintf(file_var, sizeof file_var, "%s_FILE", var);
     const char *v = getenv(var);
-    if ((!v || !*v) && !getenv(file_var)) return 0; /* empty: as if unset (compose files) */
+    if (v && !*v) return 0;
     char *value = NULL;
-    if (jn_config_secret_env(var, at, ps->err, &value) != 0) return -1;
+    int rc = jn_secret_from_env(at, var, &value, ps->err);
+    if (rc <= 0) return rc;
     return add(ps, name, value, v ? var : file_var, 1);
 }
 

@@ -1098,8 +1098,3 @@ int jn_config_secret_value(lua_State *L, int idx, const jn_config *cfg, const ch
     }
     return rc;
 }
-
-int jn_config_secret_env(const char *var, const char *at, jn_sb *err, char **out) {
-    reader r = {NULL, NULL, err};
-    return secret_from_env(&r, at, var, out);
-}

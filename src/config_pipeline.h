@@ -29,13 +29,12 @@ size_t jn_config_edit_distance(const char *a, const char *b);
 /* The integer schema key's current value and range; -1 when key is not one. */
 int jn_config_int_key(const jn_config *cfg, const char *key, int *value, int *min, int *max);
 
-/* config_pipeline.c's reading of secrets, shared with the other sections (config_kafka.c):
- * the value at idx of L, a string (one non-empty line) or { env = "NAME" } (the variable,
- * or when it is unset the file NAME_FILE names) or { file = "/path" }; and the variable
- * var alone, the same way. at names the key in messages, which never show the value. On
- * error one line goes to err and -1 is returned. */
+/* config_pipeline.c's reading of a header value, shared with the other sections
+ * (config_kafka.c): the value at idx of L, a string (one non-empty line) or
+ * { env = "NAME" } (the variable, or when it is unset the file NAME_FILE names) or
+ * { file = "/path" } (secret.h reads them). at names the key in messages, which never
+ * show the value. On error one line goes to err and -1 is returned. */
 int jn_config_secret_value(lua_State *L, int idx, const jn_config *cfg, const char *at, jn_sb *err,
                            char **out);
-int jn_config_secret_env(const char *var, const char *at, jn_sb *err, char **out);
 
 #endif
