@@ -14,22 +14,15 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kafka.h"
+#include "kafka_mock.h"
 #include "log.h"
 
 #define STREAM "orders"
-
-static uv_loop_t loop;
-static rd_kafka_t *mock_owner; /* a mock cluster hangs off some rd_kafka_t */
-static rd_kafka_mock_cluster_t *mock;
-static pthread_t loop_thread;
 
 typedef struct {
     int calls, off_thread;
@@ -51,16 +44,8 @@ static void on_ensured(void *ud, int err, int partitions, const char *reason) {
 
 static int setup_brokers(int brokers) {
     jn_log_setup(JN_LOG_WARN, JN_LOG_TEXT);
-    loop_thread = pthread_self();
     memset(&out, 0, sizeof out);
-    if (uv_loop_init(&loop) != 0) return -1;
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set_log_cb(conf, NULL); /* it has no brokers and would say so */
-    char errstr[256];
-    mock_owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-    if (!mock_owner) return -1;
-    mock = rd_kafka_mock_cluster_new(mock_owner, brokers);
-    if (!mock) return -1;
+    if (mock_setup(brokers) != 0) return -1;
     if (rd_kafka_mock_topic_create(mock, STREAM, 6, brokers)) return -1;
     if (rd_kafka_mock_topic_create(mock, "orders-changelog", 6, 1)) return -1;
     if (rd_kafka_mock_topic_create(mock, "orders-old-changelog", 4, 1)) return -1;
@@ -79,12 +64,7 @@ static int setup4(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    uv_run(&loop, UV_RUN_NOWAIT);
-    int rc = uv_loop_close(&loop); /* UV_EBUSY: a request was not answered */
-    if (rc != 0) print_error("uv_loop_close: %s\n", uv_strerror(rc));
-    rd_kafka_mock_cluster_destroy(mock);
-    rd_kafka_destroy(mock_owner);
-    return rc;
+    return mock_teardown(); /* UV_EBUSY: a request was not answered */
 }
 
 /* Runs the loop until the answer came; the pending work request keeps the loop alive. */
