@@ -1,8 +1,8 @@
-/* What every Kafka client junction makes shares, whatever its kind (producer.c's
- * kafka.c, kafka_consumer.c, kafka_admin.c): building its librdkafka configuration from
- * junction's (brokers, client id, the deployment's properties), keeping the secret values
- * of that configuration out of every message, serving librdkafka's log events, and the
- * wake-up pipe that brings librdkafka's queues onto the libuv loop.
+/* What every Kafka client junction makes shares, whatever its kind (kafka_producer.c,
+ * kafka_consumer.c, kafka_admin.c): building its librdkafka configuration from junction's
+ * (brokers, client id, the deployment's properties), keeping the secret values of that
+ * configuration out of every message, serving librdkafka's log events, and the wake-up
+ * pipe that brings librdkafka's queues onto the libuv loop.
  *
  * Properties are NULL-terminated arrays of name, value pairs: a value may hold any
  * character, '=' and ',' included (sasl.oauthbearer.config does). The deployment's

@@ -1,7 +1,7 @@
 /* Kafka consumer glue: a consumer-group member whose messages, rebalances and commit
  * results are all served on the libuv loop.
  *
- * Same scheme as the producer in kafka.c: librdkafka works on its own threads and hands
+ * Same scheme as the producer in kafka_producer.c: librdkafka works on its own threads and hands
  * us what it has through queues. rd_kafka_poll_set_consumer forwards the main queue
  * (errors) into the consumer-group queue, the log queue goes there too, and every
  * assigned partition's fetch queue is forwarded to a queue of its own for messages. So a
