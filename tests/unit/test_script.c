@@ -185,6 +185,38 @@ static void test_missing_function(void **state) {
     free(err);
 }
 
+/* A control character in a script's path is written \xNN in every message naming the
+ * file (it used to print as the raw byte: invisible, or a broken line). */
+static void test_control_characters_in_a_path_are_escaped(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    char want[128];
+    snprintf(want, sizeof want, "%s/a\\x01b.lua", f->dir);
+
+    const char *path = write_script(f, "a\001b.lua", "return {\n");
+    char *err = NULL;
+    assert_null(jn_script_add(f->host, "a", path, NULL, NULL, &err));
+    assert_contains(err, want);
+    assert_null(strchr(err, '\001'));
+    free(err);
+
+    path = write_script(f, "a\001b.lua", "return { boom = function() error('x') end }\n");
+    jn_script *s = jn_script_add(f->host, "a", path, NULL, NULL, &err);
+    assert_non_null(s);
+    err = call_err(s, L, "boom");
+    assert_contains(err, want); /* the chunk's name, in the message and the traceback */
+    assert_null(strchr(err, '\001'));
+    free(err);
+
+    char missing[128];
+    snprintf(missing, sizeof missing, "%s/gone\033[2J.lua", f->dir);
+    assert_null(jn_script_add(f->host, "g", missing, NULL, NULL, &err));
+    assert_contains(err, "gone\\x1b[2J.lua");
+    assert_null(strchr(err, '\033'));
+    free(err);
+}
+
 /* An empty file, one that returns nil, or one that only defines globals (what a file
  * saved half-way looks like) is an error naming the file, never a module. */
 static void test_chunk_returning_nothing_is_an_error(void **state) {
@@ -989,6 +1021,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_load_and_call, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_function, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_control_characters_in_a_path_are_escaped, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_chunk_returning_nothing_is_an_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_version_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_per_file, setup, teardown),
