@@ -82,18 +82,19 @@ static int encode_record(service *s, lua_State *L, jn_sb *out, const char **err)
     return rc;
 }
 
-/* Reads record.id at the top of the stack as the collection key. */
+/* Reads record.id at the top of the stack as the collection key: an integer id in plain
+ * decimal, the one spelling a path can reach it by (collection.h). */
 static int record_id(service *s, lua_State *L, int int_ids, char *out, size_t cap) {
     (void)s;
     jn_lua_rawgetfield(L, -1, "id");
     int ok = 0;
-    if (int_ids && lua_isinteger(L, -1) && lua_tointeger(L, -1) > 0) {
-        snprintf(out, cap, "%lld", (long long)lua_tointeger(L, -1));
-        ok = 1;
-    } else if (int_ids && lua_type(L, -1) == LUA_TNUMBER) {
-        lua_Number d = lua_tonumber(L, -1);
-        if (d > 0 && d == (lua_Number)(long long)d) {
-            snprintf(out, cap, "%lld", (long long)d);
+    if (int_ids && lua_type(L, -1) == LUA_TNUMBER) {
+        /* A float only when it holds an integer exactly; Lua checks the range, where a C
+         * cast of 1e300 would be undefined. */
+        int exact;
+        lua_Integer v = lua_tointegerx(L, -1, &exact);
+        if (exact && v > 0) {
+            snprintf(out, cap, "%lld", (long long)v);
             ok = 1;
         }
     } else if (!int_ids && lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) > 0 &&
@@ -392,7 +393,8 @@ static void store(service *s, lua_State *L, const char *id, int status, jn_http_
         lua_settop(L, mod - 1);
         return;
     }
-    /* The path (or the next free id) decides the id, whatever the body said. */
+    /* The path (or the next free id) decides the id, whatever the body said; an integer
+     * id is in plain decimal by now (path_id_ok), so it reads back exactly. */
     if (s->int_ids)
         lua_pushinteger(L, strtoll(id, NULL, 10));
     else
@@ -419,7 +421,7 @@ static void handle_write(service *s, const jn_http_request *req, const char *id,
                          jn_http_response *res) {
     lua_State *L = jn_script_host_lua(s->api->scripts);
     int top = lua_gettop(L);
-    char newid[32];
+    char newid[JN_INT_CHARS];
     size_t len;
     const char *existing = id ? jn_collection_get(s->data, id, &len, NULL) : NULL;
     if (id && !existing && req->method != HTTP_PUT) {
@@ -438,7 +440,20 @@ static void handle_write(service *s, const jn_http_request *req, const char *id,
         return;
     }
     if (req->method == HTTP_POST) {
-        snprintf(newid, sizeof newid, "%ld", jn_collection_max_numeric_id(s->data) + 1);
+        long long next;
+        if (jn_collection_next_id(s->data, &next) != 0) {
+            /* Wrapping around would hand out an id that may be taken, and replace it. */
+            char msg[400];
+            snprintf(msg, sizeof msg,
+                     "no id is left for a new record: the largest id, " JN_ID_MAX_STR
+                     ", is taken and a POST takes the one after the largest; PUT /%s/<id> "
+                     "creates a record under an id you choose",
+                     s->resource);
+            jn_http_respond_error(res, 409, msg);
+            lua_settop(L, top);
+            return;
+        }
+        jn_fmt_int(newid, next);
         store(s, L, newid, 201, res);
     } else if (req->method == HTTP_PATCH) {
         /* Merge the body's fields over the stored record. */
@@ -463,20 +478,43 @@ static void handle_write(service *s, const jn_http_request *req, const char *id,
         store(s, L, id, 200, res);
     } else {
         /* PUT replaces, or creates the record under that id. */
-        char fixed[256];
-        snprintf(fixed, sizeof fixed, "%s", id);
-        if (s->int_ids) {
-            char *end;
-            long long v = strtoll(id, &end, 10);
-            if (*end || v <= 0) {
-                jn_http_respond_error(res, 400, "ids of this resource are positive integers");
-                lua_settop(L, top);
-                return;
-            }
-        }
-        store(s, L, fixed, existing ? 200 : 201, res);
+        store(s, L, id, existing ? 200 : 201, res);
     }
     lua_settop(L, top);
+}
+
+/* Whether id, from a path, is an id of this API's records; else fills res with a 400.
+ * Integer ids have one spelling (collection.h): "007" was stored as a second record
+ * beside 7, and 99999999999999999999999 as 9223372036854775807, which GET then could
+ * not find. */
+static int path_id_ok(service *s, const char *id, jn_http_response *res) {
+    long long v;
+    int rc = s->int_ids ? jn_collection_parse_id(id, &v) : 0;
+    if (rc == 0) return 1;
+    /* A long id is cut, on a character boundary, rather than echoed whole. */
+    size_t len = strlen(id), cut = len;
+    if (len > 40)
+        for (cut = 40; cut > 0 && ((unsigned char)id[cut] & 0xC0) == 0x80; cut--)
+            ;
+    const char *more = cut < len ? "..." : "";
+    jn_sb msg;
+    jn_sb_init(&msg);
+    if (rc == JN_ID_OUT_OF_RANGE) {
+        jn_sb_puts(&msg, "id ");
+        jn_sb_append(&msg, id, cut);
+        jn_sb_printf(&msg, "%s is out of range", more);
+    } else {
+        jn_sb_puts(&msg, "id \"");
+        jn_sb_visible(&msg, id, cut);
+        jn_sb_printf(&msg, "%s\" is not an integer in plain decimal", more);
+    }
+    jn_sb_printf(&msg,
+                 ": ids of /%s are integers from 1 to " JN_ID_MAX_STR
+                 ", written with digits only and no leading zero (7, not 007, +7 or 7.0)",
+                 s->resource);
+    jn_http_respond_error(res, 400, msg.data);
+    jn_sb_free(&msg);
+    return 0;
 }
 
 static int inject_faults(service *s, jn_http_response *res) {
@@ -567,6 +605,7 @@ static void handle(void *ud, const jn_http_request *req, jn_http_response *res) 
     }
     res->route = s->routes[r].pattern;
     if (inject_faults(s, res)) return;
+    if (r == R_ITEM && !path_id_ok(s, m.param, res)) return;
 
     if (r == R_COLLECTION && req->method == HTTP_GET && s->cfg.paging != JN_PAGING_NONE) {
         serve_page(s, req, res);

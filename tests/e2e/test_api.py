@@ -148,6 +148,58 @@ def test_malformed_json_is_400(junction):
     assert r.status == 400 and "empty" in r.json()["error"]
 
 
+def test_integer_ids_out_of_range_are_400_and_the_next_id_never_wraps(junction):
+    """PUT /customers/99999999999999999999999 used to create id 9223372036854775807 that
+    GET could not find; two POSTs after it both got -9223372036854775808, the second
+    replacing the first (and the sanitizer build aborted on the overflow)."""
+    crm = junction.crm + "/customers"
+    body = '{"name":"Big","email":"big@example.com"}'
+    for too_big in ("99999999999999999999999", "9223372036854775808", "0"):
+        for method, data in (("PUT", body), ("GET", None), ("PATCH", body), ("DELETE", None)):
+            r = request(f"{crm}/{too_big}", method, data)
+            assert r.status == 400, (too_big, method, r.body)
+            err = r.json()["error"]
+            assert "out of range" in err and "from 1 to 9223372036854775807" in err, err
+    assert len(request(crm).json()) == 1000
+    # The largest id itself is fine, and found again; then no POST can get a next one.
+    top = f"{crm}/9223372036854775807"
+    r = request(top, "PUT", body)
+    assert r.status == 201 and r.json()["id"] == 9223372036854775807
+    assert request(top).json() == r.json()
+    for _ in range(2):
+        r = request(crm, "POST", '{"name":"Next","email":"next@example.com"}')
+        assert r.status == 409, r.body
+        assert "no id is left" in r.json()["error"] and "PUT /customers/<id>" in r.json()["error"]
+    customers = request(crm).json()
+    assert len(customers) == 1001 and all(c["id"] > 0 for c in customers)
+    assert request(top, "DELETE").status == 204
+    r = request(crm, "POST", '{"name":"Next","email":"next@example.com"}')
+    assert r.status == 201 and r.json()["id"] == 1001
+
+
+def test_path_ids_of_integer_resources_have_one_spelling(junction):
+    """PUT /customers/007 used to store a second record beside 7, and GET /customers listed
+    7 twice. A path id is the plain decimal the record is stored under, else a 400."""
+    crm = junction.crm + "/customers"
+    seven = request(crm + "/7").json()
+    body = '{"name":"Bond","email":"bond@example.com"}'
+    for spelling in ("007", "+7", "%207", "7%20", "7.0", "0x7", "-7", "1e3", "seven", "%01"):
+        for method, data in (("PUT", body), ("GET", None), ("PATCH", body), ("DELETE", None)):
+            r = request(f"{crm}/{spelling}", method, data)
+            assert r.status == 400, (spelling, method, r.body)
+            assert "plain decimal" in r.json()["error"], r.body
+    r = request(crm + "/%01", "PUT", body)
+    assert '"\\x01"' in r.json()["error"], r.body  # shown, not printed raw
+    ids = [c["id"] for c in request(crm).json()]
+    assert ids == list(range(1, 1001))
+    assert request(crm + "/7").json() == seven
+    # String ids are names, kept as written: "007" and "7" are two products.
+    inv = junction.inventory + "/products"
+    assert request(inv + "/007", "PUT", '{"name":"Bond","stock":7}').status == 201
+    assert request(inv + "/7").json()["name"] != "Bond"
+    assert request(inv + "/007").json() == {"id": "007", "name": "Bond", "stock": 7}
+
+
 def test_oversized_body_is_413(make_junction):
     j = make_junction({"api": {"max_body_bytes": 1024}})
     r = request(j.crm + "/customers", "POST", '{"name":"' + "x" * 4000 + '"}')
