@@ -5,6 +5,7 @@
 #include "api.h"
 
 #include <lauxlib.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,9 @@
 #define DEFAULT_COUNT    1000
 #define MAX_COUNT        10000000
 #define DEFAULT_SINGULAR "Record"
+/* Requests PUT /api/faults/<name> may fail on purpose in a row: far more than a retry
+ * test needs, short of a number that reads as "forever" (error_rate 1 says that). */
+#define FAIL_NEXT_MAX 1000000
 
 typedef struct service {
     jn_api *api;
@@ -126,6 +130,84 @@ static int validate(service *s, lua_State *L, int mod, char **err) {
         return -1;
     }
     lua_pop(L, 1);
+    return 0;
+}
+
+/* ---- fault settings ---------------------------------------------------------------- */
+
+/* Every fault setting with the range the config gives it (config.h), so no way of
+ * setting one gets past what the config refuses: a latency of 2147483647.5 ms held
+ * every request, and 1e300 became -2147483648. */
+typedef struct {
+    const char *key;
+    double min, max;
+    int integer; /* counts something: a whole number */
+} fault_setting;
+
+static const fault_setting fault_settings[] = {
+    {"latency_ms", 0, JN_FAULT_LATENCY_MS_MAX, 1},
+    {"error_rate", 0, 1, 0},
+    {"error_status", JN_FAULT_STATUS_MIN, JN_FAULT_STATUS_MAX, 1},
+    {"malformed_rate", 0, 1, 0},
+    {"fail_next", 0, FAIL_NEXT_MAX, 1}, /* PUT /api/faults only: not part of jn_faults */
+};
+#define N_FAULT_SETTINGS (sizeof fault_settings / sizeof *fault_settings)
+
+/* The decoded JSON (or Lua) value at idx as a message shows it: 1e+300, "abc", null. */
+static void describe_value(lua_State *L, int idx, jn_sb *out) {
+    switch (lua_type(L, idx)) {
+    case LUA_TNUMBER:
+        jn_sb_puts(out, luaL_tolstring(L, idx, NULL)); /* Lua's %.14g for a float */
+        lua_pop(L, 1);
+        break;
+    case LUA_TSTRING: {
+        size_t len;
+        const char *str = lua_tolstring(L, idx, &len);
+        jn_sb_putc(out, '"');
+        jn_sb_visible(out, str, len > 40 ? 40 : len);
+        jn_sb_puts(out, len > 40 ? "...\"" : "\"");
+        break;
+    }
+    case LUA_TBOOLEAN:
+        jn_sb_puts(out, lua_toboolean(L, idx) ? "true" : "false");
+        break;
+    case LUA_TLIGHTUSERDATA: /* how JSON null decodes */
+        jn_sb_puts(out, "null");
+        break;
+    case LUA_TTABLE:
+        jn_sb_puts(out, "an array or object");
+        break;
+    default:
+        jn_sb_printf(out, "a %s", luaL_typename(L, idx));
+        break;
+    }
+}
+
+/* Sets the setting st of f (or *fail_next) from the value at idx, where says where it
+ * was written ("faults: ", "M.faults."). Returns 0, or -1 with *err (malloc'd) naming
+ * the key, its range and the value. */
+static int set_fault(const fault_setting *st, lua_State *L, int idx, jn_faults *f, long *fail_next,
+                     const char *where, char **err) {
+    double v = lua_type(L, idx) == LUA_TNUMBER ? lua_tonumber(L, idx) : NAN;
+    if (!(v >= st->min && v <= st->max) || (st->integer && v != floor(v))) {
+        jn_sb msg;
+        jn_sb_init(&msg);
+        jn_sb_printf(&msg, "%s%s must be %s from %.15g to %.15g, got ", where, st->key,
+                     st->integer ? "an integer" : "a number", st->min, st->max);
+        describe_value(L, idx, &msg);
+        *err = jn_sb_steal(&msg);
+        return -1;
+    }
+    if (!strcmp(st->key, "latency_ms"))
+        f->latency_ms = (int)v;
+    else if (!strcmp(st->key, "error_rate"))
+        f->error_rate = v;
+    else if (!strcmp(st->key, "error_status"))
+        f->error_status = (int)v;
+    else if (!strcmp(st->key, "malformed_rate"))
+        f->malformed_rate = v;
+    else
+        *fail_next = (long)v;
     return 0;
 }
 
@@ -235,18 +317,22 @@ static int check_script(jn_script *script, void *ud, char **err) {
     }
     lua_pop(L, 1);
 
+    /* M.faults: the config's four settings, in the config's ranges (fail_next is a run
+     * time setting only). */
     jn_faults faults = s->cfg.faults;
     lua_getfield(L, mod, "faults");
     if (lua_istable(L, -1)) {
-        lua_getfield(L, -1, "latency_ms");
-        if (lua_isnumber(L, -1)) faults.latency_ms = (int)lua_tointeger(L, -1);
-        lua_getfield(L, -2, "error_rate");
-        if (lua_isnumber(L, -1)) faults.error_rate = lua_tonumber(L, -1);
-        lua_getfield(L, -3, "error_status");
-        if (lua_isnumber(L, -1)) faults.error_status = (int)lua_tointeger(L, -1);
-        lua_getfield(L, -4, "malformed_rate");
-        if (lua_isnumber(L, -1)) faults.malformed_rate = lua_tonumber(L, -1);
-        lua_pop(L, 4);
+        for (size_t i = 0; i < N_FAULT_SETTINGS; i++) {
+            if (!strcmp(fault_settings[i].key, "fail_next")) continue;
+            int set = lua_getfield(L, -1, fault_settings[i].key) != LUA_TNIL;
+            if (set && set_fault(&fault_settings[i], L, -1, &faults, NULL, "M.faults.", err)) {
+                lua_pop(L, 2);
+                for (int k = 0; fields[k]; k++)
+                    free(fields[k]);
+                return -1;
+            }
+            lua_pop(L, 1);
+        }
     }
     lua_pop(L, 1);
 
@@ -766,39 +852,35 @@ int jn_api_set_faults(jn_api *a, const char *name, const char *json, size_t len,
     }
     jn_faults f = s->cfg.faults;
     long fail_next = 0;
-    static const char *const keys[] = {"latency_ms",     "error_rate", "error_status",
-                                       "malformed_rate", "fail_next",  NULL};
     lua_pushnil(L);
     while (lua_next(L, -2)) {
+        const fault_setting *st = NULL;
         const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
-        double v = lua_tonumber(L, -1);
-        int known = 0;
-        for (int i = 0; keys[i]; i++)
-            known |= !strcmp(k, keys[i]);
-        if (!known || lua_type(L, -1) != LUA_TNUMBER || v < 0) {
-            *err = dupf("faults: %s must be a non-negative number (keys: latency_ms, error_rate, "
-                        "error_status, malformed_rate, fail_next)%s",
-                        k, "");
+        for (size_t i = 0; i < N_FAULT_SETTINGS; i++)
+            if (!strcmp(k, fault_settings[i].key)) st = &fault_settings[i];
+        if (!st) {
+            jn_sb msg;
+            jn_sb_init(&msg);
+            jn_sb_puts(&msg, "faults: there is no setting \"");
+            jn_sb_visible(&msg, k, strlen(k) > 40 ? 40 : strlen(k));
+            jn_sb_puts(&msg, "\"; the settings are");
+            for (size_t i = 0; i < N_FAULT_SETTINGS; i++)
+                jn_sb_printf(&msg, "%s %s",
+                             i == 0                      ? ""
+                             : i == N_FAULT_SETTINGS - 1 ? " and"
+                                                         : ",",
+                             fault_settings[i].key);
+            *err = jn_sb_steal(&msg);
             lua_settop(L, top);
             return 400;
         }
-        if (!strcmp(k, "latency_ms"))
-            f.latency_ms = (int)v;
-        else if (!strcmp(k, "error_rate"))
-            f.error_rate = v;
-        else if (!strcmp(k, "error_status"))
-            f.error_status = (int)v;
-        else if (!strcmp(k, "malformed_rate"))
-            f.malformed_rate = v;
-        else
-            fail_next = (long)v;
+        if (set_fault(st, L, -1, &f, &fail_next, "faults: ", err) != 0) {
+            lua_settop(L, top);
+            return 400;
+        }
         lua_pop(L, 1);
     }
     lua_settop(L, top);
-    if (f.error_rate > 1 || f.malformed_rate > 1 || f.error_status < 400 || f.error_status > 599) {
-        *err = strdup("faults: rates are from 0 to 1 and error_status from 400 to 599");
-        return 400;
-    }
     s->faults = f;
     s->fail_next = fail_next;
     jn_log_info(s->name,

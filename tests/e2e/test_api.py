@@ -277,6 +277,60 @@ def test_faults_set_at_runtime(junction):
     assert r.status == 404
 
 
+def test_runtime_faults_get_the_ranges_of_the_config(junction):
+    """PUT /api/faults/<name> used to take a latency of 2147483647.5 ms (past the config's
+    cap of 600000: every request hung), store 1e300 as -2147483648 and take fail_next
+    1e18. Each setting is checked against the config's range, the error naming it."""
+    faults = junction.admin + "/api/faults/crm"
+    before = request(junction.admin + "/api/status").json()["api"]["crm"]["faults"]
+    cases = [
+        ('{"latency_ms":2147483647.5}', "latency_ms must be an integer from 0 to 600000, "
+                                        "got 2147483647.5"),
+        ('{"latency_ms":1e300}', "latency_ms must be an integer from 0 to 600000, got 1e+300"),
+        ('{"latency_ms":600001}', "latency_ms must be an integer from 0 to 600000, got 600001"),
+        ('{"latency_ms":2.5}', "latency_ms must be an integer from 0 to 600000, got 2.5"),
+        ('{"latency_ms":"100"}', 'latency_ms must be an integer from 0 to 600000, got "100"'),
+        ('{"fail_next":1e18}', "fail_next must be an integer from 0 to 1000000, got 1e+18"),
+        ('{"fail_next":-1}', "fail_next must be an integer from 0 to 1000000, got -1"),
+        ('{"fail_next":null}', "fail_next must be an integer from 0 to 1000000, got null"),
+        ('{"error_status":200}', "error_status must be an integer from 400 to 599, got 200"),
+        ('{"error_status":503.5}', "error_status must be an integer from 400 to 599, got 503.5"),
+        ('{"error_rate":7}', "error_rate must be a number from 0 to 1, got 7"),
+        ('{"malformed_rate":true}', "malformed_rate must be a number from 0 to 1, got true"),
+        ('{"malformed_rate":[0.5]}', "malformed_rate must be a number from 0 to 1, got an "
+                                     "array or object"),
+        ('{"latency":5}', 'there is no setting "latency"; the settings are latency_ms, '
+                          'error_rate, error_status, malformed_rate and fail_next'),
+    ]
+    for body, want in cases:
+        r = request(faults, "PUT", body)
+        assert r.status == 400, (body, r.body)
+        assert r.json() == {"error": "faults: " + want}, (body, r.body)
+    assert request(junction.admin + "/api/status").json()["api"]["crm"]["faults"] == before
+    # Whole numbers written as floats count, and the ends of each range are fine.
+    r = request(faults, "PUT", '{"latency_ms":600000.0,"fail_next":1000000,"error_status":599,'
+                               '"error_rate":1,"malformed_rate":0}')
+    assert r.status == 200, r.body
+    got = r.json()["crm"]["faults"]
+    assert (got["latency_ms"], got["fail_next"], got["error_status"]) == (600000, 1000000, 599)
+    assert request(faults, "PUT", "{}").status == 200
+    assert request(junction.crm + "/customers/1").status == 200
+
+
+def test_script_faults_get_the_ranges_of_the_config(junction):
+    """M.faults set a latency past the config's cap too: now such a version is refused,
+    naming the setting, and the old one keeps serving."""
+    path = os.path.join(junction.scripts, "crm.lua")
+    edit(path, 'M.count = 1000', 'M.count = 1000\nM.faults = { latency_ms = 1e9 }')
+    assert request(junction.admin + "/api/reload", "POST").status == 422
+    assert "M.faults.latency_ms must be an integer from 0 to 600000, got 1000000000.0" in \
+        junction.logs()
+    edit(path, 'latency_ms = 1e9', 'latency_ms = 5, error_status = 429')
+    assert request(junction.admin + "/api/reload", "POST").status == 200
+    crm = request(junction.admin + "/api/status").json()["api"]["crm"]["faults"]
+    assert crm["latency_ms"] == 5 and crm["error_status"] == 429
+
+
 # ---- hot reload -----------------------------------------------------------------------
 
 def edit(path, old, new):
