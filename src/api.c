@@ -446,25 +446,32 @@ static void serve_body(jn_http_response *res, jn_rbuf *body, const char *etag,
     res->body = body;
 }
 
-/* Decodes the JSON body onto the stack as a table. Returns 0, or fills res with a 400. */
-static int decode_body(lua_State *L, const jn_http_request *req, jn_http_response *res) {
-    if (req->body_len == 0) {
-        jn_http_respond_error(res, 400, "request body is empty; send a JSON object");
+/* Decodes body onto the stack as a table from a JSON object. Returns 0, or -1 with the
+ * reason in msg. */
+static int decode_object(lua_State *L, const char *body, size_t len, char *msg, size_t cap) {
+    if (len == 0) {
+        snprintf(msg, cap, "request body is empty; send a JSON object");
         return -1;
     }
     char jerr[160];
-    if (jn_json_decode(L, req->body, req->body_len, jerr, sizeof jerr) != 0) {
-        char msg[220];
-        snprintf(msg, sizeof msg, "malformed JSON body: %s", jerr);
-        jn_http_respond_error(res, 400, msg);
+    if (jn_json_decode(L, body, len, jerr, sizeof jerr) != 0) {
+        snprintf(msg, cap, "malformed JSON body: %s", jerr);
         return -1;
     }
     if (!lua_istable(L, -1) || lua_rawlen(L, -1) > 0) {
         lua_pop(L, 1);
-        jn_http_respond_error(res, 400, "request body must be a JSON object");
+        snprintf(msg, cap, "request body must be a JSON object");
         return -1;
     }
     return 0;
+}
+
+/* decode_object for a request: fills res with the 400. */
+static int decode_body(lua_State *L, const jn_http_request *req, jn_http_response *res) {
+    char msg[220];
+    if (decode_object(L, req->body, req->body_len, msg, sizeof msg) == 0) return 0;
+    jn_http_respond_error(res, 400, msg);
+    return -1;
 }
 
 /* Validates the record at the top of the stack, stores it and answers with it. */
@@ -843,11 +850,11 @@ int jn_api_set_faults(jn_api *a, const char *name, const char *json, size_t len,
     }
     lua_State *L = jn_script_host_lua(a->scripts);
     int top = lua_gettop(L);
-    jn_http_request req = {.body = json, .body_len = len};
-    jn_http_response res = {0};
-    if (decode_body(L, &req, &res) != 0) {
-        *err = strdup(res.body ? res.body->data : "malformed JSON");
-        jn_rbuf_unref(res.body);
+    /* The message alone: the admin server wraps it in {"error":...} (it came wrapped
+     * twice, a JSON document inside the string). */
+    char msg[220];
+    if (decode_object(L, json, len, msg, sizeof msg) != 0) {
+        *err = jn_errorf("faults: %s", msg);
         return 400;
     }
     jn_faults f = s->cfg.faults;

@@ -317,6 +317,20 @@ def test_runtime_faults_get_the_ranges_of_the_config(junction):
     assert request(junction.crm + "/customers/1").status == 200
 
 
+def test_faults_body_that_is_not_an_object_is_one_plain_message(junction):
+    """A body of [1] used to answer {"error":"{\\"error\\":\\"request body must be ...\\"}"}:
+    an error document inside the error string."""
+    faults = junction.admin + "/api/faults/crm"
+    for body, want in (("[1]", "faults: request body must be a JSON object"),
+                       ("1", "faults: request body must be a JSON object"),
+                       ("", "faults: request body is empty; send a JSON object"),
+                       ('{"latency_ms":', "faults: malformed JSON body: ")):
+        r = request(faults, "PUT", body)
+        assert r.status == 400, (body, r.body)
+        err = r.json()["error"]
+        assert err.startswith(want) and "{" not in err, (body, err)
+
+
 def test_script_faults_get_the_ranges_of_the_config(junction):
     """M.faults set a latency past the config's cap too: now such a version is refused,
     naming the setting, and the old one keeps serving."""
