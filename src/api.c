@@ -110,24 +110,30 @@ static int record_id(service *s, lua_State *L, int int_ids, char *out, size_t ca
     return ok ? 0 : -1;
 }
 
+/* What validate() can come to besides 0: the script rejected the record, its reason
+ * written for whoever sent it; or the call itself failed, an error with the script's
+ * paths and a traceback, written for whoever runs the script. */
+#define REJECTED (-1)
+#define FAILED   (-2)
+
 /* Calls validate(record) of the module at stack index mod (a candidate version, read
  * inside its protected check), or of the current version when mod is 0, on the record
- * at the top, replacing it with the validated record. Returns 0, or -1 with *err
- * (malloc'd). */
+ * at the top, replacing it with the validated record. Returns 0, or REJECTED or FAILED
+ * with *err (malloc'd). */
 static int validate(service *s, lua_State *L, int mod, char **err) {
     if (mod) {
         lua_getfield(L, mod, "validate");
     } else if (jn_script_push_function(s->script, "validate", err) != 0) {
         lua_pop(L, 1);
-        return -1;
+        return FAILED;
     }
     lua_insert(L, -2);
-    if (jn_script_pcall(s->script, 1, 2, err) != 0) return -1;
+    if (jn_script_pcall(s->script, 1, 2, err) != 0) return FAILED;
     if (!lua_istable(L, -2)) {
         const char *why = lua_tostring(L, -1);
         *err = strdup(why ? why : "validate() rejected the record without saying why");
         lua_pop(L, 2);
-        return -1;
+        return REJECTED;
     }
     lua_pop(L, 1);
     return 0;
@@ -475,12 +481,28 @@ static int decode_body(lua_State *L, const jn_http_request *req, jn_http_respons
 }
 
 /* Validates the record at the top of the stack, stores it and answers with it. */
-static void store(service *s, lua_State *L, const char *id, int status, jn_http_response *res) {
+static void store(service *s, lua_State *L, const jn_http_request *req, const char *id, int status,
+                  jn_http_response *res) {
     char *err = NULL;
     int mod = lua_gettop(L); /* the record; mod - 1 is what the caller had */
-    if (validate(s, L, 0, &err) != 0) {
+    int rc = validate(s, L, 0, &err);
+    if (rc != 0) {
+        const char *why = err;
+        size_t len = strlen(err);
+        if (rc == FAILED) {
+            /* The client learns what went wrong; the traceback and the paths of the
+             * script are for the log. */
+            jn_sb target;
+            jn_sb_init(&target);
+            jn_sb_visible(&target, req->path, req->path_len);
+            jn_log_warn(s->name, "validate() failed on %s %s, answered 400: %s", req->method_name,
+                        target.data, err);
+            jn_sb_free(&target);
+            len = jn_script_error_brief(err, &why);
+        }
         char msg[400];
-        snprintf(msg, sizeof msg, "invalid %s: %s", s->resource, err);
+        snprintf(msg, sizeof msg, "invalid %s: %.*s", s->resource, (int)len,
+                 len ? why : "validate() failed without a message");
         jn_http_respond_error(res, 400, msg);
         free(err);
         lua_settop(L, mod - 1);
@@ -547,7 +569,7 @@ static void handle_write(service *s, const jn_http_request *req, const char *id,
             return;
         }
         jn_fmt_int(newid, next);
-        store(s, L, newid, 201, res);
+        store(s, L, req, newid, 201, res);
     } else if (req->method == HTTP_PATCH) {
         /* Merge the body's fields over the stored record. */
         char jerr[160];
@@ -568,10 +590,10 @@ static void handle_write(service *s, const jn_http_request *req, const char *id,
             lua_settable(L, -4);
         }
         lua_remove(L, -2);
-        store(s, L, id, 200, res);
+        store(s, L, req, id, 200, res);
     } else {
         /* PUT replaces, or creates the record under that id. */
-        store(s, L, id, existing ? 200 : 201, res);
+        store(s, L, req, id, existing ? 200 : 201, res);
     }
     lua_settop(L, top);
 }

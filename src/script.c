@@ -743,6 +743,37 @@ int jn_script_pcall(jn_script *s, int nargs, int nresults, char **err) {
     return rc == LUA_OK ? 0 : -1;
 }
 
+/* The length of a source position "<source>:<line>: " at the start of the n bytes at s,
+ * or 0. The source must look like one Lua names (luaL_where): a path (a '/', a .lua
+ * name, or "..." and its end when Lua cut it short) or [string "..."]; so a message such
+ * as "at 12:30: closed", without a position, keeps its words. */
+static size_t position_length(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != ':') continue;
+        size_t j = i + 1;
+        while (j < n && s[j] >= '0' && s[j] <= '9')
+            j++;
+        if (j == i + 1 || j + 1 >= n || s[j] != ':' || s[j + 1] != ' ') {
+            if (j == i + 1 && j < n && s[j] == ' ') return 0; /* words before ": " */
+            continue;
+        }
+        int source = memchr(s, '/', i) || (i > 4 && !memcmp(s + i - 4, ".lua", 4)) ||
+                     !strncmp(s, "...", 3) || !strncmp(s, "[string ", 8);
+        return source ? j + 2 : 0;
+    }
+    return 0;
+}
+
+size_t jn_script_error_brief(const char *err, const char **start) {
+    const char *nl = strchr(err, '\n');
+    size_t n = nl ? (size_t)(nl - err) : strlen(err);
+    /* An error raised again on its way out carries one position per level. */
+    for (size_t skip; (skip = position_length(err, n)) > 0;)
+        err += skip, n -= skip;
+    *start = err;
+    return n;
+}
+
 /* Looks a function up through the module's metatable, as a call: __index may be Lua. */
 static int lookup_function(lua_State *L) {
     lua_gettable(L, 1);

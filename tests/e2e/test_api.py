@@ -2,6 +2,7 @@
 answers, limits and timeouts, hot reload and shutdown."""
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -399,6 +400,40 @@ def test_script_runtime_error_and_runaway_loop_keep_old_data(junction):
                                           result="error") == 2, 5.0)
     assert ok and "boom" in junction.logs()
     assert len(request(junction.inventory + "/products").json()) == 10
+
+
+def test_script_error_answers_the_message_and_logs_the_traceback(junction):
+    """A validate() that fails answered the client with Lua's traceback and the script's
+    paths; the client now gets the message, the log the whole error."""
+    path = os.path.join(junction.scripts, "crm.lua")
+    edit(path, "function M.validate(c)\n",
+         "function M.validate(c)\n  if c.name == 'crash' then return c.nothing.here end\n")
+    assert request(junction.admin + "/api/reload", "POST").status == 200
+    for method, url in (("POST", "/customers"), ("PUT", "/customers/3"),
+                        ("PATCH", "/customers/4")):
+        r = request(junction.crm + url, method, '{"name":"crash","email":"c@example.com"}')
+        assert r.status == 400, r.body
+        assert r.json() == {"error": "invalid customers: attempt to index a nil value "
+                                     "(field 'nothing')"}, r.body
+        assert junction.scripts not in r.body.decode() and "traceback" not in r.body.decode()
+    logs = junction.logs()
+    # Lua names the script by its path (cut to its end when long), in the message and in
+    # each line of the traceback.
+    assert re.search(r"validate\(\) failed on POST /customers, answered 400: \S*scripts/crm\.lua:"
+                     r"\d+: attempt to index a nil value \(field 'nothing'\)\nstack traceback:\n"
+                     r"\t\S*scripts/crm\.lua:\d+: in function <", logs), logs
+    assert "validate() failed on PATCH /customers/4" in logs
+    assert request(junction.crm + "/customers/3").json()["name"] == "Customer 3"
+    # A record the script rejects is answered with the script's reason, as before; a null
+    # is called null.
+    r = request(junction.crm + "/customers", "POST",
+                '{"name":"N","email":"n@example.com","productIds":[null,1]}')
+    assert r.status == 400 and r.json() == {
+        "error": "invalid customers: productIds[1] must be a product id string, got null"}
+    r = request(junction.crm + "/customers", "POST",
+                '{"name":"N","email":"n@example.com","productIds":[1e300]}')
+    assert r.status == 400 and r.json() == {
+        "error": "invalid customers: productIds[1] must be a product id string, got 1e+300"}
 
 
 def test_reload_endpoint_and_sighup(junction):
