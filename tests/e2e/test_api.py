@@ -215,10 +215,30 @@ def test_unknown_route_is_404_and_wrong_method_is_405(junction):
     r = request(junction.crm + "/customers/1/extra")
     assert r.status == 404
     r = request(junction.crm + "/customers", "DELETE")
-    assert r.status == 405 and r.headers["Allow"] == "GET, POST"
+    assert r.status == 405 and r.headers["Allow"] == "GET, HEAD, POST"
     assert "DELETE" in r.json()["error"]
     r = request(junction.inventory + "/customers")
     assert r.status == 404
+
+
+def test_allow_lists_every_method_a_route_takes_head_included(junction):
+    """HEAD works wherever GET does, so a 405's Allow names it (it was missing); each
+    method Allow lists answers something other than 405."""
+    for url, method, allow in ((junction.crm + "/customers", "DELETE", "GET, HEAD, POST"),
+                               (junction.crm + "/customers/1", "POST",
+                                "DELETE, GET, HEAD, PUT, PATCH"),
+                               (junction.inventory + "/products/1", "OPTIONS",
+                                "DELETE, GET, HEAD, PUT, PATCH")):
+        r = request(url, method, "" if method == "POST" else None)
+        assert r.status == 405 and r.headers["Allow"] == allow, (url, method, r.headers)
+        for m in allow.split(", "):
+            if m != "DELETE":
+                assert request(url, m, "{}" if m in ("POST", "PUT", "PATCH") else None) \
+                    .status != 405, (url, m)
+    # A 404 (no such route, or no such record) has no methods to offer.
+    for url in (junction.crm + "/nope", junction.crm + "/customers/5000"):
+        r = request(url)
+        assert r.status == 404 and "Allow" not in r.headers, url
 
 
 def test_garbage_request_line_is_400_and_closed(junction):
