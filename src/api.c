@@ -70,6 +70,17 @@ static char *dupf(const char *fmt, const char *a, const char *b) {
     return p;
 }
 
+/* How much of the len bytes at text a message echoes: at most ECHO_MAX, cut on a
+ * character boundary (a UTF-8 sequence cut in two would make the JSON answer invalid). */
+#define ECHO_MAX 40
+static size_t echo_length(const char *text, size_t len) {
+    if (len <= ECHO_MAX) return len;
+    size_t cut = ECHO_MAX;
+    while (cut > 0 && ((unsigned char)text[cut] & 0xC0) == 0x80)
+        cut--;
+    return cut;
+}
+
 static double rnd(service *s) {
     /* xorshift64*: fault injection needs cheap, not strong, randomness. */
     s->rng ^= s->rng >> 12;
@@ -169,9 +180,10 @@ static void describe_value(lua_State *L, int idx, jn_sb *out) {
     case LUA_TSTRING: {
         size_t len;
         const char *str = lua_tolstring(L, idx, &len);
+        size_t cut = echo_length(str, len);
         jn_sb_putc(out, '"');
-        jn_sb_visible(out, str, len > 40 ? 40 : len);
-        jn_sb_puts(out, len > 40 ? "...\"" : "\"");
+        jn_sb_visible(out, str, cut);
+        jn_sb_puts(out, cut < len ? "...\"" : "\"");
         break;
     }
     case LUA_TBOOLEAN:
@@ -606,11 +618,7 @@ static int path_id_ok(service *s, const char *id, jn_http_response *res) {
     long long v;
     int rc = s->int_ids ? jn_collection_parse_id(id, &v) : 0;
     if (rc == 0) return 1;
-    /* A long id is cut, on a character boundary, rather than echoed whole. */
-    size_t len = strlen(id), cut = len;
-    if (len > 40)
-        for (cut = 40; cut > 0 && ((unsigned char)id[cut] & 0xC0) == 0x80; cut--)
-            ;
+    size_t len = strlen(id), cut = echo_length(id, len);
     const char *more = cut < len ? "..." : "";
     jn_sb msg;
     jn_sb_init(&msg);
@@ -891,8 +899,9 @@ int jn_api_set_faults(jn_api *a, const char *name, const char *json, size_t len,
             jn_sb msg;
             jn_sb_init(&msg);
             jn_sb_puts(&msg, "faults: there is no setting \"");
-            jn_sb_visible(&msg, k, strlen(k) > 40 ? 40 : strlen(k));
-            jn_sb_puts(&msg, "\"; the settings are");
+            size_t klen = strlen(k), cut = echo_length(k, klen);
+            jn_sb_visible(&msg, k, cut);
+            jn_sb_puts(&msg, cut < klen ? "...\"; the settings are" : "\"; the settings are");
             for (size_t i = 0; i < N_FAULT_SETTINGS; i++)
                 jn_sb_printf(&msg, "%s %s",
                              i == 0                      ? ""
