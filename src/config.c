@@ -21,6 +21,7 @@
 
 #include "buf.h"
 #include "config_api.h"
+#include "config_kafka.h"
 #include "config_pipeline.h"
 #include "config_read.h"
 #include "lua_alloc.h"
@@ -354,6 +355,10 @@ static const char *suggest(const char *key) {
     }
     if (jn_config_edit_distance(key, PIPELINES_KEY) < best_d) best = PIPELINES_KEY;
     if (jn_config_edit_distance(key, APIS_KEY) < best_d) best = APIS_KEY;
+    for (size_t i = 0; jn_config_kafka_key(i); i++) {
+        size_t d = jn_config_edit_distance(key, jn_config_kafka_key(i));
+        if (d < best_d) best_d = d, best = jn_config_kafka_key(i);
+    }
     return best;
 }
 
@@ -416,8 +421,9 @@ static int walk(jn_config *cfg, lua_State *L, const char *prefix, jn_sb *err) {
         }
         snprintf(key, sizeof key, "%s%s%s", prefix, *prefix ? "." : "", lua_tostring(L, -2));
         const schema_entry *e = find_entry(key);
-        if (!strcmp(key, PIPELINES_KEY) || !strcmp(key, APIS_KEY)) {
-            /* Read by finish(), once the schema keys their defaults come from are final. */
+        if (!strcmp(key, PIPELINES_KEY) || !strcmp(key, APIS_KEY) || jn_config_kafka_owns(key)) {
+            /* Read by finish(), once the schema keys their defaults come from are final;
+             * the Kafka connection's keys there too, with the environment's. */
         } else if (e && e->type == T_SECRET) {
             if (secret_from_lua(cfg, e, L, err) != 0) {
                 lua_pop(L, 2);
@@ -739,7 +745,7 @@ static int apply_environment(jn_config *cfg, jn_sb *e) {
  * so they are read with the file's state (L, its table on top; NULL without a file)
  * still open. */
 static void finish(jn_config *cfg, lua_State *L, jn_sb *e) {
-    if (apply_environment(cfg, e) != 0) return;
+    if (apply_environment(cfg, e) != 0 || jn_config_kafka_load(cfg, L, e) != 0) return;
     if (!L) {
         jn_config_pipelines_default(cfg);
         jn_config_apis_default(cfg, e);
@@ -850,6 +856,7 @@ void jn_config_free(jn_config *cfg) {
         }
     free(cfg->path);
     cfg->path = NULL;
+    jn_config_kafka_free(cfg);
     jn_config_pipelines_free(cfg);
     jn_config_apis_free(cfg);
 }
@@ -862,6 +869,7 @@ void jn_config_describe(void) {
         printf("%-36s %-24s %-34s %s (%s)\n", s->key, s->def, s->env ? s->env : "-", s->doc,
                type_expect(s, exp, sizeof exp));
     }
+    jn_config_kafka_describe();
     jn_config_pipelines_describe();
     jn_config_apis_describe();
 }

@@ -161,6 +161,9 @@ typedef struct jn_config {
         int linger_ms;
         int queue_max_messages;
         int message_timeout_ms;
+        /* Every librdkafka property the deployment sets, resolved (config_kafka.c):
+         * name/value pairs, NULL-terminated, secrets included, never shown. */
+        char **properties;
     } kafka;
     struct {
         char *host;

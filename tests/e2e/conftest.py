@@ -14,6 +14,32 @@ import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BINARY = os.environ.get("JUNCTION_BIN", os.path.join(ROOT, "build", "junction"))
+# Where tools/services runs Kafka and Redis: the same variables choose the ports there and
+# here, so `KAFKA_PORT=19092 REDIS_PORT=16379 tools/services up` and the tests with those
+# variables set use a broker and a Redis of their own. KAFKA_BOOTSTRAP_SERVERS, REDIS_HOST
+# and REDIS_PORT are also what junction itself reads.
+BROKER = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or \
+    f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}"
+REDIS_HOST = os.environ.get("REDIS_HOST", "127.0.0.1")
+REDIS_PORT = os.environ.get("REDIS_PORT", "6379")
+
+
+# junction reads these to override its config file; a test gives the addresses in the
+# config (the base config below, or its own), so the binary never inherits them.
+JUNCTION_OVERRIDES = ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_HOST", "REDIS_PORT")
+
+
+def redis_cli(*args):
+    return subprocess.run(["redis-cli", "-h", REDIS_HOST, "-p", REDIS_PORT, *args],
+                          capture_output=True, text=True, timeout=10).stdout.strip()
+
+
+def junction_env(extra=None):
+    """The environment a junction of a test runs with: this one, less the variables that
+    would override the test's config, plus extra."""
+    env = {k: v for k, v in os.environ.items() if k not in JUNCTION_OVERRIDES}
+    env.update(extra or {})
+    return env
 
 
 def free_port():
@@ -105,13 +131,15 @@ class Junction:
                 "inventory": {"script": os.path.join(self.scripts, "map_products.lua")},
             },
             "consumer": {"merge_script": os.path.join(self.scripts, "merge.lua")},
+            "kafka": {"brokers": BROKER},
+            "redis": {"host": REDIS_HOST, "port": int(REDIS_PORT)},
         }
         deep_merge(cfg, overrides or {})
         self.config = os.path.join(tmp, "config.lua")
         with open(self.config, "w") as f:
             f.write("return " + lua_value(cfg) + "\n")
         self.log_path = os.path.join(tmp, "junction.log")
-        self.env = dict(os.environ, **(env or {}))
+        self.env = junction_env(env)
         self.proc = None
 
     @property
@@ -178,6 +206,47 @@ class Junction:
         return total if found else None
 
 
+# Every secret a test hands a junction (tokens, passwords, header values: found in its
+# config and environment by name, or registered with secret()). No log line, status page
+# or metrics page of any junction of the suite may show one; make_junction checks every
+# junction it started against all of them.
+SECRETS = set()
+SECRET_NAMES = ("token", "password", "secret", "authorization")
+
+
+def secret(value):
+    """Registers value as a secret of the suite and returns it."""
+    SECRETS.add(value)
+    return value
+
+
+def collect_secrets(v, key=""):
+    if isinstance(v, dict):
+        for k, x in v.items():
+            collect_secrets(x, str(k))
+    elif isinstance(v, list):
+        for x in v:
+            collect_secrets(x, key)
+    elif isinstance(v, str) and any(n in key.lower() for n in SECRET_NAMES) and len(v) >= 6:
+        # "Bearer <token>": the token alone is the secret
+        SECRETS.add(v.split(" ", 1)[1] if v.lower().startswith(("bearer ", "basic ")) else v)
+
+
+def assert_no_secret_shown(j):
+    if not SECRETS:
+        return
+    pages = []
+    if j.proc and j.proc.poll() is None:
+        for path in ("/api/status", "/metrics"):
+            try:
+                pages.append((path, request(j.admin + path, timeout=2).body.decode(errors="replace")))
+            except OSError:
+                pass
+    for name, text in pages + [("log", j.logs() if os.path.exists(j.log_path) else "")]:
+        for s in SECRETS:
+            assert s not in text, f"a secret of the suite shows in junction's {name}"
+
+
 @pytest.fixture
 def make_junction(tmp_path):
     started = []
@@ -185,16 +254,22 @@ def make_junction(tmp_path):
     def make(overrides=None, env=None, start=True, command="api"):
         d = tmp_path / f"j{len(started)}"
         d.mkdir()
+        collect_secrets(overrides or {})
+        collect_secrets(env or {})
         j = Junction(str(d), overrides, env, command)
         started.append(j)
         return j.start() if start else j
 
     yield make
+    for j in started:
+        assert_no_secret_shown(j)
     # Stop in reverse order: a consumer still delivering needs its receiver.
     for j in reversed(started):
         if j.proc and j.proc.poll() is None:
             rc = j.stop()
             assert rc == 0, f"junction exited with {rc} on SIGTERM:\n{j.logs()}"
+    for j in started:
+        assert_no_secret_shown(j)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from conftest import BINARY, ROOT, free_port, request
+from conftest import BINARY, REDIS_HOST, REDIS_PORT, ROOT, free_port, request
 from test_consumer import BROKER, redis_cli, services, stats, wait_until  # noqa: F401
 from test_consumer import services_up  # noqa: F401  (module fixture: Kafka and Redis up)
 
@@ -56,7 +56,7 @@ def test_the_orders_example_delivers_every_order_enriched_to_both_sinks(make_jun
     c = make_junction(command="consume", start=False, env={
         "ANALYTICS_TOKEN": "s3cret-" + tag, "ORDERS_API_TOKEN": "unused-" + tag,
         "ANALYTICS_URL": analytics.analytics + "/analytics",
-        "KAFKA_BOOTSTRAP_SERVERS": BROKER,
+        "KAFKA_BOOTSTRAP_SERVERS": BROKER, "REDIS_HOST": REDIS_HOST, "REDIS_PORT": REDIS_PORT,
         "ORDERS_GROUP_ID": "orders-" + tag, "ORDERS_TOPIC": topics["orders"],
         "ORDERS_ENRICHED_TOPIC": topics["enriched"], "ORDERS_DEAD_LETTER_TOPIC": topics["dead"],
         "CUSTOMERS_TOPIC": topics["customers"], "PRODUCTS_TOPIC": topics["products"]})
