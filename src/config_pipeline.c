@@ -3,54 +3,29 @@
  * file without the section gets one pipeline built from the consumer.* keys, which is the
  * seed's consumer exactly.
  *
- * The section is the file's own data, so it is read raw (lua_rawget, lua_next): an
- * __index or __pairs of the file's would otherwise run after its limits are off. Every
- * level checks its keys against a list, like config.c's schema, so a typo is an error
- * with a suggestion rather than a setting quietly left at its default. Header values may
- * come from the environment or from files (container secrets); no message ever shows a
- * header's value, wherever it came from. */
+ * The section is read with config_read.c: raw, every level's keys checked against a list
+ * like config.c's schema (a typo is an error with a suggestion rather than a setting
+ * quietly left at its default), header values from the environment or from files
+ * (container secrets), never shown in any message. */
 #include "config_pipeline.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-/* Names become hooks (on.<name>), metric labels and parts of group and topic names; 64
- * characters is plenty and keeps every message's key readable. */
-#define NAME_MAX_LEN 64
-#define TEXT_(x)     #x
-#define TEXT(x)      TEXT_(x)
-#define UP_TO_MAX    "up to " TEXT(NAME_MAX_LEN) " characters"
-/* A header value read from a file is a token: this is far above any. */
-#define SECRET_MAX_BYTES 65536
+#include "config_read.h"
+
+#define UP_TO_MAX JN_CFG_UP_TO_MAX
+#define PATH_LEN  JN_CFG_PATH_LEN
 /* What the seed's consumer marks processed records with in Redis. */
 #define DEDUPE_PREFIX "processed:"
 #define COUNT(a)      (sizeof(a) / sizeof((a)[0]))
-/* Room for the dotted key of a message, pipelines.<p>.sinks.<k>.headers.<H>: names are
- * 64 characters at most, so only a header name of hundreds is cut short. */
-#define PATH_LEN 320
 
-/* One key of one level of the section. The lists are what the unknown-key check accepts
- * and what --help-config prints. */
-typedef struct {
-    const char *key;
-    const char *def;  /* as --help-config shows it; NULL: the value of `from` */
-    const char *from; /* integers: the consumer.* key giving the default and the range */
-    size_t offset;    /* of such an integer in the level's struct */
-    const char *doc;
-} pkey;
-
-typedef struct {
-    const pkey *keys;
-    size_t n;
-    const char *what; /* for "<what> takes a, b, c" */
-} level;
+typedef jn_cfg_key pkey;
+typedef jn_cfg_level level;
+typedef jn_cfg_reader reader;
 
 #define PIPE(f) offsetof(jn_pipeline_config, f)
 #define SINK(f) offsetof(jn_sink_config, f)
@@ -99,520 +74,15 @@ static const pkey kafka_keys[] = {
     {"topic", "required", NULL, 0, "Kafka topic the records go to"},
     {"key", "id", NULL, 0, "record field whose value keys the Kafka message"},
 };
-static const pkey secret_keys[] = {
-    {"env", "-", NULL, 0, "environment variable holding the value; when unset, <env>_FILE names a file holding it"},
-    {"file", "-", NULL, 0, "regular file holding the value, " TEXT(SECRET_MAX_BYTES) " bytes at most (a trailing line break is dropped)"},
-    {"prefix", "\"\"", NULL, 0, "written before the value, e.g. \"Bearer \""},
-};
 /* clang-format on */
 
-#define LEVEL(keys, what)                                                                          \
-    { keys, COUNT(keys), what }
+#define LEVEL JN_CFG_LEVEL
 static const level pipeline_level = LEVEL(pipeline_keys, "a pipeline");
 static const level dedupe_level = LEVEL(dedupe_keys, "dedupe");
 static const level stream_level = LEVEL(stream_keys, "a stream");
 static const level table_level = LEVEL(table_keys, "a table");
 static const level http_level = LEVEL(http_keys, "an http sink");
 static const level kafka_level = LEVEL(kafka_keys, "a kafka sink");
-static const level secret_level = LEVEL(secret_keys, "a header value table");
-
-/* The file's state, the config whose consumer.* values are the defaults, and the error. */
-typedef struct {
-    lua_State *L;
-    const jn_config *cfg;
-    jn_sb *err;
-} reader;
-
-/* at.key into out, marked with "..." when cut short. */
-static void subpath(char out[PATH_LEN], const char *at, const char *key) {
-    if (snprintf(out, PATH_LEN, "%s.%s", at, key) >= PATH_LEN) strcpy(out + PATH_LEN - 4, "...");
-}
-
-/* ---- values ------------------------------------------------------------------------ */
-
-/* Pushes t[key], raw, and returns its type. */
-static int field(lua_State *L, int t, const char *key) {
-    lua_pushstring(L, key);
-    return lua_rawget(L, t);
-}
-
-/* The value on top of the stack if it is a non-empty string without NUL bytes. */
-static const char *plain_string(lua_State *L) {
-    size_t len;
-    if (lua_type(L, -1) != LUA_TSTRING) return NULL;
-    const char *s = lua_tolstring(L, -1, &len);
-    return len && strlen(s) == len ? s : NULL;
-}
-
-/* Appends "config: <at>.<key> must be <what> (<why>), got <value>" for the value on top
- * (nil: missing, said without "got"), pops it and returns -1. Never for header values. */
-static int bad_value(reader *r, const char *at, const char *key, const char *what,
-                     const char *why) {
-    jn_sb_printf(r->err, "config: %s.%s must be %s", at, key, what);
-    if (why) jn_sb_printf(r->err, " (%s)", why);
-    if (!lua_isnil(r->L, -1)) {
-        char val[160];
-        jn_config_describe_value(r->L, -1, val, sizeof val);
-        jn_sb_printf(r->err, ", got %s", val);
-    }
-    lua_pop(r->L, 1);
-    return -1;
-}
-
-/* Takes the string on top (popping it) into *out. */
-static int take_string(reader *r, const char *at, const char *key, const char *why, char **out) {
-    const char *s = plain_string(r->L);
-    if (!s) return bad_value(r, at, key, "a non-empty string", why);
-    *out = strdup(s);
-    lua_pop(r->L, 1);
-    return 0;
-}
-
-/* t[key], which must be there; why says what it is for. */
-static int req_string(reader *r, int t, const char *at, const char *key, const char *why,
-                      char **out) {
-    field(r->L, t, key);
-    return take_string(r, at, key, why, out);
-}
-
-/* t[key], or a copy of def (NULL: none) when absent. */
-static int opt_string(reader *r, int t, const char *at, const char *key, const char *def,
-                      char **out) {
-    if (field(r->L, t, key) == LUA_TNIL) {
-        lua_pop(r->L, 1);
-        *out = def ? strdup(def) : NULL;
-        return 0;
-    }
-    return take_string(r, at, key, NULL, out);
-}
-
-static int read_bool(reader *r, int t, const char *at, const char *key, int def, int *out) {
-    int type = field(r->L, t, key);
-    if (type != LUA_TNIL && type != LUA_TBOOLEAN)
-        return bad_value(r, at, key, "true or false", NULL);
-    *out = type == LUA_TNIL ? def : lua_toboolean(r->L, -1);
-    lua_pop(r->L, 1);
-    return 0;
-}
-
-/* A consumer.* key a level's integer defaults to: the tables above name only integer
- * schema keys, so a miss is a mistake in them. */
-static void inherit(const jn_config *cfg, const char *from, int *value, int *min, int *max) {
-    if (jn_config_int_key(cfg, from, value, min, max) != 0) {
-        fprintf(stderr, "config_pipeline: %s is not an integer key of the schema\n", from);
-        abort();
-    }
-}
-
-/* Sets a level's integers to the consumer.* values they default to. */
-static void fill_inherited(const jn_config *cfg, const level *lv, void *base) {
-    for (size_t i = 0; i < lv->n; i++) {
-        int min, max;
-        if (lv->keys[i].from)
-            inherit(cfg, lv->keys[i].from, (int *)((char *)base + lv->keys[i].offset), &min, &max);
-    }
-}
-
-/* A level's integers: given ones checked against their consumer.* key's range, the rest
- * that key's value. */
-static int read_inherited(reader *r, int t, const char *at, const level *lv, void *base) {
-    for (size_t i = 0; i < lv->n; i++) {
-        const pkey *k = &lv->keys[i];
-        if (!k->from) continue;
-        int *slot = (int *)((char *)base + k->offset), min, max, isint = 0;
-        inherit(r->cfg, k->from, slot, &min, &max);
-        if (field(r->L, t, k->key) == LUA_TNIL) {
-            lua_pop(r->L, 1);
-            continue;
-        }
-        lua_Integer v = lua_type(r->L, -1) == LUA_TNUMBER ? lua_tointegerx(r->L, -1, &isint) : 0;
-        if (!isint || v < min || v > max) {
-            char what[64];
-            snprintf(what, sizeof what, "an integer from %d to %d", min, max);
-            return bad_value(r, at, k->key, what, NULL);
-        }
-        *slot = (int)v;
-        lua_pop(r->L, 1);
-    }
-    return 0;
-}
-
-/* ---- keys and names -------------------------------------------------------------------- */
-
-static int is_letter(int c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
-
-static int is_digit(int c) {
-    return c >= '0' && c <= '9';
-}
-
-/* Input and sink names are the transform's hooks (on.<name>), so Lua names; pipeline
- * names go into group and topic names, where - is usual. */
-static int is_name(const char *s, int pipeline) {
-    size_t len = strlen(s);
-    if (len == 0 || len > NAME_MAX_LEN || (!pipeline && is_digit(s[0]))) return 0;
-    for (const char *c = s; *c; c++)
-        if (!is_letter(*c) && !is_digit(*c) && !(pipeline && *c == '-')) return 0;
-    return 1;
-}
-
-static void list_keys(jn_sb *sb, const level *lv) {
-    for (size_t i = 0; i < lv->n; i++)
-        jn_sb_printf(sb, "%s%s", i ? ", " : "", lv->keys[i].key);
-}
-
-/* The key of lv nearest to key, if near enough to be a typo of it: one edit, and one more
- * per four letters; more on a short word makes another word ("url" is not "key"). */
-static const char *nearest_key(const level *lv, const char *key) {
-    const char *best = NULL;
-    size_t best_d = SIZE_MAX;
-    for (size_t i = 0; i < lv->n; i++) {
-        size_t d = jn_config_edit_distance(key, lv->keys[i].key);
-        if (d <= 1 + strlen(lv->keys[i].key) / 4 && d < best_d) best_d = d, best = lv->keys[i].key;
-    }
-    return best;
-}
-
-static void unknown_key(reader *r, const char *at, const char *key, const level *lv) {
-    const char *near = nearest_key(lv, key);
-    jn_sb_printf(r->err, "config: unknown key %s.%s", at, key);
-    if (near) {
-        jn_sb_printf(r->err, " (did you mean %s.%s?)", at, near);
-        return;
-    }
-    jn_sb_printf(r->err, "; %s takes ", lv->what);
-    list_keys(r->err, lv);
-}
-
-/* Every key of the table at t must be one of lv's: a typo would otherwise leave a setting
- * at its default without a word. */
-static int check_keys(reader *r, int t, const char *at, const level *lv) {
-    lua_State *L = r->L;
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        size_t len = 0, i = 0;
-        const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &len) : NULL;
-        if (key && strlen(key) != len) key = NULL; /* a NUL inside: no key of ours */
-        while (key && i < lv->n && strcmp(key, lv->keys[i].key))
-            i++;
-        if (!key || i == lv->n) {
-            if (key) {
-                unknown_key(r, at, key, lv);
-            } else {
-                char val[160];
-                jn_config_describe_value(L, -2, val, sizeof val);
-                jn_sb_printf(r->err, "config: %s has a key %s; %s takes ", at, val, lv->what);
-                list_keys(r->err, lv);
-            }
-            lua_pop(L, 2);
-            return -1;
-        }
-        lua_pop(L, 1);
-    }
-    return 0;
-}
-
-static int compare_names(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void free_names(char **names, int n) {
-    for (int i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-}
-
-/* The keys of the map at t, sorted so the order of what they name does not hang on the
- * hash table; -1 after the error when one is not a string. */
-static int sorted_keys(reader *r, int t, const char *at, const char *hint, char ***out, int *n) {
-    lua_State *L = r->L;
-    char **names = NULL;
-    int count = 0;
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        size_t len = 0;
-        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &len) : NULL;
-        if (!k || strlen(k) != len) {
-            char val[160];
-            jn_config_describe_value(L, -2, val, sizeof val);
-            jn_sb_printf(r->err, "config: %s has a key %s; %s", at, val, hint);
-            lua_pop(L, 2);
-            free_names(names, count);
-            return -1;
-        }
-        names = realloc(names, (size_t)(count + 1) * sizeof *names);
-        names[count++] = strdup(k);
-        lua_pop(L, 1);
-    }
-    if (count) qsort(names, (size_t)count, sizeof *names, compare_names);
-    *out = names;
-    *n = count;
-    return 0;
-}
-
-/* ---- header values ------------------------------------------------------------------- */
-
-/* Overwrites a secret before its memory goes back to the allocator. */
-static void free_secret(char *s, size_t len) {
-    if (!s) return;
-    explicit_bzero(s, len);
-    free(s);
-}
-
-/* The whole of a regular file of at most SECRET_MAX_BYTES as a new string, its length in
- * *len; NULL with *why saying why not. A FIFO or a device could block or never end, and
- * start-up must not hang on a config. read(2), not stdio, so no buffer of the library's
- * keeps a copy. */
-static char *read_small_file(const char *path, size_t *len, const char **why) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        *why = strerror(errno);
-        if (fd >= 0) close(fd);
-        return NULL;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        *why = "it is not a regular file";
-        close(fd);
-        return NULL;
-    }
-    char *buf = calloc(1, SECRET_MAX_BYTES + 2);
-    size_t got = 0;
-    ssize_t n;
-    while ((n = read(fd, buf + got, SECRET_MAX_BYTES + 1 - got)) > 0 &&
-           got + (size_t)n <= SECRET_MAX_BYTES)
-        got += (size_t)n;
-    if (n < 0)
-        *why = strerror(errno);
-    else if (n > 0) /* the loop stopped past the limit */
-        *why = "it is larger than " TEXT(SECRET_MAX_BYTES) " bytes; it should hold the value alone";
-    else
-        *why = NULL;
-    close(fd);
-    if (*why) {
-        free_secret(buf, SECRET_MAX_BYTES + 2);
-        return NULL;
-    }
-    *len = got;
-    return buf;
-}
-
-/* Secrets from files and from `$(cat file)` end with a line break nobody means as part
- * of the value. */
-static void strip_line_breaks(char *s, size_t *len) {
-    while (*len && (s[*len - 1] == '\n' || s[*len - 1] == '\r'))
-        s[--*len] = '\0';
-}
-
-/* A header value is one non-empty line: a line break would start a header of its own.
- * source says where the value came from (a variable, a file); the message never holds
- * the value. */
-static int check_secret(reader *r, const char *at, const char *source, const char *value,
-                        size_t len) {
-    const char *problem = NULL;
-    if (!len)
-        problem = "is empty";
-    else if (memchr(value, '\n', len) || memchr(value, '\r', len) || memchr(value, '\0', len))
-        problem = "holds more than one line (or a NUL byte)";
-    if (!problem) return 0;
-    jn_sb_printf(r->err, "config: %s: %s %s; a header value is one non-empty line", at, source,
-                 problem);
-    return -1;
-}
-
-/* The value in the file at path; via is the variable that named the file, if one did. */
-static int secret_from_file(reader *r, const char *at, const char *path, const char *via,
-                            char **out) {
-    char source[600];
-    snprintf(source, sizeof source, "the file %s%s%s", path, via ? " named by " : "",
-             via ? via : "");
-    size_t len;
-    const char *why;
-    char *v = read_small_file(path, &len, &why);
-    if (!v) {
-        jn_sb_printf(r->err, "config: %s: cannot read %s (%s)", at, source, why);
-        return -1;
-    }
-    strip_line_breaks(v, &len);
-    if (check_secret(r, at, source, v, len) != 0) {
-        free_secret(v, len);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-/* The value of the environment variable var or, when it is unset, of the file var_FILE
- * names: how container platforms hand over secrets. */
-static int secret_from_env(reader *r, const char *at, const char *var, char **out) {
-    char file_var[NAME_MAX_LEN + 8], source[NAME_MAX_LEN + 32];
-    snprintf(file_var, sizeof file_var, "%s_FILE", var);
-    const char *v = getenv(var);
-    if (!v && getenv(file_var)) return secret_from_file(r, at, getenv(file_var), file_var, out);
-    if (!v) {
-        jn_sb_printf(r->err,
-                     "config: %s: the environment variable %s is not set, nor is %s (the "
-                     "path of a file holding the value); set one of them",
-                     at, var, file_var);
-        return -1;
-    }
-    snprintf(source, sizeof source, "the environment variable %s", var);
-    size_t len = strlen(v);
-    char *copy = strdup(v);
-    strip_line_breaks(copy, &len);
-    if (check_secret(r, at, source, copy, len) != 0) {
-        free_secret(copy, len);
-        return -1;
-    }
-    *out = copy;
-    return 0;
-}
-
-/* A header table's prefix ("Bearer "): a string of one line, "" when absent. */
-static int read_prefix(reader *r, int t, const char *at, char **out) {
-    int type = field(r->L, t, "prefix");
-    size_t len = 0;
-    const char *s = type == LUA_TSTRING ? lua_tolstring(r->L, -1, &len) : "";
-    if (type != LUA_TNIL && (type != LUA_TSTRING || strcspn(s, "\r\n") != len)) {
-        jn_sb_printf(r->err,
-                     "config: %s.prefix must be a string of one line, such as \"Bearer \", got "
-                     "a %s",
-                     at, luaL_typename(r->L, -1));
-        lua_pop(r->L, 1);
-        return -1;
-    }
-    *out = strdup(s);
-    lua_pop(r->L, 1);
-    return 0;
-}
-
-/* { env = NAME } or { file = PATH }: where the value is kept out of the config file. */
-static int secret_from_table(reader *r, int t, const char *at, char **out) {
-    lua_State *L = r->L;
-    int has_env = field(L, t, "env") != LUA_TNIL;
-    int has_file = field(L, t, "file") != LUA_TNIL;
-    lua_pop(L, 2);
-    if (has_env == has_file) {
-        jn_sb_printf(r->err, "config: %s %s", at,
-                     has_env ? "takes env or file, not both"
-                             : "needs env = \"NAME\" (an environment variable) or file = "
-                               "\"/path\" (a file) holding the value");
-        return -1;
-    }
-    char *src = NULL;
-    if (req_string(r, t, at, has_env ? "env" : "file",
-                   has_env ? "the name of an environment variable" : "the path of a file",
-                   &src) != 0)
-        return -1;
-    int rc;
-    if (has_env && !is_name(src, 0)) {
-        /* Not echoed: a value put here by mistake would be the secret itself. */
-        jn_sb_printf(r->err,
-                     "config: %s.env must be the name of an environment variable (letters, "
-                     "digits and _, " UP_TO_MAX "), not the value",
-                     at);
-        rc = -1;
-    } else {
-        rc = has_env ? secret_from_env(r, at, src, out) : secret_from_file(r, at, src, NULL, out);
-    }
-    free(src);
-    return rc;
-}
-
-/* A header value written into the file itself. */
-static int literal_value(reader *r, const char *at, char **out) {
-    size_t len;
-    const char *s = lua_tolstring(r->L, -1, &len);
-    if (check_secret(r, at, "the value in the config file", s, len) != 0) return -1;
-    *out = strdup(s);
-    return 0;
-}
-
-/* "Name: <prefix><value>" */
-static char *header_line(const char *name, const char *prefix, const char *value) {
-    size_t n = strlen(name) + strlen(prefix) + strlen(value) + 3;
-    char *line = malloc(n);
-    snprintf(line, n, "%s: %s%s", name, prefix, value);
-    return line;
-}
-
-/* { env = NAME | file = PATH [, prefix = "Bearer "] } */
-static int header_from_table(reader *r, int t, const char *at, char **prefix, char **value) {
-    if (check_keys(r, t, at, &secret_level) || read_prefix(r, t, at, prefix) ||
-        secret_from_table(r, t, at, value))
-        return -1;
-    return 0;
-}
-
-/* One header of the headers table at t: a string, or { env | file [, prefix] }. */
-static int read_header(reader *r, int t, const char *at, const char *name, char **line) {
-    lua_State *L = r->L;
-    char here[PATH_LEN];
-    subpath(here, at, name);
-    int type = field(L, t, name);
-    char *value = NULL, *prefix = NULL;
-    int rc = -1;
-    if (type == LUA_TSTRING)
-        rc = literal_value(r, here, &value);
-    else if (type == LUA_TTABLE)
-        rc = header_from_table(r, lua_gettop(L), here, &prefix, &value);
-    else
-        jn_sb_printf(r->err,
-                     "config: %s must be a string, or { env = \"NAME\" } or { file = \"/path\" } "
-                     "with an optional prefix, got a %s",
-                     here, luaL_typename(L, -1));
-    lua_pop(L, 1);
-    if (rc == 0) *line = header_line(name, prefix ? prefix : "", value);
-    if (value) free_secret(value, strlen(value));
-    free(prefix);
-    return rc;
-}
-
-/* RFC 9110's token: what a header name may be made of. */
-static int is_token(const char *s) {
-    if (!*s) return 0;
-    for (; *s; s++)
-        if (!is_letter(*s) && !is_digit(*s) && !strchr("!#$%&'*+-.^`|~", *s)) return 0;
-    return 1;
-}
-
-/* The sink's headers as "Name: value" lines, NULL-terminated (empty without headers). */
-static int read_headers(reader *r, int t, const char *at, jn_sink_config *s) {
-    lua_State *L = r->L;
-    int type = field(L, t, "headers");
-    if (type != LUA_TNIL && type != LUA_TTABLE) {
-        /* The type alone: a string here is likely a header with its secret. */
-        jn_sb_printf(r->err, "config: %s.headers must be a table, header name -> value, got a %s",
-                     at, luaL_typename(L, -1));
-        lua_pop(L, 1);
-        return -1;
-    }
-    char here[PATH_LEN], **names = NULL;
-    int n = 0, rc = 0;
-    subpath(here, at, "headers");
-    if (type == LUA_TTABLE &&
-        sorted_keys(r, lua_gettop(L), here, "name each header: { Authorization = ... }", &names,
-                    &n) != 0) {
-        lua_pop(L, 1);
-        return -1;
-    }
-    s->headers = calloc((size_t)n + 1, sizeof *s->headers);
-    for (int i = 0; i < n && rc == 0; i++) {
-        if (!is_token(names[i])) {
-            jn_sb_printf(r->err,
-                         "config: %s has a header named \"%s\"; a header name is letters, "
-                         "digits and !#$%%&'*+-.^_`|~",
-                         here, names[i]);
-            rc = -1;
-        } else {
-            rc = read_header(r, lua_gettop(L), here, names[i], &s->headers[i]);
-        }
-    }
-    free_names(names, n);
-    lua_pop(L, 1);
-    return rc;
-}
 
 /* ---- sinks --------------------------------------------------------------------------- */
 
@@ -620,16 +90,10 @@ static int read_headers(reader *r, int t, const char *at, jn_sink_config *s) {
     "a sink's name is what the transform routes records to: letters, digits and _, not "           \
     "starting with a digit, " UP_TO_MAX
 
-static int bad_name(reader *r, const char *at, const char *kind, const char *name,
-                    const char *rule) {
-    jn_sb_printf(r->err, "config: %s has %s named \"%s\"; %s", at, kind, name, rule);
-    return -1;
-}
-
 static int read_http_sink(reader *r, int t, const char *at, jn_sink_config *s) {
     s->type = JN_SINK_HTTP;
-    if (check_keys(r, t, at, &http_level) ||
-        req_string(r, t, at, "url", "an http sink needs the URL to POST to", &s->url))
+    if (jn_cfg_check_keys(r, t, at, &http_level) ||
+        jn_cfg_req_string(r, t, at, "url", "an http sink needs the URL to POST to", &s->url))
         return -1;
     /* The URL is not echoed: it may carry credentials. */
     if (strncasecmp(s->url, "http://", 7) && strncasecmp(s->url, "https://", 8)) {
@@ -639,18 +103,20 @@ static int read_http_sink(reader *r, int t, const char *at, jn_sink_config *s) {
                      at);
         return -1;
     }
-    if (read_headers(r, t, at, s) || read_inherited(r, t, at, &http_level, s) ||
-        opt_string(r, t, at, "ca_file", NULL, &s->ca_file) ||
-        read_bool(r, t, at, "verify_tls", 1, &s->verify_tls))
+    if (jn_cfg_read_headers(r, t, at, &s->headers) ||
+        jn_cfg_read_inherited(r, t, at, &http_level, s) ||
+        jn_cfg_opt_string(r, t, at, "ca_file", NULL, &s->ca_file) ||
+        jn_cfg_read_bool(r, t, at, "verify_tls", 1, &s->verify_tls))
         return -1;
     return 0;
 }
 
 static int read_kafka_sink(reader *r, int t, const char *at, jn_sink_config *s) {
     s->type = JN_SINK_KAFKA;
-    if (check_keys(r, t, at, &kafka_level) ||
-        req_string(r, t, at, "topic", "a kafka sink needs the topic to produce to", &s->topic) ||
-        opt_string(r, t, at, "key", "id", &s->key_field))
+    if (jn_cfg_check_keys(r, t, at, &kafka_level) ||
+        jn_cfg_req_string(r, t, at, "topic", "a kafka sink needs the topic to produce to",
+                          &s->topic) ||
+        jn_cfg_opt_string(r, t, at, "key", "id", &s->key_field))
         return -1;
     return 0;
 }
@@ -658,15 +124,15 @@ static int read_kafka_sink(reader *r, int t, const char *at, jn_sink_config *s) 
 /* sinks[name] of the sinks table at t, whose type says which keys it takes. */
 static int read_sink(reader *r, int t, const char *at, const char *name, jn_sink_config *s) {
     lua_State *L = r->L;
-    if (!is_name(name, 0)) return bad_name(r, at, "a sink", name, SINK_NAME_RULE);
+    if (!jn_cfg_is_name(name, 0)) return jn_cfg_bad_name(r, at, "a sink", name, SINK_NAME_RULE);
     s->name = strdup(name);
-    if (field(L, t, name) != LUA_TTABLE)
-        return bad_value(r, at, name, "a table with a type, \"http\" or \"kafka\"", NULL);
+    if (jn_cfg_field(L, t, name) != LUA_TTABLE)
+        return jn_cfg_bad_value(r, at, name, "a table with a type, \"http\" or \"kafka\"", NULL);
     char here[PATH_LEN];
-    subpath(here, at, name);
+    jn_cfg_subpath(here, at, name);
     int v = lua_gettop(L), rc;
-    field(L, v, "type");
-    const char *type = plain_string(L);
+    jn_cfg_field(L, v, "type");
+    const char *type = jn_cfg_plain_string(L);
     if (type && !strcmp(type, "http")) {
         lua_pop(L, 1);
         rc = read_http_sink(r, v, here, s);
@@ -674,8 +140,9 @@ static int read_sink(reader *r, int t, const char *at, const char *name, jn_sink
         lua_pop(L, 1);
         rc = read_kafka_sink(r, v, here, s);
     } else {
-        rc = bad_value(r, here, "type", "\"http\" or \"kafka\"",
-                       "what the sink does: POST batches of records, or produce them to a topic");
+        rc = jn_cfg_bad_value(
+            r, here, "type", "\"http\" or \"kafka\"",
+            "what the sink does: POST batches of records, or produce them to a topic");
     }
     lua_pop(L, 1);
     return rc;
@@ -687,16 +154,16 @@ static int read_sink(reader *r, int t, const char *at, const char *name, jn_sink
 static int open_map(reader *r, int t, const char *at, const char *key, const char *hint,
                     char ***names, int *n) {
     char here[PATH_LEN];
-    subpath(here, at, key);
+    jn_cfg_subpath(here, at, key);
     *names = NULL;
     *n = 0;
-    int type = field(r->L, t, key);
+    int type = jn_cfg_field(r->L, t, key);
     if (type == LUA_TNIL) {
         lua_pop(r->L, 1);
         return 0;
     }
-    if (type != LUA_TTABLE) return bad_value(r, at, key, "a table, name -> ...", hint);
-    if (sorted_keys(r, lua_gettop(r->L), here, hint, names, n) != 0) {
+    if (type != LUA_TTABLE) return jn_cfg_bad_value(r, at, key, "a table, name -> ...", hint);
+    if (jn_cfg_sorted_keys(r, lua_gettop(r->L), here, hint, names, n) != 0) {
         lua_pop(r->L, 1);
         return -1;
     }
@@ -708,7 +175,7 @@ static int read_sinks(reader *r, int t, const char *at, jn_pipeline_config *p) {
     int n, opened =
                open_map(r, t, at, "sinks", "name each sink: { out = { type = ... } }", &names, &n);
     if (opened < 0) return -1;
-    subpath(here, at, "sinks");
+    jn_cfg_subpath(here, at, "sinks");
     int rc = 0;
     if (n == 0) {
         jn_sb_printf(r->err,
@@ -721,7 +188,7 @@ static int read_sinks(reader *r, int t, const char *at, jn_pipeline_config *p) {
     p->nsinks = n;
     for (int i = 0; i < n && rc == 0; i++)
         rc = read_sink(r, lua_gettop(r->L), here, names[i], &p->sinks[i]);
-    free_names(names, n);
+    jn_cfg_free_names(names, n);
     if (opened) lua_pop(r->L, 1);
     return rc;
 }
@@ -745,13 +212,13 @@ static char *changelog_name(const char *group_id, const char *input) {
  * none. */
 static int read_changelog(reader *r, int t, const char *at, const char *group_id,
                           jn_input_config *in) {
-    int type = field(r->L, t, "changelog");
-    const char *topic = plain_string(r->L);
+    int type = jn_cfg_field(r->L, t, "changelog");
+    const char *topic = jn_cfg_plain_string(r->L);
     if (type != LUA_TNIL && type != LUA_TBOOLEAN && !topic)
-        return bad_value(r, at, "changelog",
-                         "true (for \"<group_id>-<name>-changelog\"), \"auto\", false or a "
-                         "topic name",
-                         NULL);
+        return jn_cfg_bad_value(r, at, "changelog",
+                                "true (for \"<group_id>-<name>-changelog\"), \"auto\", false or a "
+                                "topic name",
+                                NULL);
     if (topic && !strcmp(topic, "auto")) {
         in->changelog = changelog_name(group_id, in->name);
         in->changelog_auto = 1;
@@ -767,21 +234,22 @@ static int read_changelog(reader *r, int t, const char *at, const char *group_id
 static int read_input(reader *r, int t, const char *at, const char *name, int stream,
                       const char *group_id, jn_input_config *in) {
     lua_State *L = r->L;
-    if (!is_name(name, 0))
-        return bad_name(r, at, stream ? "a stream" : "a table", name, INPUT_NAME_RULE);
+    if (!jn_cfg_is_name(name, 0))
+        return jn_cfg_bad_name(r, at, stream ? "a stream" : "a table", name, INPUT_NAME_RULE);
     in->name = strdup(name);
-    int type = field(L, t, name);
-    if (type == LUA_TSTRING) return take_string(r, at, name, "the Kafka topic to read", &in->topic);
+    int type = jn_cfg_field(L, t, name);
+    if (type == LUA_TSTRING)
+        return jn_cfg_take_string(r, at, name, "the Kafka topic to read", &in->topic);
     if (type != LUA_TTABLE)
-        return bad_value(r, at, name,
-                         stream ? "a topic name or a table { topic = ..., changelog = ... }"
-                                : "a topic name or a table { topic = ... }",
-                         NULL);
+        return jn_cfg_bad_value(r, at, name,
+                                stream ? "a topic name or a table { topic = ..., changelog = ... }"
+                                       : "a topic name or a table { topic = ... }",
+                                NULL);
     char here[PATH_LEN];
-    subpath(here, at, name);
+    jn_cfg_subpath(here, at, name);
     int v = lua_gettop(L), rc = 0;
-    if (check_keys(r, v, here, stream ? &stream_level : &table_level) ||
-        req_string(r, v, here, "topic", "the Kafka topic to read", &in->topic) ||
+    if (jn_cfg_check_keys(r, v, here, stream ? &stream_level : &table_level) ||
+        jn_cfg_req_string(r, v, here, "topic", "the Kafka topic to read", &in->topic) ||
         (stream && read_changelog(r, v, here, group_id, in)))
         rc = -1;
     lua_pop(L, 1);
@@ -793,14 +261,14 @@ static int read_inputs(reader *r, int t, const char *at, int stream, jn_pipeline
     char **names, here[PATH_LEN];
     int n, opened = open_map(r, t, at, key, "name each input: { orders = \"orders\" }", &names, &n);
     if (opened < 0) return -1;
-    subpath(here, at, key);
+    jn_cfg_subpath(here, at, key);
     jn_input_config *list = calloc((size_t)n + 1, sizeof *list);
     *(stream ? &p->streams : &p->tables) = list;
     *(stream ? &p->nstreams : &p->ntables) = n;
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++)
         rc = read_input(r, lua_gettop(r->L), here, names[i], stream, p->group_id, &list[i]);
-    free_names(names, n);
+    jn_cfg_free_names(names, n);
     if (opened) lua_pop(r->L, 1);
     return rc;
 }
@@ -847,49 +315,13 @@ static int check_inputs(reader *r, const char *at, const jn_pipeline_config *p) 
 
 /* ---- one pipeline -------------------------------------------------------------------- */
 
-#define PIPELINE_NAME_RULE "a pipeline's name is letters, digits, _ and -, " UP_TO_MAX
-
-/* Where messages about the pipeline at t point: pipelines.<name>, or pipelines[<index>]
- * in a list while the name is not a usable one. */
-static void pipeline_path(lua_State *L, int t, const char *key, int index, char *at, size_t n) {
-    const char *name = key;
-    if (!name && lua_istable(L, t) && field(L, t, "name") == LUA_TSTRING &&
-        is_name(lua_tostring(L, -1), 1))
-        name = lua_tostring(L, -1);
-    if (name)
-        snprintf(at, n, "pipelines.%s", name);
-    else
-        snprintf(at, n, "pipelines[%d]", index);
-    if (!key && lua_istable(L, t)) lua_pop(L, 1);
-}
-
-/* In a list the name is a key of the pipeline; in a map it is the key the pipeline is
- * listed under, which a name key may repeat but not contradict. */
-static int read_name(reader *r, int t, const char *at, const char *key, jn_pipeline_config *p) {
-    int type = field(r->L, t, "name");
-    const char *s = plain_string(r->L);
-    if (key && type != LUA_TNIL && !(s && !strcmp(s, key))) {
-        jn_sb_printf(r->err,
-                     "config: %s.name must be left out or be \"%s\" (in the map form the key "
-                     "names the pipeline)",
-                     at, key);
-        lua_pop(r->L, 1);
-        return -1;
-    }
-    if (!key && !(s && is_name(s, 1)))
-        return bad_value(r, at, "name", "a name of letters, digits, _ and -, " UP_TO_MAX,
-                         "every pipeline needs one of its own");
-    p->name = strdup(key ? key : s);
-    lua_pop(r->L, 1);
-    return 0;
-}
-
 static int read_offset_reset(reader *r, int t, const char *at, jn_pipeline_config *p) {
-    int type = field(r->L, t, "auto_offset_reset");
-    const char *s = type == LUA_TNIL ? r->cfg->consumer.auto_offset_reset : plain_string(r->L);
+    int type = jn_cfg_field(r->L, t, "auto_offset_reset");
+    const char *s =
+        type == LUA_TNIL ? r->cfg->consumer.auto_offset_reset : jn_cfg_plain_string(r->L);
     if (type != LUA_TNIL && !(s && (!strcmp(s, "earliest") || !strcmp(s, "latest"))))
-        return bad_value(r, at, "auto_offset_reset", "\"earliest\" or \"latest\"",
-                         "where a new consumer group starts reading");
+        return jn_cfg_bad_value(r, at, "auto_offset_reset", "\"earliest\" or \"latest\"",
+                                "where a new consumer group starts reading");
     p->auto_offset_reset = strdup(s);
     lua_pop(r->L, 1);
     return 0;
@@ -897,13 +329,14 @@ static int read_offset_reset(reader *r, int t, const char *at, jn_pipeline_confi
 
 /* group_id, auto_offset_reset, transform, dead_letter_topic. */
 static int read_identity(reader *r, int t, const char *at, jn_pipeline_config *p) {
-    char group[NAME_MAX_LEN + 16];
+    char group[JN_CFG_NAME_MAX + 16];
     snprintf(group, sizeof group, "junction-%s", p->name);
-    if (opt_string(r, t, at, "group_id", group, &p->group_id) || read_offset_reset(r, t, at, p) ||
-        req_string(r, t, at, "transform", "the script the pipeline runs its inputs through",
-                   &p->transform) ||
-        opt_string(r, t, at, "dead_letter_topic", r->cfg->consumer.dead_letter_topic,
-                   &p->dead_letter_topic))
+    if (jn_cfg_opt_string(r, t, at, "group_id", group, &p->group_id) ||
+        read_offset_reset(r, t, at, p) ||
+        jn_cfg_req_string(r, t, at, "transform", "the script the pipeline runs its inputs through",
+                          &p->transform) ||
+        jn_cfg_opt_string(r, t, at, "dead_letter_topic", r->cfg->consumer.dead_letter_topic,
+                          &p->dead_letter_topic))
         return -1;
     return 0;
 }
@@ -912,8 +345,8 @@ static int read_identity(reader *r, int t, const char *at, jn_pipeline_config *p
 static int read_dedupe(reader *r, int t, const char *at, jn_pipeline_config *p) {
     lua_State *L = r->L;
     p->dedupe = 1;
-    fill_inherited(r->cfg, &dedupe_level, p);
-    int type = field(L, t, "dedupe");
+    jn_cfg_fill_inherited(r->cfg, &dedupe_level, p);
+    int type = jn_cfg_field(L, t, "dedupe");
     if (type == LUA_TBOOLEAN) p->dedupe = lua_toboolean(L, -1);
     if (type == LUA_TNIL || type == LUA_TBOOLEAN) {
         lua_pop(L, 1);
@@ -921,35 +354,26 @@ static int read_dedupe(reader *r, int t, const char *at, jn_pipeline_config *p) 
         return 0;
     }
     if (type != LUA_TTABLE)
-        return bad_value(r, at, "dedupe", "true, false or a table { enabled, ttl_s, prefix }",
-                         NULL);
+        return jn_cfg_bad_value(r, at, "dedupe",
+                                "true, false or a table { enabled, ttl_s, prefix }", NULL);
     char here[PATH_LEN];
-    subpath(here, at, "dedupe");
+    jn_cfg_subpath(here, at, "dedupe");
     int v = lua_gettop(L), rc = 0;
-    if (check_keys(r, v, here, &dedupe_level) || read_bool(r, v, here, "enabled", 1, &p->dedupe) ||
-        read_inherited(r, v, here, &dedupe_level, p) ||
-        opt_string(r, v, here, "prefix", DEDUPE_PREFIX, &p->dedupe_prefix))
+    if (jn_cfg_check_keys(r, v, here, &dedupe_level) ||
+        jn_cfg_read_bool(r, v, here, "enabled", 1, &p->dedupe) ||
+        jn_cfg_read_inherited(r, v, here, &dedupe_level, p) ||
+        jn_cfg_opt_string(r, v, here, "prefix", DEDUPE_PREFIX, &p->dedupe_prefix))
         rc = -1;
     lua_pop(L, 1);
     return rc;
 }
 
-/* The pipeline at t; key is its name in the map form, NULL in the list form (index is its
- * place there, from 1). */
-static int read_pipeline(reader *r, int t, const char *key, int index, jn_pipeline_config *p) {
-    char at[PATH_LEN];
-    if (key && !is_name(key, 1))
-        return bad_name(r, "pipelines", "a pipeline", key, PIPELINE_NAME_RULE);
-    pipeline_path(r->L, t, key, index, at, sizeof at);
-    if (!lua_istable(r->L, t)) {
-        char val[160];
-        jn_config_describe_value(r->L, t, val, sizeof val);
-        jn_sb_printf(r->err, "config: %s must be a table (one pipeline), got %s", at, val);
-        return -1;
-    }
-    if (check_keys(r, t, at, &pipeline_level) || read_name(r, t, at, key, p) ||
-        read_identity(r, t, at, p) || read_dedupe(r, t, at, p) ||
-        read_inherited(r, t, at, &pipeline_level, p) || read_inputs(r, t, at, 1, p) ||
+/* The pipeline at t (its keys checked), named name. */
+static int read_pipeline(reader *r, int t, const char *at, const char *name, void *entry) {
+    jn_pipeline_config *p = entry;
+    p->name = strdup(name);
+    if (read_identity(r, t, at, p) || read_dedupe(r, t, at, p) ||
+        jn_cfg_read_inherited(r, t, at, &pipeline_level, p) || read_inputs(r, t, at, 1, p) ||
         read_inputs(r, t, at, 0, p) || check_inputs(r, at, p) || read_sinks(r, t, at, p))
         return -1;
     return 0;
@@ -959,18 +383,11 @@ static int read_pipeline(reader *r, int t, const char *key, int index, jn_pipeli
 
 /* Two pipelines in one consumer group would take each other's partitions, and two
  * marking processed records under one prefix would skip each other's records as
- * duplicates. Names label everything a pipeline does, so they are unique too. */
+ * duplicates. (Names are unique already: jn_cfg_read_section.) */
 static int check_across(reader *r, const jn_pipeline_config *ps, int n) {
     for (int i = 1; i < n; i++)
         for (int j = 0; j < i; j++) {
             const jn_pipeline_config *a = &ps[j], *b = &ps[i];
-            if (!strcmp(a->name, b->name)) {
-                jn_sb_printf(r->err,
-                             "config: pipelines.%s is defined twice (pipelines[%d] and "
-                             "pipelines[%d]); give each pipeline a name of its own",
-                             b->name, j + 1, i + 1);
-                return -1;
-            }
             if (!strcmp(a->group_id, b->group_id)) {
                 jn_sb_printf(r->err,
                              "config: pipelines.%s and pipelines.%s are both in consumer group "
@@ -992,78 +409,23 @@ static int check_across(reader *r, const jn_pipeline_config *ps, int n) {
     return 0;
 }
 
-typedef enum { FORM_LIST, FORM_MAP, FORM_MIXED } section_form;
-
-/* A list has the keys 1..n alone, a map string keys alone; *n counts the entries. */
-static section_form form_of(lua_State *L, int t, int *n) {
-    int strings = 0, others = 0;
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        if (lua_type(L, -2) == LUA_TSTRING)
-            strings++;
-        else
-            others++;
-        lua_pop(L, 1);
-    }
-    *n = strings + others;
-    if (!others) return FORM_MAP;
-    if (strings) return FORM_MIXED;
-    for (int i = 1; i <= others; i++) {
-        int hole = lua_rawgeti(L, t, i) == LUA_TNIL;
-        lua_pop(L, 1);
-        if (hole) return FORM_MIXED;
-    }
-    return FORM_LIST;
-}
-
-static int read_list(reader *r, int t, jn_pipeline_config *ps, int n) {
-    for (int i = 0; i < n; i++) {
-        lua_rawgeti(r->L, t, i + 1);
-        int rc = read_pipeline(r, lua_gettop(r->L), NULL, i + 1, &ps[i]);
-        lua_pop(r->L, 1);
-        if (rc) return -1;
-    }
-    return 0;
-}
-
-/* In name order, so the pipelines' order does not hang on the hash table. */
-static int read_map(reader *r, int t, jn_pipeline_config *ps) {
-    char **names;
-    int n, rc = 0;
-    if (sorted_keys(r, t, "pipelines", "name each pipeline", &names, &n) != 0) return -1;
-    for (int i = 0; i < n && rc == 0; i++) {
-        field(r->L, t, names[i]);
-        rc = read_pipeline(r, lua_gettop(r->L), names[i], 0, &ps[i]);
-        lua_pop(r->L, 1);
-    }
-    free_names(names, n);
-    return rc;
-}
+static const jn_cfg_section pipelines_section = {
+    .section = "pipelines",
+    .one = "pipeline",
+    .empty = "give at least one pipeline, or leave the key out for the one the consumer.* keys "
+             "describe",
+    .rule = "a pipeline's name is letters, digits, _ and -, " UP_TO_MAX,
+    .keys = &pipeline_level,
+    .size = sizeof(jn_pipeline_config),
+    .read = read_pipeline,
+};
 
 int jn_config_pipelines_load(jn_config *cfg, lua_State *L, int idx, jn_sb *err) {
     reader r = {L, cfg, err};
-    int t = lua_absindex(L, idx), n = 0;
-    luaL_checkstack(L, 32, "config pipelines"); /* a header's table sits a dozen values down */
-    section_form form = lua_istable(L, t) ? form_of(L, t, &n) : FORM_MIXED;
-    if (!lua_istable(L, t) || form == FORM_MIXED) {
-        char val[160];
-        jn_config_describe_value(L, t, val, sizeof val);
-        jn_sb_printf(err,
-                     "config: pipelines must be a list of pipelines, { { name = \"a\", ... }, ... "
-                     "}, or a map, { a = { ... }, ... }, got %s%s",
-                     val, lua_istable(L, t) ? " mixing the two (or a list with holes)" : "");
-        return -1;
-    }
-    if (n == 0) {
-        jn_sb_puts(err, "config: pipelines is empty; give at least one pipeline, or leave the key "
-                        "out for the one the consumer.* keys describe");
-        return -1;
-    }
-    cfg->pipelines = calloc((size_t)n, sizeof *cfg->pipelines);
-    cfg->npipelines = n;
-    int rc =
-        form == FORM_LIST ? read_list(&r, t, cfg->pipelines, n) : read_map(&r, t, cfg->pipelines);
-    return rc ? -1 : check_across(&r, cfg->pipelines, n);
+    void *ps;
+    int rc = jn_cfg_read_section(&r, idx, &pipelines_section, &ps, &cfg->npipelines);
+    cfg->pipelines = ps;
+    return rc ? -1 : check_across(&r, cfg->pipelines, cfg->npipelines);
 }
 
 /* ---- the default pipeline ------------------------------------------------------------ */
@@ -1085,8 +447,8 @@ void jn_config_pipelines_default(jn_config *cfg) {
     p->dead_letter_topic = strdup(cfg->consumer.dead_letter_topic);
     p->dedupe = 1;
     p->dedupe_prefix = strdup(DEDUPE_PREFIX);
-    fill_inherited(cfg, &pipeline_level, p);
-    fill_inherited(cfg, &dedupe_level, p);
+    jn_cfg_fill_inherited(cfg, &pipeline_level, p);
+    jn_cfg_fill_inherited(cfg, &dedupe_level, p);
     p->streams = calloc(1, sizeof *p->streams);
     p->nstreams = 1;
     set_input(p->streams, "customers", cfg->consumer.customer_topic,
@@ -1101,7 +463,7 @@ void jn_config_pipelines_default(jn_config *cfg) {
     s->type = JN_SINK_HTTP;
     s->url = strdup(cfg->consumer.analytics_url);
     s->headers = calloc(1, sizeof *s->headers);
-    fill_inherited(cfg, &http_level, s);
+    jn_cfg_fill_inherited(cfg, &http_level, s);
     s->verify_tls = 1;
 }
 
@@ -1119,9 +481,7 @@ static void free_inputs(jn_input_config *in, int n) {
 static void free_sink(jn_sink_config *s) {
     free(s->name);
     free(s->url);
-    for (char **h = s->headers; h && *h; h++)
-        free_secret(*h, strlen(*h));
-    free(s->headers);
+    jn_cfg_free_headers(s->headers);
     free(s->ca_file);
     free(s->topic);
     free(s->key_field);
@@ -1150,17 +510,14 @@ void jn_config_pipelines_free(jn_config *cfg) {
 }
 
 void jn_config_pipelines_describe(void) {
-    static const struct {
-        const char *under;
-        const level *lv;
-    } levels[] = {
+    static const jn_cfg_help levels[] = {
         {"pipelines.<p>.", &pipeline_level},
         {"pipelines.<p>.dedupe.", &dedupe_level},
         {"pipelines.<p>.streams.<s>.", &stream_level},
         {"pipelines.<p>.tables.<t>.", &table_level},
         {"pipelines.<p>.sinks.<k>.", &http_level},
         {"pipelines.<p>.sinks.<k>.", &kafka_level},
-        {"pipelines.<p>.sinks.<k>.headers.<H>.", &secret_level},
+        {"pipelines.<p>.sinks.<k>.headers.<H>.", &jn_cfg_secret_level},
     };
     printf(
         "\nPIPELINES: `pipelines` is a list { { name = \"a\", ... }, ... } or a map { a = { ... }, "
@@ -1172,12 +529,5 @@ void jn_config_pipelines_describe(void) {
         "Stream, table and sink names are letters, digits and _.\n"
         "A header value is a string, { env = \"NAME\" } or { file = \"/path\" }, with an "
         "optional prefix; a variable or file missing stops start-up.\n");
-    printf("%-44s %-30s %s\n", "KEY", "DEFAULT", "MEANING");
-    for (size_t i = 0; i < COUNT(levels); i++)
-        for (size_t k = 0; k < levels[i].lv->n; k++) {
-            const pkey *e = &levels[i].lv->keys[k];
-            char key[96];
-            snprintf(key, sizeof key, "%s%s", levels[i].under, e->key);
-            printf("%-44s %-30s %s\n", key, e->def ? e->def : e->from, e->doc);
-        }
+    jn_cfg_describe_levels(levels, COUNT(levels));
 }
