@@ -21,6 +21,7 @@
 
 #include "buf.h"
 #include "config_pipeline.h"
+#include "config_source.h"
 #include "lua_alloc.h"
 #include "script_strlib.h"
 
@@ -312,8 +313,9 @@ static int is_section(const char *key) {
     return 0;
 }
 
-/* The top-level key config_pipeline.c reads, outside the schema. */
+/* The top-level keys config_pipeline.c and config_source.c read, outside the schema. */
 #define PIPELINES_KEY "pipelines"
+#define SOURCES_KEY   "sources"
 
 /* The closest known key sharing the parent section, for "did you mean". */
 static const char *suggest(const char *key) {
@@ -323,7 +325,9 @@ static const char *suggest(const char *key) {
         size_t d = jn_config_edit_distance(key, schema[i].key);
         if (d < best_d) best_d = d, best = schema[i].key;
     }
-    if (jn_config_edit_distance(key, PIPELINES_KEY) < best_d) best = PIPELINES_KEY;
+    if (jn_config_edit_distance(key, PIPELINES_KEY) < best_d)
+        best_d = jn_config_edit_distance(key, PIPELINES_KEY), best = PIPELINES_KEY;
+    if (jn_config_edit_distance(key, SOURCES_KEY) < best_d) best = SOURCES_KEY;
     return best;
 }
 
@@ -341,7 +345,7 @@ static int walk(jn_config *cfg, lua_State *L, const char *prefix, jn_sb *err) {
         }
         snprintf(key, sizeof key, "%s%s%s", prefix, *prefix ? "." : "", lua_tostring(L, -2));
         const schema_entry *e = find_entry(key);
-        if (!strcmp(key, PIPELINES_KEY)) {
+        if (!strcmp(key, PIPELINES_KEY) || !strcmp(key, SOURCES_KEY)) {
             /* Read by finish(), once the consumer.* keys its defaults come from are final. */
         } else if (e) {
             if (set_from_lua(cfg, e, L) != 0) {
@@ -643,16 +647,21 @@ static int apply_environment(jn_config *cfg, jn_sb *e) {
     return 0;
 }
 
-/* What follows the file's keys: the environment, then the pipelines, whose left-out keys
- * take consumer.* values the environment may have set (ANALYTICS_URL, JUNCTION_GROUP_ID),
- * so they are read with the file's state (L, its table on top; NULL without a file)
- * still open. */
+/* What follows the file's keys: the environment, then the sources and the pipelines,
+ * whose left-out keys take producer.* and consumer.* values the environment may have set
+ * (JUNCTION_CRM_URL, ANALYTICS_URL, JUNCTION_GROUP_ID), so they are read with the file's
+ * state (L, its table on top; NULL without a file) still open. */
 static void finish(jn_config *cfg, lua_State *L, jn_sb *e) {
     if (apply_environment(cfg, e) != 0) return;
     if (!L) {
-        jn_config_pipelines_default(cfg);
+        if (jn_config_sources_default(cfg, e) == 0) jn_config_pipelines_default(cfg);
         return;
     }
+    lua_pushliteral(L, SOURCES_KEY);
+    int rc = lua_rawget(L, -2) == LUA_TNIL ? jn_config_sources_default(cfg, e)
+                                           : jn_config_sources_load(cfg, L, -1, e);
+    lua_pop(L, 1);
+    if (rc != 0) return;
     lua_pushliteral(L, PIPELINES_KEY);
     if (lua_rawget(L, -2) == LUA_TNIL)
         jn_config_pipelines_default(cfg);
@@ -741,6 +750,7 @@ void jn_config_free(jn_config *cfg) {
     free(cfg->path);
     cfg->path = NULL;
     jn_config_pipelines_free(cfg);
+    jn_config_sources_free(cfg);
 }
 
 void jn_config_describe(void) {
@@ -751,5 +761,6 @@ void jn_config_describe(void) {
         printf("%-36s %-24s %-34s %s (%s)\n", s->key, s->def, s->env ? s->env : "-", s->doc,
                type_expect(s, exp, sizeof exp));
     }
+    jn_config_sources_describe();
     jn_config_pipelines_describe();
 }
