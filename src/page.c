@@ -21,6 +21,13 @@ static const char *clip(const char *s, char buf[208]) {
     return buf;
 }
 
+/* A hook's error without the traceback the host adds: one line in the producer's log. */
+static const char *first_line(char *err) {
+    char *nl = strstr(err, "\nstack traceback:");
+    if (nl) *nl = '\0';
+    return err;
+}
+
 /* The fast path: one JSON array, checked whole before anything is published. */
 static const char *read_spans(jn_page *pg, int *transient, char *detail, size_t cap) {
     char jerr[160];
@@ -116,7 +123,7 @@ static const char *find_records(lua_State *L, jn_page *pg, int body, int ctx, ch
     lua_pushvalue(L, ctx);
     char *err = NULL;
     if (jn_script_call(pg->script, "records", 2, 1, &err) != 0) {
-        snprintf(detail, cap, "records() failed: %s", err);
+        snprintf(detail, cap, "records() failed: %s", first_line(err));
         free(err);
         return "records_error";
     }
@@ -173,7 +180,7 @@ static const char *find_next(lua_State *L, jn_page *pg, int body, int records, i
     lua_pushvalue(L, ctx);
     char *err = NULL;
     if (jn_script_call(pg->script, "next", 2, 1, &err) != 0) {
-        snprintf(detail, cap, "next() failed: %s", err);
+        snprintf(detail, cap, "next() failed: %s", first_line(err));
         free(err);
         return "next_error";
     }
