@@ -42,7 +42,7 @@ static const char usage[] =
     "  -c, --config FILE     Lua file returning the configuration table\n"
     "                        (default: " DEFAULT_CONFIG " when it exists, else built-in defaults)\n"
     "  -l, --log-level LEVEL debug, info, warn or error (overrides the config)\n"
-    "      --records N       customers the CRM API serves (overrides api.crm.count; run, api)\n"
+    "      --records N       records the first mock API serves (overrides its count; run, api)\n"
     "      --until-idle      run: exit once the pipeline is idle (every record published,\n"
     "                        merged, delivered and stored), printing one summary line:\n"
     "                        published= duplicates= merged= delivered= dead_lettered= lost=\n"
@@ -149,13 +149,8 @@ static long customers_served(app *a) {
     return n >= 0 ? n : a->cfg->api.crm.count;
 }
 
-static long customers_received(app *a) {
-    jn_sb sb;
-    jn_sb_init(&sb);
-    jn_analytics_stats_json(a->analytics, &sb);
-    long n = json_number_after(sb.data, "\"distinct_ids\":");
-    jn_sb_free(&sb);
-    return n >= 0 ? n : 0;
+static long records_received(app *a) {
+    return (long)jn_analytics_distinct_ids(a->analytics);
 }
 
 /* Prints the summary and stops. lost counts the customers the API serves that are
@@ -165,7 +160,7 @@ static void finish(app *a, int timed_out) {
     if (a->stage) return;
     jn_progress_counts c;
     jn_progress_read(&c);
-    double lost = (double)customers_served(a) - (double)customers_received(a) - c.dead_lettered -
+    double lost = (double)customers_served(a) - (double)records_received(a) - c.dead_lettered -
                   c.duplicates;
     if (lost < 0) lost = 0;
     double secs = (double)(uv_hrtime() - a->started_ns) / 1e9;
@@ -491,11 +486,7 @@ int main(int argc, char **argv) {
 
     if (run_all && (!quiet || until_idle)) a.progress = jn_progress_start(a.loop, !quiet);
     if (until_idle) {
-        const char *sources[2];
-        int n = 0;
-        if (cfg.producer.crm.enabled) sources[n++] = "crm";
-        if (cfg.producer.inventory.enabled) sources[n++] = "inventory";
-        jn_progress_on_idle(a.progress, sources, n, IDLE_QUIET_MS, on_idle, &a);
+        jn_progress_on_idle(a.progress, a.producer, a.consumer, IDLE_QUIET_MS, on_idle, &a);
         uv_timer_init(a.loop, &a.deadline);
         a.deadline.data = &a;
         a.deadline_on = 1;
