@@ -483,9 +483,9 @@ def check_compose():
 
 def check_configs():
     canary()
-    # The secrets examples ask for (examples/orders.lua's token) are given, as a deployment
+    # The secrets examples ask for (examples/orders.lua's tokens) are given, as a deployment
     # would; a config that cannot find one is refused, which test_config checks.
-    secrets = {"ANALYTICS_TOKEN": "example-token"}
+    secrets = {"ANALYTICS_TOKEN": "example-token", "ORDERS_API_TOKEN": "example-token"}
     for path in sorted(glob.glob("examples/*.lua")):
         err = config_accepted(secrets, path)
         if err:

@@ -52,7 +52,7 @@ def test_the_orders_example_delivers_every_order_enriched_to_both_sinks(make_jun
 
     # The example itself, with its topics and addresses from the environment.
     c = make_junction(command="consume", start=False, env={
-        "ANALYTICS_TOKEN": "s3cret-" + tag,
+        "ANALYTICS_TOKEN": "s3cret-" + tag, "ORDERS_API_TOKEN": "unused-" + tag,
         "ANALYTICS_URL": analytics.analytics + "/analytics",
         "KAFKA_BOOTSTRAP_SERVERS": BROKER,
         "ORDERS_GROUP_ID": "orders-" + tag, "ORDERS_TOPIC": topics["orders"],

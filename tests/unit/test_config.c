@@ -597,11 +597,12 @@ static void test_undefined_global_names_itself(void **state) {
     free(err);
 }
 
-/* Every shipped configuration still loads in the sandbox (with the secret the orders
+/* Every shipped configuration still loads in the sandbox (with the secrets the orders
  * example asks for). */
 static void test_every_example_loads(void **state) {
     (void)state;
     setenv("ANALYTICS_TOKEN", "example-token", 1);
+    setenv("ORDERS_API_TOKEN", "example-token", 1);
     glob_t g;
     assert_int_equal(glob("examples/*.lua", 0, NULL, &g), 0);
     assert_true(g.gl_pathc >= 4);
@@ -613,6 +614,7 @@ static void test_every_example_loads(void **state) {
     }
     globfree(&g);
     unsetenv("ANALYTICS_TOKEN");
+    unsetenv("ORDERS_API_TOKEN");
 }
 
 /* ---- pipelines ----------------------------------------------------------------------- */
