@@ -267,8 +267,9 @@ local function field_records(path)
       error(("the response is %s, not an object holding a %q array"):format(kind(body), path), 0)
     end
     local r = dig(body, path)
+    if r == nil then error(("the response has no %q array"):format(path), 0) end
     if type(r) ~= "table" then
-      error(("the response has no %q array (it is %s there)"):format(path, kind(r)), 0)
+      error(("the response's %q is %s, not an array"):format(path, kind(r)), 0)
     end
     return r
   end
