@@ -3,23 +3,20 @@
  * secrets for every section, so each reports mistakes the same way. */
 #include "config_read.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <lauxlib.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "config_pipeline.h"
+#include "secret.h"
 
 /* clang-format off */
 static const jn_cfg_key secret_keys[] = {
     {"env", "-", NULL, 0, "environment variable holding the value; when unset, <env>_FILE names a file holding it"},
-    {"file", "-", NULL, 0, "regular file holding the value, " JN_CFG_TEXT(JN_CFG_SECRET_MAX) " bytes at most (a trailing line break is dropped)"},
+    {"file", "-", NULL, 0, "regular file holding the value, " JN_CFG_TEXT(JN_SECRET_MAX_BYTES) " bytes at most (a trailing line break is dropped)"},
     {"prefix", "\"\"", NULL, 0, "written before the value, e.g. \"Bearer \""},
 };
 /* clang-format on */
@@ -273,121 +270,16 @@ int jn_cfg_sorted_keys(jn_cfg_reader *r, int t, const char *at, const char *hint
 
 /* ---- header values ------------------------------------------------------------------- */
 
-/* Overwrites a secret before its memory goes back to the allocator. */
-static void free_secret(char *s, size_t len) {
-    if (!s) return;
-    explicit_bzero(s, len);
-    free(s);
-}
-
-/* The whole of a regular file of at most JN_CFG_SECRET_MAX as a new string, its length in
- * *len; NULL with *why saying why not. A FIFO or a device could block or never end, and
- * start-up must not hang on a config. read(2), not stdio, so no buffer of the library's
- * keeps a copy. */
-static char *read_small_file(const char *path, size_t *len, const char **why) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        *why = strerror(errno);
-        if (fd >= 0) close(fd);
-        return NULL;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        *why = "it is not a regular file";
-        close(fd);
-        return NULL;
-    }
-    char *buf = calloc(1, JN_CFG_SECRET_MAX + 2);
-    size_t got = 0;
-    ssize_t n;
-    while ((n = read(fd, buf + got, JN_CFG_SECRET_MAX + 1 - got)) > 0 &&
-           got + (size_t)n <= JN_CFG_SECRET_MAX)
-        got += (size_t)n;
-    if (n < 0)
-        *why = strerror(errno);
-    else if (n > 0) /* the loop stopped past the limit */
-        *why = "it is larger than " JN_CFG_TEXT(
-            JN_CFG_SECRET_MAX) " bytes; it should hold the value alone";
-    else
-        *why = NULL;
-    close(fd);
-    if (*why) {
-        free_secret(buf, JN_CFG_SECRET_MAX + 2);
-        return NULL;
-    }
-    *len = got;
-    return buf;
-}
-
-/* Secrets from files and from `$(cat file)` end with a line break nobody means as part
- * of the value. */
-static void strip_line_breaks(char *s, size_t *len) {
-    while (*len && (s[*len - 1] == '\n' || s[*len - 1] == '\r'))
-        s[--*len] = '\0';
-}
-
-/* A header value is one non-empty line: a line break would start a header of its own.
- * source says where the value came from (a variable, a file); the message never holds
- * the value. */
-static int check_secret(jn_cfg_reader *r, const char *at, const char *source, const char *value,
-                        size_t len) {
-    const char *problem = NULL;
-    if (!len)
-        problem = "is empty";
-    else if (memchr(value, '\n', len) || memchr(value, '\r', len) || memchr(value, '\0', len))
-        problem = "holds more than one line (or a NUL byte)";
-    if (!problem) return 0;
-    jn_sb_printf(r->err, "config: %s: %s %s; a header value is one non-empty line", at, source,
-                 problem);
-    return -1;
-}
-
-/* The value in the file at path; via is the variable that named the file, if one did. */
-static int secret_from_file(jn_cfg_reader *r, const char *at, const char *path, const char *via,
-                            char **out) {
-    char source[600];
-    snprintf(source, sizeof source, "the file %s%s%s", path, via ? " named by " : "",
-             via ? via : "");
-    size_t len;
-    const char *why;
-    char *v = read_small_file(path, &len, &why);
-    if (!v) {
-        jn_sb_printf(r->err, "config: %s: cannot read %s (%s)", at, source, why);
-        return -1;
-    }
-    strip_line_breaks(v, &len);
-    if (check_secret(r, at, source, v, len) != 0) {
-        free_secret(v, len);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 /* The value of the environment variable var or, when it is unset, of the file var_FILE
- * names: how container platforms hand over secrets. */
+ * names; unset both is an error here (the config asked for it). */
 static int secret_from_env(jn_cfg_reader *r, const char *at, const char *var, char **out) {
-    char file_var[JN_CFG_NAME_MAX + 8], source[JN_CFG_NAME_MAX + 32];
-    snprintf(file_var, sizeof file_var, "%s_FILE", var);
-    const char *v = getenv(var);
-    if (!v && getenv(file_var)) return secret_from_file(r, at, getenv(file_var), file_var, out);
-    if (!v) {
+    int rc = jn_secret_from_env(at, var, out, r->err);
+    if (rc == 0)
         jn_sb_printf(r->err,
-                     "config: %s: the environment variable %s is not set, nor is %s (the "
+                     "config: %s: the environment variable %s is not set, nor is %s_FILE (the "
                      "path of a file holding the value); set one of them",
-                     at, var, file_var);
-        return -1;
-    }
-    snprintf(source, sizeof source, "the environment variable %s", var);
-    size_t len = strlen(v);
-    char *copy = strdup(v);
-    strip_line_breaks(copy, &len);
-    if (check_secret(r, at, source, copy, len) != 0) {
-        free_secret(copy, len);
-        return -1;
-    }
-    *out = copy;
-    return 0;
+                     at, var, var);
+    return rc == 1 ? 0 : -1;
 }
 
 /* A header table's prefix ("Bearer "): a string of one line, "" when absent. */
@@ -435,7 +327,8 @@ static int secret_from_table(jn_cfg_reader *r, int t, const char *at, char **out
                      at);
         rc = -1;
     } else {
-        rc = has_env ? secret_from_env(r, at, src, out) : secret_from_file(r, at, src, NULL, out);
+        rc = has_env ? secret_from_env(r, at, src, out)
+                     : jn_secret_from_file(at, src, NULL, out, r->err);
     }
     free(src);
     return rc;
@@ -445,7 +338,7 @@ static int secret_from_table(jn_cfg_reader *r, int t, const char *at, char **out
 static int literal_value(jn_cfg_reader *r, const char *at, char **out) {
     size_t len;
     const char *s = lua_tolstring(r->L, -1, &len);
-    if (check_secret(r, at, "the value in the config file", s, len) != 0) return -1;
+    if (jn_secret_check(at, "the value in the config file", s, len, r->err) != 0) return -1;
     *out = strdup(s);
     return 0;
 }
@@ -485,7 +378,7 @@ static int read_header(jn_cfg_reader *r, int t, const char *at, const char *name
                      here, luaL_typename(L, -1));
     lua_pop(L, 1);
     if (rc == 0) *line = header_line(name, prefix ? prefix : "", value);
-    if (value) free_secret(value, strlen(value));
+    jn_secret_free(value);
     free(prefix);
     return rc;
 }
@@ -566,7 +459,7 @@ static section_form form_of(lua_State *L, int t, int *n) {
 
 void jn_cfg_free_headers(char **headers) {
     for (char **h = headers; h && *h; h++)
-        free_secret(*h, strlen(*h));
+        jn_secret_free(*h);
     free(headers);
 }
 

@@ -1,7 +1,8 @@
 /* Reading the config file's nested sections (`pipelines`, `sources`): raw fields, key
  * lists that catch typos, names, header values kept out of the file (environment
  * variables, files: container secrets), and sections written as a list or as a map by
- * name. Shared by config_pipeline.c and config_source.c; internal to the config files.
+ * name (the secrets themselves: secret.c). Shared by config_pipeline.c and config_source.c;
+ * internal to the config files.
  *
  * Everything is read raw (lua_rawget, lua_next): an __index or __pairs of the file's would
  * otherwise run after its limits are off. No message ever shows a header's value. */
@@ -20,8 +21,6 @@
 #define JN_CFG_TEXT_(x)  #x
 #define JN_CFG_TEXT(x)   JN_CFG_TEXT_(x)
 #define JN_CFG_UP_TO_MAX "up to " JN_CFG_TEXT(JN_CFG_NAME_MAX) " characters"
-/* A header value read from a file is a token: this is far above any. */
-#define JN_CFG_SECRET_MAX 65536
 /* Room for the dotted key of a message, pipelines.<p>.sinks.<k>.headers.<H>: names are
  * 64 characters at most, so only a header name of hundreds is cut short. */
 #define JN_CFG_PATH_LEN 320

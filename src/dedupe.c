@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "marks.h"
+
 #define CHECK_BATCH      500
 #define CHECKS_IN_FLIGHT 2
 
@@ -205,7 +207,7 @@ static void flush_checks(jn_dedupe *d) {
         for (size_t i = 0; i < b->n; i++)
             keys[i] = b->v[i].key;
         d->checking++;
-        int rc = jn_redis_exists(d->redis, keys, b->n, on_checked, b);
+        int rc = jn_marks_exists(d->redis, keys, b->n, on_checked, b);
         free(keys);
         if (rc != 0) {
             on_checked(b, 1, NULL, b->n);
@@ -249,7 +251,7 @@ static void flush_marks(jn_dedupe *d) {
     for (size_t i = 0; i < b->n; i++)
         keys[i] = b->v[i].key;
     d->marking = 1;
-    int rc = jn_redis_mark(d->redis, keys, b->n, d->ttl_s, on_marked, b);
+    int rc = jn_marks_set(d->redis, keys, b->n, d->ttl_s, on_marked, b);
     free(keys);
     if (rc != 0) on_marked(b, 1);
 }

@@ -605,10 +605,30 @@ static void on_group_message(void *ud, const jn_kafka_msg *km) {
         update_flow(p);
         return;
     }
-    /* The mark names the record's content in canonical form (sorted keys), so the same
-     * record published twice is skipped whatever the key order. junction's producer
-     * publishes that form, whose bytes are hashed as they are. */
-    if (jn_json_is_canonical(m->value, m->value_len)) {
+    /* The mark names the key the transform gives (dedupe_key.<stream>), or else the
+     * record's content in canonical form (sorted keys), so the same record published
+     * twice is skipped whatever the key order. junction's producer publishes that form,
+     * whose bytes are hashed as they are. */
+    int keyed = 0;
+    if (jn_transform_keys(p->tf, x->stream)) {
+        jn_transform_call_info info = {.input = x->stream, .partition = x->id};
+        char *reason = NULL;
+        keyed = jn_transform_dedupe_key(p->tf, &info, m->value, m->value_len, m->hash, &reason);
+        if (keyed < 0) {
+            jn_metric_add(p->m_errors, 1);
+            jn_log_warn("consumer", "%s: %s/%d@%lld: %s", p->pc->name, x->topic, (int)x->id,
+                        (long long)m->offset, reason);
+            refuse(m, reason);
+            free(reason);
+            m->gates = 1;
+            gate_done(p, m);
+            update_flow(p);
+            return;
+        }
+    }
+    if (keyed) {
+        /* m->hash holds the key's hash */
+    } else if (jn_json_is_canonical(m->value, m->value_len)) {
         jn_sha256(m->value, m->value_len, m->hash);
     } else if (canonical_hash(p, m) != 0) {
         return;

@@ -1,15 +1,10 @@
-/* Redis client for the consumer's de-duplication, on the process's libuv loop: hiredis'
- * async API (0.14) with its libuv adapter. jn_redis_exists is one EXISTS over the batch,
- * followed by an MGET only when some key is there; jn_redis_mark is N pipelined SET key 1
- * EX ttl (hiredis appends every command to its output buffer and writes them together on
- * the next writable event, so one batch costs about one write and one read). Commands are
- * formatted here rather than by hiredis, and SET's "+OK" answers share one reply object
- * (see "replies"). One connection, re-established with a backoff when it is lost; every
- * command still unanswered then gets an error, never a silent success.
- *
- * Marks stay N SETs rather than one EVAL of a script that SETs every key: that would
- * bring one reply per batch instead of N, but Redis spends more on a SET called from Lua
- * than we spend on a pipelined SET's reply, and the two share the machine.
+/* Redis client on the process's libuv loop: hiredis' async API (0.14) with its libuv
+ * adapter. Callers hand over commands already written in RESP (resp.h); hiredis appends
+ * every command to its output buffer and writes them together on the next writable
+ * event, so a batch costs about one write and one read. "+OK" answers share one reply
+ * object (see "replies"). One connection, re-established with a backoff when it is lost;
+ * every command still unanswered then gets a NULL reply, never a silent success. What
+ * the commands are is the caller's business (marks.c writes de-duplication's).
  *
  * What hiredis 0.14.1 makes us do by hand:
  * - its libuv adapter ignores a poll error (libuv reports POLLERR, e.g. a refused connect
@@ -88,27 +83,6 @@ struct jn_redis {
     void (*done)(void *);
     void *done_arg;
 };
-
-/* An exists check asks EXISTS first and MGET only when some key is there, so the keys stay
- * formatted after HEAD_ROOM spare bytes, where each command's header is written. */
-#define HEAD_ROOM 48 /* the longest header: argc < 2^31 and a name of < 20 bytes */
-typedef struct {
-    jn_redis *r;
-    jn_redis_exists_cb cb;
-    void *arg;
-    size_t n;
-    char *keys; /* the keys as bulk strings, in the same allocation */
-    size_t keys_len;
-    unsigned char found[]; /* handed to cb, valid during the call only */
-} exists_req;
-
-typedef struct {
-    jn_redis *r;
-    jn_redis_done_cb cb;
-    void *arg;
-    size_t left; /* replies still expected */
-    int err;
-} mark_req;
 
 static void start_connect(jn_redis *r);
 static void on_timer(uv_timer_t *t);
@@ -371,74 +345,10 @@ long jn_redis_inflight(const jn_redis *r) {
     return r->inflight;
 }
 
-/* ---- command formatting --------------------------------------------------------------- */
-
-/* Commands are written in the protocol (RESP) by hand and handed over with
- * redisAsyncFormattedCommand: hiredis' own formatting goes through its printf-like sds
- * functions for every argument, which cost more than the rest of a key's path together. */
-
-static size_t digits(size_t v) {
-    size_t d = 1;
-    while (v >= 10) {
-        v /= 10;
-        d++;
-    }
-    return d;
-}
-
-static char *put_uint(char *p, size_t v) {
-    char *end = p + digits(v);
-    char *q = end;
-    do {
-        *--q = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    return end;
-}
-
-/* "$<len>\r\n<s>\r\n" */
-static size_t bulk_size(size_t len) {
-    return 1 + digits(len) + 2 + len + 2;
-}
-
-static char *put_bulk(char *p, const char *s, size_t len) {
-    *p++ = '$';
-    p = put_uint(p, len);
-    memcpy(p, "\r\n", 2);
-    memcpy(p + 2, s, len);
-    memcpy(p + 2 + len, "\r\n", 2);
-    return p + 4 + len;
-}
-
-/* "*<argc>\r\n" followed by the command name as a bulk string. */
-static size_t head_size(size_t argc, const char *name) {
-    return 1 + digits(argc) + 2 + bulk_size(strlen(name));
-}
-
-static char *put_head(char *p, size_t argc, const char *name) {
-    *p++ = '*';
-    p = put_uint(p, argc);
-    memcpy(p, "\r\n", 2);
-    return put_bulk(p + 2, name, strlen(name));
-}
-
-static size_t keys_size(const char *const *keys, size_t n) {
-    size_t size = 0;
-    for (size_t i = 0; i < n; i++)
-        size += bulk_size(strlen(keys[i]));
-    return size;
-}
-
-static char *put_keys(char *p, const char *const *keys, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        p = put_bulk(p, keys[i], strlen(keys[i]));
-    return p;
-}
-
 /* ---- commands ------------------------------------------------------------------------ */
 
 /* Counts commands handed to hiredis; the watchdog runs while any is unanswered. */
-static void sent(jn_redis *r, size_t n) {
+static void sent(jn_redis *r) {
     if (r->inflight == 0) {
         /* The loop's cached time is as old as the start of this iteration; after a long
          * callback it would make the first watchdog tick see a stale start. */
@@ -447,189 +357,69 @@ static void sent(jn_redis *r, size_t n) {
         if (!uv_is_active((uv_handle_t *)&r->timer))
             uv_timer_start(&r->timer, on_timer, WATCHDOG_TICK_MS, WATCHDOG_TICK_MS);
     }
-    r->inflight += (long)n;
+    r->inflight++;
 }
 
 /* reply is NULL when hiredis is tearing the context down: from then on the client is
  * down for the callbacks it runs (new commands would be refused anyway). */
-static void answered(jn_redis *r, const void *reply) {
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    (void)ac;
+    jn_redis_call *call = privdata;
+    jn_redis *r = call->r;
     if (!reply) r->connected = 0;
     r->progress_ms = uv_now(r->loop);
     /* The timer is the watchdog only while connected; otherwise it is the reconnect. */
     if (--r->inflight == 0 && r->connected) uv_timer_stop(&r->timer);
+    call->cb(call, reply);
 }
 
-static void exists_done(exists_req *q, int err) {
-    if (err) memset(q->found, 0, q->n);
-    q->cb(q->arg, err, q->found, q->n);
-    free(q);
-}
-
-/* Sends name followed by q's keys; 0 or -1. */
-static int exists_send(exists_req *q, const char *name, redisCallbackFn *fn) {
-    size_t head_len = head_size(q->n + 1, name);
-    char *cmd = q->keys - head_len; /* HEAD_ROOM covers it: n < INT_MAX, short names */
-    put_head(cmd, q->n + 1, name);
-    if (redisAsyncFormattedCommand(q->r->ac, fn, q, cmd, head_len + q->keys_len) != REDIS_OK)
-        return -1;
-    sent(q->r, 1);
+int jn_redis_send(jn_redis *r, jn_redis_call *call, const char *cmd, size_t len) {
+    if (!r->connected || r->closing || !r->ac) return -1;
+    call->r = r;
+    if (redisAsyncFormattedCommand(r->ac, on_reply, call, cmd, len) != REDIS_OK) return -1;
+    sent(r);
     return 0;
 }
 
-/* 0 when rep is an answer of type want; logs the unexpected ones. */
-static int check_reply(const char *cmd, const redisReply *rep, int want) {
-    if (!rep) return -1; /* the connection is gone or being closed */
-    if (rep->type == want) return 0;
-    jn_log_warn(LOG_NAME, "%s: unexpected reply (type %d%s%s)", cmd, rep->type,
-                rep->type == REDIS_REPLY_ERROR ? ": " : "",
-                rep->type == REDIS_REPLY_ERROR ? rep->str : "");
-    return -1;
+/* Replies are hiredis' own objects behind an opaque name: nothing outside this file
+ * includes hiredis. */
+static const redisReply *rep(const jn_redis_reply *reply) {
+    return (const redisReply *)reply;
 }
 
-static void on_mget_reply(redisAsyncContext *ac, void *reply, void *privdata) {
-    (void)ac;
-    exists_req *q = privdata;
-    redisReply *rep = reply;
-    answered(q->r, rep);
-    int err = check_reply("MGET", rep, REDIS_REPLY_ARRAY) != 0 || rep->elements != q->n;
-    for (size_t i = 0; !err && i < q->n; i++)
-        q->found[i] = rep->element[i]->type != REDIS_REPLY_NIL;
-    exists_done(q, err);
+jn_redis_reply_type jn_redis_reply_kind(const jn_redis_reply *reply) {
+    switch (rep(reply)->type) {
+    case REDIS_REPLY_STRING:
+        return JN_REDIS_STRING;
+    case REDIS_REPLY_ARRAY:
+        return JN_REDIS_ARRAY;
+    case REDIS_REPLY_INTEGER:
+        return JN_REDIS_INTEGER;
+    case REDIS_REPLY_NIL:
+        return JN_REDIS_NIL;
+    case REDIS_REPLY_STATUS:
+        return JN_REDIS_STATUS;
+    default:
+        return JN_REDIS_ERROR;
+    }
 }
 
-/* In steady state no key is there: a count of 0 answers the whole batch with one integer
- * reply, where MGET would make hiredis build a reply object per key. */
-static void on_exists_reply(redisAsyncContext *ac, void *reply, void *privdata) {
-    (void)ac;
-    exists_req *q = privdata;
-    redisReply *rep = reply;
-    answered(q->r, rep);
-    if (check_reply("EXISTS", rep, REDIS_REPLY_INTEGER) != 0) {
-        exists_done(q, 1);
-    } else if (rep->integer == 0) {
-        exists_done(q, 0);
-    } else if (q->r->closing || !q->r->ac || exists_send(q, "MGET", on_mget_reply) != 0) {
-        /* Once closing, the client sends nothing (hiredis refuses it while freeing too). */
-        exists_done(q, 1);
-    }
-    /* Otherwise MGET tells which: a key that expires or appears in between is answered as
-     * MGET finds it, as if the check had come a little later. */
+long long jn_redis_reply_integer(const jn_redis_reply *reply) {
+    return rep(reply)->integer;
 }
 
-int jn_redis_exists(jn_redis *r, const char *const *keys, size_t n, jn_redis_exists_cb cb,
-                    void *arg) {
-    if (!r->connected || r->closing || n >= INT_MAX) return -1;
-    if (n == 0) {
-        /* EXISTS needs a key; nothing to ask means nothing found. */
-        cb(arg, 0, NULL, 0);
-        return 0;
-    }
-    size_t keys_len = keys_size(keys, n);
-    exists_req *q = malloc(sizeof *q + n + HEAD_ROOM + keys_len);
-    if (!q) return -1;
-    memset(q->found, 0, n);
-    q->r = r;
-    q->cb = cb;
-    q->arg = arg;
-    q->n = n;
-    q->keys = (char *)q->found + n + HEAD_ROOM;
-    q->keys_len = keys_len;
-    put_keys(q->keys, keys, n);
-    if (exists_send(q, "EXISTS", on_exists_reply) != 0) {
-        free(q);
-        return -1;
-    }
-    return 0;
+const char *jn_redis_reply_str(const jn_redis_reply *reply, size_t *len) {
+    const redisReply *r = rep(reply);
+    if (len) *len = r->str ? r->len : 0;
+    return r->str ? r->str : "";
 }
 
-static void on_mark_reply(redisAsyncContext *ac, void *reply, void *privdata) {
-    (void)ac;
-    mark_req *q = privdata;
-    redisReply *rep = reply;
-    answered(q->r, rep);
-    if (!rep) {
-        q->err = 1;
-    } else if (rep->type == REDIS_REPLY_ERROR) {
-        if (!q->err) jn_log_warn(LOG_NAME, "SET: %s", rep->str);
-        q->err = 1;
-    }
-    if (--q->left > 0) return;
-    q->cb(q->arg, q->err);
-    free(q);
+size_t jn_redis_reply_count(const jn_redis_reply *reply) {
+    return rep(reply)->type == REDIS_REPLY_ARRAY ? rep(reply)->elements : 0;
 }
 
-/* SET <key> 1 EX <ttl> for one key after another: all but the key is formatted once, and
- * the buffer has room for the longest key. */
-typedef struct {
-    char *buf; /* the head, then the key and the tail of the current command */
-    size_t head_len;
-    char tail[48]; /* the bulk strings 1, EX and the TTL */
-    size_t tail_len;
-} set_cmds;
-
-static int set_cmds_init(set_cmds *sc, const char *const *keys, size_t n, int ttl_s) {
-    char ttl[16];
-    int ttl_len = snprintf(ttl, sizeof ttl, "%d", ttl_s);
-    char *t = put_bulk(sc->tail, "1", 1);
-    t = put_bulk(t, "EX", 2);
-    sc->tail_len = (size_t)(put_bulk(t, ttl, (size_t)ttl_len) - sc->tail);
-    size_t max_key = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t len = strlen(keys[i]);
-        if (len > max_key) max_key = len;
-    }
-    sc->head_len = head_size(5, "SET");
-    sc->buf = malloc(sc->head_len + bulk_size(max_key) + sc->tail_len);
-    if (!sc->buf) return -1;
-    put_head(sc->buf, 5, "SET");
-    return 0;
-}
-
-/* The command for key, in sc->buf; returns its length. */
-static size_t set_cmds_for(set_cmds *sc, const char *key) {
-    char *p = put_bulk(sc->buf + sc->head_len, key, strlen(key));
-    memcpy(p, sc->tail, sc->tail_len);
-    return (size_t)(p - sc->buf) + sc->tail_len;
-}
-
-int jn_redis_mark(jn_redis *r, const char *const *keys, size_t n, int ttl_s, jn_redis_done_cb cb,
-                  void *arg) {
-    if (!r->connected || r->closing) return -1;
-    if (n == 0) {
-        cb(arg, 0);
-        return 0;
-    }
-    set_cmds sc;
-    if (set_cmds_init(&sc, keys, n, ttl_s) != 0) return -1;
-    mark_req *q = malloc(sizeof *q);
-    if (!q) {
-        free(sc.buf);
-        return -1;
-    }
-    q->r = r;
-    q->cb = cb;
-    q->arg = arg;
-    q->left = n;
-    q->err = 0;
-    size_t queued = 0;
-    /* Appended to hiredis' output buffer only: the whole batch goes out together. */
-    for (; queued < n; queued++) {
-        size_t len = set_cmds_for(&sc, keys[queued]);
-        if (redisAsyncFormattedCommand(r->ac, on_mark_reply, q, sc.buf, len) != REDIS_OK) break;
-    }
-    free(sc.buf);
-    if (queued < n) {
-        /* Out of memory part-way: the queued ones still get their replies, and the
-         * callback reports the batch as failed. */
-        if (queued == 0) {
-            free(q);
-            return -1;
-        }
-        q->left = queued;
-        q->err = 1;
-    }
-    sent(r, queued);
-    return 0;
+const jn_redis_reply *jn_redis_reply_at(const jn_redis_reply *reply, size_t i) {
+    return (const jn_redis_reply *)rep(reply)->element[i];
 }
 
 void jn_redis_close(jn_redis *r, void (*done)(void *), void *arg) {

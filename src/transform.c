@@ -36,6 +36,7 @@ struct jn_transform {
     int *on_ref;      /* per input */
     int *restore_ref; /* per stream, LUA_NOREF when absent */
     int *revoke_ref;  /* per stream */
+    int *key_ref;     /* per stream: dedupe_key.<stream>, LUA_NOREF when absent */
     int timer_ref;
     int ctx_ref;
     int ctx_input; /* what ctx.input and ctx.partition hold now (-1: nil) */
@@ -68,11 +69,13 @@ static void unref_all(jn_transform *t, lua_State *L) {
     for (int i = 0; i < t->nstreams; i++) {
         luaL_unref(L, LUA_REGISTRYINDEX, t->restore_ref[i]), t->restore_ref[i] = LUA_NOREF;
         luaL_unref(L, LUA_REGISTRYINDEX, t->revoke_ref[i]), t->revoke_ref[i] = LUA_NOREF;
+        luaL_unref(L, LUA_REGISTRYINDEX, t->key_ref[i]), t->key_ref[i] = LUA_NOREF;
     }
     luaL_unref(L, LUA_REGISTRYINDEX, t->timer_ref), t->timer_ref = LUA_NOREF;
 }
 
-/* Checks the optional table M.<field> of per-stream functions (restore, revoke): every
+/* Checks the optional table M.<field> of per-stream functions (restore, revoke,
+ * dedupe_key): every
  * key names a stream and holds a function. Leaves the table (or nil) on the stack. */
 static int check_stream_table(jn_transform *t, lua_State *L, int mod, const char *field,
                               char **err) {
@@ -149,6 +152,8 @@ static int check_hooks(jn_script *s, void *ud, char **err) {
     int restore = lua_gettop(L);
     if (check_stream_table(t, L, mod, "revoke", err) != 0) goto fail;
     int revoke = lua_gettop(L);
+    if (check_stream_table(t, L, mod, "dedupe_key", err) != 0) goto fail;
+    int keys = lua_gettop(L);
 
     /* Accepted: take the new hooks. */
     unref_all(t, L);
@@ -164,6 +169,10 @@ static int check_hooks(jn_script *s, void *ud, char **err) {
         if (lua_istable(L, revoke) && jn_lua_rawgetfield(L, revoke, t->inputs[i]) != LUA_TNIL)
             t->revoke_ref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
         else if (lua_istable(L, revoke))
+            lua_pop(L, 1);
+        if (lua_istable(L, keys) && jn_lua_rawgetfield(L, keys, t->inputs[i]) != LUA_TNIL)
+            t->key_ref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+        else if (lua_istable(L, keys))
             lua_pop(L, 1);
     }
     if (jn_lua_rawgetfield(L, mod, "timer") == LUA_TFUNCTION)
@@ -232,6 +241,7 @@ jn_transform *jn_transform_new(jn_script_host *h, const jn_transform_opts *o, ch
     t->on_ref = new_refs(t->ninputs);
     t->restore_ref = new_refs(t->nstreams);
     t->revoke_ref = new_refs(t->nstreams);
+    t->key_ref = new_refs(t->nstreams);
     t->timer_ref = LUA_NOREF;
     t->ctx_input = -1;
     t->ctx_partition = -1;
@@ -276,6 +286,7 @@ void jn_transform_free(jn_transform *t) {
     free(t->on_ref);
     free(t->restore_ref);
     free(t->revoke_ref);
+    free(t->key_ref);
     free(t->pipeline);
     jn_sb_free(&t->text);
     free(t->recs);
@@ -615,4 +626,51 @@ int jn_transform_revoke(jn_transform *t, int stream, const int32_t *parts, int n
         return -1;
     }
     return 0;
+}
+
+int jn_transform_keys(jn_transform *t, int stream) {
+    return t->key_ref[stream] != LUA_NOREF;
+}
+
+int jn_transform_dedupe_key(jn_transform *t, const jn_transform_call_info *info, const char *json,
+                            size_t len, unsigned char hash[32], char **reason) {
+    if (t->key_ref[info->input] == LUA_NOREF) return 0;
+    lua_State *L = jn_script_host_lua(t->host);
+    int top = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->key_ref[info->input]);
+    char jerr[160];
+    if (!is_object(json, len) || jn_json_decode(L, json, len, jerr, sizeof jerr) != 0) {
+        lua_settop(L, top);
+        *reason = jn_errorf("value is not a JSON object");
+        return -1;
+    }
+    push_ctx(t, L, info);
+    char *err = NULL;
+    char prefix[120];
+    snprintf(prefix, sizeof prefix, "dedupe_key.%s: ", t->inputs[info->input]);
+    if (jn_script_pcall(t->script, 2, 1, &err) != 0) {
+        lua_settop(L, top);
+        *reason = first_line(err, prefix);
+        return -1;
+    }
+    int ty = lua_type(L, -1), rc = 1;
+    if (ty == LUA_TNIL) {
+        rc = 0;
+    } else if (ty == LUA_TSTRING || ty == LUA_TNUMBER) {
+        /* Hashed under a domain of its own, so a key can never name the mark of some
+         * record's content; the hash also bounds the mark's length whatever the key's. */
+        size_t klen;
+        const char *k = lua_tolstring(L, -1, &klen);
+        t->text.len = 0;
+        jn_sb_append(&t->text, "dedupe_key\n", 11);
+        jn_sb_append(&t->text, k, klen);
+        jn_sha256(t->text.data, t->text.len, hash);
+    } else {
+        *reason = jn_errorf("%sreturned a %s; return a string, a number or nil (the content "
+                            "decides)",
+                            prefix, lua_typename(L, ty));
+        rc = -1;
+    }
+    lua_settop(L, top);
+    return rc;
 }

@@ -10,6 +10,9 @@
  *                                          member; forget the stream's state (all of it:
  *                                          the host then replays the partitions listed
  *                                          that are still this member's)
+ *   M.dedupe_key.<stream>(record, ctx)    optional: the key de-duplication marks the
+ *                                          record under (a string or number; nil leaves
+ *                                          it to the record's content, the default)
  * `records` is nil, an array of records (each goes to every sink), or a table whose
  * string keys name sinks, each with an array of records for that sink alone (both may be
  * mixed). ctx carries now (seconds), input, partition (streams), pipeline, hold_ms,
@@ -86,6 +89,14 @@ int jn_transform_restores(jn_transform *t, int stream);
 /* Calls restore.<stream>(record, ctx); its results are ignored. */
 int jn_transform_restore(jn_transform *t, const jn_transform_call_info *info, const char *json,
                          size_t len, char **reason);
+/* Whether the script keys de-duplication of this stream (has dedupe_key.<stream>). */
+int jn_transform_keys(jn_transform *t, int stream);
+/* Calls dedupe_key.<stream>(record, ctx). Returns 1 with the SHA-256 of the key in hash,
+ * 0 when there is no such hook or it returned nil (the content decides), or -1 with
+ * *reason (malloc'd) when the value is not an object, the hook failed or returned
+ * something that is not a key. */
+int jn_transform_dedupe_key(jn_transform *t, const jn_transform_call_info *info, const char *json,
+                            size_t len, unsigned char hash[32], char **reason);
 /* Calls revoke.<stream>(partitions, ctx) when the script has it. */
 int jn_transform_revoke(jn_transform *t, int stream, const int32_t *parts, int n, char **reason);
 

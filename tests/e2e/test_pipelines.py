@@ -8,7 +8,7 @@ import subprocess
 import time
 import uuid
 
-from conftest import BINARY, ROOT, request
+from conftest import BINARY, ROOT, free_port, request
 from test_consumer import BROKER, redis_cli, services, stats, wait_until  # noqa: F401
 from test_consumer import services_up  # noqa: F401  (module fixture: Kafka and Redis up)
 
@@ -171,3 +171,87 @@ def test_a_hook_for_an_input_that_does_not_exist_stops_start_up(make_junction, t
     assert r.returncode != 0
     assert "pipeline shop" in r.stderr and "on.refunds" in r.stderr and "refunds" in r.stderr, \
         r.stderr
+
+
+KEYED = """
+-- Passes every order on; de-duplication keys an order by its id and version, so a
+-- re-publication of the same version with other content is a duplicate.
+return {
+  on = { orders = function(o) return { o } end },
+  dedupe_key = { orders = function(o) return o.id .. "@" .. o.version end },
+}
+"""
+
+
+def test_the_transform_can_give_the_de_duplication_key(make_junction, tmp_path):
+    tag = uuid.uuid4().hex[:8]
+    topics = {"orders": f"orders_{tag}", "dead": f"dead_letter_{tag}"}
+    analytics = make_junction(command="analytics")
+    produce(topics["orders"], [
+        {"id": "o-1", "version": 1, "note": "first"},
+        {"id": "o-1", "version": 1, "note": "same version, other content"},
+        {"id": "o-2", "version": 1, "note": "first"},
+        {"id": "o-1", "version": 2, "note": "next version"},
+    ])
+    script = tmp_path / "keyed.lua"
+    script.write_text(KEYED)
+    c = make_junction({"kafka": {"brokers": BROKER}, "pipelines": [{
+        "name": "orders", "group_id": "orders-" + tag, "transform": str(script),
+        "dead_letter_topic": topics["dead"], "dedupe": {"prefix": f"processed:{tag}:"},
+        "streams": {"orders": topics["orders"]},
+        "sinks": {"analytics": {"type": "http", "url": analytics.analytics + "/analytics"}}}]},
+        command="consume")
+    done = lambda: c.metric("junction_consumer_duplicates_total", pipeline="orders") >= 1  # noqa
+    assert wait_until(lambda: stats(analytics)["records"] >= 3 and done(), 60), c.logs()[-3000:]
+    time.sleep(1)
+    recs = request(analytics.analytics + "/analytics/records?limit=10").json()
+    assert sorted((r["id"], r["version"], r["note"]) for r in recs) == [
+        ("o-1", 1, "first"), ("o-1", 2, "next version"), ("o-2", 1, "first")], recs
+    assert len(redis_cli("KEYS", f"processed:{tag}:*").splitlines()) == 3
+    assert read_topic(topics["dead"]) == []
+
+
+def test_a_sink_that_is_down_pauses_only_its_pipeline(make_junction):
+    """Two pipelines in one process; the receiver of one is down. The other delivers
+    everything; the one whose sink is down delivers nothing, dead-letters nothing and
+    commits nothing, then delivers everything once its receiver comes up."""
+    tag = uuid.uuid4().hex[:8]
+    n = 300
+    live = make_junction(command="analytics")
+    down_port = free_port()
+    topics = {p: f"{p}_{tag}" for p in ("a", "b", "dead")}
+    for name in ("a", "b"):
+        produce(topics[name], [{"id": f"{name}-{i}"} for i in range(n)])
+
+    def pipe(name, url):
+        return {"name": name, "group_id": f"{name}-{tag}",
+                "transform": os.path.join(ROOT, "tests", "e2e", "passthrough.lua"),
+                "dead_letter_topic": topics["dead"],
+                "dedupe": {"prefix": f"processed:{tag}:{name}:"},
+                "streams": {"orders": topics[name]},
+                "sinks": {"out": {"type": "http", "url": url + "/analytics",
+                                  "timeout_ms": 1000, "retry_max_ms": 500}}}
+    c = make_junction({"kafka": {"brokers": BROKER}, "pipelines": [
+        pipe("a", live.analytics), pipe("b", f"http://127.0.0.1:{down_port}")]},
+        command="consume")
+
+    def committed(name):
+        st = request(c.admin + "/api/status").json()["consumer"]["pipelines"]
+        parts = next(x for x in st if x["name"] == name)["partitions"]
+        return sum(max(x["committed"], 0) for x in parts)
+    assert wait_until(lambda: stats(live)["distinct_ids"] >= n and committed("a") == n, 60), \
+        c.logs()[-3000:]
+    time.sleep(3)  # the other pipeline keeps retrying meanwhile
+    assert stats(live)["distinct_ids"] == n
+    assert committed("b") == 0
+    assert c.metric("junction_consumer_delivered_total", pipeline="b") == 0
+    assert read_topic(topics["dead"]) == []
+
+    late = make_junction({"analytics": {"listen": f"127.0.0.1:{down_port}"}},
+                         command="analytics")
+    late.analytics_port = down_port
+    assert wait_until(lambda: stats(late)["distinct_ids"] >= n and committed("b") == n, 60), \
+        c.logs()[-3000:]
+    assert stats(live)["distinct_ids"] == n and stats(late)["distinct_ids"] == n
+    assert read_topic(topics["dead"]) == []
+    assert c.proc.poll() is None

@@ -1,6 +1,7 @@
 /* The transform stage (transform.c): hooks checked against the pipeline's inputs, a
  * call's output checked whole before any record leaves, routing to sinks, ids and Kafka
- * keys taken from the records, ctx.hold, and the restore and revoke hooks. Scripts are
+ * keys taken from the records, ctx.hold, the restore and revoke hooks, and de-duplication
+ * keys given by the script. Scripts are
  * written to a fresh temporary folder and run by the real script host. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "script.h"
 #include "transform.h"
 
@@ -308,6 +310,63 @@ static void test_without_restore_nothing_is_restored(void **state) {
     assert_int_equal(f->nrecs, 0);
 }
 
+/* ---- de-duplication keys --------------------------------------------------------------- */
+
+static void test_dedupe_key_names_the_mark(void **state) {
+    fixture *f = *state;
+    assert_null(load(f, "local h = function() end\n"
+                        "return { on = { orders = h, customers = h }, dedupe_key = {\n"
+                        "  orders = function(o, ctx)\n"
+                        "    if o.kind == 'nil' then return nil end\n"
+                        "    if o.kind == 'table' then return {} end\n"
+                        "    if o.kind == 'raise' then error('no key') end\n"
+                        "    return o.id .. '@' .. o.version .. ctx.input end } }"));
+    assert_true(jn_transform_keys(f->t, 0));
+    jn_transform_call_info info = {.input = 0, .partition = 1};
+    unsigned char a[32], b[32], c[32];
+    char *reason = NULL;
+    const char *v1 = "{\"id\":\"7\",\"version\":2,\"x\":1}";
+    const char *v2 = "{\"x\":99,\"version\":2,\"id\":\"7\"}";
+    const char *v3 = "{\"id\":\"7\",\"version\":3,\"x\":1}";
+    assert_int_equal(jn_transform_dedupe_key(f->t, &info, v1, strlen(v1), a, &reason), 1);
+    assert_int_equal(jn_transform_dedupe_key(f->t, &info, v2, strlen(v2), b, &reason), 1);
+    assert_int_equal(jn_transform_dedupe_key(f->t, &info, v3, strlen(v3), c, &reason), 1);
+    /* Same key, different content: one mark; another version: another mark. */
+    assert_memory_equal(a, b, 32);
+    assert_memory_not_equal(a, c, 32);
+    /* Not the mark of any content: the key's text is hashed in a domain of its own. */
+    unsigned char plain[32];
+    jn_sha256("7@2orders", 9, plain);
+    assert_memory_not_equal(a, plain, 32);
+
+    const char *vn = "{\"kind\":\"nil\"}";
+    assert_int_equal(jn_transform_dedupe_key(f->t, &info, vn, strlen(vn), a, &reason), 0);
+    const char *vt = "{\"kind\":\"table\"}";
+    assert_int_equal(jn_transform_dedupe_key(f->t, &info, vt, strlen(vt), a, &reason), -1);
+    assert_contains(reason, "dedupe_key.orders: returned a table");
+    free(reason);
+    const char *vr = "{\"kind\":\"raise\"}";
+    assert_int_equal(jn_transform_dedupe_key(f->t, &info, vr, strlen(vr), a, &reason), -1);
+    assert_contains(reason, "dedupe_key.orders: ");
+    assert_contains(reason, "no key");
+    free(reason);
+    assert_int_equal(jn_transform_dedupe_key(f->t, &info, "[1]", 3, a, &reason), -1);
+    assert_contains(reason, "not a JSON object");
+    free(reason);
+}
+
+static void test_dedupe_key_only_for_streams(void **state) {
+    fixture *f = *state;
+    char *err =
+        load(f, "local h = function() end\n"
+                "return { on = { orders = h, customers = h }, dedupe_key = { customers = h } }");
+    assert_contains(err, "M.dedupe_key.customers must be a function named after one of the "
+                         "pipeline's streams");
+    free(err);
+    assert_null(load(f, ROUTER));
+    assert_false(jn_transform_keys(f->t, 0));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
 #define T(x) cmocka_unit_test_setup_teardown(x, setup, teardown)
@@ -324,6 +383,8 @@ int main(void) {
         T(test_ctx_names_input_partition_and_pipeline),
         T(test_restore_revoke_and_timer),
         T(test_without_restore_nothing_is_restored),
+        T(test_dedupe_key_names_the_mark),
+        T(test_dedupe_key_only_for_streams),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
