@@ -96,6 +96,18 @@ int jn_cfg_read_bool(jn_cfg_reader *r, int t, const char *at, const char *key, i
     return 0;
 }
 
+int jn_cfg_open_table(jn_cfg_reader *r, int t, const char *at, const char *key, const char *what,
+                      char here[JN_CFG_PATH_LEN]) {
+    int type = jn_cfg_field(r->L, t, key);
+    if (type == LUA_TNIL) {
+        lua_pop(r->L, 1);
+        return 0;
+    }
+    if (type != LUA_TTABLE) return jn_cfg_bad_value(r, at, key, what, NULL);
+    jn_cfg_subpath(here, at, key);
+    return 1;
+}
+
 /* The schema key a level's integer defaults to: the sections' tables name only integer
  * schema keys, so a miss is a mistake in them. */
 static void inherit(const jn_config *cfg, const char *from, int *value, int *min, int *max) {

@@ -78,6 +78,11 @@ int jn_cfg_read_bool(jn_cfg_reader *r, int t, const char *at, const char *key, i
 /* t[key]: an integer from min to max, def when absent. */
 int jn_cfg_read_int(jn_cfg_reader *r, int t, const char *at, const char *key, int def, int min,
                     int max, int *out);
+/* t[key], an optional table of settings: 1 with it pushed and here set to its dotted path,
+ * 0 with nothing pushed when absent, -1 after the error when it is no table (what says
+ * what it should be, e.g. "a table { ca_file, verify }"). */
+int jn_cfg_open_table(jn_cfg_reader *r, int t, const char *at, const char *key, const char *what,
+                      char here[JN_CFG_PATH_LEN]);
 /* Sets a level's integers to the schema values they default to (keys with `from`). */
 void jn_cfg_fill_inherited(const jn_config *cfg, const jn_cfg_level *lv, void *base);
 /* A level's integers: given ones checked against their schema key's range, the rest that

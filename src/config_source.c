@@ -87,17 +87,11 @@ static int read_retry(jn_cfg_reader *r, int t, const char *at, jn_source_config 
     lua_State *L = r->L;
     jn_cfg_fill_inherited(r->cfg, &retry_level, s);
     s->retry.multiplier = r->cfg->producer.retry.multiplier;
-    int type = jn_cfg_field(L, t, "retry");
-    if (type == LUA_TNIL) {
-        lua_pop(L, 1);
-        return 0;
-    }
-    if (type != LUA_TTABLE)
-        return jn_cfg_bad_value(r, at, "retry", "a table { attempts, base_ms, multiplier, max_ms }",
-                                NULL);
     char here[JN_CFG_PATH_LEN];
-    jn_cfg_subpath(here, at, "retry");
-    int v = lua_gettop(L), rc = 0;
+    int opened = jn_cfg_open_table(r, t, at, "retry",
+                                   "a table { attempts, base_ms, multiplier, max_ms }", here);
+    if (opened <= 0) return opened;
+    int v = lua_gettop(L), rc = 0, type;
     if (jn_cfg_check_keys(r, v, here, &retry_level) ||
         jn_cfg_read_inherited(r, v, here, &retry_level, s))
         rc = -1;
@@ -117,19 +111,12 @@ static int read_retry(jn_cfg_reader *r, int t, const char *at, jn_source_config 
 
 /* tls = { ca_file, cert_file, key_file, verify }. */
 static int read_tls(jn_cfg_reader *r, int t, const char *at, jn_source_config *s) {
-    lua_State *L = r->L;
     s->tls.verify = 1;
-    int type = jn_cfg_field(L, t, "tls");
-    if (type == LUA_TNIL) {
-        lua_pop(L, 1);
-        return 0;
-    }
-    if (type != LUA_TTABLE)
-        return jn_cfg_bad_value(r, at, "tls", "a table { ca_file, cert_file, key_file, verify }",
-                                NULL);
     char here[JN_CFG_PATH_LEN];
-    jn_cfg_subpath(here, at, "tls");
-    int v = lua_gettop(L), rc = 0;
+    int opened = jn_cfg_open_table(r, t, at, "tls",
+                                   "a table { ca_file, cert_file, key_file, verify }", here);
+    if (opened <= 0) return opened;
+    int v = lua_gettop(r->L), rc = 0;
     if (jn_cfg_check_keys(r, v, here, &tls_level) ||
         jn_cfg_opt_string(r, v, here, "ca_file", NULL, &s->tls.ca_file) ||
         jn_cfg_opt_string(r, v, here, "cert_file", NULL, &s->tls.cert_file) ||
@@ -143,7 +130,7 @@ static int read_tls(jn_cfg_reader *r, int t, const char *at, jn_source_config *s
                      here, here);
         rc = -1;
     }
-    lua_pop(L, 1);
+    lua_pop(r->L, 1);
     return rc;
 }
 

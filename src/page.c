@@ -49,15 +49,24 @@ static const char *read_spans(jn_page *pg, int *transient, char *detail, size_t 
     return NULL;
 }
 
-/* Pushes {source, topic, page}: the hooks' ctx. */
-static void push_ctx(lua_State *L, const jn_page *pg) {
+void jn_page_push_ctx(lua_State *L, const char *source, const char *topic, int page) {
     lua_createtable(L, 0, 3);
-    lua_pushstring(L, pg->source);
+    lua_pushstring(L, source);
     lua_setfield(L, -2, "source");
-    lua_pushstring(L, pg->topic);
+    lua_pushstring(L, topic);
     lua_setfield(L, -2, "topic");
-    lua_pushinteger(L, pg->page);
+    lua_pushinteger(L, page);
     lua_setfield(L, -2, "page");
+}
+
+/* Calls the hook with the two arguments on the stack, leaving its one result; else -1
+ * with "<hook>() failed: <error>" in detail. */
+static int call_hook(jn_page *pg, const char *hook, char *detail, size_t cap) {
+    char *err = NULL;
+    if (jn_script_call(pg->script, hook, 2, 1, &err) == 0) return 0;
+    snprintf(detail, cap, "%s() failed: %s", hook, first_line(err));
+    free(err);
+    return -1;
 }
 
 /* Pushes the response's header fields as name -> value. A field sent more than once is
@@ -121,12 +130,7 @@ static const char *find_records(lua_State *L, jn_page *pg, int body, int ctx, ch
     }
     lua_pushvalue(L, body);
     lua_pushvalue(L, ctx);
-    char *err = NULL;
-    if (jn_script_call(pg->script, "records", 2, 1, &err) != 0) {
-        snprintf(detail, cap, "records() failed: %s", first_line(err));
-        free(err);
-        return "records_error";
-    }
+    if (call_hook(pg, "records", detail, cap) != 0) return "records_error";
     if (!is_array(L, -1)) {
         char t[48];
         snprintf(detail, cap, "records() returned %s; it returns the array of the page's records",
@@ -178,12 +182,7 @@ static const char *find_next(lua_State *L, jn_page *pg, int body, int records, i
     lua_pushvalue(L, records);
     lua_setfield(L, -2, "records");
     lua_pushvalue(L, ctx);
-    char *err = NULL;
-    if (jn_script_call(pg->script, "next", 2, 1, &err) != 0) {
-        snprintf(detail, cap, "next() failed: %s", first_line(err));
-        free(err);
-        return "next_error";
-    }
+    if (call_hook(pg, "next", detail, cap) != 0) return "next_error";
     int t = lua_type(L, -1);
     if (t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(L, -1))) return NULL;
     if (t != LUA_TSTRING) {
@@ -209,7 +208,7 @@ static const char *read_hooks(lua_State *L, jn_page *pg, int *transient, char *d
         return "malformed_json";
     }
     int body = lua_gettop(L);
-    push_ctx(L, pg);
+    jn_page_push_ctx(L, pg->source, pg->topic, pg->page);
     int ctx = lua_gettop(L);
     const char *why = find_records(L, pg, body, ctx, detail, cap);
     if (why) return why;

@@ -43,6 +43,8 @@ typedef struct {
  * release, and *transient says whether fetching the page again may help (a body cut
  * short). Leaves L's stack as it was. */
 const char *jn_page_read(lua_State *L, jn_page *pg, int *transient, char *detail, size_t cap);
+/* Pushes a hook's ctx: {source, topic, page}, what map() gets too. */
+void jn_page_push_ctx(lua_State *L, const char *source, const char *topic, int page);
 /* Frees the spans, the array's reference and the next URL; pg can be read again. */
 void jn_page_release(lua_State *L, jn_page *pg);
 

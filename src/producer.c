@@ -543,13 +543,7 @@ static void continue_cycle(source *s) {
         return;
     }
     int map = lua_gettop(L);
-    lua_createtable(L, 0, 3);
-    lua_pushstring(L, s->cfg->name);
-    lua_setfield(L, -2, "source");
-    lua_pushstring(L, s->cfg->topic);
-    lua_setfield(L, -2, "topic");
-    lua_pushinteger(L, s->page);
-    lua_setfield(L, -2, "page");
+    jn_page_push_ctx(L, s->cfg->name, s->cfg->topic, s->page);
     int ctx = lua_gettop(L);
     if (s->pg.records_ref != LUA_NOREF) lua_rawgeti(L, LUA_REGISTRYINDEX, s->pg.records_ref);
     int arr = lua_gettop(L);
