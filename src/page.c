@@ -184,7 +184,10 @@ static const char *find_next(lua_State *L, jn_page *pg, int body, int records, i
     lua_pushvalue(L, ctx);
     if (call_hook(pg, "next", detail, cap) != 0) return "next_error";
     int t = lua_type(L, -1);
-    if (t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(L, -1))) return NULL;
+    /* JSON's null too: `return response.body.paging.next` ends on the last page. */
+    if (t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) ||
+        (t == LUA_TLIGHTUSERDATA && !lua_touserdata(L, -1)))
+        return NULL;
     if (t != LUA_TSTRING) {
         char b[48];
         snprintf(detail, cap,

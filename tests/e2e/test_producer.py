@@ -529,6 +529,26 @@ def test_next_repeating_a_page_or_passing_max_pages_is_a_clear_error(paged):
         assert wait_until(lambda: len(read_topic(topic2)) >= 300, 15)
         time.sleep(1)
         assert len(read_topic(topic2)) == 300
+        # A next page on another host would take the source's credentials there.
+        j3, _ = paged(api.url + "?limit=100",
+                      hooks='paging.cursor(), function() return "http://127.0.0.2:9/orders" end')
+        assert wait_until(lambda: "on another host than the source's url" in j3.logs(), 15), \
+            j3.logs()[-3000:]
+        assert j3.metric("junction_producer_failures_total", source="orders",
+                         reason="bad_next_url") >= 1
+    finally:
+        api.close()
+    # A hand-written next() may hand back JSON's null after the last page.
+    api = PagedAPI(200, "cursor")
+    try:
+        j4, topic4 = paged(api.url + "?limit=100", hooks=(
+            'paging.cursor(), function(r) local c = r.body.next_cursor\n'
+            '  assert(c ~= nil, "null decodes to a value of its own")\n'
+            '  if type(c) == "string" then return paging.set_query(r.url, "cursor", c) end\n'
+            '  return c end'))
+        assert wait_until(lambda: polls(j4, "ok") >= 2, 15), j4.logs()[-3000:]
+        assert wait_until(lambda: len(read_topic(topic4)) >= 200, 15)
+        assert j4.metric("junction_producer_failures_total", source="orders") is None
     finally:
         api.close()
 
