@@ -83,6 +83,15 @@ def service_pid(name):
         return None
 
 
+def peak_rss_mib(pid):
+    """The process's peak resident memory (VmHWM), in MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def cpu_of(consumers, others):
     """CPU seconds used so far by the consumers (together) and each other process."""
     out = {"consumer": sum(cpu_seconds(c.pid) for c in consumers)}
@@ -156,13 +165,14 @@ def run_consumer(tmp, log, topics, n, wrapper=(), extra="", processes=1):
     print(f"analytics: {st['records']} records received, {st['distinct_ids']} distinct ids, "
           f"{st['repeated_ids']} ids received more than once")
     cpu = sum(cpu_seconds(c.pid) for c in cons) if not wrapper else None
+    rss = max(peak_rss_mib(c.pid) for c in cons) if not wrapper else None
     for c in cons:
         stop(c)
     stop(ana)
     if wrapper or first is None:
         return secs, cpu, None
     steady = {"seconds": end[0] - first[0], "records": end[1] - first[1], "cut": end[1] < n,
-              "cpu": {k: end[2][k] - first[2][k] for k in end[2]}}
+              "cpu": {k: end[2][k] - first[2][k] for k in end[2]}, "rss": rss}
     return secs, cpu, steady
 
 
@@ -174,6 +184,10 @@ def main():
                     help="junction consume processes in one group (one per core: 2)")
     ap.add_argument("--consumer", default="",
                     help="more consumer settings as Lua fields, e.g. 'batch_size = 1000'")
+    ap.add_argument("--perf", action="store_true",
+                    help="run the timed consumer under perf record (user-space cycles) and "
+                         "print its top functions: the real CPU's profile, where callgrind's "
+                         "emulated CPU lacks SHA-NI and similar extensions")
     ap.add_argument("--plain-topics", action="store_true",
                     help="topics the broker auto-creates (not compacted) instead of compacted ones")
     a = ap.parse_args()
@@ -184,9 +198,18 @@ def main():
     log = open(os.path.join(tmp, "log.txt"), "w")
     print(f"== consumer benchmark ({os.cpu_count()} CPUs, logs in {tmp})")
     topics = fill(tmp, log, a.records, uuid.uuid4().hex[:8], not a.plain_topics)
+    perf_out = os.path.join(tmp, "perf.data")
+    wrapper = ("perf", "record", "-e", "cycles:u", "-F", "2000", "-o", perf_out) if a.perf else ()
     secs, cpu, steady = run_consumer(tmp, log, topics, a.records, extra=a.consumer,
-                                     processes=a.processes)
+                                     processes=a.processes, wrapper=wrapper)
     print(f"consumer processes: {a.processes}")
+    if a.perf:
+        time.sleep(1)
+        rep = subprocess.run(["perf", "report", "-i", perf_out, "--stdio", "--no-children",
+                              "--sort", "dso,symbol", "--percent-limit", "0.7"],
+                             capture_output=True, text=True).stdout
+        print("\n".join(line for line in rep.splitlines() if line and not line.startswith("#")))
+        return
     print(f"end to end: {a.records} records in {secs:.2f} s = {a.records / secs:,.0f} records/s "
           f"(consumer start, group join included, to the last record at analytics); consumer "
           f"CPU {cpu:.2f} s = {cpu / a.records * 1e6:.1f} us/record")
@@ -197,6 +220,7 @@ def main():
         print(f"steady state: {r} records in {t:.2f} s = {r / t:,.0f} records/s (first record "
               f"at analytics, every consumer assigned, to {until}); CPU per record: " + ", ".join(
                   f"{k} {v / r * 1e6:.1f} us" for k, v in steady["cpu"].items()))
+        print(f"peak RSS of a consumer: {steady['rss']:.0f} MiB")
     if a.callgrind:
         subprocess.run(["redis-cli", "FLUSHALL"], stdout=subprocess.DEVNULL)
         topics = fill(tmp, log, a.callgrind, uuid.uuid4().hex[:8], not a.plain_topics)

@@ -9,6 +9,8 @@
 -- environment variables override this file.
 return {
   log = { level = "info", format = "text" },
+  -- Beyond loopback, state-changing requests (reload, faults, DELETE) need admin.token:
+  -- JUNCTION_ADMIN_TOKEN or JUNCTION_ADMIN_TOKEN_FILE (compose.yaml passes it on).
   admin = { listen = "0.0.0.0:8000" },
   scripts = {
     instruction_limit = 200000000,

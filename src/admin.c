@@ -7,10 +7,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "http_auth.h"
 #include "http_server.h"
 #include "log.h"
 #include "metrics.h"
 #include "router.h"
+#include "secret.h"
 
 /* web/dashboard.html, compiled in by CMake (build/generated/dashboard_html.c) so the binary
  * and the container image serve the page without carrying or finding extra files. */
@@ -19,6 +21,7 @@ extern const size_t jn_dashboard_html_len;
 
 struct jn_admin {
     jn_http_server *http;
+    char *token; /* admin.token, or NULL */
     jn_script_host *scripts;
     jn_api *api;
     jn_producer *producer;
@@ -83,6 +86,13 @@ static void handle(void *ud, const jn_http_request *req, jn_http_response *res) 
                               "/api/status or POST /api/reload");
         return;
     }
+    if (r == JN_ROUTE_BAD_METHOD && req->method == HTTP_OPTIONS) {
+        /* What the route allows, and no CORS header: a page elsewhere gets nothing. */
+        res->route = "options";
+        res->status = 204;
+        snprintf(res->headers, sizeof res->headers, "Allow: OPTIONS, %s\r\n", m.allow);
+        return;
+    }
     if (r == JN_ROUTE_BAD_METHOD) {
         res->route = "unknown";
         char msg[120];
@@ -93,6 +103,8 @@ static void handle(void *ud, const jn_http_request *req, jn_http_response *res) 
         return;
     }
     res->route = routes[r].pattern;
+    if ((r == A_RELOAD || r == A_FAULTS) && jn_http_guard(req, a->token, "admin.token", res))
+        return;
     switch (r) {
     case A_DASHBOARD:
         jn_http_respond(res, 200, (const char *)jn_dashboard_html, jn_dashboard_html_len);
@@ -158,9 +170,20 @@ static void handle(void *ud, const jn_http_request *req, jn_http_response *res) 
 
 jn_admin *jn_admin_start(uv_loop_t *loop, const jn_config *cfg, jn_script_host *scripts,
                          char **err) {
+    if (!jn_http_is_loopback(cfg->admin.listen.host) && !cfg->admin.token) {
+        *err = jn_errorf("admin: listening on %s:%d, beyond loopback, needs admin.token "
+                         "(JUNCTION_ADMIN_TOKEN or JUNCTION_ADMIN_TOKEN_FILE): anyone who can "
+                         "reach the port could reload scripts and inject faults",
+                         cfg->admin.listen.host, cfg->admin.listen.port);
+        return NULL;
+    }
     jn_admin *a = calloc(1, sizeof *a);
     if (!a) abort();
     a->scripts = scripts;
+    if (cfg->admin.token) {
+        a->token = strdup(cfg->admin.token);
+        if (!a->token) abort();
+    }
     a->started_ns = uv_hrtime();
     a->m_rss = jn_metrics_gauge("junction_process_resident_memory_bytes",
                                 "Resident memory of this process", "");
@@ -174,6 +197,7 @@ jn_admin *jn_admin_start(uv_loop_t *loop, const jn_config *cfg, jn_script_host *
     };
     a->http = jn_http_server_start(loop, &o, handle, a, err);
     if (!a->http) {
+        jn_secret_free(a->token);
         free(a);
         return NULL;
     }
@@ -204,6 +228,7 @@ typedef struct {
 
 static void on_stopped(void *arg) {
     stop_ctx *c = arg;
+    jn_secret_free(c->a->token);
     free(c->a);
     if (c->done) c->done(c->arg);
     free(c);

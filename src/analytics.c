@@ -30,7 +30,9 @@
 #include "log.h"
 #include "lua_alloc.h"
 #include "metrics.h"
+#include "http_auth.h"
 #include "router.h"
+#include "secret.h"
 #include "strmap.h"
 
 #define LOG "analytics"
@@ -75,8 +77,9 @@ struct jn_analytics {
                    * settings); holds nothing between requests */
     int fd;       /* analytics.file, or -1 */
     char *file;
-    char *token; /* analytics.token, or NULL */
-    jn_sb texts; /* every stored record's JSON text, back to back */
+    char *token;       /* analytics.token, or NULL */
+    char *admin_token; /* admin.token: DELETE and PUT faults ask for it; or NULL */
+    jn_sb texts;       /* every stored record's JSON text, back to back */
     span *recs;
     size_t nrecs, caprecs;
     jn_strmap *ids;  /* canonical JSON of a record id -> times received (uint64) */
@@ -445,29 +448,8 @@ static int inject_faults(jn_analytics *a, jn_http_response *res) {
     return 1;
 }
 
-/* Whether the request carries "Bearer <token>" (RFC 6750; the scheme is
- * case-insensitive). Compared in time independent of where the two differ. */
-static int authorized(const jn_analytics *a, const jn_http_request *req) {
-    if (!a->token) return 1;
-    const char *v = req->authorization;
-    if (!v) return 0;
-    while (*v == ' ' || *v == '\t')
-        v++;
-    if (strncasecmp(v, "bearer ", 7) != 0) return 0;
-    v += 7;
-    while (*v == ' ')
-        v++;
-    size_t n = strlen(v), want = strlen(a->token);
-    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-        n--;
-    unsigned diff = n != want;
-    for (size_t i = 0; i < want; i++)
-        diff |= (unsigned char)a->token[i] ^ (unsigned char)(i < n ? v[i] : 0);
-    return diff == 0;
-}
-
 static void handle_ingest(jn_analytics *a, const jn_http_request *req, jn_http_response *res) {
-    if (!authorized(a, req)) {
+    if (!jn_http_bearer_ok(req, a->token)) {
         a->n.unauthorized_batches++;
         jn_sb sb;
         jn_sb_init(&sb);
@@ -639,6 +621,13 @@ static void handle(void *ud, const jn_http_request *req, jn_http_response *res) 
                               "GET|PUT /analytics/faults");
         return;
     }
+    if (r == JN_ROUTE_BAD_METHOD && req->method == HTTP_OPTIONS) {
+        /* What the route allows, and no CORS header: a page elsewhere gets nothing. */
+        res->route = "options";
+        res->status = 204;
+        snprintf(res->headers, sizeof res->headers, "Allow: OPTIONS, %s\r\n", m.allow);
+        return;
+    }
     if (r == JN_ROUTE_BAD_METHOD) {
         res->route = "unknown";
         char msg[160];
@@ -649,6 +638,10 @@ static void handle(void *ud, const jn_http_request *req, jn_http_response *res) 
         return;
     }
     res->route = routes[r].pattern;
+    if (((r == R_RECORDS && req->method == HTTP_DELETE) ||
+         (r == R_FAULTS && req->method == HTTP_PUT)) &&
+        jn_http_guard(req, a->admin_token, "admin.token", res))
+        return;
     jn_sb sb;
     jn_sb_init(&sb);
     switch (r) {
@@ -720,11 +713,19 @@ static void free_all(jn_analytics *a) {
     if (a->L) jn_lua_alloc_close(a->L);
     if (a->fd >= 0) close(a->fd);
     free(a->file);
-    free(a->token);
+    jn_secret_free(a->token);
+    jn_secret_free(a->admin_token);
     free(a);
 }
 
 jn_analytics *jn_analytics_start(uv_loop_t *loop, const jn_config *cfg, char **err) {
+    if (!jn_http_is_loopback(cfg->analytics.listen.host) && !cfg->admin.token) {
+        *err = jn_errorf("analytics: listening on %s:%d, beyond loopback, needs admin.token "
+                         "(JUNCTION_ADMIN_TOKEN or JUNCTION_ADMIN_TOKEN_FILE) for DELETE "
+                         "/analytics/records and PUT /analytics/faults",
+                         cfg->analytics.listen.host, cfg->analytics.listen.port);
+        return NULL;
+    }
     jn_analytics *a = calloc(1, sizeof *a);
     if (!a) abort();
     a->fd = -1;
@@ -753,6 +754,10 @@ jn_analytics *jn_analytics_start(uv_loop_t *loop, const jn_config *cfg, char **e
     if (cfg->analytics.token && cfg->analytics.token[0]) {
         a->token = strdup(cfg->analytics.token);
         if (!a->token) abort();
+    }
+    if (cfg->admin.token) {
+        a->admin_token = strdup(cfg->admin.token);
+        if (!a->admin_token) abort();
     }
     if (cfg->analytics.file && cfg->analytics.file[0]) {
         a->file = strdup(cfg->analytics.file);

@@ -24,8 +24,22 @@
 #include "config_source.h"
 #include "lua_alloc.h"
 #include "script_strlib.h"
+#include "secret.h"
 
-typedef enum { T_STR, T_OPTSTR, T_INT, T_LONG, T_NUM, T_BOOL, T_ADDR, T_LEVEL, T_FORMAT } key_type;
+/* T_SECRET: a string kept out of messages, from the file (a string, or { env = NAME } or
+ * { file = PATH }) or from the entry's variable or <variable>_FILE (secret.h). */
+typedef enum {
+    T_STR,
+    T_OPTSTR,
+    T_SECRET,
+    T_INT,
+    T_LONG,
+    T_NUM,
+    T_BOOL,
+    T_ADDR,
+    T_LEVEL,
+    T_FORMAT
+} key_type;
 
 typedef struct {
     const char *key;
@@ -43,6 +57,7 @@ static const schema_entry schema[] = {
     {"log.level", T_LEVEL, OFF(log.level), "info", "JUNCTION_LOG_LEVEL", 0, 0, "debug, info, warn or error"},
     {"log.format", T_FORMAT, OFF(log.format), "text", "JUNCTION_LOG_FORMAT", 0, 0, "text or json (one object per line)"},
     {"admin.listen", T_ADDR, OFF(admin.listen), "127.0.0.1:8000", "JUNCTION_ADMIN_LISTEN", 0, 0, "admin HTTP address (/healthz, /metrics, /api/reload)"},
+    {"admin.token", T_SECRET, OFF(admin.token), "", "JUNCTION_ADMIN_TOKEN", 0, 0, "bearer token of every state-changing admin and analytics request (reload, faults, DELETE); required when a listener is not on loopback"},
     {"scripts.instruction_limit", T_LONG, OFF(scripts.instruction_limit), "200000000", "JUNCTION_SCRIPT_INSTRUCTION_LIMIT", 1000, 1e12, "Lua instructions one script call may run before it is stopped"},
     {"scripts.time_limit_ms", T_LONG, OFF(scripts.time_limit_ms), "1000", "JUNCTION_SCRIPT_TIME_LIMIT_MS", 1, 3600000, "milliseconds one script call may run before it is stopped (C functions included)"},
     {"scripts.memory_limit_mb", T_LONG, OFF(scripts.memory_limit_mb), "1024", "JUNCTION_SCRIPT_MEMORY_LIMIT_MB", 8, 1048576, "ceiling on the memory of the scripts' Lua state; an allocation past it fails the call"},
@@ -96,9 +111,13 @@ static const schema_entry schema[] = {
     {"kafka.message_timeout_ms", T_INT, OFF(kafka.message_timeout_ms), "120000", NULL, 0, 86400000, "how long librdkafka retries one message before reporting it failed (the record is then published again next cycle)"},
     {"redis.host", T_STR, OFF(redis.host), "127.0.0.1", "REDIS_HOST", 0, 0, "Redis host"},
     {"redis.port", T_INT, OFF(redis.port), "6379", "REDIS_PORT", 1, 65535, "Redis port"},
+    {"redis.username", T_OPTSTR, OFF(redis.username), "", "REDIS_USERNAME", 0, 0, "ACL user junction logs in as (empty: the default user)"},
+    {"redis.password", T_SECRET, OFF(redis.password), "", "REDIS_PASSWORD", 0, 0, "password of that user (requirepass without a username); empty: no AUTH"},
+    {"redis.db", T_INT, OFF(redis.db), "0", "REDIS_DB", 0, 1000000, "database number (SELECT)"},
+    {"redis.tls", T_BOOL, OFF(redis.tls), "false", "REDIS_TLS", 0, 0, "TLS to Redis: not in this build (hiredis 0.14); see the README for a TLS proxy"},
     {"analytics.listen", T_ADDR, OFF(analytics.listen), "127.0.0.1:8083", "JUNCTION_ANALYTICS_LISTEN", 0, 0, "address of `junction analytics`"},
     {"analytics.file", T_OPTSTR, OFF(analytics.file), "", "JUNCTION_ANALYTICS_FILE", 0, 0, "append received records to this JSON-lines file"},
-    {"analytics.token", T_OPTSTR, OFF(analytics.token), "", "JUNCTION_ANALYTICS_TOKEN", 0, 0, "bearer token POSTs must carry (Authorization: Bearer <token>); empty: none asked"},
+    {"analytics.token", T_SECRET, OFF(analytics.token), "", "JUNCTION_ANALYTICS_TOKEN", 0, 0, "bearer token POSTs must carry (Authorization: Bearer <token>); empty: none asked"},
     {"analytics.max_body_bytes", T_INT, OFF(analytics.max_body_bytes), "67108864", NULL, 1024, 1 << 30, "largest batch accepted"},
     {"consumer.group_id", T_STR, OFF(consumer.group_id), "junction-consumer", "JUNCTION_GROUP_ID", 0, 0, "Kafka consumer group"},
     {"consumer.customer_topic", T_STR, OFF(consumer.customer_topic), "customer_data", NULL, 0, 0, "topic of customers"},
@@ -115,6 +134,7 @@ static const schema_entry schema[] = {
     {"consumer.retry_base_ms", T_INT, OFF(consumer.retry_base_ms), "200", NULL, 1, 3600000, "ceiling of the first retry delay of a POST"},
     {"consumer.retry_max_ms", T_INT, OFF(consumer.retry_max_ms), "10000", NULL, 1, 3600000, "cap of the retry delay of a POST (retries never stop)"},
     {"consumer.dedupe_ttl_s", T_INT, OFF(consumer.dedupe_ttl_s), "86400", "JUNCTION_DEDUPE_TTL_S", 1, 315360000, "lifetime of processed:<sha256> marks in Redis"},
+    {"consumer.dedupe_layout", T_STR, OFF(consumer.dedupe_layout), "keys", "JUNCTION_DEDUPE_LAYOUT", 0, 0, "how marks are kept in Redis: \"keys\" (one per mark, the original system's) or \"buckets\" (a hash per ttl/2: far less Redis CPU; a mark lives ttl to 1.5 ttl)"},
     {"consumer.changelog", T_BOOL, OFF(consumer.changelog), "true", "JUNCTION_CHANGELOG", 0, 0, "restore the join state when partitions are assigned, so a product change reaches every customer after restarts and rebalances: from customer_topic itself when it is compacted, else from the compacted topic <group_id>-customers-changelog (one more Kafka write per new customer)"},
     {"consumer.hold_max", T_INT, OFF(consumer.hold_max), "10000", NULL, 0, 10000000, "customers held waiting for products they reference"},
     {"consumer.hold_ms", T_INT, OFF(consumer.hold_ms), "5000", NULL, 0, 86400000, "longest a customer is held before it is delivered with its missing product ids"},
@@ -128,6 +148,8 @@ static const char *type_expect(const schema_entry *e, char *buf, size_t n) {
         return "a non-empty string";
     case T_OPTSTR:
         return "a string (\"\" for none)";
+    case T_SECRET:
+        return "a string, { env = \"NAME\" } or { file = \"/path\" }";
     case T_INT:
     case T_LONG:
         snprintf(buf, n, "an integer from %.0f to %.0f", e->min, e->max);
@@ -165,6 +187,10 @@ static int set_from_string(jn_config *cfg, const schema_entry *e, const char *s)
     void *field = (char *)cfg + e->offset;
     char *end;
     switch (e->type) {
+    case T_SECRET:
+        jn_secret_free(*(char **)field);
+        *(char **)field = *s ? strdup(s) : NULL;
+        return 0;
     case T_STR:
     case T_OPTSTR:
         if (!*s && e->type == T_STR) return -1;
@@ -331,6 +357,51 @@ static const char *suggest(const char *key) {
     return best;
 }
 
+/* A secret key's value, at the top of the stack: never echoed in a message. */
+static int secret_from_lua(jn_config *cfg, const schema_entry *e, lua_State *L, jn_sb *err) {
+    char **field = (char **)((char *)cfg + e->offset);
+    char *v = NULL;
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        size_t len;
+        const char *s = lua_tolstring(L, -1, &len);
+        if (len && jn_secret_check(e->key, "the value in the config file", s, len, err) != 0)
+            return -1;
+        v = len ? strdup(s) : NULL;
+    } else if (lua_type(L, -1) == LUA_TTABLE) {
+        int ne = lua_getfield(L, -1, "env"), nf = lua_getfield(L, -2, "file");
+        const char *env = ne == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        const char *file = nf == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        int rc = 0;
+        if (!env == !file) {
+            jn_sb_printf(err,
+                         "config: %s takes { env = \"NAME\" } (an environment variable) or "
+                         "{ file = \"/path\" } (a file) holding the value",
+                         e->key);
+            rc = -1;
+        } else if (env) {
+            rc = jn_secret_from_env(e->key, env, &v, err);
+            if (rc == 0)
+                jn_sb_printf(err,
+                             "config: %s: the environment variable %s is not set, nor is "
+                             "%s_FILE (the path of a file holding the value); set one of them",
+                             e->key, env, env);
+            rc = rc == 1 ? 0 : -1;
+        } else {
+            rc = jn_secret_from_file(e->key, file, NULL, &v, err);
+        }
+        lua_pop(L, 2);
+        if (rc != 0) return -1;
+    } else {
+        char exp[96];
+        jn_sb_printf(err, "config: %s must be %s, got a %s", e->key,
+                     type_expect(e, exp, sizeof exp), luaL_typename(L, -1));
+        return -1;
+    }
+    jn_secret_free(*field);
+    *field = v;
+    return 0;
+}
+
 /* Walks the table at the top of the stack, checking every key against the schema. */
 static int walk(jn_config *cfg, lua_State *L, const char *prefix, jn_sb *err) {
     lua_pushnil(L);
@@ -347,6 +418,11 @@ static int walk(jn_config *cfg, lua_State *L, const char *prefix, jn_sb *err) {
         const schema_entry *e = find_entry(key);
         if (!strcmp(key, PIPELINES_KEY) || !strcmp(key, SOURCES_KEY)) {
             /* Read by finish(), once the consumer.* keys its defaults come from are final. */
+        } else if (e && e->type == T_SECRET) {
+            if (secret_from_lua(cfg, e, L, err) != 0) {
+                lua_pop(L, 2);
+                return -1;
+            }
         } else if (e) {
             if (set_from_lua(cfg, e, L) != 0) {
                 jn_config_describe_value(L, -1, val, sizeof val);
@@ -635,6 +711,17 @@ static void describe_failure(lua_State *L, const config_run *r, const char *path
 static int apply_environment(jn_config *cfg, jn_sb *e) {
     for (size_t i = 0; i < NSCHEMA; i++) {
         const schema_entry *s = &schema[i];
+        if (s->type == T_SECRET && s->env) {
+            char *v = NULL;
+            int rc = jn_secret_from_env(s->key, s->env, &v, e);
+            if (rc < 0) return -1;
+            if (rc == 1) {
+                char **field = (char **)((char *)cfg + s->offset);
+                jn_secret_free(*field);
+                *field = v;
+            }
+            continue;
+        }
         const char *v = s->env ? getenv(s->env) : NULL;
         if (!v) continue;
         if (set_from_string(cfg, s, v) != 0) {
@@ -724,6 +811,22 @@ int jn_config_load(jn_config *cfg, const char *path, char **err) {
         finish(cfg, NULL, &e);
     }
     if (e.len) goto fail;
+    if (strcmp(cfg->consumer.dedupe_layout, "keys") &&
+        strcmp(cfg->consumer.dedupe_layout, "buckets")) {
+        jn_sb_printf(&e,
+                     "config: consumer.dedupe_layout must be \"keys\" or \"buckets\", got \"%s\"",
+                     cfg->consumer.dedupe_layout);
+        goto fail;
+    }
+    if (cfg->redis.tls) {
+        /* The seam: redis.c connects with redisAsyncConnect; a hiredis with hiredis_ssl
+         * would wrap that connection (redisInitiateSSLWithContext) right after it. */
+        jn_sb_puts(&e, "config: redis.tls = true, but this build's hiredis (0.14, Debian 12's) "
+                       "cannot speak TLS; run a TLS proxy such as stunnel beside junction and "
+                       "point redis.host and redis.port at it, or build junction against "
+                       "hiredis 1.0 or later with hiredis_ssl");
+        goto fail;
+    }
     if (cfg->api.crm.listen.port == cfg->api.inventory.listen.port &&
         !strcmp(cfg->api.crm.listen.host, cfg->api.inventory.listen.host)) {
         jn_sb_printf(&e,
@@ -742,9 +845,12 @@ fail:
 
 void jn_config_free(jn_config *cfg) {
     for (size_t i = 0; i < NSCHEMA; i++)
-        if (schema[i].type == T_STR || schema[i].type == T_OPTSTR) {
+        if (schema[i].type == T_STR || schema[i].type == T_OPTSTR || schema[i].type == T_SECRET) {
             char **p = (char **)((char *)cfg + schema[i].offset);
-            free(*p);
+            if (schema[i].type == T_SECRET)
+                jn_secret_free(*p);
+            else
+                free(*p);
             *p = NULL;
         }
     free(cfg->path);

@@ -95,6 +95,7 @@ typedef struct {
     int dedupe; /* skip records whose content was processed before */
     int dedupe_ttl_s;
     char *dedupe_prefix; /* Redis key prefix of the marks ("processed:") */
+    int dedupe_buckets;  /* marks in time-bucketed hashes, not a key each (marks.c) */
     int max_pending;
     int hold_ms, hold_max;
     jn_input_config *streams;
@@ -113,6 +114,7 @@ typedef struct jn_config {
     } log;
     struct {
         jn_addr listen;
+        char *token; /* NULL: no token asked (loopback listeners only) */
     } admin;
     struct {
         long instruction_limit;
@@ -156,6 +158,10 @@ typedef struct jn_config {
     struct {
         char *host;
         int port;
+        char *username; /* NULL: the default user */
+        char *password; /* NULL: no AUTH */
+        int db;
+        int tls; /* refused at load: see config.c */
     } redis;
     struct {
         jn_addr listen;
@@ -176,6 +182,7 @@ typedef struct jn_config {
         int request_timeout_ms;
         int retry_base_ms, retry_max_ms;
         int dedupe_ttl_s;
+        char *dedupe_layout;
         int hold_max;
         int hold_ms;
         int changelog;

@@ -6,10 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "marks.h"
 
 #define CHECK_BATCH      500
 #define CHECKS_IN_FLIGHT 2
+/* After an error reply (a missing permission, a full Redis) the next try waits this
+ * long: answering the same refusal thousands of times a second helps nobody. A lost
+ * connection needs no wait of its own: jn_dedupe_resume runs once it is back. */
+#define RETRY_MS 1000
 
 typedef struct {
     void *item;
@@ -37,7 +42,7 @@ typedef struct batch {
 struct jn_dedupe {
     uv_loop_t *loop;
     jn_redis *redis;
-    int ttl_s;
+    jn_marks_layout layout;
     jn_dedupe_cbs cbs;
     void *ud;
     queue checks, marks;
@@ -52,12 +57,42 @@ struct jn_dedupe {
     int marking;                  /* mark batches at Redis (one at a time) */
     size_t in_flight;
     int closed;
-    uv_timer_t timer; /* sends a partial check batch on the next loop turn */
+    uv_timer_t timer; /* sends a partial check batch on the next loop turn, or retries */
     int timer_open;
+    uint64_t retry_at; /* loop time before which nothing is sent after an error reply */
+    char error[200];   /* why the last batch failed; "" once one succeeded */
 };
 
 static void flush_checks(jn_dedupe *d);
 static void flush_marks(jn_dedupe *d);
+static void on_timer(uv_timer_t *t);
+
+/* A batch failed: remember why, say so once, and hold further sends back a while when
+ * Redis itself refused (it is still connected). */
+static void failed(jn_dedupe *d, const char *err) {
+    int connected = jn_redis_connected(d->redis);
+    if (!d->error[0] && connected)
+        jn_log_warn("redis",
+                    "de-duplication refused: %s; the pipeline waits (nothing is skipped "
+                    "unchecked) and retries every %d ms",
+                    err, RETRY_MS);
+    snprintf(d->error, sizeof d->error, "%s", err);
+    if (connected) {
+        d->retry_at = uv_now(d->loop) + RETRY_MS;
+        uv_timer_start(&d->timer, on_timer, RETRY_MS, 0);
+    }
+}
+
+static void succeeded(jn_dedupe *d) {
+    if (!d->error[0]) return;
+    jn_log_info("redis", "de-duplication works again");
+    d->error[0] = '\0';
+}
+
+/* Whether an error reply holds sends back now. */
+static int waiting(const jn_dedupe *d) {
+    return d->retry_at && uv_now(d->loop) < d->retry_at;
+}
 
 static void push(queue *q, void *item, const char *key) {
     if (q->len == q->cap) {
@@ -165,7 +200,7 @@ static void drain_checks(jn_dedupe *d) {
     flush_checks(d);
 }
 
-static void on_checked(void *arg, int err, const unsigned char *found, size_t n) {
+static void on_checked(void *arg, const char *err, const unsigned char *found, size_t n) {
     batch *b = arg;
     jn_dedupe *d = b->d;
     d->checking--;
@@ -176,12 +211,14 @@ static void on_checked(void *arg, int err, const unsigned char *found, size_t n)
         return;
     }
     b->done = 1;
-    b->err = err;
+    b->err = err != NULL;
     if (err) {
+        failed(d, err);
         /* Unknown answers: nothing may pass unchecked. They wait for Redis, and so do
          * the batches sent after them, whatever their answer. */
         if (!d->fail_seq || b->seq < d->fail_seq) d->fail_seq = b->seq;
     } else {
+        succeeded(d);
         b->found = malloc(n ? n : 1);
         if (!b->found) abort();
         memcpy(b->found, found, n);
@@ -191,7 +228,7 @@ static void on_checked(void *arg, int err, const unsigned char *found, size_t n)
 
 static void flush_checks(jn_dedupe *d) {
     while (!d->closed && !d->fail_seq && d->checking < CHECKS_IN_FLIGHT && queued(&d->checks) &&
-           jn_redis_connected(d->redis)) {
+           jn_redis_connected(d->redis) && !waiting(d)) {
         batch *b = take(d, &d->checks, CHECK_BATCH);
         b->seq = ++d->sent_seq;
         b->done = b->err = 0;
@@ -207,16 +244,16 @@ static void flush_checks(jn_dedupe *d) {
         for (size_t i = 0; i < b->n; i++)
             keys[i] = b->v[i].key;
         d->checking++;
-        int rc = jn_marks_exists(d->redis, keys, b->n, on_checked, b);
+        int rc = jn_marks_exists(d->redis, &d->layout, keys, b->n, on_checked, b);
         free(keys);
         if (rc != 0) {
-            on_checked(b, 1, NULL, b->n);
+            on_checked(b, "the connection to Redis was lost", NULL, b->n);
             return;
         }
     }
 }
 
-static void on_marked(void *arg, int err) {
+static void on_marked(void *arg, const char *err) {
     batch *b = arg;
     jn_dedupe *d = b->d;
     d->marking = 0;
@@ -226,6 +263,7 @@ static void on_marked(void *arg, int err) {
         return;
     }
     if (err) {
+        failed(d, err);
         /* Delivered but not marked: the items stay until the mark is written. */
         put_back(&d->marks, b, 0);
         d->in_flight -= b->n;
@@ -233,6 +271,7 @@ static void on_marked(void *arg, int err) {
         free(b);
         return;
     }
+    succeeded(d);
     for (size_t i = 0; i < b->n && !d->closed; i++)
         d->cbs.on_marked(d->ud, b->v[i].item);
     batch_free(b);
@@ -244,16 +283,18 @@ static void on_marked(void *arg, int err) {
 }
 
 static void flush_marks(jn_dedupe *d) {
-    if (d->closed || d->marking || !queued(&d->marks) || !jn_redis_connected(d->redis)) return;
+    if (d->closed || d->marking || !queued(&d->marks) || !jn_redis_connected(d->redis) ||
+        waiting(d))
+        return;
     batch *b = take(d, &d->marks, queued(&d->marks));
     const char **keys = malloc(b->n * sizeof *keys);
     if (!keys) abort();
     for (size_t i = 0; i < b->n; i++)
         keys[i] = b->v[i].key;
     d->marking = 1;
-    int rc = jn_marks_set(d->redis, keys, b->n, d->ttl_s, on_marked, b);
+    int rc = jn_marks_set(d->redis, &d->layout, keys, b->n, on_marked, b);
     free(keys);
-    if (rc != 0) on_marked(b, 1);
+    if (rc != 0) on_marked(b, "the connection to Redis was lost");
 }
 
 static void on_timer(uv_timer_t *t) {
@@ -262,13 +303,13 @@ static void on_timer(uv_timer_t *t) {
     flush_marks(d);
 }
 
-jn_dedupe *jn_dedupe_new(uv_loop_t *loop, jn_redis *redis, int ttl_s, const jn_dedupe_cbs *cbs,
-                         void *ud) {
+jn_dedupe *jn_dedupe_new(uv_loop_t *loop, jn_redis *redis, const jn_marks_layout *layout,
+                         const jn_dedupe_cbs *cbs, void *ud) {
     jn_dedupe *d = calloc(1, sizeof *d);
     if (!d) abort();
     d->loop = loop;
     d->redis = redis;
-    d->ttl_s = ttl_s;
+    d->layout = *layout;
     d->cbs = *cbs;
     d->ud = ud;
     uv_timer_init(loop, &d->timer);
@@ -299,6 +340,10 @@ void jn_dedupe_mark(jn_dedupe *d, void *item, const char *key) {
 void jn_dedupe_resume(jn_dedupe *d) {
     flush_marks(d);
     flush_checks(d);
+}
+
+const char *jn_dedupe_error(const jn_dedupe *d) {
+    return d->error[0] ? d->error : NULL;
 }
 
 size_t jn_dedupe_pending(const jn_dedupe *d) {

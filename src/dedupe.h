@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "marks.h"
 #include "redis.h"
 
 typedef struct jn_dedupe jn_dedupe;
@@ -28,14 +29,18 @@ typedef struct {
     void (*on_marked)(void *ud, void *item);
 } jn_dedupe_cbs;
 
-jn_dedupe *jn_dedupe_new(uv_loop_t *loop, jn_redis *redis, int ttl_s, const jn_dedupe_cbs *cbs,
-                         void *ud);
+/* Marks are kept as layout says (marks.h). */
+jn_dedupe *jn_dedupe_new(uv_loop_t *loop, jn_redis *redis, const jn_marks_layout *layout,
+                         const jn_dedupe_cbs *cbs, void *ud);
 /* Queues item for a check of key (kept by pointer: it must live until on_checked). */
 void jn_dedupe_check(jn_dedupe *d, void *item, const char *key);
 /* Queues item for a mark of key (kept by pointer until on_marked). */
 void jn_dedupe_mark(jn_dedupe *d, void *item, const char *key);
 /* Redis came back: send what waits. */
 void jn_dedupe_resume(jn_dedupe *d);
+/* Why the last check or mark failed (Redis refused it, or was unreachable), or NULL once
+ * one succeeded: while it is set the owner should not take more work in. */
+const char *jn_dedupe_error(const jn_dedupe *d);
 /* Items waiting for a check or a mark, or with one in flight. */
 size_t jn_dedupe_pending(const jn_dedupe *d);
 /* Drops every queued item without a report (the owner frees them) and stops reporting

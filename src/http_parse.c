@@ -6,6 +6,9 @@
 #include <strings.h>
 #include <string.h>
 
+/* The headers whose values are kept. */
+enum { H_NONE, H_INM, H_CT, H_EXPECT, H_IDEM, H_AUTH, H_ORIGIN, H_HOST };
+
 static jn_http_reader *reader_of(http_parser *p) {
     return p->data;
 }
@@ -20,8 +23,8 @@ static int on_message_begin(http_parser *p) {
     jn_http_reader *r = reader_of(p);
     r->url.len = 0;
     r->body.len = 0;
-    r->has_inm = r->has_ct = r->has_idem = r->has_auth = 0;
-    r->collecting = 0;
+    r->has_inm = r->has_ct = r->has_idem = r->has_auth = r->has_origin = r->has_host = 0;
+    r->collecting = H_NONE;
     r->expect_continue = 0;
     r->in_message = 1;
     return 0;
@@ -38,7 +41,7 @@ static int on_url(http_parser *p, const char *at, size_t len) {
 static int on_header_field(http_parser *p, const char *at, size_t len) {
     jn_http_reader *r = reader_of(p);
     /* A new field name starts after a value; a continuation extends the same name. */
-    if (r->collecting >= 0) {
+    if (r->collecting != -1) {
         r->field.len = 0;
         r->collecting = -1;
     }
@@ -58,40 +61,61 @@ static void append_capped(char *dst, size_t cap, const char *at, size_t len) {
     dst[cur + len] = '\0';
 }
 
+/* Where a kept header's value goes: its buffer, and the flag saying it was present. */
+static char *slot(jn_http_reader *r, int h, size_t *cap, int **has) {
+    switch (h) {
+    case H_INM:
+        *cap = sizeof r->if_none_match, *has = &r->has_inm;
+        return r->if_none_match;
+    case H_CT:
+        *cap = sizeof r->content_type, *has = &r->has_ct;
+        return r->content_type;
+    case H_IDEM:
+        *cap = sizeof r->idempotency_key, *has = &r->has_idem;
+        return r->idempotency_key;
+    case H_AUTH:
+        *cap = sizeof r->authorization, *has = &r->has_auth;
+        return r->authorization;
+    case H_ORIGIN:
+        *cap = sizeof r->origin, *has = &r->has_origin;
+        return r->origin;
+    case H_HOST:
+        *cap = sizeof r->host, *has = &r->has_host;
+        return r->host;
+    default:
+        return NULL;
+    }
+}
+
+static int header_of(const char *f) {
+    static const struct {
+        const char *name;
+        int h;
+    } kept[] = {{"if-none-match", H_INM},  {"content-type", H_CT},
+                {"expect", H_EXPECT},      {"idempotency-key", H_IDEM},
+                {"authorization", H_AUTH}, {"origin", H_ORIGIN},
+                {"host", H_HOST}};
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
+        if (!strcasecmp(f, kept[i].name)) return kept[i].h;
+    return H_NONE;
+}
+
 static int on_header_value(http_parser *p, const char *at, size_t len) {
     jn_http_reader *r = reader_of(p);
+    size_t cap;
+    int *has;
     if (r->collecting == -1) {
-        const char *f = r->field.data ? r->field.data : "";
-        r->collecting = 0;
-        if (!strcasecmp(f, "if-none-match")) {
-            r->collecting = 1;
-            r->has_inm = 1;
-            r->if_none_match[0] = '\0';
-        } else if (!strcasecmp(f, "content-type")) {
-            r->collecting = 2;
-            r->has_ct = 1;
-            r->content_type[0] = '\0';
-        } else if (!strcasecmp(f, "expect")) {
-            r->collecting = 3;
-        } else if (!strcasecmp(f, "idempotency-key")) {
-            r->collecting = 4;
-            r->has_idem = 1;
-            r->idempotency_key[0] = '\0';
-        } else if (!strcasecmp(f, "authorization")) {
-            r->collecting = 5;
-            r->has_auth = 1;
-            r->authorization[0] = '\0';
+        r->collecting = header_of(r->field.data ? r->field.data : "");
+        char *buf = slot(r, r->collecting, &cap, &has);
+        if (buf) {
+            *has = 1;
+            buf[0] = '\0';
         }
     }
-    if (r->collecting == 1)
-        append_capped(r->if_none_match, sizeof r->if_none_match, at, len);
-    else if (r->collecting == 2)
-        append_capped(r->content_type, sizeof r->content_type, at, len);
-    else if (r->collecting == 4)
-        append_capped(r->idempotency_key, sizeof r->idempotency_key, at, len);
-    else if (r->collecting == 5)
-        append_capped(r->authorization, sizeof r->authorization, at, len);
-    else if (r->collecting == 3 && len >= 12 && !strncasecmp(at, "100-continue", 12))
+    char *buf = slot(r, r->collecting, &cap, &has);
+    if (buf)
+        append_capped(buf, cap, at, len);
+    else if (r->collecting == H_EXPECT && len >= 12 && !strncasecmp(at, "100-continue", 12))
         r->expect_continue = 1;
     return 0;
 }
@@ -138,6 +162,8 @@ static int on_message_complete(http_parser *p) {
     req.content_type = r->has_ct ? r->content_type : NULL;
     req.idempotency_key = r->has_idem ? r->idempotency_key : NULL;
     req.authorization = r->has_auth ? r->authorization : NULL;
+    req.origin = r->has_origin ? r->origin : NULL;
+    req.host = r->has_host ? r->host : NULL;
     req.keep_alive = http_should_keep_alive(p);
     r->in_message = 0;
     r->on_request(r, &req);

@@ -22,6 +22,8 @@ typedef struct {
     const char *content_type;    /* or NULL */
     const char *idempotency_key; /* or NULL; at most 255 bytes are kept */
     const char *authorization;   /* or NULL; at most 511 bytes are kept */
+    const char *origin;          /* or NULL; at most 255 bytes are kept */
+    const char *host;            /* or NULL; at most 255 bytes are kept */
     int keep_alive;
 } jn_http_request;
 
@@ -36,9 +38,10 @@ struct jn_http_reader {
     char content_type[128];
     char idempotency_key[256];
     char authorization[512];
-    int has_inm, has_ct, has_idem, has_auth;
-    /* which header value is being read: 0 none, 1 INM, 2 CT, 3 Expect, 4 Idempotency-Key,
-     * 5 Authorization */
+    char origin[256];
+    char host[256];
+    int has_inm, has_ct, has_idem, has_auth, has_origin, has_host;
+    /* which header value is being read (http_parse.c's enum), -1 while reading a name */
     int collecting;
     int expect_continue;
     int in_message;

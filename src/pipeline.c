@@ -162,7 +162,7 @@ struct jn_pipeline {
     int handles, stop_stage;
     void (*done)(void *);
     void *done_arg;
-    char not_ready[200];
+    char not_ready[320];
     jn_metric *m_consumed[JN_TRANSFORM_MAX_SINKS * 2], *m_duplicates, *m_merged, *m_delivered,
         *m_dead, *m_commit, *m_waiting, *m_pending, *m_errors, *m_hold_expired, *m_restored;
 };
@@ -551,7 +551,9 @@ static int loading(const jn_pipeline *p) {
 static void update_flow(jn_pipeline *p) {
     if (!p->group || p->stopping) return;
     long high = p->pc->max_pending;
-    int pause = p->dedupe && !p->redis_up;
+    /* Redis refusing the checks (a missing permission) pauses intake as its absence does:
+     * what is read meanwhile could not be checked anyway. */
+    int pause = p->dedupe && (!p->redis_up || jn_dedupe_error(p->dedupe));
     int hold =
         !pause && (loading(p) || p->pending >= high || (p->holding && p->pending >= high * 3 / 4));
     if (pause != p->paused) {
@@ -1261,9 +1263,18 @@ jn_pipeline *jn_pipeline_start(uv_loop_t *loop, jn_script_host *scripts, const j
     p->producer = jn_kafka_producer_new(loop, &po, on_produced, p, err);
     if (!p->producer) return NULL;
     if (pc->dedupe) {
-        p->redis = jn_redis_new(loop, cfg->redis.host, cfg->redis.port, on_redis_state, p);
+        jn_redis_opts ro = {.host = cfg->redis.host,
+                            .port = cfg->redis.port,
+                            .username = cfg->redis.username,
+                            .password = cfg->redis.password,
+                            .db = cfg->redis.db};
+        p->redis = jn_redis_new(loop, &ro, on_redis_state, p);
         static const jn_dedupe_cbs dcbs = {.on_checked = on_checked, .on_marked = on_marked};
-        p->dedupe = jn_dedupe_new(loop, p->redis, pc->dedupe_ttl_s, &dcbs, p);
+        jn_marks_layout layout = {.kind = pc->dedupe_buckets ? JN_MARKS_LAYOUT_BUCKETS
+                                                             : JN_MARKS_LAYOUT_KEYS,
+                                  .ttl_s = pc->dedupe_ttl_s,
+                                  .prefix_len = strlen(pc->dedupe_prefix)};
+        p->dedupe = jn_dedupe_new(loop, p->redis, &layout, &dcbs, p);
     }
     if (start_sinks(p, err) != 0) return NULL;
 
@@ -1474,9 +1485,9 @@ void jn_pipeline_status_json(jn_pipeline *p, jn_sb *out) {
                  consumed, jn_metric_value(p->m_duplicates), jn_metric_value(p->m_merged),
                  jn_metric_value(p->m_delivered), jn_metric_value(p->m_dead),
                  jn_metric_value(p->m_restored), p->pending, jn_settle_waiting(&p->settle),
-                 p->redis_up || !p->dedupe ? "true" : "false", p->paused ? "true" : "false",
-                 p->tables_loaded ? "true" : "false", p->restoring ? "true" : "false", batches,
-                 retries);
+                 !p->dedupe || (p->redis_up && !jn_dedupe_error(p->dedupe)) ? "true" : "false",
+                 p->paused ? "true" : "false", p->tables_loaded ? "true" : "false",
+                 p->restoring ? "true" : "false", batches, retries);
     int first = 1;
     for (partition *x = p->parts; x; x = x->next) {
         if (!x->assigned) continue;
@@ -1491,7 +1502,17 @@ void jn_pipeline_status_json(jn_pipeline *p, jn_sb *out) {
 
 const char *jn_pipeline_not_ready(const jn_pipeline *p) {
     const char *why = loading_reason(p);
-    if (!why && p->dedupe && !p->redis_up) why = "Redis unreachable";
+    char refused[240];
+    if (!why && p->dedupe && !p->redis_up) {
+        snprintf(refused, sizeof refused, "Redis unreachable (%s)",
+                 jn_redis_down_reason(p->redis) ? jn_redis_down_reason(p->redis) : "connecting");
+        why = refused;
+    }
+    if (!why && p->dedupe && jn_dedupe_error(p->dedupe)) {
+        snprintf(refused, sizeof refused, "Redis refuses de-duplication (%s)",
+                 jn_dedupe_error(p->dedupe));
+        why = refused;
+    }
     if (!why) return NULL;
     jn_pipeline *w = (jn_pipeline *)p;
     snprintf(w->not_ready, sizeof w->not_ready, "pipeline %s: %s", p->pc->name, why);

@@ -43,6 +43,7 @@
 #pragma GCC diagnostic pop
 
 #include "log.h"
+#include "resp.h"
 
 #define LOG_NAME "redis"
 /* Reconnect delays: a restarted Redis is back within a fraction of a second, a longer
@@ -58,15 +59,29 @@
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
+/* What a new connection says before it is used: AUTH when there is a password, SELECT
+ * when the database is not 0, and PING without a password (a server that wants one
+ * answers it NOAUTH). The connection is reported up only once every answer is right. */
+typedef struct {
+    jn_redis_call call;
+    int left;
+    char why[256]; /* the first refusal */
+} hello;
+
 struct jn_redis {
     uv_loop_t *loop;
     char *host;
     int port;
+    char *username, *password;
+    int db;
+    hello hello;
+    int ready;     /* the hello was answered: callers' commands may be sent */
+    char why[300]; /* why the client is down, "" while it is up */
     jn_redis_state_cb state_cb;
     void *ud;
     /* The context while it is ours to use; NULL once hiredis frees it (or is about to). */
     redisAsyncContext *ac;
-    int connected;   /* ac's connect succeeded and commands may be sent */
+    int connected;   /* ac's connect succeeded: the hello may be sent */
     int reported_up; /* state_cb(ud, 1) was the last report */
     int down_logged; /* the current outage was logged; further failures go to debug */
     /* One timer, by state: without ac the reconnect backoff, while connecting the connect
@@ -96,6 +111,9 @@ static void maybe_finish(jn_redis *r) {
     void (*done)(void *) = r->done;
     void *arg = r->done_arg;
     free(r->host);
+    free(r->username);
+    if (r->password) explicit_bzero(r->password, strlen(r->password));
+    free(r->password);
     free(r);
     if (done) done(arg);
 }
@@ -174,13 +192,18 @@ static void ev_cleanup(void *privdata) {
 
 /* ---- replies ------------------------------------------------------------------------- */
 
-/* Every SET of a mark is answered "+OK", for which hiredis would allocate a reply object
- * and a copy of the string, only to free both once the callback returns. One shared,
- * read-only reply serves them all instead; every other reply is built (and freed) by
- * hiredis' own functions. hiredis creates and frees replies only through the reader's
- * function table, so the shared one is never freed. */
+/* Every SET of a mark is answered "+OK", the elements of an MGET of marks are mostly nil
+ * and those of an SMISMEMBER 0 or 1;
+ * for each hiredis would allocate a reply object (and a copy of the string) only to free
+ * it once the callback returns. Shared, read-only replies serve them all instead; every
+ * other reply is built (and freed) by hiredis' own functions. hiredis creates and frees
+ * replies only through the reader's function table, and free_object takes the shared
+ * nils out of an array before hiredis frees it, so a shared reply is never freed. */
 static char ok_str[] = "OK";
 static redisReply shared_ok = {.type = REDIS_REPLY_STATUS, .str = ok_str, .len = 2};
+static redisReply shared_nil = {.type = REDIS_REPLY_NIL};
+static redisReply shared_int[2] = {{.type = REDIS_REPLY_INTEGER, .integer = 0},
+                                   {.type = REDIS_REPLY_INTEGER, .integer = 1}};
 static const redisReplyObjectFunctions *hiredis_fns; /* the same for every reader */
 static redisReplyObjectFunctions reply_fns;
 
@@ -190,15 +213,51 @@ static void *create_string(const redisReadTask *task, char *str, size_t len) {
     return hiredis_fns->createString(task, str, len);
 }
 
-static void free_object(void *reply) {
-    if (reply != &shared_ok) hiredis_fns->freeObject(reply);
+/* 0 and 1 in an array: SMISMEMBER's answers. */
+static void *create_integer(const redisReadTask *task, long long value) {
+    if (!task->parent || (value != 0 && value != 1)) return hiredis_fns->createInteger(task, value);
+    redisReply *parent = task->parent->obj;
+    parent->element[task->idx] = &shared_int[value];
+    return &shared_int[value];
 }
 
-static void use_shared_ok(redisContext *c) {
+static int shared(const redisReply *r) {
+    return r == &shared_ok || r == &shared_nil || r == &shared_int[0] || r == &shared_int[1];
+}
+
+static void *create_nil(const redisReadTask *task) {
+    if (task->parent) {
+        redisReply *parent = task->parent->obj;
+        parent->element[task->idx] = &shared_nil;
+    }
+    return &shared_nil;
+}
+
+/* hiredis frees an array's elements with its own freeReplyObject, at every depth. */
+static void unshare(redisReply *r) {
+    if (r->type != REDIS_REPLY_ARRAY || !r->element) return;
+    for (size_t i = 0; i < r->elements; i++) {
+        if (shared(r->element[i]))
+            r->element[i] = NULL;
+        else if (r->element[i])
+            unshare(r->element[i]);
+    }
+}
+
+static void free_object(void *reply) {
+    redisReply *r = reply;
+    if (shared(r)) return;
+    unshare(r);
+    hiredis_fns->freeObject(reply);
+}
+
+static void use_shared_replies(redisContext *c) {
     if (!hiredis_fns) {
         hiredis_fns = c->reader->fn;
         reply_fns = *hiredis_fns;
         reply_fns.createString = create_string;
+        reply_fns.createNil = create_nil;
+        reply_fns.createInteger = create_integer;
         reply_fns.freeObject = free_object;
     }
     c->reader->fn = &reply_fns;
@@ -216,6 +275,8 @@ static void schedule_reconnect(jn_redis *r) {
 static void connection_lost(jn_redis *r, const char *why) {
     r->ac = NULL;
     r->connected = 0;
+    r->ready = 0;
+    snprintf(r->why, sizeof r->why, "%s", why);
     if (r->closing) return;
     if (!r->down_logged) {
         jn_log_warn(LOG_NAME, "%s:%d unavailable: %s", r->host, r->port, why);
@@ -235,9 +296,12 @@ static void drop(jn_redis *r, const char *why) {
     redisAsyncContext *ac = r->ac;
     r->ac = NULL;
     r->connected = 0; /* callbacks run by the free see a client that is down */
+    r->ready = 0;
     redisAsyncFree(ac);
     connection_lost(r, why);
 }
+
+static void send_hello(jn_redis *r);
 
 static void on_connect(const redisAsyncContext *ac, int status) {
     jn_redis *r = ac->data;
@@ -247,15 +311,9 @@ static void on_connect(const redisAsyncContext *ac, int status) {
     }
     uv_timer_stop(&r->timer); /* the connect timeout */
     r->connected = 1;
-    r->backoff_ms = BACKOFF_MIN_MS;
-    r->down_logged = 0;
-    jn_log_info(LOG_NAME, "connected to %s:%d", r->host, r->port);
-    r->reported_up = 1;
-    if (r->state_cb) {
-        r->in_connect_cb = 1;
-        r->state_cb(r->ud, 1);
-        r->in_connect_cb = 0;
-    }
+    r->in_connect_cb = 1;
+    send_hello(r);
+    r->in_connect_cb = 0;
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status) {
@@ -306,7 +364,7 @@ static void start_connect(jn_redis *r) {
     ac->ev.addWrite = ev_add_write;
     ac->ev.delWrite = ev_del_write;
     ac->ev.cleanup = ev_cleanup;
-    use_shared_ok(&ac->c);
+    use_shared_replies(&ac->c);
     r->polls_open++;
     ac->data = r;
     r->ac = ac;
@@ -316,18 +374,22 @@ static void start_connect(jn_redis *r) {
     uv_timer_start(&r->timer, on_timer, CONNECT_TIMEOUT_MS, 0);
 }
 
-jn_redis *jn_redis_new(uv_loop_t *loop, const char *host, int port, jn_redis_state_cb cb,
-                       void *ud) {
+jn_redis *jn_redis_new(uv_loop_t *loop, const jn_redis_opts *o, jn_redis_state_cb cb, void *ud) {
     jn_redis *r = calloc(1, sizeof *r);
     if (!r) return NULL;
-    r->host = strdup(host);
+    r->host = strdup(o->host);
+    r->username = o->username && *o->username ? strdup(o->username) : NULL;
+    r->password = o->password && *o->password ? strdup(o->password) : NULL;
     if (!r->host || uv_timer_init(loop, &r->timer) != 0) {
         free(r->host);
+        free(r->username);
+        free(r->password);
         free(r);
         return NULL;
     }
     r->loop = loop;
-    r->port = port;
+    r->port = o->port;
+    r->db = o->db;
     r->state_cb = cb;
     r->ud = ud;
     r->timer.data = r;
@@ -338,7 +400,12 @@ jn_redis *jn_redis_new(uv_loop_t *loop, const char *host, int port, jn_redis_sta
 }
 
 int jn_redis_connected(const jn_redis *r) {
-    return r->connected;
+    return r->ready;
+}
+
+const char *jn_redis_down_reason(const jn_redis *r) {
+    if (r->ready) return NULL;
+    return r->why[0] ? r->why : "connecting";
 }
 
 long jn_redis_inflight(const jn_redis *r) {
@@ -374,7 +441,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
 }
 
 int jn_redis_send(jn_redis *r, jn_redis_call *call, const char *cmd, size_t len) {
-    if (!r->connected || r->closing || !r->ac) return -1;
+    if (!r->ready || r->closing || !r->ac) return -1;
     call->r = r;
     if (redisAsyncFormattedCommand(r->ac, on_reply, call, cmd, len) != REDIS_OK) return -1;
     sent(r);
@@ -420,6 +487,88 @@ size_t jn_redis_reply_count(const jn_redis_reply *reply) {
 
 const jn_redis_reply *jn_redis_reply_at(const jn_redis_reply *reply, size_t i) {
     return (const jn_redis_reply *)rep(reply)->element[i];
+}
+
+/* ---- the hello -------------------------------------------------------------------------- */
+
+static void hello_ok(jn_redis *r) {
+    r->ready = 1;
+    r->why[0] = '\0';
+    r->backoff_ms = BACKOFF_MIN_MS;
+    r->down_logged = 0;
+    jn_log_info(LOG_NAME, "connected to %s:%d%s%s", r->host, r->port, r->username ? " as " : "",
+                r->username ? r->username : "");
+    r->reported_up = 1;
+    if (r->state_cb) r->state_cb(r->ud, 1);
+}
+
+/* What to do about a refusal, for the log line. */
+static const char *hello_hint(const jn_redis *r, const char *reply) {
+    if (!strncmp(reply, "NOAUTH", 6))
+        return "Redis asks for a password: set redis.password (REDIS_PASSWORD or "
+               "REDIS_PASSWORD_FILE), and redis.username for an ACL user";
+    if (!strncmp(reply, "WRONGPASS", 9) || !strncmp(reply, "ERR invalid password", 20) ||
+        !strncmp(reply, "ERR AUTH", 8))
+        return r->username ? "check redis.username and redis.password (REDIS_USERNAME, "
+                             "REDIS_PASSWORD)"
+                           : "check redis.password (REDIS_PASSWORD), and set redis.username "
+                             "(REDIS_USERNAME) for an ACL user";
+    if (!strncmp(reply, "NOPERM", 6))
+        return "the user may not run this command; grant it in the user's ACL";
+    if (strstr(reply, "DB index"))
+        return "check redis.db (REDIS_DB) against the server's databases setting";
+    return "check the redis.* settings";
+}
+
+static void on_hello_reply(jn_redis_call *call, const jn_redis_reply *reply) {
+    hello *h = container_of(call, hello, call);
+    jn_redis *r = container_of(h, jn_redis, hello);
+    if (reply && jn_redis_reply_kind(reply) == JN_REDIS_ERROR && !h->why[0]) {
+        const char *text = jn_redis_reply_str(reply, NULL);
+        snprintf(h->why, sizeof h->why, "refused junction's login (%s); %s", text,
+                 hello_hint(r, text));
+    }
+    if (--h->left > 0 || !reply) return; /* a lost connection is handled as such */
+    if (r->closing) return;
+    if (h->why[0]) {
+        /* Retried with the reconnect backoff: a password may be fixed on the server. */
+        drop(r, h->why);
+        return;
+    }
+    hello_ok(r);
+}
+
+/* A refused queueing means hiredis is tearing the connection down: its callbacks say so. */
+static void send_argv(jn_redis *r, int argc, const char *const *argv) {
+    size_t len = jn_resp_head_size((size_t)argc, argv[0]);
+    for (int i = 1; i < argc; i++)
+        len += jn_resp_bulk_size(strlen(argv[i]));
+    char *cmd = malloc(len);
+    if (!cmd) abort();
+    char *p = jn_resp_put_head(cmd, (size_t)argc, argv[0]);
+    for (int i = 1; i < argc; i++)
+        p = jn_resp_put_bulk(p, argv[i], strlen(argv[i]));
+    int rc = redisAsyncFormattedCommand(r->ac, on_reply, &r->hello.call, cmd, len);
+    explicit_bzero(cmd, len); /* it may hold the password */
+    free(cmd);
+    if (rc != REDIS_OK) return;
+    sent(r);
+    r->hello.left++;
+}
+
+static void send_hello(jn_redis *r) {
+    r->hello.call.cb = on_hello_reply;
+    r->hello.call.r = r;
+    r->hello.left = 0;
+    r->hello.why[0] = '\0';
+    char db[16];
+    snprintf(db, sizeof db, "%d", r->db);
+    if (r->password && r->username)
+        send_argv(r, 3, (const char *[]){"AUTH", r->username, r->password});
+    else if (r->password)
+        send_argv(r, 2, (const char *[]){"AUTH", r->password});
+    if (r->db) send_argv(r, 2, (const char *[]){"SELECT", db});
+    if (!r->password) send_argv(r, 1, (const char *[]){"PING"});
 }
 
 void jn_redis_close(jn_redis *r, void (*done)(void *), void *arg) {

@@ -34,8 +34,23 @@ struct jn_redis_call {
     jn_redis *r;          /* set by jn_redis_send */
 };
 
-jn_redis *jn_redis_new(uv_loop_t *loop, const char *host, int port, jn_redis_state_cb cb, void *ud);
+typedef struct {
+    const char *host;
+    int port;
+    const char *username; /* NULL or "": the default user */
+    const char *password; /* NULL or "": no AUTH */
+    int db;
+} jn_redis_opts;
+
+/* Connects (and logs in) in the background; the state callback reports the connection
+ * up once the server accepted the login. A refused login is logged once with what to
+ * check and retried with the reconnect backoff. */
+jn_redis *jn_redis_new(uv_loop_t *loop, const jn_redis_opts *o, jn_redis_state_cb cb, void *ud);
+/* Logged in: commands may be sent. */
 int jn_redis_connected(const jn_redis *r);
+/* Why the client is not up (the last connect or login failure, or "connecting"); NULL
+ * while it is. */
+const char *jn_redis_down_reason(const jn_redis *r);
 /* Queues one command, written in RESP (resp.h), for the next write; cmd is copied.
  * Returns 0, or -1 when not connected (call->cb is not called). */
 int jn_redis_send(jn_redis *r, jn_redis_call *call, const char *cmd, size_t len);

@@ -41,8 +41,11 @@ struct jn_transform {
     int ctx_ref;
     int ctx_input; /* what ctx.input and ctx.partition hold now (-1: nil) */
     int64_t ctx_partition;
-    /* The hook call in progress: whether it held its record, and for how long. */
+    /* The hook call in progress: whether it held its record, and for how long; and its
+     * record's JSON as received, for ctx.json(). */
     int in_call, held;
+    const char *cur_json;
+    size_t cur_len;
     long hold_ms, default_hold_ms;
     jn_sb text; /* the checked output's JSON, ids and keys */
     out_rec *recs;
@@ -202,6 +205,21 @@ static int l_ctx_hold(lua_State *L) {
     return 1;
 }
 
+/* ctx.json(): the JSON text of the record of this call, as it came (a string), or nil
+ * outside a stream or table hook. A script that keeps records around keeps this text
+ * rather than the decoded table: a fraction of the memory, and nothing for the
+ * collector to walk (scripts/merge.lua does so for its customers). Made only when asked
+ * for, so hooks that do not use it pay nothing. */
+static int l_ctx_json(lua_State *L) {
+    jn_transform *t = lua_touserdata(L, lua_upvalueindex(1));
+    if (!t->cur_json) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_pushlstring(L, t->cur_json, t->cur_len);
+    return 1;
+}
+
 static char **dup_names(const char *const *names, int n) {
     char **v = calloc((size_t)n + 1, sizeof *v);
     if (!v) abort();
@@ -259,6 +277,9 @@ jn_transform *jn_transform_new(jn_script_host *h, const jn_transform_opts *o, ch
     lua_pushlightuserdata(L, t);
     lua_pushcclosure(L, l_ctx_hold, 1);
     lua_setfield(L, -2, "hold");
+    lua_pushlightuserdata(L, t);
+    lua_pushcclosure(L, l_ctx_json, 1);
+    lua_setfield(L, -2, "json");
     t->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
     char name[160];
@@ -530,9 +551,12 @@ int jn_transform_call(jn_transform *t, const jn_transform_call_info *info, const
     push_ctx(t, L, info);
     t->in_call = 1;
     t->held = 0;
+    t->cur_json = json;
+    t->cur_len = len;
     char *err = NULL;
     int rc = jn_script_pcall(t->script, 2, 1, &err);
     t->in_call = 0;
+    t->cur_json = NULL;
 
     if (rc != 0) {
         lua_settop(L, top);
@@ -593,7 +617,10 @@ int jn_transform_restore(jn_transform *t, const jn_transform_call_info *info, co
     }
     push_ctx(t, L, info);
     char *err = NULL;
+    t->cur_json = json;
+    t->cur_len = len;
     int rc = jn_script_pcall(t->script, 2, 0, &err);
+    t->cur_json = NULL;
     lua_settop(L, top);
     if (rc != 0) {
         char prefix[120];

@@ -16,8 +16,8 @@
  * `records` is nil, an array of records (each goes to every sink), or a table whose
  * string keys name sinks, each with an array of records for that sink alone (both may be
  * mixed). ctx carries now (seconds), input, partition (streams), pipeline, hold_ms,
- * hold_max and hold([ms]), which holds the call's record back until a
- * later record with the same id answers it, at most ms.
+ * hold_max, hold([ms]), which holds the call's record back until a later record with the
+ * same id answers it, at most ms, and json(), the record's JSON text as received.
  *
  * A call's output is checked whole before any record leaves: a result that is not a
  * table, a record that is not an object or cannot be encoded, or a sink that does not

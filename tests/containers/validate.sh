@@ -28,6 +28,8 @@ DCLINT_OLD_NODE_VERSION=2.2.2
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root" || exit 1
 export JUNCTION_BIN=${JUNCTION_BIN:-$root/build/junction}
+# compose.yaml requires an admin token from the environment, as a real deployment does.
+export JUNCTION_ADMIN_TOKEN=${JUNCTION_ADMIN_TOKEN:-validate-only-admin-token}
 cache=$root/.cache/containers
 py=/usr/bin/python3 # Debian's: python3-yaml and venv, whatever python3 is first on PATH
 mkdir -p "$cache"

@@ -50,9 +50,10 @@ function lua(v) {
 }
 
 describe("admin dashboard", { timeout: 240_000 }, () => {
-  let tmp, profile, proc, logPath, admin, context, page;
+  let tmp, profile, proc, logPath, admin, context, page, ADMIN_TOKEN;
 
   before(async () => {
+    ADMIN_TOKEN = "adm-" + Math.random().toString(16).slice(2);
     execFileSync(join(ROOT, "tools", "services"), ["up"], { stdio: ["ignore", "ignore", "inherit"] });
     // Every customer is delivered anew: no de-duplication keys left by an earlier run.
     execFileSync("redis-cli", ["-h", "127.0.0.1", "-p", "6379", "FLUSHALL"]);
@@ -62,7 +63,7 @@ describe("admin dashboard", { timeout: 240_000 }, () => {
     const [adm, crm, inv, ana] = [await freePort(), await freePort(), await freePort(), await freePort()];
     admin = `http://127.0.0.1:${adm}`;
     const cfg = {
-      admin: { listen: `127.0.0.1:${adm}` },
+      admin: { listen: `127.0.0.1:${adm}`, token: ADMIN_TOKEN },
       analytics: { listen: `127.0.0.1:${ana}` },
       api: { crm: { listen: `127.0.0.1:${crm}` }, inventory: { listen: `127.0.0.1:${inv}` } },
       producer: {
@@ -161,7 +162,12 @@ describe("admin dashboard", { timeout: 240_000 }, () => {
     assert.equal(await page.locator("#conn").textContent(), "live");
   });
 
-  it("lists the scripts and reloads them with the button", async () => {
+  it("lists the scripts and reloads them with the button, asking for the admin token once", async () => {
+    // admin.token is set: the first reload is refused, the page asks, keeps the token for
+    // the tab and does not ask again.
+    let dialogs = 0;
+    page.on("dialog", d => { dialogs++; d.accept(ADMIN_TOKEN); });
+    assert.equal((await fetch(admin + "/api/reload", { method: "POST" })).status, 401);
     const before = Object.fromEntries(
       (await (await fetch(admin + "/api/status")).json()).scripts.map(s => [s.name, s.version]));
     assert.ok(Object.keys(before).includes("default"), JSON.stringify(before)); // the default pipeline's transform
@@ -179,6 +185,13 @@ describe("admin dashboard", { timeout: 240_000 }, () => {
       assert.equal(s.version, before[s.name] + 1, s.name);
       assert.equal(s.history[0].reason, "POST /api/reload");
     }
+    assert.equal(dialogs, 1);
+    await page.click("#reload");
+    await waitFor("the second reload", async () =>
+      /^reloaded 5 scripts/.test(await page.locator("#reload-result.ok").textContent()) &&
+      (await (await fetch(admin + "/api/status")).json()).scripts[0].version ===
+        before[after[0].name] + 2, 10_000);
+    assert.equal(dialogs, 1);
     // The next samples keep the table in step: the history shows the reload.
     await waitFor("the reload in the history column", async () =>
       /POST \/api\/reload/.test(await page.locator('#scripts tr[data-script="default"]').textContent()), 5_000);

@@ -131,11 +131,12 @@ def test_1000_customers_and_10_products_give_1000_merged_records(pipeline):
     assert c.metric("junction_consumer_delivered_total") == 1000
 
 
-def test_duplicates_are_skipped_through_redis(pipeline):
+@pytest.mark.parametrize("layout", ["keys", "buckets"])
+def test_duplicates_are_skipped_through_redis(pipeline, layout):
     p = pipeline
     p.start_api(count=200)
     p.start_analytics()
-    c = p.consumer()
+    c = p.consumer({"consumer": {"dedupe_layout": layout}})
     # publish_all republishes every record every cycle, as the original did.
     p.start_producer(producer={"publish_all": True})
     assert wait_until(lambda: stats(p.analytics)["distinct_ids"] >= 200, 60), c.logs()[-3000:]
@@ -143,9 +144,15 @@ def test_duplicates_are_skipped_through_redis(pipeline):
         c.logs()[-3000:]
     st = stats(p.analytics)
     assert st["distinct_ids"] == 200 and st["repeated_ids"] == 0
-    assert int(redis_cli("DBSIZE")) >= 200
-    ttl = int(redis_cli("TTL", redis_cli("--scan", "--pattern", "processed:*").split()[0]))
-    assert 0 < ttl <= 86400
+    if layout == "keys":  # a key per mark, as the original system kept them
+        assert int(redis_cli("DBSIZE")) >= 200
+        ttl = int(redis_cli("TTL", redis_cli("--scan", "--pattern", "processed:*").split()[0]))
+        assert 0 < ttl <= 86400
+    else:  # a set per half day, 16-byte members, expiring a day after the bucket ends
+        buckets = redis_cli("--scan", "--pattern", "processed:b:*").split()
+        assert 1 <= len(buckets) <= 2 and redis_cli("--scan", "--pattern", "processed:[0-9a-f][0-9a-f]*") == ""
+        assert sum(int(redis_cli("SCARD", b)) for b in buckets) == 200
+        assert 86400 <= int(redis_cli("TTL", buckets[0])) <= 86400 * 3 // 2
 
 
 def test_product_change_re_emits_its_customers(pipeline):

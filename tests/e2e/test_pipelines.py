@@ -8,6 +8,8 @@ import subprocess
 import time
 import uuid
 
+import pytest
+
 from conftest import BINARY, ROOT, free_port, request
 from test_consumer import BROKER, redis_cli, services, stats, wait_until  # noqa: F401
 from test_consumer import services_up  # noqa: F401  (module fixture: Kafka and Redis up)
@@ -255,3 +257,74 @@ def test_a_sink_that_is_down_pauses_only_its_pipeline(make_junction):
     assert stats(live)["distinct_ids"] == n and stats(late)["distinct_ids"] == n
     assert read_topic(topics["dead"]) == []
     assert c.proc.poll() is None
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A redis-server of the test's own, with a password for the default user and an ACL
+    user that may only check and mark keys under processed:*."""
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cli = ["redis-cli", "-h", "127.0.0.1", "-p", str(port)]
+    assert wait_until(lambda: subprocess.run(cli + ["PING"], capture_output=True,
+                                             text=True).stdout.strip() == "PONG", 10)
+    subprocess.run(cli + ["ACL", "SETUSER", "marker", "on", ">m4rker-pass", "resetkeys",
+                          "~processed:*", "-@all", "+exists", "+mget", "+set"], check=True,
+                   capture_output=True)
+    subprocess.run(cli + ["CONFIG", "SET", "requirepass", "d3fault-pass"], check=True,
+                   capture_output=True)
+    yield port, cli + ["--no-auth-warning", "-a", "d3fault-pass"]
+    proc.kill()
+    proc.wait()
+
+
+def orders_pipeline(tag, analytics, topics, redis):
+    return {"kafka": {"brokers": BROKER}, "redis": redis, "pipelines": [{
+        "name": "orders", "group_id": "orders-" + tag,
+        "transform": os.path.join(ROOT, "tests", "e2e", "passthrough.lua"),
+        "dead_letter_topic": topics["dead"], "dedupe": {"prefix": f"processed:{tag}:"},
+        "streams": {"orders": topics["orders"]},
+        "sinks": {"analytics": {"type": "http", "url": analytics.analytics + "/analytics"}}}]}
+
+
+def test_redis_with_an_acl_user_and_a_password_from_a_file(make_junction, private_redis,
+                                                           tmp_path):
+    port, cli = private_redis
+    tag = uuid.uuid4().hex[:8]
+    topics = {"orders": f"orders_{tag}", "dead": f"dead_letter_{tag}"}
+    analytics = make_junction(command="analytics")
+    produce(topics["orders"], [{"id": f"o-{i}"} for i in range(50)])
+    secret = tmp_path / "redis_password"
+    secret.write_text("m4rker-pass\n")
+    c = make_junction(orders_pipeline(tag, analytics, topics, {"port": port}), command="consume",
+                      env={"REDIS_USERNAME": "marker", "REDIS_PASSWORD_FILE": str(secret)})
+    assert wait_until(lambda: stats(analytics)["distinct_ids"] >= 50 and
+                      c.metric("junction_consumer_pending_messages") == 0, 60), c.logs()[-3000:]
+    keys = subprocess.run(cli + ["KEYS", f"processed:{tag}:*"], capture_output=True,
+                          text=True).stdout.split()
+    assert len(keys) == 50
+    assert "connected to 127.0.0.1:%d as marker" % port in c.logs()
+    assert "m4rker-pass" not in c.logs()
+
+
+def test_a_wrong_redis_password_is_one_clear_line_and_nothing_passes(make_junction,
+                                                                     private_redis):
+    port, cli = private_redis
+    tag = uuid.uuid4().hex[:8]
+    topics = {"orders": f"orders_{tag}", "dead": f"dead_letter_{tag}"}
+    analytics = make_junction(command="analytics")
+    produce(topics["orders"], [{"id": f"o-{i}"} for i in range(20)])
+    c = make_junction(orders_pipeline(tag, analytics, topics, {
+        "port": port, "username": "marker", "password": {"env": "ORDERS_REDIS_PASSWORD"}}),
+        command="consume", env={"ORDERS_REDIS_PASSWORD": "not-the-pass"})
+    time.sleep(4)
+    r = request(c.admin + "/readyz")
+    assert r.status == 503 and b"refused junction's login (WRONGPASS" in r.body, r.body
+    logs = c.logs()
+    assert logs.count("refused junction's login (WRONGPASS") == 1, logs[-3000:]
+    assert "check redis.username and redis.password" in logs
+    assert "not-the-pass" not in logs
+    assert stats(analytics)["records"] == 0
+    assert read_topic(topics["dead"]) == []

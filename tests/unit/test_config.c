@@ -1471,9 +1471,87 @@ static void test_help_config_lists_sources(void **state) {
     assert_null(strstr(out, SECRET));
 }
 
+/* Secret keys of the schema (redis.password, analytics.token): a string, { env }, { file },
+ * the entry's variable or <variable>_FILE; never echoed. */
+static void test_schema_secrets_from_file_env_and_variable(void **state) {
+    (void)state;
+    jn_config cfg;
+    char *err = NULL;
+    char *file = write_temp(SECRET "\n");
+    char text[512];
+    snprintf(text, sizeof text,
+             "return { redis = { username = 'marker', password = { file = '%s' }, db = 2 } }",
+             file);
+    assert_int_equal(load_text(text, &cfg, &err), 0);
+    assert_string_equal(cfg.redis.username, "marker");
+    assert_string_equal(cfg.redis.password, SECRET);
+    assert_int_equal(cfg.redis.db, 2);
+    jn_config_free(&cfg);
+
+    setenv("JN_TEST_REDIS_PASS", SECRET, 1);
+    assert_int_equal(
+        load_text("return { redis = { password = { env = 'JN_TEST_REDIS_PASS' } } }", &cfg, &err),
+        0);
+    assert_string_equal(cfg.redis.password, SECRET);
+    jn_config_free(&cfg);
+    unsetenv("JN_TEST_REDIS_PASS");
+
+    setenv("REDIS_PASSWORD_FILE", file, 1);
+    assert_int_equal(jn_config_load(&cfg, NULL, &err), 0);
+    assert_string_equal(cfg.redis.password, SECRET);
+    jn_config_free(&cfg);
+    unsetenv("REDIS_PASSWORD_FILE");
+    setenv("JUNCTION_ANALYTICS_TOKEN", SECRET, 1);
+    assert_int_equal(jn_config_load(&cfg, NULL, &err), 0);
+    assert_string_equal(cfg.analytics.token, SECRET);
+    assert_null(cfg.redis.password);
+    jn_config_free(&cfg);
+    unsetenv("JUNCTION_ANALYTICS_TOKEN");
+
+    /* Errors name the key and the source, never the value. */
+    FILE *fp = fopen(file, "w");
+    fclose(fp); /* now empty */
+    setenv("REDIS_PASSWORD_FILE", file, 1);
+    assert_int_equal(jn_config_load(&cfg, NULL, &err), -1);
+    assert_contains(err, "redis.password");
+    assert_contains(err, file);
+    assert_contains(err, "is empty");
+    free(err);
+    unsetenv("REDIS_PASSWORD_FILE");
+    err = load_error("return { redis = { password = { env = 'JN_TEST_UNSET_VAR' } } }");
+    assert_contains(err, "JN_TEST_UNSET_VAR is not set, nor is JN_TEST_UNSET_VAR_FILE");
+    free(err);
+    err = load_error("return { redis = { password = { env = 'A', file = 'B' } } }");
+    assert_contains(err, "redis.password takes { env");
+    free(err);
+    err = load_error("return { redis = { password = 12 } }");
+    assert_contains(err, "redis.password must be a string, { env");
+    assert_null(strstr(err, "12"));
+    free(err);
+    err = load_error("return { redis = { password = '" SECRET "\\n" SECRET "' } }");
+    assert_contains(err, "holds more than one line");
+    assert_null(strstr(err, SECRET));
+    free(err);
+    unlink(file);
+    free(file);
+}
+
+static void test_redis_tls_is_refused_with_the_way_around(void **state) {
+    (void)state;
+    char *err = load_error("return { redis = { tls = true } }");
+    assert_contains(err, "redis.tls");
+    assert_contains(err, "cannot speak TLS");
+    assert_contains(err, "TLS proxy");
+    free(err);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema_secrets_from_file_env_and_variable, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_redis_tls_is_refused_with_the_way_around, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_example_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_values_applied, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_type_names_key_value_expectation, setup, teardown),

@@ -1,7 +1,9 @@
 /* De-duplication (dedupe.c) over the real Redis glue against a private redis-server
  * (redis_server.h): checks answered in order across batches, marks written with their
  * TTL and seen by later checks, nothing answered while Redis is down (checks and marks
- * wait and go out once it is back), and freeing with work queued or in flight. */
+ * wait and go out once it is back), a Redis that refuses the commands (a missing ACL
+ * permission: nothing answered, the reason kept, retried until granted), and freeing
+ * with work queued or in flight. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,11 +11,16 @@
 #include <cmocka.h>
 
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "dedupe.h"
 #include "redis_server.h"
 
 #define N 1200 /* more than two check batches */
+
+/* Every test runs in both layouts of the marks (main runs the group twice). */
+static jn_marks_layout_kind LAYOUT;
 
 typedef struct {
     uv_loop_t loop;
@@ -75,9 +82,11 @@ static int setup(void **state) {
     assert_non_null(mkdtemp(f->dir));
     f->port = free_port();
     f->pid = server_start(f->dir, f->port);
-    f->r = jn_redis_new(&f->loop, "127.0.0.1", f->port, on_state, f);
+    f->r =
+        jn_redis_new(&f->loop, &(jn_redis_opts){.host = "127.0.0.1", .port = f->port}, on_state, f);
     static const jn_dedupe_cbs cbs = {.on_checked = on_checked, .on_marked = on_marked};
-    f->d = jn_dedupe_new(&f->loop, f->r, 60, &cbs, f);
+    jn_marks_layout layout = {.kind = LAYOUT, .ttl_s = 60, .prefix_len = strlen("processed:test:")};
+    f->d = jn_dedupe_new(&f->loop, f->r, &layout, &cbs, f);
     for (int i = 0; i < N; i++) {
         snprintf(f->keys[i], sizeof f->keys[i], "processed:test:%d", i);
         f->item[i] = i;
@@ -118,6 +127,40 @@ static void check_all(fx *f) {
         jn_dedupe_check(f->d, &f->item[i], f->keys[i]);
 }
 
+/* Whether keys[i] is marked, read from Redis directly in the layout under test; and the
+ * TTL of the key holding it (-2 when there is none). */
+static int marked_in_redis(fx *f, int i, long long *ttl) {
+    redisContext *c = sync_connect(f->port);
+    assert_non_null(c);
+    redisReply *rep;
+    int found = 0;
+    *ttl = -2;
+    if (LAYOUT == JN_MARKS_LAYOUT_KEYS) {
+        rep = redisCommand(c, "EXISTS %s", f->keys[i]);
+        found = rep->integer == 1;
+        freeReplyObject(rep);
+        rep = redisCommand(c, "TTL %s", f->keys[i]);
+        *ttl = rep->integer;
+        freeReplyObject(rep);
+    } else {
+        /* ttl 60: buckets of 30 s, the mark is in the current one or the one before */
+        long long now = (long long)time(NULL);
+        for (long long b = now / 30; b >= now / 30 - 1 && !found; b--) {
+            const char *field = f->keys[i] + strlen("processed:test:");
+            rep = redisCommand(c, "SISMEMBER processed:test:b:%lld %s", b, field);
+            found = rep->integer == 1;
+            freeReplyObject(rep);
+            if (found) {
+                rep = redisCommand(c, "TTL processed:test:b:%lld", b);
+                *ttl = rep->integer;
+                freeReplyObject(rep);
+            }
+        }
+    }
+    redisFree(c);
+    return found;
+}
+
 static void test_checks_in_order_then_marks_are_seen(void **state) {
     fx *f = *state;
     check_all(f);
@@ -129,16 +172,14 @@ static void test_checks_in_order_then_marks_are_seen(void **state) {
     for (int i = 0; i < N; i += 2)
         jn_dedupe_mark(f->d, &f->item[i], f->keys[i]);
     RUN_UNTIL(f, f->marked == N / 2);
-    redisContext *c = sync_connect(f->port);
-    assert_non_null(c);
-    redisReply *rep = redisCommand(c, "TTL %s", f->keys[0]);
-    assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
-    assert_true(rep->integer > 0 && rep->integer <= 60);
-    freeReplyObject(rep);
-    rep = redisCommand(c, "EXISTS %s", f->keys[1]);
-    assert_int_equal(rep->integer, 0);
-    freeReplyObject(rep);
-    redisFree(c);
+    long long ttl;
+    assert_true(marked_in_redis(f, 0, &ttl));
+    /* keys: the TTL; buckets: ttl after the bucket (30 s) ends, so at least ttl */
+    if (LAYOUT == JN_MARKS_LAYOUT_KEYS)
+        assert_true(ttl > 0 && ttl <= 60);
+    else
+        assert_true(ttl >= 60 && ttl <= 90);
+    assert_false(marked_in_redis(f, 1, &ttl));
     check_all(f);
     RUN_UNTIL(f, f->checked == N);
     assert_true(f->order_ok);
@@ -173,11 +214,8 @@ static void test_nothing_is_answered_while_redis_is_down(void **state) {
     f->pid = server_start(f->dir, f->port);
     RUN_UNTIL(f, f->checked == N && f->marked == 10);
     assert_true(f->order_ok);
-    redisContext *c = sync_connect(f->port);
-    redisReply *rep = redisCommand(c, "EXISTS %s", f->keys[9]);
-    assert_int_equal(rep->integer, 1);
-    freeReplyObject(rep);
-    redisFree(c);
+    long long ttl;
+    assert_true(marked_in_redis(f, 9, &ttl));
 }
 
 static void test_free_with_work_queued_and_in_flight(void **state) {
@@ -195,6 +233,56 @@ static void test_free_with_work_queued_and_in_flight(void **state) {
     assert_int_equal(f->marked, 0);
 }
 
+/* Runs one command on a connection of its own (the default user's). */
+static void admin(fx *f, const char *cmd) {
+    redisContext *c = sync_connect(f->port);
+    assert_non_null(c);
+    redisReply *rep = redisCommand(c, cmd);
+    assert_non_null(rep);
+    assert_int_not_equal(rep->type, REDIS_REPLY_ERROR);
+    freeReplyObject(rep);
+    redisFree(c);
+}
+
+static void run_for(fx *f, int ms) {
+    uv_update_time(&f->loop);
+    uint64_t until = uv_now(&f->loop) + (uint64_t)ms;
+    while (uv_now(&f->loop) < until)
+        uv_run(&f->loop, UV_RUN_ONCE);
+}
+
+static void test_refused_commands_wait_until_permitted(void **state) {
+    fx *f = *state;
+    /* ACL changes apply to connections already open, the client's included. */
+    admin(f, "ACL SETUSER default -exists -smismember");
+    check_all(f);
+    run_for(f, 1500);
+    assert_int_equal(f->checked, 0);
+    assert_non_null(jn_dedupe_error(f->d));
+    assert_non_null(strstr(jn_dedupe_error(f->d), LAYOUT == JN_MARKS_LAYOUT_KEYS
+                                                      ? "EXISTS: NOPERM"
+                                                      : "SMISMEMBER: NOPERM"));
+    assert_int_equal(jn_dedupe_pending(f->d), N);
+    admin(f, "ACL SETUSER default +exists +smismember");
+    RUN_UNTIL(f, f->checked == N);
+    assert_true(f->order_ok);
+    assert_int_equal(f->seen, 0);
+    assert_null(jn_dedupe_error(f->d));
+
+    admin(f, "ACL SETUSER default -set -sadd");
+    for (int i = 0; i < N; i++)
+        jn_dedupe_mark(f->d, &f->item[i], f->keys[i]);
+    run_for(f, 1500);
+    assert_int_equal(f->marked, 0);
+    assert_non_null(strstr(jn_dedupe_error(f->d), "marking: NOPERM"));
+    admin(f, "ACL SETUSER default +set +sadd");
+    RUN_UNTIL(f, f->marked == N);
+    assert_null(jn_dedupe_error(f->d));
+    check_all(f);
+    RUN_UNTIL(f, f->checked == N);
+    assert_int_equal(f->seen, N);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
@@ -203,6 +291,11 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_nothing_is_answered_while_redis_is_down, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_free_with_work_queued_and_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_commands_wait_until_permitted, setup,
+                                        teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    LAYOUT = JN_MARKS_LAYOUT_KEYS;
+    int failed = cmocka_run_group_tests_name("keys", tests, NULL, NULL);
+    LAYOUT = JN_MARKS_LAYOUT_BUCKETS;
+    return failed + cmocka_run_group_tests_name("buckets", tests, NULL, NULL);
 }

@@ -30,8 +30,10 @@
 #include "redis.h"
 #include "resp.h"
 
-#define NKEYS    1000
-#define NUNKNOWN 10
+/* The original system's layout: a key per mark. */
+#define LAYOUT(ttl) (&(jn_marks_layout){.kind = JN_MARKS_LAYOUT_KEYS, .ttl_s = (ttl)})
+#define NKEYS       1000
+#define NUNKNOWN    10
 
 #include "redis_server.h"
 
@@ -56,12 +58,14 @@ typedef struct {
     size_t n;
     unsigned char found[NKEYS + NUNKNOWN];
     int close_in_cb; /* the callback closes the client */
+    char why[200];
 } exists_res;
 
 typedef struct {
     fx *f;
     int called, err;
     int close_in_cb;
+    char why[200];
 } mark_res;
 
 static void on_done(void *arg) {
@@ -81,19 +85,21 @@ static void on_state(void *ud, int connected) {
     }
 }
 
-static void on_exists(void *arg, int err, const unsigned char *found, size_t n) {
+static void on_exists(void *arg, const char *err, const unsigned char *found, size_t n) {
     exists_res *e = arg;
     e->called++;
-    e->err = err;
+    e->err = err != NULL;
+    snprintf(e->why, sizeof e->why, "%s", err ? err : "");
     e->n = n;
     if (n) memcpy(e->found, found, n);
     if (e->close_in_cb) jn_redis_close(e->f->r, on_done, e->f);
 }
 
-static void on_mark(void *arg, int err) {
+static void on_mark(void *arg, const char *err) {
     mark_res *m = arg;
     m->called++;
-    m->err = err;
+    m->err = err != NULL;
+    snprintf(m->why, sizeof m->why, "%s", err ? err : "");
     if (m->close_in_cb) jn_redis_close(m->f->r, on_done, m->f);
 }
 
@@ -153,7 +159,8 @@ static int teardown(void **state) {
 /* Starts the server and a connected client. */
 static void connect_up(fx *f) {
     f->pid = server_start(f->dir, f->port);
-    f->r = jn_redis_new(&f->loop, "127.0.0.1", f->port, on_state, f);
+    f->r =
+        jn_redis_new(&f->loop, &(jn_redis_opts){.host = "127.0.0.1", .port = f->port}, on_state, f);
     assert_non_null(f->r);
     assert_true(RUN_UNTIL(f, f->ups == 1, 3000));
     assert_true(jn_redis_connected(f->r));
@@ -176,11 +183,11 @@ static long command_calls(int port, const char *cmd) {
 /* mark then exists round trip: every marked key found, the unknown ones not. */
 static void mark_and_check(fx *f, int first, int n) {
     mark_res m = {.f = f};
-    assert_int_equal(jn_marks_set(f->r, f->kp + first, n, 60, on_mark, &m), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), f->kp + first, n, on_mark, &m), 0);
     assert_true(RUN_UNTIL(f, m.called, 3000));
     assert_int_equal(m.err, 0);
     exists_res e = {.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp, NKEYS + NUNKNOWN, on_exists, &e), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, NKEYS + NUNKNOWN, on_exists, &e), 0);
     assert_true(RUN_UNTIL(f, e.called, 3000));
     assert_int_equal(e.err, 0);
     for (int i = first; i < first + n; i++)
@@ -262,7 +269,7 @@ static void test_mark_then_exists(void **state) {
     connect_up(f);
 
     mark_res m = {.f = f};
-    assert_int_equal(jn_marks_set(f->r, f->kp, NKEYS, 60, on_mark, &m), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), f->kp, NKEYS, on_mark, &m), 0);
     assert_int_equal(jn_redis_inflight(f->r), NKEYS);
     assert_true(RUN_UNTIL(f, m.called, 3000));
     assert_int_equal(m.called, 1);
@@ -270,7 +277,7 @@ static void test_mark_then_exists(void **state) {
     assert_int_equal(jn_redis_inflight(f->r), 0);
 
     exists_res e = {.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp, NKEYS + NUNKNOWN, on_exists, &e), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, NKEYS + NUNKNOWN, on_exists, &e), 0);
     assert_int_equal(jn_redis_inflight(f->r), 1);
     assert_true(RUN_UNTIL(f, e.called, 3000));
     assert_int_equal(e.called, 1);
@@ -313,36 +320,172 @@ static void test_empty_batches_and_error_replies(void **state) {
 
     /* Nothing to ask: answered at once, nothing sent. */
     exists_res e = {.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp, 0, on_exists, &e), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, 0, on_exists, &e), 0);
     assert_int_equal(e.called, 1);
     assert_int_equal(e.err, 0);
     assert_int_equal(e.n, 0);
     mark_res m = {.f = f};
-    assert_int_equal(jn_marks_set(f->r, f->kp, 0, 60, on_mark, &m), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), f->kp, 0, on_mark, &m), 0);
     assert_int_equal(m.called, 1);
     assert_int_equal(m.err, 0);
     assert_int_equal(jn_redis_inflight(f->r), 0);
 
     /* An error reply (EX 0 is invalid) fails the batch, and the connection stays. */
     m = (mark_res){.f = f};
-    assert_int_equal(jn_marks_set(f->r, f->kp, 3, 0, on_mark, &m), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(0), f->kp, 3, on_mark, &m), 0);
     assert_true(RUN_UNTIL(f, m.called, 3000));
     assert_int_equal(m.called, 1);
     assert_int_not_equal(m.err, 0);
+    assert_non_null(strstr(m.why, "marking: ERR invalid expire time"));
     assert_true(jn_redis_connected(f->r));
     assert_int_equal(f->downs, 0);
 
     /* Keys with spaces and binary-unfriendly characters go as they are (argv). */
     const char *odd[] = {"a key with spaces", "quote\"d", "nl\r\nx"};
     m = (mark_res){.f = f};
-    assert_int_equal(jn_marks_set(f->r, odd, 3, 60, on_mark, &m), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), odd, 3, on_mark, &m), 0);
     assert_true(RUN_UNTIL(f, m.called, 3000));
     assert_int_equal(m.err, 0);
     e = (exists_res){.f = f};
-    assert_int_equal(jn_marks_exists(f->r, odd, 3, on_exists, &e), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), odd, 3, on_exists, &e), 0);
     assert_true(RUN_UNTIL(f, e.called, 3000));
     assert_int_equal(e.err, 0);
     assert_memory_equal(e.found, "\1\1\1", 3);
+}
+
+/* Runs cmd on a connection of its own, logged in as the default user with pass (or
+ * none); asserts it was not refused and returns its integer (0 for other replies). */
+static long long admin(fx *f, const char *pass, const char *cmd) {
+    redisContext *c = sync_connect(f->port);
+    assert_non_null(c);
+    redisReply *rep;
+    if (pass) {
+        rep = redisCommand(c, "AUTH %s", pass);
+        assert_int_equal(rep->type, REDIS_REPLY_STATUS);
+        freeReplyObject(rep);
+    }
+    rep = redisCommand(c, cmd);
+    assert_non_null(rep);
+    if (rep->type == REDIS_REPLY_ERROR) fail_msg("%s: %s", cmd, rep->str);
+    long long v = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
+    freeReplyObject(rep);
+    redisFree(c);
+    return v;
+}
+
+/* A new client with o, run until it is up or 1.5 s passed; returns whether it came up,
+ * and closes it. */
+static int comes_up(fx *f, jn_redis_opts o, void (*with)(fx *)) {
+    o.host = "127.0.0.1";
+    o.port = f->port;
+    f->ups = f->closed = 0;
+    f->r = jn_redis_new(&f->loop, &o, on_state, f);
+    int up = RUN_UNTIL(f, f->ups == 1, 1500);
+    if (up) assert_true(jn_redis_connected(f->r));
+    if (up && with) with(f);
+    jn_redis_close(f->r, on_done, f);
+    assert_true(RUN_UNTIL(f, f->closed, 3000));
+    return up;
+}
+
+static void marks_under_the_prefix_only(fx *f) {
+    const char *ok[] = {"processed:a", "processed:b"}, *other[] = {"elsewhere:a"};
+    mark_res m = {.f = f};
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), ok, 2, on_mark, &m), 0);
+    assert_true(RUN_UNTIL(f, m.called, 3000));
+    assert_int_equal(m.err, 0);
+    exists_res e = {.f = f};
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), ok, 2, on_exists, &e), 0);
+    assert_true(RUN_UNTIL(f, e.called, 3000));
+    assert_int_equal(e.err, 0);
+    assert_memory_equal(e.found, "\1\1", 2);
+    m = (mark_res){.f = f};
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), other, 1, on_mark, &m), 0);
+    assert_true(RUN_UNTIL(f, m.called, 3000));
+    assert_non_null(strstr(m.why, "marking: NOPERM"));
+    assert_true(jn_redis_connected(f->r)); /* refused, not disconnected */
+}
+
+static void marks_one(fx *f) {
+    const char *k[] = {"processed:in-db-3"};
+    mark_res m = {.f = f};
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), k, 1, on_mark, &m), 0);
+    assert_true(RUN_UNTIL(f, m.called, 3000));
+    assert_int_equal(m.err, 0);
+}
+
+static void test_login_with_a_password_an_acl_user_and_a_database(void **state) {
+    fx *f = *state;
+    f->pid = server_start(f->dir, f->port);
+    admin(f, NULL,
+          "ACL SETUSER marker on >s3cret-marker resetkeys ~processed:* -@all +exists +mget +set");
+    admin(f, NULL, "CONFIG SET requirepass s3cret-default");
+
+    /* No password, a wrong one, a wrong user: never up (and retried meanwhile). */
+    assert_false(comes_up(f, (jn_redis_opts){0}, NULL));
+    assert_false(comes_up(f, (jn_redis_opts){.password = "wrong"}, NULL));
+    assert_false(
+        comes_up(f, (jn_redis_opts){.username = "nobody", .password = "s3cret-marker"}, NULL));
+    assert_false(comes_up(f, (jn_redis_opts){.username = "marker", .password = "wrong"}, NULL));
+    assert_int_equal(f->downs, 0); /* never reported up, so never down */
+
+    /* The ACL user: its keys and commands, and a NOPERM reply outside them. */
+    assert_true(comes_up(f, (jn_redis_opts){.username = "marker", .password = "s3cret-marker"},
+                         marks_under_the_prefix_only));
+    /* requirepass and a database other than 0. */
+    assert_true(comes_up(f, (jn_redis_opts){.password = "s3cret-default", .db = 3}, marks_one));
+    assert_int_equal(admin(f, "s3cret-default", "EXISTS processed:in-db-3"), 0); /* db 0 */
+    /* A database the server does not have: refused, never up. */
+    assert_false(comes_up(f, (jn_redis_opts){.password = "s3cret-default", .db = 99}, NULL));
+    f->r = NULL;
+    f->closed = 1; /* teardown's close is done */
+}
+
+/* The bucketed layout: a batch of marks is one SADD into the current bucket and one
+ * EXPIREAT, of 16-byte members made from the keys' hex; a mark is found for at least
+ * ttl and at most 1.5 ttl. */
+static void test_bucket_marks_live_between_ttl_and_one_and_a_half(void **state) {
+    fx *f = *state;
+    connect_up(f);
+    const jn_marks_layout b = {
+        .kind = JN_MARKS_LAYOUT_BUCKETS, .ttl_s = 2, .prefix_len = strlen("jn:b:")};
+    const char *keys[] = {"jn:b:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+                          "jn:b:not-hex", "jn:b:ffeeddccbbaa99887766554433221100"};
+    long sadd = command_calls(f->port, "sadd");
+    mark_res m = {.f = f};
+    assert_int_equal(jn_marks_set(f->r, &b, keys, 2, on_mark, &m), 0);
+    assert_true(RUN_UNTIL(f, m.called, 3000));
+    assert_int_equal(m.err, 0);
+    assert_int_equal(command_calls(f->port, "sadd"), sadd + 1);
+    /* The member is the hex's first 128 bits, in binary, in this second's bucket (or the
+     * last second's, when the clock ticked meanwhile). */
+    redisContext *c = sync_connect(f->port);
+    long long found = 0, now = (long long)time(NULL);
+    for (long long sec = now; sec >= now - 1; sec--) {
+        redisReply *rep = redisCommand(c, "SISMEMBER jn:b:b:%lld %b", sec,
+                                       "\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb"
+                                       "\xcc\xdd\xee\xff",
+                                       (size_t)16);
+        found += rep->integer;
+        freeReplyObject(rep);
+    }
+    assert_int_equal(found, 1);
+    redisFree(c);
+    exists_res e = {.f = f};
+    assert_int_equal(jn_marks_exists(f->r, &b, keys, 3, on_exists, &e), 0);
+    assert_true(RUN_UNTIL(f, e.called, 3000));
+    assert_int_equal(e.err, 0);
+    assert_memory_equal(e.found, "\1\1\0", 3);
+    run_for(f, 1800); /* under ttl: still there */
+    e = (exists_res){.f = f};
+    assert_int_equal(jn_marks_exists(f->r, &b, keys, 3, on_exists, &e), 0);
+    assert_true(RUN_UNTIL(f, e.called, 3000));
+    assert_memory_equal(e.found, "\1\1\0", 3);
+    run_for(f, 1500); /* past 1.5 ttl: gone, to the check and to Redis */
+    e = (exists_res){.f = f};
+    assert_int_equal(jn_marks_exists(f->r, &b, keys, 3, on_exists, &e), 0);
+    assert_true(RUN_UNTIL(f, e.called, 3000));
+    assert_memory_equal(e.found, "\0\0\0", 3);
 }
 
 /* Sets keys[i] for the i where pattern(i) holds, through a separate connection. */
@@ -378,7 +521,7 @@ static void test_exists_none_there_is_one_command(void **state) {
     connect_up(f);
     exists_res e = {.f = f};
     memset(e.found, 0xff, sizeof e.found);
-    assert_int_equal(jn_marks_exists(f->r, f->kp, NKEYS + NUNKNOWN, on_exists, &e), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, NKEYS + NUNKNOWN, on_exists, &e), 0);
     assert_int_equal(jn_redis_inflight(f->r), 1);
     assert_true(RUN_UNTIL(f, e.called, 3000));
     assert_int_equal(e.err, 0);
@@ -395,7 +538,7 @@ static void test_exists_some_there_gives_each_key(void **state) {
     connect_up(f);
     set_keys(f, every_seventh_and_the_last);
     exists_res e = {.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp, NKEYS + NUNKNOWN, on_exists, &e), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, NKEYS + NUNKNOWN, on_exists, &e), 0);
     assert_true(RUN_UNTIL(f, e.called, 3000));
     assert_int_equal(e.called, 1);
     assert_int_equal(e.err, 0);
@@ -409,7 +552,7 @@ static void test_exists_some_there_gives_each_key(void **state) {
     /* The same key twice counts twice in EXISTS; each is still answered. */
     const char *twice[] = {f->kp[3], f->kp[3], f->kp[4]};
     e = (exists_res){.f = f};
-    assert_int_equal(jn_marks_exists(f->r, twice, 3, on_exists, &e), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), twice, 3, on_exists, &e), 0);
     assert_true(RUN_UNTIL(f, e.called, 3000));
     assert_int_equal(e.err, 0);
     assert_memory_equal(e.found, "\1\1\0", 3);
@@ -423,14 +566,15 @@ static void test_refused_commands_fail_the_batch(void **state) {
     /* MGET refused: a batch with a key there cannot tell which, a batch without any can. */
     acl(f, "-mget");
     exists_res e = {.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp, NKEYS, on_exists, &e), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, NKEYS, on_exists, &e), 0);
     assert_true(RUN_UNTIL(f, e.called, 3000));
     assert_int_equal(e.called, 1);
     assert_int_not_equal(e.err, 0);
     for (int i = 0; i < NKEYS; i++)
         assert_int_equal(e.found[i], 0);
     e = (exists_res){.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp + NKEYS, 4, on_exists, &e), 0); /* none */
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp + NKEYS, 4, on_exists, &e),
+                     0); /* none */
     assert_true(RUN_UNTIL(f, e.called, 3000));
     assert_int_equal(e.err, 0);
 
@@ -438,7 +582,7 @@ static void test_refused_commands_fail_the_batch(void **state) {
     acl(f, "+mget");
     acl(f, "-exists");
     e = (exists_res){.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp, 3, on_exists, &e), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, 3, on_exists, &e), 0);
     assert_true(RUN_UNTIL(f, e.called, 3000));
     assert_int_not_equal(e.err, 0);
 
@@ -446,7 +590,7 @@ static void test_refused_commands_fail_the_batch(void **state) {
     acl(f, "+exists");
     acl(f, "-set");
     mark_res m = {.f = f};
-    assert_int_equal(jn_marks_set(f->r, f->kp, NKEYS, 60, on_mark, &m), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), f->kp, NKEYS, on_mark, &m), 0);
     assert_true(RUN_UNTIL(f, m.called && jn_redis_inflight(f->r) == 0, 3000));
     assert_int_equal(m.called, 1);
     assert_int_not_equal(m.err, 0);
@@ -456,7 +600,7 @@ static void test_refused_commands_fail_the_batch(void **state) {
     acl(f, "~jn:test:*");
     const char *last_refused[] = {f->kp[0], f->kp[1], "jn:elsewhere"};
     m = (mark_res){.f = f};
-    assert_int_equal(jn_marks_set(f->r, last_refused, 3, 60, on_mark, &m), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), last_refused, 3, on_mark, &m), 0);
     assert_true(RUN_UNTIL(f, m.called, 3000));
     assert_int_not_equal(m.err, 0);
 
@@ -465,15 +609,15 @@ static void test_refused_commands_fail_the_batch(void **state) {
     assert_int_equal(f->downs, 0);
     acl(f, "allkeys");
     m = (mark_res){.f = f};
-    assert_int_equal(jn_marks_set(f->r, f->kp, NKEYS, 60, on_mark, &m), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), f->kp, NKEYS, on_mark, &m), 0);
     assert_true(RUN_UNTIL(f, m.called, 3000));
     assert_int_equal(m.err, 0);
 }
 
-static void on_mark_kill_server(void *arg, int err) {
+static void on_mark_kill_server(void *arg, const char *err) {
     mark_res *m = arg;
     m->called++;
-    m->err = err;
+    m->err = err != NULL;
     server_kill(&m->f->pid);
 }
 
@@ -486,8 +630,8 @@ static void test_server_dies_between_exists_and_mget(void **state) {
     set_keys(f, every_seventh_and_the_last);
     exists_res e = {.f = f};
     mark_res m = {.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp, 10, on_exists, &e), 0);
-    assert_int_equal(jn_marks_set(f->r, f->kp + 20, 10, 60, on_mark_kill_server, &m), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, 10, on_exists, &e), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), f->kp + 20, 10, on_mark_kill_server, &m), 0);
     assert_true(RUN_UNTIL(f, e.called && f->downs == 1, 3000));
     assert_int_equal(m.called, 1);
     assert_int_equal(m.err, 0);
@@ -500,13 +644,14 @@ static void test_server_dies_between_exists_and_mget(void **state) {
 static void test_not_connected_then_server_appears(void **state) {
     fx *f = *state;
     /* Nobody listens on the port yet. */
-    f->r = jn_redis_new(&f->loop, "127.0.0.1", f->port, on_state, f);
+    f->r =
+        jn_redis_new(&f->loop, &(jn_redis_opts){.host = "127.0.0.1", .port = f->port}, on_state, f);
     assert_non_null(f->r);
     assert_false(jn_redis_connected(f->r));
     exists_res e = {.f = f};
     mark_res m = {.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp, 3, on_exists, &e), -1);
-    assert_int_equal(jn_marks_set(f->r, f->kp, 3, 60, on_mark, &m), -1);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, 3, on_exists, &e), -1);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), f->kp, 3, on_mark, &m), -1);
     run_for(f, 300);
     assert_int_equal(e.called + m.called, 0);
     assert_int_equal(f->ups + f->downs, 0); /* never up, so never reported down */
@@ -527,7 +672,7 @@ static void test_server_killed_and_restarted(void **state) {
      * and fails in its callback. */
     server_kill(&f->pid);
     exists_res e = {.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp, NKEYS, on_exists, &e), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, NKEYS, on_exists, &e), 0);
     assert_true(RUN_UNTIL(f, e.called && f->downs == 1, 3000));
     assert_int_equal(e.called, 1);
     assert_int_not_equal(e.err, 0);
@@ -536,7 +681,7 @@ static void test_server_killed_and_restarted(void **state) {
     assert_int_equal(jn_redis_inflight(f->r), 0);
     /* While it is down, calls are refused. */
     e = (exists_res){.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp, 3, on_exists, &e), -1);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, 3, on_exists, &e), -1);
     run_for(f, 250); /* a few failed reconnects */
     assert_int_equal(f->downs, 1);
     assert_int_equal(e.called, 0);
@@ -545,7 +690,7 @@ static void test_server_killed_and_restarted(void **state) {
     f->pid = server_start(f->dir, f->port);
     assert_true(RUN_UNTIL(f, f->ups == 2, 4000));
     e = (exists_res){.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp, 3, on_exists, &e), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, 3, on_exists, &e), 0);
     assert_true(RUN_UNTIL(f, e.called, 3000));
     assert_int_equal(e.err, 0);
     assert_memory_equal(e.found, "\0\0\0", 3);
@@ -556,8 +701,8 @@ static void test_server_killed_and_restarted(void **state) {
     kill(f->pid, SIGSTOP);
     mark_res m = {.f = f};
     e = (exists_res){.f = f};
-    assert_int_equal(jn_marks_set(f->r, f->kp, NKEYS, 60, on_mark, &m), 0);
-    assert_int_equal(jn_marks_exists(f->r, f->kp, NKEYS, on_exists, &e), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), f->kp, NKEYS, on_mark, &m), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, NKEYS, on_exists, &e), 0);
     run_for(f, 100);
     assert_int_equal(m.called + e.called, 0);
     assert_int_equal(jn_redis_inflight(f->r), NKEYS + 1);
@@ -578,7 +723,7 @@ static void test_stuck_server_times_out(void **state) {
     connect_up(f);
     kill(f->pid, SIGSTOP);
     exists_res e = {.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp, 10, on_exists, &e), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, 10, on_exists, &e), 0);
     run_for(f, 1000);
     assert_int_equal(e.called, 0);
     /* The watchdog gives up after 5 s without a reply. */
@@ -598,8 +743,8 @@ static void test_close_with_commands_in_flight(void **state) {
     kill(f->pid, SIGSTOP); /* so that nothing gets answered */
     mark_res m = {.f = f};
     exists_res e = {.f = f};
-    assert_int_equal(jn_marks_set(f->r, f->kp, 100, 60, on_mark, &m), 0);
-    assert_int_equal(jn_marks_exists(f->r, f->kp, 100, on_exists, &e), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), f->kp, 100, on_mark, &m), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, 100, on_exists, &e), 0);
     run_for(f, 50);
     assert_int_equal(m.called + e.called, 0);
     jn_redis_close(f->r, on_done, f);
@@ -619,8 +764,8 @@ static void test_close_inside_reply_callback(void **state) {
     /* Both replies come in one read; closing in the first fails the second. */
     exists_res e = {.f = f, .close_in_cb = 1};
     mark_res m = {.f = f};
-    assert_int_equal(jn_marks_exists(f->r, f->kp, 10, on_exists, &e), 0);
-    assert_int_equal(jn_marks_set(f->r, f->kp, 100, 60, on_mark, &m), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, 10, on_exists, &e), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), f->kp, 100, on_mark, &m), 0);
     assert_true(RUN_UNTIL(f, f->closed, 3000));
     assert_int_equal(e.called, 1);
     assert_int_equal(e.err, 0);
@@ -634,8 +779,8 @@ static void test_close_inside_mark_callback_of_a_dying_connection(void **state) 
     kill(f->pid, SIGSTOP);
     mark_res m = {.f = f, .close_in_cb = 1};
     exists_res e = {.f = f};
-    assert_int_equal(jn_marks_set(f->r, f->kp, 100, 60, on_mark, &m), 0);
-    assert_int_equal(jn_marks_exists(f->r, f->kp, 100, on_exists, &e), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), f->kp, 100, on_mark, &m), 0);
+    assert_int_equal(jn_marks_exists(f->r, LAYOUT(60), f->kp, 100, on_exists, &e), 0);
     run_for(f, 50);
     server_kill(&f->pid);
     assert_true(RUN_UNTIL(f, f->closed, 3000));
@@ -649,7 +794,8 @@ static void test_close_from_state_callbacks(void **state) {
     fx *f = *state;
     f->close_on_up = 1; /* closing inside hiredis' connect callback */
     f->pid = server_start(f->dir, f->port);
-    f->r = jn_redis_new(&f->loop, "127.0.0.1", f->port, on_state, f);
+    f->r =
+        jn_redis_new(&f->loop, &(jn_redis_opts){.host = "127.0.0.1", .port = f->port}, on_state, f);
     assert_true(RUN_UNTIL(f, f->closed, 3000));
     assert_int_equal(f->ups, 1);
 
@@ -657,7 +803,8 @@ static void test_close_from_state_callbacks(void **state) {
     f->close_on_up = 0;
     f->closed = 0;
     f->close_on_down = 1;
-    f->r = jn_redis_new(&f->loop, "127.0.0.1", f->port, on_state, f);
+    f->r =
+        jn_redis_new(&f->loop, &(jn_redis_opts){.host = "127.0.0.1", .port = f->port}, on_state, f);
     assert_true(RUN_UNTIL(f, f->ups == 2, 3000));
     server_kill(&f->pid);
     assert_true(RUN_UNTIL(f, f->closed, 3000));
@@ -667,7 +814,8 @@ static void test_close_from_state_callbacks(void **state) {
 static void test_close_while_connecting_or_waiting(void **state) {
     fx *f = *state;
     /* Waiting for the next reconnect (nobody listens). */
-    f->r = jn_redis_new(&f->loop, "127.0.0.1", f->port, on_state, f);
+    f->r =
+        jn_redis_new(&f->loop, &(jn_redis_opts){.host = "127.0.0.1", .port = f->port}, on_state, f);
     run_for(f, 150);
     jn_redis_close(f->r, on_done, f);
     assert_true(RUN_UNTIL(f, f->closed, 1000));
@@ -675,7 +823,8 @@ static void test_close_while_connecting_or_waiting(void **state) {
     /* Right after new: the connect is under way. */
     f->pid = server_start(f->dir, f->port);
     f->closed = 0;
-    f->r = jn_redis_new(&f->loop, "127.0.0.1", f->port, on_state, f);
+    f->r =
+        jn_redis_new(&f->loop, &(jn_redis_opts){.host = "127.0.0.1", .port = f->port}, on_state, f);
     jn_redis_close(f->r, on_done, f);
     assert_true(RUN_UNTIL(f, f->closed, 1000));
     assert_int_equal(f->ups, 0);
@@ -695,7 +844,8 @@ static void test_close_while_connecting_or_waiting(void **state) {
         connect(fill[i], (struct sockaddr *)&a, sizeof a);
     }
     usleep(50000);
-    f->r = jn_redis_new(&f->loop, "127.0.0.1", ntohs(a.sin_port), on_state, f);
+    f->r = jn_redis_new(&f->loop, &(jn_redis_opts){.host = "127.0.0.1", .port = ntohs(a.sin_port)},
+                        on_state, f);
     run_for(f, 2500);
     assert_false(jn_redis_connected(f->r));
     jn_redis_close(f->r, on_done, f);
@@ -715,6 +865,10 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_any_command_and_every_reply_kind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mark_then_exists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bucket_marks_live_between_ttl_and_one_and_a_half,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_login_with_a_password_an_acl_user_and_a_database,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_batches_and_error_replies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exists_none_there_is_one_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exists_some_there_gives_each_key, setup, teardown),
