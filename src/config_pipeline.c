@@ -3,10 +3,10 @@
  * file without the section gets one pipeline built from the consumer.* keys, which is the
  * seed's consumer exactly.
  *
- * The section is read with config_read.c: raw, every level's keys checked against a list
- * like config.c's schema (a typo is an error with a suggestion rather than a setting
- * quietly left at its default), header values from the environment or from files
- * (container secrets), never shown in any message. */
+ * The section is read raw and its keys checked against lists, as config_read.c does for
+ * every section of named entries. Header values may come from the environment or from
+ * files (container secrets); no message ever shows a header's value, wherever it came
+ * from. */
 #include "config_pipeline.h"
 
 #include <lauxlib.h>
@@ -17,21 +17,19 @@
 
 #include "config_read.h"
 
-#define UP_TO_MAX JN_CFG_UP_TO_MAX
-#define PATH_LEN  JN_CFG_PATH_LEN
 /* What the seed's consumer marks processed records with in Redis. */
 #define DEDUPE_PREFIX "processed:"
-#define COUNT(a)      (sizeof(a) / sizeof((a)[0]))
 
-typedef jn_cfg_key pkey;
-typedef jn_cfg_level level;
-typedef jn_cfg_reader reader;
+/* Short names for this file. */
+typedef jn_config_key pkey;
+typedef jn_config_level level;
+typedef jn_config_reader reader;
 
 #define PIPE(f) offsetof(jn_pipeline_config, f)
 #define SINK(f) offsetof(jn_sink_config, f)
 /* clang-format off */
 static const pkey pipeline_keys[] = {
-    {"name", "required", NULL, 0, "letters, digits, _ and -, " UP_TO_MAX ", unique; in the map form, the key"},
+    {"name", "required", NULL, 0, "letters, digits, _ and -, " JN_CONFIG_UP_TO ", unique; in the map form, the key"},
     {"group_id", "junction-<name>", NULL, 0, "Kafka consumer group of the pipeline's streams, its own"},
     {"auto_offset_reset", "consumer.auto_offset_reset", NULL, 0, "where a new group starts: earliest or latest"},
     {"transform", "required", NULL, 0, "path of the transform script, with a hook on.<input> per stream and table"},
@@ -77,24 +75,23 @@ static const pkey kafka_keys[] = {
 };
 /* clang-format on */
 
-#define LEVEL JN_CFG_LEVEL
-static const level pipeline_level = LEVEL(pipeline_keys, "a pipeline");
-static const level dedupe_level = LEVEL(dedupe_keys, "dedupe");
-static const level stream_level = LEVEL(stream_keys, "a stream");
-static const level table_level = LEVEL(table_keys, "a table");
-static const level http_level = LEVEL(http_keys, "an http sink");
-static const level kafka_level = LEVEL(kafka_keys, "a kafka sink");
+static const level pipeline_level = JN_CONFIG_LEVEL(pipeline_keys, "a pipeline");
+static const level dedupe_level = JN_CONFIG_LEVEL(dedupe_keys, "dedupe");
+static const level stream_level = JN_CONFIG_LEVEL(stream_keys, "a stream");
+static const level table_level = JN_CONFIG_LEVEL(table_keys, "a table");
+static const level http_level = JN_CONFIG_LEVEL(http_keys, "an http sink");
+static const level kafka_level = JN_CONFIG_LEVEL(kafka_keys, "a kafka sink");
 
 /* ---- sinks --------------------------------------------------------------------------- */
 
 #define SINK_NAME_RULE                                                                             \
     "a sink's name is what the transform routes records to: letters, digits and _, not "           \
-    "starting with a digit, " UP_TO_MAX
+    "starting with a digit, " JN_CONFIG_UP_TO
 
 static int read_http_sink(reader *r, int t, const char *at, jn_sink_config *s) {
     s->type = JN_SINK_HTTP;
-    if (jn_cfg_check_keys(r, t, at, &http_level) ||
-        jn_cfg_req_string(r, t, at, "url", "an http sink needs the URL to POST to", &s->url))
+    if (jn_config_check_keys(r, t, at, &http_level) ||
+        jn_config_req_string(r, t, at, "url", "an http sink needs the URL to POST to", &s->url))
         return -1;
     /* The URL is not echoed: it may carry credentials. */
     if (strncasecmp(s->url, "http://", 7) && strncasecmp(s->url, "https://", 8)) {
@@ -104,20 +101,20 @@ static int read_http_sink(reader *r, int t, const char *at, jn_sink_config *s) {
                      at);
         return -1;
     }
-    if (jn_cfg_read_headers(r, t, at, &s->headers) ||
-        jn_cfg_read_inherited(r, t, at, &http_level, s) ||
-        jn_cfg_opt_string(r, t, at, "ca_file", NULL, &s->ca_file) ||
-        jn_cfg_read_bool(r, t, at, "verify_tls", 1, &s->verify_tls))
+    if (jn_config_read_headers(r, t, at, &s->headers) ||
+        jn_config_read_inherited(r, t, at, &http_level, s) ||
+        jn_config_opt_string(r, t, at, "ca_file", NULL, &s->ca_file) ||
+        jn_config_read_bool(r, t, at, "verify_tls", 1, &s->verify_tls))
         return -1;
     return 0;
 }
 
 static int read_kafka_sink(reader *r, int t, const char *at, jn_sink_config *s) {
     s->type = JN_SINK_KAFKA;
-    if (jn_cfg_check_keys(r, t, at, &kafka_level) ||
-        jn_cfg_req_string(r, t, at, "topic", "a kafka sink needs the topic to produce to",
-                          &s->topic) ||
-        jn_cfg_opt_string(r, t, at, "key", "id", &s->key_field))
+    if (jn_config_check_keys(r, t, at, &kafka_level) ||
+        jn_config_req_string(r, t, at, "topic", "a kafka sink needs the topic to produce to",
+                             &s->topic) ||
+        jn_config_opt_string(r, t, at, "key", "id", &s->key_field))
         return -1;
     return 0;
 }
@@ -125,15 +122,16 @@ static int read_kafka_sink(reader *r, int t, const char *at, jn_sink_config *s) 
 /* sinks[name] of the sinks table at t, whose type says which keys it takes. */
 static int read_sink(reader *r, int t, const char *at, const char *name, jn_sink_config *s) {
     lua_State *L = r->L;
-    if (!jn_cfg_is_name(name, 0)) return jn_cfg_bad_name(r, at, "a sink", name, SINK_NAME_RULE);
+    if (!jn_config_is_name(name, 0))
+        return jn_config_bad_name(r, at, "a sink", name, SINK_NAME_RULE);
     s->name = strdup(name);
-    if (jn_cfg_field(L, t, name) != LUA_TTABLE)
-        return jn_cfg_bad_value(r, at, name, "a table with a type, \"http\" or \"kafka\"", NULL);
-    char here[PATH_LEN];
-    jn_cfg_subpath(here, at, name);
+    if (jn_config_field(L, t, name) != LUA_TTABLE)
+        return jn_config_bad_value(r, at, name, "a table with a type, \"http\" or \"kafka\"", NULL);
+    char here[JN_CONFIG_PATH_LEN];
+    jn_config_subpath(here, at, name);
     int v = lua_gettop(L), rc;
-    jn_cfg_field(L, v, "type");
-    const char *type = jn_cfg_plain_string(L);
+    jn_config_field(L, v, "type");
+    const char *type = jn_config_plain_string(L);
     if (type && !strcmp(type, "http")) {
         lua_pop(L, 1);
         rc = read_http_sink(r, v, here, s);
@@ -141,7 +139,7 @@ static int read_sink(reader *r, int t, const char *at, const char *name, jn_sink
         lua_pop(L, 1);
         rc = read_kafka_sink(r, v, here, s);
     } else {
-        rc = jn_cfg_bad_value(
+        rc = jn_config_bad_value(
             r, here, "type", "\"http\" or \"kafka\"",
             "what the sink does: POST batches of records, or produce them to a topic");
     }
@@ -154,17 +152,17 @@ static int read_sink(reader *r, int t, const char *at, const char *name, jn_sink
  * section is absent; -1 after an error. */
 static int open_map(reader *r, int t, const char *at, const char *key, const char *hint,
                     char ***names, int *n) {
-    char here[PATH_LEN];
-    jn_cfg_subpath(here, at, key);
+    char here[JN_CONFIG_PATH_LEN];
+    jn_config_subpath(here, at, key);
     *names = NULL;
     *n = 0;
-    int type = jn_cfg_field(r->L, t, key);
+    int type = jn_config_field(r->L, t, key);
     if (type == LUA_TNIL) {
         lua_pop(r->L, 1);
         return 0;
     }
-    if (type != LUA_TTABLE) return jn_cfg_bad_value(r, at, key, "a table, name -> ...", hint);
-    if (jn_cfg_sorted_keys(r, lua_gettop(r->L), here, hint, names, n) != 0) {
+    if (type != LUA_TTABLE) return jn_config_bad_value(r, at, key, "a table, name -> ...", hint);
+    if (jn_config_sorted_keys(r, lua_gettop(r->L), here, hint, names, n) != 0) {
         lua_pop(r->L, 1);
         return -1;
     }
@@ -172,11 +170,11 @@ static int open_map(reader *r, int t, const char *at, const char *key, const cha
 }
 
 static int read_sinks(reader *r, int t, const char *at, jn_pipeline_config *p) {
-    char **names, here[PATH_LEN];
+    char **names, here[JN_CONFIG_PATH_LEN];
     int n, opened =
                open_map(r, t, at, "sinks", "name each sink: { out = { type = ... } }", &names, &n);
     if (opened < 0) return -1;
-    jn_cfg_subpath(here, at, "sinks");
+    jn_config_subpath(here, at, "sinks");
     int rc = 0;
     if (n == 0) {
         jn_sb_printf(r->err,
@@ -189,7 +187,7 @@ static int read_sinks(reader *r, int t, const char *at, jn_pipeline_config *p) {
     p->nsinks = n;
     for (int i = 0; i < n && rc == 0; i++)
         rc = read_sink(r, lua_gettop(r->L), here, names[i], &p->sinks[i]);
-    jn_cfg_free_names(names, n);
+    jn_config_free_names(names, n);
     if (opened) lua_pop(r->L, 1);
     return rc;
 }
@@ -198,7 +196,7 @@ static int read_sinks(reader *r, int t, const char *at, jn_pipeline_config *p) {
 
 #define INPUT_NAME_RULE                                                                            \
     "an input's name is the transform's hook on.<name>: letters, digits and _, not starting "      \
-    "with a digit, " UP_TO_MAX
+    "with a digit, " JN_CONFIG_UP_TO
 
 /* "<group_id>-<input>-changelog": each group restores the state it built. */
 static char *changelog_name(const char *group_id, const char *input) {
@@ -213,13 +211,14 @@ static char *changelog_name(const char *group_id, const char *input) {
  * none. */
 static int read_changelog(reader *r, int t, const char *at, const char *group_id,
                           jn_input_config *in) {
-    int type = jn_cfg_field(r->L, t, "changelog");
-    const char *topic = jn_cfg_plain_string(r->L);
+    int type = jn_config_field(r->L, t, "changelog");
+    const char *topic = jn_config_plain_string(r->L);
     if (type != LUA_TNIL && type != LUA_TBOOLEAN && !topic)
-        return jn_cfg_bad_value(r, at, "changelog",
-                                "true (for \"<group_id>-<name>-changelog\"), \"auto\", false or a "
-                                "topic name",
-                                NULL);
+        return jn_config_bad_value(
+            r, at, "changelog",
+            "true (for \"<group_id>-<name>-changelog\"), \"auto\", false or a "
+            "topic name",
+            NULL);
     if (topic && !strcmp(topic, "auto")) {
         in->changelog = changelog_name(group_id, in->name);
         in->changelog_auto = 1;
@@ -235,22 +234,23 @@ static int read_changelog(reader *r, int t, const char *at, const char *group_id
 static int read_input(reader *r, int t, const char *at, const char *name, int stream,
                       const char *group_id, jn_input_config *in) {
     lua_State *L = r->L;
-    if (!jn_cfg_is_name(name, 0))
-        return jn_cfg_bad_name(r, at, stream ? "a stream" : "a table", name, INPUT_NAME_RULE);
+    if (!jn_config_is_name(name, 0))
+        return jn_config_bad_name(r, at, stream ? "a stream" : "a table", name, INPUT_NAME_RULE);
     in->name = strdup(name);
-    int type = jn_cfg_field(L, t, name);
+    int type = jn_config_field(L, t, name);
     if (type == LUA_TSTRING)
-        return jn_cfg_take_string(r, at, name, "the Kafka topic to read", &in->topic);
+        return jn_config_take_string(r, at, name, "the Kafka topic to read", &in->topic);
     if (type != LUA_TTABLE)
-        return jn_cfg_bad_value(r, at, name,
-                                stream ? "a topic name or a table { topic = ..., changelog = ... }"
+        return jn_config_bad_value(r, at, name,
+                                   stream
+                                       ? "a topic name or a table { topic = ..., changelog = ... }"
                                        : "a topic name or a table { topic = ... }",
-                                NULL);
-    char here[PATH_LEN];
-    jn_cfg_subpath(here, at, name);
+                                   NULL);
+    char here[JN_CONFIG_PATH_LEN];
+    jn_config_subpath(here, at, name);
     int v = lua_gettop(L), rc = 0;
-    if (jn_cfg_check_keys(r, v, here, stream ? &stream_level : &table_level) ||
-        jn_cfg_req_string(r, v, here, "topic", "the Kafka topic to read", &in->topic) ||
+    if (jn_config_check_keys(r, v, here, stream ? &stream_level : &table_level) ||
+        jn_config_req_string(r, v, here, "topic", "the Kafka topic to read", &in->topic) ||
         (stream && read_changelog(r, v, here, group_id, in)))
         rc = -1;
     lua_pop(L, 1);
@@ -259,17 +259,17 @@ static int read_input(reader *r, int t, const char *at, const char *name, int st
 
 static int read_inputs(reader *r, int t, const char *at, int stream, jn_pipeline_config *p) {
     const char *key = stream ? "streams" : "tables";
-    char **names, here[PATH_LEN];
+    char **names, here[JN_CONFIG_PATH_LEN];
     int n, opened = open_map(r, t, at, key, "name each input: { orders = \"orders\" }", &names, &n);
     if (opened < 0) return -1;
-    jn_cfg_subpath(here, at, key);
+    jn_config_subpath(here, at, key);
     jn_input_config *list = calloc((size_t)n + 1, sizeof *list);
     *(stream ? &p->streams : &p->tables) = list;
     *(stream ? &p->nstreams : &p->ntables) = n;
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++)
         rc = read_input(r, lua_gettop(r->L), here, names[i], stream, p->group_id, &list[i]);
-    jn_cfg_free_names(names, n);
+    jn_config_free_names(names, n);
     if (opened) lua_pop(r->L, 1);
     return rc;
 }
@@ -314,15 +314,26 @@ static int check_inputs(reader *r, const char *at, const jn_pipeline_config *p) 
     return 0;
 }
 
+static int read_pipeline(reader *r, int t, const char *key, int index, void *entry);
+
+static const jn_config_section section = {
+    .key = "pipelines",
+    .noun = "pipeline",
+    .a_noun = "a pipeline",
+    .empty_hint = "or leave the key out for the one the consumer.* keys describe",
+    .size = sizeof(jn_pipeline_config),
+    .read = read_pipeline,
+};
+
 /* ---- one pipeline -------------------------------------------------------------------- */
 
 static int read_offset_reset(reader *r, int t, const char *at, jn_pipeline_config *p) {
-    int type = jn_cfg_field(r->L, t, "auto_offset_reset");
+    int type = jn_config_field(r->L, t, "auto_offset_reset");
     const char *s =
-        type == LUA_TNIL ? r->cfg->consumer.auto_offset_reset : jn_cfg_plain_string(r->L);
+        type == LUA_TNIL ? r->cfg->consumer.auto_offset_reset : jn_config_plain_string(r->L);
     if (type != LUA_TNIL && !(s && (!strcmp(s, "earliest") || !strcmp(s, "latest"))))
-        return jn_cfg_bad_value(r, at, "auto_offset_reset", "\"earliest\" or \"latest\"",
-                                "where a new consumer group starts reading");
+        return jn_config_bad_value(r, at, "auto_offset_reset", "\"earliest\" or \"latest\"",
+                                   "where a new consumer group starts reading");
     p->auto_offset_reset = strdup(s);
     lua_pop(r->L, 1);
     return 0;
@@ -330,14 +341,14 @@ static int read_offset_reset(reader *r, int t, const char *at, jn_pipeline_confi
 
 /* group_id, auto_offset_reset, transform, dead_letter_topic. */
 static int read_identity(reader *r, int t, const char *at, jn_pipeline_config *p) {
-    char group[JN_CFG_NAME_MAX + 16];
+    char group[JN_CONFIG_NAME_MAX + 16];
     snprintf(group, sizeof group, "junction-%s", p->name);
-    if (jn_cfg_opt_string(r, t, at, "group_id", group, &p->group_id) ||
+    if (jn_config_opt_string(r, t, at, "group_id", group, &p->group_id) ||
         read_offset_reset(r, t, at, p) ||
-        jn_cfg_req_string(r, t, at, "transform", "the script the pipeline runs its inputs through",
-                          &p->transform) ||
-        jn_cfg_opt_string(r, t, at, "dead_letter_topic", r->cfg->consumer.dead_letter_topic,
-                          &p->dead_letter_topic))
+        jn_config_req_string(r, t, at, "transform",
+                             "the script the pipeline runs its inputs through", &p->transform) ||
+        jn_config_opt_string(r, t, at, "dead_letter_topic", r->cfg->consumer.dead_letter_topic,
+                             &p->dead_letter_topic))
         return -1;
     return 0;
 }
@@ -346,8 +357,8 @@ static int read_identity(reader *r, int t, const char *at, jn_pipeline_config *p
 static int read_dedupe(reader *r, int t, const char *at, jn_pipeline_config *p) {
     lua_State *L = r->L;
     p->dedupe = 1;
-    jn_cfg_fill_inherited(r->cfg, &dedupe_level, p);
-    int type = jn_cfg_field(L, t, "dedupe");
+    jn_config_fill_inherited(r->cfg, &dedupe_level, p);
+    int type = jn_config_field(L, t, "dedupe");
     if (type == LUA_TBOOLEAN) p->dedupe = lua_toboolean(L, -1);
     p->dedupe_buckets = !strcmp(r->cfg->consumer.dedupe_layout, "buckets");
     if (type == LUA_TNIL || type == LUA_TBOOLEAN) {
@@ -356,19 +367,19 @@ static int read_dedupe(reader *r, int t, const char *at, jn_pipeline_config *p) 
         return 0;
     }
     if (type != LUA_TTABLE)
-        return jn_cfg_bad_value(r, at, "dedupe",
-                                "true, false or a table { enabled, ttl_s, prefix }", NULL);
-    char here[PATH_LEN];
-    jn_cfg_subpath(here, at, "dedupe");
+        return jn_config_bad_value(r, at, "dedupe",
+                                   "true, false or a table { enabled, ttl_s, prefix }", NULL);
+    char here[JN_CONFIG_PATH_LEN];
+    jn_config_subpath(here, at, "dedupe");
     int v = lua_gettop(L), rc = 0;
-    if (jn_cfg_check_keys(r, v, here, &dedupe_level) ||
-        jn_cfg_read_bool(r, v, here, "enabled", 1, &p->dedupe) ||
-        jn_cfg_read_inherited(r, v, here, &dedupe_level, p) ||
-        jn_cfg_opt_string(r, v, here, "prefix", DEDUPE_PREFIX, &p->dedupe_prefix))
+    if (jn_config_check_keys(r, v, here, &dedupe_level) ||
+        jn_config_read_bool(r, v, here, "enabled", 1, &p->dedupe) ||
+        jn_config_read_inherited(r, v, here, &dedupe_level, p) ||
+        jn_config_opt_string(r, v, here, "prefix", DEDUPE_PREFIX, &p->dedupe_prefix))
         rc = -1;
     char *layout = NULL;
     if (!rc &&
-        jn_cfg_opt_string(r, v, here, "layout", r->cfg->consumer.dedupe_layout, &layout) != 0)
+        jn_config_opt_string(r, v, here, "layout", r->cfg->consumer.dedupe_layout, &layout) != 0)
         rc = -1;
     if (!rc && strcmp(layout, "keys") != 0 && strcmp(layout, "buckets") != 0) {
         jn_sb_printf(r->err, "config: %s.layout must be \"keys\" or \"buckets\", got \"%s\"", here,
@@ -381,13 +392,17 @@ static int read_dedupe(reader *r, int t, const char *at, jn_pipeline_config *p) 
     return rc;
 }
 
-/* The pipeline at t (its keys checked), named name. */
-static int read_pipeline(reader *r, int t, const char *at, const char *name, void *entry) {
+/* The pipeline at t; key is its name in the map form, NULL in the list form (index is its
+ * place there, from 1). */
+static int read_pipeline(reader *r, int t, const char *key, int index, void *entry) {
     jn_pipeline_config *p = entry;
-    p->name = strdup(name);
-    if (read_identity(r, t, at, p) || read_dedupe(r, t, at, p) ||
-        jn_cfg_read_inherited(r, t, at, &pipeline_level, p) || read_inputs(r, t, at, 1, p) ||
-        read_inputs(r, t, at, 0, p) || check_inputs(r, at, p) || read_sinks(r, t, at, p))
+    char at[JN_CONFIG_PATH_LEN];
+    if (jn_config_entry_begin(r, t, &section, key, index, at) ||
+        jn_config_check_keys(r, t, at, &pipeline_level) ||
+        jn_config_entry_name(r, t, at, key, &section, &p->name) || read_identity(r, t, at, p) ||
+        read_dedupe(r, t, at, p) || jn_config_read_inherited(r, t, at, &pipeline_level, p) ||
+        read_inputs(r, t, at, 1, p) || read_inputs(r, t, at, 0, p) || check_inputs(r, at, p) ||
+        read_sinks(r, t, at, p))
         return -1;
     return 0;
 }
@@ -396,8 +411,9 @@ static int read_pipeline(reader *r, int t, const char *at, const char *name, voi
 
 /* Two pipelines in one consumer group would take each other's partitions, and two
  * marking processed records under one prefix would skip each other's records as
- * duplicates. (Names are unique already: jn_cfg_read_section.) */
+ * duplicates. Names label everything a pipeline does, so they are unique too. */
 static int check_across(reader *r, const jn_pipeline_config *ps, int n) {
+    if (jn_config_unique_names(r, &section, ps, n, offsetof(jn_pipeline_config, name))) return -1;
     for (int i = 1; i < n; i++)
         for (int j = 0; j < i; j++) {
             const jn_pipeline_config *a = &ps[j], *b = &ps[i];
@@ -422,22 +438,11 @@ static int check_across(reader *r, const jn_pipeline_config *ps, int n) {
     return 0;
 }
 
-static const jn_cfg_section pipelines_section = {
-    .section = "pipelines",
-    .one = "pipeline",
-    .empty = "give at least one pipeline, or leave the key out for the one the consumer.* keys "
-             "describe",
-    .rule = "a pipeline's name is letters, digits, _ and -, " UP_TO_MAX,
-    .keys = &pipeline_level,
-    .size = sizeof(jn_pipeline_config),
-    .read = read_pipeline,
-};
-
 int jn_config_pipelines_load(jn_config *cfg, lua_State *L, int idx, jn_sb *err) {
     reader r = {L, cfg, err};
-    void *ps;
-    int rc = jn_cfg_read_section(&r, idx, &pipelines_section, &ps, &cfg->npipelines);
-    cfg->pipelines = ps;
+    void *entries;
+    int rc = jn_config_read_section(&r, idx, &section, &entries, &cfg->npipelines);
+    cfg->pipelines = entries;
     return rc ? -1 : check_across(&r, cfg->pipelines, cfg->npipelines);
 }
 
@@ -461,8 +466,8 @@ void jn_config_pipelines_default(jn_config *cfg) {
     p->dedupe = 1;
     p->dedupe_prefix = strdup(DEDUPE_PREFIX);
     p->dedupe_buckets = !strcmp(cfg->consumer.dedupe_layout, "buckets");
-    jn_cfg_fill_inherited(cfg, &pipeline_level, p);
-    jn_cfg_fill_inherited(cfg, &dedupe_level, p);
+    jn_config_fill_inherited(cfg, &pipeline_level, p);
+    jn_config_fill_inherited(cfg, &dedupe_level, p);
     p->streams = calloc(1, sizeof *p->streams);
     p->nstreams = 1;
     set_input(p->streams, "customers", cfg->consumer.customer_topic,
@@ -477,7 +482,7 @@ void jn_config_pipelines_default(jn_config *cfg) {
     s->type = JN_SINK_HTTP;
     s->url = strdup(cfg->consumer.analytics_url);
     s->headers = calloc(1, sizeof *s->headers);
-    jn_cfg_fill_inherited(cfg, &http_level, s);
+    jn_config_fill_inherited(cfg, &http_level, s);
     s->verify_tls = 1;
 }
 
@@ -495,7 +500,7 @@ static void free_inputs(jn_input_config *in, int n) {
 static void free_sink(jn_sink_config *s) {
     free(s->name);
     free(s->url);
-    jn_cfg_free_headers(s->headers);
+    jn_config_free_headers(s->headers);
     free(s->ca_file);
     free(s->topic);
     free(s->key_field);
@@ -524,14 +529,14 @@ void jn_config_pipelines_free(jn_config *cfg) {
 }
 
 void jn_config_pipelines_describe(void) {
-    static const jn_cfg_help levels[] = {
+    static const jn_config_described levels[] = {
         {"pipelines.<p>.", &pipeline_level},
         {"pipelines.<p>.dedupe.", &dedupe_level},
         {"pipelines.<p>.streams.<s>.", &stream_level},
         {"pipelines.<p>.tables.<t>.", &table_level},
         {"pipelines.<p>.sinks.<k>.", &http_level},
         {"pipelines.<p>.sinks.<k>.", &kafka_level},
-        {"pipelines.<p>.sinks.<k>.headers.<H>.", &jn_cfg_secret_level},
+        {"pipelines.<p>.sinks.<k>.headers.<H>.", &jn_config_secret_level},
     };
     printf(
         "\nPIPELINES: `pipelines` is a list { { name = \"a\", ... }, ... } or a map { a = { ... }, "
@@ -543,5 +548,5 @@ void jn_config_pipelines_describe(void) {
         "Stream, table and sink names are letters, digits and _.\n"
         "A header value is a string, { env = \"NAME\" } or { file = \"/path\" }, with an "
         "optional prefix; a variable or file missing stops start-up.\n");
-    jn_cfg_describe_levels(levels, COUNT(levels));
+    jn_config_describe_levels(levels, JN_CONFIG_COUNT(levels));
 }

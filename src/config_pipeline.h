@@ -1,5 +1,5 @@
-/* The `pipelines` section of the config file (config_pipeline.c), and the few helpers of
- * config.c it shares. Internal to the two files: everyone else reads cfg->pipelines. */
+/* The `pipelines` section of the config file (config_pipeline.c). Internal to config.c:
+ * everyone else reads cfg->pipelines. */
 #ifndef JN_CONFIG_PIPELINE_H
 #define JN_CONFIG_PIPELINE_H
 
@@ -20,13 +20,5 @@ void jn_config_pipelines_default(jn_config *cfg);
 void jn_config_pipelines_free(jn_config *cfg);
 /* The pipelines part of `junction --help-config`. */
 void jn_config_pipelines_describe(void);
-
-/* config.c's, shared with config_pipeline.c. */
-
-/* The Lua value at idx for a message: "abc" (a string), 12 (a number), a table. */
-void jn_config_describe_value(lua_State *L, int idx, char *buf, size_t n);
-size_t jn_config_edit_distance(const char *a, const char *b);
-/* The integer schema key's current value and range; -1 when key is not one. */
-int jn_config_int_key(const jn_config *cfg, const char *key, int *value, int *min, int *max);
 
 #endif

@@ -4,8 +4,8 @@
  * sources built from producer.crm.* and producer.inventory.*, exactly as before the
  * section existed, so JUNCTION_CRM_URL and the other variables keep working.
  *
- * Read with config_read.c like `pipelines`: raw, keys checked against the lists below,
- * no message ever showing a header's value. */
+ * Read with config_read.c like `pipelines` and `apis`: raw, keys checked against the
+ * lists below, no message ever showing a header's value. */
 #include "config_source.h"
 
 #include <lauxlib.h>
@@ -14,10 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "config_pipeline.h"
 #include "config_read.h"
 
-#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 /* A cycle that pages through more than this is more likely a script going round than an
  * API: a thousand pages of a thousand records is a million. */
 #define MAX_PAGES_DEFAULT 1000
@@ -26,8 +24,8 @@
 
 #define SRC(f) offsetof(jn_source_config, f)
 /* clang-format off */
-static const jn_cfg_key source_keys[] = {
-    {"name", "required", NULL, 0, "letters, digits, _ and -, " JN_CFG_UP_TO_MAX ", unique; in the map form, the key"},
+static const jn_config_key source_keys[] = {
+    {"name", "required", NULL, 0, "letters, digits, _ and -, " JN_CONFIG_UP_TO ", unique; in the map form, the key"},
     {"enabled", "true", NULL, 0, "false: parsed, never polled (and its header secrets are not read)"},
     {"url", "required", NULL, 0, "http:// or https:// URL of the records, or of their first page"},
     {"method", "GET", NULL, 0, "\"GET\" or \"POST\" (sent without a body)"},
@@ -42,13 +40,13 @@ static const jn_cfg_key source_keys[] = {
     {"retry", "producer.retry.*", NULL, 0, "table (retry.* below): tries per request and their backoff"},
     {"tls", "-", NULL, 0, "table (tls.* below): certificate authorities, client certificate, checking"},
 };
-static const jn_cfg_key retry_keys[] = {
+static const jn_config_key retry_keys[] = {
     {"attempts", NULL, "producer.retry.attempts", SRC(retry.attempts), "tries per request, the first included"},
     {"base_ms", NULL, "producer.retry.base_ms", SRC(retry.base_ms), "ceiling of the first retry's delay (full jitter below it)"},
     {"multiplier", "producer.retry.multiplier", NULL, 0, "growth of the ceiling per retry, 1 to 100"},
     {"max_ms", NULL, "producer.retry.max_ms", SRC(retry.max_ms), "cap of one retry delay, Retry-After included"},
 };
-static const jn_cfg_key tls_keys[] = {
+static const jn_config_key tls_keys[] = {
     {"ca_file", "system's", NULL, 0, "PEM file of the certificate authorities to trust"},
     {"cert_file", "none", NULL, 0, "PEM client certificate, for APIs that ask for one (mutual TLS)"},
     {"key_file", "none", NULL, 0, "PEM private key of cert_file, when the certificate file does not hold it"},
@@ -56,15 +54,15 @@ static const jn_cfg_key tls_keys[] = {
 };
 /* clang-format on */
 
-static const jn_cfg_level source_level = JN_CFG_LEVEL(source_keys, "a source");
-static const jn_cfg_level retry_level = JN_CFG_LEVEL(retry_keys, "retry");
-static const jn_cfg_level tls_level = JN_CFG_LEVEL(tls_keys, "tls");
+static const jn_config_level source_level = JN_CONFIG_LEVEL(source_keys, "a source");
+static const jn_config_level retry_level = JN_CONFIG_LEVEL(retry_keys, "retry");
+static const jn_config_level tls_level = JN_CONFIG_LEVEL(tls_keys, "tls");
 
 /* ---- one source ------------------------------------------------------------------------ */
 
 /* The URL is not echoed in messages: it may carry credentials. */
-static int read_url(jn_cfg_reader *r, int t, const char *at, jn_source_config *s) {
-    if (jn_cfg_req_string(r, t, at, "url", "the API the source polls", &s->url)) return -1;
+static int read_url(jn_config_reader *r, int t, const char *at, jn_source_config *s) {
+    if (jn_config_req_string(r, t, at, "url", "the API the source polls", &s->url)) return -1;
     if (strncasecmp(s->url, "http://", 7) && strncasecmp(s->url, "https://", 8)) {
         jn_sb_printf(r->err, "config: %s.url must start with http:// or https://", at);
         return -1;
@@ -72,34 +70,34 @@ static int read_url(jn_cfg_reader *r, int t, const char *at, jn_source_config *s
     return 0;
 }
 
-static int read_method(jn_cfg_reader *r, int t, const char *at, jn_source_config *s) {
-    if (jn_cfg_opt_string(r, t, at, "method", "GET", &s->method)) return -1;
+static int read_method(jn_config_reader *r, int t, const char *at, jn_source_config *s) {
+    if (jn_config_opt_string(r, t, at, "method", "GET", &s->method)) return -1;
     if (strcmp(s->method, "GET") && strcmp(s->method, "POST")) {
-        jn_cfg_field(r->L, t, "method");
-        return jn_cfg_bad_value(r, at, "method", "\"GET\" or \"POST\"",
-                                "a source reads; a POST is sent without a body");
+        jn_config_field(r->L, t, "method");
+        return jn_config_bad_value(r, at, "method", "\"GET\" or \"POST\"",
+                                   "a source reads; a POST is sent without a body");
     }
     return 0;
 }
 
 /* retry = { attempts, base_ms, multiplier, max_ms }: each left out is producer.retry.*'s. */
-static int read_retry(jn_cfg_reader *r, int t, const char *at, jn_source_config *s) {
+static int read_retry(jn_config_reader *r, int t, const char *at, jn_source_config *s) {
     lua_State *L = r->L;
-    jn_cfg_fill_inherited(r->cfg, &retry_level, s);
+    jn_config_fill_inherited(r->cfg, &retry_level, s);
     s->retry.multiplier = r->cfg->producer.retry.multiplier;
-    char here[JN_CFG_PATH_LEN];
-    int opened = jn_cfg_open_table(r, t, at, "retry",
-                                   "a table { attempts, base_ms, multiplier, max_ms }", here);
+    char here[JN_CONFIG_PATH_LEN];
+    int opened = jn_config_open_table(r, t, at, "retry",
+                                      "a table { attempts, base_ms, multiplier, max_ms }", here);
     if (opened <= 0) return opened;
     int v = lua_gettop(L), rc = 0, type;
-    if (jn_cfg_check_keys(r, v, here, &retry_level) ||
-        jn_cfg_read_inherited(r, v, here, &retry_level, s))
+    if (jn_config_check_keys(r, v, here, &retry_level) ||
+        jn_config_read_inherited(r, v, here, &retry_level, s))
         rc = -1;
-    else if ((type = jn_cfg_field(L, v, "multiplier")) != LUA_TNIL) {
+    else if ((type = jn_config_field(L, v, "multiplier")) != LUA_TNIL) {
         double m = lua_tonumber(L, -1);
         if (type != LUA_TNUMBER || m < 1 || m > 100)
-            rc = jn_cfg_bad_value(r, here, "multiplier", "a number from 1 to 100",
-                                  "growth of the retry delay's ceiling per retry");
+            rc = jn_config_bad_value(r, here, "multiplier", "a number from 1 to 100",
+                                     "growth of the retry delay's ceiling per retry");
         else
             s->retry.multiplier = m, lua_pop(L, 1);
     } else {
@@ -110,18 +108,18 @@ static int read_retry(jn_cfg_reader *r, int t, const char *at, jn_source_config 
 }
 
 /* tls = { ca_file, cert_file, key_file, verify }. */
-static int read_tls(jn_cfg_reader *r, int t, const char *at, jn_source_config *s) {
+static int read_tls(jn_config_reader *r, int t, const char *at, jn_source_config *s) {
     s->tls.verify = 1;
-    char here[JN_CFG_PATH_LEN];
-    int opened = jn_cfg_open_table(r, t, at, "tls",
-                                   "a table { ca_file, cert_file, key_file, verify }", here);
+    char here[JN_CONFIG_PATH_LEN];
+    int opened = jn_config_open_table(r, t, at, "tls",
+                                      "a table { ca_file, cert_file, key_file, verify }", here);
     if (opened <= 0) return opened;
     int v = lua_gettop(r->L), rc = 0;
-    if (jn_cfg_check_keys(r, v, here, &tls_level) ||
-        jn_cfg_opt_string(r, v, here, "ca_file", NULL, &s->tls.ca_file) ||
-        jn_cfg_opt_string(r, v, here, "cert_file", NULL, &s->tls.cert_file) ||
-        jn_cfg_opt_string(r, v, here, "key_file", NULL, &s->tls.key_file) ||
-        jn_cfg_read_bool(r, v, here, "verify", 1, &s->tls.verify)) {
+    if (jn_config_check_keys(r, v, here, &tls_level) ||
+        jn_config_opt_string(r, v, here, "ca_file", NULL, &s->tls.ca_file) ||
+        jn_config_opt_string(r, v, here, "cert_file", NULL, &s->tls.cert_file) ||
+        jn_config_opt_string(r, v, here, "key_file", NULL, &s->tls.key_file) ||
+        jn_config_read_bool(r, v, here, "verify", 1, &s->tls.verify)) {
         rc = -1;
     } else if (s->tls.key_file && !s->tls.cert_file) {
         jn_sb_printf(r->err,
@@ -134,34 +132,52 @@ static int read_tls(jn_cfg_reader *r, int t, const char *at, jn_source_config *s
     return rc;
 }
 
-/* The source at t (its keys checked), named name. */
-static int read_source(jn_cfg_reader *r, int t, const char *at, const char *name, void *entry) {
+static int read_source(jn_config_reader *r, int t, const char *key, int index, void *entry);
+
+static const jn_config_section section = {
+    .key = "sources",
+    .noun = "source",
+    .a_noun = "a source",
+    .empty_hint = "or leave the key out for the two the producer.crm.* and producer.inventory.* "
+                  "keys describe",
+    .size = sizeof(jn_source_config),
+    .read = read_source,
+};
+
+/* The source at t; key is its name in the map form, NULL in the list form (index is its
+ * place there, from 1). */
+static int read_source(jn_config_reader *r, int t, const char *key, int index, void *entry) {
     jn_source_config *s = entry;
-    s->name = strdup(name);
-    if (jn_cfg_read_bool(r, t, at, "enabled", 1, &s->enabled) || read_url(r, t, at, s) ||
+    char at[JN_CONFIG_PATH_LEN];
+    if (jn_config_entry_begin(r, t, &section, key, index, at) ||
+        jn_config_check_keys(r, t, at, &source_level) ||
+        jn_config_entry_name(r, t, at, key, &section, &s->name) ||
+        jn_config_read_bool(r, t, at, "enabled", 1, &s->enabled) || read_url(r, t, at, s) ||
         read_method(r, t, at, s) ||
-        jn_cfg_req_string(r, t, at, "topic", "the Kafka topic the records go to", &s->topic) ||
-        jn_cfg_req_string(r, t, at, "script", "the map script, with map(record, ctx)",
-                          &s->script) ||
-        jn_cfg_opt_string(r, t, at, "noun", NOUN_DEFAULT, &s->noun) ||
-        jn_cfg_read_inherited(r, t, at, &source_level, s) ||
-        jn_cfg_read_bool(r, t, at, "publish_all", r->cfg->producer.publish_all, &s->publish_all) ||
-        jn_cfg_read_int(r, t, at, "max_pages", MAX_PAGES_DEFAULT, 1, MAX_PAGES_LIMIT,
-                        &s->max_pages) ||
+        jn_config_req_string(r, t, at, "topic", "the Kafka topic the records go to", &s->topic) ||
+        jn_config_req_string(r, t, at, "script", "the map script, with map(record, ctx)",
+                             &s->script) ||
+        jn_config_opt_string(r, t, at, "noun", NOUN_DEFAULT, &s->noun) ||
+        jn_config_read_inherited(r, t, at, &source_level, s) ||
+        jn_config_read_bool(r, t, at, "publish_all", r->cfg->producer.publish_all,
+                            &s->publish_all) ||
+        jn_config_read_int(r, t, at, "max_pages", MAX_PAGES_DEFAULT, 1, MAX_PAGES_LIMIT,
+                           &s->max_pages) ||
         read_retry(r, t, at, s) || read_tls(r, t, at, s))
         return -1;
     /* A source switched off needs none of its secrets: a deployment may leave them out. */
     if (!s->enabled) {
         s->headers = calloc(1, sizeof *s->headers);
+        if (!s->headers) abort();
         return 0;
     }
-    return jn_cfg_read_headers(r, t, at, &s->headers);
+    return jn_config_read_headers(r, t, at, &s->headers);
 }
 
 /* ---- the section ---------------------------------------------------------------------- */
 
 /* Two sources publishing to one topic would mix their records under one another's keys
- * (and each would find the other's changes "new"); names are unique already. under is
+ * (and each would find the other's changes "new"). under is
  * where the sources are written: "sources", or "producer" for the seed's keys. */
 static int check_topics(jn_sb *err, const char *under, const jn_source_config *ss, int n) {
     for (int i = 1; i < n; i++)
@@ -179,23 +195,15 @@ static int check_topics(jn_sb *err, const char *under, const jn_source_config *s
     return 0;
 }
 
-static const jn_cfg_section sources_section = {
-    .section = "sources",
-    .one = "source",
-    .empty = "give at least one source, or leave the key out for the two the producer.crm.* "
-             "and producer.inventory.* keys describe",
-    .rule = "a source's name is letters, digits, _ and -, " JN_CFG_UP_TO_MAX,
-    .keys = &source_level,
-    .size = sizeof(jn_source_config),
-    .read = read_source,
-};
-
 int jn_config_sources_load(jn_config *cfg, lua_State *L, int idx, jn_sb *err) {
-    jn_cfg_reader r = {L, cfg, err};
-    void *ss;
-    int rc = jn_cfg_read_section(&r, idx, &sources_section, &ss, &cfg->nsources);
-    cfg->sources = ss;
-    return rc ? -1 : check_topics(err, "sources", cfg->sources, cfg->nsources);
+    jn_config_reader r = {L, cfg, err};
+    void *entries;
+    int rc = jn_config_read_section(&r, idx, &section, &entries, &cfg->nsources);
+    cfg->sources = entries;
+    if (rc || jn_config_unique_names(&r, &section, entries, cfg->nsources,
+                                     offsetof(jn_source_config, name)))
+        return -1;
+    return check_topics(err, "sources", cfg->sources, cfg->nsources);
 }
 
 /* ---- the seed's sources -------------------------------------------------------------- */
@@ -210,8 +218,8 @@ static void seed_source(const jn_config *cfg, const jn_source_keys *k, const cha
     s->headers = calloc(1, sizeof *s->headers);
     s->topic = strdup(k->topic);
     s->script = strdup(k->script);
-    jn_cfg_fill_inherited(cfg, &source_level, s);
-    jn_cfg_fill_inherited(cfg, &retry_level, s);
+    jn_config_fill_inherited(cfg, &source_level, s);
+    jn_config_fill_inherited(cfg, &retry_level, s);
     s->retry.multiplier = cfg->producer.retry.multiplier;
     s->publish_all = cfg->producer.publish_all;
     s->max_pages = MAX_PAGES_DEFAULT;
@@ -237,7 +245,7 @@ void jn_config_sources_free(jn_config *cfg) {
         free(s->noun);
         free(s->url);
         free(s->method);
-        jn_cfg_free_headers(s->headers);
+        jn_config_free_headers(s->headers);
         free(s->topic);
         free(s->script);
         free(s->tls.ca_file);
@@ -250,11 +258,11 @@ void jn_config_sources_free(jn_config *cfg) {
 }
 
 void jn_config_sources_describe(void) {
-    static const jn_cfg_help levels[] = {
+    static const jn_config_described levels[] = {
         {"sources.<s>.", &source_level},
         {"sources.<s>.retry.", &retry_level},
         {"sources.<s>.tls.", &tls_level},
-        {"sources.<s>.headers.<H>.", &jn_cfg_secret_level},
+        {"sources.<s>.headers.<H>.", &jn_config_secret_level},
     };
     printf("\nSOURCES: `sources` is a list { { name = \"a\", ... }, ... } or a map { a = { ... }, "
            "... }: the APIs `junction produce` polls, one topic each.\n"
@@ -264,5 +272,5 @@ void jn_config_sources_describe(void) {
            "too. Header values are given as for pipelines below.\n"
            "The map script may page: records(body, ctx) returns the array inside an envelope, "
            "next(response, ctx) the next page's URL or nil.\n");
-    jn_cfg_describe_levels(levels, COUNT(levels));
+    jn_config_describe_levels(levels, JN_CONFIG_COUNT(levels));
 }
