@@ -160,8 +160,8 @@ static void finish(app *a, int timed_out) {
     if (a->stage) return;
     jn_progress_counts c;
     jn_progress_read(&c);
-    double lost = (double)customers_served(a) - (double)records_received(a) - c.dead_lettered -
-                  c.duplicates;
+    double lost =
+        (double)customers_served(a) - (double)records_received(a) - c.dead_lettered - c.duplicates;
     if (lost < 0) lost = 0;
     double secs = (double)(uv_hrtime() - a->started_ns) / 1e9;
     /* The progress line ends first: both may share one terminal. */
