@@ -92,6 +92,7 @@ static void push_headers(lua_State *L, const char *f, size_t len) {
 /* A table whose records are at 1..n: an empty table, or one with a first element (a
  * decoded JSON object has none). */
 static int is_array(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
     if (lua_type(L, idx) != LUA_TTABLE) return 0;
     if (lua_rawlen(L, idx) > 0) return 1;
     lua_pushnil(L);
