@@ -569,6 +569,11 @@ def test_an_envelope_without_its_array_or_a_bad_link_header_publishes_nothing_of
         assert read_topic(topic) == []
         stub.body = b'{"data":[{"id":1}],"next_cursor":null}'
         assert wait_until(lambda: len(read_topic(topic)) == 1, 15), j.logs()[-3000:]
+        # An envelope with no records in it is a page like any other.
+        stub.body = b'{"data":[],"next_cursor":null}'
+        n = polls(j, "ok")
+        assert wait_until(lambda: polls(j, "ok") >= n + 2, 15), j.logs()[-3000:]
+        assert j.proc.poll() is None
 
         # Page 2's Link header does not parse: page 1 is published, page 2 is not.
         j2, topic2 = paged(api.url + "?page=1&per_page=100", hooks="paging.link()")
