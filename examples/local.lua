@@ -10,20 +10,29 @@ return {
     allow_write = false,           -- io.open(..., "w")
     watch = true,                  -- reload a script as soon as its file changes
   },
-  api = {
+  -- The mock APIs `junction api` serves, by name (README, "The mock APIs"). The seed's
+  -- environment variables still set them: JUNCTION_CRM_LISTEN, JUNCTION_CUSTOMERS, ...
+  apis = {
     crm = {
-      listen = "127.0.0.1:8081",
-      script = "scripts/crm.lua",
-      count = 1000,
-      seed = 42,
+      listen = env("JUNCTION_CRM_LISTEN", "127.0.0.1:8081"),
+      script = env("JUNCTION_CRM_SCRIPT", "scripts/crm.lua"),
+      resource = "customers", -- GET /customers, /customers/:id
+      singular = "Customer",  -- {"error":"Customer not found"}
+      count = env("JUNCTION_CUSTOMERS", 1000),
+      seed = env("JUNCTION_SEED", 42),
       faults = { latency_ms = 0, error_rate = 0, error_status = 503, malformed_rate = 0 },
     },
     inventory = {
-      listen = "127.0.0.1:8082",
-      script = "scripts/inventory.lua",
-      count = 10,
-      seed = 42,
+      listen = env("JUNCTION_INVENTORY_LISTEN", "127.0.0.1:8082"),
+      script = env("JUNCTION_INVENTORY_SCRIPT", "scripts/inventory.lua"),
+      resource = "products",
+      singular = "Product",
+      count = env("JUNCTION_PRODUCTS", 10),
+      seed = env("JUNCTION_SEED", 42),
     },
+  },
+  -- What every API shares.
+  api = {
     max_body_bytes = 1048576,
     request_timeout_ms = 10000,
     keepalive_timeout_ms = 60000,

@@ -9,16 +9,14 @@ local M = {}
 M.id_type = "integer"
 -- Key order of the JSON the API serves; keys not listed follow in sorted order.
 M.fields = { "id", "name", "email", "phone", "productIds" }
+-- Served at /customers and /customers/:id, with {"error":"Customer not found"}, and 1000
+-- customers unless the config says otherwise (each is overridden by the API's config).
+M.resource = "customers"
+M.singular = "Customer"
+M.count = 1000
 
--- A small deterministic generator (64-bit LCG): the same seed gives the same data on
--- every machine, which keeps tests and content hashes stable.
-local function generator(seed)
-  local state = seed
-  return function(n)
-    state = state * 6364136223846793005 + 1442695040888963407
-    return ((state >> 33) % n) + 1
-  end
-end
+-- Deterministic: the same seed gives the same data on every machine (lcg.lua).
+local generator = require "lcg"
 
 -- opts.count customers; customer i references product i mod 6 (as the original did,
 -- so some reference product "0", which the inventory does not have) and even ids a

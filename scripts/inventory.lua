@@ -4,19 +4,17 @@ local M = {}
 
 M.id_type = "string"
 M.fields = { "id", "name", "stock" }
+M.resource = "products"
+M.singular = "Product"
+M.count = 10
 
 local names = {
   "Inkweto", "Ishati", "Ipantalo", "Ingofero", "Isakoshi",
   "Igitenge", "Isabune", "Ikaramu", "Igikombe", "Amata",
 }
 
-local function generator(seed)
-  local state = seed
-  return function(n)
-    state = state * 6364136223846793005 + 1442695040888963407
-    return ((state >> 33) % n) + 1
-  end
-end
+-- Deterministic: the same seed gives the same data on every machine (lcg.lua).
+local generator = require "lcg"
 
 function M.generate(opts)
   local pick = generator(opts.seed)

@@ -157,8 +157,9 @@ static void handle(void *ud, const jn_http_request *req, jn_http_response *res) 
         if (rc == 0) {
             jn_api_status_json(a->api, &sb);
             set_json(res, 200, &sb);
-        } else if (rc == 404) {
-            jn_http_respond_error(res, 404, "no such API in this process; use crm or inventory");
+        } else if (rc == 404 && !err) {
+            jn_http_respond_error(res, 404,
+                                  "no API runs in this process (junction api serves them)");
         } else {
             jn_http_respond_error(res, rc, err ? err : "bad faults");
         }

@@ -1,5 +1,7 @@
-/* The mock APIs. GET answers come from the collection's caches; writes go through the
- * script's validate() so the data keeps the shape the script defines. */
+/* The mock APIs, one per entry of the config's `apis`. GET answers come from the
+ * collection's caches, or are built page by page for an API that pages; writes go through
+ * the script's validate() so the data keeps the shape the script defines. An API with a
+ * token answers nothing but 401 to a request without it. */
 #include "api.h"
 
 #include <lauxlib.h>
@@ -8,18 +10,30 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http_auth.h"
 #include "http_server.h"
 #include "collection.h"
 #include "json.h"
 #include "log.h"
+#include "paging.h"
 #include "router.h"
 
 #define MAX_FIELDS 32
+/* What a script's M.resource and M.singular may hold, as the config's keys. */
+#define IDENT_MAX        64
+#define DEFAULT_COUNT    1000
+#define MAX_COUNT        10000000
+#define DEFAULT_SINGULAR "Record"
 
 typedef struct service {
     jn_api *api;
-    const char *name, *resource, *not_found;
-    jn_api_service_config cfg;
+    const char *name;
+    jn_api_config cfg; /* a copy; its strings are the config's, which outlives the API */
+    /* Fixed at the first load: the route patterns, and with them the metrics' labels,
+     * point into these. */
+    char *resource, *pattern_collection, *pattern_item;
+    char singular[IDENT_MAX + 1]; /* "<singular> not found" */
+    char token_key[96];           /* the key the 401 names: apis.<name>.token */
     jn_script *script;
     jn_collection *data;
     char *fields[MAX_FIELDS + 1];
@@ -34,7 +48,8 @@ typedef struct service {
 struct jn_api {
     uv_loop_t *loop;
     jn_script_host *scripts;
-    service svc[2];
+    service *svc;
+    int n;
     int running;
     void (*done)(void *);
     void *done_arg;
@@ -115,6 +130,71 @@ static int validate(service *s, lua_State *L, int mod, char **err) {
 
 /* ---- loading (the script check) ---------------------------------------------------- */
 
+/* What the script may say of itself and the config may override: the path it serves,
+ * the noun of its 404 and how many records to generate. */
+typedef struct {
+    char resource[IDENT_MAX + 1];
+    char singular[IDENT_MAX + 1];
+    int count;
+} identity;
+
+/* Reads M.resource, M.singular and M.count of the module at mod where the config left
+ * them to the script. The path is fixed once the API serves it: routes and metrics
+ * labels are built on it. Returns 0, or -1 with *err (malloc'd). */
+static int read_identity(service *s, lua_State *L, int mod, identity *id, char **err) {
+    const char *res = s->cfg.resource ? s->cfg.resource : s->name;
+    lua_getfield(L, mod, "resource");
+    if (!s->cfg.resource && !lua_isnil(L, -1)) {
+        res = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        if (!res || !jn_router_valid_path(res, IDENT_MAX)) {
+            *err = strdup("M.resource must be a path such as \"customers\" or \"v1/orders\": "
+                          "segments of letters, digits and -._~ joined by /, up to 64 "
+                          "characters");
+            lua_pop(L, 1);
+            return -1;
+        }
+    }
+    if (s->resource && strcmp(s->resource, res)) {
+        *err = dupf("M.resource is now \"%s\", but this API serves /%s; the path is fixed "
+                    "while junction runs: restart it to serve the new one",
+                    res, s->resource);
+        lua_pop(L, 1);
+        return -1;
+    }
+    snprintf(id->resource, sizeof id->resource, "%s", res);
+    lua_pop(L, 1);
+
+    const char *noun = s->cfg.singular ? s->cfg.singular : DEFAULT_SINGULAR;
+    lua_getfield(L, mod, "singular");
+    if (!s->cfg.singular && !lua_isnil(L, -1)) {
+        noun = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        if (!noun || !jn_config_valid_singular(noun)) {
+            *err = strdup("M.singular must be a word of printable ASCII, up to 64 characters "
+                          "(the noun of \"<singular> not found\")");
+            lua_pop(L, 1);
+            return -1;
+        }
+    }
+    snprintf(id->singular, sizeof id->singular, "%s", noun);
+    lua_pop(L, 1);
+
+    id->count = s->cfg.count >= 0 ? s->cfg.count : DEFAULT_COUNT;
+    lua_getfield(L, mod, "count");
+    if (s->cfg.count < 0 && !lua_isnil(L, -1)) {
+        int isint;
+        lua_Integer n = lua_tointegerx(L, -1, &isint);
+        if (lua_type(L, -1) != LUA_TNUMBER || !isint || n < 0 || n > MAX_COUNT) {
+            *err = strdup("M.count must be a whole number from 0 to 10000000 (the records "
+                          "generated when the config gives no count)");
+            lua_pop(L, 1);
+            return -1;
+        }
+        id->count = (int)n;
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
 static int check_script(jn_script *script, void *ud, char **err) {
     service *s = ud;
     s->script = script;
@@ -139,6 +219,8 @@ static int check_script(jn_script *script, void *ud, char **err) {
         return -1;
     }
     lua_pop(L, 1);
+    identity id;
+    if (read_identity(s, L, mod, &id, err) != 0) return -1;
 
     /* Field order for the JSON output. */
     char *fields[MAX_FIELDS + 1] = {0};
@@ -176,7 +258,7 @@ static int check_script(jn_script *script, void *ud, char **err) {
     int rc = -1;
     lua_getfield(L, mod, "generate");
     lua_createtable(L, 0, 2);
-    lua_pushinteger(L, s->cfg.count);
+    lua_pushinteger(L, id.count);
     lua_setfield(L, -2, "count");
     lua_pushinteger(L, s->cfg.seed);
     lua_setfield(L, -2, "seed");
@@ -242,6 +324,8 @@ out:
         s->data = data;
         s->int_ids = int_ids;
         s->faults = faults;
+        if (!s->resource) s->resource = strdup(id.resource);
+        memcpy(s->singular, id.singular, sizeof s->singular);
         jn_log_info(s->name, "serving %zu %s from %s", jn_collection_count(data), s->resource,
                     jn_script_name(script));
     } else {
@@ -340,7 +424,7 @@ static void handle_write(service *s, const jn_http_request *req, const char *id,
     const char *existing = id ? jn_collection_get(s->data, id, &len, NULL) : NULL;
     if (id && !existing && req->method != HTTP_PUT) {
         char msg[80];
-        snprintf(msg, sizeof msg, "%s not found", s->not_found);
+        snprintf(msg, sizeof msg, "%s not found", s->singular);
         jn_http_respond_error(res, 404, msg);
         return;
     }
@@ -408,8 +492,60 @@ static int inject_faults(service *s, jn_http_response *res) {
     return 0;
 }
 
+/* Where the Link header points: the host the client asked (RFC 9110 makes Host required),
+ * when it is one that can go into a URL as it is, else the listen address. */
+static void link_header(service *s, const jn_http_request *req, size_t page, size_t per_page,
+                        char *out, size_t cap) {
+    char listen[96];
+    snprintf(listen, sizeof listen, "%s:%d", s->cfg.listen.host, jn_http_server_port(s->http));
+    const char *host = req->host && jn_paging_host_ok(req->host) ? req->host : listen;
+    if (jn_paging_link(out, cap, host, s->resource, page, per_page) < 0)
+        jn_paging_link(out, cap, listen, s->resource, page, per_page);
+}
+
+/* GET /<resource> of an API that pages (paging.h has the contract). Pages come in id
+ * order and carry no ETag: a client walking them needs each answer whole, and a 304
+ * would hide the next cursor or link. */
+static void serve_page(service *s, const jn_http_request *req, jn_http_response *res) {
+    jn_page_query q;
+    char err[200];
+    jn_paging_style style = s->cfg.paging;
+    if (jn_paging_parse(style, (size_t)s->cfg.page_size, (size_t)s->cfg.max_page_size, req->query,
+                        req->query_len, &q, err, sizeof err) != 0) {
+        jn_http_respond_error(res, 400, err);
+        return;
+    }
+    size_t total = jn_collection_count(s->data);
+    size_t from = q.after ? jn_collection_position_after(s->data, q.after_id) : q.offset;
+    jn_sb body;
+    jn_sb_init(&body);
+    if (style == JN_PAGING_CURSOR) jn_sb_puts(&body, "{\"data\":");
+    size_t got = jn_collection_page(s->data, from, q.limit, &body);
+    int more = got > 0 && from + got < total;
+    int n = snprintf(res->headers, sizeof res->headers, "X-Total-Count: %zu\r\n", total);
+    if (style == JN_PAGING_CURSOR) {
+        jn_sb_puts(&body, ",\"next_cursor\":");
+        if (more) {
+            char cursor[JN_CURSOR_MAX];
+            jn_paging_cursor_encode(jn_collection_id_at(s->data, from + got - 1), cursor);
+            jn_sb_printf(&body, "\"%s\"}", cursor);
+        } else {
+            jn_sb_puts(&body, "null}");
+        }
+    } else if (style == JN_PAGING_LINK && more) {
+        link_header(s, req, q.page, q.limit, res->headers + n, sizeof res->headers - (size_t)n);
+    }
+    res->status = 200;
+    res->body = jn_rbuf_from_sb(&body);
+}
+
 static void handle(void *ud, const jn_http_request *req, jn_http_response *res) {
     service *s = ud;
+    if (s->cfg.token && !jn_http_bearer_ok(req, s->cfg.token)) {
+        res->route = "unauthorized";
+        jn_http_respond_unauthorized(res, s->token_key);
+        return;
+    }
     jn_route_match m;
     int r = jn_router_match(s->routes, 2, req->method, req->path, req->path_len, &m);
     if (r == JN_ROUTE_NOT_FOUND) {
@@ -432,7 +568,9 @@ static void handle(void *ud, const jn_http_request *req, jn_http_response *res) 
     res->route = s->routes[r].pattern;
     if (inject_faults(s, res)) return;
 
-    if (r == R_COLLECTION && req->method == HTTP_GET) {
+    if (r == R_COLLECTION && req->method == HTTP_GET && s->cfg.paging != JN_PAGING_NONE) {
+        serve_page(s, req, res);
+    } else if (r == R_COLLECTION && req->method == HTTP_GET) {
         long limit = -1, offset = 0;
         int hl = jn_query_uint(req->query, req->query_len, "limit", &limit);
         int ho = jn_query_uint(req->query, req->query_len, "offset", &offset);
@@ -459,7 +597,7 @@ static void handle(void *ud, const jn_http_request *req, jn_http_response *res) 
         const char *json = jn_collection_get(s->data, m.param, &len, &etag);
         if (!json) {
             char msg[80];
-            snprintf(msg, sizeof msg, "%s not found", s->not_found);
+            snprintf(msg, sizeof msg, "%s not found", s->singular);
             jn_http_respond_error(res, 404, msg);
             return;
         }
@@ -482,12 +620,19 @@ static void handle(void *ud, const jn_http_request *req, jn_http_response *res) 
 
 static int start_service(jn_api *a, service *s, const jn_config *cfg, char **err) {
     s->api = a;
+    s->name = s->cfg.name;
     s->rng = 0x9E3779B97F4A7C15ull ^ (uint64_t)uv_hrtime();
+    s->faults = s->cfg.faults;
+    snprintf(s->token_key, sizeof s->token_key, "apis.%s.token", s->name);
+    if (!jn_script_add(a->scripts, s->name, s->cfg.script, check_script, s, err)) return -1;
+    /* The script's first load fixed the path. */
+    s->pattern_collection = dupf("/%s%s", s->resource, "");
+    s->pattern_item = dupf("/%s%s", s->resource, "/:id");
+    s->routes[R_COLLECTION].pattern = s->pattern_collection;
     s->routes[R_COLLECTION].methods = JN_METHOD(HTTP_GET) | JN_METHOD(HTTP_POST);
+    s->routes[R_ITEM].pattern = s->pattern_item;
     s->routes[R_ITEM].methods =
         JN_METHOD(HTTP_GET) | JN_METHOD(HTTP_PUT) | JN_METHOD(HTTP_PATCH) | JN_METHOD(HTTP_DELETE);
-    s->faults = s->cfg.faults;
-    if (!jn_script_add(a->scripts, s->name, s->cfg.script, check_script, s, err)) return -1;
     jn_http_server_opts o = {
         .name = s->name,
         .listen = s->cfg.listen,
@@ -505,22 +650,15 @@ jn_api *jn_api_start(uv_loop_t *loop, jn_script_host *scripts, const jn_config *
     if (!a) abort();
     a->loop = loop;
     a->scripts = scripts;
-    service *crm = &a->svc[0], *inv = &a->svc[1];
-    crm->name = "crm";
-    crm->resource = "customers";
-    crm->not_found = "Customer";
-    crm->cfg = cfg->api.crm;
-    crm->routes[0].pattern = "/customers";
-    crm->routes[1].pattern = "/customers/:id";
-    inv->name = "inventory";
-    inv->resource = "products";
-    inv->not_found = "Product";
-    inv->cfg = cfg->api.inventory;
-    inv->routes[0].pattern = "/products";
-    inv->routes[1].pattern = "/products/:id";
-    if (start_service(a, crm, cfg, err) != 0 || start_service(a, inv, cfg, err) != 0) {
-        /* The caller exits; servers already listening close with the loop. */
-        return NULL;
+    a->n = cfg->napis;
+    a->svc = calloc((size_t)a->n, sizeof *a->svc);
+    if (!a->svc) abort();
+    for (int i = 0; i < a->n; i++) {
+        a->svc[i].cfg = cfg->apis[i];
+        if (start_service(a, &a->svc[i], cfg, err) != 0) {
+            /* The caller exits; servers already listening close with the loop. */
+            return NULL;
+        }
     }
     return a;
 }
@@ -528,13 +666,18 @@ jn_api *jn_api_start(uv_loop_t *loop, jn_script_host *scripts, const jn_config *
 static void on_service_stopped(void *arg) {
     jn_api *a = arg;
     if (--a->running > 0) return;
-    for (int i = 0; i < 2; i++) {
-        jn_collection_free(a->svc[i].data);
-        for (int k = 0; a->svc[i].fields[k]; k++)
-            free(a->svc[i].fields[k]);
+    for (int i = 0; i < a->n; i++) {
+        service *s = &a->svc[i];
+        jn_collection_free(s->data);
+        for (int k = 0; s->fields[k]; k++)
+            free(s->fields[k]);
+        free(s->resource);
+        free(s->pattern_collection);
+        free(s->pattern_item);
     }
     void (*done)(void *) = a->done;
     void *arg2 = a->done_arg;
+    free(a->svc);
     free(a);
     if (done) done(arg2);
 }
@@ -542,16 +685,37 @@ static void on_service_stopped(void *arg) {
 void jn_api_stop(jn_api *a, void (*done)(void *), void *arg) {
     a->done = done;
     a->done_arg = arg;
-    a->running = 2;
-    jn_http_server_stop(a->svc[0].http, on_service_stopped, a);
-    jn_http_server_stop(a->svc[1].http, on_service_stopped, a);
+    a->running = a->n;
+    for (int i = 0; i < a->n; i++)
+        jn_http_server_stop(a->svc[i].http, on_service_stopped, a);
+}
+
+static service *find_service(jn_api *a, const char *name) {
+    for (int i = 0; i < a->n; i++)
+        if (!strcmp(a->svc[i].name, name)) return &a->svc[i];
+    return NULL;
+}
+
+long jn_api_records(jn_api *a, const char *name) {
+    service *s = a ? find_service(a, name) : NULL;
+    return s ? (long)jn_collection_count(s->data) : -1;
 }
 
 int jn_api_set_faults(jn_api *a, const char *name, const char *json, size_t len, char **err) {
-    service *s = NULL;
-    for (int i = 0; i < 2; i++)
-        if (!strcmp(a->svc[i].name, name)) s = &a->svc[i];
-    if (!s) return 404;
+    service *s = find_service(a, name);
+    if (!s) {
+        jn_sb names;
+        jn_sb_init(&names);
+        jn_sb_puts(&names, "no such API in this process; use ");
+        for (int i = 0; i < a->n; i++)
+            jn_sb_printf(&names, "%s%s",
+                         i == 0          ? ""
+                         : i == a->n - 1 ? " or "
+                                         : ", ",
+                         a->svc[i].name);
+        *err = jn_sb_steal(&names);
+        return 404;
+    }
     lua_State *L = jn_script_host_lua(a->scripts);
     int top = lua_gettop(L);
     jn_http_request req = {.body = json, .body_len = len};
@@ -607,14 +771,17 @@ int jn_api_set_faults(jn_api *a, const char *name, const char *json, size_t len,
 
 void jn_api_status_json(jn_api *a, jn_sb *out) {
     jn_sb_putc(out, '{');
-    for (int i = 0; i < 2; i++) {
+    static const char *const paging[] = {"none", "offset", "cursor", "link"};
+    for (int i = 0; i < a->n; i++) {
         service *s = &a->svc[i];
         jn_sb_printf(out,
-                     "%s\"%s\":{\"records\":%zu,\"port\":%d,\"faults\":{\"latency_ms\":%d,"
+                     "%s\"%s\":{\"records\":%zu,\"port\":%d,\"resource\":\"/%s\","
+                     "\"paging\":\"%s\",\"auth\":%s,\"faults\":{\"latency_ms\":%d,"
                      "\"error_rate\":%g,\"error_status\":%d,\"malformed_rate\":%g,"
                      "\"fail_next\":%ld}}",
                      i ? "," : "", s->name, jn_collection_count(s->data),
-                     jn_http_server_port(s->http), s->faults.latency_ms, s->faults.error_rate,
+                     jn_http_server_port(s->http), s->resource, paging[s->cfg.paging],
+                     s->cfg.token ? "true" : "false", s->faults.latency_ms, s->faults.error_rate,
                      s->faults.error_status, s->faults.malformed_rate, s->fail_next);
     }
     jn_sb_putc(out, '}');

@@ -1,6 +1,7 @@
 /* Record store. Records keep insertion order in a vector (the order GET returns);
  * an open-addressing table maps ids to vector slots. Removal is O(n), which mock APIs
- * can afford; reads are O(1). */
+ * can afford; reads are O(1). Pages walk a second order, by id, sorted when first asked
+ * for after the set of ids changed. */
 #include "collection.h"
 
 #include <stdlib.h>
@@ -11,6 +12,8 @@ typedef struct {
     char *json;
     size_t len;
     char etag[24];
+    int numeric;        /* the id is a decimal integer of at most 18 digits ... */
+    long long id_value; /* ... of this value */
 } record;
 
 struct jn_collection {
@@ -20,6 +23,8 @@ struct jn_collection {
     size_t nslots;
     jn_rbuf *array;
     char array_etag[72];
+    size_t *order; /* indexes into recs by id; stale when order_stale */
+    int order_stale;
 };
 
 static size_t hash(const char *s) {
@@ -66,6 +71,25 @@ static long find(const jn_collection *c, const char *id) {
     return -1;
 }
 
+/* Ids that are integers sort by value ("9" before "10"), the way a person reads them. */
+static void set_id_key(record *r) {
+    size_t len = strlen(r->id);
+    r->numeric = len > 0 && len <= 18 && strspn(r->id, "0123456789") == len;
+    r->id_value = r->numeric ? strtoll(r->id, NULL, 10) : 0;
+}
+
+/* Integer ids by value, before every other id; the rest, and ties ("7" and "007"), by
+ * their bytes: a total order, so a page boundary never falls between equals. */
+static int compare_ids(const record *a, const record *b) {
+    if (a->numeric != b->numeric) return a->numeric ? -1 : 1;
+    if (a->numeric && a->id_value != b->id_value) return a->id_value < b->id_value ? -1 : 1;
+    return strcmp(a->id, b->id);
+}
+
+static int compare_records(const void *a, const void *b) {
+    return compare_ids(*(record *const *)a, *(record *const *)b);
+}
+
 static void invalidate(jn_collection *c) {
     jn_rbuf_unref(c->array);
     c->array = NULL;
@@ -80,6 +104,7 @@ jn_collection *jn_collection_new(void) {
 
 void jn_collection_free(jn_collection *c) {
     if (!c) return;
+    free(c->order);
     for (size_t i = 0; i < c->n; i++)
         free(c->recs[i].id), free(c->recs[i].json);
     free(c->recs);
@@ -102,6 +127,8 @@ void jn_collection_put(jn_collection *c, const char *id, const char *json, size_
         }
         r = &c->recs[c->n++];
         r->id = strdup(id);
+        set_id_key(r);
+        c->order_stale = 1;
         if (c->n * 2 + 2 > c->nslots)
             reindex(c);
         else {
@@ -129,6 +156,7 @@ int jn_collection_remove(jn_collection *c, const char *id) {
     c->n--;
     reindex(c);
     invalidate(c);
+    c->order_stale = 1;
     return 0;
 }
 
@@ -186,4 +214,52 @@ jn_rbuf *jn_collection_slice(const jn_collection *c, size_t offset, size_t limit
     jn_rbuf *b = build(c, from, to);
     make_etag(b->data, b->len, etag, 72);
     return b;
+}
+
+/* The order by id, sorted again after ids were added or removed. */
+static const size_t *order(jn_collection *c) {
+    if (!c->order_stale && (c->order || !c->n)) return c->order;
+    record **by_id = malloc((c->n ? c->n : 1) * sizeof *by_id);
+    size_t *o = realloc(c->order, (c->n ? c->n : 1) * sizeof *o);
+    if (!by_id || !o) abort();
+    for (size_t i = 0; i < c->n; i++)
+        by_id[i] = &c->recs[i];
+    qsort(by_id, c->n, sizeof *by_id, compare_records);
+    for (size_t i = 0; i < c->n; i++)
+        o[i] = (size_t)(by_id[i] - c->recs);
+    free(by_id);
+    c->order = o;
+    c->order_stale = 0;
+    return o;
+}
+
+size_t jn_collection_page(jn_collection *c, size_t from, size_t limit, jn_sb *out) {
+    const size_t *o = order(c);
+    size_t to = from < c->n ? (limit < c->n - from ? from + limit : c->n) : from;
+    jn_sb_putc(out, '[');
+    for (size_t i = from; i < to; i++) {
+        if (i > from) jn_sb_putc(out, ',');
+        jn_sb_append(out, c->recs[o[i]].json, c->recs[o[i]].len);
+    }
+    jn_sb_putc(out, ']');
+    return to > from ? to - from : 0;
+}
+
+size_t jn_collection_position_after(jn_collection *c, const char *id) {
+    const size_t *o = order(c);
+    record key = {.id = (char *)id};
+    set_id_key(&key);
+    size_t lo = 0, hi = c->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (compare_ids(&c->recs[o[mid]], &key) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+const char *jn_collection_id_at(jn_collection *c, size_t pos) {
+    return pos < c->n ? c->recs[order(c)[pos]].id : NULL;
 }

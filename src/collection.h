@@ -28,4 +28,17 @@ jn_rbuf *jn_collection_array(jn_collection *c, const char **etag);
 /* A page of the array, built on demand; etag receives a quoted ETag of the page. */
 jn_rbuf *jn_collection_slice(const jn_collection *c, size_t offset, size_t limit, char etag[72]);
 
+/* Paged APIs walk the records by id: integer ids by value and before the others, which
+ * go by their bytes. A client walking the pages sees each record once while nothing
+ * changes, whatever order the records were added in. */
+
+/* Appends the records at positions from.. (at most limit) in id order to out as a JSON
+ * array; returns how many. */
+size_t jn_collection_page(jn_collection *c, size_t from, size_t limit, jn_sb *out);
+/* The position in id order of the first record whose id sorts after id (which need not
+ * exist any more): where the page after a cursor starts. */
+size_t jn_collection_position_after(jn_collection *c, const char *id);
+/* The id at position pos in id order, or NULL past the end. */
+const char *jn_collection_id_at(jn_collection *c, size_t pos);
+
 #endif

@@ -20,7 +20,9 @@
 #include <time.h>
 
 #include "buf.h"
+#include "config_api.h"
 #include "config_pipeline.h"
+#include "config_read.h"
 #include "config_source.h"
 #include "lua_alloc.h"
 #include "script_strlib.h"
@@ -339,8 +341,10 @@ static int is_section(const char *key) {
     return 0;
 }
 
-/* The top-level keys config_pipeline.c and config_source.c read, outside the schema. */
+/* The top-level keys config_pipeline.c, config_api.c and config_source.c read, outside
+ * the schema. */
 #define PIPELINES_KEY "pipelines"
+#define APIS_KEY      "apis"
 #define SOURCES_KEY   "sources"
 
 /* The closest known key sharing the parent section, for "did you mean". */
@@ -351,9 +355,11 @@ static const char *suggest(const char *key) {
         size_t d = jn_config_edit_distance(key, schema[i].key);
         if (d < best_d) best_d = d, best = schema[i].key;
     }
-    if (jn_config_edit_distance(key, PIPELINES_KEY) < best_d)
-        best_d = jn_config_edit_distance(key, PIPELINES_KEY), best = PIPELINES_KEY;
-    if (jn_config_edit_distance(key, SOURCES_KEY) < best_d) best = SOURCES_KEY;
+    static const char *const sections[] = {PIPELINES_KEY, APIS_KEY, SOURCES_KEY};
+    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
+        size_t d = jn_config_edit_distance(key, sections[i]);
+        if (d < best_d) best_d = d, best = sections[i];
+    }
     return best;
 }
 
@@ -416,8 +422,8 @@ static int walk(jn_config *cfg, lua_State *L, const char *prefix, jn_sb *err) {
         }
         snprintf(key, sizeof key, "%s%s%s", prefix, *prefix ? "." : "", lua_tostring(L, -2));
         const schema_entry *e = find_entry(key);
-        if (!strcmp(key, PIPELINES_KEY) || !strcmp(key, SOURCES_KEY)) {
-            /* Read by finish(), once the consumer.* keys its defaults come from are final. */
+        if (!strcmp(key, PIPELINES_KEY) || !strcmp(key, APIS_KEY) || !strcmp(key, SOURCES_KEY)) {
+            /* Read by finish(), once the schema keys their defaults come from are final. */
         } else if (e && e->type == T_SECRET) {
             if (secret_from_lua(cfg, e, L, err) != 0) {
                 lua_pop(L, 2);
@@ -742,6 +748,7 @@ static void finish(jn_config *cfg, lua_State *L, jn_sb *e) {
     if (apply_environment(cfg, e) != 0) return;
     if (!L) {
         if (jn_config_sources_default(cfg, e) == 0) jn_config_pipelines_default(cfg);
+        if (!e->len) jn_config_apis_default(cfg, e);
         return;
     }
     lua_pushliteral(L, SOURCES_KEY);
@@ -754,6 +761,13 @@ static void finish(jn_config *cfg, lua_State *L, jn_sb *e) {
         jn_config_pipelines_default(cfg);
     else
         jn_config_pipelines_load(cfg, L, -1, e);
+    lua_pop(L, 1);
+    if (e->len) return;
+    lua_pushliteral(L, APIS_KEY);
+    if (lua_rawget(L, -2) == LUA_TNIL)
+        jn_config_apis_default(cfg, e);
+    else
+        jn_config_apis_load(cfg, L, -1, e);
     lua_pop(L, 1);
 }
 
@@ -827,14 +841,6 @@ int jn_config_load(jn_config *cfg, const char *path, char **err) {
                        "hiredis 1.0 or later with hiredis_ssl");
         goto fail;
     }
-    if (cfg->api.crm.listen.port == cfg->api.inventory.listen.port &&
-        !strcmp(cfg->api.crm.listen.host, cfg->api.inventory.listen.host)) {
-        jn_sb_printf(&e,
-                     "config: api.crm.listen and api.inventory.listen are both %s:%d; give "
-                     "each API its own port",
-                     cfg->api.crm.listen.host, cfg->api.crm.listen.port);
-        goto fail;
-    }
     return 0;
 
 fail:
@@ -856,6 +862,7 @@ void jn_config_free(jn_config *cfg) {
     free(cfg->path);
     cfg->path = NULL;
     jn_config_pipelines_free(cfg);
+    jn_config_apis_free(cfg);
     jn_config_sources_free(cfg);
 }
 
@@ -869,4 +876,5 @@ void jn_config_describe(void) {
     }
     jn_config_sources_describe();
     jn_config_pipelines_describe();
+    jn_config_apis_describe();
 }

@@ -28,6 +28,28 @@ typedef struct {
     jn_faults faults;
 } jn_api_service_config;
 
+/* How a mock API pages GET /<resource>: not at all (the whole array), ?offset=&limit=
+ * (a bare array), ?cursor=&limit= (an envelope {"data":[...],"next_cursor":...}) or
+ * ?page=&per_page= (a bare array and a Link header to the next page). */
+typedef enum { JN_PAGING_NONE, JN_PAGING_OFFSET, JN_PAGING_CURSOR, JN_PAGING_LINK } jn_paging_style;
+
+/* One mock API `junction api` serves: an entry of `apis`, or one of the seed's two built
+ * from the api.crm.* and api.inventory.* keys when the file has no `apis`. */
+typedef struct {
+    char *name; /* log and metrics label, admin's /api/faults/<name> */
+    jn_addr listen;
+    char *script;
+    int count; /* records generate() makes; -1: the script's M.count, else 1000 */
+    int seed;
+    jn_faults faults;
+    char *resource; /* collection path without the leading /; NULL: the script's M.resource,
+                     * else the name */
+    char *singular; /* "<singular> not found"; NULL: the script's M.singular, else "Record" */
+    char *token;    /* bearer token every request must carry; NULL: none */
+    jn_paging_style paging;
+    int page_size, max_page_size;
+} jn_api_config;
+
 /* producer.crm.* and producer.inventory.*: the seed's two sources, which a file without
  * `sources` still describes this way (see jn_source_config for what the producer runs). */
 typedef struct {
@@ -195,6 +217,10 @@ typedef struct jn_config {
      * producer.inventory.* when the file has none; disabled ones included. */
     jn_source_config *sources;
     int nsources;
+    /* `apis` in the file, or the seed's two from the api.crm.* and api.inventory.* keys
+     * when the file has none. */
+    jn_api_config *apis;
+    int napis;
 } jn_config;
 
 /* Loads path (or the defaults alone when path is NULL), applies the environment and
@@ -203,6 +229,8 @@ int jn_config_load(jn_config *cfg, const char *path, char **err);
 void jn_config_free(jn_config *cfg);
 /* Writes every key with its type, default and environment variable, for --help-config. */
 void jn_config_describe(void);
+/* Whether s can be an API's singular (config or script): printable ASCII, 1 to 64. */
+int jn_config_valid_singular(const char *s);
 /* "host:port" → addr; returns 0 on success. */
 int jn_config_parse_addr(const char *s, jn_addr *out);
 

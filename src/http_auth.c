@@ -48,10 +48,14 @@ int jn_http_guard(const jn_http_request *req, const char *token, const char *wha
         return 1;
     }
     if (jn_http_bearer_ok(req, token)) return 0;
+    jn_http_respond_unauthorized(res, what);
+    return 1;
+}
+
+void jn_http_respond_unauthorized(jn_http_response *res, const char *what) {
     char msg[160];
     snprintf(msg, sizeof msg, "missing or wrong bearer token: send Authorization: Bearer <%s>",
              what);
     jn_http_respond_error(res, 401, msg);
     snprintf(res->headers, sizeof res->headers, "WWW-Authenticate: Bearer realm=\"junction\"\r\n");
-    return 1;
 }

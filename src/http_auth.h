@@ -20,6 +20,10 @@ int jn_http_cross_site(const jn_http_request *req);
  * ("admin.token"). */
 int jn_http_guard(const jn_http_request *req, const char *token, const char *what,
                   jn_http_response *res);
+/* Fills res with the 401 of a request without the bearer token: {"error": ...} naming
+ * the token (what, "admin.token"), and WWW-Authenticate (RFC 9110 asks a 401 to name the
+ * scheme it wants). */
+void jn_http_respond_unauthorized(jn_http_response *res, const char *what);
 /* Whether a listen host is a loopback address (127.0.0.0/8, ::1, localhost). */
 int jn_http_is_loopback(const char *host);
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 /* The headers whose values are kept. */
-enum { H_NONE, H_INM, H_CT, H_EXPECT, H_IDEM, H_AUTH, H_ORIGIN, H_HOST };
+enum { H_NONE, H_INM, H_CT, H_EXPECT, H_IDEM, H_AUTH, H_ORIGIN, H_HOST, H_TE };
 
 static jn_http_reader *reader_of(http_parser *p) {
     return p->data;
@@ -24,6 +24,8 @@ static int on_message_begin(http_parser *p) {
     r->url.len = 0;
     r->body.len = 0;
     r->has_inm = r->has_ct = r->has_idem = r->has_auth = r->has_origin = r->has_host = 0;
+    r->nhost = r->has_te = 0;
+    r->crlf_left = 0;
     r->collecting = H_NONE;
     r->expect_continue = 0;
     r->in_message = 1;
@@ -40,6 +42,10 @@ static int on_url(http_parser *p, const char *at, size_t len) {
 
 static int on_header_field(http_parser *p, const char *at, size_t len) {
     jn_http_reader *r = reader_of(p);
+    /* RFC 9112 §5.1: no whitespace between a field name and its colon (a proxy and this
+     * server could otherwise read different headers). http-parser lets it through. */
+    if (memchr(at, ' ', len) || memchr(at, '\t', len))
+        return fail(r, 400, "whitespace between a header field name and its colon");
     /* A new field name starts after a value; a continuation extends the same name. */
     if (r->collecting != -1) {
         r->field.len = 0;
@@ -82,6 +88,9 @@ static char *slot(jn_http_reader *r, int h, size_t *cap, int **has) {
     case H_HOST:
         *cap = sizeof r->host, *has = &r->has_host;
         return r->host;
+    case H_TE:
+        *cap = sizeof r->te, *has = &r->has_te;
+        return r->te;
     default:
         return NULL;
     }
@@ -94,7 +103,7 @@ static int header_of(const char *f) {
     } kept[] = {{"if-none-match", H_INM},  {"content-type", H_CT},
                 {"expect", H_EXPECT},      {"idempotency-key", H_IDEM},
                 {"authorization", H_AUTH}, {"origin", H_ORIGIN},
-                {"host", H_HOST}};
+                {"host", H_HOST},          {"transfer-encoding", H_TE}};
     for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
         if (!strcasecmp(f, kept[i].name)) return kept[i].h;
     return H_NONE;
@@ -107,7 +116,10 @@ static int on_header_value(http_parser *p, const char *at, size_t len) {
     if (r->collecting == -1) {
         r->collecting = header_of(r->field.data ? r->field.data : "");
         char *buf = slot(r, r->collecting, &cap, &has);
-        if (buf) {
+        if (r->collecting == H_HOST) r->nhost++;
+        if (buf && r->collecting == H_TE && *has) {
+            append_capped(buf, cap, ",", 1); /* a second field adds codings to the list */
+        } else if (buf) {
             *has = 1;
             buf[0] = '\0';
         }
@@ -120,11 +132,45 @@ static int on_header_value(http_parser *p, const char *at, size_t len) {
     return 0;
 }
 
+/* Whether a Transfer-Encoding value is exactly "chunked" (case-insensitive, with
+ * optional whitespace): the only coding this server decodes. */
+static int only_chunked(const char *v) {
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (strncasecmp(v, "chunked", 7) != 0) return 0;
+    v += 7;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    return *v == '\0';
+}
+
 static int on_headers_complete(http_parser *p) {
     jn_http_reader *r = reader_of(p);
+    if (p->http_major != 1)
+        return fail(r, 505, "HTTP version not supported; send HTTP/1.1 or HTTP/1.0");
+    int v11 = p->http_minor >= 1;
+    /* RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host; none is allowed twice */
+    if ((v11 && r->nhost != 1) || r->nhost > 1)
+        return fail(r, 400, "an HTTP/1.1 request needs exactly one Host header");
+    if (r->has_te && !v11)
+        return fail(r, 400, "Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1)");
+    if (r->has_te && !only_chunked(r->te))
+        return fail(r, 501, "unsupported transfer coding: only chunked is accepted");
     if ((p->flags & F_CONTENTLENGTH) && p->content_length > r->max_body)
         return fail(r, 413, "request body too large");
     if (r->expect_continue && r->on_continue) r->on_continue(r);
+    return 0;
+}
+
+/* Checks the CRLF that must follow a chunk's data against the bytes from `from` on (up
+ * to the end of what was fed); what is not fed yet is checked by the next feed.
+ * http-parser, built without its strict mode, takes any two bytes there. */
+static int check_crlf(jn_http_reader *r, const char *from) {
+    while (r->crlf_left && from < r->feed_end) {
+        char want = r->crlf_left == 2 ? '\r' : '\n';
+        if (*from++ != want) return fail(r, 400, "chunk data not followed by CRLF");
+        r->crlf_left--;
+    }
     return 0;
 }
 
@@ -132,6 +178,10 @@ static int on_body(http_parser *p, const char *at, size_t len) {
     jn_http_reader *r = reader_of(p);
     if (r->body.len + len > r->max_body) return fail(r, 413, "request body too large");
     jn_sb_append(&r->body, at, len);
+    if ((p->flags & F_CHUNKED) && p->content_length == 0) {
+        r->crlf_left = 2;
+        if (check_crlf(r, at + len) != 0) return -1;
+    }
     return 0;
 }
 
@@ -150,6 +200,8 @@ static int on_message_complete(http_parser *p) {
     const char *url = r->url.data;
     if (http_parser_parse_url(url, r->url.len, 0, &u) != 0 || !(u.field_set & (1 << UF_PATH)))
         return fail(r, 400, "malformed request target");
+    if (u.field_set & (1 << UF_FRAGMENT))
+        return fail(r, 400, "a request target has no #fragment (RFC 9112 §3.2)");
     req.path = url + u.field_data[UF_PATH].off;
     req.path_len = u.field_data[UF_PATH].len;
     if (u.field_set & (1 << UF_QUERY)) {
@@ -202,6 +254,8 @@ void jn_http_reader_free(jn_http_reader *r) {
 
 int jn_http_reader_feed(jn_http_reader *r, const char *data, size_t len) {
     if (r->error_status) return r->error_status;
+    r->feed_end = data + len;
+    if (r->crlf_left && check_crlf(r, data) != 0) return r->error_status;
     size_t n = http_parser_execute(&r->parser, &settings, data, len);
     if (r->error_status) return r->error_status;
     enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);

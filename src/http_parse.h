@@ -40,7 +40,11 @@ struct jn_http_reader {
     char authorization[512];
     char origin[256];
     char host[256];
-    int has_inm, has_ct, has_idem, has_auth, has_origin, has_host;
+    char te[128];
+    int has_inm, has_ct, has_idem, has_auth, has_origin, has_host, has_te;
+    int nhost;     /* Host fields seen: exactly one in HTTP/1.1 */
+    int crlf_left; /* bytes of the CRLF after a chunk's data not checked yet */
+    const char *feed_end;
     /* which header value is being read (http_parse.c's enum), -1 while reading a name */
     int collecting;
     int expect_continue;

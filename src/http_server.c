@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "log.h"
@@ -25,7 +26,7 @@ typedef struct pending {
     int close_after;
     size_t hdr_len;
     jn_rbuf *body;
-    char hdr[768];
+    char hdr[1024];
 } pending;
 
 enum { T_NONE, T_REQUEST, T_IDLE };
@@ -67,7 +68,9 @@ struct jn_http_server {
     void *done_arg;
     route_slot slots[ROUTE_SLOTS];
     int nslots;
-    jn_metric *m_latency, *m_conns, *m_rejected;
+    jn_metric *m_latency, *m_conns, *m_rejected, *m_accept_errors;
+    uint64_t accept_logged_ms; /* when accept failures were last logged (0: never) */
+    long accept_errors;        /* failures since then */
 };
 
 /* ---- responses --------------------------------------------------------------------- */
@@ -86,6 +89,8 @@ const char *jn_http_status_text(int status) {
         return "Not Modified";
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
     case 404:
         return "Not Found";
     case 405:
@@ -321,7 +326,7 @@ static void enqueue(conn *c, jn_http_response *res, int keep_alive) {
                      res->etag[0] ? "ETag: " : "", res->etag, res->etag[0] ? "\r\n" : "",
                      res->headers, p->close_after ? "Connection: close\r\n\r\n" : "\r\n");
     p->hdr_len = (size_t)n < sizeof p->hdr ? (size_t)n : sizeof p->hdr - 1;
-    if (res->status == 304 || res->status == 204) {
+    if (res->status == 304 || res->status == 204 || res->head) {
         /* No body may follow these; Content-Length above still names the entity's size. */
         jn_rbuf_unref(p->body);
         p->body = NULL;
@@ -351,7 +356,18 @@ static void on_request(jn_http_reader *r, const jn_http_request *req) {
     if (c->no_more_reads) return; /* pipelined after a closing answer: dropped */
     jn_http_response res = {0};
     res.status = 200;
+    /* HEAD is GET without the body (RFC 9110 §9.3.2): every GET route answers it, with
+     * the headers and Content-Length the GET would have. Handlers only ever see GET. */
+    jn_http_request get;
+    int head = req->method == HTTP_HEAD;
+    if (head) {
+        get = *req;
+        get.method = HTTP_GET;
+        get.method_name = "GET";
+        req = &get;
+    }
     s->handler(s->ud, req, &res);
+    res.head = head;
     jn_metric_observe(s->m_latency, (double)(uv_hrtime() - c->started_ns) / 1e9);
     if (res.drop) {
         /* Answers queued before this one still leave; then the connection closes. */
@@ -441,9 +457,46 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     flush(c);
 }
 
+/* Connections are being refused for want of descriptors: counted, and logged once per
+ * burst with what to do (a flood of refusals must not flood the log). libuv answers
+ * EMFILE itself, accepting and closing what waits with a descriptor it keeps in reserve,
+ * and tells nobody; so the sign watched for is an accepted connection whose descriptor
+ * is within DESCRIPTOR_MARGIN of the limit (descriptors are handed out lowest first),
+ * besides an accept that failed outright. */
+#define DESCRIPTOR_MARGIN 8
+
+static void accept_failed(jn_http_server *s, const char *why) {
+    jn_metric_add(s->m_accept_errors, 1);
+    uint64_t now = uv_now(s->loop);
+    s->accept_errors++;
+    if (s->accept_logged_ms && now - s->accept_logged_ms < 10000) return;
+    jn_log_warn(s->name,
+                "cannot accept connections: %s (%ld time(s) since the last report; the kernel "
+                "drops what does not fit); raise the descriptor limit (ulimit -n, LimitNOFILE) "
+                "or lower max_connections",
+                why, s->accept_errors);
+    s->accept_logged_ms = now ? now : 1;
+    s->accept_errors = 0;
+}
+
+static void check_descriptors(jn_http_server *s, conn *c) {
+    uv_os_fd_t fd;
+    struct rlimit rl;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0 ||
+        rl.rlim_cur == RLIM_INFINITY || (rlim_t)fd + DESCRIPTOR_MARGIN < rl.rlim_cur)
+        return;
+    char why[96];
+    snprintf(why, sizeof why, "too many open files (descriptor %d of a limit of %llu)", fd,
+             (unsigned long long)rl.rlim_cur);
+    accept_failed(s, why);
+}
+
 static void on_connection(uv_stream_t *ls, int status) {
     jn_http_server *s = ls->data;
-    if (status < 0) return;
+    if (status < 0) {
+        accept_failed(s, uv_strerror(status));
+        return;
+    }
     conn *c = calloc(1, sizeof *c);
     if (!c) abort();
     c->srv = s;
@@ -457,8 +510,12 @@ static void on_connection(uv_stream_t *ls, int status) {
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
     s->conns = c;
-    if (uv_accept(ls, (uv_stream_t *)&c->tcp) < 0 || s->stopping ||
-        s->nconns > s->opts.max_connections) {
+    int rc = uv_accept(ls, (uv_stream_t *)&c->tcp);
+    if (rc < 0)
+        accept_failed(s, uv_strerror(rc));
+    else
+        check_descriptors(s, c);
+    if (rc < 0 || s->stopping || s->nconns > s->opts.max_connections) {
         jn_metric_add(s->m_rejected, 1);
         conn_close(c);
         return;
@@ -540,6 +597,9 @@ jn_http_server *jn_http_server_start(uv_loop_t *loop, const jn_http_server_opts 
     s->m_conns = jn_metrics_gauge("junction_http_connections", "Open HTTP connections", labels);
     s->m_rejected = jn_metrics_counter("junction_http_connections_rejected_total",
                                        "Connections refused (limit reached or stopping)", labels);
+    s->m_accept_errors = jn_metrics_counter(
+        "junction_http_accept_errors_total",
+        "Connections the kernel would not hand over (out of descriptors)", labels);
     jn_http_reader_set_max_header(32 * 1024);
     jn_log_info(s->name, "listening on http://%s:%d", opts->listen.host, jn_http_server_port(s));
     return s;

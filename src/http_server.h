@@ -17,11 +17,12 @@ typedef struct {
     const char *content_type; /* default application/json */
     jn_rbuf *body;            /* a reference the server releases */
     char etag[72];            /* quoted, or empty */
-    char headers[256];        /* extra header lines, each ending in \r\n */
+    char headers[512];        /* extra header lines, each ending in \r\n */
     const char *route;        /* metrics label: a static string such as "/customers/:id" */
     int delay_ms;             /* hold the answer back (fault injection) */
     int close;                /* close the connection after this answer */
     int drop;                 /* close the connection without answering (fault injection) */
+    int head;                 /* set by the server: a HEAD request, answered without body */
 } jn_http_response;
 
 typedef void (*jn_http_handler)(void *ud, const jn_http_request *req, jn_http_response *res);

@@ -289,12 +289,53 @@ static void put_utf8(jn_sb *sb, unsigned cp) {
     }
 }
 
+/* Whether s holds well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing
+ * past U+10FFFF. RFC 8259 §8.1: JSON text exchanged between systems is UTF-8. */
+static int valid_utf8(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        unsigned lo = 0x80, hi = 0xBF; /* the range of the second byte */
+        if (c >= 0xC2 && c <= 0xDF) {
+            len = 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            if (c == 0xE0)
+                lo = 0xA0; /* overlong */
+            else if (c == 0xED)
+                hi = 0x9F; /* surrogates */
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            if (c == 0xF0)
+                lo = 0x90; /* overlong */
+            else if (c == 0xF4)
+                hi = 0x8F; /* past U+10FFFF */
+        } else {
+            return 0;
+        }
+        if (n - i < len || s[i + 1] < lo || s[i + 1] > hi) return 0;
+        for (size_t k = 2; k < len; k++)
+            if (s[i + k] < 0x80 || s[i + k] > 0xBF) return 0;
+        i += len;
+    }
+    return 1;
+}
+
 static int read_string(reader *r) {
     r->p++; /* opening quote */
     const char *s = r->p;
-    /* Fast path: no escapes, push straight from the input. */
+    /* Fast path: no escapes, push straight from the input; bytes past ASCII send the
+     * string through the UTF-8 check. */
+    unsigned char high = 0;
     while (r->p < r->end && *r->p != '"' && *r->p != '\\' && (unsigned char)*r->p >= 0x20)
-        r->p++;
+        high |= (unsigned char)*r->p++;
+    if ((high & 0x80) && !valid_utf8((const unsigned char *)s, (size_t)(r->p - s)))
+        return fail_at(r, "invalid UTF-8 in a string");
     if (r->p < r->end && *r->p == '"') {
         if (r->L) lua_pushlstring(r->L, s, (size_t)(r->p - s));
         r->p++;
@@ -353,6 +394,10 @@ static int read_string(reader *r) {
                 r->p[1] == 'u' && !hex4(r->p + 2, &lo) && lo >= 0xDC00 && lo < 0xE000) {
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
                 r->p += 6;
+            } else if (cp >= 0xD800 && cp < 0xE000) {
+                /* A surrogate without its pair names no character: no UTF-8 holds it. */
+                jn_sb_free(&sb);
+                return fail_at(r, "lone surrogate in a \\u escape");
             }
             put_utf8(&sb, cp);
             break;
@@ -367,6 +412,10 @@ static int read_string(reader *r) {
         return fail_at(r, "unterminated string");
     }
     r->p++;
+    if (!valid_utf8((const unsigned char *)(sb.data ? sb.data : ""), sb.len)) {
+        jn_sb_free(&sb);
+        return fail_at(r, "invalid UTF-8 in a string");
+    }
     if (r->L) lua_pushlstring(r->L, sb.data ? sb.data : "", sb.len);
     jn_sb_free(&sb);
     return 0;

@@ -33,7 +33,8 @@ static const char usage[] =
     "commands:\n"
     "  run        the whole pipeline in one process: api, produce, consume, analytics and\n"
     "             admin, with its progress on stderr (checks Kafka and Redis first)\n"
-    "  api        serve the CRM (:8081) and Inventory (:8082) mock APIs from Lua scripts\n"
+    "  api        serve the config's mock APIs from Lua scripts (default: CRM :8081 and\n"
+    "             Inventory :8082)\n"
     "  produce    poll the APIs and publish new or changed records to Kafka\n"
     "  consume    de-duplicate in Redis, merge with Lua, deliver to analytics, commit\n"
     "  analytics  receive merged batches like the Analytics REST API (:8083), for tests\n"
@@ -42,7 +43,8 @@ static const char usage[] =
     "  -c, --config FILE     Lua file returning the configuration table\n"
     "                        (default: " DEFAULT_CONFIG " when it exists, else built-in defaults)\n"
     "  -l, --log-level LEVEL debug, info, warn or error (overrides the config)\n"
-    "      --records N       records the first mock API serves (overrides its count; run, api)\n"
+    "      --records N       records the config's first API serves (the CRM's customers by\n"
+    "                        default; overrides its count; run, api)\n"
     "      --until-idle      run: exit once the pipeline is idle (every record published,\n"
     "                        merged, delivered and stored), printing one summary line:\n"
     "                        published= duplicates= merged= delivered= dead_lettered= lost=\n"
@@ -130,30 +132,17 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 /* ---- --until-idle ------------------------------------------------------------------ */
 
-/* The number after "key": in a JSON text, or -1. The status texts are ours and flat
- * enough that a search is as good as a parse. */
-static long json_number_after(const char *json, const char *key) {
-    const char *p = json ? strstr(json, key) : NULL;
-    if (!p) return -1;
-    char *end;
-    long v = strtol(p + strlen(key), &end, 10);
-    return end == p + strlen(key) ? -1 : v;
-}
-
-static long customers_served(app *a) {
-    jn_sb sb;
-    jn_sb_init(&sb);
-    jn_api_status_json(a->api, &sb);
-    long n = json_number_after(sb.data, "\"crm\":{\"records\":");
-    jn_sb_free(&sb);
-    return n >= 0 ? n : a->cfg->api.crm.count;
+/* The records the config's first API serves (the seed's: the CRM's customers). */
+static long records_served(app *a) {
+    long n = jn_api_records(a->api, a->cfg->apis[0].name);
+    return n >= 0 ? n : a->cfg->apis[0].count;
 }
 
 static long records_received(app *a) {
     return (long)jn_analytics_distinct_ids(a->analytics);
 }
 
-/* Prints the summary and stops. lost counts the customers the API serves that are
+/* Prints the summary and stops. lost counts the records the first API serves that are
  * neither in analytics nor dead-lettered nor skipped as duplicates (a duplicate's
  * processed mark in Redis says an earlier run delivered it). */
 static void finish(app *a, int timed_out) {
@@ -161,7 +150,7 @@ static void finish(app *a, int timed_out) {
     jn_progress_counts c;
     jn_progress_read(&c);
     double lost =
-        (double)customers_served(a) - (double)records_received(a) - c.dead_lettered - c.duplicates;
+        (double)records_served(a) - (double)records_received(a) - c.dead_lettered - c.duplicates;
     if (lost < 0) lost = 0;
     double secs = (double)(uv_hrtime() - a->started_ns) / 1e9;
     /* The progress line ends first: both may share one terminal. */
@@ -435,7 +424,7 @@ int main(int argc, char **argv) {
     if (jn_config_load(&cfg, config_path, &err) != 0) die(err);
     if (level && jn_log_level_parse(level, &cfg.log.level) != 0)
         die("--log-level must be debug, info, warn or error");
-    if (records >= 0) cfg.api.crm.count = (int)records;
+    if (records >= 0) cfg.apis[0].count = (int)records;
     jn_log_setup(cfg.log.level, cfg.log.format);
     signal(SIGPIPE, SIG_IGN);
 

@@ -146,6 +146,7 @@ struct jn_pipeline {
     long pending;
     pmsg *call_msg; /* the message of the transform call in progress */
     int redis_up, paused, holding, stopping;
+    int joined; /* the group answered with a first assignment */
     int tables_loaded;
     load_set tload, rload;
     int restoring;        /* partitions being replayed */
@@ -1020,6 +1021,7 @@ static void on_assign(void *ud, const rd_kafka_topic_partition_list_t *parts) {
         x->committed = -1;
     }
     jn_log_info("consumer", "%s: assigned %d partition(s)", p->pc->name, parts->cnt);
+    p->joined = 1; /* none is an answer too: the group has more members than partitions */
     forget_gone(p, parts);
     start_restore(p);
     update_flow(p);
@@ -1460,6 +1462,7 @@ void jn_pipeline_stop(jn_pipeline *p, void (*done)(void *), void *arg) {
 
 static const char *loading_reason(const jn_pipeline *p) {
     if (!p->tables_loaded) return "loading tables: not every table partition was read to its end";
+    if (!p->joined) return "joining its consumer group (no assignment yet)";
     if (!p->changelogs_ready) return "finding or creating its changelog topics";
     if (p->restoring || p->committed_pending) return "restoring join state from the changelog";
     return NULL;

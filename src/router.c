@@ -72,7 +72,7 @@ int jn_router_match(const jn_route *routes, size_t n, int method, const char *pa
     return JN_ROUTE_BAD_METHOD;
 }
 
-int jn_query_uint(const char *query, size_t len, const char *name, long *out) {
+const char *jn_query_get(const char *query, size_t len, const char *name, size_t *vlen) {
     size_t nl = strlen(name);
     size_t i = 0;
     while (query && i < len) {
@@ -80,18 +80,41 @@ int jn_query_uint(const char *query, size_t len, const char *name, long *out) {
         while (end < len && query[end] != '&')
             end++;
         if (end - i > nl && !strncmp(query + i, name, nl) && query[i + nl] == '=') {
-            const char *v = query + i + nl + 1;
-            size_t vl = end - i - nl - 1;
-            if (vl == 0 || vl > 12) return -1;
-            long x = 0;
-            for (size_t k = 0; k < vl; k++) {
-                if (v[k] < '0' || v[k] > '9') return -1;
-                x = x * 10 + (v[k] - '0');
-            }
-            *out = x;
-            return 1;
+            *vlen = end - i - nl - 1;
+            return query + i + nl + 1;
         }
         i = end + 1;
     }
-    return 0;
+    return NULL;
+}
+
+int jn_query_uint(const char *query, size_t len, const char *name, long *out) {
+    size_t vl;
+    const char *v = jn_query_get(query, len, name, &vl);
+    if (!v) return 0;
+    if (vl == 0 || vl > 12) return -1;
+    long x = 0;
+    for (size_t k = 0; k < vl; k++) {
+        if (v[k] < '0' || v[k] > '9') return -1;
+        x = x * 10 + (v[k] - '0');
+    }
+    *out = x;
+    return 1;
+}
+
+int jn_router_valid_path(const char *s, size_t max) {
+    size_t len = strlen(s);
+    if (len == 0 || len > max || s[len - 1] == '/') return 0;
+    const char *seg = s;
+    for (const char *c = s;; c++) {
+        if (*c == '/' || !*c) {
+            size_t n = (size_t)(c - seg);
+            if (n == 0 || strspn(seg, ".") >= n) return 0;
+            if (!*c) return 1;
+            seg = c + 1;
+        } else if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                     (*c >= '0' && *c <= '9') || strchr("-._~", *c))) {
+            return 0;
+        }
+    }
 }

@@ -28,5 +28,13 @@ int jn_router_match(const jn_route *routes, size_t n, int method, const char *pa
 /* Looks up name in a query string. Returns 1 and sets *out for a non-negative integer,
  * 0 when the name is absent, -1 when present but not such an integer. */
 int jn_query_uint(const char *query, size_t len, const char *name, long *out);
+/* The raw (not percent-decoded) value of name's first occurrence in a query string, its
+ * length in *vlen; NULL when name is absent or has no '='. */
+const char *jn_query_get(const char *query, size_t len, const char *name, size_t *vlen);
+
+/* Whether s can be the fixed part of a route, /<s> and /<s>/:id: segments of letters,
+ * digits and -._~ joined by single slashes, none only dots (a client would resolve it
+ * away), at most max characters. */
+int jn_router_valid_path(const char *s, size_t max);
 
 #endif

@@ -178,6 +178,47 @@ class Junction:
         return total if found else None
 
 
+# Every secret a test hands a junction (tokens, passwords, header values: found in its
+# config and environment by name, or registered with secret()). No log line, status page
+# or metrics page of any junction of the suite may show one; make_junction checks every
+# junction it started against all of them.
+SECRETS = set()
+SECRET_NAMES = ("token", "password", "secret", "authorization")
+
+
+def secret(value):
+    """Registers value as a secret of the suite and returns it."""
+    SECRETS.add(value)
+    return value
+
+
+def collect_secrets(v, key=""):
+    if isinstance(v, dict):
+        for k, x in v.items():
+            collect_secrets(x, str(k))
+    elif isinstance(v, list):
+        for x in v:
+            collect_secrets(x, key)
+    elif isinstance(v, str) and any(n in key.lower() for n in SECRET_NAMES) and len(v) >= 6:
+        # "Bearer <token>": the token alone is the secret
+        SECRETS.add(v.split(" ", 1)[1] if v.lower().startswith(("bearer ", "basic ")) else v)
+
+
+def assert_no_secret_shown(j):
+    if not SECRETS:
+        return
+    pages = []
+    if j.proc and j.proc.poll() is None:
+        for path in ("/api/status", "/metrics"):
+            try:
+                pages.append((path, request(j.admin + path, timeout=2).body.decode(errors="replace")))
+            except OSError:
+                pass
+    for name, text in pages + [("log", j.logs() if os.path.exists(j.log_path) else "")]:
+        for s in SECRETS:
+            assert s not in text, f"a secret of the suite shows in junction's {name}"
+
+
 @pytest.fixture
 def make_junction(tmp_path):
     started = []
@@ -185,16 +226,22 @@ def make_junction(tmp_path):
     def make(overrides=None, env=None, start=True, command="api"):
         d = tmp_path / f"j{len(started)}"
         d.mkdir()
+        collect_secrets(overrides or {})
+        collect_secrets(env or {})
         j = Junction(str(d), overrides, env, command)
         started.append(j)
         return j.start() if start else j
 
     yield make
+    for j in started:
+        assert_no_secret_shown(j)
     # Stop in reverse order: a consumer still delivering needs its receiver.
     for j in reversed(started):
         if j.proc and j.proc.poll() is None:
             rc = j.stop()
             assert rc == 0, f"junction exited with {rc} on SIGTERM:\n{j.logs()}"
+    for j in started:
+        assert_no_secret_shown(j)
 
 
 @pytest.fixture

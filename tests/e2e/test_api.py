@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import time
 
 from conftest import request, wait_for
@@ -181,7 +182,7 @@ def test_stalled_half_sent_request_is_closed_by_timeout(make_junction):
     assert out.startswith(b"HTTP/1.1 408"), out[:80]
     assert elapsed < 3
     # A body that never arrives is cut off the same way.
-    out = raw(j.crm_port, b"POST /customers HTTP/1.1\r\nContent-Length: 50\r\n\r\n{\"na", timeout=5)
+    out = raw(j.crm_port, b"POST /customers HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{\"na", timeout=5)
     assert out.startswith(b"HTTP/1.1 408")
 
 
@@ -379,3 +380,428 @@ def test_sigterm_finishes_in_flight_request_then_exits_0(make_junction):
     except OSError:
         refused = True
     assert refused
+
+
+def test_head_answers_every_get_route_without_a_body(make_junction):
+    """RFC 9110 §9.3.2: HEAD gets the GET's status and headers, Content-Length included,
+    and no body (it used to get 405)."""
+    j = make_junction()
+    for url in (j.crm + "/customers", j.crm + "/customers/1", j.inventory + "/products",
+                j.admin + "/healthz", j.admin + "/metrics", j.admin + "/api/status"):
+        get = request(url)
+        head = request(url, "HEAD")
+        assert head.status == get.status == 200, url
+        assert head.body == b"", url
+        assert head.headers["Content-Type"] == get.headers["Content-Type"], url
+        if "/metrics" not in url and "/api/status" not in url:  # those change between calls
+            assert int(head.headers["Content-Length"]) == len(get.body), url
+    # curl -I on a product: the same ETag as the GET
+    assert request(j.inventory + "/products/1", "HEAD").headers["ETag"] == \
+        request(j.inventory + "/products/1").headers["ETag"]
+    out = raw(j.crm_port, b"HEAD /customers/2 HTTP/1.1\r\nHost: x\r\n\r\n"
+                          b"GET /customers/3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    first, rest = out.split(b"\r\n\r\n", 1)
+    assert first.startswith(b"HTTP/1.1 200") and rest.startswith(b"HTTP/1.1 200"), out[:200]
+
+
+def test_bodies_with_bad_utf8_or_lone_surrogates_are_400(junction):
+    """RFC 8259 §8.1: they used to be stored and served back."""
+    for body in (b'{"name":"\xff","email":"a@b.c"}', b'{"name":"\\ud800","email":"a@b.c"}'):
+        r = request(junction.crm + "/customers", "POST", body,
+                    {"Content-Type": "application/json"})
+        assert r.status == 400, (body, r.body)
+        assert b"UTF-8" in r.body or b"surrogate" in r.body, r.body
+    assert all(c["name"] != "\ufffd" for c in request(junction.crm + "/customers").json())
+
+
+def test_running_out_of_descriptors_is_logged_once_and_counted(make_junction):
+    """With 200 descriptors and 500 connections, accepts fail: one log line per burst
+    naming the cause and what to do, a counter in /metrics, and the server still answers
+    once descriptors are free again."""
+    j = make_junction(start=False)
+    j.start()
+    subprocess.run(["prlimit", f"--pid={j.proc.pid}", "--nofile=200:200"], check=True)
+    socks = []
+    for _ in range(500):
+        s = socket.socket()
+        s.settimeout(2)
+        try:
+            s.connect(("127.0.0.1", j.crm_port))
+        except OSError:
+            pass
+        socks.append(s)
+    time.sleep(1)
+    for s in socks:
+        s.close()
+
+    def answers():
+        try:
+            return request(j.crm + "/customers/1").status == 200
+        except OSError:  # a connection still queued from the flood is closed at accept
+            return False
+    assert wait_for(answers, 10)
+    assert j.metric("junction_http_accept_errors_total", server="crm") > 0
+    logs = j.logs()
+    assert logs.count("cannot accept connections: too many open files") == 1, logs[-2000:]
+    assert "raise the descriptor limit" in logs
+
+
+# ---- any number of APIs from the config (`apis`) ---------------------------------------
+
+def more_ports(j, n):
+    """n free ports, distinct from each other and from j's four."""
+    from conftest import free_port
+    taken = {j.crm_port, j.inv_port, j.admin_port, j.analytics_port}
+    out = []
+    while len(out) < n:
+        p = free_port()
+        if p not in taken:
+            taken.add(p)
+            out.append(p)
+    return out
+
+
+def apis_junction(make_junction, apis, env=None, start=True):
+    """A `junction api` whose config has `apis` (name -> entry; each gets a port of its own
+    as its listen address, and scripts are named by file, from the test's copy of
+    scripts/). Returns the junction and name -> base URL."""
+    from conftest import lua_value
+    j = make_junction(env=env, start=False)
+    ports = more_ports(j, len(apis))
+    entries, urls = {}, {}
+    for (name, entry), port in zip(apis.items(), ports):
+        e = dict(entry, listen=f"127.0.0.1:{port}")
+        e["script"] = os.path.join(j.scripts, e["script"])
+        entries[name] = e
+        urls[name] = f"http://127.0.0.1:{port}"
+    cfg = {"admin": {"listen": f"127.0.0.1:{j.admin_port}"}, "apis": entries}
+    with open(j.config, "w") as f:
+        f.write("return " + lua_value(cfg) + "\n")
+    return (j.start() if start else j), urls
+
+
+def start_fails(j):
+    import subprocess
+    from conftest import BINARY, ROOT
+    return subprocess.run([BINARY, "api", "--config", j.config], cwd=ROOT, capture_output=True,
+                          text=True, timeout=30, env=j.env)
+
+
+def test_three_apis_from_the_orders_example(make_junction):
+    """examples/orders.lua serves the seed's two APIs and the orders API (a bearer token,
+    cursor pages of 1000 in an envelope): every order comes once, over 50 pages."""
+    from conftest import ROOT
+    j = make_junction(start=False)
+    (orders_port,) = more_ports(j, 1)
+    j.env.update({"JUNCTION_CRM_LISTEN": f"127.0.0.1:{j.crm_port}",
+                  "JUNCTION_INVENTORY_LISTEN": f"127.0.0.1:{j.inv_port}",
+                  "ORDERS_API_LISTEN": f"127.0.0.1:{orders_port}",
+                  "JUNCTION_ADMIN_LISTEN": f"127.0.0.1:{j.admin_port}",
+                  "ORDERS_API_TOKEN": "orders-s3cret", "ANALYTICS_TOKEN": "unused"})
+    j.config = os.path.join(ROOT, "examples", "orders.lua")
+    j.start()
+    assert len(request(j.crm + "/customers").json()) == 1000
+    assert len(request(j.inventory + "/products").json()) == 10
+    orders = f"http://127.0.0.1:{orders_port}/orders"
+    auth = {"Authorization": "Bearer orders-s3cret"}
+    assert request(orders).status == 401
+    ids, pages, url = [], 0, orders
+    while True:
+        r = request(url, headers=auth)
+        assert r.status == 200, r.body
+        page = r.json()
+        assert set(page) == {"data", "next_cursor"}
+        pages += 1
+        ids += [o["id"] for o in page["data"]]
+        if page["next_cursor"] is None:
+            break
+        assert isinstance(page["next_cursor"], str) and page["next_cursor"]
+        url = orders + "?cursor=" + page["next_cursor"]
+    assert pages == 50 and len(page["data"]) == 1000
+    assert ids == list(range(1, 50001))
+    o = request(orders + "/17", headers=auth).json()
+    assert o["id"] == 17 and 1 <= o["customerId"] <= 1000 and o["items"]
+    assert request(orders + "/50001", headers=auth).json() == {"error": "Order not found"}
+    status = request(j.admin + "/api/status").json()["api"]
+    assert sorted(status) == ["crm", "inventory", "orders"]
+    assert status["orders"]["records"] == 50000 and status["orders"]["paging"] == "cursor"
+    assert status["orders"]["auth"] is True and status["crm"]["auth"] is False
+    assert "orders-s3cret" not in request(j.admin + "/api/status").body.decode()
+    assert "orders-s3cret" not in j.logs()
+
+
+def test_resource_and_noun_come_from_the_script_or_the_config(make_junction):
+    j, url = apis_junction(make_junction, {
+        "orders": {"script": "orders.lua", "count": 5},
+        "people": {"script": "crm.lua", "count": 3, "resource": "v1/people",
+                   "singular": "Person"},
+        "things": {"script": "inventory.lua"},
+    })
+    assert [o["id"] for o in request(url["orders"] + "/orders").json()] == [1, 2, 3, 4, 5]
+    assert request(url["orders"] + "/orders/9").json() == {"error": "Order not found"}
+    assert len(request(url["people"] + "/v1/people").json()) == 3
+    assert request(url["people"] + "/v1/people/9").json() == {"error": "Person not found"}
+    assert request(url["people"] + "/customers").status == 404
+    assert len(request(url["things"] + "/products").json()) == 10  # the script's M.count
+    status = request(j.admin + "/api/status").json()["api"]
+    assert status["people"]["resource"] == "/v1/people" and status["people"]["records"] == 3
+    assert j.metric("junction_http_requests_total", server="people", route="/v1/people/:id",
+                    status="404") == 1
+
+
+def test_bearer_token_is_required_on_every_route(make_junction, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("T0k.en-42\n")
+    j, url = apis_junction(make_junction, {
+        "crm": {"script": "crm.lua", "count": 5, "token": {"file": str(token_file)}},
+        "open": {"script": "inventory.lua"},
+    })
+    crm = url["crm"] + "/customers"
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Bearer T0k.en-4"},
+                    {"Authorization": "Bearer T0k.en-421"}, {"Authorization": "Basic T0k.en-42"},
+                    {"Authorization": "T0k.en-42"}):
+        r = request(crm, headers=headers)
+        assert r.status == 401, headers
+        assert r.headers["WWW-Authenticate"].startswith("Bearer")
+        assert r.headers["Content-Type"].startswith("application/json")
+        assert "bearer token" in r.json()["error"] and "T0k" not in r.body.decode()
+    assert request(crm + "/1", "DELETE").status == 401
+    assert request(crm, "POST", '{"name":"A","email":"a@b"}').status == 401
+    assert request(url["crm"] + "/nowhere").status == 401
+    ok = {"Authorization": "Bearer T0k.en-42"}
+    assert len(request(crm, headers=ok).json()) == 5
+    assert request(crm + "/2", headers={"Authorization": "bearer   T0k.en-42"}).status == 200
+    assert request(url["open"] + "/products").status == 200  # the other API asks for none
+    assert j.metric("junction_http_requests_total", server="crm", route="unauthorized",
+                    status="401") >= 8
+    assert "T0k.en-42" not in j.logs()
+    assert "T0k.en-42" not in request(j.admin + "/api/status").body.decode()
+
+
+def walk_offset(base, limit=None):
+    ids, offset = [], 0
+    while True:
+        q = f"?offset={offset}" + (f"&limit={limit}" if limit else "")
+        r = request(base + q)
+        assert r.status == 200, r.body
+        page = r.json()
+        assert isinstance(page, list)
+        if not page:
+            return ids
+        ids += [x["id"] for x in page]
+        offset += len(page)
+
+
+def walk_link(base, per_page):
+    ids, url, pages = [], f"{base}?page=1&per_page={per_page}", 0
+    while url:
+        r = request(url)
+        assert r.status == 200, r.body
+        page = r.json()
+        assert isinstance(page, list) and page
+        pages += 1
+        ids += [x["id"] for x in page]
+        link = r.headers.get("Link")
+        url = None
+        if link:
+            assert link.endswith('>; rel="next"') and link.startswith("<"), link
+            url = link[1:link.index(">")]
+    return ids, pages
+
+
+def walk_cursor(base, limit):
+    ids, url = [], f"{base}?limit={limit}"
+    while True:
+        r = request(url)
+        assert r.status == 200, r.body
+        page = r.json()
+        ids += [x["id"] for x in page["data"]]
+        if page["next_cursor"] is None:
+            return ids
+        url = f"{base}?limit={limit}&cursor={page['next_cursor']}"
+
+
+def test_each_paging_style_returns_every_id_once(make_junction):
+    j, url = apis_junction(make_junction, {
+        "off": {"script": "crm.lua", "count": 1234, "paging": {"style": "offset",
+                                                               "page_size": 100}},
+        "lnk": {"script": "crm.lua", "count": 1234, "paging": "link"},
+        "cur": {"script": "crm.lua", "count": 1234, "paging": {"style": "cursor",
+                                                               "page_size": 50}},
+        "plain": {"script": "crm.lua", "count": 1234},
+    })
+    every = list(range(1, 1235))
+    off = url["off"] + "/customers"
+    assert walk_offset(off) == every
+    assert walk_offset(off, limit=7) == every
+    r = request(off)
+    assert len(r.json()) == 100 and r.headers["X-Total-Count"] == "1234"
+    assert "ETag" not in r.headers
+    assert request(off + "?offset=1234").json() == []
+    assert [c["id"] for c in request(off + "?offset=1230&limit=10").json()] == [1231, 1232,
+                                                                                1233, 1234]
+    ids, pages = walk_link(url["lnk"] + "/customers", 100)
+    assert ids == every and pages == 13
+    assert request(url["lnk"] + "/customers?page=14&per_page=100").json() == []
+    cur = url["cur"] + "/customers"
+    assert walk_cursor(cur, 50) == every
+    assert walk_cursor(cur, 1234) == every
+    first = request(cur).json()
+    assert len(first["data"]) == 50 and isinstance(first["next_cursor"], str)
+    last = request(cur + "?limit=5000").json()  # cut to the largest page, 1000
+    assert len(last["data"]) == 1000
+    full = request(cur + "?limit=1000&cursor=" + last["next_cursor"]).json()
+    assert [c["id"] for c in full["data"]] == list(range(1001, 1235))
+    assert full["next_cursor"] is None
+    # Without paging, GET /<resource> still answers the whole array, with its ETag.
+    r = request(url["plain"] + "/customers")
+    assert [c["id"] for c in r.json()] == every
+    assert request(url["plain"] + "/customers", headers={"If-None-Match": r.headers["ETag"]}) \
+        .status == 304
+
+
+def test_pages_follow_id_order_whatever_the_writes(make_junction):
+    j, url = apis_junction(make_junction, {
+        "cur": {"script": "crm.lua", "count": 20, "paging": {"style": "cursor", "page_size": 6}},
+        "off": {"script": "inventory.lua", "count": 12, "paging": {"style": "offset",
+                                                                   "page_size": 5}},
+    })
+    body = '{"name":"N","email":"n@example.com"}'
+    for i in (500, 30, 7000, 21):
+        assert request(url["cur"] + f"/customers/{i}", "PUT", body).status == 201
+    assert request(url["cur"] + "/customers/4", "DELETE").status == 204
+    want = [i for i in range(1, 21) if i != 4] + [21, 30, 500, 7000]
+    assert walk_cursor(url["cur"] + "/customers", 6) == want
+    # String ids that are numbers go by value: "9" before "10".
+    assert walk_offset(url["off"] + "/products") == [str(i) for i in range(1, 13)]
+    # A cursor past a record deleted meanwhile still finds the page after it.
+    page = request(url["cur"] + "/customers?limit=3").json()
+    assert [c["id"] for c in page["data"]] == [1, 2, 3]
+    assert request(url["cur"] + "/customers/3", "DELETE").status == 204
+    nxt = request(url["cur"] + "/customers?limit=3&cursor=" + page["next_cursor"]).json()
+    assert [c["id"] for c in nxt["data"]] == [5, 6, 7]
+
+
+def test_bad_paging_parameters_are_400_naming_the_parameter(make_junction):
+    j, url = apis_junction(make_junction, {
+        "off": {"script": "crm.lua", "count": 10, "paging": "offset"},
+        "lnk": {"script": "crm.lua", "count": 10, "paging": "link"},
+        "cur": {"script": "crm.lua", "count": 10, "paging": "cursor"},
+    })
+    cases = [("off", "offset=-1", "offset"), ("off", "offset=abc", "offset"),
+             ("off", "limit=-5", "limit"), ("off", "limit=0", "limit"),
+             ("off", "limit=1.5", "limit"), ("lnk", "page=0", "page"),
+             ("lnk", "page=x", "page"), ("lnk", "per_page=-1", "per_page"),
+             ("cur", "limit=x", "limit"), ("cur", "cursor=garbage", "cursor"),
+             ("cur", "cursor=", "cursor")]
+    for name, query, param in cases:
+        r = request(url[name] + f"/customers?{query}")
+        assert r.status == 400, (name, query, r.body)
+        err = r.json()["error"]
+        assert err.startswith(param + " ") or err.startswith(param + " \""), err
+    good = request(url["cur"] + "/customers?limit=2").json()["next_cursor"]
+    altered = good[:-1] + ("0" if good[-1] != "0" else "1")
+    r = request(url["cur"] + "/customers?cursor=" + altered)
+    assert r.status == 400 and "cursor" in r.json()["error"]
+
+
+def test_link_header_names_the_host_asked_for(make_junction):
+    j, url = apis_junction(make_junction, {
+        "lnk": {"script": "inventory.lua", "resource": "products", "paging": {
+            "style": "link", "page_size": 4}},
+    })
+    port = url["lnk"].rsplit(":", 1)[1]
+    r = request(url["lnk"] + "/products")
+    assert r.headers["Link"] == \
+        f'<http://127.0.0.1:{port}/products?page=2&per_page=4>; rel="next"'
+    assert r.headers["X-Total-Count"] == "10"
+    r = request(url["lnk"] + "/products?page=2&per_page=4", headers={"Host": "api.example:9"})
+    assert r.headers["Link"] == '<http://api.example:9/products?page=3&per_page=4>; rel="next"'
+    assert "Link" not in request(url["lnk"] + "/products?page=3&per_page=4").headers
+    # A Host that cannot go into a URL as it is: the listen address instead.
+    out = raw(int(port), b"GET /products HTTP/1.1\r\nHost: a>b\r\nConnection: close\r\n\r\n")
+    assert f"Link: <http://127.0.0.1:{port}/products?page=2&per_page=4>".encode() in out
+
+
+def test_admin_faults_route_knows_the_configured_names(make_junction):
+    j, url = apis_junction(make_junction, {
+        "orders": {"script": "orders.lua", "count": 3},
+        "people": {"script": "crm.lua", "count": 3},
+    })
+    r = request(j.admin + "/api/faults/people", "PUT", '{"fail_next":1,"error_status":503}')
+    assert r.status == 200 and r.json()["people"]["faults"]["fail_next"] == 1
+    assert request(url["people"] + "/customers").status == 503
+    assert request(url["people"] + "/customers").status == 200
+    r = request(j.admin + "/api/faults/crm", "PUT", "{}")
+    assert r.status == 404
+    assert r.json() == {"error": "no such API in this process; use orders or people"}
+
+
+def test_duplicate_names_or_listeners_stop_start_up_naming_both(make_junction):
+    from conftest import lua_value
+    j = make_junction(start=False)
+    crm = os.path.join(j.scripts, "crm.lua")
+
+    def fails_with(apis, needle):
+        with open(j.config, "w") as f:
+            f.write("return " + lua_value({"admin": {"listen": f"127.0.0.1:{j.admin_port}"},
+                                           "apis": apis}) + "\n")
+        p = start_fails(j)
+        assert p.returncode == 2 and needle in p.stderr, p.stderr
+
+    same = f"127.0.0.1:{j.crm_port}"
+    fails_with({"a": {"listen": same, "script": crm}, "b": {"listen": same, "script": crm}},
+               f"apis.a.listen and apis.b.listen are both {same}")
+    fails_with([{"name": "a", "listen": same, "script": crm},
+                {"name": "a", "listen": f"127.0.0.1:{j.inv_port}", "script": crm}],
+               "apis.a is defined twice (apis[1] and apis[2])")
+
+
+def test_missing_or_empty_token_stops_start_up_naming_key_and_file(make_junction, tmp_path):
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    missing = tmp_path / "missing"
+    for token, needles in (({"file": str(empty)}, ["apis.o.token", str(empty), "is empty"]),
+                           ({"file": str(missing)}, ["apis.o.token", str(missing),
+                                                     "No such file"]),
+                           ({"env": "JN_E2E_UNSET_TOKEN"},
+                            ["apis.o.token", "JN_E2E_UNSET_TOKEN is not set",
+                             "JN_E2E_UNSET_TOKEN_FILE"])):
+        j, _ = apis_junction(make_junction, {"o": {"script": "orders.lua", "count": 1,
+                                                   "token": token}}, start=False)
+        j.env.pop("JN_E2E_UNSET_TOKEN", None)
+        j.env.pop("JN_E2E_UNSET_TOKEN_FILE", None)
+        p = start_fails(j)
+        assert p.returncode == 2, p.stderr
+        for n in needles:
+            assert n in p.stderr, p.stderr
+
+
+def test_local_example_serves_what_the_defaults_serve(make_junction):
+    """examples/local.lua declares the seed's two APIs in the apis form; they answer byte
+    for byte what the built-in defaults (the api.crm.* and api.inventory.* keys) do."""
+    from conftest import ROOT
+    legacy = make_junction()
+    j = make_junction(start=False)
+    j.env.update({"JUNCTION_CRM_LISTEN": f"127.0.0.1:{j.crm_port}",
+                  "JUNCTION_INVENTORY_LISTEN": f"127.0.0.1:{j.inv_port}",
+                  "JUNCTION_ADMIN_LISTEN": f"127.0.0.1:{j.admin_port}"})
+    j.config = os.path.join(ROOT, "examples", "local.lua")
+    j.start()
+    for path in ("/customers", "/customers/7", "/customers?limit=3&offset=5"):
+        a, b = request(legacy.crm + path), request(j.crm + path)
+        assert (a.status, a.body, a.headers["ETag"]) == (b.status, b.body, b.headers["ETag"])
+    for path in ("/products", "/products/3"):
+        a, b = request(legacy.inventory + path), request(j.inventory + path)
+        assert (a.status, a.body) == (b.status, b.body)
+    assert request(j.crm + "/customers/5000").json() == {"error": "Customer not found"}
+    assert request(j.inventory + "/products/99").json() == {"error": "Product not found"}
+    a = request(legacy.admin + "/api/status").json()["api"]
+    b = request(j.admin + "/api/status").json()["api"]
+    for s in (a, b):
+        for api in s.values():
+            api.pop("port")
+    assert a == b and sorted(a) == ["crm", "inventory"]
+    assert a["crm"]["resource"] == "/customers" and a["crm"]["paging"] == "none"
+    r = request(legacy.admin + "/api/faults/nope", "PUT", "{}")
+    assert r.json() == {"error": "no such API in this process; use crm or inventory"}

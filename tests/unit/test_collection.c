@@ -293,9 +293,80 @@ static void test_slice(void **state) {
     jn_collection_free(c);
 }
 
+/* Pages walk the records by id, whatever order they came in: integer ids by value ("9"
+ * before "10") and before the others, which go by their bytes. */
+static char *page_text(jn_collection *c, size_t from, size_t limit, size_t *got) {
+    jn_sb sb;
+    jn_sb_init(&sb);
+    *got = jn_collection_page(c, from, limit, &sb);
+    return jn_sb_steal(&sb);
+}
+
+static void test_pages_in_id_order(void **state) {
+    (void)state;
+    jn_collection *c = jn_collection_new();
+    put(c, "10", "10");
+    put(c, "b", "\"b\"");
+    put(c, "9", "9");
+    put(c, "a", "\"a\"");
+    put(c, "1", "1");
+    size_t got;
+    char *p = page_text(c, 0, 100, &got);
+    assert_int_equal(got, 5);
+    assert_string_equal(p, "[1,9,10,\"a\",\"b\"]");
+    free(p);
+    p = page_text(c, 1, 2, &got);
+    assert_int_equal(got, 2);
+    assert_string_equal(p, "[9,10]");
+    free(p);
+    p = page_text(c, 5, 2, &got); /* past the end: an empty array */
+    assert_int_equal(got, 0);
+    assert_string_equal(p, "[]");
+    free(p);
+    p = page_text(c, 999999, 2, &got);
+    assert_string_equal(p, "[]");
+    free(p);
+    assert_string_equal(jn_collection_id_at(c, 2), "10");
+    assert_null(jn_collection_id_at(c, 5));
+    /* Where the page after an id starts, whether that id still exists or not. */
+    assert_int_equal(jn_collection_position_after(c, "1"), 1);
+    assert_int_equal(jn_collection_position_after(c, "5"), 1);
+    assert_int_equal(jn_collection_position_after(c, "10"), 3);
+    assert_int_equal(jn_collection_position_after(c, "0"), 0);
+    assert_int_equal(jn_collection_position_after(c, "a"), 4);
+    assert_int_equal(jn_collection_position_after(c, "z"), 5);
+    /* The order follows additions and removals, not replacements. */
+    put(c, "2", "2");
+    jn_collection_remove(c, "9");
+    put(c, "10", "100");
+    p = page_text(c, 0, 3, &got);
+    assert_string_equal(p, "[1,2,100]");
+    free(p);
+    /* The whole array keeps insertion order. */
+    char *all = array_text(c, NULL);
+    assert_string_equal(all, "[100,\"b\",\"a\",1,2]");
+    free(all);
+    jn_collection_free(c);
+}
+
+static void test_pages_of_an_empty_collection(void **state) {
+    (void)state;
+    jn_collection *c = jn_collection_new();
+    size_t got;
+    char *p = page_text(c, 0, 10, &got);
+    assert_int_equal(got, 0);
+    assert_string_equal(p, "[]");
+    free(p);
+    assert_int_equal(jn_collection_position_after(c, "1"), 0);
+    assert_null(jn_collection_id_at(c, 0));
+    jn_collection_free(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_get),
+        cmocka_unit_test(test_pages_in_id_order),
+        cmocka_unit_test(test_pages_of_an_empty_collection),
         cmocka_unit_test(test_record_etag_follows_content),
         cmocka_unit_test(test_replace_keeps_position),
         cmocka_unit_test(test_remove),

@@ -159,6 +159,28 @@ static void test_example_file(void **state) {
     assert_int_equal(cfg.api.inventory.count, 10);
     assert_int_equal(cfg.api.max_body_bytes, 1048576);
     assert_string_equal(cfg.kafka.brokers, "127.0.0.1:9092");
+    /* It declares the seed's two APIs in the apis form, as the defaults have them. */
+    assert_int_equal(cfg.napis, 2);
+    assert_string_equal(cfg.apis[0].name, "crm");
+    assert_int_equal(cfg.apis[0].listen.port, 8081);
+    assert_int_equal(cfg.apis[0].count, 1000);
+    assert_string_equal(cfg.apis[0].resource, "customers");
+    assert_string_equal(cfg.apis[0].singular, "Customer");
+    assert_string_equal(cfg.apis[1].name, "inventory");
+    assert_int_equal(cfg.apis[1].listen.port, 8082);
+    assert_int_equal(cfg.apis[1].count, 10);
+    assert_string_equal(cfg.apis[1].resource, "products");
+    jn_config_free(&cfg);
+    /* And the seed's variables still set them. */
+    setenv("JUNCTION_CRM_LISTEN", "127.0.0.1:9081", 1);
+    setenv("JUNCTION_PRODUCTS", "25", 1);
+    setenv("JUNCTION_SEED", "3", 1);
+    rc = jn_config_load(&cfg, "examples/local.lua", &err);
+    if (rc != 0) fail_msg("examples/local.lua: %s", err);
+    assert_int_equal(cfg.apis[0].listen.port, 9081);
+    assert_int_equal(cfg.apis[1].count, 25);
+    assert_int_equal(cfg.apis[0].seed, 3);
+    assert_int_equal(cfg.apis[1].seed, 3);
     jn_config_free(&cfg);
 }
 
@@ -1545,6 +1567,297 @@ static void test_redis_tls_is_refused_with_the_way_around(void **state) {
     free(err);
 }
 
+/* ---- apis -------------------------------------------------------------------------------- */
+
+static const jn_api_config *find_api(const jn_config *cfg, const char *name) {
+    for (int i = 0; i < cfg->napis; i++)
+        if (!strcmp(cfg->apis[i].name, name)) return &cfg->apis[i];
+    fail_msg("no api %s", name);
+    return NULL;
+}
+
+/* Without `apis`, the seed's two APIs are the api.crm.* and api.inventory.* keys, with
+ * their paths and nouns: what junction served before the section existed. */
+static void test_default_apis_are_the_seeds(void **state) {
+    (void)state;
+    setenv("JUNCTION_CUSTOMERS", "77", 1);
+    jn_config cfg;
+    load_ok("return { api = { crm = { listen = '127.0.0.1:9101', seed = 5, faults = { "
+            "error_rate = 0.5 } }, inventory = { script = 'inv.lua' } } }",
+            &cfg);
+    assert_int_equal(cfg.napis, 2);
+    const jn_api_config *crm = &cfg.apis[0], *inv = &cfg.apis[1];
+    assert_string_equal(crm->name, "crm");
+    assert_int_equal(crm->listen.port, 9101);
+    assert_string_equal(crm->script, "scripts/crm.lua");
+    assert_int_equal(crm->count, 77);
+    assert_int_equal(crm->seed, 5);
+    assert_true(crm->faults.error_rate == 0.5);
+    assert_int_equal(crm->faults.error_status, 503);
+    assert_string_equal(crm->resource, "customers");
+    assert_string_equal(crm->singular, "Customer");
+    assert_null(crm->token);
+    assert_int_equal(crm->paging, JN_PAGING_NONE);
+    assert_string_equal(inv->name, "inventory");
+    assert_int_equal(inv->listen.port, 8082);
+    assert_string_equal(inv->script, "inv.lua");
+    assert_int_equal(inv->count, 10);
+    assert_string_equal(inv->resource, "products");
+    assert_string_equal(inv->singular, "Product");
+    jn_config_free(&cfg);
+    unsetenv("JUNCTION_CUSTOMERS");
+    char *err = NULL;
+    assert_int_equal(jn_config_load(&cfg, NULL, &err), 0);
+    assert_int_equal(cfg.napis, 2);
+    assert_int_equal(cfg.apis[0].listen.port, 8081);
+    assert_int_equal(cfg.apis[0].count, 1000);
+    jn_config_free(&cfg);
+}
+
+static void test_apis_map_form_every_key(void **state) {
+    (void)state;
+    setenv("JN_TEST_TOKEN", "tok-en_1.2~+/==", 1);
+    jn_config cfg;
+    load_ok("return { api = { crm = { listen = '127.0.0.1:9000' } }, apis = {\n"
+            "  orders = { listen = '127.0.0.1:9201', script = 'scripts/orders.lua', count = 50,\n"
+            "    seed = 7, resource = '/v1/orders', singular = 'Order',\n"
+            "    token = { env = 'JN_TEST_TOKEN' },\n"
+            "    faults = { latency_ms = 5, error_rate = 0.1, error_status = 429,\n"
+            "               malformed_rate = 0.2 },\n"
+            "    paging = { style = 'cursor', page_size = 1000, max_page_size = 5000 } },\n"
+            "  a = { listen = '127.0.0.1:9202', script = 's.lua', paging = 'link' },\n"
+            "  b = { name = 'b', listen = '127.0.0.1:9203', script = 's.lua',\n"
+            "        paging = { style = 'offset', page_size = 2000 } },\n"
+            "} }",
+            &cfg);
+    /* In name order; the api.crm.* keys add no API. */
+    assert_int_equal(cfg.napis, 3);
+    assert_string_equal(cfg.apis[0].name, "a");
+    assert_string_equal(cfg.apis[1].name, "b");
+    assert_string_equal(cfg.apis[2].name, "orders");
+    const jn_api_config *o = find_api(&cfg, "orders");
+    assert_int_equal(o->listen.port, 9201);
+    assert_string_equal(o->script, "scripts/orders.lua");
+    assert_int_equal(o->count, 50);
+    assert_int_equal(o->seed, 7);
+    assert_string_equal(o->resource, "v1/orders");
+    assert_string_equal(o->singular, "Order");
+    assert_string_equal(o->token, "tok-en_1.2~+/==");
+    assert_int_equal(o->faults.latency_ms, 5);
+    assert_true(o->faults.error_rate == 0.1);
+    assert_int_equal(o->faults.error_status, 429);
+    assert_true(o->faults.malformed_rate == 0.2);
+    assert_int_equal(o->paging, JN_PAGING_CURSOR);
+    assert_int_equal(o->page_size, 1000);
+    assert_int_equal(o->max_page_size, 5000);
+    /* Left out: the script decides (count -1, no resource or noun), defaults elsewhere. */
+    const jn_api_config *a = find_api(&cfg, "a");
+    assert_int_equal(a->count, -1);
+    assert_int_equal(a->seed, 42);
+    assert_null(a->resource);
+    assert_null(a->singular);
+    assert_null(a->token);
+    assert_int_equal(a->faults.error_status, 503);
+    assert_int_equal(a->paging, JN_PAGING_LINK);
+    assert_int_equal(a->page_size, 100);
+    assert_int_equal(a->max_page_size, 1000);
+    /* A page_size above the default largest page raises it. */
+    const jn_api_config *b = find_api(&cfg, "b");
+    assert_int_equal(b->paging, JN_PAGING_OFFSET);
+    assert_int_equal(b->max_page_size, 2000);
+    jn_config_free(&cfg);
+    unsetenv("JN_TEST_TOKEN");
+}
+
+/* The list form, and numbers as strings of digits, as env(name, default) gives them. */
+static void test_apis_list_form_and_numbers_from_env(void **state) {
+    (void)state;
+    setenv("JN_TEST_X", "1234", 1);
+    jn_config cfg;
+    load_ok("return { apis = {\n"
+            "  { name = 'z', listen = '127.0.0.1:9301', script = 's.lua',\n"
+            "    count = env('JN_TEST_X', 5), seed = '9', faults = { error_rate = '0.25' } },\n"
+            "  { name = 'y', listen = '0.0.0.0:9302', script = 's.lua', token = 'abc' },\n"
+            "} }",
+            &cfg);
+    assert_int_equal(cfg.napis, 2);
+    assert_string_equal(cfg.apis[0].name, "z"); /* a list keeps its order */
+    assert_int_equal(cfg.apis[0].count, 1234);
+    assert_int_equal(cfg.apis[0].seed, 9);
+    assert_true(cfg.apis[0].faults.error_rate == 0.25);
+    assert_string_equal(cfg.apis[1].listen.host, "0.0.0.0");
+    assert_string_equal(cfg.apis[1].token, "abc");
+    jn_config_free(&cfg);
+    unsetenv("JN_TEST_X");
+}
+
+#define API(extra)                                                                                 \
+    "return { apis = { o = { listen = '127.0.0.1:9401', script = 's.lua', " extra " } } }"
+
+static void expect_error(const char *text, const char *n1, const char *n2) {
+    char *err = load_error(text);
+    assert_contains(err, n1);
+    if (n2) assert_contains(err, n2);
+    free(err);
+}
+
+static void test_apis_bad_values_name_the_key(void **state) {
+    (void)state;
+    expect_error(API("cout = 5"), "unknown key apis.o.cout", "did you mean apis.o.count?");
+    expect_error(API("count = 'many'"), "apis.o.count must be an integer from 0 to 10000000",
+                 "\"many\" (a string)");
+    expect_error(API("count = ' 5'"), "apis.o.count must be an integer", NULL);
+    expect_error(API("count = '0x10'"), "apis.o.count must be an integer", NULL);
+    expect_error(API("count = 1.5"), "apis.o.count must be an integer", "1.5");
+    expect_error(API("count = -1"), "apis.o.count must be an integer from 0", NULL);
+    expect_error(API("seed = 'nan'"), "apis.o.seed must be an integer", NULL);
+    expect_error(API("faults = { error_rate = 2 }"),
+                 "apis.o.faults.error_rate must be a number "
+                 "from 0 to 1",
+                 NULL);
+    expect_error(API("faults = { error_status = 200 }"),
+                 "apis.o.faults.error_status must be an "
+                 "integer from 400 to 599",
+                 NULL);
+    expect_error(API("faults = { latency = 1 }"), "unknown key apis.o.faults.latency",
+                 "latency_ms");
+    expect_error(API("faults = 3"), "apis.o.faults must be a table", NULL);
+    expect_error(API("paging = 'pages'"),
+                 "apis.o.paging must be \"offset\", \"cursor\" or "
+                 "\"link\"",
+                 "\"pages\"");
+    expect_error(API("paging = { page_size = 5 }"), "apis.o.paging.style must be \"offset\"", NULL);
+    expect_error(API("paging = { style = 'link', page_size = 0 }"),
+                 "apis.o.paging.page_size must be an integer from 1 to 100000", NULL);
+    expect_error(API("paging = { style = 'link', page_size = 50, max_page_size = 10 }"),
+                 "apis.o.paging.max_page_size (10) must be at least page_size (50)", NULL);
+    expect_error(API("paging = { style = 'offset', size = 1 }"), "unknown key apis.o.paging.size",
+                 NULL);
+    expect_error(API("paging = true"),
+                 "apis.o.paging must be \"offset\", \"cursor\", \"link\" or "
+                 "a table",
+                 NULL);
+    expect_error(API("resource = 'a b'"), "apis.o.resource must be a path", "\"a b\"");
+    expect_error(API("resource = 'x/../y'"), "apis.o.resource must be a path", NULL);
+    expect_error(API("resource = 'x/'"), "apis.o.resource must be a path", NULL);
+    expect_error(API("resource = ':id'"), "apis.o.resource must be a path", NULL);
+    expect_error(API("singular = ''"), "apis.o.singular must be a word", NULL);
+    expect_error("return { apis = { o = { script = 's.lua' } } }",
+                 "apis.o.listen must be \"host:port\"", NULL);
+    expect_error("return { apis = { o = { listen = '127.0.0.1:9401' } } }",
+                 "apis.o.script must be a non-empty string", NULL);
+    /* The later of two keys wins in a Lua table constructor. */
+    expect_error(API("listen = 'nowhere'"), "apis.o.listen must be \"host:port\" with a port",
+                 "\"nowhere\"");
+}
+
+static void test_apis_section_shape(void **state) {
+    (void)state;
+    expect_error("return { apis = {} }", "apis is empty; give at least one API",
+                 "api.* keys describe");
+    expect_error("return { apis = 5 }", "apis must be a list of APIs", "5 (a number)");
+    expect_error("return { apis = { { name = 'a', listen = '127.0.0.1:1', script = 's' }, "
+                 "b = {} } }",
+                 "mixing the two", NULL);
+    expect_error("return { apis = { { listen = '127.0.0.1:1', script = 's' } } }",
+                 "apis[1].name must be a name", "every API needs one of its own");
+    expect_error("return { apis = { ['a b'] = { listen = '127.0.0.1:1', script = 's' } } }",
+                 "apis has an API named \"a b\"", NULL);
+    expect_error("return { apis = { a = { name = 'b', listen = '127.0.0.1:1', script = 's' } } }",
+                 "apis.a.name must be left out or be \"a\"", NULL);
+    expect_error("return { apis = { a = 'x' } }", "apis.a must be a table (one API)", NULL);
+    expect_error("return { apsi = {} }", "unknown key apsi", "did you mean apis?");
+}
+
+/* Two APIs of one name, or on one address: the message names both. */
+static void test_apis_duplicates_name_both(void **state) {
+    (void)state;
+    expect_error("return { apis = {\n"
+                 "  { name = 'crm', listen = '127.0.0.1:9501', script = 's' },\n"
+                 "  { name = 'inv', listen = '127.0.0.1:9502', script = 's' },\n"
+                 "  { name = 'crm', listen = '127.0.0.1:9503', script = 's' } } }",
+                 "apis.crm is defined twice (apis[1] and apis[3])", NULL);
+    expect_error("return { apis = {\n"
+                 "  a = { listen = '127.0.0.1:9501', script = 's' },\n"
+                 "  b = { listen = '127.0.0.1:9501', script = 's' } } }",
+                 "apis.a.listen and apis.b.listen are both 127.0.0.1:9501", NULL);
+    expect_error("return { apis = {\n"
+                 "  a = { listen = '0.0.0.0:9501', script = 's' },\n"
+                 "  b = { listen = '127.0.0.1:9501', script = 's' } } }",
+                 "apis.a.listen (0.0.0.0:9501) and apis.b.listen (127.0.0.1:9501) both take "
+                 "port 9501",
+                 NULL);
+    jn_config cfg;
+    load_ok("return { apis = { a = { listen = '127.0.0.1:9501', script = 's' },\n"
+            "  b = { listen = '127.0.0.2:9501', script = 's' } } }",
+            &cfg);
+    jn_config_free(&cfg);
+}
+
+/* A token: from a string, a variable, the file NAME_FILE names or a file; a missing or
+ * empty one stops start-up naming the key and where it looked; no message shows it. */
+static void test_api_tokens_and_their_errors(void **state) {
+    (void)state;
+    char *file = write_temp(SECRET "\n");
+    char *empty = write_temp("\n");
+    char *bad = write_temp("not a token\n");
+    jn_config cfg;
+    char text[512];
+    snprintf(text, sizeof text, API("token = { file = '%s' }"), file);
+    load_ok(text, &cfg);
+    assert_string_equal(cfg.apis[0].token, SECRET);
+    jn_config_free(&cfg);
+    setenv("JN_TEST_TOKEN_FILE", file, 1);
+    load_ok(API("token = { env = 'JN_TEST_TOKEN' }"), &cfg);
+    assert_string_equal(cfg.apis[0].token, SECRET);
+    jn_config_free(&cfg);
+    unsetenv("JN_TEST_TOKEN_FILE");
+
+    expect_secret_kept(API("token = { file = '%s' }"), empty, "apis.o.token",
+                       "the file /tmp/jn_config_test_");
+    expect_secret_kept(API("token = { file = '%s' }"), empty, "is empty", NULL);
+    expect_secret_kept(API("token = { file = '%s/nope' }"), "/tmp",
+                       "apis.o.token: cannot read "
+                       "the file /tmp/nope",
+                       "No such file");
+    expect_secret_kept(API("token = { env = 'JN_TEST_TOKEN' }%s"), "",
+                       "apis.o.token: the environment variable JN_TEST_TOKEN is not set, nor is "
+                       "JN_TEST_TOKEN_FILE",
+                       NULL);
+    expect_secret_kept(API("token = { file = '%s' }"), bad,
+                       "apis.o.token: the value is not a bearer token", NULL);
+    expect_secret_kept(API("token = '" SECRET " x'%s"), "",
+                       "apis.o.token: the value is not a "
+                       "bearer token",
+                       NULL);
+    expect_secret_kept(API("token = { env = '" SECRET "' }%s"), "",
+                       "apis.o.token.env must be the name of an environment variable", NULL);
+    expect_secret_kept(API("token = { env = 'JN_TEST_TOKEN', prefix = 'x' }%s"), "",
+                       "unknown key apis.o.token.prefix", NULL);
+    expect_secret_kept(API("token = 42%s"), "", "apis.o.token must be a string, or { env",
+                       "got a number");
+    setenv("JN_TEST_TOKEN", SECRET, 1);
+    expect_secret_kept(API("token = { env = 'JN_TEST_TOKEN' }, paging = 'pages'%s"), "",
+                       "apis.o.paging must be", NULL);
+    unsetenv("JN_TEST_TOKEN");
+    unlink(file);
+    unlink(empty);
+    unlink(bad);
+    free(file);
+    free(empty);
+    free(bad);
+}
+
+static void test_help_config_lists_apis(void **state) {
+    (void)state;
+    const char *out = describe_output();
+    assert_contains(out, "apis.<a>.listen");
+    assert_contains(out, "apis.<a>.token.env");
+    assert_contains(out, "apis.<a>.paging.max_page_size");
+    assert_contains(out, "apis.<a>.faults.error_status");
+    assert_contains(out, "api.crm.count");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
@@ -1612,6 +1925,14 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_help_config_lists_sources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_help_config_lists_pipelines_without_secrets, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_default_apis_are_the_seeds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apis_map_form_every_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apis_list_form_and_numbers_from_env, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apis_bad_values_name_the_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apis_section_shape, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apis_duplicates_name_both, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_api_tokens_and_their_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_help_config_lists_apis, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,6 +28,8 @@ typedef struct {
     int has_inm;
     char ct[128];
     int has_ct;
+    char host[256];
+    int has_host;
     int keep_alive;
 } seen_request;
 
@@ -65,6 +67,10 @@ static void on_request(jn_http_reader *r, const jn_http_request *req) {
     if (req->content_type) {
         s->has_ct = 1;
         snprintf(s->ct, sizeof s->ct, "%s", req->content_type);
+    }
+    if (req->host) {
+        s->has_host = 1;
+        snprintf(s->host, sizeof s->host, "%s", req->host);
     }
     s->keep_alive = req->keep_alive;
 }
@@ -210,6 +216,25 @@ static void test_if_none_match_and_content_type(void **state) {
     assert_string_equal(f->c.reqs[0].inm, "W/\"deadbeef\"");
     assert_true(f->c.reqs[0].has_ct);
     assert_string_equal(f->c.reqs[0].ct, "application/json; charset=utf-8");
+}
+
+/* Host is kept (a Link header is built from it), per request, and cut at 255 bytes. */
+static void test_host_header(void **state) {
+    fixture *f = *state;
+    char long_host[400];
+    memset(long_host, 'h', sizeof long_host - 1);
+    long_host[sizeof long_host - 1] = '\0';
+    char req[600];
+    snprintf(req, sizeof req, "GET /c HTTP/1.1\r\nHost: %s\r\n\r\n", long_host);
+    assert_int_equal(feed(f, "GET /a HTTP/1.1\r\nhost: api.example:8084\r\n\r\n"
+                             "GET /b HTTP/1.0\r\n\r\n"), /* 1.0: no Host needed */
+                     0);
+    assert_int_equal(feed(f, req), 0);
+    assert_int_equal(f->c.n, 3);
+    assert_true(f->c.reqs[0].has_host);
+    assert_string_equal(f->c.reqs[0].host, "api.example:8084");
+    assert_false(f->c.reqs[1].has_host);
+    assert_int_equal(strlen(f->c.reqs[2].host), 255);
 }
 
 static void test_overlong_header_name_is_not_captured(void **state) {
@@ -407,9 +432,56 @@ static void test_no_expect_no_continue(void **state) {
     assert_int_equal(f->c.continues, 0);
 }
 
+/* RFC 9112/9110 strictness: each of these was accepted before (and the right status is
+ * what the RFCs ask for). */
+static void test_strict_framing_and_versions(void **state) {
+    fixture *f = *state;
+    static const struct {
+        const char *req;
+        int status;
+    } cases[] = {
+        /* §5.1: no whitespace between a field name and its colon */
+        {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length : 2\r\n\r\nab", 400},
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+         400},
+        /* §7.1: chunk data ends with CRLF */
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXX0\r\n\r\n", 400},
+        /* §6.1: a coding the server does not know */
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, "
+         "chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+         501},
+        /* §6.1: Transfer-Encoding in an HTTP/1.0 request */
+        {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n", 400},
+        /* §3.2: exactly one Host in HTTP/1.1 */
+        {"GET / HTTP/1.1\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+        /* 505 for a major version other than 1 */
+        {"GET / HTTP/9.9\r\nHost: x\r\n\r\n", 505},
+        /* §3.2: no fragment in a request target */
+        {"GET /customers#frag HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        jn_http_reader_free(&f->r);
+        memset(&f->c, 0, sizeof f->c);
+        jn_http_reader_init(&f->r, MAX_BODY, MAX_URL, on_request, &f->c);
+        int got = feed(f, cases[i].req);
+        if (got != cases[i].status)
+            fail_msg("case %zu: %d, want %d: %s", i, got, cases[i].status, cases[i].req);
+        assert_int_equal(f->c.n, 0);
+        assert_non_null(f->r.error_msg);
+    }
+    /* HTTP/1.0 needs no Host; HTTP/1.1 with one is fine. */
+    jn_http_reader_free(&f->r);
+    memset(&f->c, 0, sizeof f->c);
+    jn_http_reader_init(&f->r, MAX_BODY, MAX_URL, on_request, &f->c);
+    assert_int_equal(feed(f, "GET / HTTP/1.0\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    assert_int_equal(f->c.n, 2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_simple_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strict_framing_and_versions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_path_query_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_byte_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelined_requests, setup, teardown),
@@ -417,6 +489,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_post_content_length, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_if_none_match_and_content_type, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_header, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overlong_header_name_is_not_captured, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keep_alive_http11, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keep_alive_connection_close, setup, teardown),

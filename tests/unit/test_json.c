@@ -430,6 +430,38 @@ static void test_canonical(void **state) {
         assert_false(jn_json_is_canonical(no[i], strlen(no[i])));
 }
 
+/* RFC 8259 §8.1: strings are UTF-8. Malformed bytes and lone surrogates are refused
+ * (they were stored and served back); well-formed text of every length passes. */
+static void test_decode_refuses_bad_utf8_and_lone_surrogates(void **state) {
+    lua_State *L = *state;
+    static const char *const bad[] = {
+        "\"\xff\"",             /* not UTF-8 at all */
+        "\"\xc3\"",             /* cut short */
+        "\"\xc0\xaf\"",         /* overlong "/" */
+        "\"\xe0\x80\xaf\"",     /* overlong, three bytes */
+        "\"\xed\xa0\x80\"",     /* a surrogate, encoded */
+        "\"\xf4\x90\x80\x80\"", /* past U+10FFFF */
+        "\"a\\n\xff\"",         /* on the slow path (an escape first) */
+        "\"\\ud800\"",          /* lone high surrogate */
+        "\"\\udc00x\"",         /* lone low surrogate */
+        "\"\\ud800\\u0041\"",   /* high surrogate, no low one after it */
+    };
+    char err[128];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (jn_json_decode(L, bad[i], strlen(bad[i]), err, sizeof err) == 0)
+            fail_msg("case %zu accepted", i);
+        assert_true(strstr(err, "UTF-8") || strstr(err, "surrogate"));
+    }
+    static const char *const good[] = {"\"caf\xc3\xa9\"", "\"\xe2\x82\xac\"",
+                                       "\"\xf0\x9f\x98\x80\"", "\"\\ud83d\\ude00\"",
+                                       "\"\\u00e9\\n\xc3\xa9\""};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        if (jn_json_decode(L, good[i], strlen(good[i]), err, sizeof err) != 0)
+            fail_msg("case %zu refused: %s", i, err);
+        lua_pop(L, 1);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_scalars, setup, teardown),
@@ -453,6 +485,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_array_spans_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decode_mixed_objects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decode_integers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decode_refuses_bad_utf8_and_lone_surrogates, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_sb_int, setup, teardown),
         cmocka_unit_test_setup_teardown(test_canonical, setup, teardown),
     };

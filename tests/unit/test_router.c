@@ -1,4 +1,4 @@
-/* jn_router_match and jn_query_uint. */
+/* jn_router_match, jn_router_valid_path, jn_query_uint and jn_query_get. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -188,6 +188,39 @@ static void test_query_length_bounds(void **state) {
     assert_int_equal(v, 5);
 }
 
+static void test_query_get_raw_value(void **state) {
+    (void)state;
+    const char *q = "limit=5&cursor=ab%2Fc&empty=&flag";
+    size_t vl = 99;
+    const char *v = jn_query_get(q, strlen(q), "cursor", &vl);
+    assert_non_null(v);
+    assert_int_equal(vl, 6);
+    assert_memory_equal(v, "ab%2Fc", 6); /* raw: not decoded */
+    v = jn_query_get(q, strlen(q), "empty", &vl);
+    assert_non_null(v);
+    assert_int_equal(vl, 0);
+    assert_null(jn_query_get(q, strlen(q), "flag", &vl)); /* no '=': no value */
+    assert_null(jn_query_get(q, strlen(q), "curs", &vl));
+    assert_null(jn_query_get(NULL, 0, "limit", &vl));
+}
+
+static void test_valid_path(void **state) {
+    (void)state;
+    assert_true(jn_router_valid_path("customers", 64));
+    assert_true(jn_router_valid_path("v1/orders", 64));
+    assert_true(jn_router_valid_path("a-b_c.d~e", 64));
+    assert_false(jn_router_valid_path("", 64));
+    assert_false(jn_router_valid_path("/customers", 64));
+    assert_false(jn_router_valid_path("customers/", 64));
+    assert_false(jn_router_valid_path("a//b", 64));
+    assert_false(jn_router_valid_path("a/../b", 64));
+    assert_false(jn_router_valid_path(".", 64));
+    assert_false(jn_router_valid_path(":id", 64));
+    assert_false(jn_router_valid_path("a b", 64));
+    assert_false(jn_router_valid_path("a%20b", 64));
+    assert_false(jn_router_valid_path("abcdef", 5));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_match),
@@ -208,6 +241,8 @@ int main(void) {
         cmocka_unit_test(test_query_overlong),
         cmocka_unit_test(test_query_name_prefix),
         cmocka_unit_test(test_query_length_bounds),
+        cmocka_unit_test(test_query_get_raw_value),
+        cmocka_unit_test(test_valid_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
