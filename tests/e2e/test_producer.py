@@ -589,3 +589,123 @@ def test_an_envelope_without_its_array_or_a_bad_link_header_publishes_nothing_of
     finally:
         stub.close()
         api.close()
+
+
+# ---- sources paging through the mock APIs of `junction api` ------------------------------
+
+def free_ports(n, taken=()):
+    from conftest import free_port
+    out, seen = [], set(taken)
+    while len(out) < n:
+        p = free_port()
+        if p not in seen:
+            seen.add(p)
+            out.append(p)
+    return out
+
+
+def orders_source(url, topic, **extra):
+    src = {"url": url, "topic": topic, "script": os.path.join(ROOT, "scripts", "map_orders.lua"),
+           "noun": "order(s)", "poll_interval_ms": 300,
+           "headers": {"Authorization": {"env": "JN_E2E_ORDERS_TOKEN", "prefix": "Bearer "}}}
+    src.update(extra)
+    return src
+
+
+def test_the_orders_example_api_is_polled_whole_then_only_changes(make_junction):
+    """examples/orders.lua's orders API (50,000 orders, cursor pages of 1000 in an
+    envelope, a bearer token) read by scripts/map_orders.lua: every order once, then one
+    message for one changed order."""
+    from conftest import secret
+    token = secret("orders-" + uuid.uuid4().hex)
+    api = make_junction(start=False)
+    (port,) = free_ports(1, (api.crm_port, api.inv_port, api.admin_port, api.analytics_port))
+    api.env.update({"JUNCTION_CRM_LISTEN": f"127.0.0.1:{api.crm_port}",
+                    "JUNCTION_INVENTORY_LISTEN": f"127.0.0.1:{api.inv_port}",
+                    "ORDERS_API_LISTEN": f"127.0.0.1:{port}",
+                    "JUNCTION_ADMIN_LISTEN": f"127.0.0.1:{api.admin_port}",
+                    "ORDERS_API_TOKEN": token, "ANALYTICS_TOKEN": secret("unused-" + token)})
+    api.config = os.path.join(ROOT, "examples", "orders.lua")
+    api.start()
+    orders = f"http://127.0.0.1:{port}/orders"
+    topic = "order_data_" + uuid.uuid4().hex[:8]
+    p = make_junction({"sources": {"orders": orders_source(orders + "?limit=1000", topic)},
+                       "kafka": {"brokers": BROKER, "message_timeout_ms": 15000}},
+                      env={"JN_E2E_ORDERS_TOKEN": token}, command="produce")
+    assert wait_until(lambda: len(read_topic(topic)) >= 50000, 90, step=1), p.logs()[-3000:]
+    assert "Published 50000 order(s) to topic " + topic in p.logs()
+    n = polls_of(p, "ok")
+    assert wait_until(lambda: polls_of(p, "ok") >= n + 2, 30), p.logs()[-3000:]
+    assert len(read_topic(topic)) == 50000
+    auth = {"Authorization": "Bearer " + token}
+    was = request(orders + "/4321", headers=auth).json()["status"]
+    status = "paid" if was != "paid" else "shipped"
+    r = request(orders + "/4321", "PATCH", json.dumps({"status": status}), headers=auth)
+    assert r.status == 200, r.body
+    assert wait_until(lambda: len(read_topic(topic)) >= 50001, 30, step=1), p.logs()[-3000:]
+    n = polls_of(p, "ok")
+    assert wait_until(lambda: polls_of(p, "ok") >= n + 2, 30)
+    recs = read_topic(topic)
+    assert len(recs) == 50001 and ("4321", r.json()) in recs
+    assert [k for k, _ in recs].count("4321") == 2
+    assert p.metric("junction_producer_failures_total", source="orders") is None
+
+
+def polls_of(j, result):
+    return j.metric("junction_producer_polls_total", source="orders", result=result) or 0
+
+
+@pytest.mark.parametrize("style,path,hooks", [
+    ("cursor", "/customers?limit=100", "paging.cursor()"),
+    ("link", "/customers?page=1&per_page=100", "paging.link()"),
+    ("offset", "/customers?offset=0&limit=100", "paging.offset { limit = 100 }"),
+])
+def test_every_paging_style_of_the_mock_api(make_junction, tmp_path, style, path, hooks):
+    """The mock API's three paging styles behind a bearer token, each read by its stock
+    helper: 1000 customers over 10 pages once, then one message for one change; a wrong
+    token publishes nothing."""
+    from conftest import secret
+    token = secret("tok-" + uuid.uuid4().hex)
+    api = make_junction(start=False)
+    (port,) = free_ports(1, (api.crm_port, api.inv_port, api.admin_port, api.analytics_port))
+    api = make_junction({"apis": {"people": {
+        "listen": f"127.0.0.1:{port}", "script": os.path.join(api.scripts, "crm.lua"),
+        "resource": "customers", "count": 1000, "token": token,
+        "paging": {"style": style, "page_size": 100}}}})
+    base = f"http://127.0.0.1:{port}"
+    script = tmp_path / f"map_{style}.lua"
+    script.write_text(MAP_WITH % hooks)
+    topic = f"people_{style}_" + uuid.uuid4().hex[:8]
+    src = orders_source(base + path, topic, script=str(script), noun="customer(s)")
+    p = make_junction({"sources": {"orders": src},
+                       "kafka": {"brokers": BROKER, "message_timeout_ms": 15000}},
+                      env={"JN_E2E_ORDERS_TOKEN": token}, command="produce")
+    assert wait_until(lambda: len(read_topic(topic)) >= 1000, 60), p.logs()[-3000:]
+    assert "Published 1000 customer(s) to topic " + topic in p.logs()
+    n = polls_of(p, "ok")
+    assert wait_until(lambda: polls_of(p, "ok") >= n + 2, 30), p.logs()[-3000:]
+    auth = {"Authorization": "Bearer " + token}
+    recs = read_topic(topic)
+    assert len(recs) == 1000 and {k for k, _ in recs} == {str(i) for i in range(1, 1001)}
+    for i in (1, 100, 101, 777, 1000):
+        assert (str(i), request(f"{base}/customers/{i}", headers=auth).json()) in recs
+    r = request(base + "/customers/512", "PATCH", '{"name":"Paged"}', headers=auth)
+    assert r.status == 200, r.body
+    assert wait_until(lambda: len(read_topic(topic)) >= 1001, 30), p.logs()[-3000:]
+    n = polls_of(p, "ok")
+    assert wait_until(lambda: polls_of(p, "ok") >= n + 2, 30)
+    recs = read_topic(topic)
+    assert len(recs) == 1001 and ("512", r.json()) in recs
+    assert p.metric("junction_producer_failures_total", source="orders") is None
+    if style != "cursor":
+        return
+    # The same API with a wrong token: unauthorized once per cycle, nothing published.
+    wrong = "orders_wrong_" + uuid.uuid4().hex[:8]
+    w = make_junction({"sources": {"orders": orders_source(base + path, wrong, script=str(script))},
+                       "kafka": {"brokers": BROKER}},
+                      env={"JN_E2E_ORDERS_TOKEN": secret("not-" + token)}, command="produce")
+    assert wait_until(lambda: polls_of(w, "failed") >= 3, 15), w.logs()[-3000:]
+    assert w.metric("junction_producer_failures_total", source="orders",
+                    reason="unauthorized") >= 3
+    assert w.metric("junction_producer_retries_total", source="orders") == 0
+    assert read_topic(wrong) == []
