@@ -2,7 +2,7 @@
  * progress line (every second on a terminal, a plain line every 5 s otherwise) reads the
  * metrics registry's totals; the idle test asks the producer and the consumer through
  * their accessors: every source polled, nothing published for a while, everything
- * published read by the pipelines reading its topic, settled, delivered and stored. */
+ * published read by the pipelines reading its topic, settled and delivered. */
 #ifndef JN_PROGRESS_H
 #define JN_PROGRESS_H
 
@@ -18,7 +18,6 @@ typedef struct {
     double merged, delivered, duplicates, dead_lettered, rejected;
     double lag;     /* consumer lag, summed over partitions */
     double pending; /* messages read and not yet settled */
-    double stored;  /* records the analytics receiver stored */
     double errors;  /* producer failures, consumer errors, analytics POST retries */
 } jn_progress_counts;
 
@@ -33,8 +32,8 @@ jn_progress *jn_progress_start(uv_loop_t *loop, int show);
 /* Calls idle(arg) once, the first time the pipeline is idle: every source of producer
  * finished a cycle and has none under way, nothing was published for quiet_ms, every
  * record a source published was read by each of consumer's pipelines reading its topic,
- * lag, pending and held messages are 0, every merged record was delivered or refused,
- * and analytics stored everything delivered. producer and consumer may be NULL (a role
+ * lag, pending and held messages are 0, and every merged record was delivered (to each
+ * of its sinks) or refused. producer and consumer may be NULL (a role
  * not run); they must outlive p. */
 void jn_progress_on_idle(jn_progress *p, const jn_producer *producer, const jn_consumer *consumer,
                          uint64_t quiet_ms, void (*idle)(void *), void *arg);
