@@ -427,6 +427,8 @@ static const jn_config_key secret_keys[] = {
 };
 /* clang-format on */
 const jn_config_level jn_config_secret_level = JN_CONFIG_LEVEL(secret_keys, "a header value table");
+/* A secret's table without a header's prefix: env and file, the first two of its keys. */
+const jn_config_level jn_config_secret_value_level = {secret_keys, 2, "a secret value table"};
 
 /* ---- integers defaulting to schema keys ------------------------------------------- */
 

@@ -165,6 +165,8 @@ void jn_config_describe_levels(const jn_config_described *levels, size_t n);
 
 /* The keys of a header's table { env | file, prefix }, for --help-config. */
 extern const jn_config_level jn_config_secret_level;
+/* The same without prefix: the keys of a secret value's table { env | file }. */
+extern const jn_config_level jn_config_secret_value_level;
 /* t.headers: header name -> a string, or { env = NAME | file = PATH [, prefix] }, into a
  * NULL-terminated array of "Name: value" lines (empty without headers; NULL only when an
  * error came first). A variable or file missing is an error naming the key and the
