@@ -671,6 +671,10 @@ static void handle(void *ud, const jn_http_request *req, jn_http_response *res) 
     }
 }
 
+size_t jn_analytics_distinct_ids(const jn_analytics *a) {
+    return jn_strmap_count(a->ids);
+}
+
 void jn_analytics_stats_json(jn_analytics *a, jn_sb *out) {
     const counters *n = &a->n;
     jn_sb_printf(out,

@@ -24,6 +24,7 @@
 #include "config_kafka.h"
 #include "config_pipeline.h"
 #include "config_read.h"
+#include "config_source.h"
 #include "lua_alloc.h"
 #include "script_strlib.h"
 #include "secret.h"
@@ -341,9 +342,11 @@ static int is_section(const char *key) {
     return 0;
 }
 
-/* The top-level keys config_pipeline.c and config_api.c read, outside the schema. */
+/* The top-level keys config_pipeline.c, config_api.c and config_source.c read, outside
+ * the schema. */
 #define PIPELINES_KEY "pipelines"
 #define APIS_KEY      "apis"
+#define SOURCES_KEY   "sources"
 
 /* The closest known key sharing the parent section, for "did you mean". */
 static const char *suggest(const char *key) {
@@ -353,8 +356,11 @@ static const char *suggest(const char *key) {
         size_t d = jn_config_edit_distance(key, schema[i].key);
         if (d < best_d) best_d = d, best = schema[i].key;
     }
-    if (jn_config_edit_distance(key, PIPELINES_KEY) < best_d) best = PIPELINES_KEY;
-    if (jn_config_edit_distance(key, APIS_KEY) < best_d) best = APIS_KEY;
+    static const char *const sections[] = {PIPELINES_KEY, APIS_KEY, SOURCES_KEY};
+    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
+        size_t d = jn_config_edit_distance(key, sections[i]);
+        if (d < best_d) best_d = d, best = sections[i];
+    }
     for (size_t i = 0; jn_config_kafka_key(i); i++) {
         size_t d = jn_config_edit_distance(key, jn_config_kafka_key(i));
         if (d < best_d) best_d = d, best = jn_config_kafka_key(i);
@@ -421,7 +427,8 @@ static int walk(jn_config *cfg, lua_State *L, const char *prefix, jn_sb *err) {
         }
         snprintf(key, sizeof key, "%s%s%s", prefix, *prefix ? "." : "", lua_tostring(L, -2));
         const schema_entry *e = find_entry(key);
-        if (!strcmp(key, PIPELINES_KEY) || !strcmp(key, APIS_KEY) || jn_config_kafka_owns(key)) {
+        if (!strcmp(key, PIPELINES_KEY) || !strcmp(key, APIS_KEY) || !strcmp(key, SOURCES_KEY) ||
+            jn_config_kafka_owns(key)) {
             /* Read by finish(), once the schema keys their defaults come from are final;
              * the Kafka connection's keys there too, with the environment's. */
         } else if (e && e->type == T_SECRET) {
@@ -740,17 +747,22 @@ static int apply_environment(jn_config *cfg, jn_sb *e) {
     return 0;
 }
 
-/* What follows the file's keys: the environment, then the pipelines, whose left-out keys
- * take consumer.* values the environment may have set (ANALYTICS_URL, JUNCTION_GROUP_ID),
- * so they are read with the file's state (L, its table on top; NULL without a file)
- * still open. */
+/* What follows the file's keys: the environment, then the sources and the pipelines,
+ * whose left-out keys take producer.* and consumer.* values the environment may have set
+ * (JUNCTION_CRM_URL, ANALYTICS_URL, JUNCTION_GROUP_ID), so they are read with the file's
+ * state (L, its table on top; NULL without a file) still open. */
 static void finish(jn_config *cfg, lua_State *L, jn_sb *e) {
     if (apply_environment(cfg, e) != 0 || jn_config_kafka_load(cfg, L, e) != 0) return;
     if (!L) {
-        jn_config_pipelines_default(cfg);
-        jn_config_apis_default(cfg, e);
+        if (jn_config_sources_default(cfg, e) == 0) jn_config_pipelines_default(cfg);
+        if (!e->len) jn_config_apis_default(cfg, e);
         return;
     }
+    lua_pushliteral(L, SOURCES_KEY);
+    int rc = lua_rawget(L, -2) == LUA_TNIL ? jn_config_sources_default(cfg, e)
+                                           : jn_config_sources_load(cfg, L, -1, e);
+    lua_pop(L, 1);
+    if (rc != 0) return;
     lua_pushliteral(L, PIPELINES_KEY);
     if (lua_rawget(L, -2) == LUA_TNIL)
         jn_config_pipelines_default(cfg);
@@ -859,6 +871,7 @@ void jn_config_free(jn_config *cfg) {
     jn_config_kafka_free(cfg);
     jn_config_pipelines_free(cfg);
     jn_config_apis_free(cfg);
+    jn_config_sources_free(cfg);
 }
 
 void jn_config_describe(void) {
@@ -870,6 +883,7 @@ void jn_config_describe(void) {
                type_expect(s, exp, sizeof exp));
     }
     jn_config_kafka_describe();
+    jn_config_sources_describe();
     jn_config_pipelines_describe();
     jn_config_apis_describe();
 }

@@ -57,12 +57,34 @@ typedef struct {
     int page_size, max_page_size;
 } jn_api_config;
 
-/* One API the producer polls. */
+/* producer.crm.* and producer.inventory.*: the seed's two sources, which a file without
+ * `sources` still describes this way (see jn_source_config for what the producer runs). */
 typedef struct {
     int enabled;
     char *url;
     char *topic;
     char *script;
+} jn_source_keys;
+
+/* One HTTP API the producer polls into one topic (config_source.c). */
+typedef struct {
+    char *name; /* metric label, log lines, the map script's name */
+    char *noun; /* what log lines call its records: "Published 1000 customer(s)" */
+    int enabled;
+    char *url;
+    char *method;
+    char **headers; /* NULL-terminated "Name: value" lines, secrets already resolved */
+    char *topic;
+    char *script; /* map(record, ctx), and optional records(body, ctx) and next(response, ctx) */
+    int poll_interval_ms, request_timeout_ms, publish_all, max_pages;
+    struct {
+        int attempts, base_ms, max_ms;
+        double multiplier;
+    } retry;
+    struct {
+        char *ca_file, *cert_file, *key_file; /* NULL: the system's CAs, no client certificate */
+        int verify;                           /* on unless the config turns it off */
+    } tls;
 } jn_source_config;
 
 /* One input of a pipeline: a stream (consumed as a group member, each message settled
@@ -152,7 +174,7 @@ typedef struct jn_config {
             double multiplier;
             int max_ms;
         } retry;
-        jn_source_config crm, inventory;
+        jn_source_keys crm, inventory;
     } producer;
     struct {
         char *brokers;
@@ -201,6 +223,10 @@ typedef struct jn_config {
      * seed's) when the file has none. */
     jn_pipeline_config *pipelines;
     int npipelines;
+    /* `sources` in the file, or the seed's two built from producer.crm.* and
+     * producer.inventory.* when the file has none; disabled ones included. */
+    jn_source_config *sources;
+    int nsources;
     /* `apis` in the file, or the seed's two from the api.crm.* and api.inventory.* keys
      * when the file has none. */
     jn_api_config *apis;

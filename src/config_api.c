@@ -135,13 +135,8 @@ static int read_int(jn_config_reader *r, int t, const char *at, const char *key,
  * with nothing pushed when absent, -1 after an error (what: what it must be). */
 static int open_table(jn_config_reader *r, int t, const char *at, const char *key,
                       const jn_config_level *lv, const char *what, char here[JN_CONFIG_PATH_LEN]) {
-    int type = jn_config_field(r->L, t, key);
-    if (type == LUA_TNIL) {
-        lua_pop(r->L, 1);
-        return 0;
-    }
-    if (type != LUA_TTABLE) return jn_config_bad_value(r, at, key, what, NULL);
-    jn_config_subpath(here, at, key);
+    int opened = jn_config_open_table(r, t, at, key, what, here);
+    if (opened <= 0) return opened;
     if (jn_config_check_keys(r, lua_gettop(r->L), here, lv) != 0) {
         lua_pop(r->L, 1);
         return -1;
