@@ -108,8 +108,9 @@ typedef struct {
     char *url;
     char **headers; /* NULL-terminated "Name: value" lines, secrets already resolved */
     int batch_size, linger_ms, max_inflight, timeout_ms, retry_base_ms, retry_max_ms;
-    char *ca_file;  /* NULL: the system's trust store */
-    int verify_tls; /* on unless the config turns it off */
+    char *ca_file;              /* NULL: the system's trust store */
+    int verify_tls;             /* on unless the config turns it off */
+    char *cert_file, *key_file; /* client certificate and key; NULL: none */
     /* kafka */
     char *topic;
     char *key_field; /* the record field whose value keys the Kafka message */

@@ -67,6 +67,8 @@ static const pkey http_keys[] = {
     {"retry_max_ms", NULL, "consumer.retry_max_ms", SINK(retry_max_ms), "cap of the retry delay of a POST"},
     {"ca_file", "system's", NULL, 0, "PEM file of the certificate authorities to trust"},
     {"verify_tls", "true", NULL, 0, "check the server's certificate and name"},
+    {"cert_file", "none", NULL, 0, "PEM client certificate, for a receiver that asks for one"},
+    {"key_file", "none", NULL, 0, "PEM key of cert_file (when it is not in cert_file)"},
 };
 static const pkey kafka_keys[] = {
     {"type", "required", NULL, 0, "\"kafka\": produce each record to a topic"},
@@ -104,6 +106,8 @@ static int read_http_sink(reader *r, int t, const char *at, jn_sink_config *s) {
     if (jn_config_read_headers(r, t, at, &s->headers) ||
         jn_config_read_inherited(r, t, at, &http_level, s) ||
         jn_config_opt_string(r, t, at, "ca_file", NULL, &s->ca_file) ||
+        jn_config_opt_string(r, t, at, "cert_file", NULL, &s->cert_file) ||
+        jn_config_opt_string(r, t, at, "key_file", NULL, &s->key_file) ||
         jn_config_read_bool(r, t, at, "verify_tls", 1, &s->verify_tls))
         return -1;
     return 0;
@@ -502,6 +506,8 @@ static void free_sink(jn_sink_config *s) {
     free(s->url);
     jn_config_free_headers(s->headers);
     free(s->ca_file);
+    free(s->cert_file);
+    free(s->key_file);
     free(s->topic);
     free(s->key_field);
 }

@@ -1190,6 +1190,8 @@ static int start_sinks(jn_pipeline *p, char **err) {
                                .headers = (const char *const *)sc->headers,
                                .name = sc->name,
                                .ca_file = sc->ca_file,
+                               .cert_file = sc->cert_file,
+                               .key_file = sc->key_file,
                                .insecure = !sc->verify_tls};
             o->http = jn_sink_new(p->loop, p->http, &so, on_sink_done, p);
         } else {

@@ -53,7 +53,7 @@ struct jn_sink {
     uint64_t rng;
     int closing;
     char *url;
-    char *ca_file;
+    char *ca_file, *cert_file, *key_file;
     char *headers[JN_SINK_MAX_HEADERS + 1]; /* the configured ones, NULL-terminated */
     jn_metric *m_batches_ok, *m_batches_retry, *m_rejected, *m_latency;
 };
@@ -304,6 +304,8 @@ static void send_batch(batch *b) {
                               .body_len = b->body.len,
                               .headers = headers,
                               .ca_file = s->ca_file,
+                              .cert_file = s->cert_file,
+                              .key_file = s->key_file,
                               .insecure = s->o.insecure,
                               .timeout_ms = s->o.timeout_ms,
                               .connect_timeout_ms = s->o.timeout_ms};
@@ -332,6 +334,10 @@ jn_sink *jn_sink_new(uv_loop_t *loop, jn_http_client *http, const jn_sink_opts *
     s->o.url = s->url;
     s->ca_file = o->ca_file ? strdup(o->ca_file) : NULL;
     s->o.ca_file = s->ca_file;
+    s->cert_file = o->cert_file ? strdup(o->cert_file) : NULL;
+    s->o.cert_file = s->cert_file;
+    s->key_file = o->key_file ? strdup(o->key_file) : NULL;
+    s->o.key_file = s->key_file;
     for (int i = 0; o->headers && o->headers[i] && i < JN_SINK_MAX_HEADERS; i++) {
         s->headers[i] = strdup(o->headers[i]);
         if (!s->headers[i]) abort();
@@ -423,6 +429,8 @@ static void on_linger_closed(uv_handle_t *h) {
     void *arg = c->arg;
     free(s->url);
     free(s->ca_file);
+    free(s->cert_file);
+    free(s->key_file);
     for (int i = 0; s->headers[i]; i++)
         free(s->headers[i]);
     free(s);

@@ -216,6 +216,11 @@ def make_cert(tmp_path):
     run_ssl("x509", "-req", "-in", f"{d}/srv.csr", "-CA", f"{d}/ca.pem", "-CAkey",
             f"{d}/ca.key", "-CAcreateserial", "-days", "1", "-extfile", f"{d}/ext.cnf", "-out",
             f"{d}/srv.pem")
+    # A client certificate of the same CA, for a receiver that asks who is calling.
+    run_ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=junction sink", "-keyout",
+            f"{d}/client.key", "-out", f"{d}/client.csr")
+    run_ssl("x509", "-req", "-in", f"{d}/client.csr", "-CA", f"{d}/ca.pem", "-CAkey",
+            f"{d}/ca.key", "-CAcreateserial", "-days", "1", "-out", f"{d}/client.pem")
     return f"{d}/ca.pem", f"{d}/srv.pem", f"{d}/srv.key"
 
 
@@ -227,12 +232,15 @@ class TlsFront:
     """An HTTPS server of the test's own in front of a plain HTTP one: it ends TLS with
     its certificate and passes the bytes on both ways."""
 
-    def __init__(self, cert, key, backend_port):
+    def __init__(self, cert, key, backend_port, client_ca=None):
         import socket
         import ssl
         import threading
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(cert, key)
+        if client_ca:  # mutual TLS: a client without a certificate of client_ca is refused
+            self.ctx.verify_mode = ssl.CERT_REQUIRED
+            self.ctx.load_verify_locations(client_ca)
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
@@ -284,9 +292,8 @@ def test_everything_secured_at_once(secrets_never_logged, make_junction, tmp_pat
                                     private_redis):
     """The seed pipeline over the SASL_SSL listener (credentials from files), de-duplicating
     in a Redis that wants an ACL user's password (from a file), delivering to an HTTPS
-    analytics endpoint that wants a bearer token (from a file) and whose certificate only
-    the CA file names: merged=1000 delivered=1000 lost=0. Then the same with a
-    certificate the sink does not trust: one clear line, nothing lost, nothing delivered."""
+    analytics endpoint that wants a bearer token (from a file) and a client certificate,
+    and whose own certificate only the CA file names: merged=1000 delivered=1000 lost=0."""
     redis_port, redis = private_redis
     ca, cert, key = make_cert(tmp_path)
     token = "analytics-t0ken-" + uuid.uuid4().hex[:8]
@@ -295,7 +302,7 @@ def test_everything_secured_at_once(secrets_never_logged, make_junction, tmp_pat
     redis_pass.write_text("m4rker-pass\n")
     base = config(secure_kafka_config())
     ana_port = int(base["analytics"]["listen"].rsplit(":", 1)[1])
-    front = TlsFront(cert, key, ana_port)
+    front = TlsFront(cert, key, ana_port, client_ca=ca)
     c = base["consumer"]
     base["analytics"]["token"] = {"file": str(token_file)}
     base["redis"] = {"host": "127.0.0.1", "port": redis_port, "username": "marker",
@@ -307,7 +314,8 @@ def test_everything_secured_at_once(secrets_never_logged, make_junction, tmp_pat
         "tables": {"products": c["product_topic"]},
         "sinks": {"analytics": {
             "type": "http", "url": f"https://127.0.0.1:{front.port}/analytics",
-            "ca_file": ca,
+            "ca_file": ca, "cert_file": str(tmp_path / "client.pem"),
+            "key_file": str(tmp_path / "client.key"),
             "headers": {"Authorization": {"file": str(token_file), "prefix": "Bearer "}}}}}}
     try:
         j = make_junction(base, start=False, command="run")
@@ -325,6 +333,7 @@ def test_everything_secured_at_once(secrets_never_logged, make_junction, tmp_pat
         assert len(keys) >= 1000
         for secret_text in (token, "m4rker-pass"):
             assert secret_text not in p.stdout + p.stderr
+        assert front.handshakes_failed == 0
     finally:
         front.close()
 
