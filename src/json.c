@@ -698,10 +698,20 @@ int jn_json_array_spans(const char *data, size_t len, jn_json_span **spans, size
 static const char *canon_value(const char *p, const char *e, int depth);
 
 static const char *canon_string(const char *p, const char *e) {
-    for (p++; p < e; p++) {
+    const char *s = ++p;
+    /* Bytes past ASCII must be well-formed UTF-8, as the decoder demands: text it refuses
+     * is not the encoding of anything. Checked only when there are such bytes, as in
+     * read_string. */
+    unsigned char high = 0;
+    for (; p < e; p++) {
         unsigned char c = (unsigned char)*p;
-        if (c == '"') return p + 1;
+        if (c == '"') {
+            if ((high & 0x80) && !valid_utf8((const unsigned char *)s, (size_t)(p - s)))
+                return NULL;
+            return p + 1;
+        }
         if (c < 0x20 || c == '\\') return NULL;
+        high |= c;
     }
     return NULL;
 }

@@ -430,6 +430,23 @@ static void test_canonical(void **state) {
         assert_false(jn_json_is_canonical(no[i], strlen(no[i])));
 }
 
+/* Found by tests/fuzz/fuzz_json.c: bytes that do not decode (malformed UTF-8 in a
+ * string) were called canonical, so a consumer hashed them as they were for its
+ * de-duplication mark. Canonical means "decodes and encodes back to these bytes". */
+static void test_canonical_refuses_bad_utf8(void **state) {
+    lua_State *L = *state;
+    static const char *const bad[] = {
+        "{\"n\xc3\xa9\":\"\xe2\x82\xac\xf2\xff\xff\xff\xf0\x9f\x98\x80\"}", /* the fuzzer's */
+        "\"\xff\"",
+        "[\"\xc3\"]",
+        "{\"\xed\xa0\x80\":1}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (jn_json_is_canonical(bad[i], strlen(bad[i]))) fail_msg("case %zu called canonical", i);
+        assert_null(reencode(L, bad[i]));
+    }
+}
+
 /* RFC 8259 §8.1: strings are UTF-8. Malformed bytes and lone surrogates are refused
  * (they were stored and served back); well-formed text of every length passes. */
 static void test_decode_refuses_bad_utf8_and_lone_surrogates(void **state) {
@@ -489,6 +506,7 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sb_int, setup, teardown),
         cmocka_unit_test_setup_teardown(test_canonical, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_canonical_refuses_bad_utf8, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
