@@ -87,15 +87,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                        "record %ld does not decode alone: %s", i, err);
             jn_sb alone;
             jn_sb_init(&alone);
-            encode_pop(&alone);
+            int alone_rc = encode_pop(&alone); /* -1 for a number past a double (1e999) */
             lua_rawgeti(L, records, i + 1);
             FUZZ_CHECK(lua_istable(L, -1), "record %ld is not an object", i);
             lua_getfield(L, -1, "id");
             int no_id = lua_isnil(L, -1) || (lua_islightuserdata(L, -1) && !lua_touserdata(L, -1));
             int want_rc = no_id ? -1 : encode_pop(&want);
             if (no_id) lua_pop(L, 1);
-            encode_pop(&id); /* the record as the array holds it */
-            FUZZ_CHECK(id.len == alone.len && !memcmp(id.data, alone.data, id.len),
+            int batch_rc = encode_pop(&id); /* the record as the array holds it */
+            FUZZ_CHECK(alone_rc == batch_rc, "record %ld encodes %d alone, %d in the batch", i,
+                       alone_rc, batch_rc);
+            FUZZ_CHECK(alone_rc || (id.len == alone.len && !memcmp(id.data, alone.data, id.len)),
                        "record %ld alone:\n%s\nin the batch:\n%s", i, alone.data, id.data);
             jn_sb_free(&alone);
 
