@@ -204,6 +204,10 @@ static int on_message_complete(http_parser *p) {
         return fail(r, 400, "a request target has no #fragment (RFC 9112 §3.2)");
     req.path = url + u.field_data[UF_PATH].off;
     req.path_len = u.field_data[UF_PATH].len;
+    /* RFC 9112 §3.2: a path starts with '/', but for the asterisk-form, "*" alone and in
+     * OPTIONS alone; http-parser takes anything from a '*' on as a path ("GET *a"). */
+    if (req.path[0] != '/' && !(p->method == HTTP_OPTIONS && r->url.len == 1))
+        return fail(r, 400, "malformed request target");
     if (u.field_set & (1 << UF_QUERY)) {
         req.query = url + u.field_data[UF_QUERY].off;
         req.query_len = u.field_data[UF_QUERY].len;

@@ -6,9 +6,9 @@
  * the stream, the way a client or the network would.
  *
  * Checked:
- * - every delivered request is sane: its method named, a path starting with '/', no
- *   control bytes or blanks in the target, a body within the limit and NUL-terminated,
- *   kept header values within their buffers and free of CR and LF;
+ * - every delivered request is sane: its method named, a path starting with '/' (or "*"
+ *   for OPTIONS), no control bytes or blanks in the target, a body within the limit and
+ *   NUL-terminated, kept header values within their buffers and free of CR and LF;
  * - the split does not matter: the requests delivered and the final status are those
  *   of the same stream fed in one read (a reader that answered differently depending on
  *   segmentation would let a client smuggle requests past a proxy). */
@@ -54,8 +54,10 @@ static void on_request(jn_http_reader *r, const jn_http_request *req) {
     rec->requests++;
     FUZZ_CHECK(req->method_name && !strcmp(req->method_name, http_method_str(req->method)),
                "method %d named %s", req->method, req->method_name ? req->method_name : "NULL");
-    FUZZ_CHECK(req->path && req->path_len > 0 && req->path[0] == '/', "path %.*s",
-               (int)req->path_len, req->path ? req->path : "");
+    FUZZ_CHECK(req->path && req->path_len > 0 &&
+                   (req->path[0] == '/' ||
+                    (req->method == HTTP_OPTIONS && req->path_len == 1 && req->path[0] == '*')),
+               "path %.*s", (int)req->path_len, req->path ? req->path : "");
     FUZZ_CHECK(req->path_len <= MAX_URL, "path of %zu bytes", req->path_len);
     check_text("path", req->path, req->path_len, 0);
     if (req->query) {

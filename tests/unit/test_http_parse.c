@@ -478,10 +478,38 @@ static void test_strict_framing_and_versions(void **state) {
     assert_int_equal(f->c.n, 2);
 }
 
+/* Found by tests/fuzz/fuzz_http_parse.c: http-parser takes any target starting with '*'
+ * as a path ("GET *a"), which reached the routes. RFC 9112 §3.2: a target is a path from
+ * '/' (origin-form), an absolute URI, or "*" alone, for OPTIONS alone (asterisk-form). */
+static void test_asterisk_form_only_for_options(void **state) {
+    fixture *f = *state;
+    static const char *const bad[] = {
+        "GET *a HTTP/1.1\r\nHost: a\r\n\r\n", /* the fuzzer's */
+        "GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+        "OPTIONS *a HTTP/1.1\r\nHost: a\r\n\r\n",
+        "OPTIONS */x HTTP/1.1\r\nHost: a\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        jn_http_reader_free(&f->r);
+        memset(&f->c, 0, sizeof f->c);
+        jn_http_reader_init(&f->r, MAX_BODY, MAX_URL, on_request, &f->c);
+        int got = feed(f, bad[i]);
+        if (got != 400 || f->c.n != 0)
+            fail_msg("case %zu: %d with %d requests, want 400: %s", i, got, f->c.n, bad[i]);
+    }
+    jn_http_reader_free(&f->r);
+    memset(&f->c, 0, sizeof f->c);
+    jn_http_reader_init(&f->r, MAX_BODY, MAX_URL, on_request, &f->c);
+    assert_int_equal(feed(f, "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    assert_int_equal(f->c.n, 1);
+    assert_string_equal(f->c.reqs[0].path, "*");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_simple_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strict_framing_and_versions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_asterisk_form_only_for_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_path_query_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_byte_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelined_requests, setup, teardown),
