@@ -505,11 +505,33 @@ static void test_asterisk_form_only_for_options(void **state) {
     assert_string_equal(f->c.reqs[0].path, "*");
 }
 
+/* Found by tests/fuzz/fuzz_http_parse.c: http-parser (without its strict mode) lets tabs
+ * and form feeds into a request target ("DELETE /b/\t7"), which reached the routes; a
+ * proxy that ends the target at the blank would route another request than this server.
+ * RFC 9112 §3.2: the target holds no whitespace or control bytes. */
+static void test_blanks_in_target_are_400(void **state) {
+    fixture *f = *state;
+    static const char *const bad[] = {
+        "DELETE /b/\t\t7 HTTP/1.1\r\nHost: a\r\n\r\n", /* the fuzzer's, shortened */
+        "GET /a\fb HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET /a?x=\t HTTP/1.1\r\nHost: a\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        jn_http_reader_free(&f->r);
+        memset(&f->c, 0, sizeof f->c);
+        jn_http_reader_init(&f->r, MAX_BODY, MAX_URL, on_request, &f->c);
+        int got = feed(f, bad[i]);
+        if (got != 400 || f->c.n != 0)
+            fail_msg("case %zu: %d with %d requests, want 400", i, got, f->c.n);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_simple_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strict_framing_and_versions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_asterisk_form_only_for_options, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blanks_in_target_are_400, setup, teardown),
         cmocka_unit_test_setup_teardown(test_path_query_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_byte_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelined_requests, setup, teardown),
