@@ -119,6 +119,9 @@ static int on_header_value(http_parser *p, const char *at, size_t len) {
     jn_http_reader *r = reader_of(p);
     size_t cap;
     int *has;
+    /* RFC 9110 §5.5: a value with NUL is invalid. http-parser passes it on, and a kept
+     * value (a C string) would end there, differently as reads split it. */
+    if (memchr(at, '\0', len)) return fail(r, 400, "a NUL byte in a header value");
     if (r->collecting == -1) {
         r->collecting = header_of(r->field.data ? r->field.data : "");
         char *buf = slot(r, r->collecting, &cap, &has);

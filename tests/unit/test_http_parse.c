@@ -526,12 +526,34 @@ static void test_blanks_in_target_are_400(void **state) {
     }
 }
 
+/* Found by tests/fuzz/fuzz_http_parse.c: a NUL in a header value was kept, and the value
+ * read up to it, so which Host a request had depended on where the reads split it
+ * ("\0de" then "m..." kept "m..."; in one read, ""). RFC 9110 §5.5: a field value with
+ * NUL is invalid; reject the message. */
+static void test_nul_in_header_value_is_400(void **state) {
+    fixture *f = *state;
+    static const char req[] = "GET /a HTTP/1.1\r\nHost: \0dem.example\r\n\r\n";
+    size_t len = sizeof req - 1, at = strlen("GET /a HTTP/1.1\r\nHost: ") + 3;
+    /* whole, then split inside the value */
+    for (int split = 0; split < 2; split++) {
+        jn_http_reader_free(&f->r);
+        memset(&f->c, 0, sizeof f->c);
+        jn_http_reader_init(&f->r, MAX_BODY, MAX_URL, on_request, &f->c);
+        int got = split ? jn_http_reader_feed(&f->r, req, at) : 0;
+        if (!got) got = jn_http_reader_feed(&f->r, req + (split ? at : 0), len - (split ? at : 0));
+        if (got != 400 || f->c.n != 0)
+            fail_msg("split %d: %d with %d requests (host \"%s\"), want 400", split, got, f->c.n,
+                     f->c.n ? f->c.reqs[0].host : "");
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_simple_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strict_framing_and_versions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_asterisk_form_only_for_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blanks_in_target_are_400, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nul_in_header_value_is_400, setup, teardown),
         cmocka_unit_test_setup_teardown(test_path_query_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_byte_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelined_requests, setup, teardown),
