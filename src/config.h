@@ -12,6 +12,13 @@ typedef struct {
     int port;
 } jn_addr;
 
+/* The ranges of the fault settings, wherever they are set: the config (api.<name>.faults.*,
+ * apis.<a>.faults.*), a script's M.faults and PUT /api/faults/<name> at run time. Rates
+ * are from 0 to 1. */
+#define JN_FAULT_LATENCY_MS_MAX 600000
+#define JN_FAULT_STATUS_MIN     400
+#define JN_FAULT_STATUS_MAX     599
+
 /* Fault injection for a mock API, so clients' retries can be exercised. */
 typedef struct {
     int latency_ms;        /* added before every response */
@@ -154,6 +161,9 @@ typedef struct jn_config {
         int linger_ms;
         int queue_max_messages;
         int message_timeout_ms;
+        /* Every librdkafka property the deployment sets, resolved (config_kafka.c):
+         * name/value pairs, NULL-terminated, secrets included, never shown. */
+        char **properties;
     } kafka;
     struct {
         char *host;

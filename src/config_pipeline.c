@@ -706,3 +706,28 @@ void jn_config_pipelines_describe(void) {
         "optional prefix; a variable or file missing stops start-up.\n");
     jn_config_describe_levels(levels, JN_CONFIG_COUNT(levels));
 }
+
+/* ---- secrets for the other sections ------------------------------------------------ */
+
+/* A secret's table without a header's prefix: env and file, the first two of its keys. */
+static const level value_level = {secret_keys, 2, "a secret value table"};
+
+int jn_config_secret_value(lua_State *L, int idx, const jn_config *cfg, const char *at, jn_sb *err,
+                           char **out) {
+    jn_config_reader r = {L, cfg, err};
+    int t = lua_absindex(L, idx), rc = -1;
+    if (lua_type(L, t) == LUA_TSTRING) {
+        lua_pushvalue(L, t);
+        rc = jn_config_secret_literal(&r, at, out);
+        lua_pop(L, 1);
+    } else if (lua_type(L, t) == LUA_TTABLE) {
+        rc = jn_config_check_keys(&r, t, at, &value_level) ? -1
+                                                           : jn_config_secret_table(&r, t, at, out);
+    } else {
+        jn_sb_printf(err,
+                     "config: %s must be a string, or { env = \"NAME\" } or { file = \"/path\" }, "
+                     "got a %s",
+                     at, luaL_typename(L, t));
+    }
+    return rc;
+}

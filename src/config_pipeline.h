@@ -21,4 +21,12 @@ void jn_config_pipelines_free(jn_config *cfg);
 /* The pipelines part of `junction --help-config`. */
 void jn_config_pipelines_describe(void);
 
+/* config_pipeline.c's reading of a secret value, shared with the other sections
+ * (config_kafka.c): the value at idx of L, a string (one non-empty line) or
+ * { env = "NAME" } (the variable, or when it is unset the file NAME_FILE names) or
+ * { file = "/path" } (secret.h reads them). at names the key in messages, which never
+ * show the value. On error one line goes to err and -1 is returned. */
+int jn_config_secret_value(lua_State *L, int idx, const jn_config *cfg, const char *at, jn_sb *err,
+                           char **out);
+
 #endif

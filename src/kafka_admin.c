@@ -11,14 +11,17 @@
  * Every failure becomes one sentence for a person (the reason), since the caller can do
  * little more than log it and stop. That is also why the client's own log lines are
  * switched off: its error events are collected instead, and the last one says why a
- * broker could not be reached. */
+ * broker could not be reached. Like every client's, its configuration comes from
+ * kafka_conf.c, and secret values are blanked out of the reason. */
 #define _GNU_SOURCE /* vasprintf */
-#include "kafka.h"
+#include "kafka_admin.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "kafka_conf.h"
 
 /* How long one metadata request may take before the brokers count as unreachable. */
 #define METADATA_TIMEOUT_MS 5000
@@ -32,7 +35,8 @@ typedef struct {
     uv_work_t work;
     /* The caller's arguments, copied: the worker runs after the call returned. */
     char *brokers;
-    char **extra;
+    char *client_id;
+    char **properties; /* pairs */
     char *topic;
     char *like;
     char **configs;
@@ -45,7 +49,9 @@ typedef struct {
     /* The worker's client and what it said about brokers it could not reach. */
     rd_kafka_t *rk;
     rd_kafka_queue_t *mainq;
+    jn_kafka_secrets secrets;
     char last_broker_error[512];
+    rd_kafka_resp_err_t last_broker_err;
     /* jn_kafka_topic_compacted: its callback and answer */
     jn_kafka_policy_cb policy_cb;
     int compacted;
@@ -53,6 +59,9 @@ typedef struct {
     char *group;
     rd_kafka_topic_partition_list_t *parts;
     jn_kafka_committed_cb committed_cb;
+    /* jn_kafka_brokers_check: how long to wait, and its callback */
+    int timeout_ms;
+    jn_kafka_check_cb check_cb;
 } ensure_req;
 
 /* ---- small helpers ------------------------------------------------------------------- */
@@ -77,9 +86,39 @@ static char **dup_strv(const char *const *v) {
 }
 
 static void free_strv(char **v) {
-    for (size_t i = 0; v && v[i]; i++)
+    for (size_t i = 0; v && v[i]; i++) {
+        /* Properties hold secrets. */
+        explicit_bzero(v[i], strlen(v[i]));
         free(v[i]);
+    }
     free(v);
+}
+
+/* A request with the arguments every kind has, copied: the worker runs after the call
+ * returned. */
+static ensure_req *req_new(const jn_kafka_client_opts *client, void *ud) {
+    ensure_req *r = calloc(1, sizeof *r);
+    if (!r) abort();
+    r->brokers = dup_or_null(client->brokers);
+    r->client_id = dup_or_null(client->client_id);
+    r->properties = dup_strv(client->properties);
+    r->ud = ud;
+    r->work.data = r;
+    return r;
+}
+
+static void req_free(ensure_req *r) {
+    free(r->brokers);
+    free(r->client_id);
+    free_strv(r->properties);
+    free(r->topic);
+    free(r->like);
+    free_strv(r->configs);
+    free(r->group);
+    if (r->parts) rd_kafka_topic_partition_list_destroy(r->parts);
+    free(r->reason);
+    jn_kafka_secrets_free(&r->secrets);
+    free(r);
 }
 
 static void fail(ensure_req *r, int err, const char *fmt, ...)
@@ -88,8 +127,15 @@ static void fail(ensure_req *r, int err, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     free(r->reason);
-    if (vasprintf(&r->reason, fmt, ap) < 0) abort();
+    char *text;
+    if (vasprintf(&text, fmt, ap) < 0) abort();
     va_end(ap);
+    /* Broker errors and librdkafka's reasons may echo a setting. */
+    char buf[2048];
+    r->reason = strdup(jn_kafka_secrets_hide(&r->secrets, text, buf, sizeof buf));
+    if (!r->reason) abort();
+    explicit_bzero(text, strlen(text));
+    free(text);
     r->err = err;
 }
 
@@ -103,11 +149,6 @@ static void succeed(ensure_req *r, int partitions, const char *fmt, ...) {
     va_end(ap);
     r->err = 0;
     r->partitions = partitions;
-}
-
-/* Settings whose value must not end up in a reason (which gets logged). */
-static int secret_setting(const char *name) {
-    return strstr(name, "password") || strstr(name, "secret") || strstr(name, ".pem");
 }
 
 /* Splits "key=value" at the first '='; 0 when there is no key. */
@@ -150,49 +191,25 @@ static int check_args(ensure_req *r) {
     return 0;
 }
 
-static int set(ensure_req *r, rd_kafka_conf_t *conf, const char *key, const char *value) {
-    char errstr[512];
-    if (rd_kafka_conf_set(conf, key, value, errstr, sizeof errstr) == RD_KAFKA_CONF_OK) return 0;
-    fail(r, RD_KAFKA_RESP_ERR__INVALID_ARG, "kafka: setting %s=%s rejected: %s", key,
-         secret_setting(key) ? "(hidden)" : value, errstr);
-    return -1;
-}
-
 static int make_client(ensure_req *r) {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    int rc = 0;
-    if (r->brokers) rc = set(r, conf, "bootstrap.servers", r->brokers);
-    if (!rc) rc = set(r, conf, "client.id", "junction-admin");
     /* Reading a group's committed offsets needs a consumer of that group; it never joins
      * (no subscribe), so the group's members are not disturbed. */
-    if (!rc && r->group) rc = set(r, conf, "group.id", r->group);
-    /* extra comes last so a deployment can override the above, as for the other clients
-     * (security settings, mostly). */
-    for (char **e = r->extra; !rc && e && *e; e++) {
-        char *key;
-        const char *value;
-        if (!split_setting(*e, &key, &value)) {
-            fail(r, RD_KAFKA_RESP_ERR__INVALID_ARG, "kafka: extra setting \"%s\" is not key=value",
-                 secret_setting(*e) ? "(hidden)" : *e);
-            rc = -1;
-            break;
-        }
-        rc = set(r, conf, key, value);
-        free(key);
+    /* Log lines are dropped (no log callback, no queue that would only grow). */
+    const char *const own[] = {"log.queue", "false", "group.id", r->group, NULL};
+    jn_kafka_client_opts c = {.brokers = r->brokers,
+                              .client_id = r->client_id,
+                              .properties = (const char *const *)r->properties};
+    char *err = NULL;
+    rd_kafka_conf_t *conf = jn_kafka_conf_build(&c, "admin client", own, 0, &r->secrets, &err);
+    if (conf) {
+        /* No log lines from librdkafka's threads: what matters comes back in the reason. */
+        rd_kafka_conf_set_log_cb(conf, NULL);
+        r->rk = jn_kafka_conf_client(r->group ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, conf,
+                                     "admin client", &r->secrets, &err);
     }
-    if (rc) {
-        rd_kafka_conf_destroy(conf);
-        return -1;
-    }
-    char errstr[512];
-    /* No log lines from librdkafka's threads: what matters comes back in the reason. */
-    rd_kafka_conf_set_log_cb(conf, NULL);
-    r->rk =
-        rd_kafka_new(r->group ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     if (!r->rk) {
-        rd_kafka_conf_destroy(conf); /* still ours on failure */
-        fail(r, RD_KAFKA_RESP_ERR__INVALID_ARG, "kafka: cannot create the admin client: %s",
-             errstr);
+        fail(r, RD_KAFKA_RESP_ERR__INVALID_ARG, "%s", err);
+        free(err);
         return -1;
     }
     r->mainq = rd_kafka_queue_get_main(r->rk);
@@ -206,9 +223,11 @@ static void collect_errors(ensure_req *r) {
     while ((ev = rd_kafka_queue_poll(r->mainq, 0)) != NULL) {
         /* "n/n brokers are down" says less than the error before it. */
         if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_ERROR &&
-            rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+            rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
             snprintf(r->last_broker_error, sizeof r->last_broker_error, "%s",
                      rd_kafka_event_error_string(ev));
+            r->last_broker_err = rd_kafka_event_error(ev);
+        }
         rd_kafka_event_destroy(ev);
     }
 }
@@ -242,7 +261,7 @@ static enum lookup look_up(ensure_req *r, int *like_cnt, int *brokers) {
     if (merr) {
         collect_errors(r);
         fail(r, merr, "kafka: cannot reach the brokers (%s) to look up topic \"%s\": %s%s%s",
-             r->brokers ? r->brokers : "from extra settings", r->topic, rd_kafka_err2str(merr),
+             r->brokers ? r->brokers : "from the properties", r->topic, rd_kafka_err2str(merr),
              r->last_broker_error[0] ? "; last broker error: " : "", r->last_broker_error);
         return L_DONE;
     }
@@ -399,28 +418,17 @@ static void ensure_done(uv_work_t *w, int status) {
     ensure_req *r = w->data;
     (void)status; /* never cancelled: nobody else knows the request */
     if (r->cb) r->cb(r->ud, r->err, r->err ? 0 : r->partitions, r->reason);
-    free(r->brokers);
-    free_strv(r->extra);
-    free(r->topic);
-    free(r->like);
-    free_strv(r->configs);
-    free(r->reason);
-    free(r);
+    req_free(r);
 }
 
-void jn_kafka_topic_ensure(uv_loop_t *loop, const char *brokers, const char *const *extra,
-                           const char *topic, const char *like_topic, const char *const *configs,
-                           jn_kafka_topic_cb cb, void *ud) {
-    ensure_req *r = calloc(1, sizeof *r);
-    if (!r) abort();
-    r->brokers = dup_or_null(brokers);
-    r->extra = dup_strv(extra);
+void jn_kafka_topic_ensure(uv_loop_t *loop, const jn_kafka_client_opts *client, const char *topic,
+                           const char *like_topic, const char *const *configs, jn_kafka_topic_cb cb,
+                           void *ud) {
+    ensure_req *r = req_new(client, ud);
     r->topic = dup_or_null(topic);
     r->like = dup_or_null(like_topic);
     r->configs = dup_strv(configs);
     r->cb = cb;
-    r->ud = ud;
-    r->work.data = r;
     /* Fails only without a work callback. */
     if (uv_queue_work(loop, &r->work, ensure_work, ensure_done) != 0) abort();
 }
@@ -485,23 +493,14 @@ static void policy_done(uv_work_t *w, int status) {
     ensure_req *r = w->data;
     (void)status;
     r->policy_cb(r->ud, r->err, r->err ? 0 : r->compacted, r->reason);
-    free(r->brokers);
-    free_strv(r->extra);
-    free(r->topic);
-    free(r->reason);
-    free(r);
+    req_free(r);
 }
 
-void jn_kafka_topic_compacted(uv_loop_t *loop, const char *brokers, const char *const *extra,
+void jn_kafka_topic_compacted(uv_loop_t *loop, const jn_kafka_client_opts *client,
                               const char *topic, jn_kafka_policy_cb cb, void *ud) {
-    ensure_req *r = calloc(1, sizeof *r);
-    if (!r) abort();
-    r->brokers = dup_or_null(brokers);
-    r->extra = dup_strv(extra);
+    ensure_req *r = req_new(client, ud);
     r->topic = dup_or_null(topic);
     r->policy_cb = cb;
-    r->ud = ud;
-    r->work.data = r;
     if (uv_queue_work(loop, &r->work, policy_work, policy_done) != 0) abort();
 }
 
@@ -528,25 +527,69 @@ static void committed_done(uv_work_t *w, int status) {
     ensure_req *r = w->data;
     (void)status;
     r->committed_cb(r->ud, r->err, r->err ? NULL : r->parts, r->reason);
-    rd_kafka_topic_partition_list_destroy(r->parts);
-    free(r->brokers);
-    free_strv(r->extra);
-    free(r->group);
-    free(r->reason);
-    free(r);
+    req_free(r);
 }
 
-void jn_kafka_group_committed(uv_loop_t *loop, const char *brokers, const char *const *extra,
+void jn_kafka_group_committed(uv_loop_t *loop, const jn_kafka_client_opts *client,
                               const char *group, const rd_kafka_topic_partition_list_t *parts,
                               jn_kafka_committed_cb cb, void *ud) {
-    ensure_req *r = calloc(1, sizeof *r);
-    if (!r) abort();
-    r->brokers = dup_or_null(brokers);
-    r->extra = dup_strv(extra);
+    ensure_req *r = req_new(client, ud);
     r->group = dup_or_null(group);
     r->parts = rd_kafka_topic_partition_list_copy(parts);
     r->committed_cb = cb;
-    r->ud = ud;
-    r->work.data = r;
     if (uv_queue_work(loop, &r->work, committed_work, committed_done) != 0) abort();
+}
+
+/* ---- do the brokers take our settings? ----------------------------------------------- */
+
+/* The metadata request is asked in slices so that the errors a login or a handshake got
+ * meanwhile are looked at between them: those end the wait, librdkafka would only retry
+ * them until the timeout. */
+#define CHECK_SLICE_MS 250
+
+static void check_work(uv_work_t *w) {
+    ensure_req *r = w->data;
+    if (make_client(r) != 0) return;
+    uint64_t deadline = uv_hrtime() + (uint64_t)r->timeout_ms * 1000000;
+    const char *where = r->brokers ? r->brokers : "from the properties";
+    for (;;) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t e = rd_kafka_metadata(r->rk, 0, NULL, &md, CHECK_SLICE_MS);
+        if (!e) {
+            rd_kafka_metadata_destroy(md);
+            succeed(r, 0, "kafka: the brokers at %s answered", where);
+            break;
+        }
+        collect_errors(r);
+        const char *hint = jn_kafka_conf_hint(r->last_broker_err);
+        if (*hint) {
+            fail(r, r->last_broker_err,
+                 "kafka: the brokers at %s refuse junction's settings: %s; %s", where,
+                 r->last_broker_error, hint);
+            break;
+        }
+        if (uv_hrtime() >= deadline) {
+            fail(r, e, "kafka: the brokers at %s did not answer within %d ms: %s%s%s", where,
+                 r->timeout_ms, rd_kafka_err2str(e),
+                 r->last_broker_error[0] ? "; last broker error: " : "", r->last_broker_error);
+            break;
+        }
+    }
+    rd_kafka_queue_destroy(r->mainq);
+    rd_kafka_destroy(r->rk);
+}
+
+static void check_done(uv_work_t *w, int status) {
+    ensure_req *r = w->data;
+    (void)status;
+    r->check_cb(r->ud, r->err, r->reason);
+    req_free(r);
+}
+
+void jn_kafka_brokers_check(uv_loop_t *loop, const jn_kafka_client_opts *client, int timeout_ms,
+                            jn_kafka_check_cb cb, void *ud) {
+    ensure_req *r = req_new(client, ud);
+    r->timeout_ms = timeout_ms;
+    r->check_cb = cb;
+    if (uv_queue_work(loop, &r->work, check_work, check_done) != 0) abort();
 }

@@ -1,15 +1,15 @@
 /* Kafka consumer glue: a consumer-group member whose messages, rebalances and commit
  * results are all served on the libuv loop.
  *
- * Same scheme as the producer in kafka.c: librdkafka works on its own threads and hands
+ * Same scheme as the producer in kafka_producer.c: librdkafka works on its own threads and hands
  * us what it has through queues. rd_kafka_poll_set_consumer forwards the main queue
  * (errors) into the consumer-group queue, the log queue goes there too, and every
  * assigned partition's fetch queue is forwarded to a queue of its own for messages. So a
  * rebalance never waits behind the messages fetched before it: the owner can hold
  * messages back (jn_kafka_consumer_hold) and still hear of a rebalance at once.
- * rd_kafka_queue_io_event_enable makes librdkafka write a byte to a non-blocking pipe
- * when either queue goes from empty to non-empty; a uv_poll_t watches the pipe and the
- * loop drains the queues with the event API (rd_kafka_queue_poll(q, 0)), events first.
+ * The wake-up pipe of kafka_conf.c watches both: librdkafka writes a byte to it when
+ * either queue goes from empty to non-empty, and the loop drains the queues with the
+ * event API (rd_kafka_queue_poll(q, 0)), events first.
  * No locks: every field below is only touched on the loop thread.
  *
  * Rebalances use the eager "range" assignor and are delegated to us as
@@ -31,18 +31,14 @@
  * like a rebalance's assignment). The queues are arranged differently there, see
  * jn_kafka_consumer_new. Close has no revocation to serve: librdkafka drops the
  * assignment itself and reports closed once the fetchers stopped. */
-#define _GNU_SOURCE /* pipe2 */
-#include "kafka.h"
+#include "kafka_consumer.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "buf.h"
+#include "kafka_conf.h"
 #include "log.h"
 
 /* Events served per wake-up before the loop gets a turn (timers, HTTP): a backlog of
@@ -71,10 +67,8 @@ struct jn_kafka_consumer {
                               * (assign mode: the main queue, errors and logs) */
     rd_kafka_queue_t *msgq;  /* messages: every assigned partition's fetch queue
                               * (assign mode: the consumer queue) */
-    int fds[2];              /* wake-up pipe: librdkafka writes [1], uv_poll reads [0] */
-    uv_poll_t poll;
-    uv_timer_t tick; /* TICK_MS polls; close deadlines */
-    int open_handles;
+    jn_kafka_secrets secrets;
+    jn_kafka_wake wake;
     jn_kafka_consumer_cbs cbs;
     void *ud;
     int assign_only; /* no group membership: the owner assigns (jn_kafka_consumer_assign) */
@@ -103,9 +97,7 @@ static void teardown(jn_kafka_consumer *c);
 /* ---- small helpers ---------------------------------------------------------------------- */
 
 static void wake(jn_kafka_consumer *c) {
-    /* EAGAIN means the pipe is full, hence readable already: nothing lost. */
-    ssize_t w = write(c->fds[1], "1", 1);
-    (void)w;
+    jn_kafka_wake_kick(&c->wake);
 }
 
 /* "t[0],t[1]" for log lines, shortened past a few hundred bytes. */
@@ -123,12 +115,19 @@ static char *parts_str(const rd_kafka_topic_partition_list_t *l) {
     return jn_sb_steal(&sb);
 }
 
-/* The owner logs what on_error tells it; only without one do we, so no line is doubled. */
+/* The owner logs what on_error tells it; only without one do we, so no line is doubled.
+ * The reason comes from librdkafka: secrets blanked, and what to check added when the
+ * cause is the configuration (a login refused, a certificate not trusted). */
 static void report_error(jn_kafka_consumer *c, rd_kafka_resp_err_t err, const char *reason) {
+    char hidden[1024], text[1536];
+    const char *hint = jn_kafka_conf_hint(err);
+    snprintf(text, sizeof text, "%s%s%s",
+             jn_kafka_secrets_hide(&c->secrets, reason, hidden, sizeof hidden), *hint ? "; " : "",
+             hint);
     if (c->cbs.on_error)
-        c->cbs.on_error(c->ud, err, reason);
+        c->cbs.on_error(c->ud, err, text);
     else
-        jn_log_warn("kafka", "consumer: %s: %s", rd_kafka_err2name(err), reason);
+        jn_log_warn("kafka", "consumer: %s: %s", rd_kafka_err2name(err), text);
 }
 
 /* ---- rebalances --------------------------------------------------------------------------- */
@@ -313,21 +312,6 @@ static void on_error(jn_kafka_consumer *c, rd_kafka_event_t *ev) {
     report_error(c, err, reason);
 }
 
-static void on_log(rd_kafka_event_t *ev) {
-    const char *fac, *str;
-    int level;
-    if (rd_kafka_event_log(ev, &fac, &str, &level) != 0) return;
-    /* A broker failure is both logged as FAIL and sent as an error event with the same
-     * text; on_error reports it, so the log copy would only double every line. */
-    if (level < 7 && strcmp(fac, "FAIL") == 0) return;
-    /* librdkafka uses syslog levels: 0..3 error, 4 warning, 5..6 notice/info, 7 debug. */
-    jn_log_level l = level <= 3   ? JN_LOG_ERROR
-                     : level == 4 ? JN_LOG_WARN
-                     : level <= 6 ? JN_LOG_INFO
-                                  : JN_LOG_DEBUG;
-    if (jn_log_enabled(l)) jn_log_write(l, "kafka", "%s: %s", fac, str);
-}
-
 /* Whether service() leaves the messages where they are now. Events are served anyway. */
 static int holding(const jn_kafka_consumer *c) {
     return c->held && c->phase == P_RUNNING;
@@ -358,7 +342,7 @@ static int drain_queue(jn_kafka_consumer *c, rd_kafka_queue_t *q) {
             on_error(c, ev);
             break;
         case RD_KAFKA_EVENT_LOG:
-            on_log(ev);
+            jn_kafka_conf_log_event(&c->secrets, ev);
             break;
         default: /* statistics if extra turned them on: not used */
             break;
@@ -405,19 +389,8 @@ static void service(jn_kafka_consumer *c) {
     if (events_waiting(c)) wake(c);
 }
 
-static void on_poll(uv_poll_t *h, int status, int events) {
-    (void)events;
-    jn_kafka_consumer *c = h->data;
-    if (status < 0) jn_log_warn("kafka", "consumer wake-up pipe: %s", uv_strerror(status));
-    /* Pipe first, queue second: a byte written while we drain then wakes us again (at
-     * worst for nothing) instead of being swallowed after we looked. */
-    char buf[256];
-    for (;;) {
-        ssize_t n = read(c->fds[0], buf, sizeof buf);
-        if (n > 0 || (n < 0 && errno == EINTR)) continue;
-        break; /* EAGAIN: empty */
-    }
-    service(c);
+static void on_wake(jn_kafka_wake *w) {
+    service(w->data);
 }
 
 static void on_tick(uv_timer_t *t) {
@@ -426,86 +399,44 @@ static void on_tick(uv_timer_t *t) {
 
 /* ---- setup ------------------------------------------------------------------------------ */
 
-/* Settings whose value must not end up in a log line or an error message. */
-static int secret_setting(const char *name) {
-    return strstr(name, "password") || strstr(name, "secret") || strstr(name, ".pem");
-}
-
-static char *errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *errorf(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0) abort();
-    va_end(ap);
-    return s;
-}
-
-static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char **err) {
-    char reason[512];
-    if (rd_kafka_conf_set(conf, name, value, reason, sizeof reason) == RD_KAFKA_CONF_OK) return 0;
-    *err = errorf("kafka: consumer setting %s=%s rejected: %s", name,
-                  secret_setting(name) ? "(hidden)" : value, reason);
-    return -1;
-}
-
-static rd_kafka_conf_t *build_conf(const jn_kafka_consumer_opts *o, char **err) {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    int rc = 0;
-    if (o->brokers) rc = rc ? rc : conf_set(conf, "bootstrap.servers", o->brokers, err);
-    if (o->client_id) rc = rc ? rc : conf_set(conf, "client.id", o->client_id, err);
-    rc = rc ? rc : conf_set(conf, "group.id", o->group_id, err);
-    /* A new group starts from the beginning unless told otherwise: losing what was
-     * produced before the first start is worse than reading it. */
-    rc = rc ? rc
-            : conf_set(conf, "auto.offset.reset",
-                       o->auto_offset_reset ? o->auto_offset_reset : "earliest", err);
-    /* The owner commits what it has settled; librdkafka must neither commit nor store
-     * offsets by itself, or a crash would skip unsettled messages. */
-    rc = rc ? rc : conf_set(conf, "enable.auto.commit", "false", err);
-    rc = rc ? rc : conf_set(conf, "enable.auto.offset.store", "false", err);
-    /* A reader of tables learns from it that it holds everything written so far. */
-    rc = rc ? rc : conf_set(conf, "enable.partition.eof", o->report_eof ? "true" : "false", err);
-    /* Eager protocol: a revocation takes the whole assignment and the next assignment
-     * replaces it, which is what on_assign / on_revoke / revoke_done model. */
-    rc = rc ? rc : conf_set(conf, "partition.assignment.strategy", "range", err);
-    rc = rc ? rc : conf_set(conf, "session.timeout.ms", "10000", err);
-    /* A member learns that the group is rebalancing from its next heartbeat: with the
-     * default 3 s, a member that joins waits up to that long for the others to give up
-     * their partitions, idle meanwhile. */
-    rc = rc ? rc : conf_set(conf, "heartbeat.interval.ms", "1000", err);
-    /* Also the rebalance timeout: how long the group waits for revoke_done. */
-    rc = rc ? rc : conf_set(conf, "max.poll.interval.ms", "300000", err);
-    /* Log lines are queued for us instead of printed from librdkafka's threads. */
-    rc = rc ? rc : conf_set(conf, "log.queue", "true", err);
-    /* The prefetch. librdkafka measures it on the queue the partitions' fetch queues
-     * forward to, so it bounds all of them together: 16 MiB keeps the fetcher ahead of
-     * the loop (4 MiB measurably did not) at a quarter of the default's memory. */
-    rc = rc ? rc : conf_set(conf, "queued.min.messages", "50000", err);
-    rc = rc ? rc : conf_set(conf, "queued.max.messages.kbytes", "16384", err);
-    /* extra comes last so a deployment can override any of the above. */
-    for (const char *const *e = o->extra; !rc && e && *e; e++) {
-        const char *eq = strchr(*e, '=');
-        if (!eq || eq == *e) {
-            *err = errorf("kafka: consumer extra setting \"%s\" is not key=value",
-                          secret_setting(*e) ? "(hidden)" : *e);
-            rc = -1;
-            break;
-        }
-        char *name = strndup(*e, (size_t)(eq - *e));
-        if (!name) abort();
-        rc = conf_set(conf, name, eq + 1, err);
-        free(name);
-    }
-    if (rc) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
+static rd_kafka_conf_t *build_conf(const jn_kafka_consumer_opts *o, jn_kafka_secrets *secrets,
+                                   char **err) {
+    /* clang-format off */
+    const char *const own[] = {
+        "group.id", o->group_id,
+        /* A new group starts from the beginning unless told otherwise: losing what was
+         * produced before the first start is worse than reading it. */
+        "auto.offset.reset", o->auto_offset_reset ? o->auto_offset_reset : "earliest",
+        /* The owner commits what it has settled; librdkafka must neither commit nor store
+         * offsets by itself, or a crash would skip unsettled messages. */
+        "enable.auto.commit", "false",
+        "enable.auto.offset.store", "false",
+        /* A reader of tables learns from it that it holds everything written so far. */
+        "enable.partition.eof", o->report_eof ? "true" : "false",
+        /* Eager protocol: a revocation takes the whole assignment and the next assignment
+         * replaces it, which is what on_assign / on_revoke / revoke_done model. */
+        "partition.assignment.strategy", "range",
+        "session.timeout.ms", "10000",
+        /* A member learns that the group is rebalancing from its next heartbeat: with the
+         * default 3 s, a member that joins waits up to that long for the others to give
+         * up their partitions, idle meanwhile. */
+        "heartbeat.interval.ms", "1000",
+        /* Also the rebalance timeout: how long the group waits for revoke_done. */
+        "max.poll.interval.ms", "300000",
+        /* The prefetch. librdkafka measures it on the queue the partitions' fetch queues
+         * forward to, so it bounds all of them together: 16 MiB keeps the fetcher ahead
+         * of the loop (4 MiB measurably did not) at a quarter of the default's memory. */
+        "queued.min.messages", "50000",
+        "queued.max.messages.kbytes", "16384",
+        NULL,
+    };
+    /* clang-format on */
     /* Rebalances and commit results come to us as events: without REBALANCE librdkafka
      * would assign and revoke by itself, without telling the owner in time to commit. */
-    rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_REBALANCE | RD_KAFKA_EVENT_OFFSET_COMMIT |
-                                       RD_KAFKA_EVENT_ERROR | RD_KAFKA_EVENT_LOG);
-    return conf;
+    return jn_kafka_conf_build(&o->client, "consumer", own,
+                               RD_KAFKA_EVENT_REBALANCE | RD_KAFKA_EVENT_OFFSET_COMMIT |
+                                   RD_KAFKA_EVENT_ERROR | RD_KAFKA_EVENT_LOG,
+                               secrets, err);
 }
 
 static rd_kafka_topic_partition_list_t *subscription(const char *const *topics) {
@@ -521,31 +452,25 @@ static rd_kafka_topic_partition_list_t *subscription(const char *const *topics) 
 jn_kafka_consumer *jn_kafka_consumer_new(uv_loop_t *loop, const jn_kafka_consumer_opts *o,
                                          const jn_kafka_consumer_cbs *cbs, void *ud, char **err) {
     if (!o->group_id || !*o->group_id) {
-        *err = errorf("kafka: consumer needs a group.id");
+        *err = jn_errorf("kafka: consumer needs a group.id");
         return NULL;
     }
     if (!o->assign_only && (!o->topics || !o->topics[0])) {
-        *err = errorf("kafka: consumer needs at least one topic");
+        *err = jn_errorf("kafka: consumer needs at least one topic");
         return NULL;
     }
     for (const char *const *t = o->topics; !o->assign_only && *t; t++) {
         if (!**t) {
-            *err = errorf("kafka: consumer topic name is empty");
+            *err = jn_errorf("kafka: consumer topic name is empty");
             return NULL;
         }
     }
-    rd_kafka_conf_t *conf = build_conf(o, err);
-    if (!conf) return NULL;
-
-    char reason[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, reason, sizeof reason);
-    if (!rk) {
-        /* Settings fine one by one but not together are only refused here; conf is still
-         * ours on failure. */
-        rd_kafka_conf_destroy(conf);
-        *err = errorf("kafka: cannot create consumer: %s", reason);
-        return NULL;
-    }
+    jn_kafka_consumer *c = calloc(1, sizeof *c);
+    if (!c) abort();
+    rd_kafka_conf_t *conf = build_conf(o, &c->secrets, err);
+    rd_kafka_t *rk =
+        conf ? jn_kafka_conf_client(RD_KAFKA_CONSUMER, conf, "consumer", &c->secrets, err) : NULL;
+    if (!rk) goto fail;
     /* Errors (main queue) join the consumer queue: one queue, one pipe. Not in assign
      * mode, where the consumer queue is the messages queue (see below). */
     if (!o->assign_only) rd_kafka_poll_set_consumer(rk);
@@ -557,37 +482,24 @@ jn_kafka_consumer *jn_kafka_consumer_new(uv_loop_t *loop, const jn_kafka_consume
         serr = rd_kafka_subscribe(rk, topics);
         rd_kafka_topic_partition_list_destroy(topics);
     }
-    if (serr) {
-        /* Invalid or duplicate topic names: a setting error like the others. Not
-         * subscribed, so there is no group to leave. */
-        *err = errorf("kafka: consumer cannot subscribe to its topics: %s", rd_kafka_err2str(serr));
+    /* Invalid or duplicate topic names: a setting error like the others. */
+    if (serr)
+        *err =
+            jn_errorf("kafka: consumer cannot subscribe to its topics: %s", rd_kafka_err2str(serr));
+    int rc = serr ? 0 : jn_kafka_wake_start(&c->wake, loop, on_wake, c);
+    if (rc != 0)
+        *err = jn_errorf("kafka: cannot set up the consumer's wake-up pipe: %s", uv_strerror(rc));
+    if (serr || rc != 0) {
+        /* Not subscribed, or subscribed a moment ago: nothing was assigned yet, so there
+         * is nothing to leave. */
         rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-        return NULL;
+        goto fail;
     }
-
-    jn_kafka_consumer *c = calloc(1, sizeof *c);
-    if (!c) abort();
     c->loop = loop;
     c->rk = rk;
     if (cbs) c->cbs = *cbs;
     c->ud = ud;
     c->assign_only = o->assign_only;
-    c->fds[0] = c->fds[1] = -1;
-    int rc = pipe2(c->fds, O_NONBLOCK | O_CLOEXEC) == 0 ? 0 : uv_translate_sys_error(errno);
-    if (rc == 0) rc = uv_poll_init(loop, &c->poll, c->fds[0]);
-    if (rc != 0) {
-        *err = errorf("kafka: cannot set up the consumer's wake-up pipe: %s", uv_strerror(rc));
-        if (c->fds[0] >= 0) close(c->fds[0]);
-        if (c->fds[1] >= 0) close(c->fds[1]);
-        /* Joining takes seconds; nothing was assigned yet, so leaving is pointless. */
-        rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-        free(c);
-        return NULL;
-    }
-    c->poll.data = c;
-    uv_timer_init(loop, &c->tick);
-    c->tick.data = c;
-    c->open_handles = 2;
     c->phase = P_RUNNING;
 
     if (o->assign_only) {
@@ -605,15 +517,16 @@ jn_kafka_consumer *jn_kafka_consumer_new(uv_loop_t *loop, const jn_kafka_consume
         c->queue = rd_kafka_queue_get_consumer(rk);
         c->msgq = rd_kafka_queue_new(rk);
     }
-    rd_kafka_queue_io_event_enable(c->queue, c->fds[1], "1", 1);
-    rd_kafka_queue_io_event_enable(c->msgq, c->fds[1], "1", 1);
     rd_kafka_set_log_queue(rk, c->queue);
-    uv_poll_start(&c->poll, UV_READABLE, on_poll);
-    uv_timer_start(&c->tick, on_tick, TICK_MS, TICK_MS);
-    /* Anything queued before the pipe was attached (rd_kafka_new's own log lines) would
-     * not cause a write, so wake the loop once ourselves. */
-    wake(c);
+    jn_kafka_wake_watch(&c->wake, c->queue);
+    jn_kafka_wake_watch(&c->wake, c->msgq);
+    uv_timer_start(&c->wake.timer, on_tick, TICK_MS, TICK_MS);
     return c;
+
+fail:
+    jn_kafka_secrets_free(&c->secrets);
+    free(c);
+    return NULL;
 }
 
 /* ---- owner's calls ---------------------------------------------------------------------- */
@@ -709,12 +622,9 @@ int64_t jn_kafka_consumer_lag(jn_kafka_consumer *c, const char *topic, int32_t p
 
 /* ---- closing ---------------------------------------------------------------------------- */
 
-static void on_handle_closed(uv_handle_t *h) {
-    jn_kafka_consumer *c = h->data;
-    if (--c->open_handles > 0) return;
-    /* librdkafka is gone and the poll handle no longer watches the fd: safe to close. */
-    close(c->fds[0]);
-    close(c->fds[1]);
+static void on_wake_closed(jn_kafka_wake *w) {
+    jn_kafka_consumer *c = w->data;
+    jn_kafka_secrets_free(&c->secrets);
     void (*done)(void *) = c->done;
     void *arg = c->done_arg;
     free(c);
@@ -724,11 +634,10 @@ static void on_handle_closed(uv_handle_t *h) {
 static void teardown(jn_kafka_consumer *c) {
     c->phase = P_CLOSED;
     c->delivering = 0;
-    uv_timer_stop(&c->tick);
     if (c->dropped)
         jn_log_debug("kafka", "consumer: %ld message(s) of revoked partitions dropped", c->dropped);
-    rd_kafka_queue_io_event_enable(c->queue, -1, NULL, 0);
-    rd_kafka_queue_io_event_enable(c->msgq, -1, NULL, 0);
+    jn_kafka_wake_unwatch(c->queue);
+    jn_kafka_wake_unwatch(c->msgq);
     rd_kafka_queue_destroy(c->queue);
     rd_kafka_queue_destroy(c->msgq);
     /* Blocks while librdkafka joins its threads: brief, and only at shutdown. Once the
@@ -742,8 +651,7 @@ static void teardown(jn_kafka_consumer *c) {
     if (c->assigned) rd_kafka_topic_partition_list_destroy(c->assigned);
     if (c->app_paused) rd_kafka_topic_partition_list_destroy(c->app_paused);
     c->assigned = c->app_paused = NULL;
-    uv_close((uv_handle_t *)&c->poll, on_handle_closed);
-    uv_close((uv_handle_t *)&c->tick, on_handle_closed);
+    jn_kafka_wake_close(&c->wake, on_wake_closed);
 }
 
 void jn_kafka_consumer_close(jn_kafka_consumer *c, void (*done)(void *), void *arg) {

@@ -17,6 +17,7 @@
 #include "api.h"
 #include "config.h"
 #include "consumer.h"
+#include "kafka.h"
 #include "log.h"
 #include "producer.h"
 #include "progress.h"
@@ -195,7 +196,9 @@ static void on_deadline(uv_timer_t *t) {
 
 /* Only for `run`: the roles themselves retry an absent broker or Redis for ever, which
  * suits a service but leaves a person running the pipeline staring at a still screen.
- * A plain TCP connect is the question asked; the roles find out the rest. */
+ * A plain TCP connect is the first question asked (quick, and it names the service that
+ * is absent); then Kafka is asked whether it takes junction's settings. The roles find out
+ * the rest. */
 typedef struct {
     const char *what, *fix; /* "Kafka", the config keys naming it */
     char where[256];        /* as configured, for the message */
@@ -308,6 +311,15 @@ static void probe_brokers(probe *pr, const char *brokers) {
     probe_answered(pr, 0);
 }
 
+static void on_kafka_checked(void *ud, int err, const char *reason) {
+    (void)ud;
+    if (err) {
+        fprintf(stderr, "junction: %s\n", reason);
+        exit(1);
+    }
+    uv_stop(check.loop);
+}
+
 static void on_check_timer(uv_timer_t *t) {
     (void)t;
     for (int i = 0; i < check.nprobes; i++)
@@ -332,6 +344,12 @@ static void check_services(uv_loop_t *loop, const jn_config *cfg) {
     snprintf(port, sizeof port, "%d", cfg->redis.port);
     probe_brokers(k, cfg->kafka.brokers);
     probe_host(r, cfg->redis.host, port);
+    uv_run(loop, UV_RUN_DEFAULT);
+    /* A connect says nothing of whether the brokers take the login and whether their
+     * certificate is trusted: one metadata request with the roles' settings does, and a
+     * refusal is one line naming it instead of roles retrying it for ever. */
+    jn_kafka_client_opts kc = jn_kafka_conf_from(cfg);
+    jn_kafka_brokers_check(loop, &kc, SERVICE_WAIT_MS, on_kafka_checked, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
 }
 

@@ -163,7 +163,10 @@ struct jn_pipeline {
     int handles, stop_stage;
     void (*done)(void *);
     void *done_arg;
-    char not_ready[320];
+    char not_ready[800];
+    /* Why the brokers refuse our connection settings (a login, a certificate), as the
+     * consumers last reported; empty once Kafka answered. librdkafka keeps retrying. */
+    char kafka_refused[600];
     jn_metric *m_consumed[JN_TRANSFORM_MAX_SINKS * 2], *m_duplicates, *m_merged, *m_delivered,
         *m_dead, *m_commit, *m_waiting, *m_pending, *m_errors, *m_hold_expired, *m_restored;
 };
@@ -723,6 +726,7 @@ static void tables_loaded(jn_pipeline *p) {
 
 static void tables_assign(void *ud, const rd_kafka_topic_partition_list_t *parts) {
     jn_pipeline *p = ud;
+    p->kafka_refused[0] = '\0';
     if (p->tables_loaded) return; /* it follows the tables from here on */
     load_reset(&p->tload, parts);
     if (parts->cnt == 0) tables_loaded(p);
@@ -731,6 +735,7 @@ static void tables_assign(void *ud, const rd_kafka_topic_partition_list_t *parts
 static void tables_eof(void *ud, const char *topic, int32_t partition, int64_t offset) {
     (void)offset;
     jn_pipeline *p = ud;
+    p->kafka_refused[0] = '\0';
     if (!p->tables_loaded && load_eof(&p->tload, topic, partition)) tables_loaded(p);
 }
 
@@ -747,6 +752,9 @@ static void no_commit(void *ud, rd_kafka_resp_err_t err,
 
 static void on_kafka_error(void *ud, rd_kafka_resp_err_t err, const char *reason) {
     jn_pipeline *p = ud;
+    /* A login refused or a certificate not trusted: the pipeline cannot work until the
+     * settings change, and /readyz says why. */
+    if (*jn_kafka_conf_hint(err)) snprintf(p->kafka_refused, sizeof p->kafka_refused, "%s", reason);
     jn_log_warn("consumer", "%s: kafka: %s (%s)", p->pc->name, reason, rd_kafka_err2name(err));
 }
 
@@ -911,8 +919,8 @@ static void start_restore(jn_pipeline *p) {
             p->admin_pending++;
             p->committed_pending = 1;
             p->committed_gen = p->restore_gen;
-            jn_kafka_group_committed(p->loop, p->cfg->kafka.brokers, NULL, p->pc->group_id, l,
-                                     on_committed, p);
+            jn_kafka_client_opts kc = jn_kafka_conf_from(p->cfg);
+            jn_kafka_group_committed(p->loop, &kc, p->pc->group_id, l, on_committed, p);
         } else {
             restore_assign(p, l);
         }
@@ -968,8 +976,8 @@ static void ensure_changelog(stream_rt *st) {
     jn_pipeline *p = st->p;
     const jn_input_config *in = &p->pc->streams[st->stream];
     p->admin_pending++;
-    jn_kafka_topic_ensure(p->loop, p->cfg->kafka.brokers, NULL, in->changelog, in->topic, configs,
-                          on_ensured, st);
+    jn_kafka_client_opts kc = jn_kafka_conf_from(p->cfg);
+    jn_kafka_topic_ensure(p->loop, &kc, in->changelog, in->topic, configs, on_ensured, st);
 }
 
 /* "auto": a compacted stream topic is its own changelog (Kafka Streams does the same with
@@ -1002,7 +1010,8 @@ static void decide_stream(stream_rt *st) {
     const jn_input_config *in = &p->pc->streams[st->stream];
     if (in->changelog_auto) {
         p->admin_pending++;
-        jn_kafka_topic_compacted(p->loop, p->cfg->kafka.brokers, NULL, in->topic, on_policy, st);
+        jn_kafka_client_opts kc = jn_kafka_conf_from(p->cfg);
+        jn_kafka_topic_compacted(p->loop, &kc, in->topic, on_policy, st);
     } else {
         ensure_changelog(st);
     }
@@ -1012,6 +1021,7 @@ static void decide_stream(stream_rt *st) {
 
 static void on_assign(void *ud, const rd_kafka_topic_partition_list_t *parts) {
     jn_pipeline *p = ud;
+    p->kafka_refused[0] = '\0';
     for (int i = 0; i < parts->cnt; i++) {
         partition *x = find_partition(p, parts->elems[i].topic, parts->elems[i].partition, 1);
         x->gen++;
@@ -1150,8 +1160,7 @@ static void register_metrics(jn_pipeline *p) {
 
 /* The kafka.* settings every producer of a pipeline shares. */
 static jn_kafka_producer_opts producer_opts(const jn_config *cfg) {
-    return (jn_kafka_producer_opts){.brokers = cfg->kafka.brokers,
-                                    .client_id = cfg->kafka.client_id,
+    return (jn_kafka_producer_opts){.client = jn_kafka_conf_from(cfg),
                                     .compression = cfg->kafka.compression,
                                     .linger_ms = cfg->kafka.linger_ms,
                                     .queue_max_messages = cfg->kafka.queue_max_messages,
@@ -1200,9 +1209,8 @@ static jn_kafka_consumer *start_reader(jn_pipeline *p, const char *what, const c
     char group[300];
     snprintf(group, sizeof group, "%s-%s-%d-%llx", p->pc->group_id, what, (int)getpid(),
              (unsigned long long)uv_hrtime());
-    jn_kafka_consumer_opts o = {.brokers = p->cfg->kafka.brokers,
+    jn_kafka_consumer_opts o = {.client = jn_kafka_conf_from(p->cfg),
                                 .group_id = group,
-                                .client_id = p->cfg->kafka.client_id,
                                 .auto_offset_reset = "earliest",
                                 .topics = topics,
                                 .report_eof = 1,
@@ -1327,9 +1335,8 @@ jn_pipeline *jn_pipeline_start(uv_loop_t *loop, jn_script_host *scripts, const j
     for (int i = 0; i < pc->nstreams; i++)
         topics[i] = pc->streams[i].topic;
     topics[pc->nstreams] = NULL;
-    jn_kafka_consumer_opts go = {.brokers = cfg->kafka.brokers,
+    jn_kafka_consumer_opts go = {.client = jn_kafka_conf_from(cfg),
                                  .group_id = pc->group_id,
-                                 .client_id = cfg->kafka.client_id,
                                  .auto_offset_reset = pc->auto_offset_reset,
                                  .topics = topics};
     jn_kafka_consumer_cbs gcbs = {.on_message = on_group_message,
@@ -1518,6 +1525,10 @@ const char *jn_pipeline_not_ready(const jn_pipeline *p) {
     }
     if (!why) return NULL;
     jn_pipeline *w = (jn_pipeline *)p;
-    snprintf(w->not_ready, sizeof w->not_ready, "pipeline %s: %s", p->pc->name, why);
+    if (p->kafka_refused[0])
+        snprintf(w->not_ready, sizeof w->not_ready, "pipeline %s: Kafka refuses the connection: %s",
+                 p->pc->name, p->kafka_refused);
+    else
+        snprintf(w->not_ready, sizeof w->not_ready, "pipeline %s: %s", p->pc->name, why);
     return w->not_ready;
 }

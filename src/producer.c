@@ -520,8 +520,7 @@ jn_producer *jn_producer_start(uv_loop_t *loop, jn_script_host *scripts, const j
     p->queue_max = cfg->kafka.queue_max_messages;
     p->rng = uv_hrtime() | 1;
 
-    jn_kafka_producer_opts ko = {.brokers = cfg->kafka.brokers,
-                                 .client_id = cfg->kafka.client_id,
+    jn_kafka_producer_opts ko = {.client = jn_kafka_conf_from(cfg),
                                  .compression = cfg->kafka.compression,
                                  .linger_ms = cfg->kafka.linger_ms,
                                  .queue_max_messages = cfg->kafka.queue_max_messages,

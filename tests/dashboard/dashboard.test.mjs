@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, "..", "..");
 const BINARY = process.env.JUNCTION_BIN || join(ROOT, "build", "junction");
-const BROKER = process.env.KAFKA_BOOTSTRAP_SERVERS || "127.0.0.1:9092";
+const BROKER = process.env.KAFKA_BOOTSTRAP_SERVERS || `127.0.0.1:${process.env.KAFKA_PORT || 9092}`;
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 
 // A fresh clone has no node_modules: install the pinned playwright-core from the lock file.
@@ -56,7 +56,8 @@ describe("admin dashboard", { timeout: 240_000 }, () => {
     ADMIN_TOKEN = "adm-" + Math.random().toString(16).slice(2);
     execFileSync(join(ROOT, "tools", "services"), ["up"], { stdio: ["ignore", "ignore", "inherit"] });
     // Every customer is delivered anew: no de-duplication keys left by an earlier run.
-    execFileSync("redis-cli", ["-h", "127.0.0.1", "-p", "6379", "FLUSHALL"]);
+    execFileSync("redis-cli", ["-h", process.env.REDIS_HOST || "127.0.0.1", "-p",
+      process.env.REDIS_PORT || "6379", "FLUSHALL"]);
     tmp = mkdtempSync(join(tmpdir(), "jn-dashboard-"));
     profile = mkdtempSync(join(tmpdir(), "jn-chromium-"));
     const tag = Math.random().toString(16).slice(2, 10);

@@ -14,6 +14,32 @@ import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BINARY = os.environ.get("JUNCTION_BIN", os.path.join(ROOT, "build", "junction"))
+# Where tools/services runs Kafka and Redis: the same variables choose the ports there and
+# here, so `KAFKA_PORT=19092 REDIS_PORT=16379 tools/services up` and the tests with those
+# variables set use a broker and a Redis of their own. KAFKA_BOOTSTRAP_SERVERS, REDIS_HOST
+# and REDIS_PORT are also what junction itself reads.
+BROKER = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or \
+    f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}"
+REDIS_HOST = os.environ.get("REDIS_HOST", "127.0.0.1")
+REDIS_PORT = os.environ.get("REDIS_PORT", "6379")
+
+
+# junction reads these to override its config file; a test gives the addresses in the
+# config (the base config below, or its own), so the binary never inherits them.
+JUNCTION_OVERRIDES = ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_HOST", "REDIS_PORT")
+
+
+def redis_cli(*args):
+    return subprocess.run(["redis-cli", "-h", REDIS_HOST, "-p", REDIS_PORT, *args],
+                          capture_output=True, text=True, timeout=10).stdout.strip()
+
+
+def junction_env(extra=None):
+    """The environment a junction of a test runs with: this one, less the variables that
+    would override the test's config, plus extra."""
+    env = {k: v for k, v in os.environ.items() if k not in JUNCTION_OVERRIDES}
+    env.update(extra or {})
+    return env
 
 
 def free_port():
@@ -105,13 +131,15 @@ class Junction:
                 "inventory": {"script": os.path.join(self.scripts, "map_products.lua")},
             },
             "consumer": {"merge_script": os.path.join(self.scripts, "merge.lua")},
+            "kafka": {"brokers": BROKER},
+            "redis": {"host": REDIS_HOST, "port": int(REDIS_PORT)},
         }
         deep_merge(cfg, overrides or {})
         self.config = os.path.join(tmp, "config.lua")
         with open(self.config, "w") as f:
             f.write("return " + lua_value(cfg) + "\n")
         self.log_path = os.path.join(tmp, "junction.log")
-        self.env = dict(os.environ, **(env or {}))
+        self.env = junction_env(env)
         self.proc = None
 
     @property
@@ -247,3 +275,24 @@ def make_junction(tmp_path):
 @pytest.fixture
 def junction(make_junction):
     return make_junction()
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A redis-server of the test's own, with a password for the default user and an ACL
+    user that may only check and mark keys under processed:*."""
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cli = ["redis-cli", "-h", "127.0.0.1", "-p", str(port)]
+    assert wait_for(lambda: subprocess.run(cli + ["PING"], capture_output=True,
+                                           text=True).stdout.strip() == "PONG", 10)
+    subprocess.run(cli + ["ACL", "SETUSER", "marker", "on", ">m4rker-pass", "resetkeys",
+                          "~processed:*", "-@all", "+exists", "+mget", "+set"], check=True,
+                   capture_output=True)
+    subprocess.run(cli + ["CONFIG", "SET", "requirepass", "d3fault-pass"], check=True,
+                   capture_output=True)
+    yield port, cli + ["--no-auth-warning", "-a", "d3fault-pass"]
+    proc.kill()
+    proc.wait()

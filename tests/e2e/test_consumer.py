@@ -12,19 +12,13 @@ import uuid
 
 import pytest
 
-from conftest import ROOT, deep_merge, request
+from conftest import BROKER, ROOT, deep_merge, redis_cli, request
 
-BROKER = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 
 
 def services(*args):
     subprocess.run([os.path.join(ROOT, "tools", "services"), *args], check=True,
                    stdout=subprocess.DEVNULL)
-
-
-def redis_cli(*args):
-    return subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", *args],
-                          capture_output=True, text=True, timeout=10).stdout.strip()
 
 
 @pytest.fixture(scope="module", autouse=True)

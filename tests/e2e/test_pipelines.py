@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from conftest import BINARY, ROOT, free_port, request
+from conftest import BINARY, REDIS_HOST, REDIS_PORT, ROOT, free_port, request
 from test_consumer import BROKER, redis_cli, services, stats, wait_until  # noqa: F401
 from test_consumer import services_up  # noqa: F401  (module fixture: Kafka and Redis up)
 
@@ -56,7 +56,7 @@ def test_the_orders_example_delivers_every_order_enriched_to_both_sinks(make_jun
     c = make_junction(command="consume", start=False, env={
         "ANALYTICS_TOKEN": "s3cret-" + tag, "ORDERS_API_TOKEN": "unused-" + tag,
         "ANALYTICS_URL": analytics.analytics + "/analytics",
-        "KAFKA_BOOTSTRAP_SERVERS": BROKER,
+        "KAFKA_BOOTSTRAP_SERVERS": BROKER, "REDIS_HOST": REDIS_HOST, "REDIS_PORT": REDIS_PORT,
         "ORDERS_GROUP_ID": "orders-" + tag, "ORDERS_TOPIC": topics["orders"],
         "ORDERS_ENRICHED_TOPIC": topics["enriched"], "ORDERS_DEAD_LETTER_TOPIC": topics["dead"],
         "CUSTOMERS_TOPIC": topics["customers"], "PRODUCTS_TOPIC": topics["products"]})
@@ -257,27 +257,6 @@ def test_a_sink_that_is_down_pauses_only_its_pipeline(make_junction):
     assert stats(live)["distinct_ids"] == n and stats(late)["distinct_ids"] == n
     assert read_topic(topics["dead"]) == []
     assert c.proc.poll() is None
-
-
-@pytest.fixture
-def private_redis(tmp_path):
-    """A redis-server of the test's own, with a password for the default user and an ACL
-    user that may only check and mark keys under processed:*."""
-    port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    cli = ["redis-cli", "-h", "127.0.0.1", "-p", str(port)]
-    assert wait_until(lambda: subprocess.run(cli + ["PING"], capture_output=True,
-                                             text=True).stdout.strip() == "PONG", 10)
-    subprocess.run(cli + ["ACL", "SETUSER", "marker", "on", ">m4rker-pass", "resetkeys",
-                          "~processed:*", "-@all", "+exists", "+mget", "+set"], check=True,
-                   capture_output=True)
-    subprocess.run(cli + ["CONFIG", "SET", "requirepass", "d3fault-pass"], check=True,
-                   capture_output=True)
-    yield port, cli + ["--no-auth-warning", "-a", "d3fault-pass"]
-    proc.kill()
-    proc.wait()
 
 
 def orders_pipeline(tag, analytics, topics, redis):

@@ -9,9 +9,8 @@ import uuid
 
 import pytest
 
-from conftest import ROOT, request
+from conftest import BROKER, ROOT, request
 
-BROKER = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 
 
 def services(*args):

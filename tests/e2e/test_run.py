@@ -12,16 +12,10 @@ import uuid
 
 import pytest
 
-from conftest import BINARY, ROOT, deep_merge, free_port, request
+from conftest import BINARY, BROKER, ROOT, deep_merge, free_port, redis_cli, request
 
-BROKER = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 SUMMARY = re.compile(r"published=(\d+) duplicates=(\d+) merged=(\d+) delivered=(\d+) "
                      r"dead_lettered=(\d+) lost=(\d+) seconds=(\d+(?:\.\d+)?)")
-
-
-def redis_cli(*args):
-    return subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", *args],
-                          capture_output=True, text=True, timeout=10).stdout.strip()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -65,7 +59,7 @@ def run(make_junction):
         j = make_junction(config(overrides), start=False, command="run")
         started = time.time()
         p = subprocess.run([BINARY, "run", "--config", j.config, *args], cwd=ROOT,
-                           capture_output=True, text=True, timeout=timeout)
+                           capture_output=True, text=True, timeout=timeout, env=j.env)
         return p.returncode, p.stdout, p.stderr, time.time() - started
 
     return go

@@ -14,22 +14,15 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kafka.h"
+#include "kafka_mock.h"
 #include "log.h"
 
 #define STREAM "orders"
-
-static uv_loop_t loop;
-static rd_kafka_t *mock_owner; /* a mock cluster hangs off some rd_kafka_t */
-static rd_kafka_mock_cluster_t *mock;
-static pthread_t loop_thread;
 
 typedef struct {
     int calls, off_thread;
@@ -51,16 +44,8 @@ static void on_ensured(void *ud, int err, int partitions, const char *reason) {
 
 static int setup_brokers(int brokers) {
     jn_log_setup(JN_LOG_WARN, JN_LOG_TEXT);
-    loop_thread = pthread_self();
     memset(&out, 0, sizeof out);
-    if (uv_loop_init(&loop) != 0) return -1;
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set_log_cb(conf, NULL); /* it has no brokers and would say so */
-    char errstr[256];
-    mock_owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-    if (!mock_owner) return -1;
-    mock = rd_kafka_mock_cluster_new(mock_owner, brokers);
-    if (!mock) return -1;
+    if (mock_setup(brokers) != 0) return -1;
     if (rd_kafka_mock_topic_create(mock, STREAM, 6, brokers)) return -1;
     if (rd_kafka_mock_topic_create(mock, "orders-changelog", 6, 1)) return -1;
     if (rd_kafka_mock_topic_create(mock, "orders-old-changelog", 4, 1)) return -1;
@@ -79,12 +64,7 @@ static int setup4(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    uv_run(&loop, UV_RUN_NOWAIT);
-    int rc = uv_loop_close(&loop); /* UV_EBUSY: a request was not answered */
-    if (rc != 0) print_error("uv_loop_close: %s\n", uv_strerror(rc));
-    rd_kafka_mock_cluster_destroy(mock);
-    rd_kafka_destroy(mock_owner);
-    return rc;
+    return mock_teardown(); /* UV_EBUSY: a request was not answered */
 }
 
 /* Runs the loop until the answer came; the pending work request keeps the loop alive. */
@@ -98,8 +78,9 @@ static void wait_answer(int max_ms) {
 }
 
 static void ensure(const char *topic, const char *like, const char *const *configs) {
-    jn_kafka_topic_ensure(&loop, rd_kafka_mock_cluster_bootstraps(mock), NULL, topic, like, configs,
-                          on_ensured, &out);
+    jn_kafka_topic_ensure(
+        &loop, &(jn_kafka_client_opts){.brokers = rd_kafka_mock_cluster_bootstraps(mock)}, topic,
+        like, configs, on_ensured, &out);
     /* Never answered from inside the call. */
     assert_int_equal(out.calls, 0);
     wait_answer(20000);
@@ -198,51 +179,59 @@ static void test_bad_arguments(void **state) {
     assert_int_equal(out.err, RD_KAFKA_RESP_ERR__INVALID_ARG);
 
     memset(&out, 0, sizeof out);
-    static const char *const secret[] = {"sasl.password:hunter2", NULL};
-    jn_kafka_topic_ensure(&loop, "127.0.0.1:9", secret, "orders-changelog", STREAM, NULL,
-                          on_ensured, &out);
+    static const char *const secret[] = {"sasl.oauthbearer.method", "hunter2", NULL};
+    jn_kafka_topic_ensure(&loop,
+                          &(jn_kafka_client_opts){.brokers = "127.0.0.1:9", .properties = secret},
+                          "orders-changelog", STREAM, NULL, on_ensured, &out);
     wait_answer(5000);
     assert_int_equal(out.err, RD_KAFKA_RESP_ERR__INVALID_ARG);
     assert_reason_has("(hidden)");
     assert_null(strstr(out.reason, "hunter2"));
 
     memset(&out, 0, sizeof out);
-    static const char *const unknown[] = {"no.such.setting=1", NULL};
-    jn_kafka_topic_ensure(&loop, "127.0.0.1:9", unknown, "orders-changelog", STREAM, NULL,
-                          on_ensured, &out);
+    static const char *const unknown[] = {"no.such.setting", "1", NULL};
+    jn_kafka_topic_ensure(&loop,
+                          &(jn_kafka_client_opts){.brokers = "127.0.0.1:9", .properties = unknown},
+                          "orders-changelog", STREAM, NULL, on_ensured, &out);
     wait_answer(5000);
     assert_int_equal(out.err, RD_KAFKA_RESP_ERR__INVALID_ARG);
     assert_reason_has("no.such.setting");
 }
 
-/* The caller's strings may go away as soon as the call returns. extra reaches the client:
+/* The caller's strings may go away as soon as the call returns. The properties reach the
+ * client:
  * with test.mock.num.brokers it talks to a mock cluster of its own instead of the made-up
  * broker list, an empty one, where the stream is missing. */
-static void test_arguments_copied_and_extra_applied(void **state) {
+static void test_arguments_copied_and_properties_applied(void **state) {
     (void)state;
-    char brokers[64], topic[64], like[64], cfg[64], ex[64];
+    char brokers[64], topic[64], like[64], cfg[64], name[64], value[64];
     snprintf(brokers, sizeof brokers, "%s", rd_kafka_mock_cluster_bootstraps(mock));
     snprintf(topic, sizeof topic, "orders-changelog");
     snprintf(like, sizeof like, STREAM);
     snprintf(cfg, sizeof cfg, "cleanup.policy=compact");
-    snprintf(ex, sizeof ex, "socket.timeout.ms=5000");
+    snprintf(name, sizeof name, "socket.timeout.ms");
+    snprintf(value, sizeof value, "5000");
     const char *configs[] = {cfg, NULL};
-    const char *extra[] = {ex, NULL};
-    jn_kafka_topic_ensure(&loop, brokers, extra, topic, like, configs, on_ensured, &out);
+    const char *properties[] = {name, value, NULL};
+    jn_kafka_topic_ensure(&loop,
+                          &(jn_kafka_client_opts){.brokers = brokers, .properties = properties},
+                          topic, like, configs, on_ensured, &out);
     memset(brokers, 'x', sizeof brokers - 1);
     memset(topic, 'x', sizeof topic - 1);
     memset(like, 'x', sizeof like - 1);
     memset(cfg, 'x', sizeof cfg - 1);
-    memset(ex, 'x', sizeof ex - 1);
-    configs[0] = extra[0] = NULL;
+    memset(name, 'x', sizeof name - 1);
+    memset(value, 'x', sizeof value - 1);
+    configs[0] = properties[0] = properties[1] = NULL;
     wait_answer(20000);
     assert_int_equal(out.err, 0);
     assert_int_equal(out.partitions, 6);
 
     memset(&out, 0, sizeof out);
-    static const char *const own_mock[] = {"test.mock.num.brokers=1", NULL};
-    jn_kafka_topic_ensure(&loop, "no-such-host.invalid:1", own_mock, "orders-changelog", STREAM,
-                          NULL, on_ensured, &out);
+    static const char *const own_mock[] = {"test.mock.num.brokers", "1", NULL};
+    jn_kafka_topic_ensure(
+        &loop, &(jn_kafka_client_opts){.brokers = "no-such-host.invalid:1", .properties = own_mock},
+        "orders-changelog", STREAM, NULL, on_ensured, &out);
     wait_answer(20000);
     assert_int_equal(out.err, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
     assert_reason_has("\"orders\" does not exist");
@@ -257,7 +246,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_replication_factor_at_most_three, setup4, teardown),
         cmocka_unit_test_setup_teardown(test_brokers_unreachable, setup4, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_arguments_copied_and_extra_applied, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_arguments_copied_and_properties_applied, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,24 +8,17 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kafka_mock.h"
 #include "log.h"
 #include "sink_kafka.h"
 
 #define TOPIC       "records"
 #define MAXREC      400
 #define API_PRODUCE 0 /* Kafka protocol ApiKey of ProduceRequest */
-
-static uv_loop_t loop;
-static rd_kafka_t *mock_owner; /* a mock cluster hangs off some rd_kafka_t */
-static rd_kafka_mock_cluster_t *mock;
-static pthread_t loop_thread;
 
 /* ---- what the sink reported ------------------------------------------------------------- */
 
@@ -66,43 +59,7 @@ static void on_record(void *ud, void *item, int status, const char *reason) {
     if (r->close_at && r->calls == r->close_at) jn_kafka_sink_close(r->s, on_done, r);
 }
 
-/* ---- running the loop until something happens ------------------------------------------- */
-
-typedef int (*pred_fn)(void);
-static struct {
-    pred_fn pred;
-    uint64_t deadline;
-    int met;
-} waiter;
-
-static void on_tick(uv_timer_t *t) {
-    if (waiter.pred && waiter.pred()) {
-        waiter.met = 1;
-        uv_stop(t->loop);
-    } else if (uv_now(t->loop) >= waiter.deadline) {
-        uv_stop(t->loop);
-    }
-}
-
-static int run_until(pred_fn pred, int timeout_ms) {
-    uv_timer_t t;
-    uv_timer_init(&loop, &t);
-    uv_update_time(&loop);
-    waiter.pred = pred;
-    waiter.deadline = uv_now(&loop) + (uint64_t)timeout_ms;
-    waiter.met = pred && pred();
-    if (!waiter.met) {
-        uv_timer_start(&t, on_tick, 5, 5);
-        uv_run(&loop, UV_RUN_DEFAULT);
-    }
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    return waiter.met;
-}
-
-static void run_for(int ms) {
-    run_until(NULL, ms);
-}
+/* ---- conditions to run the loop until ---------------------------------------------------- */
 
 static int target;
 static int reached(void) {
@@ -117,42 +74,26 @@ static int is_done(void) {
 static int setup(void **state) {
     (void)state;
     jn_log_setup(JN_LOG_ERROR, JN_LOG_TEXT); /* the retries warn, as they should */
-    loop_thread = pthread_self();
     memset(&rep, 0, sizeof rep);
-    if (uv_loop_init(&loop) != 0) return -1;
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set_log_cb(conf, NULL); /* it has no brokers and would say so */
-    char errstr[256];
-    mock_owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-    if (!mock_owner) return -1;
-    mock = rd_kafka_mock_cluster_new(mock_owner, 1);
-    if (!mock) return -1;
     /* One partition, so the order of everything written is the order in the log. */
+    if (mock_setup(1) != 0) return -1;
     return rd_kafka_mock_topic_create(mock, TOPIC, 1, 1) ? -1 : 0;
 }
 
 static int teardown(void **state) {
     (void)state;
-    uv_run(&loop, UV_RUN_NOWAIT);
-    int rc = uv_loop_close(&loop); /* UV_EBUSY: the sink left a handle open */
-    if (rc != 0) {
-        print_error("uv_loop_close: %s; handles left:\n", uv_strerror(rc));
-        uv_print_all_handles(&loop, stderr);
-    }
-    rd_kafka_mock_cluster_destroy(mock);
-    rd_kafka_destroy(mock_owner);
-    return rc;
+    return mock_teardown(); /* UV_EBUSY: the sink left a handle open */
 }
 
-static jn_kafka_sink *make(int message_timeout_ms, int queue_max, const char *const *extra) {
+static jn_kafka_sink *make(int message_timeout_ms, int queue_max, const char *const *properties) {
     jn_kafka_producer_opts o = {
-        .brokers = rd_kafka_mock_cluster_bootstraps(mock),
-        .client_id = "test_sink_kafka",
+        .client.brokers = rd_kafka_mock_cluster_bootstraps(mock),
+        .client.client_id = "test_sink_kafka",
         .compression = "lz4",
         .linger_ms = 5,
         .queue_max_messages = queue_max,
         .message_timeout_ms = message_timeout_ms,
-        .extra = extra,
+        .client.properties = properties,
     };
     char *err = NULL;
     rep.s = jn_kafka_sink_new(&loop, &o, TOPIC, on_record, &rep, &err);
@@ -182,48 +123,31 @@ static void add(jn_kafka_sink *s, int i, size_t pad) {
     free(json);
 }
 
-/* Reads the topic back with a plain consumer (blocking; fine in a test): the record
- * numbers in log order, into ns; returns how many. Checks each key against its number. */
+typedef struct {
+    int *ns, max;
+} numbers;
+
+/* A record read back: its number goes to the list, and its key must be the one made
+ * from that number. */
+static void take_number(const rd_kafka_message_t *m, int nth, void *ctx) {
+    numbers *out = ctx;
+    int n = -1;
+    char json[32];
+    size_t l = m->len < sizeof json - 1 ? m->len : sizeof json - 1;
+    memcpy(json, m->payload, l);
+    json[l] = 0;
+    sscanf(json, "{\"n\":%d", &n);
+    char key[16];
+    int klen = snprintf(key, sizeof key, "k%d", n % 7);
+    assert_int_equal(m->key_len, (size_t)klen);
+    assert_memory_equal(m->key, key, (size_t)klen);
+    if (nth < out->max) out->ns[nth] = n;
+}
+
+/* The record numbers in log order, into ns; returns how many. */
 static int read_back(int *ns, int max, int expect) {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char errstr[256];
-    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers",
-                                       rd_kafka_mock_cluster_bootstraps(mock), errstr,
-                                       sizeof errstr),
-                     RD_KAFKA_CONF_OK);
-    rd_kafka_conf_set_log_cb(conf, NULL);
-    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
-    assert_non_null(c);
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(c, TOPIC, NULL);
-    assert_int_equal(rd_kafka_consume_start(rkt, 0, RD_KAFKA_OFFSET_BEGINNING), 0);
-    int got = 0;
-    /* Until expect messages arrived, then a little longer to catch duplicates. */
-    for (int idle = 0; idle < (got >= expect ? 2 : 20);) {
-        rd_kafka_message_t *m = rd_kafka_consume(rkt, 0, 200);
-        if (!m) {
-            idle++;
-            continue;
-        }
-        if (!m->err) {
-            int n = -1;
-            char json[32];
-            size_t l = m->len < sizeof json - 1 ? m->len : sizeof json - 1;
-            memcpy(json, m->payload, l);
-            json[l] = 0;
-            sscanf(json, "{\"n\":%d", &n);
-            char key[16];
-            int klen = snprintf(key, sizeof key, "k%d", n % 7);
-            assert_int_equal(m->key_len, (size_t)klen);
-            assert_memory_equal(m->key, key, (size_t)klen);
-            if (got < max) ns[got] = n;
-            got++;
-        }
-        rd_kafka_message_destroy(m);
-    }
-    rd_kafka_consume_stop(rkt, 0);
-    rd_kafka_topic_destroy(rkt);
-    rd_kafka_destroy(c);
-    return got;
+    numbers out = {ns, max};
+    return mock_read(TOPIC, expect, take_number, &out);
 }
 
 /* ---- tests ------------------------------------------------------------------------------ */
@@ -257,8 +181,8 @@ static void test_delivered_reported(void **state) {
  * broker (in the delivery report) is reported alike. */
 static void test_too_large_refused(void **state) {
     (void)state;
-    static const char *const extra[] = {"message.max.bytes=1000", NULL};
-    jn_kafka_sink *s = make(5000, 1000, extra);
+    static const char *const properties[] = {"message.max.bytes", "1000", NULL};
+    jn_kafka_sink *s = make(5000, 1000, properties);
     add(s, 0, 10);
     add(s, 1, 2000);
     add(s, 2, 10);
@@ -324,8 +248,8 @@ static void test_queue_full_keeps_order(void **state) {
  * broker is back every record is delivered once. */
 static void test_timed_out_records_produced_again(void **state) {
     (void)state;
-    static const char *const extra[] = {"reconnect.backoff.max.ms=200", NULL};
-    jn_kafka_sink *s = make(500, 1000, extra);
+    static const char *const properties[] = {"reconnect.backoff.max.ms", "200", NULL};
+    jn_kafka_sink *s = make(500, 1000, properties);
     /* Warm up: connection, metadata, producer id. */
     add(s, 0, 10);
     target = 1;
@@ -365,8 +289,8 @@ static void test_timed_out_records_produced_again(void **state) {
  * refused and not yet reported): none is reported, everything is freed. */
 static void test_close_reports_nothing(void **state) {
     (void)state;
-    static const char *const extra[] = {"message.max.bytes=1000", NULL};
-    jn_kafka_sink *s = make(30000, 5, extra);
+    static const char *const properties[] = {"message.max.bytes", "1000", NULL};
+    jn_kafka_sink *s = make(30000, 5, properties);
     add(s, 0, 10);
     target = 1;
     assert_true(run_until(reached, 5000));
@@ -397,7 +321,7 @@ static void test_close_from_callback(void **state) {
 static void test_bad_settings_rejected(void **state) {
     (void)state;
     jn_kafka_producer_opts o = {
-        .brokers = "127.0.0.1:9",
+        .client.brokers = "127.0.0.1:9",
         .queue_max_messages = 10,
         .message_timeout_ms = 1000,
     };

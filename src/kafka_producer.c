@@ -2,26 +2,24 @@
  *
  * librdkafka does its networking on its own threads. Everything it has for the
  * application (delivery reports, errors, its log lines, statistics) lands on its main
- * queue; rd_kafka_queue_io_event_enable makes it write one byte to a non-blocking pipe
- * when that queue goes from empty to non-empty, a uv_poll_t watches the read end, and
- * the loop then drains the pipe and the queue. So the delivery callback, the inflight
- * counter and the connected flag are only ever touched on the loop thread: no locks.
+ * queue, which the wake-up pipe of kafka_conf.c watches: librdkafka writes one byte when
+ * that queue goes from empty to non-empty, and the loop then drains the queue. So the
+ * delivery callback, the inflight counter and the connected flag are only ever touched
+ * on the loop thread: no locks.
  *
  * The queue is served with the event API (rd_kafka_queue_poll) rather than rd_kafka_poll
  * plus a global dr_msg_cb: one RD_KAFKA_EVENT_DR carries a whole batch of reports (one
  * per ProduceResponse), which we walk with rd_kafka_event_message_next, and errors, logs
  * and statistics come through the same switch with our producer in hand instead of
  * through the rd_kafka_t opaque. */
-#define _GNU_SOURCE /* pipe2 */
-#include "kafka.h"
+#include "kafka_producer.h"
 
-#include <errno.h>
-#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "buf.h"
+#include "kafka_conf.h"
 #include "log.h"
 
 /* Grace for stragglers after a purge: purged messages normally report before
@@ -39,10 +37,8 @@ struct jn_kafka_producer {
     uv_loop_t *loop;
     rd_kafka_t *rk;
     rd_kafka_queue_t *queue; /* the main queue, where every event for us ends up */
-    int fds[2];              /* wake-up pipe: librdkafka writes [1], uv_poll reads [0] */
-    uv_poll_t poll;
-    uv_timer_t timer; /* close: flush deadline, then purge grace */
-    int open_handles;
+    jn_kafka_secrets secrets;
+    jn_kafka_wake wake;
     jn_kafka_delivery_cb cb;
     void *ud;
     long inflight; /* produced and not yet reported; rd_kafka_outq_len also counts requests */
@@ -71,30 +67,18 @@ static void on_delivery(jn_kafka_producer *p, rd_kafka_event_t *ev) {
 static void on_error(jn_kafka_producer *p, rd_kafka_event_t *ev) {
     rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) p->connected = 0;
+    char buf[1024];
+    const char *reason =
+        jn_kafka_secrets_hide(&p->secrets, rd_kafka_event_error_string(ev), buf, sizeof buf);
+    const char *hint = jn_kafka_conf_hint(err);
     if (rd_kafka_event_error_is_fatal(ev)) {
         /* The idempotent producer gives up (e.g. a sequence gap it cannot repair):
          * every later produce fails with this error, queued messages fail too. */
-        jn_log_error("kafka", "fatal: %s: %s", rd_kafka_err2name(err),
-                     rd_kafka_event_error_string(ev));
+        jn_log_error("kafka", "fatal: %s: %s", rd_kafka_err2name(err), reason);
         return;
     }
     /* Everything else is informational: librdkafka keeps retrying on its own. */
-    jn_log_warn("kafka", "%s: %s", rd_kafka_err2name(err), rd_kafka_event_error_string(ev));
-}
-
-static void on_log(rd_kafka_event_t *ev) {
-    const char *fac, *str;
-    int level;
-    if (rd_kafka_event_log(ev, &fac, &str, &level) != 0) return;
-    /* A broker failure is both logged as FAIL and sent as an error event with the same
-     * text; on_error reports it, so the log copy would only double every line. */
-    if (level < 7 && strcmp(fac, "FAIL") == 0) return;
-    /* librdkafka uses syslog levels: 0..3 error, 4 warning, 5..6 notice/info, 7 debug. */
-    jn_log_level l = level <= 3   ? JN_LOG_ERROR
-                     : level == 4 ? JN_LOG_WARN
-                     : level <= 6 ? JN_LOG_INFO
-                                  : JN_LOG_DEBUG;
-    if (jn_log_enabled(l)) jn_log_write(l, "kafka", "%s: %s", fac, str);
+    jn_log_warn("kafka", "%s: %s%s%s", rd_kafka_err2name(err), reason, *hint ? "; " : "", hint);
 }
 
 /* Errors only say when all brokers went down and deliveries only say a broker is up
@@ -135,7 +119,7 @@ static void drain_queue(jn_kafka_producer *p) {
             on_error(p, ev);
             break;
         case RD_KAFKA_EVENT_LOG:
-            on_log(ev);
+            jn_kafka_conf_log_event(&p->secrets, ev);
             break;
         case RD_KAFKA_EVENT_STATS:
             on_stats(p, ev);
@@ -147,18 +131,8 @@ static void drain_queue(jn_kafka_producer *p) {
     }
 }
 
-static void on_poll(uv_poll_t *h, int status, int events) {
-    (void)events;
-    jn_kafka_producer *p = h->data;
-    if (status < 0) jn_log_warn("kafka", "wake-up pipe: %s", uv_strerror(status));
-    /* Pipe first, queue second: a byte written while we drain the queue then wakes us
-     * again (at worst for nothing) instead of being swallowed after we looked. */
-    char buf[256];
-    for (;;) {
-        ssize_t n = read(p->fds[0], buf, sizeof buf);
-        if (n > 0 || (n < 0 && errno == EINTR)) continue;
-        break; /* EAGAIN: empty */
-    }
+static void on_wake(jn_kafka_wake *w) {
+    jn_kafka_producer *p = w->data;
     drain_queue(p);
     /* Close waits on reports; it is finished here, after the drain, never from inside a
      * delivery callback, so the rd_kafka_t is not destroyed under an event being read. */
@@ -172,128 +146,67 @@ static void on_poll(uv_poll_t *h, int status, int events) {
 
 /* ---- setup ------------------------------------------------------------------------------ */
 
-/* Settings whose value must not end up in a log line. */
-static int secret_setting(const char *name) {
-    return strstr(name, "password") || strstr(name, "secret") || strstr(name, ".pem");
-}
-
-static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char **err) {
-    char reason[512];
-    if (rd_kafka_conf_set(conf, name, value, reason, sizeof reason) == RD_KAFKA_CONF_OK) return 0;
-    jn_sb sb;
-    jn_sb_init(&sb);
-    jn_sb_printf(&sb, "kafka: setting %s=%s rejected: %s", name,
-                 secret_setting(name) ? "(hidden)" : value, reason);
-    *err = jn_sb_steal(&sb);
-    return -1;
-}
-
-static int conf_set_int(rd_kafka_conf_t *conf, const char *name, int value, char **err) {
-    char v[16];
-    snprintf(v, sizeof v, "%d", value);
-    return conf_set(conf, name, v, err);
-}
-
-static rd_kafka_conf_t *build_conf(const jn_kafka_producer_opts *o, char **err) {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    int rc = 0;
-    if (o->brokers) rc = rc ? rc : conf_set(conf, "bootstrap.servers", o->brokers, err);
-    if (o->client_id) rc = rc ? rc : conf_set(conf, "client.id", o->client_id, err);
-    /* Idempotence: a retried batch is never written twice and order per partition holds;
-     * it requires acks=all, which is what we want anyway (no loss on leader failover). */
-    rc = rc ? rc : conf_set(conf, "enable.idempotence", "true", err);
-    rc = rc ? rc : conf_set(conf, "acks", "all", err);
-    if (o->compression) rc = rc ? rc : conf_set(conf, "compression.type", o->compression, err);
-    rc = rc ? rc : conf_set_int(conf, "linger.ms", o->linger_ms, err);
-    rc = rc ? rc : conf_set_int(conf, "queue.buffering.max.messages", o->queue_max_messages, err);
-    rc = rc ? rc : conf_set_int(conf, "message.timeout.ms", o->message_timeout_ms, err);
-    /* Keyed messages go to the partition the Java client would choose (murmur2), so keys
-     * keep their partition, and their order, across the switch from the old pipeline. */
-    rc = rc ? rc : conf_set(conf, "partitioner", "murmur2_random", err);
-    /* Statistics feed jn_kafka_producer_connected (see on_stats). */
-    rc = rc ? rc : conf_set(conf, "statistics.interval.ms", "1000", err);
-    /* Log lines are queued for us instead of printed from librdkafka's threads. */
-    rc = rc ? rc : conf_set(conf, "log.queue", "true", err);
-    /* extra comes last so a deployment can override any of the above. */
-    for (const char *const *e = o->extra; !rc && e && *e; e++) {
-        const char *eq = strchr(*e, '=');
-        if (!eq || eq == *e) {
-            jn_sb sb;
-            jn_sb_init(&sb);
-            jn_sb_printf(&sb, "kafka: extra setting \"%s\" is not key=value",
-                         secret_setting(*e) ? "(hidden)" : *e);
-            *err = jn_sb_steal(&sb);
-            rc = -1;
-            break;
-        }
-        char *name = strndup(*e, (size_t)(eq - *e));
-        if (!name) abort();
-        rc = conf_set(conf, name, eq + 1, err);
-        free(name);
-    }
-    if (rc) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
+static rd_kafka_conf_t *build_conf(const jn_kafka_producer_opts *o, jn_kafka_secrets *secrets,
+                                   char **err) {
+    char linger[16], queue_max[16], timeout[16];
+    snprintf(linger, sizeof linger, "%d", o->linger_ms);
+    snprintf(queue_max, sizeof queue_max, "%d", o->queue_max_messages);
+    snprintf(timeout, sizeof timeout, "%d", o->message_timeout_ms);
+    /* clang-format off */
+    const char *const own[] = {
+        /* Idempotence: a retried batch is never written twice and order per partition
+         * holds; it requires acks=all, which is what we want anyway (no loss on leader
+         * failover). */
+        "enable.idempotence", "true",
+        "acks", "all",
+        "compression.type", o->compression ? o->compression : "none",
+        "linger.ms", linger,
+        "queue.buffering.max.messages", queue_max,
+        "message.timeout.ms", timeout,
+        /* Keyed messages go to the partition the Java client would choose (murmur2), so
+         * keys keep their partition, and their order, across the switch from the old
+         * pipeline. */
+        "partitioner", "murmur2_random",
+        /* Statistics feed jn_kafka_producer_connected (see on_stats). */
+        "statistics.interval.ms", "1000",
+        NULL,
+    };
+    /* clang-format on */
     /* Reports come back as events on the main queue; DR makes librdkafka keep every
      * message until its outcome is known, so each gets exactly one report. */
-    rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR | RD_KAFKA_EVENT_LOG |
-                                       RD_KAFKA_EVENT_STATS);
+    rd_kafka_conf_t *conf = jn_kafka_conf_build(&o->client, "producer", own,
+                                                RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR |
+                                                    RD_KAFKA_EVENT_LOG | RD_KAFKA_EVENT_STATS,
+                                                secrets, err);
+    if (!conf) return NULL;
     rd_kafka_conf_set_throttle_cb(conf, on_throttle);
     return conf;
 }
 
 jn_kafka_producer *jn_kafka_producer_new(uv_loop_t *loop, const jn_kafka_producer_opts *o,
                                          jn_kafka_delivery_cb cb, void *ud, char **err) {
-    rd_kafka_conf_t *conf = build_conf(o, err);
-    if (!conf) return NULL;
     jn_kafka_producer *p = calloc(1, sizeof *p);
     if (!p) abort();
     p->loop = loop;
     p->cb = cb;
     p->ud = ud;
-    p->fds[0] = p->fds[1] = -1;
-    rd_kafka_conf_set_opaque(conf, p);
-
-    char reason[512];
-    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, reason, sizeof reason);
-    if (!p->rk) {
-        /* Settings that are fine one by one but not together (e.g. acks=1 with
-         * idempotence) are only refused here. conf is still ours on failure. */
-        rd_kafka_conf_destroy(conf);
-        jn_sb sb;
-        jn_sb_init(&sb);
-        jn_sb_printf(&sb, "kafka: cannot create producer: %s", reason);
-        *err = jn_sb_steal(&sb);
+    rd_kafka_conf_t *conf = build_conf(o, &p->secrets, err);
+    if (conf) {
+        rd_kafka_conf_set_opaque(conf, p);
+        p->rk = jn_kafka_conf_client(RD_KAFKA_PRODUCER, conf, "producer", &p->secrets, err);
+    }
+    int rc = p->rk ? jn_kafka_wake_start(&p->wake, loop, on_wake, p) : 0;
+    if (rc != 0) *err = jn_errorf("kafka: cannot set up the wake-up pipe: %s", uv_strerror(rc));
+    if (!p->rk || rc != 0) {
+        if (p->rk) rd_kafka_destroy(p->rk);
+        jn_kafka_secrets_free(&p->secrets);
         free(p);
         return NULL;
     }
-    int rc = pipe2(p->fds, O_NONBLOCK | O_CLOEXEC) == 0 ? 0 : uv_translate_sys_error(errno);
-    if (rc == 0) rc = uv_poll_init(loop, &p->poll, p->fds[0]);
-    if (rc != 0) {
-        jn_sb sb;
-        jn_sb_init(&sb);
-        jn_sb_printf(&sb, "kafka: cannot set up the wake-up pipe: %s", uv_strerror(rc));
-        *err = jn_sb_steal(&sb);
-        if (p->fds[0] >= 0) close(p->fds[0]);
-        if (p->fds[1] >= 0) close(p->fds[1]);
-        rd_kafka_destroy(p->rk);
-        free(p);
-        return NULL;
-    }
-    p->poll.data = p;
-    uv_timer_init(loop, &p->timer);
-    p->timer.data = p;
-    p->open_handles = 2;
 
     p->queue = rd_kafka_queue_get_main(p->rk);
-    rd_kafka_queue_io_event_enable(p->queue, p->fds[1], "1", 1);
     rd_kafka_set_log_queue(p->rk, NULL); /* NULL: the main queue */
-    uv_poll_start(&p->poll, UV_READABLE, on_poll);
-    /* Anything queued before the pipe was attached (rd_kafka_new's own log lines) would
-     * not cause a write, so wake the loop once ourselves. */
-    ssize_t w = write(p->fds[1], "1", 1);
-    (void)w;
+    jn_kafka_wake_watch(&p->wake, p->queue);
     return p;
 }
 
@@ -355,12 +268,9 @@ int jn_kafka_producer_connected(const jn_kafka_producer *p) {
 
 /* ---- closing ---------------------------------------------------------------------------- */
 
-static void on_handle_closed(uv_handle_t *h) {
-    jn_kafka_producer *p = h->data;
-    if (--p->open_handles > 0) return;
-    /* librdkafka is gone and the poll handle no longer watches the fd: safe to close. */
-    close(p->fds[0]);
-    close(p->fds[1]);
+static void on_wake_closed(jn_kafka_wake *w) {
+    jn_kafka_producer *p = w->data;
+    jn_kafka_secrets_free(&p->secrets);
     void (*done)(void *) = p->done;
     void *arg = p->done_arg;
     free(p);
@@ -369,17 +279,15 @@ static void on_handle_closed(uv_handle_t *h) {
 
 static void teardown(jn_kafka_producer *p) {
     p->phase = P_CLOSED;
-    uv_timer_stop(&p->timer);
     if (p->inflight > 0)
         jn_log_error("kafka", "%ld message(s) got no delivery report before the producer closed",
                      p->inflight);
-    rd_kafka_queue_io_event_enable(p->queue, -1, NULL, 0);
+    jn_kafka_wake_unwatch(p->queue);
     rd_kafka_queue_destroy(p->queue);
     /* Blocks while librdkafka joins its threads; brief, and only at shutdown. */
     rd_kafka_destroy(p->rk);
     p->rk = NULL;
-    uv_close((uv_handle_t *)&p->poll, on_handle_closed);
-    uv_close((uv_handle_t *)&p->timer, on_handle_closed);
+    jn_kafka_wake_close(&p->wake, on_wake_closed);
 }
 
 static void on_timer(uv_timer_t *t) {
@@ -393,7 +301,7 @@ static void on_timer(uv_timer_t *t) {
 /* The flush is over (all reported, or the time is up): fail what is left, through the
  * normal callback, then tear down. */
 static void finish(jn_kafka_producer *p) {
-    uv_timer_stop(&p->timer);
+    uv_timer_stop(&p->wake.timer);
     if (p->inflight == 0) {
         teardown(p);
         return;
@@ -407,7 +315,7 @@ static void finish(jn_kafka_producer *p) {
     if (p->inflight == 0)
         teardown(p);
     else
-        uv_timer_start(&p->timer, on_timer, PURGE_GRACE_MS, 0);
+        uv_timer_start(&p->wake.timer, on_timer, PURGE_GRACE_MS, 0);
 }
 
 void jn_kafka_producer_close(jn_kafka_producer *p, int timeout_ms, void (*done)(void *),
@@ -421,6 +329,6 @@ void jn_kafka_producer_close(jn_kafka_producer *p, int timeout_ms, void (*done)(
                     p->inflight);
     /* Even with nothing in flight the rest happens on the next loop turn: close may be
      * called from a delivery callback, while the queue is being read. */
-    uv_timer_start(&p->timer, on_timer,
+    uv_timer_start(&p->wake.timer, on_timer,
                    p->inflight > 0 && timeout_ms > 0 ? (uint64_t)timeout_ms : 0, 0);
 }
