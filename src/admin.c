@@ -116,6 +116,7 @@ static void handle(void *ud, const jn_http_request *req, jn_http_response *res) 
     case A_HEALTH:
     case A_READY: {
         const char *why = r == A_READY && a->consumer ? jn_consumer_not_ready(a->consumer) : NULL;
+        if (!why && r == A_READY && a->producer) why = jn_producer_not_ready(a->producer);
         if (why) {
             jn_sb_puts(&sb, "{\"status\":\"not ready\",\"reason\":");
             jn_sb_json_string(&sb, why, strlen(why));

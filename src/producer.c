@@ -846,3 +846,9 @@ void jn_producer_source_info(const jn_producer *p, int i, jn_producer_source *ou
     out->cycles_done = s->cycles_done;
     out->busy = s->cur != NULL || s->cycles_live > 0;
 }
+
+const char *jn_producer_not_ready(const jn_producer *p) {
+    /* Scripts are loaded before the producer starts (a failing one stops start-up), so
+     * what remains is Kafka: librdkafka's statistics say whether a broker is up. */
+    return jn_kafka_producer_connected(p->kafka) ? NULL : "producer: no Kafka broker reachable";
+}

@@ -35,4 +35,7 @@ typedef struct {
 int jn_producer_source_count(const jn_producer *p);
 void jn_producer_source_info(const jn_producer *p, int i, jn_producer_source *out);
 
+/* Why the producer cannot do its work now (no broker reachable), or NULL. */
+const char *jn_producer_not_ready(const jn_producer *p);
+
 #endif

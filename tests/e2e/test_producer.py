@@ -708,3 +708,16 @@ def test_every_paging_style_of_the_mock_api(make_junction, tmp_path, style, path
                     reason="unauthorized") >= 3
     assert w.metric("junction_producer_retries_total", source="orders") == 0
     assert read_topic(wrong) == []
+
+
+def test_readyz_says_whether_the_producer_reaches_kafka(make_junction):
+    """/readyz of `junction produce`: 200 once a broker answers, 503 with the reason while
+    none does (it used to answer 200 whatever Kafka did)."""
+    from conftest import free_port, request, wait_for
+    dead = make_junction({"kafka": {"brokers": f"127.0.0.1:{free_port()}"}}, command="produce")
+    time.sleep(2)
+    r = request(dead.admin + "/readyz")
+    assert r.status == 503 and b"no Kafka broker reachable" in r.body, r.body
+    live = make_junction({"kafka": {"brokers": BROKER}}, command="produce")
+    assert wait_for(lambda: request(live.admin + "/readyz").status == 200, 15), \
+        request(live.admin + "/readyz").body
