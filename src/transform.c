@@ -603,31 +603,45 @@ int jn_transform_restores(jn_transform *t, int stream) {
     return t->restore_ref[stream] != LUA_NOREF;
 }
 
-int jn_transform_restore(jn_transform *t, const jn_transform_call_info *info, const char *json,
-                         size_t len, char **reason) {
-    if (t->restore_ref[info->input] == LUA_NOREF) return 0;
+/* Calls the hook at ref on the record json decodes to, with ctx (and ctx.json()), leaving
+ * nresults results on the stack. Returns the stack's top before the call, or -1 with
+ * *reason (the stack as it was): `bad` when json is not an object, else the hook's error
+ * after "<hook>.<input>: ". */
+static int call_on_record(jn_transform *t, int ref, const jn_transform_call_info *info,
+                          const char *json, size_t len, int nresults, const char *hook,
+                          const char *bad, char **reason) {
     lua_State *L = jn_script_host_lua(t->host);
     int top = lua_gettop(L);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, t->restore_ref[info->input]);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
     char jerr[160];
     if (!is_object(json, len) || jn_json_decode(L, json, len, jerr, sizeof jerr) != 0) {
         lua_settop(L, top);
-        *reason = jn_errorf("changelog record is not a JSON object");
+        *reason = jn_errorf("%s", bad);
         return -1;
     }
     push_ctx(t, L, info);
     char *err = NULL;
     t->cur_json = json;
     t->cur_len = len;
-    int rc = jn_script_pcall(t->script, 2, 0, &err);
+    int rc = jn_script_pcall(t->script, 2, nresults, &err);
     t->cur_json = NULL;
-    lua_settop(L, top);
     if (rc != 0) {
+        lua_settop(L, top);
         char prefix[120];
-        snprintf(prefix, sizeof prefix, "restore.%s: ", t->inputs[info->input]);
+        snprintf(prefix, sizeof prefix, "%s.%s: ", hook, t->inputs[info->input]);
         *reason = first_line(err, prefix);
         return -1;
     }
+    return top;
+}
+
+int jn_transform_restore(jn_transform *t, const jn_transform_call_info *info, const char *json,
+                         size_t len, char **reason) {
+    if (t->restore_ref[info->input] == LUA_NOREF) return 0;
+    int top = call_on_record(t, t->restore_ref[info->input], info, json, len, 0, "restore",
+                             "changelog record is not a JSON object", reason);
+    if (top < 0) return -1;
+    lua_settop(jn_script_host_lua(t->host), top);
     return 0;
 }
 
@@ -663,23 +677,11 @@ int jn_transform_dedupe_key(jn_transform *t, const jn_transform_call_info *info,
                             size_t len, unsigned char hash[32], char **reason) {
     if (t->key_ref[info->input] == LUA_NOREF) return 0;
     lua_State *L = jn_script_host_lua(t->host);
-    int top = lua_gettop(L);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, t->key_ref[info->input]);
-    char jerr[160];
-    if (!is_object(json, len) || jn_json_decode(L, json, len, jerr, sizeof jerr) != 0) {
-        lua_settop(L, top);
-        *reason = jn_errorf("value is not a JSON object");
-        return -1;
-    }
-    push_ctx(t, L, info);
-    char *err = NULL;
+    int top = call_on_record(t, t->key_ref[info->input], info, json, len, 1, "dedupe_key",
+                             "value is not a JSON object", reason);
+    if (top < 0) return -1;
     char prefix[120];
     snprintf(prefix, sizeof prefix, "dedupe_key.%s: ", t->inputs[info->input]);
-    if (jn_script_pcall(t->script, 2, 1, &err) != 0) {
-        lua_settop(L, top);
-        *reason = first_line(err, prefix);
-        return -1;
-    }
     int ty = lua_type(L, -1), rc = 1;
     if (ty == LUA_TNIL) {
         rc = 0;
