@@ -38,6 +38,8 @@ def fill(tmp, log, n, tag, compacted=True):
     crm, inv, adm, padm = free_port(), free_port(), free_port(), free_port()
     api = start(["api", "--config", config(tmp, f"api{tag}.lua", f"""return {{
       log = {{ level = "warn" }}, admin = {{ listen = "127.0.0.1:{adm}" }},
+      -- generating hundreds of thousands of customers takes longer than a call may
+      scripts = {{ time_limit_ms = 120000 }},
       api = {{ crm = {{ listen = "127.0.0.1:{crm}", count = {n} }},
                inventory = {{ listen = "127.0.0.1:{inv}" }} }} }}""")], {}, log)
     wait_http(f"http://127.0.0.1:{crm}/customers?limit=1", api)
@@ -166,13 +168,15 @@ def run_consumer(tmp, log, topics, n, wrapper=(), extra="", processes=1):
           f"{st['repeated_ids']} ids received more than once")
     cpu = sum(cpu_seconds(c.pid) for c in cons) if not wrapper else None
     rss = max(peak_rss_mib(c.pid) for c in cons) if not wrapper else None
+    lua = metric(f"http://127.0.0.1:{admins[0]}", "junction_script_memory_bytes") / 2**20
     for c in cons:
         stop(c)
     stop(ana)
     if wrapper or first is None:
         return secs, cpu, None
     steady = {"seconds": end[0] - first[0], "records": end[1] - first[1], "cut": end[1] < n,
-              "cpu": {k: end[2][k] - first[2][k] for k in end[2]}, "rss": rss}
+              "cpu": {k: end[2][k] - first[2][k] for k in end[2]}, "rss": rss,
+              "lua": lua}
     return secs, cpu, steady
 
 
@@ -220,7 +224,8 @@ def main():
         print(f"steady state: {r} records in {t:.2f} s = {r / t:,.0f} records/s (first record "
               f"at analytics, every consumer assigned, to {until}); CPU per record: " + ", ".join(
                   f"{k} {v / r * 1e6:.1f} us" for k, v in steady["cpu"].items()))
-        print(f"peak RSS of a consumer: {steady['rss']:.0f} MiB")
+        print(f"peak RSS of a consumer: {steady['rss']:.0f} MiB (its scripts' Lua state at the "
+              f"end: {steady['lua']:.0f} MiB)")
     if a.callgrind:
         subprocess.run(["redis-cli", "FLUSHALL"], stdout=subprocess.DEVNULL)
         topics = fill(tmp, log, a.callgrind, uuid.uuid4().hex[:8], not a.plain_topics)

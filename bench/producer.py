@@ -6,11 +6,14 @@ Prints, in one run:
      `junction api`, one poll, every record mapped, hashed and published; records/s from
      the poll's start to its last delivery report, and the producer process's CPU time
      per record (its librdkafka threads included);
-  2. the CPU time of one 1000 + 10 record cycle, in steady state, with
+  2. the same N records fetched in pages of N/100 (GET ?offset=O&limit=L from
+     `junction api`, the map script paging with stock.paging's offset helper: every
+     page decoded whole and handed to the script's hooks);
+  3. the CPU time of one 1000 + 10 record cycle, in steady state, with
      producer.publish_all = true (every record published every cycle, as the original),
      and with change detection (nothing changed: the API answers 304).
 
-Usage: bench/producer.py [--records N] [--cycles C]
+Usage: bench/producer.py [--records N] [--cycles C] [--only every|paged|steady]
 """
 import argparse
 import json
@@ -105,6 +108,51 @@ def run_producer(tmp, crm_url, inv_url, log, publish_all=False, inventory=True, 
     return p, admin
 
 
+def run_paged_producer(tmp, crm_url, log, records, pages, interval=500):
+    """A producer with one source, "paged", reading crm_url in `pages` pages."""
+    adm = free_port()
+    tag = uuid.uuid4().hex[:8]
+    limit = max(1, records // pages)
+    script = config(tmp, f"map_paged{tag}.lua", f"""local paging = require "stock.paging"
+local M = {{}}
+M.records, M.next = paging.offset {{ limit = {limit} }}
+function M.map(c, ctx) return {{ key = tostring(c.id), value = c, headers = {{ source = ctx.source }} }} end
+return M
+""")
+    cfg = config(tmp, f"paged{tag}.lua", f"""return {{
+      log = {{ level = "warn" }},
+      admin = {{ listen = "127.0.0.1:{adm}" }},
+      sources = {{ paged = {{ url = "{crm_url}?limit={limit}", topic = "bench_paged_{tag}",
+        script = "{script}", poll_interval_ms = {interval}, publish_all = true }} }} }}""")
+    p = start(["produce", "--config", cfg], {}, log)
+    admin = f"http://127.0.0.1:{adm}"
+    wait_http(admin + "/healthz", p)
+    return p, admin
+
+
+def measure_cycles(prod, admin, source, log, n=3, timeout=300):
+    """Mean seconds per cycle (poll start to last delivery report) and producer CPU
+    seconds per cycle over n cycles after the first, which also pays for topic creation
+    and the idempotent producer's start."""
+    def cycles():
+        return (metric(admin, "junction_producer_cycle_seconds_count", source=source),
+                metric(admin, "junction_producer_cycle_seconds_sum", source=source))
+    deadline = time.time() + timeout
+    while cycles()[0] < 1:
+        if time.time() > deadline or prod.poll() is not None:
+            sys.exit("the producer did not finish a cycle; see " + log.name)
+        time.sleep(0.02)
+    n0, s0 = cycles()
+    cpu0 = cpu_seconds(prod.pid)
+    while cycles()[0] < n0 + n:
+        if time.time() > deadline or prod.poll() is not None:
+            sys.exit("the producer stalled; see " + log.name)
+        time.sleep(0.02)
+    n1, s1 = cycles()
+    cpu = cpu_seconds(prod.pid) - cpu0
+    return (s1 - s0) / (n1 - n0), cpu / (n1 - n0), int(n1 - n0)
+
+
 def stop(p):
     p.terminate()
     p.wait(30)
@@ -114,6 +162,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=100000)
     ap.add_argument("--cycles", type=int, default=20)
+    ap.add_argument("--pages", type=int, default=100)
+    ap.add_argument("--only", choices=["every", "paged", "steady"])
     a = ap.parse_args()
     if not os.access(BIN, os.X_OK):
         sys.exit(f"{BIN} not found; build it: cmake -S . -B build && cmake --build build")
@@ -124,39 +174,34 @@ def main():
     print(f"== producer benchmark ({os.cpu_count()} CPUs, Kafka on 127.0.0.1:9092, logs in {tmp})")
 
     # 1. Every record published: publish_all makes each cycle send all N records, the
-    # same work as every record having changed. The first cycle also pays for topic
-    # creation and the idempotent producer's start, so cycles 2..4 are measured.
-    api, crm_url, inv_url = run_api(tmp, a.records, log)
-    prod, admin = run_producer(tmp, crm_url, inv_url, log, publish_all=True, inventory=False,
-                               interval=500)
-    def cycles():
-        return (metric(admin, "junction_producer_cycle_seconds_count", source="crm"),
-                metric(admin, "junction_producer_cycle_seconds_sum", source="crm"))
-    deadline = time.time() + 300
-    while cycles()[0] < 1:
-        if time.time() > deadline or prod.poll() is not None:
-            sys.exit("the producer did not finish a cycle; see " + log.name)
-        time.sleep(0.02)
-    n0, s0 = cycles()
-    cpu0 = cpu_seconds(prod.pid)
-    while cycles()[0] < n0 + 3:
-        if time.time() > deadline or prod.poll() is not None:
-            sys.exit("the producer stalled; see " + log.name)
-        time.sleep(0.02)
-    n1, s1 = cycles()
-    cpu = cpu_seconds(prod.pid) - cpu0
-    idle_s = 0.5 * (n1 - n0)  # the poll interval between cycles burns no CPU worth noting
-    stop(prod)
-    stop(api)
-    per_cycle = (s1 - s0) / (n1 - n0)
-    rate = a.records / per_cycle
-    print(f"every record published: {a.records} records per cycle in {per_cycle:.3f} s "
-          f"(poll start to last delivery report, mean of {int(n1 - n0)} cycles)"
-          f" = {rate:,.0f} records/s; producer CPU {cpu / (n1 - n0):.3f} s per cycle = "
-          f"{cpu / (n1 - n0) / a.records * 1e6:.2f} us/record")
-    del idle_s
+    # same work as every record having changed. Cycles 2..4 are measured.
+    if a.only in (None, "every", "paged"):
+        api, crm_url, inv_url = run_api(tmp, a.records, log)
+    if a.only in (None, "every"):
+        prod, admin = run_producer(tmp, crm_url, inv_url, log, publish_all=True,
+                                   inventory=False, interval=500)
+        per_cycle, cpu, n = measure_cycles(prod, admin, "crm", log)
+        stop(prod)
+        print(f"every record published: {a.records} records per cycle in {per_cycle:.3f} s "
+              f"(poll start to last delivery report, mean of {n} cycles)"
+              f" = {a.records / per_cycle:,.0f} records/s; producer CPU {cpu:.3f} s per cycle "
+              f"= {cpu / a.records * 1e6:.2f} us/record")
 
-    # 2. One 1000 + 10 cycle in steady state.
+    # 2. The same records in pages: one request per page, each body decoded whole into
+    # Lua and handed to records()/next() before its records are mapped.
+    if a.only in (None, "paged"):
+        prod, admin = run_paged_producer(tmp, crm_url, log, a.records, a.pages)
+        per_cycle, cpu, n = measure_cycles(prod, admin, "paged", log)
+        stop(prod)
+        print(f"every record published, {a.pages} pages: {a.records} records per cycle in "
+              f"{per_cycle:.3f} s (mean of {n} cycles) = {a.records / per_cycle:,.0f} records/s; "
+              f"producer CPU {cpu:.3f} s per cycle = {cpu / a.records * 1e6:.2f} us/record")
+    if a.only in (None, "every", "paged"):
+        stop(api)
+    if a.only not in (None, "steady"):
+        return
+
+    # 3. One 1000 + 10 cycle in steady state.
     api, crm_url, inv_url = run_api(tmp, 1000, log)
     for publish_all in (True, False):
         prod, admin = run_producer(tmp, crm_url, inv_url, log, publish_all=publish_all,

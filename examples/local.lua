@@ -37,6 +37,23 @@ return {
     request_timeout_ms = 10000,
     keepalive_timeout_ms = 60000,
   },
+  -- The APIs `junction produce` polls, one topic each (README: "Sources"). Without this
+  -- section producer.crm.* and producer.inventory.* describe the same two; the variables
+  -- JUNCTION_CRM_URL and JUNCTION_INVENTORY_URL still point them elsewhere.
+  sources = {
+    crm = {
+      url = env("JUNCTION_CRM_URL", "http://127.0.0.1:8081/customers"),
+      topic = "customer_data",
+      script = "scripts/map_customers.lua",
+      noun = "customer(s)", -- "Published 1000 customer(s) to topic customer_data"
+    },
+    inventory = {
+      url = env("JUNCTION_INVENTORY_URL", "http://127.0.0.1:8082/products"),
+      topic = "inventory_data",
+      script = "scripts/map_products.lua",
+      noun = "product(s)",
+    },
+  },
   kafka = { brokers = "127.0.0.1:9092" },
   redis = { host = "127.0.0.1", port = 6379 },
 }

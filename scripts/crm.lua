@@ -44,20 +44,29 @@ local function fail(fmt, ...)
   return nil, string.format(fmt, ...)
 end
 
+-- A value as a message shows it: JSON null arrives as a light userdata (junction.null),
+-- which type() calls "userdata" and tostring() "userdata: (nil)".
+local function shown(v)
+  if type(v) == "string" then return string.format("%q", v) end
+  if type(v) == "userdata" then return "null" end
+  if type(v) == "table" then return "an array or object" end
+  return tostring(v)
+end
+
 -- Returns the record to store, or nil and a message naming the bad field.
 function M.validate(c)
   if type(c.name) ~= "string" or c.name == "" then
-    return fail("name must be a non-empty string, got %s", type(c.name))
+    return fail("name must be a non-empty string, got %s", shown(c.name))
   end
   if type(c.email) ~= "string" or not c.email:find("^[^@%s]+@[^@%s]+$") then
-    return fail("email must look like user@host, got %q", tostring(c.email))
+    return fail("email must look like user@host, got %s", shown(c.email))
   end
   if c.phone ~= nil and type(c.phone) ~= "string" then
-    return fail("phone must be a string, got %s", type(c.phone))
+    return fail("phone must be a string, got %s", shown(c.phone))
   end
   c.productIds = c.productIds or {}
   if type(c.productIds) ~= "table" then
-    return fail("productIds must be an array of product ids, got %s", type(c.productIds))
+    return fail("productIds must be an array of product ids, got %s", shown(c.productIds))
   end
   local n = 0
   for _ in pairs(c.productIds) do n = n + 1 end
@@ -65,10 +74,12 @@ function M.validate(c)
     return fail("productIds must be an array (a list), not an object")
   end
   for i, p in ipairs(c.productIds) do
-    if type(p) == "number" and p % 1 == 0 then
-      c.productIds[i] = string.format("%d", p)
+    -- A whole number becomes its string; 1e300 is whole but has no integer to print.
+    local whole = type(p) == "number" and math.tointeger(p)
+    if whole then
+      c.productIds[i] = string.format("%d", whole)
     elseif type(p) ~= "string" then
-      return fail("productIds[%d] must be a product id string, got %s", i, type(p))
+      return fail("productIds[%d] must be a product id string, got %s", i, shown(p))
     end
   end
   return c

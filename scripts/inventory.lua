@@ -30,13 +30,22 @@ function M.generate(opts)
   return out
 end
 
+-- A value as a message shows it: JSON null arrives as a light userdata (junction.null),
+-- which type() calls "userdata" and tostring() "userdata: (nil)".
+local function shown(v)
+  if type(v) == "string" then return string.format("%q", v) end
+  if type(v) == "userdata" then return "null" end
+  if type(v) == "table" then return "an array or object" end
+  return tostring(v)
+end
+
 function M.validate(p)
   if type(p.name) ~= "string" or p.name == "" then
     return nil, "name must be a non-empty string"
   end
   local stock = type(p.stock) == "number" and math.tointeger(p.stock) or nil
   if not stock then
-    return nil, string.format("stock must be a whole number, got %s", tostring(p.stock))
+    return nil, string.format("stock must be a whole number, got %s", shown(p.stock))
   end
   if stock < 0 then
     return nil, string.format("stock must not be negative, got %d", stock)

@@ -184,9 +184,19 @@ local function merge(c, now)
   return missing ~= nil
 end
 
+-- A held customer's table, kept until it is released so the release does not decode
+-- its text again (bounded by hold_max). Not in state: a reload decodes instead.
+local held_table = {}
+
+-- The latest version of customer id as a table.
+local function customer_of(id)
+  return held_table[id] or stored(customers[id])
+end
+
 local function unhold(id)
   if held[id] then
     held[id] = nil
+    held_table[id] = nil
     state.held_count = state.held_count - 1
   end
 end
@@ -234,7 +244,7 @@ local function over_capacity(ctx, out)
       if t < since then oldest, since = id, t end
     end
     unhold(oldest)
-    local c = stored(customers[oldest])
+    local c = customer_of(oldest)
     merge(c, ctx.now)
     out[#out + 1] = c
   end
@@ -288,6 +298,7 @@ function M.customer(c, ctx)
   if merge(c, now) and ctx.hold_ms > 0 and ctx.hold_max > 0 then
     -- Tells the host this customer's message waits for a later record with its id.
     ctx.hold()
+    held_table[id] = c
     if not held[id] then
       held[id] = now
       state.held_count = state.held_count + 1
@@ -312,7 +323,7 @@ function M.product(p, ctx)
   if same_product(before, p) then return {} end
   local out = {}
   for cid in pairs(by_product[id] or {}) do
-    local c = stored(customers[cid])
+    local c = customer_of(cid)
     local incomplete = merge(c, ctx.now)
     -- A held customer leaves the hold only once nothing is missing.
     if not (held[cid] and incomplete) then
@@ -331,7 +342,7 @@ function M.expire(ctx)
   end
   for i, id in ipairs(out) do
     unhold(id)
-    local c = stored(customers[id])
+    local c = customer_of(id)
     merge(c, ctx.now)
     out[i] = c
   end
@@ -354,6 +365,7 @@ function M.forget()
   for id in pairs(customers) do customers[id] = nil end
   for pid in pairs(by_product) do by_product[pid] = nil end
   for id in pairs(held) do held[id] = nil end
+  for id in pairs(held_table) do held_table[id] = nil end
   state.held_count = 0
 end
 

@@ -58,6 +58,15 @@ local function fail(fmt, ...)
   return nil, string.format(fmt, ...)
 end
 
+-- A value as a message shows it: JSON null arrives as a light userdata (junction.null),
+-- which type() calls "userdata" and tostring() "userdata: (nil)".
+local function shown(v)
+  if type(v) == "string" then return string.format("%q", v) end
+  if type(v) == "userdata" then return "null" end
+  if type(v) == "table" then return "an array or object" end
+  return tostring(v)
+end
+
 local function whole(v)
   return type(v) == "number" and math.tointeger(v) or nil
 end
@@ -71,18 +80,18 @@ end
 
 local function check_item(i, item)
   if type(item) ~= "table" then
-    return fail("items[%d] must be an object { productId, quantity }, got %s", i, type(item))
+    return fail("items[%d] must be an object { productId, quantity }, got %s", i, shown(item))
   end
   local pid = item.productId
   if whole(pid) then
     item.productId = string.format("%d", pid)
   elseif type(pid) ~= "string" or pid == "" then
-    return fail("items[%d].productId must be a product id string, got %s", i, type(pid))
+    return fail("items[%d].productId must be a product id string, got %s", i, shown(pid))
   end
   local q = whole(item.quantity)
   if not q or q < 1 then
     return fail("items[%d].quantity must be a whole number of 1 or more, got %s", i,
-      tostring(item.quantity))
+      shown(item.quantity))
   end
   item.quantity = q
   return item
@@ -93,7 +102,7 @@ function M.validate(o)
   local cid = whole(o.customerId)
   if not cid or cid < 1 then
     return fail("customerId must be a customer's id, a whole number of 1 or more, got %s",
-      tostring(o.customerId))
+      shown(o.customerId))
   end
   o.customerId = cid
   if type(o.items) ~= "table" or #o.items == 0 or not is_array(o.items) then
@@ -106,12 +115,12 @@ function M.validate(o)
   o.status = o.status or "placed"
   if not known_status[o.status] then
     return fail("status must be one of %s, got %s", table.concat(STATUSES, ", "),
-      tostring(o.status))
+      shown(o.status))
   end
   if o.createdAt ~= nil and (type(o.createdAt) ~= "string"
       or not o.createdAt:find("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$")) then
     return fail("createdAt must be a UTC time such as 2024-01-01T00:01:00Z, got %s",
-      tostring(o.createdAt))
+      shown(o.createdAt))
   end
   return o
 end

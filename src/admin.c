@@ -2,6 +2,7 @@
  * person checking /metrics never share a listener. */
 #include "admin.h"
 
+#include <lua.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,7 @@ struct jn_admin {
     jn_consumer *consumer;
     jn_analytics *analytics;
     uint64_t started_ns;
-    jn_metric *m_rss;
+    jn_metric *m_rss, *m_lua;
 };
 
 enum { A_DASHBOARD, A_HEALTH, A_READY, A_METRICS, A_STATUS, A_RELOAD, A_FAULTS };
@@ -134,6 +135,9 @@ static void handle(void *ud, const jn_http_request *req, jn_http_response *res) 
             fclose(f);
         }
         jn_metric_set(a->m_rss, (double)rss * (double)sysconf(_SC_PAGESIZE));
+        lua_State *L = jn_script_host_lua(a->scripts);
+        jn_metric_set(a->m_lua, (double)lua_gc(L, LUA_GCCOUNT, 0) * 1024 +
+                                    (double)lua_gc(L, LUA_GCCOUNTB, 0));
         jn_metrics_render(&sb);
         res->content_type = "text/plain; version=0.0.4; charset=utf-8";
         set_json(res, 200, &sb);
@@ -188,6 +192,8 @@ jn_admin *jn_admin_start(uv_loop_t *loop, const jn_config *cfg, jn_script_host *
     a->started_ns = uv_hrtime();
     a->m_rss = jn_metrics_gauge("junction_process_resident_memory_bytes",
                                 "Resident memory of this process", "");
+    a->m_lua = jn_metrics_gauge("junction_script_memory_bytes",
+                                "Memory the scripts' Lua state holds (their state included)", "");
     jn_http_server_opts o = {
         .name = "admin",
         .listen = cfg->admin.listen,

@@ -13,6 +13,7 @@
  *   GET|PUT /analytics/faults               {"error_rate","error_status","latency_ms",
  *                                            "drop_rate","fail_next"}; PUT {} clears */
 #include "analytics.h"
+#include "analytics_scan.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -238,12 +239,10 @@ static const char *find_member(lua_State *L, const char *p, const char *e, const
     return found;
 }
 
-/* Checks a batch and finds its records. On success *spans (malloc'd, NULL when empty)
- * holds each record's place in body; returns the record count. On failure fills res
- * (400 malformed, 422 wrong shape) and returns -1. */
-static long parse_batch(jn_analytics *a, const jn_http_request *req, span **spans,
-                        jn_http_response *res) {
-    const char *b = req->body, *e = req->body + req->body_len;
+/* See analytics_scan.h. */
+long jn_analytics_parse_batch(lua_State *L, const char *body, size_t len, span **spans,
+                              jn_http_response *res) {
+    const char *b = body, *e = body + len;
     *spans = NULL;
     if (skip_ws(b, e) == e) {
         jn_http_respond_error(res, 400,
@@ -253,14 +252,14 @@ static long parse_batch(jn_analytics *a, const jn_http_request *req, span **span
     char jerr[160], msg[220];
     span *s;
     size_t n;
-    int rc = jn_json_array_spans(b, req->body_len, &s, &n, jerr, sizeof jerr);
+    int rc = jn_json_array_spans(b, len, &s, &n, jerr, sizeof jerr);
     static const char shape[] =
         "the body must be a JSON array of record objects, or {\"records\": [...]}";
     if (rc == -2) {
         /* Valid JSON but not an array: only {"records": [...]} will do. Its text is valid,
          * so the array can be found by scanning and split on its own. */
         const char *p = skip_ws(b, e);
-        p = *p == '{' ? find_member(a->L, p, e, "records") : NULL;
+        p = *p == '{' ? find_member(L, p, e, "records") : NULL;
         if (!p || *p != '[') {
             jn_http_respond_error(res, 422, shape);
             return -1;
@@ -288,12 +287,8 @@ static long parse_batch(jn_analytics *a, const jn_http_request *req, span **span
     return (long)n;
 }
 
-/* The id of the record object at [p, e) as canonical JSON text (what jn_json_encode gives
- * for the decoded value), so 7, 7.0 and "7" vs "\u0037" compare the way a person would
- * expect (a number and a string stay different ids). Most ids are spelled canonically
- * already and are taken as they are; any other is decoded and encoded again. Returns 0,
- * or -1 when the record has no id (absent or null) or one JSON cannot encode (1e999). */
-static int record_id(lua_State *L, const char *p, const char *e, jn_sb *out) {
+/* See analytics_scan.h. */
+int jn_analytics_read_id(lua_State *L, const char *p, const char *e, jn_sb *out) {
     out->len = 0;
     const char *v = find_member(L, p, e, "id");
     if (!v || *v == 'n') return -1;
@@ -368,7 +363,7 @@ static void store(jn_analytics *a, const char *body, const span *s, long n) {
         a->recs[a->nrecs++] = (span){a->texts.len, s[i].len};
         jn_sb_append(&a->texts, body + s[i].off, s[i].len);
         const char *r = body + s[i].off;
-        if (record_id(a->L, r, r + s[i].len, &id) == 0)
+        if (jn_analytics_read_id(a->L, r, r + s[i].len, &id) == 0)
             count_id(a, &id);
         else
             a->n.records_without_id++;
@@ -460,7 +455,7 @@ static void handle_ingest(jn_analytics *a, const jn_http_request *req, jn_http_r
     }
     if (inject_faults(a, res)) return;
     span *s;
-    long n = parse_batch(a, req, &s, res);
+    long n = jn_analytics_parse_batch(a->L, req->body, req->body_len, &s, res);
     if (n < 0) {
         a->n.rejected_batches++;
         jn_metric_add(a->m_batches[M_REJECTED], 1);
@@ -669,6 +664,10 @@ static void handle(void *ud, const jn_http_request *req, jn_http_response *res) 
         handle_faults(a, req, res);
         break;
     }
+}
+
+size_t jn_analytics_distinct_ids(const jn_analytics *a) {
+    return jn_strmap_count(a->ids);
 }
 
 void jn_analytics_stats_json(jn_analytics *a, jn_sb *out) {

@@ -17,5 +17,7 @@ jn_analytics *jn_analytics_start(uv_loop_t *loop, const jn_config *cfg, char **e
 void jn_analytics_stop(jn_analytics *a, void (*done)(void *), void *arg);
 /* {"batches":..,"records":..,"duplicate_batches":..,...} as served at /analytics/stats. */
 void jn_analytics_stats_json(jn_analytics *a, jn_sb *out);
+/* Records with distinct ids received (what `run --until-idle` counts as delivered). */
+size_t jn_analytics_distinct_ids(const jn_analytics *a);
 
 #endif

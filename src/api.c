@@ -5,6 +5,7 @@
 #include "api.h"
 
 #include <lauxlib.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,9 @@
 #define DEFAULT_COUNT    1000
 #define MAX_COUNT        10000000
 #define DEFAULT_SINGULAR "Record"
+/* Requests PUT /api/faults/<name> may fail on purpose in a row: far more than a retry
+ * test needs, short of a number that reads as "forever" (error_rate 1 says that). */
+#define FAIL_NEXT_MAX 1000000
 
 typedef struct service {
     jn_api *api;
@@ -66,6 +70,17 @@ static char *dupf(const char *fmt, const char *a, const char *b) {
     return p;
 }
 
+/* How much of the len bytes at text a message echoes: at most ECHO_MAX, cut on a
+ * character boundary (a UTF-8 sequence cut in two would make the JSON answer invalid). */
+#define ECHO_MAX 40
+static size_t echo_length(const char *text, size_t len) {
+    if (len <= ECHO_MAX) return len;
+    size_t cut = ECHO_MAX;
+    while (cut > 0 && ((unsigned char)text[cut] & 0xC0) == 0x80)
+        cut--;
+    return cut;
+}
+
 static double rnd(service *s) {
     /* xorshift64*: fault injection needs cheap, not strong, randomness. */
     s->rng ^= s->rng >> 12;
@@ -82,18 +97,19 @@ static int encode_record(service *s, lua_State *L, jn_sb *out, const char **err)
     return rc;
 }
 
-/* Reads record.id at the top of the stack as the collection key. */
+/* Reads record.id at the top of the stack as the collection key: an integer id in plain
+ * decimal, the one spelling a path can reach it by (collection.h). */
 static int record_id(service *s, lua_State *L, int int_ids, char *out, size_t cap) {
     (void)s;
     jn_lua_rawgetfield(L, -1, "id");
     int ok = 0;
-    if (int_ids && lua_isinteger(L, -1) && lua_tointeger(L, -1) > 0) {
-        snprintf(out, cap, "%lld", (long long)lua_tointeger(L, -1));
-        ok = 1;
-    } else if (int_ids && lua_type(L, -1) == LUA_TNUMBER) {
-        lua_Number d = lua_tonumber(L, -1);
-        if (d > 0 && d == (lua_Number)(long long)d) {
-            snprintf(out, cap, "%lld", (long long)d);
+    if (int_ids && lua_type(L, -1) == LUA_TNUMBER) {
+        /* A float only when it holds an integer exactly; Lua checks the range, where a C
+         * cast of 1e300 would be undefined. */
+        int exact;
+        lua_Integer v = lua_tointegerx(L, -1, &exact);
+        if (exact && v > 0) {
+            snprintf(out, cap, "%lld", (long long)v);
             ok = 1;
         }
     } else if (!int_ids && lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) > 0 &&
@@ -105,26 +121,111 @@ static int record_id(service *s, lua_State *L, int int_ids, char *out, size_t ca
     return ok ? 0 : -1;
 }
 
+/* What validate() can come to besides 0: the script rejected the record, its reason
+ * written for whoever sent it; or the call itself failed, an error with the script's
+ * paths and a traceback, written for whoever runs the script. */
+#define REJECTED (-1)
+#define FAILED   (-2)
+
 /* Calls validate(record) of the module at stack index mod (a candidate version, read
  * inside its protected check), or of the current version when mod is 0, on the record
- * at the top, replacing it with the validated record. Returns 0, or -1 with *err
- * (malloc'd). */
+ * at the top, replacing it with the validated record. Returns 0, or REJECTED or FAILED
+ * with *err (malloc'd). */
 static int validate(service *s, lua_State *L, int mod, char **err) {
     if (mod) {
         lua_getfield(L, mod, "validate");
     } else if (jn_script_push_function(s->script, "validate", err) != 0) {
         lua_pop(L, 1);
-        return -1;
+        return FAILED;
     }
     lua_insert(L, -2);
-    if (jn_script_pcall(s->script, 1, 2, err) != 0) return -1;
+    if (jn_script_pcall(s->script, 1, 2, err) != 0) return FAILED;
     if (!lua_istable(L, -2)) {
         const char *why = lua_tostring(L, -1);
         *err = strdup(why ? why : "validate() rejected the record without saying why");
         lua_pop(L, 2);
-        return -1;
+        return REJECTED;
     }
     lua_pop(L, 1);
+    return 0;
+}
+
+/* ---- fault settings ---------------------------------------------------------------- */
+
+/* Every fault setting with the range the config gives it (config.h), so no way of
+ * setting one gets past what the config refuses: a latency of 2147483647.5 ms held
+ * every request, and 1e300 became -2147483648. */
+typedef struct {
+    const char *key;
+    double min, max;
+    int integer; /* counts something: a whole number */
+} fault_setting;
+
+static const fault_setting fault_settings[] = {
+    {"latency_ms", 0, JN_FAULT_LATENCY_MS_MAX, 1},
+    {"error_rate", 0, 1, 0},
+    {"error_status", JN_FAULT_STATUS_MIN, JN_FAULT_STATUS_MAX, 1},
+    {"malformed_rate", 0, 1, 0},
+    {"fail_next", 0, FAIL_NEXT_MAX, 1}, /* PUT /api/faults only: not part of jn_faults */
+};
+#define N_FAULT_SETTINGS (sizeof fault_settings / sizeof *fault_settings)
+
+/* The decoded JSON (or Lua) value at idx as a message shows it: 1e+300, "abc", null. */
+static void describe_value(lua_State *L, int idx, jn_sb *out) {
+    switch (lua_type(L, idx)) {
+    case LUA_TNUMBER:
+        jn_sb_puts(out, luaL_tolstring(L, idx, NULL)); /* Lua's %.14g for a float */
+        lua_pop(L, 1);
+        break;
+    case LUA_TSTRING: {
+        size_t len;
+        const char *str = lua_tolstring(L, idx, &len);
+        size_t cut = echo_length(str, len);
+        jn_sb_putc(out, '"');
+        jn_sb_visible(out, str, cut);
+        jn_sb_puts(out, cut < len ? "...\"" : "\"");
+        break;
+    }
+    case LUA_TBOOLEAN:
+        jn_sb_puts(out, lua_toboolean(L, idx) ? "true" : "false");
+        break;
+    case LUA_TLIGHTUSERDATA: /* how JSON null decodes */
+        jn_sb_puts(out, "null");
+        break;
+    case LUA_TTABLE:
+        jn_sb_puts(out, "an array or object");
+        break;
+    default:
+        jn_sb_printf(out, "a %s", luaL_typename(L, idx));
+        break;
+    }
+}
+
+/* Sets the setting st of f (or *fail_next) from the value at idx, where says where it
+ * was written ("faults: ", "M.faults."). Returns 0, or -1 with *err (malloc'd) naming
+ * the key, its range and the value. */
+static int set_fault(const fault_setting *st, lua_State *L, int idx, jn_faults *f, long *fail_next,
+                     const char *where, char **err) {
+    double v = lua_type(L, idx) == LUA_TNUMBER ? lua_tonumber(L, idx) : NAN;
+    if (!(v >= st->min && v <= st->max) || (st->integer && v != floor(v))) {
+        jn_sb msg;
+        jn_sb_init(&msg);
+        jn_sb_printf(&msg, "%s%s must be %s from %.15g to %.15g, got ", where, st->key,
+                     st->integer ? "an integer" : "a number", st->min, st->max);
+        describe_value(L, idx, &msg);
+        *err = jn_sb_steal(&msg);
+        return -1;
+    }
+    if (!strcmp(st->key, "latency_ms"))
+        f->latency_ms = (int)v;
+    else if (!strcmp(st->key, "error_rate"))
+        f->error_rate = v;
+    else if (!strcmp(st->key, "error_status"))
+        f->error_status = (int)v;
+    else if (!strcmp(st->key, "malformed_rate"))
+        f->malformed_rate = v;
+    else
+        *fail_next = (long)v;
     return 0;
 }
 
@@ -234,18 +335,22 @@ static int check_script(jn_script *script, void *ud, char **err) {
     }
     lua_pop(L, 1);
 
+    /* M.faults: the config's four settings, in the config's ranges (fail_next is a run
+     * time setting only). */
     jn_faults faults = s->cfg.faults;
     lua_getfield(L, mod, "faults");
     if (lua_istable(L, -1)) {
-        lua_getfield(L, -1, "latency_ms");
-        if (lua_isnumber(L, -1)) faults.latency_ms = (int)lua_tointeger(L, -1);
-        lua_getfield(L, -2, "error_rate");
-        if (lua_isnumber(L, -1)) faults.error_rate = lua_tonumber(L, -1);
-        lua_getfield(L, -3, "error_status");
-        if (lua_isnumber(L, -1)) faults.error_status = (int)lua_tointeger(L, -1);
-        lua_getfield(L, -4, "malformed_rate");
-        if (lua_isnumber(L, -1)) faults.malformed_rate = lua_tonumber(L, -1);
-        lua_pop(L, 4);
+        for (size_t i = 0; i < N_FAULT_SETTINGS; i++) {
+            if (!strcmp(fault_settings[i].key, "fail_next")) continue;
+            int set = lua_getfield(L, -1, fault_settings[i].key) != LUA_TNIL;
+            if (set && set_fault(&fault_settings[i], L, -1, &faults, NULL, "M.faults.", err)) {
+                lua_pop(L, 2);
+                for (int k = 0; fields[k]; k++)
+                    free(fields[k]);
+                return -1;
+            }
+            lua_pop(L, 1);
+        }
     }
     lua_pop(L, 1);
 
@@ -359,40 +464,64 @@ static void serve_body(jn_http_response *res, jn_rbuf *body, const char *etag,
     res->body = body;
 }
 
-/* Decodes the JSON body onto the stack as a table. Returns 0, or fills res with a 400. */
-static int decode_body(lua_State *L, const jn_http_request *req, jn_http_response *res) {
-    if (req->body_len == 0) {
-        jn_http_respond_error(res, 400, "request body is empty; send a JSON object");
+/* Decodes body onto the stack as a table from a JSON object. Returns 0, or -1 with the
+ * reason in msg. */
+static int decode_object(lua_State *L, const char *body, size_t len, char *msg, size_t cap) {
+    if (len == 0) {
+        snprintf(msg, cap, "request body is empty; send a JSON object");
         return -1;
     }
     char jerr[160];
-    if (jn_json_decode(L, req->body, req->body_len, jerr, sizeof jerr) != 0) {
-        char msg[220];
-        snprintf(msg, sizeof msg, "malformed JSON body: %s", jerr);
-        jn_http_respond_error(res, 400, msg);
+    if (jn_json_decode(L, body, len, jerr, sizeof jerr) != 0) {
+        snprintf(msg, cap, "malformed JSON body: %s", jerr);
         return -1;
     }
     if (!lua_istable(L, -1) || lua_rawlen(L, -1) > 0) {
         lua_pop(L, 1);
-        jn_http_respond_error(res, 400, "request body must be a JSON object");
+        snprintf(msg, cap, "request body must be a JSON object");
         return -1;
     }
     return 0;
 }
 
+/* decode_object for a request: fills res with the 400. */
+static int decode_body(lua_State *L, const jn_http_request *req, jn_http_response *res) {
+    char msg[220];
+    if (decode_object(L, req->body, req->body_len, msg, sizeof msg) == 0) return 0;
+    jn_http_respond_error(res, 400, msg);
+    return -1;
+}
+
 /* Validates the record at the top of the stack, stores it and answers with it. */
-static void store(service *s, lua_State *L, const char *id, int status, jn_http_response *res) {
+static void store(service *s, lua_State *L, const jn_http_request *req, const char *id, int status,
+                  jn_http_response *res) {
     char *err = NULL;
     int mod = lua_gettop(L); /* the record; mod - 1 is what the caller had */
-    if (validate(s, L, 0, &err) != 0) {
+    int rc = validate(s, L, 0, &err);
+    if (rc != 0) {
+        const char *why = err;
+        size_t len = strlen(err);
+        if (rc == FAILED) {
+            /* The client learns what went wrong; the traceback and the paths of the
+             * script are for the log. */
+            jn_sb target;
+            jn_sb_init(&target);
+            jn_sb_visible(&target, req->path, req->path_len);
+            jn_log_warn(s->name, "validate() failed on %s %s, answered 400: %s", req->method_name,
+                        target.data, err);
+            jn_sb_free(&target);
+            len = jn_script_error_brief(err, &why);
+        }
         char msg[400];
-        snprintf(msg, sizeof msg, "invalid %s: %s", s->resource, err);
+        snprintf(msg, sizeof msg, "invalid %s: %.*s", s->resource, (int)len,
+                 len ? why : "validate() failed without a message");
         jn_http_respond_error(res, 400, msg);
         free(err);
         lua_settop(L, mod - 1);
         return;
     }
-    /* The path (or the next free id) decides the id, whatever the body said. */
+    /* The path (or the next free id) decides the id, whatever the body said; an integer
+     * id is in plain decimal by now (path_id_ok), so it reads back exactly. */
     if (s->int_ids)
         lua_pushinteger(L, strtoll(id, NULL, 10));
     else
@@ -419,7 +548,7 @@ static void handle_write(service *s, const jn_http_request *req, const char *id,
                          jn_http_response *res) {
     lua_State *L = jn_script_host_lua(s->api->scripts);
     int top = lua_gettop(L);
-    char newid[32];
+    char newid[JN_INT_CHARS];
     size_t len;
     const char *existing = id ? jn_collection_get(s->data, id, &len, NULL) : NULL;
     if (id && !existing && req->method != HTTP_PUT) {
@@ -438,8 +567,21 @@ static void handle_write(service *s, const jn_http_request *req, const char *id,
         return;
     }
     if (req->method == HTTP_POST) {
-        snprintf(newid, sizeof newid, "%ld", jn_collection_max_numeric_id(s->data) + 1);
-        store(s, L, newid, 201, res);
+        long long next;
+        if (jn_collection_next_id(s->data, &next) != 0) {
+            /* Wrapping around would hand out an id that may be taken, and replace it. */
+            char msg[400];
+            snprintf(msg, sizeof msg,
+                     "no id is left for a new record: the largest id, " JN_ID_MAX_STR
+                     ", is taken and a POST takes the one after the largest; PUT /%s/<id> "
+                     "creates a record under an id you choose",
+                     s->resource);
+            jn_http_respond_error(res, 409, msg);
+            lua_settop(L, top);
+            return;
+        }
+        jn_fmt_int(newid, next);
+        store(s, L, req, newid, 201, res);
     } else if (req->method == HTTP_PATCH) {
         /* Merge the body's fields over the stored record. */
         char jerr[160];
@@ -460,23 +602,42 @@ static void handle_write(service *s, const jn_http_request *req, const char *id,
             lua_settable(L, -4);
         }
         lua_remove(L, -2);
-        store(s, L, id, 200, res);
+        store(s, L, req, id, 200, res);
     } else {
         /* PUT replaces, or creates the record under that id. */
-        char fixed[256];
-        snprintf(fixed, sizeof fixed, "%s", id);
-        if (s->int_ids) {
-            char *end;
-            long long v = strtoll(id, &end, 10);
-            if (*end || v <= 0) {
-                jn_http_respond_error(res, 400, "ids of this resource are positive integers");
-                lua_settop(L, top);
-                return;
-            }
-        }
-        store(s, L, fixed, existing ? 200 : 201, res);
+        store(s, L, req, id, existing ? 200 : 201, res);
     }
     lua_settop(L, top);
+}
+
+/* Whether id, from a path, is an id of this API's records; else fills res with a 400.
+ * Integer ids have one spelling (collection.h): "007" was stored as a second record
+ * beside 7, and 99999999999999999999999 as 9223372036854775807, which GET then could
+ * not find. */
+static int path_id_ok(service *s, const char *id, jn_http_response *res) {
+    long long v;
+    int rc = s->int_ids ? jn_collection_parse_id(id, &v) : 0;
+    if (rc == 0) return 1;
+    size_t len = strlen(id), cut = echo_length(id, len);
+    const char *more = cut < len ? "..." : "";
+    jn_sb msg;
+    jn_sb_init(&msg);
+    if (rc == JN_ID_OUT_OF_RANGE) {
+        jn_sb_puts(&msg, "id ");
+        jn_sb_append(&msg, id, cut);
+        jn_sb_printf(&msg, "%s is out of range", more);
+    } else {
+        jn_sb_puts(&msg, "id \"");
+        jn_sb_visible(&msg, id, cut);
+        jn_sb_printf(&msg, "%s\" is not an integer in plain decimal", more);
+    }
+    jn_sb_printf(&msg,
+                 ": ids of /%s are integers from 1 to " JN_ID_MAX_STR
+                 ", written with digits only and no leading zero (7, not 007, +7 or 7.0)",
+                 s->resource);
+    jn_http_respond_error(res, 400, msg.data);
+    jn_sb_free(&msg);
+    return 0;
 }
 
 static int inject_faults(service *s, jn_http_response *res) {
@@ -567,6 +728,7 @@ static void handle(void *ud, const jn_http_request *req, jn_http_response *res) 
     }
     res->route = s->routes[r].pattern;
     if (inject_faults(s, res)) return;
+    if (r == R_ITEM && !path_id_ok(s, m.param, res)) return;
 
     if (r == R_COLLECTION && req->method == HTTP_GET && s->cfg.paging != JN_PAGING_NONE) {
         serve_page(s, req, res);
@@ -718,48 +880,45 @@ int jn_api_set_faults(jn_api *a, const char *name, const char *json, size_t len,
     }
     lua_State *L = jn_script_host_lua(a->scripts);
     int top = lua_gettop(L);
-    jn_http_request req = {.body = json, .body_len = len};
-    jn_http_response res = {0};
-    if (decode_body(L, &req, &res) != 0) {
-        *err = strdup(res.body ? res.body->data : "malformed JSON");
-        jn_rbuf_unref(res.body);
+    /* The message alone: the admin server wraps it in {"error":...} (it came wrapped
+     * twice, a JSON document inside the string). */
+    char msg[220];
+    if (decode_object(L, json, len, msg, sizeof msg) != 0) {
+        *err = jn_errorf("faults: %s", msg);
         return 400;
     }
     jn_faults f = s->cfg.faults;
     long fail_next = 0;
-    static const char *const keys[] = {"latency_ms",     "error_rate", "error_status",
-                                       "malformed_rate", "fail_next",  NULL};
     lua_pushnil(L);
     while (lua_next(L, -2)) {
+        const fault_setting *st = NULL;
         const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
-        double v = lua_tonumber(L, -1);
-        int known = 0;
-        for (int i = 0; keys[i]; i++)
-            known |= !strcmp(k, keys[i]);
-        if (!known || lua_type(L, -1) != LUA_TNUMBER || v < 0) {
-            *err = dupf("faults: %s must be a non-negative number (keys: latency_ms, error_rate, "
-                        "error_status, malformed_rate, fail_next)%s",
-                        k, "");
+        for (size_t i = 0; i < N_FAULT_SETTINGS; i++)
+            if (!strcmp(k, fault_settings[i].key)) st = &fault_settings[i];
+        if (!st) {
+            jn_sb msg;
+            jn_sb_init(&msg);
+            jn_sb_puts(&msg, "faults: there is no setting \"");
+            size_t klen = strlen(k), cut = echo_length(k, klen);
+            jn_sb_visible(&msg, k, cut);
+            jn_sb_puts(&msg, cut < klen ? "...\"; the settings are" : "\"; the settings are");
+            for (size_t i = 0; i < N_FAULT_SETTINGS; i++)
+                jn_sb_printf(&msg, "%s %s",
+                             i == 0                      ? ""
+                             : i == N_FAULT_SETTINGS - 1 ? " and"
+                                                         : ",",
+                             fault_settings[i].key);
+            *err = jn_sb_steal(&msg);
             lua_settop(L, top);
             return 400;
         }
-        if (!strcmp(k, "latency_ms"))
-            f.latency_ms = (int)v;
-        else if (!strcmp(k, "error_rate"))
-            f.error_rate = v;
-        else if (!strcmp(k, "error_status"))
-            f.error_status = (int)v;
-        else if (!strcmp(k, "malformed_rate"))
-            f.malformed_rate = v;
-        else
-            fail_next = (long)v;
+        if (set_fault(st, L, -1, &f, &fail_next, "faults: ", err) != 0) {
+            lua_settop(L, top);
+            return 400;
+        }
         lua_pop(L, 1);
     }
     lua_settop(L, top);
-    if (f.error_rate > 1 || f.malformed_rate > 1 || f.error_status < 400 || f.error_status > 599) {
-        *err = strdup("faults: rates are from 0 to 1 and error_status from 400 to 599");
-        return 400;
-    }
     s->faults = f;
     s->fail_next = fail_next;
     jn_log_info(s->name,

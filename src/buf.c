@@ -146,6 +146,27 @@ void jn_sb_json_string(jn_sb *sb, const char *s, size_t len) {
     sb->data[sb->len] = '\0';
 }
 
+void jn_sb_visible(jn_sb *sb, const char *s, size_t len) {
+    static const char hex[] = "0123456789abcdef";
+    size_t run = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != 0x7f) continue;
+        jn_sb_append(sb, s + run, i - run);
+        char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+        jn_sb_append(sb, esc, sizeof esc);
+        run = i + 1;
+    }
+    jn_sb_append(sb, s + run, len - run);
+}
+
+char *jn_visible(const char *s) {
+    jn_sb sb;
+    jn_sb_init(&sb);
+    jn_sb_visible(&sb, s, strlen(s));
+    return jn_sb_steal(&sb);
+}
+
 char *jn_sb_steal(jn_sb *sb) {
     if (!sb->data) jn_sb_reserve(sb, 0), sb->data[0] = '\0';
     char *p = sb->data;

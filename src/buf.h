@@ -37,6 +37,12 @@ void jn_sb_vprintf(jn_sb *sb, const char *fmt, va_list ap) __attribute__((format
 char *jn_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Appends s as a quoted JSON string, escaping what RFC 8259 requires. */
 void jn_sb_json_string(jn_sb *sb, const char *s, size_t len);
+/* Appends s for a message a person reads: a control character or DEL as \xNN, every
+ * other byte as it is. A name holding one (a script path with \x01 in it) would
+ * otherwise print invisibly, or break the line it is printed in. */
+void jn_sb_visible(jn_sb *sb, const char *s, size_t len);
+/* s as jn_sb_visible writes it, in a new string (the caller frees it). */
+char *jn_visible(const char *s);
 /* Hands the bytes to the caller (NUL-terminated) and leaves sb empty. */
 char *jn_sb_steal(jn_sb *sb);
 

@@ -4,6 +4,7 @@
  * for after the set of ids changed. */
 #include "collection.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,8 +13,8 @@ typedef struct {
     char *json;
     size_t len;
     char etag[24];
-    int numeric;        /* the id is a decimal integer of at most 18 digits ... */
-    long long id_value; /* ... of this value */
+    int numeric;        /* the id is digits only, of a value up to JN_ID_MAX ... */
+    long long id_value; /* ... this value */
 } record;
 
 struct jn_collection {
@@ -74,8 +75,14 @@ static long find(const jn_collection *c, const char *id) {
 /* Ids that are integers sort by value ("9" before "10"), the way a person reads them. */
 static void set_id_key(record *r) {
     size_t len = strlen(r->id);
-    r->numeric = len > 0 && len <= 18 && strspn(r->id, "0123456789") == len;
-    r->id_value = r->numeric ? strtoll(r->id, NULL, 10) : 0;
+    r->numeric = len > 0 && strspn(r->id, "0123456789") == len;
+    r->id_value = 0;
+    if (r->numeric) {
+        errno = 0;
+        r->id_value = strtoll(r->id, NULL, 10);
+        /* Larger ones go with the other ids, by their bytes. */
+        if (errno == ERANGE) r->numeric = 0, r->id_value = 0;
+    }
 }
 
 /* Integer ids by value, before every other id; the rest, and ties ("7" and "007"), by
@@ -173,14 +180,24 @@ size_t jn_collection_count(const jn_collection *c) {
     return c->n;
 }
 
-long jn_collection_max_numeric_id(const jn_collection *c) {
-    long max = 0;
-    for (size_t i = 0; i < c->n; i++) {
-        char *end;
-        long v = strtol(c->recs[i].id, &end, 10);
-        if (!*end && v > max) max = v;
-    }
-    return max;
+int jn_collection_next_id(const jn_collection *c, long long *out) {
+    long long max = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->recs[i].numeric && c->recs[i].id_value > max) max = c->recs[i].id_value;
+    if (max == JN_ID_MAX) return -1;
+    *out = max + 1;
+    return 0;
+}
+
+int jn_collection_parse_id(const char *s, long long *out) {
+    size_t len = strlen(s);
+    if (!len || strspn(s, "0123456789") != len || (s[0] == '0' && len > 1)) return JN_ID_NOT_PLAIN;
+    /* Digits without a leading zero: the longer, the larger; of one length, by bytes. */
+    size_t max_len = sizeof JN_ID_MAX_STR - 1;
+    if (len > max_len || (len == max_len && strcmp(s, JN_ID_MAX_STR) > 0) || !strcmp(s, "0"))
+        return JN_ID_OUT_OF_RANGE;
+    *out = strtoll(s, NULL, 10);
+    return 0;
 }
 
 static jn_rbuf *build(const jn_collection *c, size_t from, size_t to) {

@@ -3,9 +3,14 @@
 #ifndef JN_COLLECTION_H
 #define JN_COLLECTION_H
 
+#include <limits.h>
 #include <stddef.h>
 
 #include "buf.h"
+
+/* The largest integer id: Lua's largest integer, which a script sees the id as. */
+#define JN_ID_MAX     LLONG_MAX
+#define JN_ID_MAX_STR "9223372036854775807"
 
 typedef struct jn_collection jn_collection;
 
@@ -20,8 +25,19 @@ int jn_collection_remove(jn_collection *c, const char *id);
 const char *jn_collection_get(const jn_collection *c, const char *id, size_t *len,
                               const char **etag);
 size_t jn_collection_count(const jn_collection *c);
-/* The largest id that is a decimal integer, or 0. */
-long jn_collection_max_numeric_id(const jn_collection *c);
+/* The id a POST gets: one more than the largest id that is a decimal integer, 1 when there
+ * is none. Returns 0, or -1 when the largest is JN_ID_MAX: no larger id exists, and
+ * wrapping around would hand out an id that may be taken. */
+int jn_collection_next_id(const jn_collection *c, long long *out);
+
+/* Reads an integer id as a path writes it. Each record has one id, so each id has one
+ * spelling: the plain decimal of 1 to JN_ID_MAX ("7", never "007", "+7" or " 7"), or one
+ * record could be stored under two. Returns 0 with *out set; JN_ID_NOT_PLAIN when s is
+ * not written that way; JN_ID_OUT_OF_RANGE when it is (digits, no leading zero) but its
+ * value is 0 or above JN_ID_MAX. */
+#define JN_ID_NOT_PLAIN    (-1)
+#define JN_ID_OUT_OF_RANGE (-2)
+int jn_collection_parse_id(const char *s, long long *out);
 
 /* The whole array as one cached body (a new reference) and its quoted ETag. */
 jn_rbuf *jn_collection_array(jn_collection *c, const char **etag);

@@ -24,6 +24,7 @@
 #include "config_kafka.h"
 #include "config_pipeline.h"
 #include "config_read.h"
+#include "config_source.h"
 #include "lua_alloc.h"
 #include "script_strlib.h"
 #include "secret.h"
@@ -74,17 +75,17 @@ static const schema_entry schema[] = {
     {"api.crm.script", T_STR, OFF(api.crm.script), "scripts/crm.lua", "JUNCTION_CRM_SCRIPT", 0, 0, "script that generates and validates customers"},
     {"api.crm.count", T_INT, OFF(api.crm.count), "1000", "JUNCTION_CUSTOMERS", 0, 10000000, "customers generated at start"},
     {"api.crm.seed", T_INT, OFF(api.crm.seed), "42", "JUNCTION_SEED", 0, INT_MAX, "seed of the generated data"},
-    {"api.crm.faults.latency_ms", T_INT, OFF(api.crm.faults.latency_ms), "0", NULL, 0, 600000, "delay added to every response"},
+    {"api.crm.faults.latency_ms", T_INT, OFF(api.crm.faults.latency_ms), "0", NULL, 0, JN_FAULT_LATENCY_MS_MAX, "delay added to every response"},
     {"api.crm.faults.error_rate", T_NUM, OFF(api.crm.faults.error_rate), "0", NULL, 0, 1, "share of requests answered with error_status"},
-    {"api.crm.faults.error_status", T_INT, OFF(api.crm.faults.error_status), "503", NULL, 400, 599, "status of injected errors"},
+    {"api.crm.faults.error_status", T_INT, OFF(api.crm.faults.error_status), "503", NULL, JN_FAULT_STATUS_MIN, JN_FAULT_STATUS_MAX, "status of injected errors"},
     {"api.crm.faults.malformed_rate", T_NUM, OFF(api.crm.faults.malformed_rate), "0", NULL, 0, 1, "share of answers whose JSON body is cut short"},
     {"api.inventory.listen", T_ADDR, OFF(api.inventory.listen), "127.0.0.1:8082", "JUNCTION_INVENTORY_LISTEN", 0, 0, "Inventory API address"},
     {"api.inventory.script", T_STR, OFF(api.inventory.script), "scripts/inventory.lua", "JUNCTION_INVENTORY_SCRIPT", 0, 0, "script that generates and validates products"},
     {"api.inventory.count", T_INT, OFF(api.inventory.count), "10", "JUNCTION_PRODUCTS", 0, 10000000, "products generated at start"},
     {"api.inventory.seed", T_INT, OFF(api.inventory.seed), "42", "JUNCTION_SEED", 0, INT_MAX, "seed of the generated data"},
-    {"api.inventory.faults.latency_ms", T_INT, OFF(api.inventory.faults.latency_ms), "0", NULL, 0, 600000, "delay added to every response"},
+    {"api.inventory.faults.latency_ms", T_INT, OFF(api.inventory.faults.latency_ms), "0", NULL, 0, JN_FAULT_LATENCY_MS_MAX, "delay added to every response"},
     {"api.inventory.faults.error_rate", T_NUM, OFF(api.inventory.faults.error_rate), "0", NULL, 0, 1, "share of requests answered with error_status"},
-    {"api.inventory.faults.error_status", T_INT, OFF(api.inventory.faults.error_status), "503", NULL, 400, 599, "status of injected errors"},
+    {"api.inventory.faults.error_status", T_INT, OFF(api.inventory.faults.error_status), "503", NULL, JN_FAULT_STATUS_MIN, JN_FAULT_STATUS_MAX, "status of injected errors"},
     {"api.inventory.faults.malformed_rate", T_NUM, OFF(api.inventory.faults.malformed_rate), "0", NULL, 0, 1, "share of answers whose JSON body is cut short"},
     {"api.max_body_bytes", T_INT, OFF(api.max_body_bytes), "1048576", "JUNCTION_MAX_BODY_BYTES", 16, 1 << 30, "largest request body accepted (413 above)"},
     {"api.request_timeout_ms", T_INT, OFF(api.request_timeout_ms), "10000", "JUNCTION_REQUEST_TIMEOUT_MS", 10, 3600000, "time a client has to send a whole request"},
@@ -341,9 +342,11 @@ static int is_section(const char *key) {
     return 0;
 }
 
-/* The top-level keys config_pipeline.c and config_api.c read, outside the schema. */
+/* The top-level keys config_pipeline.c, config_api.c and config_source.c read, outside
+ * the schema. */
 #define PIPELINES_KEY "pipelines"
 #define APIS_KEY      "apis"
+#define SOURCES_KEY   "sources"
 
 /* The closest known key sharing the parent section, for "did you mean". */
 static const char *suggest(const char *key) {
@@ -353,8 +356,11 @@ static const char *suggest(const char *key) {
         size_t d = jn_config_edit_distance(key, schema[i].key);
         if (d < best_d) best_d = d, best = schema[i].key;
     }
-    if (jn_config_edit_distance(key, PIPELINES_KEY) < best_d) best = PIPELINES_KEY;
-    if (jn_config_edit_distance(key, APIS_KEY) < best_d) best = APIS_KEY;
+    static const char *const sections[] = {PIPELINES_KEY, APIS_KEY, SOURCES_KEY};
+    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
+        size_t d = jn_config_edit_distance(key, sections[i]);
+        if (d < best_d) best_d = d, best = sections[i];
+    }
     for (size_t i = 0; jn_config_kafka_key(i); i++) {
         size_t d = jn_config_edit_distance(key, jn_config_kafka_key(i));
         if (d < best_d) best_d = d, best = jn_config_kafka_key(i);
@@ -421,7 +427,8 @@ static int walk(jn_config *cfg, lua_State *L, const char *prefix, jn_sb *err) {
         }
         snprintf(key, sizeof key, "%s%s%s", prefix, *prefix ? "." : "", lua_tostring(L, -2));
         const schema_entry *e = find_entry(key);
-        if (!strcmp(key, PIPELINES_KEY) || !strcmp(key, APIS_KEY) || jn_config_kafka_owns(key)) {
+        if (!strcmp(key, PIPELINES_KEY) || !strcmp(key, APIS_KEY) || !strcmp(key, SOURCES_KEY) ||
+            jn_config_kafka_owns(key)) {
             /* Read by finish(), once the schema keys their defaults come from are final;
              * the Kafka connection's keys there too, with the environment's. */
         } else if (e && e->type == T_SECRET) {
@@ -740,17 +747,22 @@ static int apply_environment(jn_config *cfg, jn_sb *e) {
     return 0;
 }
 
-/* What follows the file's keys: the environment, then the pipelines, whose left-out keys
- * take consumer.* values the environment may have set (ANALYTICS_URL, JUNCTION_GROUP_ID),
- * so they are read with the file's state (L, its table on top; NULL without a file)
- * still open. */
+/* What follows the file's keys: the environment, then the sources and the pipelines,
+ * whose left-out keys take producer.* and consumer.* values the environment may have set
+ * (JUNCTION_CRM_URL, ANALYTICS_URL, JUNCTION_GROUP_ID), so they are read with the file's
+ * state (L, its table on top; NULL without a file) still open. */
 static void finish(jn_config *cfg, lua_State *L, jn_sb *e) {
     if (apply_environment(cfg, e) != 0 || jn_config_kafka_load(cfg, L, e) != 0) return;
     if (!L) {
-        jn_config_pipelines_default(cfg);
-        jn_config_apis_default(cfg, e);
+        if (jn_config_sources_default(cfg, e) == 0) jn_config_pipelines_default(cfg);
+        if (!e->len) jn_config_apis_default(cfg, e);
         return;
     }
+    lua_pushliteral(L, SOURCES_KEY);
+    int rc = lua_rawget(L, -2) == LUA_TNIL ? jn_config_sources_default(cfg, e)
+                                           : jn_config_sources_load(cfg, L, -1, e);
+    lua_pop(L, 1);
+    if (rc != 0) return;
     lua_pushliteral(L, PIPELINES_KEY);
     if (lua_rawget(L, -2) == LUA_TNIL)
         jn_config_pipelines_default(cfg);
@@ -859,6 +871,7 @@ void jn_config_free(jn_config *cfg) {
     jn_config_kafka_free(cfg);
     jn_config_pipelines_free(cfg);
     jn_config_apis_free(cfg);
+    jn_config_sources_free(cfg);
 }
 
 void jn_config_describe(void) {
@@ -870,6 +883,7 @@ void jn_config_describe(void) {
                type_expect(s, exp, sizeof exp));
     }
     jn_config_kafka_describe();
+    jn_config_sources_describe();
     jn_config_pipelines_describe();
     jn_config_apis_describe();
 }

@@ -12,6 +12,13 @@ typedef struct {
     int port;
 } jn_addr;
 
+/* The ranges of the fault settings, wherever they are set: the config (api.<name>.faults.*,
+ * apis.<a>.faults.*), a script's M.faults and PUT /api/faults/<name> at run time. Rates
+ * are from 0 to 1. */
+#define JN_FAULT_LATENCY_MS_MAX 600000
+#define JN_FAULT_STATUS_MIN     400
+#define JN_FAULT_STATUS_MAX     599
+
 /* Fault injection for a mock API, so clients' retries can be exercised. */
 typedef struct {
     int latency_ms;        /* added before every response */
@@ -50,12 +57,34 @@ typedef struct {
     int page_size, max_page_size;
 } jn_api_config;
 
-/* One API the producer polls. */
+/* producer.crm.* and producer.inventory.*: the seed's two sources, which a file without
+ * `sources` still describes this way (see jn_source_config for what the producer runs). */
 typedef struct {
     int enabled;
     char *url;
     char *topic;
     char *script;
+} jn_source_keys;
+
+/* One HTTP API the producer polls into one topic (config_source.c). */
+typedef struct {
+    char *name; /* metric label, log lines, the map script's name */
+    char *noun; /* what log lines call its records: "Published 1000 customer(s)" */
+    int enabled;
+    char *url;
+    char *method;
+    char **headers; /* NULL-terminated "Name: value" lines, secrets already resolved */
+    char *topic;
+    char *script; /* map(record, ctx), and optional records(body, ctx) and next(response, ctx) */
+    int poll_interval_ms, request_timeout_ms, publish_all, max_pages;
+    struct {
+        int attempts, base_ms, max_ms;
+        double multiplier;
+    } retry;
+    struct {
+        char *ca_file, *cert_file, *key_file; /* NULL: the system's CAs, no client certificate */
+        int verify;                           /* on unless the config turns it off */
+    } tls;
 } jn_source_config;
 
 /* One input of a pipeline: a stream (consumed as a group member, each message settled
@@ -79,8 +108,9 @@ typedef struct {
     char *url;
     char **headers; /* NULL-terminated "Name: value" lines, secrets already resolved */
     int batch_size, linger_ms, max_inflight, timeout_ms, retry_base_ms, retry_max_ms;
-    char *ca_file;  /* NULL: the system's trust store */
-    int verify_tls; /* on unless the config turns it off */
+    char *ca_file;              /* NULL: the system's trust store */
+    int verify_tls;             /* on unless the config turns it off */
+    char *cert_file, *key_file; /* client certificate and key; NULL: none */
     /* kafka */
     char *topic;
     char *key_field; /* the record field whose value keys the Kafka message */
@@ -145,7 +175,7 @@ typedef struct jn_config {
             double multiplier;
             int max_ms;
         } retry;
-        jn_source_config crm, inventory;
+        jn_source_keys crm, inventory;
     } producer;
     struct {
         char *brokers;
@@ -194,6 +224,10 @@ typedef struct jn_config {
      * seed's) when the file has none. */
     jn_pipeline_config *pipelines;
     int npipelines;
+    /* `sources` in the file, or the seed's two built from producer.crm.* and
+     * producer.inventory.* when the file has none; disabled ones included. */
+    jn_source_config *sources;
+    int nsources;
     /* `apis` in the file, or the seed's two from the api.crm.* and api.inventory.* keys
      * when the file has none. */
     jn_api_config *apis;

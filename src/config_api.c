@@ -47,9 +47,9 @@ static const jn_config_key api_keys[] = {
     {"paging", "none", NULL, 0, "\"offset\", \"cursor\", \"link\" or a table (paging.* below); none: GET /<resource> answers the whole array"},
 };
 static const jn_config_key fault_keys[] = {
-    {"latency_ms", "0", NULL, 0, "delay added to every response, 0 to 600000"},
+    {"latency_ms", "0", NULL, 0, "delay added to every response, 0 to " JN_CONFIG_TEXT(JN_FAULT_LATENCY_MS_MAX)},
     {"error_rate", "0", NULL, 0, "share of requests answered with error_status, 0 to 1"},
-    {"error_status", "503", NULL, 0, "status of injected errors, 400 to 599"},
+    {"error_status", "503", NULL, 0, "status of injected errors, " JN_CONFIG_TEXT(JN_FAULT_STATUS_MIN) " to " JN_CONFIG_TEXT(JN_FAULT_STATUS_MAX)},
     {"malformed_rate", "0", NULL, 0, "share of answers whose JSON body is cut short, 0 to 1"},
 };
 static const jn_config_key paging_keys[] = {
@@ -135,13 +135,8 @@ static int read_int(jn_config_reader *r, int t, const char *at, const char *key,
  * with nothing pushed when absent, -1 after an error (what: what it must be). */
 static int open_table(jn_config_reader *r, int t, const char *at, const char *key,
                       const jn_config_level *lv, const char *what, char here[JN_CONFIG_PATH_LEN]) {
-    int type = jn_config_field(r->L, t, key);
-    if (type == LUA_TNIL) {
-        lua_pop(r->L, 1);
-        return 0;
-    }
-    if (type != LUA_TTABLE) return jn_config_bad_value(r, at, key, what, NULL);
-    jn_config_subpath(here, at, key);
+    int opened = jn_config_open_table(r, t, at, key, what, here);
+    if (opened <= 0) return opened;
     if (jn_config_check_keys(r, lua_gettop(r->L), here, lv) != 0) {
         lua_pop(r->L, 1);
         return -1;
@@ -167,9 +162,10 @@ static int read_faults(jn_config_reader *r, int t, const char *at, jn_faults *f)
                    "a table { latency_ms, error_rate, error_status, malformed_rate }", here);
     if (opened <= 0) return opened;
     int v = lua_gettop(r->L), rc = 0;
-    if (read_int(r, v, here, "latency_ms", 0, 600000, 0, &f->latency_ms) ||
+    if (read_int(r, v, here, "latency_ms", 0, JN_FAULT_LATENCY_MS_MAX, 0, &f->latency_ms) ||
         read_number(r, v, here, "error_rate", 0, 1, 0, 0, &f->error_rate) ||
-        read_int(r, v, here, "error_status", 400, 599, 503, &f->error_status) ||
+        read_int(r, v, here, "error_status", JN_FAULT_STATUS_MIN, JN_FAULT_STATUS_MAX, 503,
+                 &f->error_status) ||
         read_number(r, v, here, "malformed_rate", 0, 1, 0, 0, &f->malformed_rate))
         rc = -1;
     lua_pop(r->L, 1);

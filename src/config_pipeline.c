@@ -9,7 +9,6 @@
  * from. */
 #include "config_pipeline.h"
 
-#include <ctype.h>
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +16,6 @@
 #include <strings.h>
 
 #include "config_read.h"
-#include "secret.h"
 
 /* What the seed's consumer marks processed records with in Redis. */
 #define DEDUPE_PREFIX "processed:"
@@ -69,16 +67,13 @@ static const pkey http_keys[] = {
     {"retry_max_ms", NULL, "consumer.retry_max_ms", SINK(retry_max_ms), "cap of the retry delay of a POST"},
     {"ca_file", "system's", NULL, 0, "PEM file of the certificate authorities to trust"},
     {"verify_tls", "true", NULL, 0, "check the server's certificate and name"},
+    {"cert_file", "none", NULL, 0, "PEM client certificate, for a receiver that asks for one"},
+    {"key_file", "none", NULL, 0, "PEM key of cert_file (when it is not in cert_file)"},
 };
 static const pkey kafka_keys[] = {
     {"type", "required", NULL, 0, "\"kafka\": produce each record to a topic"},
     {"topic", "required", NULL, 0, "Kafka topic the records go to"},
     {"key", "id", NULL, 0, "record field whose value keys the Kafka message"},
-};
-static const pkey secret_keys[] = {
-    {"env", "-", NULL, 0, "environment variable holding the value; when unset, <env>_FILE names a file holding it"},
-    {"file", "-", NULL, 0, "regular file holding the value, " JN_CONFIG_TEXT(JN_SECRET_MAX_BYTES) " bytes at most (a trailing line break is dropped)"},
-    {"prefix", "\"\"", NULL, 0, "written before the value, e.g. \"Bearer \""},
 };
 /* clang-format on */
 
@@ -88,154 +83,6 @@ static const level stream_level = JN_CONFIG_LEVEL(stream_keys, "a stream");
 static const level table_level = JN_CONFIG_LEVEL(table_keys, "a table");
 static const level http_level = JN_CONFIG_LEVEL(http_keys, "an http sink");
 static const level kafka_level = JN_CONFIG_LEVEL(kafka_keys, "a kafka sink");
-static const level secret_level = JN_CONFIG_LEVEL(secret_keys, "a header value table");
-
-/* A consumer.* key a level's integer defaults to: the tables above name only integer
- * schema keys, so a miss is a mistake in them. */
-static void inherit(const jn_config *cfg, const char *from, int *value, int *min, int *max) {
-    if (jn_config_int_key(cfg, from, value, min, max) != 0) {
-        fprintf(stderr, "config_pipeline: %s is not an integer key of the schema\n", from);
-        abort();
-    }
-}
-
-/* Sets a level's integers to the consumer.* values they default to. */
-static void fill_inherited(const jn_config *cfg, const level *lv, void *base) {
-    for (size_t i = 0; i < lv->n; i++) {
-        int min, max;
-        if (lv->keys[i].from)
-            inherit(cfg, lv->keys[i].from, (int *)((char *)base + lv->keys[i].offset), &min, &max);
-    }
-}
-
-/* A level's integers: given ones checked against their consumer.* key's range, the rest
- * that key's value. */
-static int read_inherited(reader *r, int t, const char *at, const level *lv, void *base) {
-    for (size_t i = 0; i < lv->n; i++) {
-        const pkey *k = &lv->keys[i];
-        if (!k->from) continue;
-        int *slot = (int *)((char *)base + k->offset), min, max, isint = 0;
-        inherit(r->cfg, k->from, slot, &min, &max);
-        if (jn_config_field(r->L, t, k->key) == LUA_TNIL) {
-            lua_pop(r->L, 1);
-            continue;
-        }
-        lua_Integer v = lua_type(r->L, -1) == LUA_TNUMBER ? lua_tointegerx(r->L, -1, &isint) : 0;
-        if (!isint || v < min || v > max) {
-            char what[64];
-            snprintf(what, sizeof what, "an integer from %d to %d", min, max);
-            return jn_config_bad_value(r, at, k->key, what, NULL);
-        }
-        *slot = (int)v;
-        lua_pop(r->L, 1);
-    }
-    return 0;
-}
-
-/* ---- header values ------------------------------------------------------------------- */
-
-/* A header table's prefix ("Bearer "): a string of one line, "" when absent. */
-static int read_prefix(reader *r, int t, const char *at, char **out) {
-    int type = jn_config_field(r->L, t, "prefix");
-    size_t len = 0;
-    const char *s = type == LUA_TSTRING ? lua_tolstring(r->L, -1, &len) : "";
-    if (type != LUA_TNIL && (type != LUA_TSTRING || strcspn(s, "\r\n") != len)) {
-        jn_sb_printf(r->err,
-                     "config: %s.prefix must be a string of one line, such as \"Bearer \", got "
-                     "a %s",
-                     at, luaL_typename(r->L, -1));
-        lua_pop(r->L, 1);
-        return -1;
-    }
-    *out = strdup(s);
-    lua_pop(r->L, 1);
-    return 0;
-}
-
-/* "Name: <prefix><value>" */
-static char *header_line(const char *name, const char *prefix, const char *value) {
-    size_t n = strlen(name) + strlen(prefix) + strlen(value) + 3;
-    char *line = malloc(n);
-    snprintf(line, n, "%s: %s%s", name, prefix, value);
-    return line;
-}
-
-/* { env = NAME | file = PATH [, prefix = "Bearer "] } */
-static int header_from_table(reader *r, int t, const char *at, char **prefix, char **value) {
-    if (jn_config_check_keys(r, t, at, &secret_level) || read_prefix(r, t, at, prefix) ||
-        jn_config_secret_table(r, t, at, value))
-        return -1;
-    return 0;
-}
-
-/* One header of the headers table at t: a string, or { env | file [, prefix] }. */
-static int read_header(reader *r, int t, const char *at, const char *name, char **line) {
-    lua_State *L = r->L;
-    char here[JN_CONFIG_PATH_LEN];
-    jn_config_subpath(here, at, name);
-    int type = jn_config_field(L, t, name);
-    char *value = NULL, *prefix = NULL;
-    int rc = -1;
-    if (type == LUA_TSTRING)
-        rc = jn_config_secret_literal(r, here, &value);
-    else if (type == LUA_TTABLE)
-        rc = header_from_table(r, lua_gettop(L), here, &prefix, &value);
-    else
-        jn_sb_printf(r->err,
-                     "config: %s must be a string, or { env = \"NAME\" } or { file = \"/path\" } "
-                     "with an optional prefix, got a %s",
-                     here, luaL_typename(L, -1));
-    lua_pop(L, 1);
-    if (rc == 0) *line = header_line(name, prefix ? prefix : "", value);
-    jn_secret_free(value);
-    free(prefix);
-    return rc;
-}
-
-/* RFC 9110's token: what a header name may be made of. */
-static int is_token(const char *s) {
-    if (!*s) return 0;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s)) return 0;
-    return 1;
-}
-
-/* The sink's headers as "Name: value" lines, NULL-terminated (empty without headers). */
-static int read_headers(reader *r, int t, const char *at, jn_sink_config *s) {
-    lua_State *L = r->L;
-    int type = jn_config_field(L, t, "headers");
-    if (type != LUA_TNIL && type != LUA_TTABLE) {
-        /* The type alone: a string here is likely a header with its secret. */
-        jn_sb_printf(r->err, "config: %s.headers must be a table, header name -> value, got a %s",
-                     at, luaL_typename(L, -1));
-        lua_pop(L, 1);
-        return -1;
-    }
-    char here[JN_CONFIG_PATH_LEN], **names = NULL;
-    int n = 0, rc = 0;
-    jn_config_subpath(here, at, "headers");
-    if (type == LUA_TTABLE &&
-        jn_config_sorted_keys(r, lua_gettop(L), here, "name each header: { Authorization = ... }",
-                              &names, &n) != 0) {
-        lua_pop(L, 1);
-        return -1;
-    }
-    s->headers = calloc((size_t)n + 1, sizeof *s->headers);
-    for (int i = 0; i < n && rc == 0; i++) {
-        if (!is_token(names[i])) {
-            jn_sb_printf(r->err,
-                         "config: %s has a header named \"%s\"; a header name is letters, "
-                         "digits and !#$%%&'*+-.^_`|~",
-                         here, names[i]);
-            rc = -1;
-        } else {
-            rc = read_header(r, lua_gettop(L), here, names[i], &s->headers[i]);
-        }
-    }
-    jn_config_free_names(names, n);
-    lua_pop(L, 1);
-    return rc;
-}
 
 /* ---- sinks --------------------------------------------------------------------------- */
 
@@ -256,8 +103,11 @@ static int read_http_sink(reader *r, int t, const char *at, jn_sink_config *s) {
                      at);
         return -1;
     }
-    if (read_headers(r, t, at, s) || read_inherited(r, t, at, &http_level, s) ||
+    if (jn_config_read_headers(r, t, at, &s->headers) ||
+        jn_config_read_inherited(r, t, at, &http_level, s) ||
         jn_config_opt_string(r, t, at, "ca_file", NULL, &s->ca_file) ||
+        jn_config_opt_string(r, t, at, "cert_file", NULL, &s->cert_file) ||
+        jn_config_opt_string(r, t, at, "key_file", NULL, &s->key_file) ||
         jn_config_read_bool(r, t, at, "verify_tls", 1, &s->verify_tls))
         return -1;
     return 0;
@@ -511,7 +361,7 @@ static int read_identity(reader *r, int t, const char *at, jn_pipeline_config *p
 static int read_dedupe(reader *r, int t, const char *at, jn_pipeline_config *p) {
     lua_State *L = r->L;
     p->dedupe = 1;
-    fill_inherited(r->cfg, &dedupe_level, p);
+    jn_config_fill_inherited(r->cfg, &dedupe_level, p);
     int type = jn_config_field(L, t, "dedupe");
     if (type == LUA_TBOOLEAN) p->dedupe = lua_toboolean(L, -1);
     p->dedupe_buckets = !strcmp(r->cfg->consumer.dedupe_layout, "buckets");
@@ -528,7 +378,7 @@ static int read_dedupe(reader *r, int t, const char *at, jn_pipeline_config *p) 
     int v = lua_gettop(L), rc = 0;
     if (jn_config_check_keys(r, v, here, &dedupe_level) ||
         jn_config_read_bool(r, v, here, "enabled", 1, &p->dedupe) ||
-        read_inherited(r, v, here, &dedupe_level, p) ||
+        jn_config_read_inherited(r, v, here, &dedupe_level, p) ||
         jn_config_opt_string(r, v, here, "prefix", DEDUPE_PREFIX, &p->dedupe_prefix))
         rc = -1;
     char *layout = NULL;
@@ -554,7 +404,7 @@ static int read_pipeline(reader *r, int t, const char *key, int index, void *ent
     if (jn_config_entry_begin(r, t, &section, key, index, at) ||
         jn_config_check_keys(r, t, at, &pipeline_level) ||
         jn_config_entry_name(r, t, at, key, &section, &p->name) || read_identity(r, t, at, p) ||
-        read_dedupe(r, t, at, p) || read_inherited(r, t, at, &pipeline_level, p) ||
+        read_dedupe(r, t, at, p) || jn_config_read_inherited(r, t, at, &pipeline_level, p) ||
         read_inputs(r, t, at, 1, p) || read_inputs(r, t, at, 0, p) || check_inputs(r, at, p) ||
         read_sinks(r, t, at, p))
         return -1;
@@ -620,8 +470,8 @@ void jn_config_pipelines_default(jn_config *cfg) {
     p->dedupe = 1;
     p->dedupe_prefix = strdup(DEDUPE_PREFIX);
     p->dedupe_buckets = !strcmp(cfg->consumer.dedupe_layout, "buckets");
-    fill_inherited(cfg, &pipeline_level, p);
-    fill_inherited(cfg, &dedupe_level, p);
+    jn_config_fill_inherited(cfg, &pipeline_level, p);
+    jn_config_fill_inherited(cfg, &dedupe_level, p);
     p->streams = calloc(1, sizeof *p->streams);
     p->nstreams = 1;
     set_input(p->streams, "customers", cfg->consumer.customer_topic,
@@ -636,7 +486,7 @@ void jn_config_pipelines_default(jn_config *cfg) {
     s->type = JN_SINK_HTTP;
     s->url = strdup(cfg->consumer.analytics_url);
     s->headers = calloc(1, sizeof *s->headers);
-    fill_inherited(cfg, &http_level, s);
+    jn_config_fill_inherited(cfg, &http_level, s);
     s->verify_tls = 1;
 }
 
@@ -654,10 +504,10 @@ static void free_inputs(jn_input_config *in, int n) {
 static void free_sink(jn_sink_config *s) {
     free(s->name);
     free(s->url);
-    for (char **h = s->headers; h && *h; h++)
-        jn_secret_free(*h);
-    free(s->headers);
+    jn_config_free_headers(s->headers);
     free(s->ca_file);
+    free(s->cert_file);
+    free(s->key_file);
     free(s->topic);
     free(s->key_field);
 }
@@ -692,7 +542,7 @@ void jn_config_pipelines_describe(void) {
         {"pipelines.<p>.tables.<t>.", &table_level},
         {"pipelines.<p>.sinks.<k>.", &http_level},
         {"pipelines.<p>.sinks.<k>.", &kafka_level},
-        {"pipelines.<p>.sinks.<k>.headers.<H>.", &secret_level},
+        {"pipelines.<p>.sinks.<k>.headers.<H>.", &jn_config_secret_level},
     };
     printf(
         "\nPIPELINES: `pipelines` is a list { { name = \"a\", ... }, ... } or a map { a = { ... }, "
@@ -709,9 +559,6 @@ void jn_config_pipelines_describe(void) {
 
 /* ---- secrets for the other sections ------------------------------------------------ */
 
-/* A secret's table without a header's prefix: env and file, the first two of its keys. */
-static const level value_level = {secret_keys, 2, "a secret value table"};
-
 int jn_config_secret_value(lua_State *L, int idx, const jn_config *cfg, const char *at, jn_sb *err,
                            char **out) {
     jn_config_reader r = {L, cfg, err};
@@ -721,8 +568,9 @@ int jn_config_secret_value(lua_State *L, int idx, const jn_config *cfg, const ch
         rc = jn_config_secret_literal(&r, at, out);
         lua_pop(L, 1);
     } else if (lua_type(L, t) == LUA_TTABLE) {
-        rc = jn_config_check_keys(&r, t, at, &value_level) ? -1
-                                                           : jn_config_secret_table(&r, t, at, out);
+        rc = jn_config_check_keys(&r, t, at, &jn_config_secret_value_level)
+                 ? -1
+                 : jn_config_secret_table(&r, t, at, out);
     } else {
         jn_sb_printf(err,
                      "config: %s must be a string, or { env = \"NAME\" } or { file = \"/path\" }, "

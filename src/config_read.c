@@ -1,14 +1,14 @@
-/* Readers of the config file's sections of named entries, shared by config_pipeline.c and
- * config_api.c.
+/* Readers of the config file's sections of named entries.
  *
  * A section is the file's own data, so it is read raw (lua_rawget, lua_next): an __index
  * or __pairs of the file's would otherwise run after its limits are off. Every level
  * checks its keys against a list, like config.c's schema, so a typo is an error with a
  * suggestion rather than a setting quietly left at its default. Secrets may come from the
  * environment or from files (container secrets); no message ever shows one's value,
- * wherever it came from. */
+ * wherever it came from. Shared by config_pipeline.c, config_api.c and config_source.c. */
 #include "config_read.h"
 
+#include <ctype.h>
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -415,4 +415,199 @@ int jn_config_secret_literal(jn_config_reader *r, const char *at, char **out) {
     if (jn_secret_check(at, "the value in the config file", s, len, r->err) != 0) return -1;
     *out = strdup(s);
     return 0;
+}
+
+/* ---- header values ------------------------------------------------------------------- */
+
+/* clang-format off */
+static const jn_config_key secret_keys[] = {
+    {"env", "-", NULL, 0, "environment variable holding the value; when unset, <env>_FILE names a file holding it"},
+    {"file", "-", NULL, 0, "regular file holding the value, " JN_CONFIG_TEXT(JN_SECRET_MAX_BYTES) " bytes at most (a trailing line break is dropped)"},
+    {"prefix", "\"\"", NULL, 0, "written before the value, e.g. \"Bearer \""},
+};
+/* clang-format on */
+const jn_config_level jn_config_secret_level = JN_CONFIG_LEVEL(secret_keys, "a header value table");
+/* A secret's table without a header's prefix: env and file, the first two of its keys. */
+const jn_config_level jn_config_secret_value_level = {secret_keys, 2, "a secret value table"};
+
+/* ---- integers defaulting to schema keys ------------------------------------------- */
+
+/* The schema key a level's integer defaults to: the sections' key lists name only integer
+ * schema keys, so a miss is a mistake in them. */
+static void inherit(const jn_config *cfg, const char *from, int *value, int *min, int *max) {
+    if (jn_config_int_key(cfg, from, value, min, max) != 0) {
+        fprintf(stderr, "config: %s is not an integer key of the schema\n", from);
+        abort();
+    }
+}
+
+void jn_config_fill_inherited(const jn_config *cfg, const jn_config_level *lv, void *base) {
+    for (size_t i = 0; i < lv->n; i++) {
+        int min, max;
+        if (lv->keys[i].from)
+            inherit(cfg, lv->keys[i].from, (int *)((char *)base + lv->keys[i].offset), &min, &max);
+    }
+}
+
+/* The integer on top (popping it), from min to max. */
+static int take_int(jn_config_reader *r, const char *at, const char *key, int min, int max,
+                    int *out) {
+    int isint = 0;
+    lua_Integer v = lua_type(r->L, -1) == LUA_TNUMBER ? lua_tointegerx(r->L, -1, &isint) : 0;
+    if (!isint || v < min || v > max) {
+        char what[64];
+        snprintf(what, sizeof what, "an integer from %d to %d", min, max);
+        return jn_config_bad_value(r, at, key, what, NULL);
+    }
+    *out = (int)v;
+    lua_pop(r->L, 1);
+    return 0;
+}
+
+int jn_config_read_inherited(jn_config_reader *r, int t, const char *at, const jn_config_level *lv,
+                             void *base) {
+    for (size_t i = 0; i < lv->n; i++) {
+        const jn_config_key *k = &lv->keys[i];
+        if (!k->from) continue;
+        int *slot = (int *)((char *)base + k->offset), min, max;
+        inherit(r->cfg, k->from, slot, &min, &max);
+        if (jn_config_field(r->L, t, k->key) == LUA_TNIL) {
+            lua_pop(r->L, 1);
+            continue;
+        }
+        if (take_int(r, at, k->key, min, max, slot) != 0) return -1;
+    }
+    return 0;
+}
+
+int jn_config_read_int(jn_config_reader *r, int t, const char *at, const char *key, int def,
+                       int min, int max, int *out) {
+    if (jn_config_field(r->L, t, key) == LUA_TNIL) {
+        lua_pop(r->L, 1);
+        *out = def;
+        return 0;
+    }
+    return take_int(r, at, key, min, max, out);
+}
+
+int jn_config_open_table(jn_config_reader *r, int t, const char *at, const char *key,
+                         const char *what, char here[JN_CONFIG_PATH_LEN]) {
+    int type = jn_config_field(r->L, t, key);
+    if (type == LUA_TNIL) {
+        lua_pop(r->L, 1);
+        return 0;
+    }
+    if (type != LUA_TTABLE) return jn_config_bad_value(r, at, key, what, NULL);
+    jn_config_subpath(here, at, key);
+    return 1;
+}
+
+/* A header table's prefix ("Bearer "): a string of one line, "" when absent. */
+static int read_prefix(jn_config_reader *r, int t, const char *at, char **out) {
+    int type = jn_config_field(r->L, t, "prefix");
+    size_t len = 0;
+    const char *s = type == LUA_TSTRING ? lua_tolstring(r->L, -1, &len) : "";
+    if (type != LUA_TNIL && (type != LUA_TSTRING || strcspn(s, "\r\n") != len)) {
+        jn_sb_printf(r->err,
+                     "config: %s.prefix must be a string of one line, such as \"Bearer \", got "
+                     "a %s",
+                     at, luaL_typename(r->L, -1));
+        lua_pop(r->L, 1);
+        return -1;
+    }
+    *out = strdup(s);
+    lua_pop(r->L, 1);
+    return 0;
+}
+
+/* "Name: <prefix><value>" */
+static char *header_line(const char *name, const char *prefix, const char *value) {
+    size_t n = strlen(name) + strlen(prefix) + strlen(value) + 3;
+    char *line = malloc(n);
+    snprintf(line, n, "%s: %s%s", name, prefix, value);
+    return line;
+}
+
+/* { env = NAME | file = PATH [, prefix = "Bearer "] } */
+static int header_from_table(jn_config_reader *r, int t, const char *at, char **prefix,
+                             char **value) {
+    if (jn_config_check_keys(r, t, at, &jn_config_secret_level) || read_prefix(r, t, at, prefix) ||
+        jn_config_secret_table(r, t, at, value))
+        return -1;
+    return 0;
+}
+
+/* One header of the headers table at t: a string, or { env | file [, prefix] }. */
+static int read_header(jn_config_reader *r, int t, const char *at, const char *name, char **line) {
+    lua_State *L = r->L;
+    char here[JN_CONFIG_PATH_LEN];
+    jn_config_subpath(here, at, name);
+    int type = jn_config_field(L, t, name);
+    char *value = NULL, *prefix = NULL;
+    int rc = -1;
+    if (type == LUA_TSTRING)
+        rc = jn_config_secret_literal(r, here, &value);
+    else if (type == LUA_TTABLE)
+        rc = header_from_table(r, lua_gettop(L), here, &prefix, &value);
+    else
+        jn_sb_printf(r->err,
+                     "config: %s must be a string, or { env = \"NAME\" } or { file = \"/path\" } "
+                     "with an optional prefix, got a %s",
+                     here, luaL_typename(L, -1));
+    lua_pop(L, 1);
+    if (rc == 0) *line = header_line(name, prefix ? prefix : "", value);
+    jn_secret_free(value);
+    free(prefix);
+    return rc;
+}
+
+/* RFC 9110's token: what a header name may be made of. */
+static int is_token(const char *s) {
+    if (!*s) return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s)) return 0;
+    return 1;
+}
+
+int jn_config_read_headers(jn_config_reader *r, int t, const char *at, char ***out) {
+    lua_State *L = r->L;
+    int type = jn_config_field(L, t, "headers");
+    if (type != LUA_TNIL && type != LUA_TTABLE) {
+        /* The type alone: a string here is likely a header with its secret. */
+        jn_sb_printf(r->err, "config: %s.headers must be a table, header name -> value, got a %s",
+                     at, luaL_typename(L, -1));
+        lua_pop(L, 1);
+        return -1;
+    }
+    char here[JN_CONFIG_PATH_LEN], **names = NULL;
+    int n = 0, rc = 0;
+    jn_config_subpath(here, at, "headers");
+    if (type == LUA_TTABLE &&
+        jn_config_sorted_keys(r, lua_gettop(L), here, "name each header: { Authorization = ... }",
+                              &names, &n) != 0) {
+        lua_pop(L, 1);
+        return -1;
+    }
+    char **headers = *out = calloc((size_t)n + 1, sizeof *headers);
+    if (!headers) abort();
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (!is_token(names[i])) {
+            jn_sb_printf(r->err,
+                         "config: %s has a header named \"%s\"; a header name is letters, "
+                         "digits and !#$%%&'*+-.^_`|~",
+                         here, names[i]);
+            rc = -1;
+        } else {
+            rc = read_header(r, lua_gettop(L), here, names[i], &headers[i]);
+        }
+    }
+    jn_config_free_names(names, n);
+    lua_pop(L, 1);
+    return rc;
+}
+
+void jn_config_free_headers(char **headers) {
+    for (char **h = headers; h && *h; h++)
+        jn_secret_free(*h);
+    free(headers);
 }

@@ -1,5 +1,5 @@
 /* Reading the sections of the config file that are lists or maps of named entries
- * (`pipelines`, `apis`): the file's own tables read raw, values taken with messages that
+ * (`pipelines`, `apis`, `sources`): the file's own tables read raw, values taken with messages that
  * name the key, keys checked against a list so a typo is an error with a suggestion,
  * entry names, and secrets kept out of the file (an environment variable or a file).
  * Internal to the config_*.c files: everyone else reads jn_config. */
@@ -82,6 +82,21 @@ int jn_config_opt_string(jn_config_reader *r, int t, const char *at, const char 
 int jn_config_read_bool(jn_config_reader *r, int t, const char *at, const char *key, int def,
                         int *out);
 
+/* t[key]: an integer from min to max, def when absent. */
+int jn_config_read_int(jn_config_reader *r, int t, const char *at, const char *key, int def,
+                       int min, int max, int *out);
+/* Sets a level's integers (its keys with `from`) to the schema values they default to. */
+void jn_config_fill_inherited(const jn_config *cfg, const jn_config_level *lv, void *base);
+/* A level's integers: given ones checked against their schema key's range, the rest that
+ * key's value. */
+int jn_config_read_inherited(jn_config_reader *r, int t, const char *at, const jn_config_level *lv,
+                             void *base);
+/* t[key], an optional table of settings: 1 with it pushed and here set to its dotted path,
+ * 0 with nothing pushed when absent, -1 after the error when it is no table (what says
+ * what it should be, e.g. "a table { ca_file, verify }"). */
+int jn_config_open_table(jn_config_reader *r, int t, const char *at, const char *key,
+                         const char *what, char here[JN_CONFIG_PATH_LEN]);
+
 /* ---- keys and names ----------------------------------------------------------------- */
 
 /* Letters, digits and _ (a Lua name: not starting with a digit), 64 at most; with dash,
@@ -147,6 +162,18 @@ void jn_config_describe_levels(const jn_config_described *levels, size_t n);
 /* ---- secrets ------------------------------------------------------------------------- */
 
 /* Secrets are read by secret.c and freed with jn_secret_free. */
+
+/* The keys of a header's table { env | file, prefix }, for --help-config. */
+extern const jn_config_level jn_config_secret_level;
+/* The same without prefix: the keys of a secret value's table { env | file }. */
+extern const jn_config_level jn_config_secret_value_level;
+/* t.headers: header name -> a string, or { env = NAME | file = PATH [, prefix] }, into a
+ * NULL-terminated array of "Name: value" lines (empty without headers; NULL only when an
+ * error came first). A variable or file missing is an error naming the key and the
+ * variable or file, never the value. */
+int jn_config_read_headers(jn_config_reader *r, int t, const char *at, char ***out);
+/* Overwrites each line before freeing it, then the array. */
+void jn_config_free_headers(char **headers);
 
 /* A secret written into the file: the string on top (not popped), checked to be one
  * non-empty line. No message ever shows a secret's value. */

@@ -79,3 +79,19 @@ const char *jn_consumer_not_ready(const jn_consumer *c) {
     }
     return NULL;
 }
+
+double jn_consumer_topic_read(const jn_consumer *c, const char *topic) {
+    double least = -1;
+    for (int i = 0; i < c->n; i++) {
+        double n = jn_pipeline_topic_read(c->p[i], topic);
+        if (n >= 0 && (least < 0 || n < least)) least = n;
+    }
+    return least;
+}
+
+double jn_consumer_held(const jn_consumer *c) {
+    double n = 0;
+    for (int i = 0; i < c->n; i++)
+        n += jn_pipeline_held(c->p[i]);
+    return n;
+}

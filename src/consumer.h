@@ -19,5 +19,10 @@ void jn_consumer_stop(jn_consumer *c, void (*done)(void *), void *arg);
 void jn_consumer_status_json(jn_consumer *c, jn_sb *out);
 /* Why the consumer is not ready to merge (tables still loading, Redis down), or NULL. */
 const char *jn_consumer_not_ready(const jn_consumer *c);
+/* Messages read from topic by the pipelines that read it: the least of their counts (each
+ * must read what was published), or -1 when none reads it. For `run --until-idle`. */
+double jn_consumer_topic_read(const jn_consumer *c, const char *topic);
+/* Messages the transforms hold waiting for a record answering their id, every pipeline. */
+double jn_consumer_held(const jn_consumer *c);
 
 #endif

@@ -40,6 +40,8 @@ typedef struct req {
     jn_sb body;
     char etag[128];
     long retry_after_s;
+    int keep_headers;
+    jn_sb fields; /* the response's "name\0value\0" header fields, with keep_headers */
     char errbuf[CURL_ERROR_SIZE];
 } req;
 
@@ -120,6 +122,10 @@ static void req_finish(req *r, CURLcode code) {
         res.curl_error = "";
         memcpy(res.etag, r->etag, sizeof res.etag);
         res.retry_after_s = r->retry_after_s;
+        if (r->keep_headers) {
+            res.headers = r->fields.data ? r->fields.data : "";
+            res.headers_len = r->fields.len;
+        }
     } else {
         /* A status line may have arrived before the failure, but the answer is not whole:
          * status stays 0 so that "status == 200" always means a complete response. */
@@ -141,6 +147,7 @@ static void req_finish(req *r, CURLcode code) {
     if (r->cb) r->cb(r->ud, &res);
 
     jn_sb_free(&res.body); /* what the callback did not take */
+    jn_sb_free(&r->fields);
     curl_easy_cleanup(r->easy);
     curl_slist_free_all(r->headers);
     free(r);
@@ -265,6 +272,18 @@ static long parse_retry_after(const char *v) {
     return t > now ? (long)(t - now) : 0;
 }
 
+/* Appends one field as "name\0value\0", the name lower-cased (names are case-insensitive,
+ * RFC 9110 5.1). A value with a NUL in it is kept only up to it. */
+static void keep_header(req *r, const char *name, size_t name_len, const char *v, size_t vlen) {
+    for (size_t i = 0; i < name_len; i++) {
+        char c = name[i];
+        jn_sb_putc(&r->fields, c >= 'A' && c <= 'Z' ? (char)(c + 32) : c);
+    }
+    jn_sb_putc(&r->fields, '\0');
+    jn_sb_append(&r->fields, v, strnlen(v, vlen));
+    jn_sb_putc(&r->fields, '\0');
+}
+
 /* Header lines arrive one at a time, not NUL-terminated, with their CRLF. */
 static size_t on_header(char *buf, size_t size, size_t nitems, void *userp) {
     req *r = userp;
@@ -273,6 +292,7 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userp) {
         /* A new response begins (after a 100 Continue, say): only the last one counts. */
         r->etag[0] = '\0';
         r->retry_after_s = -1;
+        r->fields.len = 0;
         return len;
     }
     const char *colon = memchr(buf, ':', len);
@@ -285,6 +305,7 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userp) {
     while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
         end--;
     size_t vlen = (size_t)(end - v);
+    if (r->keep_headers) keep_header(r, buf, name_len, v, vlen);
     if (name_len == 4 && strncasecmp(buf, "ETag", 4) == 0) {
         /* A cut-off ETag would never match again: one too long is treated as absent. */
         if (vlen < sizeof r->etag) {
@@ -307,6 +328,32 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userp) {
 }
 
 /* ---- public ------------------------------------------------------------------------- */
+
+/* Scheme, host and port of url (port made explicit from the scheme), or -1. */
+static int origin_of(const char *url, char **scheme, char **host, char **port) {
+    CURLU *u = curl_url();
+    if (!u) return -1;
+    *scheme = *host = *port = NULL;
+    int ok = curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+             curl_url_get(u, CURLUPART_SCHEME, scheme, 0) == CURLUE_OK &&
+             curl_url_get(u, CURLUPART_HOST, host, 0) == CURLUE_OK &&
+             curl_url_get(u, CURLUPART_PORT, port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+             (!strcmp(*scheme, "http") || !strcmp(*scheme, "https"));
+    curl_url_cleanup(u);
+    return ok ? 0 : -1;
+}
+
+int jn_http_same_origin(const char *base, const char *url) {
+    char *p[6] = {0};
+    /* curl_url_set without CURLU_NON_SUPPORT_SCHEME refuses what curl cannot fetch, and
+     * with no default scheme a relative reference is refused too. */
+    int same = origin_of(base, &p[0], &p[1], &p[2]) == 0 &&
+               origin_of(url, &p[3], &p[4], &p[5]) == 0 && !strcmp(p[0], p[3]) &&
+               !strcasecmp(p[1], p[4]) && !strcmp(p[2], p[5]);
+    for (int i = 0; i < 6; i++)
+        curl_free(p[i]);
+    return same;
+}
 
 jn_http_client *jn_http_client_new(uv_loop_t *loop) {
     /* Not thread-safe, and needs no lock: there is one loop thread. */
@@ -365,6 +412,8 @@ static int setup_easy(req *r, const jn_http_request_opts *o) {
     /* TLS: the system's trust store unless a CA file is named; the peer and its name
      * are checked unless the caller was told not to (curl's defaults, said here). */
     if (o->ca_file) SET(CURLOPT_CAINFO, o->ca_file);
+    if (o->cert_file) SET(CURLOPT_SSLCERT, o->cert_file);
+    if (o->key_file) SET(CURLOPT_SSLKEY, o->key_file);
     SET(CURLOPT_SSL_VERIFYPEER, o->insecure ? 0L : 1L);
     SET(CURLOPT_SSL_VERIFYHOST, o->insecure ? 0L : 2L);
 
@@ -420,6 +469,8 @@ int jn_http_client_request(jn_http_client *c, const jn_http_request_opts *o, jn_
     r->cb = cb;
     r->ud = ud;
     r->retry_after_s = -1;
+    r->keep_headers = o->keep_headers;
+    jn_sb_init(&r->fields);
     r->started_ns = uv_hrtime();
     jn_sb_init(&r->body);
     r->easy = curl_easy_init();

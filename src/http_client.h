@@ -23,7 +23,11 @@ typedef struct {
                                is longer than this field) */
     long retry_after_s;     /* Retry-After in seconds (delta-seconds, or an HTTP-date
                                counted from now), or -1 when absent or unreadable */
-    double total_s;         /* time the transfer took */
+    const char *headers;    /* with keep_headers: the response's header fields in the order
+                               received, each "name\0value\0" with the name lower-cased and
+                               the value trimmed; headers_len bytes in all. Else NULL */
+    size_t headers_len;
+    double total_s; /* time the transfer took */
 } jn_http_result;
 
 /* Runs once per request that jn_http_client_request accepted, on the loop, after the
@@ -43,8 +47,16 @@ typedef struct {
                                    to the host; 0 = no limit */
     long connect_timeout_ms;    /* 0 = curl's default (300 s) */
     const char *ca_file;        /* PEM file of the CAs to trust; NULL: the system's */
+    const char *cert_file;      /* PEM client certificate; NULL: none */
+    const char *key_file;       /* PEM key of cert_file; NULL: in cert_file, if needed */
     int insecure;               /* 1: do not check the server's certificate and name */
+    int keep_headers;           /* 1: hand the response's header fields to the callback */
 } jn_http_request_opts;
+
+/* Whether url is an absolute http:// or https:// URL (parsed by curl's URL parser, as a
+ * request would be) with the same scheme, host and port as base: a page's next URL must
+ * be, so the credentials in a source's headers go only where the config sends them. */
+int jn_http_same_origin(const char *base, const char *url);
 
 /* NULL when curl cannot be initialised. */
 jn_http_client *jn_http_client_new(uv_loop_t *loop);

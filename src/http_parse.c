@@ -113,6 +113,9 @@ static int on_header_value(http_parser *p, const char *at, size_t len) {
     jn_http_reader *r = reader_of(p);
     size_t cap;
     int *has;
+    /* RFC 9110 §5.5: a value with NUL is invalid. http-parser passes it on, and a kept
+     * value (a C string) would end there, differently as reads split it. */
+    if (memchr(at, '\0', len)) return fail(r, 400, "a NUL byte in a header value");
     if (r->collecting == -1) {
         r->collecting = header_of(r->field.data ? r->field.data : "");
         char *buf = slot(r, r->collecting, &cap, &has);
@@ -146,6 +149,13 @@ static int only_chunked(const char *v) {
 
 static int on_headers_complete(http_parser *p) {
     jn_http_reader *r = reader_of(p);
+    /* RFC 9112 §3.2: no whitespace or control bytes in a target. http-parser, built
+     * without its strict mode, lets tabs and form feeds through; a proxy ending the target
+     * at one would route another request than this server. Checked on the whole target
+     * (not in on_url), so the answer does not depend on where reads split it. */
+    for (size_t i = 0; i < r->url.len; i++)
+        if ((unsigned char)r->url.data[i] <= ' ' || r->url.data[i] == 0x7f)
+            return fail(r, 400, "whitespace or a control byte in the request target");
     if (p->http_major != 1)
         return fail(r, 505, "HTTP version not supported; send HTTP/1.1 or HTTP/1.0");
     int v11 = p->http_minor >= 1;
@@ -204,6 +214,10 @@ static int on_message_complete(http_parser *p) {
         return fail(r, 400, "a request target has no #fragment (RFC 9112 §3.2)");
     req.path = url + u.field_data[UF_PATH].off;
     req.path_len = u.field_data[UF_PATH].len;
+    /* RFC 9112 §3.2: a path starts with '/', but for the asterisk-form, "*" alone and in
+     * OPTIONS alone; http-parser takes anything from a '*' on as a path ("GET *a"). */
+    if (req.path[0] != '/' && !(p->method == HTTP_OPTIONS && r->url.len == 1))
+        return fail(r, 400, "malformed request target");
     if (u.field_set & (1 << UF_QUERY)) {
         req.query = url + u.field_data[UF_QUERY].off;
         req.query_len = u.field_data[UF_QUERY].len;

@@ -73,10 +73,25 @@ static int encode_number(lua_State *L, int idx, jn_sb *out, const char **err) {
         *err = "a number that is NaN or infinite has no JSON form";
         return -1;
     }
-    if (d == floor(d) && fabs(d) < 1e15)
-        jn_sb_printf(out, "%.0f", d);
-    else
-        jn_sb_printf(out, "%.14g", d);
+    /* The text must decode to a value that encodes to the same text (canonical JSON is
+     * hashed). Whole numbers below 1e15 are written as integers, which decode as
+     * integers; so -0.0 is written "0" ("-0" reads as the integer 0), and a fraction
+     * that %.14g rounds to a whole number in exponent form (1e14 <= |d| < 1e15) is
+     * written as that whole number, as the value it decodes to would be. */
+    if (d == floor(d) && fabs(d) < 1e15) {
+        jn_sb_printf(out, "%.0f", d == 0 ? 0.0 : d);
+        return 0;
+    }
+    char text[32];
+    snprintf(text, sizeof text, "%.14g", d);
+    if (strchr(text, 'e')) {
+        double r = strtod(text, NULL);
+        if (r == floor(r) && fabs(r) < 1e15) {
+            jn_sb_printf(out, "%.0f", r);
+            return 0;
+        }
+    }
+    jn_sb_puts(out, text);
     return 0;
 }
 
@@ -698,10 +713,20 @@ int jn_json_array_spans(const char *data, size_t len, jn_json_span **spans, size
 static const char *canon_value(const char *p, const char *e, int depth);
 
 static const char *canon_string(const char *p, const char *e) {
-    for (p++; p < e; p++) {
+    const char *s = ++p;
+    /* Bytes past ASCII must be well-formed UTF-8, as the decoder demands: text it refuses
+     * is not the encoding of anything. Checked only when there are such bytes, as in
+     * read_string. */
+    unsigned char high = 0;
+    for (; p < e; p++) {
         unsigned char c = (unsigned char)*p;
-        if (c == '"') return p + 1;
+        if (c == '"') {
+            if ((high & 0x80) && !valid_utf8((const unsigned char *)s, (size_t)(p - s)))
+                return NULL;
+            return p + 1;
+        }
         if (c < 0x20 || c == '\\') return NULL;
+        high |= c;
     }
     return NULL;
 }

@@ -133,40 +133,25 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 /* ---- --until-idle ------------------------------------------------------------------ */
 
-/* The number after "key": in a JSON text, or -1. The status texts are ours and flat
- * enough that a search is as good as a parse. */
-static long json_number_after(const char *json, const char *key) {
-    const char *p = json ? strstr(json, key) : NULL;
-    if (!p) return -1;
-    char *end;
-    long v = strtol(p + strlen(key), &end, 10);
-    return end == p + strlen(key) ? -1 : v;
-}
-
 /* The records the config's first API serves (the seed's: the CRM's customers). */
-static long customers_served(app *a) {
+static long records_served(app *a) {
     long n = jn_api_records(a->api, a->cfg->apis[0].name);
     return n >= 0 ? n : a->cfg->apis[0].count;
 }
 
-static long customers_received(app *a) {
-    jn_sb sb;
-    jn_sb_init(&sb);
-    jn_analytics_stats_json(a->analytics, &sb);
-    long n = json_number_after(sb.data, "\"distinct_ids\":");
-    jn_sb_free(&sb);
-    return n >= 0 ? n : 0;
+static long records_received(app *a) {
+    return (long)jn_analytics_distinct_ids(a->analytics);
 }
 
-/* Prints the summary and stops. lost counts the customers the API serves that are
+/* Prints the summary and stops. lost counts the records the first API serves that are
  * neither in analytics nor dead-lettered nor skipped as duplicates (a duplicate's
  * processed mark in Redis says an earlier run delivered it). */
 static void finish(app *a, int timed_out) {
     if (a->stage) return;
     jn_progress_counts c;
     jn_progress_read(&c);
-    double lost = (double)customers_served(a) - (double)customers_received(a) - c.dead_lettered -
-                  c.duplicates;
+    double lost =
+        (double)records_served(a) - (double)records_received(a) - c.dead_lettered - c.duplicates;
     if (lost < 0) lost = 0;
     double secs = (double)(uv_hrtime() - a->started_ns) / 1e9;
     /* The progress line ends first: both may share one terminal. */
@@ -508,11 +493,7 @@ int main(int argc, char **argv) {
 
     if (run_all && (!quiet || until_idle)) a.progress = jn_progress_start(a.loop, !quiet);
     if (until_idle) {
-        const char *sources[2];
-        int n = 0;
-        if (cfg.producer.crm.enabled) sources[n++] = "crm";
-        if (cfg.producer.inventory.enabled) sources[n++] = "inventory";
-        jn_progress_on_idle(a.progress, sources, n, IDLE_QUIET_MS, on_idle, &a);
+        jn_progress_on_idle(a.progress, a.producer, a.consumer, IDLE_QUIET_MS, on_idle, &a);
         uv_timer_init(a.loop, &a.deadline);
         a.deadline.data = &a;
         a.deadline_on = 1;

@@ -1256,6 +1256,8 @@ static int start_sinks(jn_pipeline *p, char **err) {
                                .headers = (const char *const *)sc->headers,
                                .name = sc->name,
                                .ca_file = sc->ca_file,
+                               .cert_file = sc->cert_file,
+                               .key_file = sc->key_file,
                                .insecure = !sc->verify_tls};
             o->http = jn_sink_new(p->loop, p->http, &so, on_sink_done, p);
         } else {
@@ -1597,4 +1599,19 @@ const char *jn_pipeline_not_ready(const jn_pipeline *p) {
     else
         snprintf(w->not_ready, sizeof w->not_ready, "pipeline %s: %s", p->pc->name, why);
     return w->not_ready;
+}
+
+double jn_pipeline_topic_read(const jn_pipeline *p, const char *topic) {
+    double n = -1;
+    for (int i = 0; i < p->pc->nstreams + p->pc->ntables; i++) {
+        const jn_input_config *in =
+            i < p->pc->nstreams ? &p->pc->streams[i] : &p->pc->tables[i - p->pc->nstreams];
+        if (strcmp(in->topic, topic)) continue;
+        n = (n < 0 ? 0 : n) + jn_metric_value(p->m_consumed[i]);
+    }
+    return n;
+}
+
+double jn_pipeline_held(const jn_pipeline *p) {
+    return (double)jn_settle_waiting(&p->settle);
 }

@@ -30,5 +30,10 @@ void jn_pipeline_status_json(jn_pipeline *p, jn_sb *out);
 /* Why the pipeline cannot process yet (tables or changelogs loading, Redis down), or
  * NULL. */
 const char *jn_pipeline_not_ready(const jn_pipeline *p);
+/* Messages read from topic (as a stream or a table), or -1 when the pipeline reads no such
+ * topic. */
+double jn_pipeline_topic_read(const jn_pipeline *p, const char *topic);
+/* Messages held waiting for a record answering their id (ctx.hold). */
+double jn_pipeline_held(const jn_pipeline *p);
 
 #endif

@@ -1,19 +1,27 @@
-/* The producer. Each source runs one poll at a time: fetch (with retries), then map
- * and queue every new or changed record, then wait poll_interval_ms and poll again.
- * Deliveries are reported asynchronously; a cycle's log line is written when its last
- * report arrives. When librdkafka's queue is full the source pauses where it was and
- * resumes as reports drain the queue: nothing is dropped.
+/* The producer. Each source of the config runs one cycle at a time: fetch a page (with
+ * retries), map and queue every new or changed record of it, fetch the next page if the
+ * script's next() named one, and after the last page wait the source's poll interval and
+ * start over. Deliveries are reported asynchronously; a cycle's log line is written when
+ * its last report arrives. When librdkafka's queue is full the source pauses where it was
+ * and resumes as reports drain the queue: nothing is dropped.
  *
  * Change detection keeps, per record key, the SHA-256 of the last value Kafka
- * acknowledged. A record whose delivery failed keeps its old hash, so the next cycle
- * publishes it again: a broker outage delays records, it never loses them. For the
- * same reason the API's ETag is only trusted after a cycle that delivered everything. */
+ * acknowledged; it does not care which page a record came from, so it works across pages
+ * and across cycles alike. A record whose delivery failed keeps its old hash, so the next
+ * cycle publishes it again: a broker outage delays records, it never loses them. For the
+ * same reason the API's ETag is only trusted after a cycle that delivered everything.
+ *
+ * A page that fails after its retries, or that the script cannot read, ends the cycle:
+ * what earlier pages published stays published (and is unchanged next time), and the
+ * next cycle starts again from the first page. */
 #include "producer.h"
 
 #include <lauxlib.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "backoff.h"
 #include "http_client.h"
@@ -21,18 +29,19 @@
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
+#include "page.h"
 #include "record.h"
 #include "strmap.h"
 
 typedef struct source source;
 
-/* One poll's records, alive until its last delivery report. */
+/* One poll's records, every page of it, alive until its last delivery report. */
 typedef struct cycle {
     source *src;
     uint64_t id;
-    char etag[128];
+    char etag[128]; /* of a cycle of one page without next(): see read_page */
     long queued, delivered, failed, skipped;
-    int processing; /* still mapping and queueing */
+    int processing; /* still fetching pages, mapping and queueing */
     uint64_t started_ns;
     long deferred; /* records left to an earlier cycle that has them in flight */
 } cycle;
@@ -45,28 +54,41 @@ typedef struct {
     char key[];
 } message;
 
+enum { P_NOT_OBJECT, P_NO_ID, P_MAP_ERROR, P_MAP_RESULT, P_KINDS };
+
 struct source {
     jn_producer *p;
-    const char *name, *noun;
-    jn_source_config cfg;
+    const jn_source_config *cfg;
+    jn_backoff backoff;
+    const char **headers; /* sent with every request; If-None-Match goes in at inm_slot */
+    int inm_slot;
     jn_script *script;
+    int has_records, has_next; /* hooks of the script's current version */
     uv_timer_t timer;
     int attempt;
     char etag[128];
     int etag_valid;
     jn_strmap *published, *pending;
+    jn_strmap *pages_seen; /* URL -> its page number, this cycle: a next() going round */
     uint64_t next_cycle;
     uint64_t poll_started_ns;
-    /* the cycle being mapped and queued */
+    long cycles_live, cycles_done;
+    /* the cycle being fetched, mapped and queued */
     cycle *cur;
-    /* The response of the cycle being processed: its body and where each record is in
-     * it. Records are decoded one at a time, so only one lives as Lua tables at once. */
+    int page;  /* the page being fetched or mapped, from 1 */
+    char *url; /* its URL */
+    /* The page being mapped: its body (the fast path decodes records from it one at a
+     * time, so only one lives as Lua tables at once) or the array the hooks found. */
     jn_sb body;
-    jn_json_span *spans;
-    size_t nspans, next_span;
+    jn_page pg;
+    size_t next_record;
+    /* A next() that went round or past max_pages: reported once this page is queued. */
+    const char *end_reason;
+    char end_detail[320];
     int paused;
+    int unauthorized; /* the last cycle ended on 401/403: said once, until it passes */
     char last_error[256];
-    uint64_t warned_at[4];
+    uint64_t warned_at[P_KINDS];
     long polls, failures;
     jn_metric *m_polls_ok, *m_polls_unchanged, *m_polls_failed, *m_retries, *m_published,
         *m_unchanged, *m_invalid, *m_map_errors, *m_delivery_errors, *m_queue_full, *m_cycle;
@@ -77,10 +99,9 @@ struct jn_producer {
     jn_script_host *scripts;
     jn_http_client *http;
     jn_kafka_producer *kafka;
-    jn_backoff backoff;
-    int poll_interval_ms, request_timeout_ms, publish_all, queue_max;
+    int queue_max;
     uint64_t rng;
-    source src[2];
+    source *src;
     int nsrc;
     int stopping, pending_close;
     void (*done)(void *);
@@ -106,29 +127,29 @@ static jn_metric *counter(const char *name, const char *help, const char *src, c
 }
 
 static void init_metrics(source *s) {
+    const char *name = s->cfg->name;
     const char *polls = "junction_producer_polls_total";
-    const char *ph =
-        "Polls of a source API by result (ok, unchanged via 304, failed after retries)";
-    s->m_polls_ok = counter(polls, ph, s->name, "result", "ok");
-    s->m_polls_unchanged = counter(polls, ph, s->name, "result", "unchanged");
-    s->m_polls_failed = counter(polls, ph, s->name, "result", "failed");
+    const char *ph = "Cycles of a source by result (ok: every page, unchanged via 304, failed)";
+    s->m_polls_ok = counter(polls, ph, name, "result", "ok");
+    s->m_polls_unchanged = counter(polls, ph, name, "result", "unchanged");
+    s->m_polls_failed = counter(polls, ph, name, "result", "failed");
     s->m_retries =
-        counter("junction_producer_retries_total", "Retried API requests", s->name, NULL, NULL);
+        counter("junction_producer_retries_total", "Retried API requests", name, NULL, NULL);
     const char *rec = "junction_producer_records_total";
     const char *rh = "Records by outcome: published (acknowledged by Kafka), unchanged, invalid, "
                      "map_error";
-    s->m_published = counter(rec, rh, s->name, "result", "published");
-    s->m_unchanged = counter(rec, rh, s->name, "result", "unchanged");
-    s->m_invalid = counter(rec, rh, s->name, "result", "invalid");
-    s->m_map_errors = counter(rec, rh, s->name, "result", "map_error");
+    s->m_published = counter(rec, rh, name, "result", "published");
+    s->m_unchanged = counter(rec, rh, name, "result", "unchanged");
+    s->m_invalid = counter(rec, rh, name, "result", "invalid");
+    s->m_map_errors = counter(rec, rh, name, "result", "map_error");
     s->m_delivery_errors =
         counter("junction_producer_delivery_errors_total",
-                "Messages Kafka did not acknowledge (published again later)", s->name, NULL, NULL);
+                "Messages Kafka did not acknowledge (published again later)", name, NULL, NULL);
     s->m_queue_full =
         counter("junction_producer_queue_full_total",
-                "Times polling paused because librdkafka's queue was full", s->name, NULL, NULL);
-    char labels[64];
-    snprintf(labels, sizeof labels, "source=\"%s\"", s->name);
+                "Times polling paused because librdkafka's queue was full", name, NULL, NULL);
+    char labels[96];
+    snprintf(labels, sizeof labels, "source=\"%s\"", name);
     s->m_cycle =
         jn_metrics_histogram("junction_producer_cycle_seconds",
                              "From the start of a poll to its last delivery report", labels);
@@ -136,11 +157,27 @@ static void init_metrics(source *s) {
 
 static void count_failure(source *s, const char *reason) {
     jn_metric_add(counter("junction_producer_failures_total",
-                          "Failed API requests and responses by reason", s->name, "reason", reason),
+                          "Failed API requests and responses by reason", s->cfg->name, "reason",
+                          reason),
                   1);
 }
 
 /* ---- cycle bookkeeping ------------------------------------------------------------- */
+
+/* Whether the source pages (or reads an envelope): its messages then name the page. */
+static int paged(const source *s) {
+    return s->has_next || s->has_records || s->page > 1;
+}
+
+/* What messages about the current page start with: "crm" for a source of one bare
+ * array, as always; "source orders page 3" for one whose script pages. */
+static const char *where(const source *s, char buf[96]) {
+    if (paged(s))
+        snprintf(buf, 96, "source %s page %d", s->cfg->name, s->page);
+    else
+        snprintf(buf, 96, "%s", s->cfg->name);
+    return buf;
+}
 
 static void schedule(source *s, uint64_t ms) {
     if (s->p->stopping) return;
@@ -152,10 +189,10 @@ static void finish_cycle_if_done(cycle *c) {
     source *s = c->src;
     jn_metric_observe(s->m_cycle, (double)(uv_hrtime() - c->started_ns) / 1e9);
     if (c->queued || c->failed)
-        jn_log_info("producer", "Published %ld %s to topic %s%s", c->delivered, s->noun,
-                    s->cfg.topic, c->failed ? " (some failed and will be published again)" : "");
+        jn_log_info("producer", "Published %ld %s to topic %s%s", c->delivered, s->cfg->noun,
+                    s->cfg->topic, c->failed ? " (some failed and will be published again)" : "");
     else
-        jn_log_debug("producer", "%s: nothing new or changed", s->name);
+        jn_log_debug("producer", "%s: nothing new or changed", s->cfg->name);
     /* The ETag stands for what this cycle saw; trust it only if all of it landed. A
      * record left to an earlier cycle's delivery may still fail, and a 304 would then
      * hide it, so such a cycle does not keep its ETag either. */
@@ -163,7 +200,29 @@ static void finish_cycle_if_done(cycle *c) {
         memcpy(s->etag, c->etag, sizeof s->etag);
         s->etag_valid = 1;
     }
+    s->cycles_live--;
+    s->cycles_done++;
     free(c);
+}
+
+/* Drops the page being mapped, if any. */
+static void drop_page(source *s) {
+    jn_sb_free(&s->body);
+    jn_page_release(jn_script_host_lua(s->p->scripts), &s->pg);
+    s->next_record = 0;
+}
+
+/* Ends the cycle, whole or cut short (what it queued is reported on as it lands), and
+ * waits for the next poll. */
+static void end_cycle(source *s) {
+    drop_page(s);
+    cycle *c = s->cur;
+    s->cur = NULL;
+    if (c) {
+        c->processing = 0;
+        finish_cycle_if_done(c);
+    }
+    schedule(s, (uint64_t)s->cfg->poll_interval_ms);
 }
 
 /* ---- fetching ---------------------------------------------------------------------- */
@@ -172,28 +231,47 @@ static void on_response(void *ud, jn_http_result *res);
 
 static void fetch(source *s) {
     char inm[160];
-    const char *headers[3] = {"Accept: application/json", NULL, NULL};
-    if (s->etag_valid && !s->p->publish_all && s->etag[0]) {
-        snprintf(inm, sizeof inm, "If-None-Match: %s", s->etag);
-        headers[1] = inm;
-    }
-    jn_http_request_opts o = {.method = "GET",
-                              .url = s->cfg.url,
-                              .headers = headers,
-                              .timeout_ms = s->p->request_timeout_ms,
-                              .connect_timeout_ms = s->p->request_timeout_ms};
-    if (jn_http_client_request(s->p->http, &o, on_response, s) != 0) {
+    /* A paged cycle never asks for a 304: the first page's ETag says nothing of the pages
+     * after it, where a change may be, so only a cycle of one page may be skipped. */
+    int ask = s->page == 1 && !s->has_next && s->etag_valid && !s->cfg->publish_all && s->etag[0];
+    if (ask) snprintf(inm, sizeof inm, "If-None-Match: %s", s->etag);
+    s->headers[s->inm_slot] = ask ? inm : NULL; /* copied by the client */
+    jn_http_request_opts o = {.method = s->cfg->method,
+                              .url = s->url,
+                              .headers = s->headers,
+                              .timeout_ms = s->cfg->request_timeout_ms,
+                              .connect_timeout_ms = s->cfg->request_timeout_ms,
+                              .ca_file = s->cfg->tls.ca_file,
+                              .cert_file = s->cfg->tls.cert_file,
+                              .key_file = s->cfg->tls.key_file,
+                              .insecure = !s->cfg->tls.verify,
+                              .keep_headers = s->has_next};
+    int rc = jn_http_client_request(s->p->http, &o, on_response, s);
+    s->headers[s->inm_slot] = NULL;
+    if (rc != 0) {
         count_failure(s, "request_not_started");
-        schedule(s, (uint64_t)s->p->poll_interval_ms);
+        end_cycle(s);
     }
+}
+
+/* Makes url the page the cycle fetches next. */
+static void set_page(source *s, int page, char *url) {
+    unsigned char v[JN_STRMAP_VALUE] = {0};
+    memcpy(v, &page, sizeof page);
+    jn_strmap_set(s->pages_seen, url, strlen(url), v);
+    free(s->url);
+    s->url = url;
+    s->page = page;
+    s->attempt = 1;
 }
 
 static void poll_now(uv_timer_t *t) {
     source *s = t->data;
     if (s->cur) return; /* the previous cycle is still queueing (paused on a full queue) */
-    s->attempt = 1;
     s->polls++;
     s->poll_started_ns = uv_hrtime();
+    jn_strmap_clear(s->pages_seen);
+    set_page(s, 1, strdup(s->cfg->url));
     fetch(s);
 }
 
@@ -201,73 +279,166 @@ static void on_retry_timer(uv_timer_t *t) {
     fetch(t->data);
 }
 
+/* The cycle ends on a failure: counted, kept for /api/status, said, and the next poll
+ * starts from the first page. */
+static void fail_cycle(source *s, const char *reason, const char *detail, int loud, const char *fmt,
+                       ...) __attribute__((format(printf, 5, 6)));
+static void fail_cycle(source *s, const char *reason, const char *detail, int loud, const char *fmt,
+                       ...) {
+    snprintf(s->last_error, sizeof s->last_error, "%s: %s", reason, detail);
+    s->failures++;
+    jn_metric_add(s->m_polls_failed, 1);
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (loud)
+        jn_log_error("producer", "%s; polling again in %d ms", msg, s->cfg->poll_interval_ms);
+    else
+        jn_log_debug("producer", "%s; polling again in %d ms", msg, s->cfg->poll_interval_ms);
+    end_cycle(s);
+}
+
 /* A failed try: retry after a jittered backoff, or give up until the next poll. */
 static void retry_or_give_up(source *s, const char *reason, const char *detail,
                              long retry_after_s) {
+    char w[96];
     count_failure(s, reason);
-    snprintf(s->last_error, sizeof s->last_error, "%s: %s", reason, detail);
     s->attempt++;
-    if (jn_backoff_allows(&s->p->backoff, s->attempt) && !s->p->stopping) {
-        int64_t d = jn_backoff_delay_ms(&s->p->backoff, s->attempt, jn_random_unit(&s->p->rng),
-                                        retry_after_s);
-        jn_log_warn("producer", "%s: GET %s failed (%s: %s); try %d of %d in %lld ms", s->name,
-                    s->cfg.url, reason, detail, s->attempt, s->p->backoff.attempts, (long long)d);
+    if (jn_backoff_allows(&s->backoff, s->attempt) && !s->p->stopping) {
+        snprintf(s->last_error, sizeof s->last_error, "%s: %s", reason, detail);
+        int64_t d =
+            jn_backoff_delay_ms(&s->backoff, s->attempt, jn_random_unit(&s->p->rng), retry_after_s);
+        jn_log_warn("producer", "%s: %s %s failed (%s: %s); try %d of %d in %lld ms", where(s, w),
+                    s->cfg->method, s->url, reason, detail, s->attempt, s->backoff.attempts,
+                    (long long)d);
         jn_metric_add(s->m_retries, 1);
         uv_timer_start(&s->timer, on_retry_timer, (uint64_t)d, 0);
         return;
     }
-    s->failures++;
-    jn_metric_add(s->m_polls_failed, 1);
-    jn_log_error("producer", "%s: GET %s failed after %d tries (%s: %s); polling again in %d ms",
-                 s->name, s->cfg.url, s->attempt - 1, reason, detail, s->p->poll_interval_ms);
-    schedule(s, (uint64_t)s->p->poll_interval_ms);
+    fail_cycle(s, reason, detail, 1, "%s: %s %s failed after %d tries (%s: %s)", where(s, w),
+               s->cfg->method, s->url, s->attempt - 1, reason, detail);
 }
 
 static void give_up(source *s, const char *reason, const char *detail) {
-    s->attempt = s->p->backoff.attempts + 1;
+    char w[96];
     count_failure(s, reason);
-    snprintf(s->last_error, sizeof s->last_error, "%s: %s", reason, detail);
-    s->failures++;
-    jn_metric_add(s->m_polls_failed, 1);
-    jn_log_error("producer", "%s: GET %s: %s (%s); polling again in %d ms", s->name, s->cfg.url,
-                 detail, reason, s->p->poll_interval_ms);
-    schedule(s, (uint64_t)s->p->poll_interval_ms);
+    fail_cycle(s, reason, detail, 1, "%s: %s %s: %s (%s)", where(s, w), s->cfg->method, s->url,
+               detail, reason);
 }
 
-static void start_cycle(source *s, jn_http_result *res) {
-    char jerr[160];
-    jn_json_span *spans;
-    size_t nspans;
-    /* The whole body is checked before any record is published: a truncated response
-     * publishes nothing. */
-    int rc = jn_json_array_spans(res->body.data, res->body.len, &spans, &nspans, jerr, sizeof jerr);
-    if (rc == -1) {
-        char detail[240];
-        snprintf(detail, sizeof detail, "body of %zu bytes is not JSON (%s)", res->body.len, jerr);
-        /* A truncated body is usually a transient fault: worth another try. */
-        retry_or_give_up(s, "malformed_json", detail, -1);
+/* 401 and 403 say the credentials are wrong: asking again only repeats the answer, so
+ * the cycle ends at once, counted once, and logged once until a cycle gets through. */
+static void unauthorized(source *s, long status) {
+    char w[96], detail[160];
+    snprintf(detail, sizeof detail, "HTTP %ld; check the source's credentials (its headers)",
+             status);
+    count_failure(s, "unauthorized");
+    int first = !s->unauthorized;
+    s->unauthorized = 1;
+    fail_cycle(s, "unauthorized", detail, first, "%s: %s %s: %s (unauthorized)", where(s, w),
+               s->cfg->method, s->url, detail);
+}
+
+/* The page's records are queued: on to the next page, or the cycle is over. */
+static void page_done(source *s) {
+    char *next = s->pg.next_url;
+    s->pg.next_url = NULL;
+    drop_page(s);
+    if (next) {
+        set_page(s, s->page + 1, next);
+        fetch(s);
+    } else if (s->end_reason) {
+        char w[96];
+        count_failure(s, s->end_reason);
+        fail_cycle(s, s->end_reason, s->end_detail, 1, "%s: %s", where(s, w), s->end_detail);
+    } else {
+        end_cycle(s);
+    }
+}
+
+/* A next URL that was fetched this cycle already, or one past max_pages: the page itself
+ * is good and is published, then the cycle ends with the error (the script pages in a
+ * circle, or the API has more pages than the config allows). */
+static void check_next(source *s) {
+    const char *next = s->pg.next_url;
+    if (!next) return;
+    const unsigned char *seen = jn_strmap_get(s->pages_seen, next, strlen(next));
+    if (seen) {
+        int m;
+        memcpy(&m, seen, sizeof m);
+        s->end_reason = "page_loop";
+        snprintf(s->end_detail, sizeof s->end_detail,
+                 "next() returned the URL of page %d again; the script's next() must move on "
+                 "(or return nil after the last page)",
+                 m);
+    } else if (s->page >= s->cfg->max_pages) {
+        s->end_reason = "max_pages";
+        snprintf(s->end_detail, sizeof s->end_detail,
+                 "next() asks for page %d, past max_pages (%d); raise sources.%s.max_pages if "
+                 "the API has that many pages",
+                 s->page + 1, s->cfg->max_pages, s->cfg->name);
+    } else {
         return;
     }
-    if (rc == -2) {
-        give_up(s, "not_array", jerr);
+    free(s->pg.next_url);
+    s->pg.next_url = NULL;
+}
+
+static void read_page(source *s, jn_http_result *res) {
+    lua_State *L = jn_script_host_lua(s->p->scripts);
+    jn_page *pg = &s->pg;
+    *pg = (jn_page){.script = s->script,
+                    .has_records = s->has_records,
+                    .has_next = s->has_next,
+                    .source = s->cfg->name,
+                    .topic = s->cfg->topic,
+                    .base_url = s->cfg->url,
+                    .page = s->page,
+                    .url = s->url,
+                    .status = res->status,
+                    .headers = res->headers,
+                    .headers_len = res->headers_len,
+                    .body = res->body.data,
+                    .body_len = res->body.len};
+    char detail[600];
+    int transient;
+    const char *why = jn_page_read(L, pg, &transient, detail, sizeof detail);
+    if (why) {
+        /* Nothing of this page is published; the next cycle tries again. */
+        if (transient)
+            retry_or_give_up(s, why, detail, -1);
+        else
+            give_up(s, why, detail);
         return;
     }
-    jn_metric_add(s->m_polls_ok, 1);
-    cycle *c = calloc(1, sizeof *c);
-    if (!c) abort();
-    c->src = s;
-    c->id = s->next_cycle++;
-    c->processing = 1;
-    c->started_ns = s->poll_started_ns;
-    snprintf(c->etag, sizeof c->etag, "%s", res->etag);
-    s->etag_valid = 0;
-    s->cur = c;
-    s->body = res->body; /* taken: the client frees what the callback leaves */
-    jn_sb_init(&res->body);
-    s->spans = spans;
-    s->nspans = nspans;
-    s->next_span = 0;
-    s->last_error[0] = '\0';
+    s->end_reason = NULL;
+    check_next(s);
+    if (!s->cur) {
+        cycle *c = calloc(1, sizeof *c);
+        if (!c) abort();
+        c->src = s;
+        c->id = s->next_cycle++;
+        c->processing = 1;
+        c->started_ns = s->poll_started_ns;
+        /* See fetch: only a cycle of one page may be answered with a 304 later. */
+        if (!s->has_next) snprintf(c->etag, sizeof c->etag, "%s", res->etag);
+        s->etag_valid = 0;
+        s->cur = c;
+        s->cycles_live++;
+    }
+    if (!pg->next_url && !s->end_reason) {
+        /* Every page of the cycle arrived. */
+        jn_metric_add(s->m_polls_ok, 1);
+        s->last_error[0] = '\0';
+        s->unauthorized = 0;
+    }
+    if (pg->spans) {
+        s->body = res->body; /* taken: the client frees what the callback leaves */
+        jn_sb_init(&res->body);
+    }
+    s->next_record = 0;
     continue_cycle(s);
 }
 
@@ -281,14 +452,19 @@ static void on_response(void *ud, jn_http_result *res) {
         retry_or_give_up(s, res->curl_code == 28 ? "timeout" : "unreachable", detail, -1);
         return;
     }
-    if (res->status == 304) {
+    if (res->status == 304 && s->page == 1) {
         jn_metric_add(s->m_polls_unchanged, 1);
         s->last_error[0] = '\0';
-        schedule(s, (uint64_t)s->p->poll_interval_ms);
+        s->unauthorized = 0;
+        end_cycle(s);
         return;
     }
     if (res->status == 200) {
-        start_cycle(s, res);
+        read_page(s, res);
+        return;
+    }
+    if (res->status == 401 || res->status == 403) {
+        unauthorized(s, res->status);
         return;
     }
     snprintf(detail, sizeof detail, "HTTP %ld", res->status);
@@ -301,8 +477,6 @@ static void on_response(void *ud, jn_http_result *res) {
 
 /* ---- mapping and publishing -------------------------------------------------------- */
 
-enum { P_NOT_OBJECT, P_NO_ID, P_MAP_ERROR, P_MAP_RESULT, P_KINDS };
-
 /* Logs a bad record. The same API usually serves the same bad record every cycle, so
  * each kind of problem is logged at most once per 10 s per source; the counters hold
  * the totals. */
@@ -312,24 +486,9 @@ static void note(source *s, int kind, lua_Integer i, const char *why) {
     uint64_t now = uv_now(s->p->loop);
     if (s->warned_at[kind] && now - s->warned_at[kind] < 10000) return;
     s->warned_at[kind] = now;
-    jn_log_warn("producer", "%s: record %lld %s: %s (more are counted in /metrics)", s->name,
+    char w[96];
+    jn_log_warn("producer", "%s: record %lld %s: %s (more are counted in /metrics)", where(s, w),
                 (long long)i, words[kind], why);
-}
-
-static void drop_response(source *s) {
-    jn_sb_free(&s->body);
-    free(s->spans);
-    s->spans = NULL;
-    s->nspans = s->next_span = 0;
-}
-
-static void end_processing(source *s) {
-    drop_response(s);
-    cycle *c = s->cur;
-    s->cur = NULL;
-    c->processing = 0;
-    finish_cycle_if_done(c);
-    schedule(s, (uint64_t)s->p->poll_interval_ms);
 }
 
 static void on_turn(uv_timer_t *t) {
@@ -337,9 +496,37 @@ static void on_turn(uv_timer_t *t) {
     if (!s->p->stopping && s->cur && !s->paused) continue_cycle(s);
 }
 
+/* Pushes record i of the page as a table, or returns the kind of problem with *why. A
+ * record of the fast path is decoded here; one the hooks found is already a table in the
+ * array at arr. */
+static int push_record(source *s, lua_State *L, int arr, size_t i, const char **why) {
+    if (s->pg.spans) {
+        const jn_json_span *sp = &s->pg.spans[i];
+        const char *text = s->body.data + sp->off;
+        char jerr[8];
+        if (*text != '{' || jn_json_decode(L, text, sp->len, jerr, sizeof jerr) != 0) {
+            *why = jn_json_kind(*text);
+            return P_NOT_OBJECT;
+        }
+    } else if (lua_rawgeti(L, arr, (lua_Integer)i + 1) != LUA_TTABLE) {
+        *why = lua_type(L, -1) == LUA_TLIGHTUSERDATA ? "null" : luaL_typename(L, -1);
+        lua_pop(L, 1);
+        return P_NOT_OBJECT;
+    }
+    /* Raw: a table from records() may carry any metatable, and this runs outside limits. */
+    int t = jn_lua_rawgetfield(L, -1, "id");
+    lua_pop(L, 1);
+    if (t != LUA_TSTRING && t != LUA_TNUMBER) {
+        lua_pop(L, 1);
+        *why = "records need an \"id\"";
+        return P_NO_ID;
+    }
+    return -1;
+}
+
 static void continue_cycle(source *s) {
     jn_producer *p = s->p;
-    size_t turn_end = s->next_span + RECORDS_PER_TURN;
+    size_t turn_end = s->next_record + RECORDS_PER_TURN, n = s->pg.nrecords;
     lua_State *L = jn_script_host_lua(p->scripts);
     cycle *c = s->cur;
     int top = lua_gettop(L);
@@ -347,25 +534,23 @@ static void continue_cycle(source *s) {
     if (jn_script_push_function(s->script, "map", &ferr) != 0) {
         /* Only a module whose metatable stopped answering gets here: every record of the
          * turn fails as a map error would, and is published once a version maps it. */
-        jn_metric_add(s->m_map_errors, (double)(s->nspans - s->next_span));
-        c->skipped += s->nspans - s->next_span;
-        note(s, P_MAP_ERROR, (lua_Integer)s->next_span + 1, ferr);
+        jn_metric_add(s->m_map_errors, (double)(n - s->next_record));
+        c->skipped += n - s->next_record;
+        note(s, P_MAP_ERROR, (lua_Integer)s->next_record + 1, ferr);
         free(ferr);
-        s->next_span = s->nspans;
-        end_processing(s);
+        s->next_record = n;
+        page_done(s);
         return;
     }
     int map = lua_gettop(L);
-    lua_createtable(L, 0, 2);
-    lua_pushstring(L, s->name);
-    lua_setfield(L, -2, "source");
-    lua_pushstring(L, s->cfg.topic);
-    lua_setfield(L, -2, "topic");
+    jn_page_push_ctx(L, s->cfg->name, s->cfg->topic, s->page);
     int ctx = lua_gettop(L);
+    if (s->pg.records_ref != LUA_NOREF) lua_rawgeti(L, LUA_REGISTRYINDEX, s->pg.records_ref);
+    int arr = lua_gettop(L);
     jn_record rec;
     jn_record_init(&rec);
-    for (; s->next_span < s->nspans; s->next_span++) {
-        if (s->next_span == turn_end) {
+    for (; s->next_record < n; s->next_record++) {
+        if (s->next_record == turn_end) {
             /* The rest on the next loop turn: the admin API and delivery reports are
              * served in between, however many records the API returned. */
             jn_record_free(&rec);
@@ -373,23 +558,14 @@ static void continue_cycle(source *s) {
             uv_timer_start(&s->timer, on_turn, 0, 0);
             return;
         }
-        lua_Integer i = (lua_Integer)s->next_span + 1;
-        const jn_json_span *sp = &s->spans[s->next_span];
-        const char *text = s->body.data + sp->off;
-        lua_settop(L, ctx);
-        char jerr[8];
-        if (*text != '{' || jn_json_decode(L, text, sp->len, jerr, sizeof jerr) != 0) {
+        lua_Integer i = (lua_Integer)s->next_record + 1;
+        lua_settop(L, arr);
+        const char *why;
+        int kind = push_record(s, L, arr, s->next_record, &why);
+        if (kind >= 0) {
             jn_metric_add(s->m_invalid, 1);
             c->skipped++;
-            note(s, P_NOT_OBJECT, i, jn_json_kind(*text));
-            continue;
-        }
-        int t = lua_getfield(L, -1, "id");
-        lua_pop(L, 1);
-        if (t != LUA_TSTRING && t != LUA_TNUMBER) {
-            jn_metric_add(s->m_invalid, 1);
-            c->skipped++;
-            note(s, P_NO_ID, i, "records need an \"id\"");
+            note(s, kind, i, why);
             continue;
         }
         lua_pushvalue(L, map);
@@ -404,7 +580,7 @@ static void continue_cycle(source *s) {
             continue;
         }
         if (lua_isnil(L, -1)) continue; /* the script filtered it out */
-        const char *why = jn_record_read(L, &rec);
+        why = jn_record_read(L, &rec);
         if (why) {
             jn_metric_add(s->m_map_errors, 1);
             c->skipped++;
@@ -413,7 +589,7 @@ static void continue_cycle(source *s) {
         }
         unsigned char hash[32];
         jn_sha256(rec.value.data, rec.value.len, hash);
-        if (!p->publish_all) {
+        if (!s->cfg->publish_all) {
             const unsigned char *old = jn_strmap_get(s->published, rec.key.data, rec.key.len);
             const unsigned char *inflight = jn_strmap_get(s->pending, rec.key.data, rec.key.len);
             if ((old && !memcmp(old, hash, 32) && !inflight) ||
@@ -429,8 +605,9 @@ static void continue_cycle(source *s) {
         memcpy(m->hash, hash, 32);
         m->keylen = rec.key.len;
         memcpy(m->key, rec.key.data, rec.key.len + 1);
-        int rc = jn_kafka_produce(p->kafka, s->cfg.topic, rec.key.data, rec.key.len, rec.value.data,
-                                  rec.value.len, rec.nheaders ? rec.headers : NULL, m);
+        int rc =
+            jn_kafka_produce(p->kafka, s->cfg->topic, rec.key.data, rec.key.len, rec.value.data,
+                             rec.value.len, rec.nheaders ? rec.headers : NULL, m);
         if (rc == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             free(m);
             jn_metric_add(s->m_queue_full, 1);
@@ -441,7 +618,7 @@ static void continue_cycle(source *s) {
             free(m);
             c->failed++;
             jn_metric_add(s->m_delivery_errors, 1);
-            jn_log_error("producer", "%s: cannot queue record %s: %s", s->name, rec.key.data,
+            jn_log_error("producer", "%s: cannot queue record %s: %s", s->cfg->name, rec.key.data,
                          rd_kafka_err2str((rd_kafka_resp_err_t)rc));
             continue;
         }
@@ -450,7 +627,7 @@ static void continue_cycle(source *s) {
     }
     jn_record_free(&rec);
     lua_settop(L, top);
-    if (!s->paused) end_processing(s);
+    if (!s->paused) page_done(s);
 }
 
 static void on_delivery(void *ud, void *opaque, rd_kafka_resp_err_t err, const char *topic,
@@ -471,7 +648,7 @@ static void on_delivery(void *ud, void *opaque, rd_kafka_resp_err_t err, const c
             jn_log_warn("producer",
                         "%s: Kafka did not take record %s: %s; it will be published "
                         "again",
-                        s->name, m->key, rd_kafka_err2str(err));
+                        s->cfg->name, m->key, rd_kafka_err2str(err));
         c->failed++;
         jn_metric_add(s->m_delivery_errors, 1);
     }
@@ -489,20 +666,69 @@ static void on_delivery(void *ud, void *opaque, rd_kafka_resp_err_t err, const c
 
 /* ---- life -------------------------------------------------------------------------- */
 
+/* The map script: map(record, ctx), and records(body, ctx) and next(response, ctx) when
+ * the API pages or wraps its records. Which hooks there are is noted for the next page. */
 static int check_map(jn_script *script, void *ud, char **err) {
+    (void)script;
     source *s = ud;
     lua_State *L = jn_script_host_lua(s->p->scripts);
-    lua_getfield(L, -1, "map");
-    int ok = lua_isfunction(L, -1);
-    lua_pop(L, 1);
-    if (!ok) {
-        *err = strdup("the script must define map(record, ctx) returning {key=, value=, "
-                      "headers=} or nil");
-        return -1;
+    static const char *const hooks[] = {"map", "records", "next"};
+    int is_fn[3];
+    for (int i = 0; i < 3; i++) {
+        int t = lua_getfield(L, -1, hooks[i]);
+        is_fn[i] = t == LUA_TFUNCTION;
+        lua_pop(L, 1);
+        if (!is_fn[i] && (i == 0 || t != LUA_TNIL)) {
+            *err = strdup(i == 0   ? "the script must define map(record, ctx) returning {key=, "
+                                     "value=, headers=} or nil"
+                          : i == 1 ? "records must be a function, records(body, ctx) returning "
+                                     "the array of the page's records"
+                                   : "next must be a function, next(response, ctx) returning the "
+                                     "next page's URL or nil");
+            return -1;
+        }
     }
-    (void)script;
+    s->has_records = is_fn[1];
+    s->has_next = is_fn[2];
     /* A new mapping may change every value: re-read the whole array next poll. */
     s->etag_valid = 0;
+    return 0;
+}
+
+/* Accept: application/json unless the config names an Accept of its own, the config's
+ * headers, a slot for If-None-Match and the NULL after it. */
+static void build_headers(source *s) {
+    int n = 0, k = 0, own_accept = 0;
+    for (char **h = s->cfg->headers; h && *h; h++, n++)
+        own_accept |= !strncasecmp(*h, "Accept:", 7);
+    s->headers = calloc((size_t)n + 3, sizeof *s->headers);
+    if (!s->headers) abort();
+    if (!own_accept) s->headers[k++] = "Accept: application/json";
+    for (int i = 0; i < n; i++)
+        s->headers[k++] = s->cfg->headers[i];
+    s->inm_slot = k;
+}
+
+static int start_source(jn_producer *p, source *s, const jn_source_config *sc, char **err) {
+    s->p = p;
+    s->cfg = sc;
+    s->backoff =
+        (jn_backoff){sc->retry.attempts, sc->retry.base_ms, sc->retry.multiplier, sc->retry.max_ms};
+    s->pg.records_ref = LUA_NOREF;
+    build_headers(s);
+    s->published = jn_strmap_new();
+    s->pending = jn_strmap_new();
+    s->pages_seen = jn_strmap_new();
+    init_metrics(s);
+    char sname[96];
+    snprintf(sname, sizeof sname, "map_%s", sc->name);
+    s->script = jn_script_add(p->scripts, sname, sc->script, check_map, s, err);
+    if (!s->script) return -1;
+    uv_timer_init(p->loop, &s->timer);
+    s->timer.data = s;
+    uv_timer_start(&s->timer, poll_now, 0, 0);
+    jn_log_info("producer", "%s: polling %s every %d ms into topic %s", sc->name, sc->url,
+                sc->poll_interval_ms, sc->topic);
     return 0;
 }
 
@@ -512,11 +738,6 @@ jn_producer *jn_producer_start(uv_loop_t *loop, jn_script_host *scripts, const j
     if (!p) abort();
     p->loop = loop;
     p->scripts = scripts;
-    p->backoff = (jn_backoff){cfg->producer.retry.attempts, cfg->producer.retry.base_ms,
-                              cfg->producer.retry.multiplier, cfg->producer.retry.max_ms};
-    p->poll_interval_ms = cfg->producer.poll_interval_ms;
-    p->request_timeout_ms = cfg->producer.request_timeout_ms;
-    p->publish_all = cfg->producer.publish_all;
     p->queue_max = cfg->kafka.queue_max_messages;
     p->rng = uv_hrtime() | 1;
 
@@ -531,28 +752,12 @@ jn_producer *jn_producer_start(uv_loop_t *loop, jn_script_host *scripts, const j
         return NULL;
     }
     p->http = jn_http_client_new(loop);
-
-    const jn_source_config *sc[2] = {&cfg->producer.crm, &cfg->producer.inventory};
-    const char *names[2] = {"crm", "inventory"}, *nouns[2] = {"customer(s)", "product(s)"};
-    for (int i = 0; i < 2; i++) {
-        if (!sc[i]->enabled) continue;
-        source *s = &p->src[p->nsrc++];
-        s->p = p;
-        s->name = names[i];
-        s->noun = nouns[i];
-        s->cfg = *sc[i];
-        s->published = jn_strmap_new();
-        s->pending = jn_strmap_new();
-        init_metrics(s);
-        char sname[64];
-        snprintf(sname, sizeof sname, "map_%s", s->name);
-        s->script = jn_script_add(scripts, sname, s->cfg.script, check_map, s, err);
-        if (!s->script) return NULL; /* the caller exits */
-        uv_timer_init(loop, &s->timer);
-        s->timer.data = s;
-        uv_timer_start(&s->timer, poll_now, 0, 0);
-        jn_log_info("producer", "%s: polling %s every %d ms into topic %s", s->name, s->cfg.url,
-                    p->poll_interval_ms, s->cfg.topic);
+    p->src = calloc((size_t)cfg->nsources + 1, sizeof *p->src);
+    if (!p->src) abort();
+    for (int i = 0; i < cfg->nsources; i++) {
+        if (!cfg->sources[i].enabled) continue;
+        if (start_source(p, &p->src[p->nsrc++], &cfg->sources[i], err) != 0)
+            return NULL; /* the caller exits */
     }
     return p;
 }
@@ -561,12 +766,17 @@ static void closed_one(void *arg) {
     jn_producer *p = arg;
     if (--p->pending_close > 0) return;
     for (int i = 0; i < p->nsrc; i++) {
-        jn_strmap_free(p->src[i].published);
-        jn_strmap_free(p->src[i].pending);
-        free(p->src[i].cur);
+        source *s = &p->src[i];
+        jn_strmap_free(s->published);
+        jn_strmap_free(s->pending);
+        jn_strmap_free(s->pages_seen);
+        free(s->headers);
+        free(s->url);
+        free(s->cur);
     }
     void (*done)(void *) = p->done;
     void *arg2 = p->done_arg;
+    free(p->src);
     free(p);
     if (done) done(arg2);
 }
@@ -589,15 +799,9 @@ void jn_producer_stop(jn_producer *p, void (*done)(void *), void *arg) {
     p->pending_close = 1 + p->nsrc;
     for (int i = 0; i < p->nsrc; i++) {
         source *s = &p->src[i];
-        if (s->cur) {
-            /* A cycle paused on a full queue ends here; what it did not queue is
-             * published by the next run, since nothing marked it published. */
-            drop_response(s);
-            s->cur->processing = 0;
-            cycle *c = s->cur;
-            s->cur = NULL;
-            finish_cycle_if_done(c);
-        }
+        /* A cycle paused on a full queue, or between pages, ends here; what it did not
+         * queue is published by the next run, since nothing marked it published. */
+        end_cycle(s);
         uv_close((uv_handle_t *)&s->timer, on_timer_closed);
     }
     jn_http_client_close(p->http, on_http_closed, p);
@@ -607,12 +811,18 @@ void jn_producer_status_json(jn_producer *p, jn_sb *out) {
     jn_sb_putc(out, '{');
     for (int i = 0; i < p->nsrc; i++) {
         source *s = &p->src[i];
+        const jn_source_config *c = s->cfg;
+        jn_sb_printf(out, "%s", i ? "," : "");
+        jn_sb_json_string(out, c->name, strlen(c->name));
+        jn_sb_puts(out, ":{\"url\":");
+        jn_sb_json_string(out, c->url, strlen(c->url));
+        jn_sb_puts(out, ",\"topic\":");
+        jn_sb_json_string(out, c->topic, strlen(c->topic));
         jn_sb_printf(out,
-                     "%s\"%s\":{\"url\":\"%s\",\"topic\":\"%s\",\"polls\":%ld,\"failures\":%ld,"
-                     "\"published\":%.0f,\"unchanged\":%.0f,\"known_records\":%zu,\"last_error\":",
-                     i ? "," : "", s->name, s->cfg.url, s->cfg.topic, s->polls, s->failures,
-                     jn_metric_value(s->m_published), jn_metric_value(s->m_unchanged),
-                     jn_strmap_count(s->published));
+                     ",\"polls\":%ld,\"failures\":%ld,\"page\":%d,\"published\":%.0f,"
+                     "\"unchanged\":%.0f,\"known_records\":%zu,\"last_error\":",
+                     s->polls, s->failures, s->page, jn_metric_value(s->m_published),
+                     jn_metric_value(s->m_unchanged), jn_strmap_count(s->published));
         if (s->last_error[0])
             jn_sb_json_string(out, s->last_error, strlen(s->last_error));
         else
@@ -622,4 +832,17 @@ void jn_producer_status_json(jn_producer *p, jn_sb *out) {
     jn_sb_printf(out, "%s\"kafka\":{\"inflight\":%ld,\"connected\":%s}}", p->nsrc ? "," : "",
                  jn_kafka_producer_inflight(p->kafka),
                  jn_kafka_producer_connected(p->kafka) ? "true" : "false");
+}
+
+int jn_producer_source_count(const jn_producer *p) {
+    return p->nsrc;
+}
+
+void jn_producer_source_info(const jn_producer *p, int i, jn_producer_source *out) {
+    const source *s = &p->src[i];
+    out->name = s->cfg->name;
+    out->topic = s->cfg->topic;
+    out->published = jn_metric_value(s->m_published);
+    out->cycles_done = s->cycles_done;
+    out->busy = s->cur != NULL || s->cycles_live > 0;
 }

@@ -1,24 +1,23 @@
-/* What `junction run` shows while it works, and how `--until-idle` knows it is done.
- * Both read the metrics registry (jn_metrics_sum), so the roles need no hooks: the
- * progress line every second on a terminal (a plain line every 5 s otherwise), and the
- * idle test: every source polled, nothing published for a while, everything published
- * read, settled, delivered and stored. */
+/* What `junction run` shows while it works, and how `--until-idle` knows it is done. The
+ * progress line (every second on a terminal, a plain line every 5 s otherwise) reads the
+ * metrics registry's totals; the idle test asks the producer and the consumer through
+ * their accessors: every source polled, nothing published for a while, everything
+ * published read by the pipelines reading its topic, settled and delivered. */
 #ifndef JN_PROGRESS_H
 #define JN_PROGRESS_H
 
 #include <stdint.h>
 #include <uv.h>
 
+#include "consumer.h"
+#include "producer.h"
+
 /* Totals read from the metrics registry at one moment. */
 typedef struct {
     double published; /* records Kafka acknowledged to the producer, every source */
-    double published_customers, published_products;
-    double consumed_customers, consumed_products; /* messages the consumer read */
     double merged, delivered, duplicates, dead_lettered, rejected;
     double lag;     /* consumer lag, summed over partitions */
     double pending; /* messages read and not yet settled */
-    double waiting; /* customers held for their products */
-    double stored;  /* records the analytics receiver stored */
     double errors;  /* producer failures, consumer errors, analytics POST retries */
 } jn_progress_counts;
 
@@ -30,11 +29,13 @@ typedef struct jn_progress jn_progress;
  * rewritten in place every second when stderr is a terminal, else a line every 5 s. */
 jn_progress *jn_progress_start(uv_loop_t *loop, int show);
 
-/* Calls idle(arg) once, the first time the pipeline is idle: every named producer source
- * ("crm", "inventory") finished a poll, nothing was published for quiet_ms, every
- * published record was read, lag, pending and held customers are 0, every merged record
- * was delivered or refused, and analytics stored everything delivered. */
-void jn_progress_on_idle(jn_progress *p, const char *const *sources, int nsources,
+/* Calls idle(arg) once, the first time the pipeline is idle: every source of producer
+ * finished a cycle and has none under way, nothing was published for quiet_ms, every
+ * record a source published was read by each of consumer's pipelines reading its topic,
+ * lag, pending and held messages are 0, and every merged record was delivered (to each
+ * of its sinks) or refused. producer and consumer may be NULL (a role
+ * not run); they must outlive p. */
+void jn_progress_on_idle(jn_progress *p, const jn_producer *producer, const jn_consumer *consumer,
                          uint64_t quiet_ms, void (*idle)(void *), void *arg);
 
 /* Prints the last line (ending the terminal's line), stops sampling and frees p. */

@@ -61,6 +61,8 @@ int jn_router_match(const jn_route *routes, size_t n, int method, const char *pa
         allowed |= routes[r].methods;
     }
     if (!allowed) return JN_ROUTE_NOT_FOUND;
+    /* The server answers HEAD on every GET route (http_server.c), so Allow says so. */
+    if (allowed & JN_METHOD(HTTP_GET)) allowed |= JN_METHOD(HTTP_HEAD);
     m->allow[0] = '\0';
     for (int k = 0; k < 32; k++) {
         if (!(allowed & (1u << k))) continue;

@@ -20,8 +20,8 @@ typedef struct {
 } jn_route_match;
 
 /* Returns the index of the matching route, JN_ROUTE_NOT_FOUND, or JN_ROUTE_BAD_METHOD
- * when the path exists for other methods (m->allow then lists them). A trailing slash is
- * ignored. */
+ * when the path exists for other methods (m->allow then lists them, with HEAD wherever
+ * GET is allowed). A trailing slash is ignored. */
 int jn_router_match(const jn_route *routes, size_t n, int method, const char *path, size_t len,
                     jn_route_match *m);
 

@@ -64,6 +64,7 @@ typedef struct {
 struct jn_script {
     jn_script_host *host;
     char *name, *path, *dir, *base;
+    char *shown; /* path as messages print it (jn_visible) */
     jn_script_check_cb check;
     void *ud;
     int module_ref, state_ref;
@@ -275,20 +276,22 @@ static int sandbox_print(lua_State *L) {
 /* Reads a script file: a regular file (not a folder, a FIFO or /dev/zero) of at most
  * max bytes. Returns the text (malloc'd) or NULL with *err set. */
 static char *read_script_file(const char *path, long max, size_t *len, char **err) {
-    char buf[1400];
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
-        snprintf(buf, sizeof buf, "cannot open %s: %s", path, strerror(errno));
+        int open_errno = errno;
         if (fd >= 0) close(fd);
-        *err = xstrdup(buf);
+        char *shown = jn_visible(path);
+        *err = jn_errorf("cannot open %s: %s", shown, strerror(open_errno));
+        free(shown);
         return NULL;
     }
     if (!S_ISREG(st.st_mode)) {
-        snprintf(buf, sizeof buf, "%s is %s, not a regular file; point the config at a .lua file",
-                 path, S_ISDIR(st.st_mode) ? "a folder" : "a device, FIFO or socket");
+        char *shown = jn_visible(path);
+        *err = jn_errorf("%s is %s, not a regular file; point the config at a .lua file", shown,
+                         S_ISDIR(st.st_mode) ? "a folder" : "a device, FIFO or socket");
+        free(shown);
         close(fd);
-        *err = xstrdup(buf);
         return NULL;
     }
     jn_sb sb;
@@ -297,12 +300,12 @@ static char *read_script_file(const char *path, long max, size_t *len, char **er
     ssize_t n;
     while ((n = read(fd, chunk, sizeof chunk)) > 0) {
         if ((long)(sb.len + (size_t)n) > max) {
-            snprintf(buf, sizeof buf,
-                     "%s is larger than %ld bytes; scripts.max_file_bytes sets the limit", path,
-                     max);
+            char *shown = jn_visible(path);
+            *err = jn_errorf("%s is larger than %ld bytes; scripts.max_file_bytes sets the limit",
+                             shown, max);
+            free(shown);
             close(fd);
             jn_sb_free(&sb);
-            *err = xstrdup(buf);
             return NULL;
         }
         jn_sb_append(&sb, chunk, (size_t)n);
@@ -310,9 +313,10 @@ static char *read_script_file(const char *path, long max, size_t *len, char **er
     int read_errno = errno;
     close(fd);
     if (n < 0) {
-        snprintf(buf, sizeof buf, "cannot read %s: %s", path, strerror(read_errno));
+        char *shown = jn_visible(path);
+        *err = jn_errorf("cannot read %s: %s", shown, strerror(read_errno));
+        free(shown);
         jn_sb_free(&sb);
-        *err = xstrdup(buf);
         return NULL;
     }
     *len = sb.len;
@@ -537,8 +541,12 @@ static int sandbox_require(lua_State *L) {
         free(err);
         return lua_error(L);
     }
-    char chunkname[1100];
-    snprintf(chunkname, sizeof chunkname, "@%s", path);
+    /* Lua names the chunk in every message and traceback line. Made before any Lua call
+     * that could raise: none may skip the frees. */
+    char chunkname[4 * sizeof path + 2];
+    char *shown = jn_visible(path);
+    snprintf(chunkname, sizeof chunkname, "@%s", shown);
+    free(shown);
     int rc = luaL_loadbufferx(L, code, len, chunkname, "t");
     free(code);
     if (rc != LUA_OK) return luaL_error(L, "require \"%s\": %s", name, lua_tostring(L, -1));
@@ -735,6 +743,37 @@ int jn_script_pcall(jn_script *s, int nargs, int nresults, char **err) {
     return rc == LUA_OK ? 0 : -1;
 }
 
+/* The length of a source position "<source>:<line>: " at the start of the n bytes at s,
+ * or 0. The source must look like one Lua names (luaL_where): a path (a '/', a .lua
+ * name, or "..." and its end when Lua cut it short) or [string "..."]; so a message such
+ * as "at 12:30: closed", without a position, keeps its words. */
+static size_t position_length(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != ':') continue;
+        size_t j = i + 1;
+        while (j < n && s[j] >= '0' && s[j] <= '9')
+            j++;
+        if (j == i + 1 || j + 1 >= n || s[j] != ':' || s[j + 1] != ' ') {
+            if (j == i + 1 && j < n && s[j] == ' ') return 0; /* words before ": " */
+            continue;
+        }
+        int source = memchr(s, '/', i) || (i > 4 && !memcmp(s + i - 4, ".lua", 4)) ||
+                     !strncmp(s, "...", 3) || !strncmp(s, "[string ", 8);
+        return source ? j + 2 : 0;
+    }
+    return 0;
+}
+
+size_t jn_script_error_brief(const char *err, const char **start) {
+    const char *nl = strchr(err, '\n');
+    size_t n = nl ? (size_t)(nl - err) : strlen(err);
+    /* An error raised again on its way out carries one position per level. */
+    for (size_t skip; (skip = position_length(err, n)) > 0;)
+        err += skip, n -= skip;
+    *start = err;
+    return n;
+}
+
 /* Looks a function up through the module's metatable, as a call: __index may be Lua. */
 static int lookup_function(lua_State *L) {
     lua_gettable(L, 1);
@@ -755,9 +794,7 @@ int jn_script_push_function(jn_script *s, const char *fn, char **err) {
     }
     if (!lua_isfunction(L, -1)) {
         lua_pop(L, 1);
-        char buf[1200];
-        snprintf(buf, sizeof buf, "%s: the script has no function %s", s->path, fn);
-        *err = xstrdup(buf);
+        *err = jn_errorf("%s: the script has no function %s", s->shown, fn);
         return -1;
     }
     return 0;
@@ -811,9 +848,9 @@ static int load_version(jn_script *s, const char *reason, int skip_same, char **
         free(code);
         return 1;
     }
-    char chunkname[1100];
-    snprintf(chunkname, sizeof chunkname, "@%s", s->path);
+    char *chunkname = jn_errorf("@%s", s->shown);
     int rc = luaL_loadbufferx(L, code, len, chunkname, "t");
+    free(chunkname);
     free(code);
     if (rc != LUA_OK) {
         *err = xstrdup(lua_tostring(L, -1));
@@ -825,13 +862,11 @@ static int load_version(jn_script *s, const char *reason, int skip_same, char **
     jn_script_push_state(s);
     if (jn_script_pcall(s, 1, 1, err) != 0) return -1;
     if (!lua_istable(L, -1)) {
-        char buf[1300];
         int none = lua_isnil(L, -1);
-        snprintf(buf, sizeof buf,
-                 "%s must return a table of functions (end the file with `return M`), got %s%s%s",
-                 s->path, none ? "nothing" : "a ", none ? "" : luaL_typename(L, -1),
-                 none ? " (an empty or half-saved file returns nothing)" : "");
-        *err = xstrdup(buf);
+        *err = jn_errorf(
+            "%s must return a table of functions (end the file with `return M`), got %s%s%s",
+            s->shown, none ? "nothing" : "a ", none ? "" : luaL_typename(L, -1),
+            none ? " (an empty or half-saved file returns nothing)" : "");
         lua_pop(L, 1);
         return -1;
     }
@@ -866,7 +901,7 @@ static int reload(jn_script *s, const char *reason, int skip_same) {
     int rc = load_version(s, reason, skip_same, &err);
     if (rc == 1) return 0;
     if (rc == 0) {
-        jn_log_info("script", "%s: loaded version %d from %s (%s)", s->name, s->version, s->path,
+        jn_log_info("script", "%s: loaded version %d from %s (%s)", s->name, s->version, s->shown,
                     reason);
         return 0;
     }
@@ -888,6 +923,7 @@ jn_script *jn_script_add(jn_script_host *h, const char *name, const char *path,
     s->host = h;
     s->name = xstrdup(name);
     s->path = xstrdup(path);
+    s->shown = jn_visible(path);
     const char *slash = strrchr(path, '/');
     s->dir = slash ? strndup(path, (size_t)(slash - path)) : xstrdup(".");
     s->base = xstrdup(slash ? slash + 1 : path);
@@ -905,15 +941,13 @@ jn_script *jn_script_add(jn_script_host *h, const char *name, const char *path,
                                   "Script loads and reloads by result", labels);
     if (load_version(s, "start", 0, err) != 0) {
         char *e = *err;
-        size_t n = strlen(e) + strlen(path) + 64;
-        *err = malloc(n);
-        snprintf(*err, n, "script %s (%s): %s", name, path, e);
+        *err = jn_errorf("script %s (%s): %s", name, s->shown, e);
         free(e);
         luaL_unref(h->L, LUA_REGISTRYINDEX, s->state_ref);
-        free(s->name), free(s->path), free(s->dir), free(s->base), free(s);
+        free(s->name), free(s->path), free(s->shown), free(s->dir), free(s->base), free(s);
         return NULL;
     }
-    jn_log_info("script", "%s: loaded version %d from %s", s->name, s->version, s->path);
+    jn_log_info("script", "%s: loaded version %d from %s", s->name, s->version, s->shown);
     s->next = h->scripts;
     h->scripts = s;
     return s;
@@ -1012,10 +1046,12 @@ int jn_script_watch(jn_script_host *h) {
         w->ev.data = w;
         int rc = uv_fs_event_start(&w->ev, on_fs_event, w->dir, 0);
         if (rc < 0) {
+            char *shown = jn_visible(w->dir);
             jn_log_warn("script",
                         "cannot watch %s for changes (%s); reload with SIGHUP or "
                         "POST /api/reload instead",
-                        w->dir, uv_strerror(rc));
+                        shown, uv_strerror(rc));
+            free(shown);
             uv_close((uv_handle_t *)&w->ev, (uv_close_cb)free);
             free(w->dir);
             continue;
@@ -1051,10 +1087,13 @@ jn_script_host *jn_script_host_new(uv_loop_t *loop, const jn_script_opts *opts) 
             char real[PATH_MAX];
             if (!*p) continue;
             if (!realpath(p, real)) {
+                int e = errno;
+                char *shown = jn_visible(p);
                 jn_log_warn("script",
                             "scripts.read_paths: %s does not resolve (%s); scripts cannot "
                             "read under it",
-                            p, strerror(errno));
+                            shown, strerror(e));
+                free(shown);
                 continue;
             }
             h->roots = realloc(h->roots, sizeof *h->roots * (size_t)(h->nroots + 1));
@@ -1127,7 +1166,7 @@ static void on_closed(uv_handle_t *hd) {
         n = s->next;
         for (int i = 0; i < HISTORY; i++)
             free(s->history[i].error);
-        free(s->name), free(s->path), free(s->dir), free(s->base), free(s);
+        free(s->name), free(s->path), free(s->shown), free(s->dir), free(s->base), free(s);
     }
     jn_lua_alloc_close(h->L);
     for (int i = 0; i < h->nroots; i++)

@@ -82,6 +82,13 @@ int jn_script_pcall(jn_script *s, int nargs, int nresults, char **err);
  * is an error. */
 int jn_script_call(jn_script *s, const char *fn, int nargs, int nresults, char **err);
 
+/* The part of a script error (as jn_script_pcall sets it) a client of the host may be
+ * answered with: its first line, without the source positions Lua puts in front
+ * ("/srv/scripts/crm.lua:69: "), so neither the traceback nor a script's path leaves the
+ * process; the log is the place for the whole error. Returns its length and sets *start
+ * inside err; never allocates. */
+size_t jn_script_error_brief(const char *err, const char **start);
+
 /* JSON array describing every script: version, hash, reload history, last error. */
 void jn_script_host_status_json(jn_script_host *h, jn_sb *out);
 

@@ -45,10 +45,15 @@ struct jn_sink {
     int inflight;
     size_t pending;
     long batches, retries;
+    /* An outage is logged once when it starts (with what to do), then once a minute while
+     * it lasts, and once when it ends: batches fail together, the log must not. */
+    int failing;
+    uint64_t fail_logged_ms;
+    long fails;
     uint64_t rng;
     int closing;
     char *url;
-    char *ca_file;
+    char *ca_file, *cert_file, *key_file;
     char *headers[JN_SINK_MAX_HEADERS + 1]; /* the configured ones, NULL-terminated */
     jn_metric *m_batches_ok, *m_batches_retry, *m_rejected, *m_latency;
 };
@@ -210,6 +215,11 @@ static void on_response(void *ud, jn_http_result *res) {
     long st = res->curl_code ? 0 : res->status;
     if (st >= 200 && st < 300) {
         jn_metric_add(s->m_batches_ok, 1);
+        if (s->failing)
+            jn_log_info("sink", "POST %s works again (after %ld failed attempt(s))", s->o.url,
+                        s->fails);
+        s->failing = 0;
+        s->fails = 0;
         report(s, b, 0, NULL);
         free_batch(b);
     } else if (st == 0 || st == 408 || st == 429 || st >= 500) {
@@ -221,14 +231,28 @@ static void on_response(void *ud, jn_http_result *res) {
         int attempt = b->attempt + 1 < 30 ? b->attempt + 1 : 30;
         int64_t d =
             jn_backoff_delay_ms(&s->backoff, attempt, jn_random_unit(&s->rng), res->retry_after_s);
-        if (b->attempt == 1 || b->attempt % 10 == 0) {
-            char why[160];
-            if (st)
-                snprintf(why, sizeof why, "HTTP %ld", st);
-            else
-                snprintf(why, sizeof why, "%s", res->curl_error ? res->curl_error : "no answer");
-            jn_log_warn("sink", "POST %s (%zu records) failed: %s; retry %d in %lld ms", s->o.url,
-                        b->n, why, b->attempt, (long long)d);
+        char why[160];
+        if (st)
+            snprintf(why, sizeof why, "HTTP %ld", st);
+        else
+            snprintf(why, sizeof why, "%s", res->curl_error ? res->curl_error : "no answer");
+        s->fails++;
+        uint64_t now = uv_now(s->loop);
+        if (!s->failing || now - s->fail_logged_ms >= 60000) {
+            /* A refused certificate does not go away by waiting: say what to set. */
+            int tls = !st && res->curl_error &&
+                      (strstr(res->curl_error, "certificate") || strstr(res->curl_error, "SSL"));
+            jn_log_warn("sink", "POST %s failed: %s; %s%s", s->o.url, why,
+                        s->failing ? "still failing, records wait and are retried"
+                                   : "records wait and are retried with backoff",
+                        tls ? " (a certificate the sink does not trust: give the sink ca_file, "
+                              "the CA that signed the receiver's certificate)"
+                            : "");
+            s->failing = 1;
+            s->fail_logged_ms = now;
+        } else {
+            jn_log_debug("sink", "POST %s (%zu records) failed: %s; retry %d in %lld ms", s->o.url,
+                         b->n, why, b->attempt, (long long)d);
         }
         b->retry = malloc(sizeof *b->retry);
         if (!b->retry) abort();
@@ -280,6 +304,8 @@ static void send_batch(batch *b) {
                               .body_len = b->body.len,
                               .headers = headers,
                               .ca_file = s->ca_file,
+                              .cert_file = s->cert_file,
+                              .key_file = s->key_file,
                               .insecure = s->o.insecure,
                               .timeout_ms = s->o.timeout_ms,
                               .connect_timeout_ms = s->o.timeout_ms};
@@ -308,6 +334,10 @@ jn_sink *jn_sink_new(uv_loop_t *loop, jn_http_client *http, const jn_sink_opts *
     s->o.url = s->url;
     s->ca_file = o->ca_file ? strdup(o->ca_file) : NULL;
     s->o.ca_file = s->ca_file;
+    s->cert_file = o->cert_file ? strdup(o->cert_file) : NULL;
+    s->o.cert_file = s->cert_file;
+    s->key_file = o->key_file ? strdup(o->key_file) : NULL;
+    s->o.key_file = s->key_file;
     for (int i = 0; o->headers && o->headers[i] && i < JN_SINK_MAX_HEADERS; i++) {
         s->headers[i] = strdup(o->headers[i]);
         if (!s->headers[i]) abort();
@@ -399,6 +429,8 @@ static void on_linger_closed(uv_handle_t *h) {
     void *arg = c->arg;
     free(s->url);
     free(s->ca_file);
+    free(s->cert_file);
+    free(s->key_file);
     for (int i = 0; s->headers[i]; i++)
         free(s->headers[i]);
     free(s);

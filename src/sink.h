@@ -33,6 +33,8 @@ typedef struct {
                                    (copied), or NULL */
     const char *name;           /* the sink's name, labelling its metrics; NULL: none */
     const char *ca_file;        /* HTTPS: the CAs to trust (copied); NULL: the system's */
+    const char *cert_file;      /* HTTPS: client certificate (copied); NULL: none */
+    const char *key_file;       /* its key when not in cert_file (copied); NULL: none */
     int insecure;               /* HTTPS: do not check the server's certificate */
 } jn_sink_opts;
 

@@ -399,12 +399,14 @@ def check_compose():
             if var.endswith("_LISTEN") and not str(val).startswith("0.0.0.0:"):
                 problem(f"compose: {name}: {var}={val} is not reachable from other "
                         "containers (listen on 0.0.0.0)")
-        # The health check (this one or the image's) asks the admin where it listens.
+        # The health check (this one or the image's) asks the admin where it listens:
+        # /healthz, or /readyz for a role that says when it can do its work.
         admin = env.get("JUNCTION_ADMIN_LISTEN")
         admin = int(str(admin).rsplit(":", 1)[1]) if admin else \
             admin_port_of(os.path.relpath(conf, workdir)) if conf else ADMIN_PORT
         test = " ".join(map(str, (svc.get("healthcheck") or {}).get("test", [])))
-        if f"127.0.0.1:{admin}/healthz" not in (test or f"127.0.0.1:{ADMIN_PORT}/healthz"):
+        asked = test or f"127.0.0.1:{ADMIN_PORT}/healthz"
+        if f"127.0.0.1:{admin}/healthz" not in asked and f"127.0.0.1:{admin}/readyz" not in asked:
             problem(f"compose: {name}: the admin listens on :{admin}, the health check "
                     f"asks {test or 'the image default, :%d' % ADMIN_PORT}")
 

@@ -2,6 +2,7 @@
 answers, limits and timeouts, hot reload and shutdown."""
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -148,6 +149,58 @@ def test_malformed_json_is_400(junction):
     assert r.status == 400 and "empty" in r.json()["error"]
 
 
+def test_integer_ids_out_of_range_are_400_and_the_next_id_never_wraps(junction):
+    """PUT /customers/99999999999999999999999 used to create id 9223372036854775807 that
+    GET could not find; two POSTs after it both got -9223372036854775808, the second
+    replacing the first (and the sanitizer build aborted on the overflow)."""
+    crm = junction.crm + "/customers"
+    body = '{"name":"Big","email":"big@example.com"}'
+    for too_big in ("99999999999999999999999", "9223372036854775808", "0"):
+        for method, data in (("PUT", body), ("GET", None), ("PATCH", body), ("DELETE", None)):
+            r = request(f"{crm}/{too_big}", method, data)
+            assert r.status == 400, (too_big, method, r.body)
+            err = r.json()["error"]
+            assert "out of range" in err and "from 1 to 9223372036854775807" in err, err
+    assert len(request(crm).json()) == 1000
+    # The largest id itself is fine, and found again; then no POST can get a next one.
+    top = f"{crm}/9223372036854775807"
+    r = request(top, "PUT", body)
+    assert r.status == 201 and r.json()["id"] == 9223372036854775807
+    assert request(top).json() == r.json()
+    for _ in range(2):
+        r = request(crm, "POST", '{"name":"Next","email":"next@example.com"}')
+        assert r.status == 409, r.body
+        assert "no id is left" in r.json()["error"] and "PUT /customers/<id>" in r.json()["error"]
+    customers = request(crm).json()
+    assert len(customers) == 1001 and all(c["id"] > 0 for c in customers)
+    assert request(top, "DELETE").status == 204
+    r = request(crm, "POST", '{"name":"Next","email":"next@example.com"}')
+    assert r.status == 201 and r.json()["id"] == 1001
+
+
+def test_path_ids_of_integer_resources_have_one_spelling(junction):
+    """PUT /customers/007 used to store a second record beside 7, and GET /customers listed
+    7 twice. A path id is the plain decimal the record is stored under, else a 400."""
+    crm = junction.crm + "/customers"
+    seven = request(crm + "/7").json()
+    body = '{"name":"Bond","email":"bond@example.com"}'
+    for spelling in ("007", "+7", "%207", "7%20", "7.0", "0x7", "-7", "1e3", "seven", "%01"):
+        for method, data in (("PUT", body), ("GET", None), ("PATCH", body), ("DELETE", None)):
+            r = request(f"{crm}/{spelling}", method, data)
+            assert r.status == 400, (spelling, method, r.body)
+            assert "plain decimal" in r.json()["error"], r.body
+    r = request(crm + "/%01", "PUT", body)
+    assert '"\\x01"' in r.json()["error"], r.body  # shown, not printed raw
+    ids = [c["id"] for c in request(crm).json()]
+    assert ids == list(range(1, 1001))
+    assert request(crm + "/7").json() == seven
+    # String ids are names, kept as written: "007" and "7" are two products.
+    inv = junction.inventory + "/products"
+    assert request(inv + "/007", "PUT", '{"name":"Bond","stock":7}').status == 201
+    assert request(inv + "/7").json()["name"] != "Bond"
+    assert request(inv + "/007").json() == {"id": "007", "name": "Bond", "stock": 7}
+
+
 def test_oversized_body_is_413(make_junction):
     j = make_junction({"api": {"max_body_bytes": 1024}})
     r = request(j.crm + "/customers", "POST", '{"name":"' + "x" * 4000 + '"}')
@@ -162,10 +215,30 @@ def test_unknown_route_is_404_and_wrong_method_is_405(junction):
     r = request(junction.crm + "/customers/1/extra")
     assert r.status == 404
     r = request(junction.crm + "/customers", "DELETE")
-    assert r.status == 405 and r.headers["Allow"] == "GET, POST"
+    assert r.status == 405 and r.headers["Allow"] == "GET, HEAD, POST"
     assert "DELETE" in r.json()["error"]
     r = request(junction.inventory + "/customers")
     assert r.status == 404
+
+
+def test_allow_lists_every_method_a_route_takes_head_included(junction):
+    """HEAD works wherever GET does, so a 405's Allow names it (it was missing); each
+    method Allow lists answers something other than 405."""
+    for url, method, allow in ((junction.crm + "/customers", "DELETE", "GET, HEAD, POST"),
+                               (junction.crm + "/customers/1", "POST",
+                                "DELETE, GET, HEAD, PUT, PATCH"),
+                               (junction.inventory + "/products/1", "OPTIONS",
+                                "DELETE, GET, HEAD, PUT, PATCH")):
+        r = request(url, method, "" if method == "POST" else None)
+        assert r.status == 405 and r.headers["Allow"] == allow, (url, method, r.headers)
+        for m in allow.split(", "):
+            if m != "DELETE":
+                assert request(url, m, "{}" if m in ("POST", "PUT", "PATCH") else None) \
+                    .status != 405, (url, m)
+    # A 404 (no such route, or no such record) has no methods to offer.
+    for url in (junction.crm + "/nope", junction.crm + "/customers/5000"):
+        r = request(url)
+        assert r.status == 404 and "Allow" not in r.headers, url
 
 
 def test_garbage_request_line_is_400_and_closed(junction):
@@ -225,6 +298,74 @@ def test_faults_set_at_runtime(junction):
     assert r.status == 404
 
 
+def test_runtime_faults_get_the_ranges_of_the_config(junction):
+    """PUT /api/faults/<name> used to take a latency of 2147483647.5 ms (past the config's
+    cap of 600000: every request hung), store 1e300 as -2147483648 and take fail_next
+    1e18. Each setting is checked against the config's range, the error naming it."""
+    faults = junction.admin + "/api/faults/crm"
+    before = request(junction.admin + "/api/status").json()["api"]["crm"]["faults"]
+    cases = [
+        ('{"latency_ms":2147483647.5}', "latency_ms must be an integer from 0 to 600000, "
+                                        "got 2147483647.5"),
+        ('{"latency_ms":1e300}', "latency_ms must be an integer from 0 to 600000, got 1e+300"),
+        ('{"latency_ms":600001}', "latency_ms must be an integer from 0 to 600000, got 600001"),
+        ('{"latency_ms":2.5}', "latency_ms must be an integer from 0 to 600000, got 2.5"),
+        ('{"latency_ms":"100"}', 'latency_ms must be an integer from 0 to 600000, got "100"'),
+        ('{"fail_next":1e18}', "fail_next must be an integer from 0 to 1000000, got 1e+18"),
+        ('{"fail_next":-1}', "fail_next must be an integer from 0 to 1000000, got -1"),
+        ('{"fail_next":null}', "fail_next must be an integer from 0 to 1000000, got null"),
+        ('{"error_status":200}', "error_status must be an integer from 400 to 599, got 200"),
+        ('{"error_status":503.5}', "error_status must be an integer from 400 to 599, got 503.5"),
+        ('{"error_rate":7}', "error_rate must be a number from 0 to 1, got 7"),
+        ('{"malformed_rate":true}', "malformed_rate must be a number from 0 to 1, got true"),
+        ('{"malformed_rate":[0.5]}', "malformed_rate must be a number from 0 to 1, got an "
+                                     "array or object"),
+        ('{"latency":5}', 'there is no setting "latency"; the settings are latency_ms, '
+                          'error_rate, error_status, malformed_rate and fail_next'),
+    ]
+    for body, want in cases:
+        r = request(faults, "PUT", body)
+        assert r.status == 400, (body, r.body)
+        assert r.json() == {"error": "faults: " + want}, (body, r.body)
+    assert request(junction.admin + "/api/status").json()["api"]["crm"]["faults"] == before
+    # Whole numbers written as floats count, and the ends of each range are fine.
+    r = request(faults, "PUT", '{"latency_ms":600000.0,"fail_next":1000000,"error_status":599,'
+                               '"error_rate":1,"malformed_rate":0}')
+    assert r.status == 200, r.body
+    got = r.json()["crm"]["faults"]
+    assert (got["latency_ms"], got["fail_next"], got["error_status"]) == (600000, 1000000, 599)
+    assert request(faults, "PUT", "{}").status == 200
+    assert request(junction.crm + "/customers/1").status == 200
+
+
+def test_faults_body_that_is_not_an_object_is_one_plain_message(junction):
+    """A body of [1] used to answer {"error":"{\\"error\\":\\"request body must be ...\\"}"}:
+    an error document inside the error string."""
+    faults = junction.admin + "/api/faults/crm"
+    for body, want in (("[1]", "faults: request body must be a JSON object"),
+                       ("1", "faults: request body must be a JSON object"),
+                       ("", "faults: request body is empty; send a JSON object"),
+                       ('{"latency_ms":', "faults: malformed JSON body: ")):
+        r = request(faults, "PUT", body)
+        assert r.status == 400, (body, r.body)
+        err = r.json()["error"]
+        assert err.startswith(want) and "{" not in err, (body, err)
+
+
+def test_script_faults_get_the_ranges_of_the_config(junction):
+    """M.faults set a latency past the config's cap too: now such a version is refused,
+    naming the setting, and the old one keeps serving."""
+    path = os.path.join(junction.scripts, "crm.lua")
+    edit(path, 'M.count = 1000', 'M.count = 1000\nM.faults = { latency_ms = 1e9 }')
+    assert request(junction.admin + "/api/reload", "POST").status == 422
+    assert "M.faults.latency_ms must be an integer from 0 to 600000, got 1000000000.0" in \
+        junction.logs()
+    edit(path, 'latency_ms = 1e9', 'latency_ms = 5, error_status = 429')
+    assert request(junction.admin + "/api/reload", "POST").status == 200
+    crm = request(junction.admin + "/api/status").json()["api"]["crm"]["faults"]
+    assert crm["latency_ms"] == 5 and crm["error_status"] == 429
+
+
 # ---- hot reload -----------------------------------------------------------------------
 
 def edit(path, old, new):
@@ -279,6 +420,40 @@ def test_script_runtime_error_and_runaway_loop_keep_old_data(junction):
                                           result="error") == 2, 5.0)
     assert ok and "boom" in junction.logs()
     assert len(request(junction.inventory + "/products").json()) == 10
+
+
+def test_script_error_answers_the_message_and_logs_the_traceback(junction):
+    """A validate() that fails answered the client with Lua's traceback and the script's
+    paths; the client now gets the message, the log the whole error."""
+    path = os.path.join(junction.scripts, "crm.lua")
+    edit(path, "function M.validate(c)\n",
+         "function M.validate(c)\n  if c.name == 'crash' then return c.nothing.here end\n")
+    assert request(junction.admin + "/api/reload", "POST").status == 200
+    for method, url in (("POST", "/customers"), ("PUT", "/customers/3"),
+                        ("PATCH", "/customers/4")):
+        r = request(junction.crm + url, method, '{"name":"crash","email":"c@example.com"}')
+        assert r.status == 400, r.body
+        assert r.json() == {"error": "invalid customers: attempt to index a nil value "
+                                     "(field 'nothing')"}, r.body
+        assert junction.scripts not in r.body.decode() and "traceback" not in r.body.decode()
+    logs = junction.logs()
+    # Lua names the script by its path (cut to its end when long), in the message and in
+    # each line of the traceback.
+    assert re.search(r"validate\(\) failed on POST /customers, answered 400: \S*scripts/crm\.lua:"
+                     r"\d+: attempt to index a nil value \(field 'nothing'\)\nstack traceback:\n"
+                     r"\t\S*scripts/crm\.lua:\d+: in function <", logs), logs
+    assert "validate() failed on PATCH /customers/4" in logs
+    assert request(junction.crm + "/customers/3").json()["name"] == "Customer 3"
+    # A record the script rejects is answered with the script's reason, as before; a null
+    # is called null.
+    r = request(junction.crm + "/customers", "POST",
+                '{"name":"N","email":"n@example.com","productIds":[null,1]}')
+    assert r.status == 400 and r.json() == {
+        "error": "invalid customers: productIds[1] must be a product id string, got null"}
+    r = request(junction.crm + "/customers", "POST",
+                '{"name":"N","email":"n@example.com","productIds":[1e300]}')
+    assert r.status == 400 and r.json() == {
+        "error": "invalid customers: productIds[1] must be a product id string, got 1e+300"}
 
 
 def test_reload_endpoint_and_sighup(junction):

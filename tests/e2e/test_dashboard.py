@@ -15,7 +15,7 @@ def test_root_serves_the_dashboard_compiled_into_the_binary(make_junction):
         assert r.body == f.read()
     # Only GET: anything else is told which method works.
     r = request(j.admin + "/", method="POST", body="")
-    assert r.status == 405 and r.headers["Allow"] == "GET"
+    assert r.status == 405 and r.headers["Allow"] == "GET, HEAD"
 
 
 def test_unknown_admin_route_names_the_dashboard(make_junction):

@@ -198,3 +198,178 @@ def test_help_config_lists_the_kafka_connection_keys():
                 "KAFKA_SASL_PASSWORD[_FILE]", "kafka.ssl.ca_file", "kafka.ssl.cert_file",
                 "kafka.ssl.key_file", "kafka.ssl.key_password"):
         assert key in p.stdout, key
+
+
+# ---- everything secured at once --------------------------------------------------------
+
+def make_cert(tmp_path):
+    """A CA of the test's own and a server certificate it signed for 127.0.0.1."""
+    d = str(tmp_path)
+    run_ssl = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True,  # noqa
+                                        timeout=60)
+    run_ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+            "/CN=junction test HTTPS CA", "-keyout", f"{d}/ca.key", "-out", f"{d}/ca.pem")
+    run_ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout",
+            f"{d}/srv.key", "-out", f"{d}/srv.csr")
+    with open(f"{d}/ext.cnf", "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    run_ssl("x509", "-req", "-in", f"{d}/srv.csr", "-CA", f"{d}/ca.pem", "-CAkey",
+            f"{d}/ca.key", "-CAcreateserial", "-days", "1", "-extfile", f"{d}/ext.cnf", "-out",
+            f"{d}/srv.pem")
+    # A client certificate of the same CA, for a receiver that asks who is calling.
+    run_ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=junction sink", "-keyout",
+            f"{d}/client.key", "-out", f"{d}/client.csr")
+    run_ssl("x509", "-req", "-in", f"{d}/client.csr", "-CA", f"{d}/ca.pem", "-CAkey",
+            f"{d}/ca.key", "-CAcreateserial", "-days", "1", "-out", f"{d}/client.pem")
+    return f"{d}/ca.pem", f"{d}/srv.pem", f"{d}/srv.key"
+
+
+def j_scripts():
+    return os.path.join(ROOT, "scripts")
+
+
+class TlsFront:
+    """An HTTPS server of the test's own in front of a plain HTTP one: it ends TLS with
+    its certificate and passes the bytes on both ways."""
+
+    def __init__(self, cert, key, backend_port, client_ca=None):
+        import socket
+        import ssl
+        import threading
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        if client_ca:  # mutual TLS: a client without a certificate of client_ca is refused
+            self.ctx.verify_mode = ssl.CERT_REQUIRED
+            self.ctx.load_verify_locations(client_ca)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.backend = backend_port
+        self.handshakes_failed = 0
+        self.threading = threading
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        import socket
+        import ssl
+        while True:
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                conn = self.ctx.wrap_socket(raw, server_side=True)
+            except (ssl.SSLError, OSError):
+                self.handshakes_failed += 1
+                raw.close()
+                continue
+            back = socket.create_connection(("127.0.0.1", self.backend))
+            for a, b in ((conn, back), (back, conn)):
+                self.threading.Thread(target=self.pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pipe(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.sock.close()
+
+
+def test_everything_secured_at_once(secrets_never_logged, make_junction, tmp_path,
+                                    private_redis):
+    """The seed pipeline over the SASL_SSL listener (credentials from files), de-duplicating
+    in a Redis that wants an ACL user's password (from a file), delivering to an HTTPS
+    analytics endpoint that wants a bearer token (from a file) and a client certificate,
+    and whose own certificate only the CA file names: merged=1000 delivered=1000 lost=0."""
+    redis_port, redis = private_redis
+    ca, cert, key = make_cert(tmp_path)
+    token = "analytics-t0ken-" + uuid.uuid4().hex[:8]
+    token_file, redis_pass = tmp_path / "analytics-token", tmp_path / "redis-password"
+    token_file.write_text(token + "\n")
+    redis_pass.write_text("m4rker-pass\n")
+    base = config(secure_kafka_config())
+    ana_port = int(base["analytics"]["listen"].rsplit(":", 1)[1])
+    front = TlsFront(cert, key, ana_port, client_ca=ca)
+    c = base["consumer"]
+    base["analytics"]["token"] = {"file": str(token_file)}
+    base["redis"] = {"host": "127.0.0.1", "port": redis_port, "username": "marker",
+                     "password": {"file": str(redis_pass)}}
+    base["pipelines"] = {"default": {
+        "group_id": c["group_id"], "dead_letter_topic": c["dead_letter_topic"],
+        "hold_ms": 1000, "transform": os.path.join(j_scripts(), "merge.lua"),
+        "streams": {"customers": c["customer_topic"]},
+        "tables": {"products": c["product_topic"]},
+        "sinks": {"analytics": {
+            "type": "http", "url": f"https://127.0.0.1:{front.port}/analytics",
+            "ca_file": ca, "cert_file": str(tmp_path / "client.pem"),
+            "key_file": str(tmp_path / "client.key"),
+            "headers": {"Authorization": {"file": str(token_file), "prefix": "Bearer "}}}}}}
+    try:
+        j = make_junction(base, start=False, command="run")
+        p = subprocess.run([BINARY, "run", "--config", j.config, "--until-idle"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=180,
+                           env=junction_env(password_env(tmp_path)))
+        with open(tmp_path / "secured-run.out", "w") as f:
+            f.write(p.stdout + p.stderr)
+        assert p.returncode == 0, p.stderr[-3000:]
+        s = summary(p.stdout)
+        assert s["merged"] == 1000 and s["delivered"] == 1000 and s["lost"] == 0, \
+            (s, p.stderr[-3000:])
+        keys = subprocess.run(redis + ["--scan", "--pattern", "processed:*"],
+                              capture_output=True, text=True).stdout.split()
+        assert len(keys) >= 1000
+        for secret_text in (token, "m4rker-pass"):
+            assert secret_text not in p.stdout + p.stderr
+        assert front.handshakes_failed == 0
+    finally:
+        front.close()
+
+
+def test_an_untrusted_sink_certificate_is_one_clear_line_and_loses_nothing(
+        secrets_never_logged, make_junction, tmp_path):
+    """The HTTPS analytics endpoint's certificate is signed by a CA the sink was not given:
+    nothing is delivered, the reason is logged once per outage with the key to set, and
+    nothing is dead-lettered (the records wait for the sink)."""
+    ca, cert, key = make_cert(tmp_path)
+    base = config()
+    ana_port = int(base["analytics"]["listen"].rsplit(":", 1)[1])
+    front = TlsFront(cert, key, ana_port)
+    c = base["consumer"]
+    base["pipelines"] = {"default": {
+        "group_id": c["group_id"], "dead_letter_topic": c["dead_letter_topic"],
+        "transform": os.path.join(j_scripts(), "merge.lua"),
+        "dedupe": {"prefix": f"processed:{c['group_id']}:"},
+        "streams": {"customers": c["customer_topic"]},
+        "tables": {"products": c["product_topic"]},
+        "sinks": {"analytics": {"type": "http",
+                                "url": f"https://127.0.0.1:{front.port}/analytics",
+                                "retry_max_ms": 500}}}}
+    try:
+        j = make_junction(base, command="run")
+        deadline = time.time() + 60
+        while time.time() < deadline and "certificate" not in j.logs():
+            time.sleep(0.2)
+        time.sleep(3)
+        logs = j.logs()
+        lines = [line for line in logs.splitlines() if "certificate" in line]
+        assert len(lines) == 1, logs[-3000:]
+        assert "ca_file" in lines[0], lines[0]
+        st = request(j.admin + "/api/status").json()
+        assert st["analytics"]["records"] == 0
+        assert st["consumer"]["dead_lettered"] == 0 and st["consumer"]["delivered"] == 0
+        assert front.handshakes_failed >= 1
+    finally:
+        front.close()

@@ -170,6 +170,28 @@ describe("crm.lua", function()
       rejects(customer({ productIds = { "1", [5] = "2" } }), "productIds")
     end)
 
+    it("names a JSON null as null, not as a userdata", function()
+      local null = require("junction").null
+      local function says(record, want)
+        local out, err = crm.validate(record)
+        assert.is_nil(out)
+        assert.are.equal(want, err)
+      end
+      says(customer({ productIds = { null, 1 } }),
+        "productIds[1] must be a product id string, got null")
+      says(customer({ phone = null }), "phone must be a string, got null")
+      says(customer({ name = null }), "name must be a non-empty string, got null")
+      says(customer({ email = null }), "email must look like user@host, got null")
+      says(customer({ email = "nope" }), 'email must look like user@host, got "nope"')
+    end)
+
+    it("rejects a product id too large for an integer with a message, not an error", function()
+      local ok, out, err = pcall(crm.validate, customer({ productIds = { 1e300 } }))
+      assert.is_true(ok, out)
+      assert.is_nil(out)
+      assert.are.equal("productIds[1] must be a product id string, got 1e+300", err)
+    end)
+
     it("normalises numeric productIds to strings", function()
       local out = assert(crm.validate(customer({ productIds = { 1, "2", 3.0 } })))
       assert.are.same({ "1", "2", "3" }, out.productIds)

@@ -133,6 +133,12 @@ describe("inventory.lua", function()
       rejects(product({ name = 7 }), "name")
     end)
 
+    it("names a JSON null stock as null", function()
+      local out, err = inventory.validate(product({ stock = require("junction").null }))
+      assert.is_nil(out)
+      assert.are.equal("stock must be a whole number, got null", err)
+    end)
+
     it("rejects negative stock", function()
       rejects(product({ stock = -1 }), "stock")
       rejects(product({ stock = -3.0 }), "stock")

@@ -194,6 +194,23 @@ describe("orders.lua", function()
         "items[2].quantity")
     end)
 
+    it("names a JSON null as null, not as a userdata", function()
+      local null = require("junction").null
+      local function says(record, want)
+        local out, err = orders.validate(record)
+        assert.is_nil(out)
+        assert.are.equal(want, err)
+      end
+      says(order({ customerId = null }),
+        "customerId must be a customer's id, a whole number of 1 or more, got null")
+      says(order({ items = { null } }),
+        "items[1] must be an object { productId, quantity }, got null")
+      says(order({ items = { { productId = null, quantity = 1 } } }),
+        "items[1].productId must be a product id string, got null")
+      says(order({ items = { { productId = "1", quantity = null } } }),
+        "items[1].quantity must be a whole number of 1 or more, got null")
+    end)
+
     it("rejects an unknown status and a createdAt that is not a UTC time", function()
       rejects(order({ status = "lost" }), "status")
       rejects(order({ status = 3 }), "status")

@@ -147,19 +147,84 @@ static void test_many_records(void **state) {
     jn_collection_free(c);
 }
 
-static void test_max_numeric_id(void **state) {
+static long long next_id(jn_collection *c) {
+    long long id = -1;
+    assert_int_equal(jn_collection_next_id(c, &id), 0);
+    return id;
+}
+
+static void test_next_id(void **state) {
     (void)state;
     jn_collection *c = jn_collection_new();
-    assert_int_equal(jn_collection_max_numeric_id(c), 0);
+    assert_int_equal(next_id(c), 1);
     put(c, "abc", "1");
-    assert_int_equal(jn_collection_max_numeric_id(c), 0);
+    assert_int_equal(next_id(c), 1);
     put(c, "3", "1");
     put(c, "12", "1");
     put(c, "7", "1");
     put(c, "99x", "1"); /* not a decimal integer */
-    assert_int_equal(jn_collection_max_numeric_id(c), 12);
+    put(c, "+50", "1");
+    put(c, " 60", "1");
+    assert_int_equal(next_id(c), 13);
     jn_collection_remove(c, "12");
-    assert_int_equal(jn_collection_max_numeric_id(c), 7);
+    assert_int_equal(next_id(c), 8);
+    /* Too large to be a number: it goes with the strings and does not count. */
+    put(c, "99999999999999999999999", "1");
+    assert_int_equal(next_id(c), 8);
+    jn_collection_free(c);
+}
+
+/* The largest id taken: no next one, never a wrapped negative one (it used to be
+ * LLONG_MIN, twice, the second POST replacing the first). */
+static void test_next_id_when_the_id_space_is_exhausted(void **state) {
+    (void)state;
+    jn_collection *c = jn_collection_new();
+    put(c, "9223372036854775806", "1");
+    assert_true(next_id(c) == JN_ID_MAX);
+    put(c, "9223372036854775807", "1");
+    long long id = 42;
+    assert_int_equal(jn_collection_next_id(c, &id), -1);
+    assert_int_equal(id, 42);
+    jn_collection_remove(c, "9223372036854775807");
+    assert_true(next_id(c) == JN_ID_MAX);
+    jn_collection_free(c);
+}
+
+static void test_parse_id(void **state) {
+    (void)state;
+    long long v = 0;
+    assert_int_equal(jn_collection_parse_id("7", &v), 0);
+    assert_int_equal(v, 7);
+    assert_int_equal(jn_collection_parse_id("1000", &v), 0);
+    assert_int_equal(v, 1000);
+    assert_int_equal(jn_collection_parse_id("9223372036854775807", &v), 0);
+    assert_true(v == JN_ID_MAX);
+    static const char *const not_plain[] = {"007", "00",  "+7", "-7", " 7", "7 ", "7.0",
+                                            "1e3", "0x7", "",   "a",  "7a", "\t7"};
+    for (size_t i = 0; i < sizeof not_plain / sizeof *not_plain; i++) {
+        v = 99;
+        assert_int_equal(jn_collection_parse_id(not_plain[i], &v), JN_ID_NOT_PLAIN);
+        assert_int_equal(v, 99);
+    }
+    static const char *const out_of_range[] = {"0", "9223372036854775808", "9999999999999999999",
+                                               "99999999999999999999999", "10000000000000000000"};
+    for (size_t i = 0; i < sizeof out_of_range / sizeof *out_of_range; i++)
+        assert_int_equal(jn_collection_parse_id(out_of_range[i], &v), JN_ID_OUT_OF_RANGE);
+}
+
+/* Ids of 19 digits are numbers too and page by value ("9" before 10^18). */
+static void test_pages_order_the_largest_ids_by_value(void **state) {
+    (void)state;
+    jn_collection *c = jn_collection_new();
+    put(c, "9223372036854775807", "\"max\"");
+    put(c, "1000000000000000000", "\"e18\"");
+    put(c, "9", "\"9\"");
+    put(c, "x", "\"x\"");
+    assert_string_equal(jn_collection_id_at(c, 0), "9");
+    assert_string_equal(jn_collection_id_at(c, 1), "1000000000000000000");
+    assert_string_equal(jn_collection_id_at(c, 2), "9223372036854775807");
+    assert_string_equal(jn_collection_id_at(c, 3), "x");
+    assert_int_equal(jn_collection_position_after(c, "1000000000000000000"), 2);
     jn_collection_free(c);
 }
 
@@ -371,7 +436,10 @@ int main(void) {
         cmocka_unit_test(test_replace_keeps_position),
         cmocka_unit_test(test_remove),
         cmocka_unit_test(test_many_records),
-        cmocka_unit_test(test_max_numeric_id),
+        cmocka_unit_test(test_next_id),
+        cmocka_unit_test(test_next_id_when_the_id_space_is_exhausted),
+        cmocka_unit_test(test_parse_id),
+        cmocka_unit_test(test_pages_order_the_largest_ids_by_value),
         cmocka_unit_test(test_array_cached),
         cmocka_unit_test(test_array_outlives_change),
         cmocka_unit_test(test_array_etag),

@@ -619,7 +619,7 @@ static void test_undefined_global_names_itself(void **state) {
     free(err);
 }
 
-/* Every shipped configuration still loads in the sandbox (with the secret the orders
+/* Every shipped configuration still loads in the sandbox (with the secrets the orders
  * example asks for). */
 static void test_every_example_loads(void **state) {
     (void)state;
@@ -1241,6 +1241,258 @@ static void test_help_config_lists_pipelines_without_secrets(void **state) {
     assert_null(strstr(out, SECRET));
 }
 
+/* ---- sources ----------------------------------------------------------------------- */
+
+static const jn_source_config *find_source(const jn_config *cfg, const char *name) {
+    for (int i = 0; i < cfg->nsources; i++)
+        if (!strcmp(cfg->sources[i].name, name)) return &cfg->sources[i];
+    fail_msg("no source %s", name);
+    return NULL;
+}
+
+/* Without `sources`, the producer.* keys make the seed's two, as they always did. */
+static void test_default_sources_are_the_seeds(void **state) {
+    (void)state;
+    jn_config cfg;
+    char *err = NULL;
+    assert_int_equal(jn_config_load(&cfg, NULL, &err), 0);
+    assert_int_equal(cfg.nsources, 2);
+    const jn_source_config *c = &cfg.sources[0], *i = &cfg.sources[1];
+    assert_string_equal(c->name, "crm");
+    assert_string_equal(c->noun, "customer(s)");
+    assert_string_equal(c->url, "http://127.0.0.1:8081/customers");
+    assert_string_equal(c->topic, "customer_data");
+    assert_string_equal(c->script, "scripts/map_customers.lua");
+    assert_string_equal(c->method, "GET");
+    assert_non_null(c->headers);
+    assert_null(c->headers[0]);
+    assert_true(c->enabled);
+    assert_int_equal(c->poll_interval_ms, 360);
+    assert_int_equal(c->request_timeout_ms, 10000);
+    assert_int_equal(c->retry.attempts, 4);
+    assert_int_equal(c->retry.base_ms, 1000);
+    assert_true(c->retry.multiplier == 2);
+    assert_int_equal(c->retry.max_ms, 30000);
+    assert_false(c->publish_all);
+    assert_int_equal(c->max_pages, 1000);
+    assert_true(c->tls.verify);
+    assert_null(c->tls.ca_file);
+    assert_string_equal(i->name, "inventory");
+    assert_string_equal(i->noun, "product(s)");
+    assert_string_equal(i->url, "http://127.0.0.1:8082/products");
+    assert_string_equal(i->topic, "inventory_data");
+    jn_config_free(&cfg);
+    assert_null(cfg.sources);
+
+    /* The producer.* keys and their variables still shape them. */
+    setenv("JUNCTION_CRM_URL", "http://env-crm:1/c", 1);
+    setenv("JUNCTION_POLL_INTERVAL_MS", "250", 1);
+    load_ok("return { producer = { publish_all = true, retry = { attempts = 2, multiplier = 3 },"
+            " inventory = { enabled = false, topic = 'inv' } } }",
+            &cfg);
+    assert_string_equal(cfg.sources[0].url, "http://env-crm:1/c");
+    assert_int_equal(cfg.sources[0].poll_interval_ms, 250);
+    assert_true(cfg.sources[0].publish_all);
+    assert_int_equal(cfg.sources[0].retry.attempts, 2);
+    assert_true(cfg.sources[0].retry.multiplier == 3);
+    assert_false(cfg.sources[1].enabled);
+    assert_string_equal(cfg.sources[1].topic, "inv");
+    jn_config_free(&cfg);
+}
+
+/* One source's keys, every one given (%s: the file of X-Key). */
+#define ORDERS_SOURCE                                                                              \
+    "url = 'https://api.example/orders?limit=500', method = 'POST',\n"                             \
+    "  headers = { Authorization = { env = 'JN_TEST_TOKEN', prefix = 'Bearer ' },\n"               \
+    "              ['X-Key'] = { file = '%s' }, Accept = 'application/vnd.x+json' },\n"            \
+    "  topic = 'order_data', script = 'scripts/map_orders.lua', noun = 'order(s)',\n"              \
+    "  poll_interval_ms = 1500, request_timeout_ms = 2500, publish_all = true, max_pages = 60,\n"  \
+    "  retry = { attempts = 7, base_ms = 10, multiplier = 1.5, max_ms = 90 },\n"                   \
+    "  tls = { ca_file = '/ca.pem', cert_file = '/c.pem', key_file = '/k.pem', verify = false }"
+#define PLAIN_SOURCE "url = 'http://h/p', topic = 'plain_data', script = 'p.lua'"
+
+static void check_orders_source(const jn_source_config *o) {
+    assert_string_equal(o->url, "https://api.example/orders?limit=500");
+    assert_string_equal(o->method, "POST");
+    assert_string_equal(o->headers[0], "Accept: application/vnd.x+json");
+    assert_string_equal(o->headers[1], "Authorization: Bearer tok-env");
+    assert_string_equal(o->headers[2], "X-Key: file-secret");
+    assert_null(o->headers[3]);
+    assert_string_equal(o->topic, "order_data");
+    assert_string_equal(o->script, "scripts/map_orders.lua");
+    assert_string_equal(o->noun, "order(s)");
+    assert_int_equal(o->poll_interval_ms, 1500);
+    assert_int_equal(o->request_timeout_ms, 2500);
+    assert_true(o->publish_all);
+    assert_int_equal(o->max_pages, 60);
+    assert_int_equal(o->retry.attempts, 7);
+    assert_int_equal(o->retry.base_ms, 10);
+    assert_true(o->retry.multiplier == 1.5);
+    assert_int_equal(o->retry.max_ms, 90);
+    assert_string_equal(o->tls.ca_file, "/ca.pem");
+    assert_string_equal(o->tls.cert_file, "/c.pem");
+    assert_string_equal(o->tls.key_file, "/k.pem");
+    assert_false(o->tls.verify);
+}
+
+/* Left out: the producer.* values, or the documented default. */
+static void check_plain_source(const jn_source_config *p) {
+    assert_string_equal(p->method, "GET");
+    assert_null(p->headers[0]);
+    assert_string_equal(p->noun, "record(s)");
+    assert_true(p->enabled);
+    assert_int_equal(p->poll_interval_ms, 700);
+    assert_int_equal(p->request_timeout_ms, 800);
+    assert_false(p->publish_all);
+    assert_int_equal(p->max_pages, 1000);
+    assert_int_equal(p->retry.attempts, 3);
+    assert_int_equal(p->retry.base_ms, 40);
+    assert_true(p->retry.multiplier == 4);
+    assert_int_equal(p->retry.max_ms, 900);
+    assert_null(p->tls.ca_file);
+    assert_null(p->tls.cert_file);
+    assert_true(p->tls.verify);
+}
+
+#define PRODUCER_KEYS                                                                              \
+    "producer = { poll_interval_ms = 700, request_timeout_ms = 800,\n"                             \
+    "  retry = { attempts = 3, base_ms = 40, multiplier = 4, max_ms = 900 } },\n"
+
+static void test_sources_map_and_list_forms(void **state) {
+    (void)state;
+    static const char *const forms[] = {
+        "return { " PRODUCER_KEYS "sources = { orders = { " ORDERS_SOURCE " },\n"
+        "  plain = { " PLAIN_SOURCE " } } }",
+        "return { " PRODUCER_KEYS "sources = { { name = 'plain', " PLAIN_SOURCE " },\n"
+        "  { name = 'orders', " ORDERS_SOURCE " } } }",
+    };
+    for (int f = 0; f < 2; f++) {
+        secrets sec = make_secrets();
+        char text[4096];
+        snprintf(text, sizeof text, forms[f], sec.secret_file);
+        jn_config cfg;
+        load_ok(text, &cfg);
+        drop_secrets(&sec);
+        assert_int_equal(cfg.nsources, 2);
+        /* The map sorts by name; the list keeps the file's order. */
+        assert_string_equal(cfg.sources[0].name, f == 0 ? "orders" : "plain");
+        check_orders_source(find_source(&cfg, "orders"));
+        check_plain_source(find_source(&cfg, "plain"));
+        /* producer.crm.* still parse; they add no source. */
+        assert_string_equal(cfg.producer.crm.url, "http://127.0.0.1:8081/customers");
+        jn_config_free(&cfg);
+    }
+}
+
+#define WITH_SOURCE(body) "return { sources = { s = { " body " } } }"
+#define SRC_OK            "url = 'http://h/x', topic = 't', script = 's.lua', "
+
+static void test_source_mistakes(void **state) {
+    (void)state;
+    static const error_case cases[] = {
+        {"return { sources = { { name = 'a', url = 'http://h/1', topic = 't1', script = 's' },"
+         " { name = 'a', url = 'http://h/2', topic = 't2', script = 's' } } }",
+         {"config: sources.a is defined twice (sources[1] and sources[2])"}},
+        {"return { sources = { a = { url = 'http://h/1', topic = 'same', script = 's' },"
+         " b = { url = 'http://h/2', topic = 'same', script = 's' } } }",
+         {"config: sources.a and sources.b both publish to topic \"same\""}},
+        {"return { producer = { inventory = { topic = 'customer_data' } } }",
+         {"config: producer.crm and producer.inventory both publish to topic \"customer_data\""}},
+        {WITH_SOURCE("topic = 't', script = 's'"),
+         {"config: sources.s.url must be a non-empty string"}},
+        {WITH_SOURCE("url = 'http://h/x', script = 's'"), {"config: sources.s.topic must be"}},
+        {WITH_SOURCE("url = 'http://h/x', topic = 't'"), {"config: sources.s.script must be"}},
+        {WITH_SOURCE("url = 'ftp://h/x', topic = 't', script = 's'"),
+         {"config: sources.s.url must start with http:// or https://"}},
+        {WITH_SOURCE(SRC_OK "method = 'DELETE'"),
+         {"config: sources.s.method must be \"GET\" or \"POST\"", "got \"DELETE\""}},
+        {WITH_SOURCE(SRC_OK "topik = 'x'"),
+         {"unknown key sources.s.topik (did you mean sources.s.topic?)"}},
+        {WITH_SOURCE(SRC_OK "retry = { attempt = 3 }"),
+         {"unknown key sources.s.retry.attempt (did you mean sources.s.retry.attempts?)"}},
+        {WITH_SOURCE(SRC_OK "retry = { multiplier = 0.5 }"),
+         {"config: sources.s.retry.multiplier must be a number from 1 to 100", "got 0.5"}},
+        {WITH_SOURCE(SRC_OK "retry = { attempts = 0 }"),
+         {"config: sources.s.retry.attempts must be an integer from 1 to 100"}},
+        {WITH_SOURCE(SRC_OK "max_pages = 0"),
+         {"config: sources.s.max_pages must be an integer from 1 to 1000000"}},
+        {WITH_SOURCE(SRC_OK "poll_interval_ms = 'fast'"),
+         {"config: sources.s.poll_interval_ms must be an integer from 1 to 86400000"}},
+        {WITH_SOURCE(SRC_OK "tls = { key_file = '/k.pem' }"),
+         {"config: sources.s.tls.key_file is the key of a client certificate"}},
+        {WITH_SOURCE(SRC_OK "tls = { verify = 'no' }"),
+         {"config: sources.s.tls.verify must be true or false"}},
+        {WITH_SOURCE(SRC_OK "tls = true"), {"config: sources.s.tls must be a table"}},
+        {"return { sources = {} }", {"config: sources is empty; give at least one source"}},
+        {"return { sources = 'crm' }", {"config: sources must be a list of sources"}},
+        {"return { sources = { ['bad name'] = { } } }",
+         {"config: sources has a source named \"bad name\"; a source's name is letters"}},
+        {"return { sources = { { url = 'http://h/x', topic = 't', script = 's' } } }",
+         {"config: sources[1].name must be a name of letters", "every source needs one"}},
+        {"return { sourcs = {} }", {"unknown key sourcs (did you mean sources?)"}},
+    };
+    check_error_cases(cases, sizeof cases / sizeof cases[0]);
+}
+
+/* A token missing or empty stops start-up naming the key and where the value was looked
+ * for, never the value; a source switched off needs none. */
+static void test_source_secrets(void **state) {
+    (void)state;
+    static const error_case cases[] = {
+        {WITH_SOURCE(SRC_OK
+                     "headers = { Authorization = { env = 'JN_TEST_TOKEN', prefix = 'Bearer ' } }"),
+         {"config: sources.s.headers.Authorization:",
+          "the environment variable JN_TEST_TOKEN is not set", "nor is JN_TEST_TOKEN_FILE"}},
+        {WITH_SOURCE(SRC_OK "headers = { Authorization = { file = '/nonexistent/jn-token' } }"),
+         {"config: sources.s.headers.Authorization:",
+          "cannot read the file /nonexistent/jn-token"}},
+    };
+    check_error_cases(cases, sizeof cases / sizeof cases[0]);
+    char *empty = write_temp("\n"), text[512];
+    setenv("JN_TEST_TOKEN_FILE", empty, 1);
+    char *err =
+        load_error(WITH_SOURCE(SRC_OK "headers = { Authorization = { env = 'JN_TEST_TOKEN' } }"));
+    assert_contains(err, "sources.s.headers.Authorization: the file ");
+    assert_contains(err, "named by JN_TEST_TOKEN_FILE is empty");
+    free(err);
+    unsetenv("JN_TEST_TOKEN_FILE");
+    snprintf(text, sizeof text, WITH_SOURCE(SRC_OK "headers = { ['X-Key'] = { file = '%s' } }"),
+             empty);
+    err = load_error(text);
+    assert_contains(err, "sources.s.headers.X-Key: the file ");
+    assert_contains(err, "is empty");
+    free(err);
+    unlink(empty);
+    free(empty);
+    setenv("JN_TEST_TOKEN", SECRET "\nX: 1", 1);
+    expect_secret_kept(
+        WITH_SOURCE(SRC_OK "headers = { Authorization = { env = 'JN_TEST_TOKEN' } }%s"), "",
+        "sources.s.headers.Authorization", "holds more than one line");
+    unsetenv("JN_TEST_TOKEN");
+    /* Off: its secrets are not read, so a deployment may leave them out. */
+    jn_config cfg;
+    load_ok(WITH_SOURCE(SRC_OK
+                        "enabled = false, headers = { Authorization = { env = 'JN_TEST_TOKEN' } }"),
+            &cfg);
+    assert_false(cfg.sources[0].enabled);
+    assert_null(cfg.sources[0].headers[0]);
+    jn_config_free(&cfg);
+}
+
+static void test_help_config_lists_sources(void **state) {
+    (void)state;
+    setenv("JN_TEST_TOKEN", SECRET, 1);
+    const char *out = describe_output();
+    assert_contains(out, "sources.<s>.url");
+    assert_contains(out, "sources.<s>.noun");
+    assert_contains(out, "sources.<s>.max_pages");
+    assert_contains(out, "sources.<s>.retry.attempts");
+    assert_contains(out, "sources.<s>.tls.cert_file");
+    assert_contains(out, "sources.<s>.headers.<H>.env");
+    assert_contains(out, "producer.crm.url");
+    assert_null(strstr(out, SECRET));
+}
+
 /* Secret keys of the schema (redis.password, analytics.token): a string, { env }, { file },
  * the entry's variable or <variable>_FILE; never echoed. */
 static void test_schema_secrets_from_file_env_and_variable(void **state) {
@@ -1666,6 +1918,11 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_pipeline_missing_and_conflicting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_header_sources_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_errors_never_show_secrets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_default_sources_are_the_seeds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sources_map_and_list_forms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_source_mistakes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_source_secrets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_help_config_lists_sources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_help_config_lists_pipelines_without_secrets, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_default_apis_are_the_seeds, setup, teardown),

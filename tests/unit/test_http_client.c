@@ -583,9 +583,75 @@ static void test_close_idle_client(void **state) {
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* With keep_headers the callback sees every header field, names lower-cased; without, none. */
+typedef struct {
+    fx *f;
+    int keep;
+    int seen_retry_after, seen_etag, seen_content_type;
+    int *finished; /* shared: the second result ends the test */
+} fields_result;
+
+static void on_fields(void *ud, jn_http_result *res) {
+    fields_result *r = ud;
+    if (!r->keep) {
+        assert_null(res->headers);
+        assert_int_equal(res->headers_len, 0);
+    }
+    const char *p = res->headers, *end = p ? p + res->headers_len : NULL;
+    while (p && p < end) {
+        const char *name = p, *value = p + strlen(p) + 1;
+        for (const char *c = name; *c; c++)
+            assert_false(*c >= 'A' && *c <= 'Z');
+        if (!strcmp(name, "retry-after")) r->seen_retry_after = !strcmp(value, "3");
+        if (!strcmp(name, "etag")) r->seen_etag = !strcmp(value, "\"low\"");
+        if (!strcmp(name, "content-type")) r->seen_content_type = 1;
+        p = value + strlen(value) + 1;
+    }
+    if (++*r->finished == 2) fx_shutdown(r->f);
+}
+
+static void test_keep_headers(void **state) {
+    (void)state;
+    fx f;
+    fx_start(&f);
+    char url[128];
+    snprintf(url, sizeof url, "%s/busy-lower", f.base);
+    int finished = 0;
+    fields_result kept = {.f = &f, .keep = 1, .finished = &finished};
+    fields_result plain = {.f = &f, .keep = 0, .finished = &finished};
+    fields_result *both[2] = {&kept, &plain};
+    for (int i = 0; i < 2; i++) {
+        jn_http_request_opts o = {.url = url, .timeout_ms = 5000, .keep_headers = both[i]->keep};
+        assert_int_equal(jn_http_client_request(f.cli, &o, on_fields, both[i]), 0);
+    }
+    fx_run(&f);
+    assert_int_equal(finished, 2);
+    assert_true(kept.seen_retry_after && kept.seen_etag && kept.seen_content_type);
+    assert_false(plain.seen_retry_after);
+}
+
+static void test_same_origin(void **state) {
+    (void)state;
+    const char *base = "http://api.example:8080/v1/orders?limit=5";
+    assert_true(jn_http_same_origin(base, "http://api.example:8080/v1/orders?cursor=x"));
+    assert_true(jn_http_same_origin(base, "http://API.example:8080/other"));
+    assert_true(jn_http_same_origin("https://h/x", "https://h:443/y"));
+    assert_true(jn_http_same_origin("http://h/x", "http://h:80/y"));
+    assert_false(jn_http_same_origin(base, "http://api.example:8081/v1/orders"));
+    assert_false(jn_http_same_origin(base, "https://api.example:8080/v1/orders"));
+    assert_false(jn_http_same_origin(base, "http://evil.example:8080/v1/orders"));
+    assert_false(jn_http_same_origin(base, "/v1/orders?cursor=x"));
+    assert_false(jn_http_same_origin(base, "?cursor=x"));
+    assert_false(jn_http_same_origin(base, "ftp://api.example:8080/x"));
+    assert_false(jn_http_same_origin(base, "http://api.example:8080/a b"));
+    assert_false(jn_http_same_origin(base, ""));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_get_status_body_etag),
+        cmocka_unit_test(test_keep_headers),
+        cmocka_unit_test(test_same_origin),
         cmocka_unit_test(test_empty_body_is_a_c_string),
         cmocka_unit_test(test_post_sends_body_and_headers),
         cmocka_unit_test(test_custom_methods),

@@ -478,10 +478,95 @@ static void test_strict_framing_and_versions(void **state) {
     assert_int_equal(f->c.n, 2);
 }
 
+/* Found by tests/fuzz/fuzz_http_parse.c: http-parser takes any target starting with '*'
+ * as a path ("GET *a"), which reached the routes. RFC 9112 §3.2: a target is a path from
+ * '/' (origin-form), an absolute URI, or "*" alone, for OPTIONS alone (asterisk-form). */
+static void test_asterisk_form_only_for_options(void **state) {
+    fixture *f = *state;
+    static const char *const bad[] = {
+        "GET *a HTTP/1.1\r\nHost: a\r\n\r\n", /* the fuzzer's */
+        "GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+        "OPTIONS *a HTTP/1.1\r\nHost: a\r\n\r\n",
+        "OPTIONS */x HTTP/1.1\r\nHost: a\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        jn_http_reader_free(&f->r);
+        memset(&f->c, 0, sizeof f->c);
+        jn_http_reader_init(&f->r, MAX_BODY, MAX_URL, on_request, &f->c);
+        int got = feed(f, bad[i]);
+        if (got != 400 || f->c.n != 0)
+            fail_msg("case %zu: %d with %d requests, want 400: %s", i, got, f->c.n, bad[i]);
+    }
+    jn_http_reader_free(&f->r);
+    memset(&f->c, 0, sizeof f->c);
+    jn_http_reader_init(&f->r, MAX_BODY, MAX_URL, on_request, &f->c);
+    assert_int_equal(feed(f, "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    assert_int_equal(f->c.n, 1);
+    assert_string_equal(f->c.reqs[0].path, "*");
+}
+
+/* Found by tests/fuzz/fuzz_http_parse.c: http-parser (without its strict mode) lets tabs
+ * and form feeds into a request target ("DELETE /b/\t7"), which reached the routes; a
+ * proxy that ends the target at the blank would route another request than this server.
+ * RFC 9112 §3.2: the target holds no whitespace or control bytes. */
+static void test_blanks_in_target_are_400(void **state) {
+    fixture *f = *state;
+    static const char *const bad[] = {
+        "DELETE /b/\t\t7 HTTP/1.1\r\nHost: a\r\n\r\n", /* the fuzzer's, shortened */
+        "GET /a\fb HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET /a?x=\t HTTP/1.1\r\nHost: a\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        jn_http_reader_free(&f->r);
+        memset(&f->c, 0, sizeof f->c);
+        jn_http_reader_init(&f->r, MAX_BODY, MAX_URL, on_request, &f->c);
+        int got = feed(f, bad[i]);
+        if (got != 400 || f->c.n != 0)
+            fail_msg("case %zu: %d with %d requests, want 400", i, got, f->c.n);
+    }
+    /* A target both too long and with a tab is a 414 however the reads split it (the
+     * fuzzer's next find: checking each piece as it came made it 400 when the tab came
+     * in an earlier read than the byte past the limit). */
+    char req[MAX_URL + 64];
+    int n = snprintf(req, sizeof req, "GET /\t%0*d HTTP/1.1\r\nHost: a\r\n\r\n", MAX_URL, 0);
+    for (size_t split = 0; split < 16; split += 15) {
+        jn_http_reader_free(&f->r);
+        memset(&f->c, 0, sizeof f->c);
+        jn_http_reader_init(&f->r, MAX_BODY, MAX_URL, on_request, &f->c);
+        int got = split ? jn_http_reader_feed(&f->r, req, split) : 0;
+        if (!got) got = jn_http_reader_feed(&f->r, req + split, (size_t)n - split);
+        if (got != 414) fail_msg("split at %zu: %d, want 414", split, got);
+    }
+}
+
+/* Found by tests/fuzz/fuzz_http_parse.c: a NUL in a header value was kept, and the value
+ * read up to it, so which Host a request had depended on where the reads split it
+ * ("\0de" then "m..." kept "m..."; in one read, ""). RFC 9110 §5.5: a field value with
+ * NUL is invalid; reject the message. */
+static void test_nul_in_header_value_is_400(void **state) {
+    fixture *f = *state;
+    static const char req[] = "GET /a HTTP/1.1\r\nHost: \0dem.example\r\n\r\n";
+    size_t len = sizeof req - 1, at = strlen("GET /a HTTP/1.1\r\nHost: ") + 3;
+    /* whole, then split inside the value */
+    for (int split = 0; split < 2; split++) {
+        jn_http_reader_free(&f->r);
+        memset(&f->c, 0, sizeof f->c);
+        jn_http_reader_init(&f->r, MAX_BODY, MAX_URL, on_request, &f->c);
+        int got = split ? jn_http_reader_feed(&f->r, req, at) : 0;
+        if (!got) got = jn_http_reader_feed(&f->r, req + (split ? at : 0), len - (split ? at : 0));
+        if (got != 400 || f->c.n != 0)
+            fail_msg("split %d: %d with %d requests (host \"%s\"), want 400", split, got, f->c.n,
+                     f->c.n ? f->c.reqs[0].host : "");
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_simple_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strict_framing_and_versions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_asterisk_form_only_for_options, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blanks_in_target_are_400, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nul_in_header_value_is_400, setup, teardown),
         cmocka_unit_test_setup_teardown(test_path_query_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_byte_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelined_requests, setup, teardown),

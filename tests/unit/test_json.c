@@ -76,6 +76,8 @@ static const char *assert_fails(lua_State *L, const char *expr) {
     return err;
 }
 
+static char *reencode(lua_State *L, const char *text);
+
 static void test_scalars(void **state) {
     lua_State *L = *state;
     assert_encodes(L, "nil", NULL, "null");
@@ -94,6 +96,36 @@ static void test_integer_vs_float(void **state) {
     assert_encodes(L, "-0.25", NULL, "-0.25");
     assert_encodes(L, "math.maxinteger", NULL, "9223372036854775807");
     assert_encodes(L, "1e20", NULL, "1e+20");
+}
+
+/* Found by tests/fuzz/fuzz_json.c: encoding is canonical only if the text encodes back
+ * to itself once decoded. -0.0 was written "-0" (which decodes as the integer 0, "0"),
+ * and a fraction between 1e14 and 1e15 rounded to 14 digits in exponent form
+ * ("-9.2233721368547e+14", which decodes to a whole number and was then written
+ * "-922337213685470"). */
+static void test_float_encoding_is_a_fixed_point(void **state) {
+    lua_State *L = *state;
+    assert_encodes(L, "-0.0", NULL, "0");
+    assert_encodes(L, "-922337213685470.1", NULL, "-922337213685470"); /* the fuzzer's */
+    assert_encodes(L, "123456789012345.6", NULL, "123456789012350");
+    assert_encodes(L, "99999999999999.99", NULL, "100000000000000");
+    assert_encodes(L, "999999999999999.9", NULL, "1e+15"); /* stays a float */
+    assert_encodes(L, "12345.678", NULL, "12345.678");
+    static const char *const texts[] = {"-0.0",
+                                        "[-0.0,-922337213685470.1]",
+                                        "123456789012345.6",
+                                        "99999999999999.99",
+                                        "999999999999999.9",
+                                        "-1e-300"};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        char *once = reencode(L, texts[i]);
+        assert_non_null(once);
+        char *twice = reencode(L, once);
+        assert_non_null(twice);
+        assert_string_equal(once, twice);
+        free(once);
+        free(twice);
+    }
 }
 
 static void test_string_escaping(void **state) {
@@ -430,6 +462,23 @@ static void test_canonical(void **state) {
         assert_false(jn_json_is_canonical(no[i], strlen(no[i])));
 }
 
+/* Found by tests/fuzz/fuzz_json.c: bytes that do not decode (malformed UTF-8 in a
+ * string) were called canonical, so a consumer hashed them as they were for its
+ * de-duplication mark. Canonical means "decodes and encodes back to these bytes". */
+static void test_canonical_refuses_bad_utf8(void **state) {
+    lua_State *L = *state;
+    static const char *const bad[] = {
+        "{\"n\xc3\xa9\":\"\xe2\x82\xac\xf2\xff\xff\xff\xf0\x9f\x98\x80\"}", /* the fuzzer's */
+        "\"\xff\"",
+        "[\"\xc3\"]",
+        "{\"\xed\xa0\x80\":1}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (jn_json_is_canonical(bad[i], strlen(bad[i]))) fail_msg("case %zu called canonical", i);
+        assert_null(reencode(L, bad[i]));
+    }
+}
+
 /* RFC 8259 §8.1: strings are UTF-8. Malformed bytes and lone surrogates are refused
  * (they were stored and served back); well-formed text of every length passes. */
 static void test_decode_refuses_bad_utf8_and_lone_surrogates(void **state) {
@@ -466,6 +515,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_scalars, setup, teardown),
         cmocka_unit_test_setup_teardown(test_integer_vs_float, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_float_encoding_is_a_fixed_point, setup, teardown),
         cmocka_unit_test_setup_teardown(test_string_escaping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_arrays_and_objects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_table, setup, teardown),
@@ -489,6 +539,7 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sb_int, setup, teardown),
         cmocka_unit_test_setup_teardown(test_canonical, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_canonical_refuses_bad_utf8, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -67,11 +67,28 @@ static void test_wrong_method(void **state) {
     (void)state;
     jn_route_match m;
     assert_int_equal(match(HTTP_DELETE, "/customers", &m), JN_ROUTE_BAD_METHOD);
-    assert_string_equal(m.allow, "GET, POST");
+    assert_string_equal(m.allow, "GET, HEAD, POST");
     assert_int_equal(match(HTTP_POST, "/customers/1", &m), JN_ROUTE_BAD_METHOD);
-    assert_string_equal(m.allow, "DELETE, GET, PUT");
+    assert_string_equal(m.allow, "DELETE, GET, HEAD, PUT");
     assert_int_equal(match(HTTP_PUT, "/healthz/", &m), JN_ROUTE_BAD_METHOD);
-    assert_string_equal(m.allow, "GET");
+    assert_string_equal(m.allow, "GET, HEAD");
+}
+
+/* The server answers HEAD wherever GET is allowed, so Allow lists it there, and only
+ * there (it used to be missing: RFC 9110 §10.2.1 wants every method the target takes). */
+static void test_allow_names_head_with_get(void **state) {
+    (void)state;
+    static const jn_route only_post[] = {{"/api/reload", JN_METHOD(HTTP_POST)},
+                                         {"/api/status", JN_METHOD(HTTP_GET)}};
+    jn_route_match m;
+    assert_int_equal(
+        jn_router_match(only_post, 2, HTTP_GET, "/api/reload", strlen("/api/reload"), &m),
+        JN_ROUTE_BAD_METHOD);
+    assert_string_equal(m.allow, "POST");
+    assert_int_equal(
+        jn_router_match(only_post, 2, HTTP_DELETE, "/api/status", strlen("/api/status"), &m),
+        JN_ROUTE_BAD_METHOD);
+    assert_string_equal(m.allow, "GET, HEAD");
 }
 
 static void test_unknown_path(void **state) {
@@ -229,6 +246,7 @@ int main(void) {
         cmocka_unit_test(test_param_bad_escape_not_matched),
         cmocka_unit_test(test_trailing_slash_ignored),
         cmocka_unit_test(test_wrong_method),
+        cmocka_unit_test(test_allow_names_head_with_get),
         cmocka_unit_test(test_unknown_path),
         cmocka_unit_test(test_extra_segment_not_matched),
         cmocka_unit_test(test_empty_param_not_matched),

@@ -185,6 +185,86 @@ static void test_missing_function(void **state) {
     free(err);
 }
 
+/* A control character in a script's path is written \xNN in every message naming the
+ * file (it used to print as the raw byte: invisible, or a broken line). */
+static void test_control_characters_in_a_path_are_escaped(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    char want[128];
+    snprintf(want, sizeof want, "%s/a\\x01b.lua", f->dir);
+
+    const char *path = write_script(f, "a\001b.lua", "return {\n");
+    char *err = NULL;
+    assert_null(jn_script_add(f->host, "a", path, NULL, NULL, &err));
+    assert_contains(err, want);
+    assert_null(strchr(err, '\001'));
+    free(err);
+
+    path = write_script(f, "a\001b.lua", "return { boom = function() error('x') end }\n");
+    jn_script *s = jn_script_add(f->host, "a", path, NULL, NULL, &err);
+    assert_non_null(s);
+    err = call_err(s, L, "boom");
+    assert_contains(err, want); /* the chunk's name, in the message and the traceback */
+    assert_null(strchr(err, '\001'));
+    free(err);
+
+    char missing[128];
+    snprintf(missing, sizeof missing, "%s/gone\033[2J.lua", f->dir);
+    assert_null(jn_script_add(f->host, "g", missing, NULL, NULL, &err));
+    assert_contains(err, "gone\\x1b[2J.lua");
+    assert_null(strchr(err, '\033'));
+    free(err);
+}
+
+static void assert_brief(const char *err, const char *want) {
+    const char *start = NULL;
+    size_t n = jn_script_error_brief(err, &start);
+    char got[256];
+    snprintf(got, sizeof got, "%.*s", (int)n, start);
+    assert_string_equal(got, want);
+}
+
+/* What a client may be answered with: the first line, without Lua's source positions. */
+static void test_error_brief_keeps_the_message_only(void **state) {
+    (void)state;
+    assert_brief("/srv/scripts/crm.lua:69: bad argument #2 to 'format' (number has no integer "
+                 "representation)\nstack traceback:\n\t[C]: in function 'string.format'\n"
+                 "\t/srv/scripts/crm.lua:69: in function </srv/scripts/crm.lua:48>",
+                 "bad argument #2 to 'format' (number has no integer representation)");
+    assert_brief("...long/folder/scripts/crm.lua:5: /srv/my scripts/lib.lua:10: boom\nstack",
+                 "boom");
+    assert_brief("crm.lua:3: x must be set", "x must be set");
+    assert_brief("[string \"chunk\"]:1: y", "y");
+    assert_brief("/srv/crm.lua:1: opening at 12:30: closed", "opening at 12:30: closed");
+    /* Without a position, every word stays. */
+    assert_brief("opening at 12:30: closed", "opening at 12:30: closed");
+    assert_brief("name: 12: odd", "name: 12: odd");
+    assert_brief("no position here", "no position here");
+    assert_brief("", "");
+    assert_brief("/srv/crm.lua:1: ", "");
+}
+
+static void test_error_brief_of_a_real_error(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *s = add(f, "bad",
+                       "local M = {}\n"
+                       "local function inner(t) return t.x.y end\n"
+                       "function M.boom() return inner({}) end\n"
+                       "return M\n");
+    char *err = call_err(s, L, "boom");
+    assert_contains(err, f->dir);
+    assert_contains(err, "stack traceback");
+    const char *start;
+    size_t n = jn_script_error_brief(err, &start);
+    char got[256];
+    snprintf(got, sizeof got, "%.*s", (int)n, start);
+    assert_string_equal(got, "attempt to index a nil value (field 'x')");
+    free(err);
+}
+
 /* An empty file, one that returns nil, or one that only defines globals (what a file
  * saved half-way looks like) is an error naming the file, never a module. */
 static void test_chunk_returning_nothing_is_an_error(void **state) {
@@ -989,6 +1069,10 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_load_and_call, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_function, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_control_characters_in_a_path_are_escaped, setup,
+                                        teardown),
+        cmocka_unit_test(test_error_brief_keeps_the_message_only),
+        cmocka_unit_test_setup_teardown(test_error_brief_of_a_real_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunk_returning_nothing_is_an_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_version_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_per_file, setup, teardown),
