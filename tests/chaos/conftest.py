@@ -21,6 +21,7 @@ import collections
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -266,6 +267,20 @@ class Chaos:
     def live(self, j):
         return j.proc is not None and j.proc.poll() is None
 
+    def ready(self, j):
+        try:
+            return request(j.admin + "/readyz", timeout=2).status == 200
+        except OSError:
+            return False
+
+    def assigned(self, j):
+        """The stream partitions consumer j holds."""
+        try:
+            return len(request(j.admin + "/api/status", timeout=2).json()["consumer"]
+                       ["partitions"])
+        except (OSError, ValueError, KeyError):
+            return 0
+
     def kill(self, j):
         j.proc.send_signal(signal.SIGKILL)
         j.proc.wait()
@@ -341,10 +356,12 @@ class Chaos:
     def _watch_commits(self):
         """recover_s: once a fault started, the first moment every stream partition's
         commits moved past where they were then, or reached the partition's end."""
-        best, at_fault = {}, None
+        best, at_fault, seen_fault = {}, None, None
         while not self._stop.is_set():
             for p, off in self._commits().items():
                 best[p] = max(best.get(p, -1), off)
+            if self.fault_at != seen_fault:  # a new fault: measure from it
+                seen_fault, at_fault = self.fault_at, None
             if self.fault_at is not None and self.recovered_at is None:
                 if at_fault is None:
                     at_fault = dict(best)
@@ -352,13 +369,14 @@ class Chaos:
                     ends = self.cluster.end_offsets(self.topics["customers"])
                     if len(ends) == PARTITIONS and all(
                             best.get(p, -1) > at_fault.get(p, -1) or best.get(p, -1) >= e
-                            for p, e in ends.items()):
+                            for p, e in ends.items()) and self.fault_at == seen_fault:
                         self.recovered_at = time.time()
             self._stop.wait(0.5)
 
     def fault(self):
         """Marks the start of the fault: recover_s counts from here."""
         self.fault_at = time.time()
+        self.recovered_at = None
         log(f"{self.name}: fault at delivered={self.delivered()} published={self.published()}")
 
     def heal(self):
@@ -409,9 +427,10 @@ class Chaos:
         return out
 
     def dead_letters(self):
+        """The dead-letter topic's messages, as their headers (which say why)."""
         p = subprocess.run(["kcat", "-b", BOOTSTRAP, "-C", "-t", self.topics["dead"], "-e", "-q",
-                            "-f", "%o\n"], capture_output=True, text=True, timeout=60)
-        return len(p.stdout.split())
+                            "-f", "%h\n"], capture_output=True, text=True, timeout=60)
+        return [line for line in p.stdout.splitlines() if line.strip()]
 
     def analytics_stats(self):
         return request(self.analytics.analytics + "/analytics/stats").json()
@@ -444,6 +463,10 @@ class Chaos:
         assert committed == ends, (f"committed {committed}, partition ends {ends}",
                                    self.statuses())
         finished = time.time()
+        # The watcher samples every 0.5 s; a partition whose last commits came between two
+        # samples has recovered by now at the latest.
+        if self.fault_at and not self.recovered_at:
+            self.recovered_at = finished
         self._stop.set()
         stats = self.analytics_stats()
         counts = collections.Counter(ids)
@@ -461,7 +484,8 @@ class Chaos:
         assert not extra, f"analytics holds ids the API does not serve: {sorted(extra)[:10]}"
         assert stats["batches_without_key"] == 0, stats
         dead = self.dead_letters()
-        assert dead == 0, f"{dead} message(s) in the dead-letter topic {self.topics['dead']}"
+        assert not dead, (f"{len(dead)} message(s) in the dead-letter topic "
+                          f"{self.topics['dead']}, e.g. " + "\n".join(dead[:5]))
         last = {r["id"]: r for r in records}
         stale = [i for i, name in self.changes.items() if last[i].get("name") != name]
         assert not stale, f"{len(stale)} change(s) never reached analytics, e.g. {stale[:10]}"
@@ -504,6 +528,14 @@ def chaos(make_junction, cluster, tmp_path, request):
     # make_junction stops the junctions after this; Redis last, as the consumers need it.
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.chaos_failed = report.failed
+    return report
+
+
 @pytest.fixture(autouse=True)
 def _after_junctions(request):
     """Once make_junction has stopped the case's junctions (fixtures are torn down in
@@ -513,4 +545,11 @@ def _after_junctions(request):
     c = request.node.funcargs.get("chaos")
     if c:
         c.redis.stop()
+        if getattr(request.node, "chaos_failed", False):
+            # pytest keeps only the last few temporary folders of the machine's runs; a
+            # failed case's logs and data go where the next runs leave them alone.
+            keep = os.path.join(ROOT, ".artifacts", "chaos", request.node.name)
+            shutil.rmtree(keep, ignore_errors=True)
+            shutil.copytree(str(c.tmp), keep, ignore=shutil.ignore_patterns("scripts"))
+            print(f"\nlogs and data of the failed case kept in {keep}")
         c.delete_topics()

@@ -19,8 +19,8 @@ def test_kill_9_of_the_producer_mid_cycle_and_of_a_consumer_twice(chaos):
         c.replace_member(0)
         log(f"killed consumer 0 ({kill} of 2), started another")
         if kill == 1:
-            # The second kill is of the replacement, once it has partitions and delivers.
-            ok = wait_until(lambda: (c.members[0].metric("junction_consumer_delivered_total")
-                                     or 0) >= 1000, 120, 0.1)
+            # The second kill is of the replacement, once the group has settled again: it
+            # has partitions and has restored their join state (/readyz).
+            ok = wait_until(lambda: c.ready(c.members[0]) and c.assigned(c.members[0]), 120, 0.1)
             assert ok, c.members[0].logs()[-3000:]
     c.verify()
