@@ -51,6 +51,8 @@
 
 #define TIMER_MS            200
 #define CHANGELOG_LINGER_MS 50
+/* How long an offset commit may go unanswered before another is sent (see commit()). */
+#define COMMIT_RESULT_MAX_MS 60000
 
 typedef struct partition {
     char topic[128];
@@ -159,6 +161,10 @@ struct jn_pipeline {
     int closed;             /* every handle closed; freed once admin_pending is 0 */
     uint64_t load_started_ms;
     uint64_t revoke_deadline, commit_sent_ns;
+    /* One offset commit at a time (see commit()): one is at the coordinator, and the
+     * revocation under way has sent its own. */
+    int commit_inflight, revoke_committed;
+    uint64_t commit_sent_ms;
     uv_timer_t timer, commit_timer, revoke_timer, ensure_timer;
     int handles, stop_stage;
     void (*done)(void *);
@@ -1037,7 +1043,24 @@ static void on_assign(void *ud, const rd_kafka_topic_partition_list_t *parts) {
     update_flow(p);
 }
 
-static void commit(jn_pipeline *p, int only_revoking) {
+/* Commits, per partition, the first offset not yet settled; returns 1 when a commit was
+ * sent. Never while an earlier one awaits its result: librdkafka (2.0.2) retries a commit
+ * that met a coordinator change inside itself ("Operation in progress") while failing
+ * the ones sent after it ("Waiting for coordinator"), so an older commit can reach the
+ * new coordinator after a newer one and move the group's offset back, for good if the
+ * partition has nothing more to commit (seen in tests/chaos: a commit of offset 0 sent at
+ * start and retried landed after the commit of the partition's end). One at a time, the
+ * results come back in the order the offsets grew; what settles meanwhile goes with the
+ * next tick. */
+static int commit(jn_pipeline *p, int only_revoking) {
+    if (p->commit_inflight) {
+        /* A result that never comes would stop commits for good; librdkafka answers every
+         * commit, so this only guards against a lost one, with a warning. */
+        if (uv_now(p->loop) - p->commit_sent_ms < COMMIT_RESULT_MAX_MS) return 0;
+        jn_log_warn("consumer", "%s: no result for an offset commit after %d s; committing again",
+                    p->pc->name, COMMIT_RESULT_MAX_MS / 1000);
+        p->commit_inflight = 0;
+    }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
     for (partition *x = p->parts; x; x = x->next) {
         if (!x->assigned || (only_revoking && !x->revoking)) continue;
@@ -1048,11 +1071,25 @@ static void commit(jn_pipeline *p, int only_revoking) {
         rd_kafka_topic_partition_list_add(l, x->topic, x->id)->offset = off;
         x->committed = off;
     }
+    int sent = 0;
     if (l->cnt) {
         p->commit_sent_ns = uv_hrtime();
-        jn_kafka_consumer_commit(p->group, l);
+        p->commit_sent_ms = uv_now(p->loop);
+        if (jn_log_enabled(JN_LOG_DEBUG))
+            for (int i = 0; i < l->cnt; i++)
+                jn_log_debug("consumer", "%s: commit sent %s[%d]@%lld", p->pc->name,
+                             l->elems[i].topic, (int)l->elems[i].partition,
+                             (long long)l->elems[i].offset);
+        sent = jn_kafka_consumer_commit(p->group, l) == 0;
+        p->commit_inflight = sent;
+        /* Refused at once (closing): no result will come, so nothing counts as sent. */
+        for (int i = 0; !sent && i < l->cnt; i++) {
+            partition *x = find_partition(p, l->elems[i].topic, l->elems[i].partition, 0);
+            if (x) x->committed = -1;
+        }
     }
     rd_kafka_topic_partition_list_destroy(l);
+    return sent;
 }
 
 static void on_commit_timer(uv_timer_t *t) {
@@ -1061,25 +1098,46 @@ static void on_commit_timer(uv_timer_t *t) {
 
 static void finish_revoke(jn_pipeline *p) {
     uv_timer_stop(&p->revoke_timer);
-    commit(p, 1);
     for (partition *x = p->parts; x; x = x->next)
         if (x->revoking) x->revoking = 0, x->assigned = 0;
     jn_kafka_consumer_revoke_done(p->group);
 }
 
+/* A revocation hands the partitions over only once their last commit is answered: a
+ * commit still on its way when the group has moved on is sent again by librdkafka under
+ * the new generation, which the coordinator accepts, and would then put an older offset
+ * over the one the partition's next owner commits. So: settle what is in flight, wait
+ * for the commit at the coordinator, commit the revoked partitions, wait for that
+ * answer, hand over. The deadline bounds it all; past it the partitions go as they are
+ * (their next owner reads again what was not committed; the marks skip what was
+ * delivered). */
 static void on_revoke_timer(uv_timer_t *t) {
     jn_pipeline *p = t->data;
     size_t left = 0;
     for (partition *x = p->parts; x; x = x->next)
         if (x->revoking) left += jn_offsets_pending(&x->offs);
-    if (left == 0 || uv_now(p->loop) >= p->revoke_deadline) {
+    int late = uv_now(p->loop) >= p->revoke_deadline;
+    if (late) {
         if (left)
             jn_log_warn("consumer",
                         "%s: rebalance: %zu message(s) of revoked partitions not settled in "
                         "time; their new owner reads them again",
                         p->pc->name, left);
+        if (p->commit_inflight)
+            jn_log_warn("consumer",
+                        "%s: rebalance: an offset commit is still unanswered; handing the "
+                        "partitions over without waiting for it",
+                        p->pc->name);
+        if (!p->revoke_committed && !p->commit_inflight) commit(p, 1);
         finish_revoke(p);
+        return;
     }
+    if (left || p->commit_inflight) return;
+    if (!p->revoke_committed) {
+        p->revoke_committed = 1;
+        if (commit(p, 1)) return; /* its answer comes back to on_commit_result */
+    }
+    finish_revoke(p);
 }
 
 static void on_revoke(void *ud, const rd_kafka_topic_partition_list_t *parts) {
@@ -1102,12 +1160,20 @@ static void on_revoke(void *ud, const rd_kafka_topic_partition_list_t *parts) {
     for (int s = 0; s < p->nsinks; s++)
         if (p->sinks[s].http) jn_sink_flush(p->sinks[s].http);
     p->revoke_deadline = uv_now(p->loop) + (p->stop_stage ? 5000 : 10000);
+    p->revoke_committed = 0;
     uv_timer_start(&p->revoke_timer, on_revoke_timer, 0, 50);
 }
 
 static void on_commit_result(void *ud, rd_kafka_resp_err_t err,
                              const rd_kafka_topic_partition_list_t *offsets) {
     jn_pipeline *p = ud;
+    p->commit_inflight = 0;
+    if (jn_log_enabled(JN_LOG_DEBUG))
+        for (int i = 0; offsets && i < offsets->cnt; i++)
+            jn_log_debug("consumer", "%s: commit result %s[%d]@%lld: %s", p->pc->name,
+                         offsets->elems[i].topic, (int)offsets->elems[i].partition,
+                         (long long)offsets->elems[i].offset,
+                         rd_kafka_err2str(err ? err : offsets->elems[i].err));
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
         jn_log_warn("consumer", "%s: offset commit failed: %s (retried by the next commit)",
                     p->pc->name, rd_kafka_err2str(err));
