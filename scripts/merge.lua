@@ -64,6 +64,7 @@ local pairs, ipairs, tostring = pairs, ipairs, tostring
 local math_type, floor, huge = math.type, math.floor, math.huge
 local format, date = string.format, os.date
 local json_decode, json_encode = junction.json_decode, junction.json_encode
+local record_view = junction.record_view
 
 -- Customers are kept as the JSON text they came in (ctx.json()), not as tables: a
 -- fraction of the memory (200,000 customers fit in tens of MiB, not hundreds), and
@@ -157,8 +158,9 @@ local function build_list(pids)
 end
 
 -- Sets customer c's merged fields on c itself; returns whether a product is missing.
-local function merge(c, now)
-  local pids = c.productIds or NO_IDS
+-- pids: c.productIds when the caller has read it already.
+local function merge(c, now, pids)
+  pids = pids or c.productIds or NO_IDS
   if state.catalogue_version ~= lists_version then
     lists, nlists, lists_version = {}, 0, state.catalogue_version
   end
@@ -295,7 +297,7 @@ function M.customer(c, ctx)
   end
   customers[id] = text_of(c, ctx)
   local now = ctx.now
-  if merge(c, now) and ctx.hold_ms > 0 and ctx.hold_max > 0 then
+  if merge(c, now, pids) and ctx.hold_ms > 0 and ctx.hold_max > 0 then
     -- Tells the host this customer's message waits for a later record with its id.
     ctx.hold()
     held_table[id] = c
@@ -318,8 +320,15 @@ function M.product(p, ctx)
   local id = key(p.id)
   local before = products[id]
   state.catalogue_version = state.catalogue_version + 1
-  -- A new table, never an update of the old one: delivered records and lists share it.
-  products[id] = { id = p.id, name = p.name, stock = p.stock }
+  -- A new value, never an update of the old one: delivered records and lists share it.
+  -- As a record view of its JSON text, a product is copied into every merged record
+  -- that lists it instead of being encoded again each time.
+  local entry = { id = p.id, name = p.name, stock = p.stock }
+  if record_view then
+    local ok, view = pcall(record_view, json_encode(entry))
+    if ok then entry = view end
+  end
+  products[id] = entry
   if same_product(before, p) then return {} end
   local out = {}
   for cid in pairs(by_product[id] or {}) do
@@ -370,6 +379,12 @@ function M.forget()
 end
 
 M.on = { customers = M.customer, products = M.product }
+-- Records come as views (record_view.h in the host): the customer's text, decoded one
+-- field at a time as this script reads it, and encoded back by copying the fields it did
+-- not touch. merge() reads id and productIds and sets three fields, so most of a
+-- customer never becomes Lua strings. Everything here also works on plain tables (specs,
+-- stored customers decoded by json_decode).
+M.views = true
 M.timer = M.expire
 M.restore = { customers = M.restore_customer }
 M.revoke = { customers = M.forget }

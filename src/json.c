@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "record_view.h"
+
 #define MAX_DEPTH 64
 
 /* One member of an object being encoded: its key, and its "key":value text in the
@@ -95,90 +97,186 @@ static int encode_number(lua_State *L, int idx, jn_sb *out, const char **err) {
     return 0;
 }
 
+/* Writes the object whose members' texts are in the scratch sc: named keys first in
+ * their listed order, the rest sorted. */
+static void emit_members(key *keys, size_t n, const char *const *first, const jn_sb *sc,
+                         jn_sb *out) {
+    /* The scratch may have moved while it grew: number keys point into it now. */
+    for (size_t i = 0; i < n; i++)
+        if (!keys[i].s) keys[i].s = sc->data + keys[i].off + 1;
+    size_t named = 0;
+    if (first)
+        for (const char *const *f = first; *f; f++)
+            for (size_t i = named; i < n; i++)
+                if (keys[i].len == strlen(*f) && !memcmp(keys[i].s, *f, keys[i].len)) {
+                    key t = keys[named];
+                    keys[named] = keys[i];
+                    keys[i] = t;
+                    named++;
+                    break;
+                }
+    /* Named keys now lead in their listed order; the rest are sorted. */
+    sort_keys(keys + named, n - named);
+    size_t total = 2 + n;
+    for (size_t i = 0; i < n; i++)
+        total += keys[i].n;
+    jn_sb_reserve(out, total);
+    char *o = out->data + out->len;
+    *o++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i) *o++ = ',';
+        memcpy(o, sc->data + keys[i].off, keys[i].n);
+        o += keys[i].n;
+    }
+    *o++ = '}';
+    out->len = (size_t)(o - out->data);
+    out->data[out->len] = '\0';
+}
+
+/* The members of an object being encoded: a stack array covers a record without malloc. */
+typedef struct {
+    key small[32];
+    key *keys;
+    size_t n, cap;
+} members;
+
+static key *new_member(members *ms) {
+    if (ms->n == ms->cap) {
+        key *bigger = malloc((ms->cap *= 2) * sizeof *bigger);
+        if (!bigger) abort();
+        memcpy(bigger, ms->keys, ms->n * sizeof *bigger);
+        if (ms->keys != ms->small) free(ms->keys);
+        ms->keys = bigger;
+    }
+    return &ms->keys[ms->n];
+}
+
+/* Adds the pair lua_next left at the top (key, value) to ms, its text to sc; pops the
+ * value. */
+static int add_pair(lua_State *L, members *ms, jn_sb *sc, int depth, const char **err) {
+    int kt = lua_type(L, -2);
+    if (kt != LUA_TSTRING && kt != LUA_TNUMBER) {
+        *err = "a table key that is neither a string nor a number has no JSON form";
+        return -1;
+    }
+    key *k = new_member(ms);
+    k->off = sc->len;
+    if (kt == LUA_TSTRING) {
+        /* The key string lives in the table, which nothing changes while we encode: its
+         * text stays valid after lua_next drops it. */
+        k->s = lua_tolstring(L, -2, &k->len);
+        jn_sb_json_string(sc, k->s, k->len);
+    } else {
+        /* A number key is written as Lua would turn it into a string; converting the key
+         * itself in place would break lua_next, so a copy is converted. */
+        lua_pushvalue(L, -2);
+        size_t len;
+        const char *t = lua_tolstring(L, -1, &len);
+        k->s = NULL;
+        k->len = len;
+        jn_sb_json_string(sc, t, len);
+        lua_pop(L, 1);
+    }
+    jn_sb_putc(sc, ':');
+    int rc = encode(L, lua_gettop(L), NULL, sc, depth + 1, err);
+    lua_pop(L, 1); /* the value; the key stays for lua_next */
+    if (rc) return rc;
+    k->n = sc->len - k->off;
+    ms->n++;
+    return 0;
+}
+
 static int encode_object(lua_State *L, int idx, const char *const *first, jn_sb *out, int depth,
                          const char **err) {
     jn_sb *sc = &scratch[depth];
     size_t base = sc->len;
-    /* Records are small: a stack array covers them without malloc. */
-    key small[32];
-    size_t cap = 32, n = 0;
-    key *keys = small;
+    members ms;
+    ms.keys = ms.small;
+    ms.n = 0;
+    ms.cap = sizeof ms.small / sizeof ms.small[0];
     int rc = 0, top = lua_gettop(L);
     lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        int kt = lua_type(L, -2);
-        if (kt != LUA_TSTRING && kt != LUA_TNUMBER) {
-            *err = "a table key that is neither a string nor a number has no JSON form";
-            rc = -1;
-            break;
-        }
-        if (n == cap) {
-            key *bigger = malloc((cap *= 2) * sizeof *keys);
-            if (!bigger) abort();
-            memcpy(bigger, keys, n * sizeof *keys);
-            if (keys != small) free(keys);
-            keys = bigger;
-        }
-        key *k = &keys[n];
-        k->off = sc->len;
-        if (kt == LUA_TSTRING) {
-            /* The key string lives in the table, which nothing changes while we encode:
-             * its text stays valid after lua_next drops it. */
-            k->s = lua_tolstring(L, -2, &k->len);
-            jn_sb_json_string(sc, k->s, k->len);
-        } else {
-            /* A number key is written as Lua would turn it into a string; converting the
-             * key itself in place would break lua_next, so a copy is converted. */
-            lua_pushvalue(L, -2);
-            size_t len;
-            const char *t = lua_tolstring(L, -1, &len);
-            k->s = NULL;
-            k->len = len;
-            jn_sb_json_string(sc, t, len);
-            lua_pop(L, 1);
-        }
-        jn_sb_putc(sc, ':');
-        rc = encode(L, lua_gettop(L), NULL, sc, depth + 1, err);
-        lua_pop(L, 1); /* the value; the key stays for lua_next */
-        if (rc) break;
-        k->n = sc->len - k->off;
-        n++;
-    }
+    while (rc == 0 && lua_next(L, idx))
+        rc = add_pair(L, &ms, sc, depth, err);
     lua_settop(L, top);
-    if (rc == 0) {
-        /* The scratch may have moved while it grew: number keys point into it now. */
-        for (size_t i = 0; i < n; i++)
-            if (!keys[i].s) keys[i].s = sc->data + keys[i].off + 1;
-        size_t named = 0;
-        if (first)
-            for (const char *const *f = first; *f; f++)
-                for (size_t i = named; i < n; i++)
-                    if (keys[i].len == strlen(*f) && !memcmp(keys[i].s, *f, keys[i].len)) {
-                        key t = keys[named];
-                        keys[named] = keys[i];
-                        keys[i] = t;
-                        named++;
+    if (rc == 0) emit_members(ms.keys, ms.n, first, sc, out);
+    sc->len = base;
+    if (ms.keys != ms.small) free(ms.keys);
+    return rc;
+}
+
+/* A record view (record_view.h): the members the script changed come from its table of
+ * changes, encoded as any value; the others are copied from the view's text, which is
+ * canonical, so the result is what decoding the whole record into a table and encoding
+ * that would give. */
+static int encode_view(lua_State *L, int idx, jn_view *v, const char *const *first, jn_sb *out,
+                       int depth, const char **err) {
+    jn_sb *sc = &scratch[depth];
+    size_t base = sc->len;
+    members ms;
+    ms.keys = ms.small;
+    ms.n = 0;
+    ms.cap = sizeof ms.small / sizeof ms.small[0];
+    uint64_t changed = 0; /* a view has at most 64 members */
+    size_t count = jn_view_count(v);
+    int rc = 0, top = lua_gettop(L);
+    int ty = jn_view_push_changes(L, idx);
+    if (ty != LUA_TTABLE && !first) {
+        /* Unchanged: its canonical text is its encoding. */
+        size_t len;
+        const char *text = jn_view_text(v, &len);
+        jn_sb_append(out, text, len);
+        lua_settop(L, top);
+        return 0;
+    }
+    if (ty == LUA_TTABLE) {
+        int changes = lua_gettop(L);
+        lua_pushnil(L);
+        while (rc == 0 && lua_next(L, changes)) {
+            if (lua_type(L, -2) == LUA_TSTRING) {
+                size_t klen;
+                const char *k = lua_tolstring(L, -2, &klen);
+                for (size_t i = 0; i < count; i++) {
+                    const char *mk, *mv;
+                    size_t mklen, mvlen;
+                    jn_view_member(v, i, &mk, &mklen, &mv, &mvlen);
+                    if (mklen == klen && !memcmp(mk, k, klen)) {
+                        changed |= (uint64_t)1 << i;
                         break;
                     }
-        /* Named keys now lead in their listed order; the rest are sorted. */
-        sort_keys(keys + named, n - named);
-        size_t total = 2 + n;
-        for (size_t i = 0; i < n; i++)
-            total += keys[i].n;
-        jn_sb_reserve(out, total);
-        char *o = out->data + out->len;
-        *o++ = '{';
-        for (size_t i = 0; i < n; i++) {
-            if (i) *o++ = ',';
-            memcpy(o, sc->data + keys[i].off, keys[i].n);
-            o += keys[i].n;
+                }
+            }
+            if (jn_view_is_deleted(L, -1))
+                lua_pop(L, 1);
+            else
+                rc = add_pair(L, &ms, sc, depth, err);
         }
-        *o++ = '}';
-        out->len = (size_t)(o - out->data);
-        out->data[out->len] = '\0';
+    }
+    lua_settop(L, top);
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        if (changed >> i & 1) continue;
+        key *k = new_member(&ms);
+        const char *val;
+        size_t vlen;
+        jn_view_member(v, i, &k->s, &k->len, &val, &vlen);
+        /* Canonical keys hold no escapes: quoting them is all encoding does. */
+        k->off = sc->len;
+        jn_sb_reserve(sc, k->len + vlen + 3);
+        jn_sb_putc(sc, '"');
+        jn_sb_append(sc, k->s, k->len);
+        jn_sb_append(sc, "\":", 2);
+        jn_sb_append(sc, val, vlen);
+        k->n = sc->len - k->off;
+        ms.n++;
+    }
+    if (rc == 0) {
+        if (ms.n)
+            emit_members(ms.keys, ms.n, first, sc, out);
+        else
+            jn_sb_puts(out, "[]"); /* as an empty table */
     }
     sc->len = base;
-    if (keys != small) free(keys);
+    if (ms.keys != ms.small) free(ms.keys);
     return rc;
 }
 
@@ -224,6 +322,12 @@ static int encode(lua_State *L, int idx, const char *const *first, jn_sb *out, i
         }
         jn_sb_putc(out, ']');
         return 0;
+    }
+    case LUA_TUSERDATA: {
+        jn_view *v = jn_view_test(L, idx);
+        if (!v) break;
+        luaL_checkstack(L, 8, "json");
+        return encode_view(L, idx, v, first, out, depth, err);
     }
     default:
         break;
@@ -807,4 +911,33 @@ static const char *canon_value(const char *p, const char *e, int depth) {
 
 int jn_json_is_canonical(const char *data, size_t len) {
     return canon_value(data, data + len, 0) == data + len;
+}
+
+int jn_json_canonical_members(const char *data, size_t len, jn_json_member *m, size_t max) {
+    const char *p = data, *e = data + len;
+    /* An empty object encodes as [] (canon_object refuses it too). */
+    if (len < 2 || *p != '{' || p[1] == '}') return -1;
+    const char *prev = NULL;
+    size_t prev_len = 0, n = 0;
+    p++;
+    for (;;) {
+        if (n == max || p >= e || *p != '"') return -1;
+        const char *k = p + 1, *q = canon_string(p, e);
+        if (!q) return -1;
+        size_t klen = (size_t)(q - 1 - k);
+        if (prev) {
+            size_t c = klen < prev_len ? klen : prev_len;
+            int d = memcmp(prev, k, c);
+            if (d > 0 || (d == 0 && prev_len >= klen)) return -1;
+        }
+        prev = k;
+        prev_len = klen;
+        if (q >= e || *q != ':') return -1;
+        const char *v = q + 1;
+        p = canon_value(v, e, 1);
+        if (!p || p >= e) return -1;
+        m[n++] = (jn_json_member){(size_t)(k - data), klen, (size_t)(v - data), (size_t)(p - v)};
+        if (*p == '}') return p + 1 == e ? (int)n : -1;
+        if (*p++ != ',') return -1;
+    }
 }

@@ -44,4 +44,16 @@ int jn_json_array_spans(const char *data, size_t len, jn_json_span **spans, size
  * not checked here. */
 int jn_json_is_canonical(const char *data, size_t len);
 
+/* A member of a JSON object: its key's bytes (without quotes) are [key, key + klen) of the
+ * text, its value's [val, val + vlen). */
+typedef struct {
+    size_t key, klen, val, vlen;
+} jn_json_member;
+
+/* When data is one object in canonical form (as jn_json_is_canonical), gives the place
+ * of each of its members, in order (so sorted by key), into m (max entries); their keys
+ * hold no escapes. Returns how many, or -1 when data is not such an object or has more
+ * than max members. One pass over the text, nothing decoded. */
+int jn_json_canonical_members(const char *data, size_t len, jn_json_member *m, size_t max);
+
 #endif

@@ -12,8 +12,20 @@
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
+#include "record_view.h"
 
 static const char *current = NULL;
+
+/* junction.record_view(text): the record view the host hands a script that sets
+ * `views = true` (record_view.h), for specs that check a script with both kinds of
+ * record. Errors when text is not an object in canonical form. */
+static int l_record_view(lua_State *L) {
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    if (jn_view_push(L, s, len) != 0)
+        return luaL_argerror(L, 1, "not a JSON object in canonical form (sorted keys, no spaces)");
+    return 1;
+}
 
 const char *jn_lua_current_script(void) {
     return current ? current : "script";
@@ -158,6 +170,7 @@ int luaopen_junction(lua_State *L) {
                                    {"count", l_count},
                                    {"json_decode", l_json_decode},
                                    {"json_encode", l_json_encode},
+                                   {"record_view", l_record_view},
                                    {NULL, NULL}};
     luaL_newlib(L, fns);
     lua_pushliteral(L, JN_VERSION);

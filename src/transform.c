@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "json.h"
+#include "record_view.h"
 
 /* One record of the output being checked: where its text and keys are in t->text. */
 typedef struct {
@@ -38,12 +39,14 @@ struct jn_transform {
     int *revoke_ref;  /* per stream */
     int *key_ref;     /* per stream: dedupe_key.<stream>, LUA_NOREF when absent */
     int timer_ref;
+    int views; /* the script takes record views (M.views = true): see record_view.h */
     int ctx_ref;
     int ctx_input; /* what ctx.input and ctx.partition hold now (-1: nil) */
     int64_t ctx_partition;
     /* The hook call in progress: whether it held its record, and for how long; and its
      * record's JSON as received, for ctx.json(). */
     int in_call, held;
+    int cur_view; /* the record is a view: ctx.json() gives its text, kept in the registry */
     const char *cur_json;
     size_t cur_len;
     long hold_ms, default_hold_ms;
@@ -144,6 +147,16 @@ static int check_hooks(jn_script *s, void *ud, char **err) {
         }
         lua_pop(L, 1);
     }
+    int views = jn_lua_rawgetfield(L, mod, "views");
+    lua_pop(L, 1);
+    if (views != LUA_TNIL && views != LUA_TBOOLEAN) {
+        *err = jn_errorf("pipeline %s: M.views must be true or false, got a %s", t->pipeline,
+                         lua_typename(L, views));
+        goto fail;
+    }
+    jn_lua_rawgetfield(L, mod, "views");
+    views = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     int ty = jn_lua_rawgetfield(L, mod, "timer");
     lua_pop(L, 1);
     if (ty != LUA_TNIL && ty != LUA_TFUNCTION) {
@@ -160,6 +173,7 @@ static int check_hooks(jn_script *s, void *ud, char **err) {
 
     /* Accepted: take the new hooks. */
     unref_all(t, L);
+    t->views = views;
     for (int i = 0; i < t->ninputs; i++) {
         jn_lua_rawgetfield(L, on, t->inputs[i]);
         t->on_ref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -216,7 +230,10 @@ static int l_ctx_json(lua_State *L) {
         lua_pushnil(L);
         return 1;
     }
-    lua_pushlstring(L, t->cur_json, t->cur_len);
+    if (t->cur_view)
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &t->cur_view);
+    else
+        lua_pushlstring(L, t->cur_json, t->cur_len);
     return 1;
 }
 
@@ -357,7 +374,8 @@ static void push_ctx(jn_transform *t, lua_State *L, const jn_transform_call_info
 /* The value of field k of the table at idx as text into t->text; returns its offset, or
  * -1 when it is absent or neither a string nor a number. */
 static long field_text(jn_transform *t, lua_State *L, int idx, const char *k, size_t *len) {
-    int ty = jn_lua_rawgetfield(L, idx, k);
+    int ty =
+        lua_type(L, idx) == LUA_TUSERDATA ? jn_view_get(L, idx, k) : jn_lua_rawgetfield(L, idx, k);
     long off = (long)t->text.len;
     if (ty == LUA_TNUMBER && lua_isinteger(L, -1)) {
         char buf[JN_INT_CHARS];
@@ -382,7 +400,7 @@ static long field_text(jn_transform *t, lua_State *L, int idx, const char *k, si
 static char *add_record(jn_transform *t, lua_State *L, uint32_t mask, int index,
                         const char *where) {
     int rec = lua_gettop(L);
-    if (!lua_istable(L, rec))
+    if (!lua_istable(L, rec) && !jn_view_test(L, rec))
         return jn_errorf("record %d%s of the result is a %s, not a table", index, where,
                          luaL_typename(L, rec));
     if (t->nrecs == t->cap) {
@@ -531,12 +549,17 @@ int jn_transform_call(jn_transform *t, const jn_transform_call_info *info, const
     *hold_ms = 0;
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->on_ref[info->input]);
     char jerr[160];
-    if (jn_json_decode(L, json, len, jerr, sizeof jerr) != 0) {
+    t->cur_view = 0;
+    if (t->views && jn_view_push(L, json, len) == 0) {
+        /* A canonical object: nothing more to check. */
+        t->cur_view = 1;
+        jn_view_push_text(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &t->cur_view);
+    } else if (jn_json_decode(L, json, len, jerr, sizeof jerr) != 0) {
         lua_settop(L, top);
         *reason = jn_errorf("value is not JSON: %s", jerr);
         return -1;
-    }
-    if (!lua_istable(L, -1) || !is_object(json, len)) {
+    } else if (!lua_istable(L, -1) || !is_object(json, len)) {
         lua_settop(L, top);
         *reason = jn_errorf("value is not a JSON object");
         return -1;
@@ -614,7 +637,12 @@ static int call_on_record(jn_transform *t, int ref, const jn_transform_call_info
     int top = lua_gettop(L);
     lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
     char jerr[160];
-    if (!is_object(json, len) || jn_json_decode(L, json, len, jerr, sizeof jerr) != 0) {
+    t->cur_view = 0;
+    if (t->views && jn_view_push(L, json, len) == 0) {
+        t->cur_view = 1;
+        jn_view_push_text(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &t->cur_view);
+    } else if (!is_object(json, len) || jn_json_decode(L, json, len, jerr, sizeof jerr) != 0) {
         lua_settop(L, top);
         *reason = jn_errorf("%s", bad);
         return -1;

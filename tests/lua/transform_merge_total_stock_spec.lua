@@ -3,6 +3,7 @@
 -- products. Same contract: customer(c, ctx), product(p, ctx), expire(ctx) return arrays
 -- of merged records; the state table passed as `...` survives reloads.
 local loader = require "script_loader"
+local junction = require "junction"
 
 local PATH = "examples/transforms/merge_total_stock.lua"
 
@@ -121,7 +122,8 @@ describe(PATH, function()
         for _, p in ipairs(r.products) do total = total + p.stock end
         assert.are.equal(total, r.total_stock, "step " .. i)
         r.total_stock = nil
-        assert.are.same(want[j], r, "step " .. i)
+        -- as JSON: merge.lua keeps products as record views, this one as tables
+        assert.are.equal(junction.json_encode(want[j]), junction.json_encode(r), "step " .. i)
         n = n + 1
       end
     end
