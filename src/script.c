@@ -17,6 +17,7 @@
 #include <lauxlib.h>
 #include <limits.h>
 #include <lualib.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,9 +31,15 @@
 #include "metrics.h"
 #include "script_lib.h"
 #include "script_strlib.h"
+#include "script_watchdog.h"
 
 #define HISTORY    16
 #define HOOK_EVERY 1000
+/* Calls of a host whose instruction limit is at least this run without the count hook
+ * until the watchdog finds them running for a tick (script_watchdog.h): the
+ * instructions of that first tick, far fewer than this, go uncounted. Below it, every
+ * instruction counts, as the limit is then meant to be exact. */
+#define WATCHDOG_MIN_LIMIT 10000000L
 /* A watched file must look the same (size, mtime, inode) on two looks this far apart
  * before it is reloaded: editors that truncate and write later, or write in pieces,
  * never get a half-written version loaded. */
@@ -106,7 +113,12 @@ struct jn_script_host {
     int killed;        /* LIVE, or which limit it passed: raised on every instruction */
     int depth;         /* nested calls (a check calling generate) */
     unsigned ticks;    /* hook ticks, for looking at the clock every 16th */
-    int nomem_ref;     /* "not enough memory", made before any ceiling is met */
+    /* Watchdog mode: whether it found the call running (the hook is on), and the
+     * coroutine the call is running now, which the hook must reach too (a coroutine
+     * made before the hook was set has none). Written in signal context: volatile. */
+    volatile sig_atomic_t fired;
+    lua_State *volatile running;
+    int nomem_ref; /* "not enough memory", made before any ceiling is met */
     jn_script_meter meter;
     int open_handles;
 };
@@ -207,6 +219,72 @@ static void on_refused(void *ud) {
     if (h->depth == 0 || h->killed) return;
     h->killed = KILLED_MEMORY;
     lua_sethook(h->L, count_hook, LUA_MASKCOUNT, 1);
+    lua_State *co = h->running;
+    if (co) lua_sethook(co, count_hook, LUA_MASKCOUNT, 1);
+}
+
+/* The watchdog found the call still running (signal context: only lua_sethook, which
+ * Lua allows there). From the next instruction on, the call is bounded by the hook. */
+static void on_watchdog(void *ud) {
+    jn_script_host *h = ud;
+    h->fired = 1;
+    lua_sethook(h->L, count_hook, LUA_MASKCOUNT, 1);
+    lua_State *co = h->running;
+    if (co) lua_sethook(co, count_hook, LUA_MASKCOUNT, 1);
+}
+
+/* coroutine.resume, telling the watchdog which thread runs: a hook set on the main
+ * thread does not reach a coroutine, which runs on its own. Upvalue 1 is Lua's resume. */
+static int l_co_resume(lua_State *L) {
+    jn_script_host *h = host_of(L);
+    lua_State *co = lua_tothread(L, 1);
+    luaL_argexpected(L, co, 1, "coroutine");
+    if (h->fired && !lua_gethook(co)) lua_sethook(co, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    lua_State *prev = h->running;
+    /* Anchored, so that a resume that raises (and leaves `running` behind until the call
+     * ends) never leaves the handler a thread the collector freed. */
+    static const char anchor = 0;
+    lua_pushvalue(L, 1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &anchor);
+    h->running = co;
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    h->running = prev;
+    return lua_gettop(L);
+}
+
+/* coroutine.wrap's function: resumes through l_co_resume (upvalue 2) the coroutine in
+ * upvalue 1, and raises its error as Lua's wrap does, with the caller's place. */
+static int l_co_wrapped(lua_State *L) {
+    int n = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_rotate(L, 1, 2);
+    lua_call(L, n + 1, LUA_MULTRET);
+    if (!lua_toboolean(L, 1)) {
+        lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+        int st = lua_status(co);
+        if (st != LUA_OK && st != LUA_YIELD) lua_resetthread(co); /* closes its variables */
+        if (lua_type(L, 2) == LUA_TSTRING) {
+            luaL_where(L, 1);
+            lua_insert(L, 2);
+            lua_concat(L, 2);
+        }
+        lua_settop(L, 2);
+        return lua_error(L);
+    }
+    return lua_gettop(L) - 1;
+}
+
+/* coroutine.wrap(f), made of coroutine.create (upvalue 1) and l_co_wrapped. */
+static int l_co_wrap(lua_State *L) {
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_pushcclosure(L, l_co_wrapped, 2);
+    return 1;
 }
 
 /* What the bounded C functions (script_strlib.c) call for their work. */
@@ -616,6 +694,15 @@ static void push_env(jn_script_host *h, const char *dir, int state_ref) {
     copy_lib(L, env, "math", NULL);
     copy_lib(L, env, "utf8", NULL);
     copy_lib(L, env, "coroutine", NULL);
+    lua_getfield(L, env, "coroutine");
+    lua_getfield(L, -1, "create");
+    lua_getfield(L, -2, "resume");
+    lua_pushcclosure(L, l_co_resume, 1);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -4, "resume");
+    lua_pushcclosure(L, l_co_wrap, 2); /* create, our resume */
+    lua_setfield(L, -2, "wrap");
+    lua_pop(L, 1);
     copy_lib(L, env, "os", h->opts.allow_exec ? os_all : h->opts.allow_write ? os_write : os_read);
     copy_lib(L, env, "io", h->opts.allow_write ? io_write : io_read);
     lua_getfield(L, env, "io");
@@ -703,7 +790,11 @@ int jn_script_pcall(jn_script *s, int nargs, int nresults, char **err) {
     size_t refused_before = refused(h);
     if (h->depth++ == 0) {
         if (h->alloc) jn_lua_alloc_set_limit(h->alloc, h->memory_limit);
-        lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
+        h->fired = 0;
+        h->running = NULL;
+        if (h->opts.instruction_limit < WATCHDOG_MIN_LIMIT ||
+            jn_watchdog_enter(on_watchdog, h) != 0)
+            lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
     }
     h->budget = h->opts.instruction_limit;
     h->deadline = now_ms() + (uint64_t)h->opts.time_limit_ms;
@@ -713,6 +804,8 @@ int jn_script_pcall(jn_script *s, int nargs, int nresults, char **err) {
     if (--h->depth == 0) {
         /* Host code between calls neither pays for the hook nor meets the ceiling: an
          * allocation failing outside lua_pcall would end the process. */
+        jn_watchdog_leave();
+        h->running = NULL;
         lua_sethook(L, NULL, 0, 0);
         if (h->alloc) jn_lua_alloc_set_limit(h->alloc, 0);
     } else {

@@ -753,6 +753,79 @@ static void test_time_limit(void **state) {
     assert_true(took >= 0.14 && took < 2);
 }
 
+static int hook_mask(lua_State *L) {
+    lua_pushinteger(L, lua_gethookmask(L));
+    return 1;
+}
+
+/* The hook mask a call of probe(p) sees while it runs. */
+static lua_Integer mask_in_call(jn_script *s, lua_State *L) {
+    lua_pushcfunction(L, hook_mask);
+    char *err = NULL;
+    if (jn_script_call(s, "probe", 1, 1, &err) != 0) fail_msg("probe: %s", err);
+    lua_Integer m = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    return m;
+}
+
+/* With an instruction limit of 10,000,000 or more, a call runs without the count hook
+ * (which taxes every instruction) until the watchdog finds it still running; from then
+ * on it is bounded as before, in coroutines too. */
+static void test_watchdog_bounds_long_calls(void **state) {
+    fixture *f = *state;
+    start_host_opts(f, (jn_script_opts){.instruction_limit = 100000000L, .time_limit_ms = 300});
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *s =
+        add(f, "w",
+            "return {\n"
+            "  probe = function(p) return p() end,\n"
+            "  spin = function() while true do end end,\n"
+            "  co = function()\n"
+            "    local c = coroutine.create(function() while true do end end)\n"
+            "    local ok, e = coroutine.resume(c)\n"
+            "    return 'swallowed: ' .. tostring(e)\n"
+            "  end,\n"
+            "  wrap = function()\n"
+            "    local ok = pcall(coroutine.wrap(function() while true do end end))\n"
+            "    return 'swallowed'\n"
+            "  end,\n"
+            "  yields = function()\n"
+            "    local c = coroutine.wrap(function(a) local b = coroutine.yield(a + 1) "
+            "return b * 2 end)\n"
+            "    return c(1) + c(10)\n"
+            "  end,\n"
+            "  fails = function() return coroutine.wrap(function() error('inner') end)() "
+            "end,\n"
+            "}\n");
+    /* A short call: no hook at all. */
+    assert_int_equal(mask_in_call(s, L), 0);
+    static const char *const fns[] = {"spin", "co", "wrap"};
+    for (size_t i = 0; i < 3; i++) {
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        char *err = call_err(s, L, fns[i]);
+        assert_contains(err, "limit");
+        free(err);
+        assert_true(elapsed_s(&t0) < 2);
+    }
+    /* Coroutines still work, errors in them carry the caller's place, and the next call
+     * runs without the hook again. */
+    assert_call(s, L, "yields", "22");
+    char *err = call_err(s, L, "fails");
+    assert_contains(err, "inner");
+    free(err);
+    assert_int_equal(mask_in_call(s, L), 0);
+}
+
+/* Below that limit every instruction counts, as the limit is then meant to be exact. */
+static void test_small_instruction_limit_counts_every_call(void **state) {
+    fixture *f = *state;
+    start_host(f, 0, 0);
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *s = add(f, "p", "return { probe = function(p) return p() end }\n");
+    assert_int_equal(mask_in_call(s, L), LUA_MASKCOUNT);
+}
+
 /* C functions run without hook ticks: the matcher and the table functions charge their
  * work to the call's budget instead. */
 static void test_c_functions_are_bounded(void **state) {
@@ -1082,6 +1155,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_write_refused_by_default, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_allowed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_instruction_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_watchdog_bounds_long_calls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_small_instruction_limit_counts_every_call, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_limit_cannot_be_caught, setup, teardown),
         cmocka_unit_test_setup_teardown(test_time_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_c_functions_are_bounded, setup, teardown),
