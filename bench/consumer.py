@@ -16,6 +16,10 @@ real Kafka and Redis from tools/services.
    still work through theirs, which measures one process, not the group).
 
 Usage: bench/consumer.py [--records N] [--processes N] [--callgrind M] [--plain-topics]
+                         [--layout buckets|keys] [--consumer 'k = v'] [--perf]
+
+The consumer keeps its marks in the bucket layout unless --layout keys says otherwise
+(README, "The consumer": a mark then lives between the TTL and 1.5 times it).
 """
 import argparse
 import json
@@ -105,7 +109,7 @@ def cpu_of(consumers, others):
     return out
 
 
-def run_consumer(tmp, log, topics, n, wrapper=(), extra="", processes=1):
+def run_consumer(tmp, log, topics, n, wrapper=(), extra="", processes=1, layout="buckets"):
     aport, aadm = free_port(), free_port()
     ana = start(["analytics", "--config", config(tmp, f"ana{aport}.lua", f"""return {{
       log = {{ level = "warn" }}, admin = {{ listen = "127.0.0.1:{aadm}" }},
@@ -118,7 +122,8 @@ def run_consumer(tmp, log, topics, n, wrapper=(), extra="", processes=1):
       log = {{ level = "warn" }}, admin = {{ listen = "127.0.0.1:{admins[i]}" }},
       consumer = {{ group_id = "{group}", customer_topic = "{topics[0]}",
         product_topic = "{topics[1]}", dead_letter_topic = "bench_dead",
-        analytics_url = "{aurl}/analytics", hold_ms = 200, {extra} }} }}""")
+        analytics_url = "{aurl}/analytics", hold_ms = 200, dedupe_layout = "{layout}",
+        {extra} }} }}""")
             for i in range(processes)]
 
     def all_assigned():
@@ -184,6 +189,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=100000)
     ap.add_argument("--callgrind", type=int, default=0)
+    ap.add_argument("--layout", choices=("buckets", "keys"), default="buckets",
+                    help="how the consumer keeps its marks in Redis (consumer.dedupe_layout); "
+                         "buckets, the faster, by default")
     ap.add_argument("--processes", type=int, default=1,
                     help="junction consume processes in one group (one per core: 2)")
     ap.add_argument("--consumer", default="",
@@ -205,8 +213,8 @@ def main():
     perf_out = os.path.join(tmp, "perf.data")
     wrapper = ("perf", "record", "-e", "cycles:u", "-F", "2000", "-o", perf_out) if a.perf else ()
     secs, cpu, steady = run_consumer(tmp, log, topics, a.records, extra=a.consumer,
-                                     processes=a.processes, wrapper=wrapper)
-    print(f"consumer processes: {a.processes}")
+                                     processes=a.processes, wrapper=wrapper, layout=a.layout)
+    print(f"consumer processes: {a.processes}; marks in Redis: {a.layout}")
     if a.perf:
         time.sleep(1)
         rep = subprocess.run(["perf", "report", "-i", perf_out, "--stdio", "--no-children",
@@ -230,7 +238,7 @@ def main():
         subprocess.run(["redis-cli", "FLUSHALL"], stdout=subprocess.DEVNULL)
         topics = fill(tmp, log, a.callgrind, uuid.uuid4().hex[:8], not a.plain_topics)
         out = os.path.join(tmp, "callgrind.out")
-        run_consumer(tmp, log, topics, a.callgrind,
+        run_consumer(tmp, log, topics, a.callgrind, layout=a.layout,
                      wrapper=("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"))
         time.sleep(2)
         ann = subprocess.run(["callgrind_annotate", "--inclusive=yes", out],
