@@ -159,12 +159,23 @@ static void on_smismember_reply(jn_redis_call *call, const jn_redis_reply *reply
 /* A mark's member: the first 128 bits of its hex in binary, or the text itself when it
  * is not hex (a prefix_len that does not fit the keys). Returns its length. */
 static size_t member(const jn_marks_layout *l, const char *key, char out[16]) {
-    const char *h = key + l->prefix_len;
-    for (int i = 0; i < 32; i++)
-        if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f'))) return 0;
+    /* The value of each lowercase hex digit, 16 for every other byte: a table, as this
+     * runs for every mark of every check and write. */
+    static signed char value[256];
+    if (!value['1']) {
+        memset(value, 16, sizeof value);
+        for (int c = 0; c < 10; c++)
+            value['0' + c] = (signed char)c;
+        for (int c = 0; c < 6; c++)
+            value['a' + c] = (signed char)(10 + c);
+    }
+    const unsigned char *h = (const unsigned char *)key + l->prefix_len;
     for (int i = 0; i < 16; i++) {
-        int hi = h[2 * i] <= '9' ? h[2 * i] - '0' : h[2 * i] - 'a' + 10;
-        int lo = h[2 * i + 1] <= '9' ? h[2 * i + 1] - '0' : h[2 * i + 1] - 'a' + 10;
+        /* One digit at a time: a short key ends at its NUL, which is not one. */
+        int hi = value[h[2 * i]];
+        if (hi & 16) return 0;
+        int lo = value[h[2 * i + 1]];
+        if (lo & 16) return 0;
         out[i] = (char)(hi << 4 | lo);
     }
     return 16;
