@@ -5,12 +5,12 @@
 
 #include <uv.h>
 
-#include "analytics.h"
-#include "api.h"
 #include "config.h"
 #include "consumer.h"
 #include "producer.h"
 #include "script.h"
+#include "mock/analytics.h"
+#include "mock/api.h"
 
 typedef struct jn_admin jn_admin;
 

@@ -13,8 +13,6 @@
 #include <uv.h>
 
 #include "admin.h"
-#include "analytics.h"
-#include "api.h"
 #include "config.h"
 #include "consumer.h"
 #include "kafka.h"
@@ -22,6 +20,8 @@
 #include "producer.h"
 #include "progress.h"
 #include "script.h"
+#include "mock/analytics.h"
+#include "mock/api.h"
 
 #define DEFAULT_CONFIG    "examples/local.lua"
 #define DEFAULT_TIMEOUT_S 300

@@ -1,4 +1,4 @@
-/* The analytics receiver's batch scanner (src/analytics.c, through analytics_scan.h)
+/* The analytics receiver's batch scanner (src/mock/analytics.c, through analytics_scan.h)
  * under any bytes as a POSTed body.
  *
  * The scanner walks text it has validated without building Lua values; the decoder
@@ -15,7 +15,7 @@
 #include <lualib.h>
 #include <string.h>
 
-#include "analytics_scan.h"
+#include "mock/analytics_scan.h"
 #include "buf.h"
 #include "fuzz.h"
 #include "json.h"
