@@ -63,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     jn_json_span *spans = NULL;
     jn_http_response res = {0};
     int before = lua_gettop(L);
-    long n = jn_analytics_parse_batch(L, body, size, &spans, &res);
+    long n = jn_analytics_parse_batch(body, size, &spans, &res);
     FUZZ_CHECK(lua_gettop(L) == before, "the scanner left the stack at %d, not %d", lua_gettop(L),
                before);
     if (n < 0) {
