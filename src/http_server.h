@@ -9,6 +9,7 @@
 #include "buf.h"
 #include "config.h"
 #include "http_parse.h"
+#include "router.h"
 
 typedef struct jn_http_server jn_http_server;
 
@@ -42,6 +43,22 @@ jn_http_server *jn_http_server_start(uv_loop_t *loop, const jn_http_server_opts 
 /* Stops accepting, lets in-flight requests finish, then closes; done runs once. */
 void jn_http_server_stop(jn_http_server *s, void (*done)(void *arg), void *arg);
 int jn_http_server_port(const jn_http_server *s);
+
+/* A server's routes, and what its 404 tells a client it serves. */
+typedef struct {
+    const jn_route *routes;
+    size_t n;
+    const char *serves; /* "this API serves /customers and /customers/:id" */
+    int options;        /* OPTIONS on a route answers 204 with Allow and no CORS header (a page
+                         * elsewhere gets nothing); without it OPTIONS is a 405 like any
+                         * method the route does not take */
+} jn_http_routes;
+
+/* Matches req against t: returns the index of its route (res->route is then its pattern,
+ * m->param its :param), or -1 with res answered: 404 naming the path and t->serves, 405
+ * with Allow, or 204 to OPTIONS. What every server of junction answers alike. */
+int jn_http_route(const jn_http_routes *t, const jn_http_request *req, jn_http_response *res,
+                  jn_route_match *m);
 
 /* Fills res with a JSON error body {"error": msg}. */
 void jn_http_respond_error(jn_http_response *res, int status, const char *msg);

@@ -100,7 +100,11 @@ static const jn_route routes[] = {
     [R_STATS] = {"/analytics/stats", JN_METHOD(HTTP_GET)},
     [R_FAULTS] = {"/analytics/faults", JN_METHOD(HTTP_GET) | JN_METHOD(HTTP_PUT)},
 };
-#define NROUTES (sizeof routes / sizeof routes[0])
+static const jn_http_routes table = {
+    routes, sizeof routes / sizeof routes[0],
+    "this API serves POST /analytics, GET /analytics/stats, GET|DELETE /analytics/records "
+    "and GET|PUT /analytics/faults",
+    1};
 
 /* ---- helpers ----------------------------------------------------------------------- */
 
@@ -452,32 +456,8 @@ static void handle_faults(jn_analytics *a, const jn_http_request *req, jn_http_r
 static void handle(void *ud, const jn_http_request *req, jn_http_response *res) {
     jn_analytics *a = ud;
     jn_route_match m;
-    int r = jn_router_match(routes, NROUTES, req->method, req->path, req->path_len, &m);
-    if (r == JN_ROUTE_NOT_FOUND) {
-        res->route = "unknown";
-        jn_http_respond_error(res, 404,
-                              "no such route; this API serves POST /analytics, "
-                              "GET /analytics/stats, GET|DELETE /analytics/records and "
-                              "GET|PUT /analytics/faults");
-        return;
-    }
-    if (r == JN_ROUTE_BAD_METHOD && req->method == HTTP_OPTIONS) {
-        /* What the route allows, and no CORS header: a page elsewhere gets nothing. */
-        res->route = "options";
-        res->status = 204;
-        snprintf(res->headers, sizeof res->headers, "Allow: OPTIONS, %s\r\n", m.allow);
-        return;
-    }
-    if (r == JN_ROUTE_BAD_METHOD) {
-        res->route = "unknown";
-        char msg[160];
-        snprintf(msg, sizeof msg, "method %s is not allowed here; use %s", req->method_name,
-                 m.allow);
-        jn_http_respond_error(res, 405, msg);
-        snprintf(res->headers, sizeof res->headers, "Allow: %s\r\n", m.allow);
-        return;
-    }
-    res->route = routes[r].pattern;
+    int r = jn_http_route(&table, req, res, &m);
+    if (r < 0) return;
     if (((r == R_RECORDS && req->method == HTTP_DELETE) ||
          (r == R_FAULTS && req->method == HTTP_PUT)) &&
         jn_http_guard(req, a->admin_token, "admin.token", res))

@@ -48,6 +48,8 @@ typedef struct service {
     jn_fault fault;
     jn_http_server *http;
     jn_route routes[2];
+    jn_http_routes table;
+    char serves[160]; /* "this API serves /<resource> and /<resource>/:id" */
 } service;
 
 struct jn_api {
@@ -591,25 +593,8 @@ static void handle(void *ud, const jn_http_request *req, jn_http_response *res) 
         return;
     }
     jn_route_match m;
-    int r = jn_router_match(s->routes, 2, req->method, req->path, req->path_len, &m);
-    if (r == JN_ROUTE_NOT_FOUND) {
-        res->route = "unknown";
-        char msg[200];
-        snprintf(msg, sizeof msg, "no route for %.100s; this API serves /%s and /%s/:id",
-                 req->path_len < 100 ? req->path : "that path", s->resource, s->resource);
-        jn_http_respond_error(res, 404, msg);
-        return;
-    }
-    if (r == JN_ROUTE_BAD_METHOD) {
-        res->route = "unknown";
-        char msg[160];
-        snprintf(msg, sizeof msg, "method %s is not allowed here; use %s", req->method_name,
-                 m.allow);
-        jn_http_respond_error(res, 405, msg);
-        snprintf(res->headers, sizeof res->headers, "Allow: %s\r\n", m.allow);
-        return;
-    }
-    res->route = s->routes[r].pattern;
+    int r = jn_http_route(&s->table, req, res, &m);
+    if (r < 0) return;
     if (jn_fault_inject(&s->fault, res) != JN_FAULT_PASS) return;
     if (r == R_ITEM && !path_id_ok(s, m.param, res)) return;
 
@@ -670,6 +655,10 @@ static int start_service(jn_api *a, service *s, const jn_config *cfg, char **err
     s->routes[R_ITEM].pattern = s->pattern_item;
     s->routes[R_ITEM].methods =
         JN_METHOD(HTTP_GET) | JN_METHOD(HTTP_PUT) | JN_METHOD(HTTP_PATCH) | JN_METHOD(HTTP_DELETE);
+    snprintf(s->serves, sizeof s->serves, "this API serves /%s and /%s/:id", s->resource,
+             s->resource);
+    /* OPTIONS is a 405 here, as on the APIs this one stands in for. */
+    s->table = (jn_http_routes){s->routes, 2, s->serves, 0};
     jn_http_server_opts o = {
         .name = s->name,
         .listen = s->cfg.listen,
