@@ -551,6 +551,7 @@ static void on_connection(uv_stream_t *ls, int status) {
         return;
     }
     jn_http_reader_init(&c->reader, s->opts.max_body, MAX_URL, on_request, c);
+    if (s->opts.extra_header) jn_http_reader_keep(&c->reader, s->opts.extra_header);
     c->reader.on_continue = on_continue;
     uv_tcp_nodelay(&c->tcp, 1);
     set_timer(c, T_IDLE);

@@ -35,6 +35,8 @@ typedef struct {
     int request_timeout_ms;
     int keepalive_timeout_ms;
     int max_connections;
+    const char *extra_header; /* a header of the handler's own to keep (jn_http_request's
+                               * extra; http_parse.h), or NULL; must outlive the server */
 } jn_http_server_opts;
 
 /* Binds and listens. Returns NULL and sets *err (malloc'd) on failure, e.g. a port in use. */

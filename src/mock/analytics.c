@@ -351,7 +351,7 @@ static void handle_ingest(jn_analytics *a, const jn_http_request *req, jn_http_r
         return;
     }
     /* Header values may carry surrounding blanks; an empty key counts as none. */
-    const char *key = req->idempotency_key;
+    const char *key = req->extra; /* Idempotency-Key: the server keeps it for us */
     size_t klen = 0;
     if (key) {
         while (*key == ' ' || *key == '\t')
@@ -596,6 +596,7 @@ jn_analytics *jn_analytics_start(uv_loop_t *loop, const jn_config *cfg, char **e
         .request_timeout_ms = cfg->api.request_timeout_ms,
         .keepalive_timeout_ms = cfg->api.keepalive_timeout_ms,
         .max_connections = cfg->api.max_connections,
+        .extra_header = "Idempotency-Key",
     };
     a->http = jn_http_server_start(loop, &o, handle, a, err);
     if (!a->http) {
