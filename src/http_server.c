@@ -174,6 +174,19 @@ int jn_http_route(const jn_http_routes *t, const jn_http_request *req, jn_http_r
     return -1;
 }
 
+int jn_http_limit_offset(const jn_http_request *req, jn_http_response *res, long *limit,
+                         long *offset) {
+    *limit = -1;
+    *offset = 0;
+    int hl = jn_query_uint(req->query, req->query_len, "limit", limit);
+    int ho = jn_query_uint(req->query, req->query_len, "offset", offset);
+    if (hl < 0 || ho < 0) {
+        jn_http_respond_error(res, 400, "limit and offset must be non-negative integers");
+        return -1;
+    }
+    return hl || ho;
+}
+
 /* The Date header changes once a second; format it only then. */
 static const char *http_date(void) {
     static char buf[64];

@@ -62,6 +62,12 @@ typedef struct {
 int jn_http_route(const jn_http_routes *t, const jn_http_request *req, jn_http_response *res,
                   jn_route_match *m);
 
+/* ?limit=L&offset=O of a GET that lists records: *limit (-1 when not given) and *offset
+ * (0 when not given). Returns 1 when either is given, 0 when neither is, or -1 with res
+ * answered (400) when one is not a non-negative integer. */
+int jn_http_limit_offset(const jn_http_request *req, jn_http_response *res, long *limit,
+                         long *offset);
+
 /* Fills res with a JSON error body {"error": msg}. */
 void jn_http_respond_error(jn_http_response *res, int status, const char *msg);
 /* Fills res with a body copied from data. */

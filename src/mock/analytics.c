@@ -397,16 +397,11 @@ static void handle_ingest(jn_analytics *a, const jn_http_request *req, jn_http_r
 }
 
 static void handle_records(jn_analytics *a, const jn_http_request *req, jn_http_response *res) {
-    long limit = -1, offset = 0;
-    int hl = jn_query_uint(req->query, req->query_len, "limit", &limit);
-    int ho = jn_query_uint(req->query, req->query_len, "offset", &offset);
-    if (hl < 0 || ho < 0) {
-        jn_http_respond_error(res, 400, "limit and offset must be non-negative integers");
-        return;
-    }
+    long limit, offset;
+    if (jn_http_limit_offset(req, res, &limit, &offset) < 0) return;
     size_t from = (size_t)offset < a->nrecs ? (size_t)offset : a->nrecs;
     size_t to = a->nrecs;
-    if (hl && (size_t)limit < to - from) to = from + (size_t)limit;
+    if (limit >= 0 && (size_t)limit < to - from) to = from + (size_t)limit;
     jn_sb sb;
     jn_sb_init(&sb);
     jn_sb_putc(&sb, '[');

@@ -601,15 +601,11 @@ static void handle(void *ud, const jn_http_request *req, jn_http_response *res) 
     if (r == R_COLLECTION && req->method == HTTP_GET && s->cfg.paging != JN_PAGING_NONE) {
         serve_page(s, req, res);
     } else if (r == R_COLLECTION && req->method == HTTP_GET) {
-        long limit = -1, offset = 0;
-        int hl = jn_query_uint(req->query, req->query_len, "limit", &limit);
-        int ho = jn_query_uint(req->query, req->query_len, "offset", &offset);
-        if (hl < 0 || ho < 0) {
-            jn_http_respond_error(res, 400, "limit and offset must be non-negative integers");
-            return;
-        }
-        if (hl || ho) {
-            size_t lim = hl ? (size_t)limit : (size_t)-1;
+        long limit, offset;
+        int given = jn_http_limit_offset(req, res, &limit, &offset);
+        if (given < 0) return;
+        if (given) {
+            size_t lim = limit >= 0 ? (size_t)limit : (size_t)-1;
             jn_rbuf *b = jn_collection_slice(s->data, (size_t)offset, lim, res->etag);
             char etag[72];
             memcpy(etag, res->etag, sizeof etag);

@@ -326,6 +326,32 @@ static void test_http_route_options(void **state) {
     jn_rbuf_unref(res.body);
 }
 
+static int limit_offset(const char *query, long *limit, long *offset, jn_http_response *res) {
+    jn_http_request req = req_of(HTTP_GET, "/r");
+    req.query = query;
+    req.query_len = query ? strlen(query) : 0;
+    memset(res, 0, sizeof *res);
+    return jn_http_limit_offset(&req, res, limit, offset);
+}
+
+/* Given or not is told apart (a listing with either pages); a bad one is a 400. */
+static void test_http_limit_offset(void **state) {
+    (void)state;
+    long limit, offset;
+    jn_http_response res;
+    assert_int_equal(limit_offset(NULL, &limit, &offset, &res), 0);
+    assert_true(limit == -1 && offset == 0);
+    assert_int_equal(limit_offset("offset=0", &limit, &offset, &res), 1);
+    assert_true(limit == -1 && offset == 0);
+    assert_int_equal(limit_offset("limit=5&offset=10", &limit, &offset, &res), 1);
+    assert_true(limit == 5 && offset == 10);
+    assert_null(res.body);
+    assert_int_equal(limit_offset("limit=-1", &limit, &offset, &res), -1);
+    assert_int_equal(res.status, 400);
+    assert_non_null(strstr(res.body->data, "limit and offset must be non-negative integers"));
+    jn_rbuf_unref(res.body);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_match),
@@ -353,6 +379,7 @@ int main(void) {
         cmocka_unit_test(test_http_route_not_found),
         cmocka_unit_test(test_http_route_bad_method),
         cmocka_unit_test(test_http_route_options),
+        cmocka_unit_test(test_http_limit_offset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
