@@ -3,7 +3,9 @@
 -- keys left out keep their defaults, and environment variables override this file.
 return {
   log = { level = "info", format = "text" },
-  admin = { listen = "127.0.0.1:8000" },
+  -- No admin.listen: each command has an admin port of its own (run 8000, api 8001,
+  -- produce 8002, consume 8003, analytics 8004), so the roles started in terminals of
+  -- their own with this file do not collide. JUNCTION_ADMIN_LISTEN sets one.
   scripts = {
     instruction_limit = 200000000, -- per script call; stops a runaway loop
     allow_exec = false,            -- os.execute / io.popen

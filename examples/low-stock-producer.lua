@@ -5,9 +5,9 @@
 --   JUNCTION_LOW_STOCK=10 build/junction produce --config examples/low-stock-producer.lua
 --
 -- The threshold is JUNCTION_LOW_STOCK (default 5): stock below it is low. Its admin is
--- on 127.0.0.1:8010 so it can run beside the processes that use :8000. The topic is
--- created on first use when the broker allows it (tools/services' Kafka does), or
--- create it first like the others.
+-- on 127.0.0.1:8010 so it can run beside the usual producer (whose admin is :8002) and
+-- the other roles (8000 to 8004). The topic is created on first use when the broker
+-- allows it (tools/services' Kafka does), or create it first like the others.
 return {
   admin = { listen = "127.0.0.1:8010" },
   producer = {

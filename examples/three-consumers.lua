@@ -1,17 +1,18 @@
 -- Three `junction consume` processes on one machine sharing the work as members of one
 -- Kafka consumer group, with Kafka and Redis from `tools/services up` on 127.0.0.1.
 --
---   build/junction api &                                              # admin :8000
---   JUNCTION_ADMIN_LISTEN=127.0.0.1:8004 build/junction produce &
---   JUNCTION_ADMIN_LISTEN=127.0.0.1:8005 build/junction analytics &   # receiver :8083
+--   build/junction api &                  # admin :8001
+--   build/junction produce &              # admin :8002
+--   build/junction analytics &            # admin :8004, receiver :8083
 --   for i in 1 2 3; do
---     JUNCTION_ADMIN_LISTEN=127.0.0.1:800$i \
+--     JUNCTION_ADMIN_LISTEN=127.0.0.1:801$i \
 --       build/junction consume --config examples/three-consumers.lua &
 --   done
 --
--- Every process has its own admin server, so each member needs its own admin port:
--- this file gives 127.0.0.1:8001 and JUNCTION_ADMIN_LISTEN overrides it per process (an
--- environment variable always wins over the file). Everything else is shared:
+-- Every process has its own admin server, so each member needs its own admin port (the
+-- other roles have theirs by default): this file gives 127.0.0.1:8011 and
+-- JUNCTION_ADMIN_LISTEN overrides it per process (an environment variable always wins
+-- over the file). Everything else is shared:
 -- * the same consumer.group_id, so Kafka splits customer_data's partitions among the
 --   members (tools/services creates the topics with 6 partitions: two each here; a
 --   seventh member would sit idle);
@@ -21,7 +22,7 @@
 -- In containers the same is `docker compose up --scale consumer=3` (examples/containers.lua).
 return {
   log = { level = "info", format = "text" },
-  admin = { listen = "127.0.0.1:8001" },
+  admin = { listen = "127.0.0.1:8011" },
   kafka = { brokers = "127.0.0.1:9092" },
   redis = { host = "127.0.0.1", port = 6379 },
   consumer = {

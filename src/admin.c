@@ -44,6 +44,12 @@ static const jn_route routes[] = {
     [A_FAULTS] = {"/api/faults/:service", JN_METHOD(HTTP_PUT)},
 };
 
+static const jn_http_routes table = {
+    routes, sizeof routes / sizeof routes[0],
+    "the admin server serves / (the dashboard), /healthz, /readyz, /metrics, /api/status, "
+    "POST /api/reload and PUT /api/faults/<api>",
+    1};
+
 static void set_json(jn_http_response *res, int status, jn_sb *sb) {
     res->status = status;
     res->body = jn_rbuf_from_sb(sb);
@@ -76,34 +82,10 @@ static void status_json(jn_admin *a, jn_sb *sb) {
 static void handle(void *ud, const jn_http_request *req, jn_http_response *res) {
     jn_admin *a = ud;
     jn_route_match m;
-    int r = jn_router_match(routes, sizeof routes / sizeof routes[0], req->method, req->path,
-                            req->path_len, &m);
+    int r = jn_http_route(&table, req, res, &m);
+    if (r < 0) return;
     jn_sb sb;
     jn_sb_init(&sb);
-    if (r == JN_ROUTE_NOT_FOUND) {
-        res->route = "unknown";
-        jn_http_respond_error(res, 404,
-                              "no such admin route; try / (the dashboard), /healthz, /metrics, "
-                              "/api/status or POST /api/reload");
-        return;
-    }
-    if (r == JN_ROUTE_BAD_METHOD && req->method == HTTP_OPTIONS) {
-        /* What the route allows, and no CORS header: a page elsewhere gets nothing. */
-        res->route = "options";
-        res->status = 204;
-        snprintf(res->headers, sizeof res->headers, "Allow: OPTIONS, %s\r\n", m.allow);
-        return;
-    }
-    if (r == JN_ROUTE_BAD_METHOD) {
-        res->route = "unknown";
-        char msg[120];
-        snprintf(msg, sizeof msg, "method %s is not allowed here; use %s", req->method_name,
-                 m.allow);
-        jn_http_respond_error(res, 405, msg);
-        snprintf(res->headers, sizeof res->headers, "Allow: %s\r\n", m.allow);
-        return;
-    }
-    res->route = routes[r].pattern;
     if ((r == A_RELOAD || r == A_FAULTS) && jn_http_guard(req, a->token, "admin.token", res))
         return;
     switch (r) {

@@ -1,16 +1,17 @@
-/* The admin HTTP server (127.0.0.1:8000 by default): /healthz, /readyz, /metrics,
- * /api/status, POST /api/reload and PUT /api/faults/:service. */
+/* The admin HTTP server of every process (127.0.0.1:8000 for `run`, a port of its own
+ * for each role alone: jn_config_admin_port): /healthz, /readyz, /metrics, /api/status,
+ * POST /api/reload and PUT /api/faults/:service. */
 #ifndef JN_ADMIN_H
 #define JN_ADMIN_H
 
 #include <uv.h>
 
-#include "analytics.h"
-#include "api.h"
 #include "config.h"
 #include "consumer.h"
 #include "producer.h"
 #include "script.h"
+#include "mock/analytics.h"
+#include "mock/api.h"
 
 typedef struct jn_admin jn_admin;
 

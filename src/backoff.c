@@ -26,12 +26,3 @@ int64_t jn_backoff_delay_ms(const jn_backoff *b, int attempt, double unit, long 
 int jn_backoff_allows(const jn_backoff *b, int attempt) {
     return attempt <= b->attempts;
 }
-
-double jn_random_unit(uint64_t *s) {
-    uint64_t x = *s ? *s : 0x9E3779B97F4A7C15ull;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return (double)((x * 2685821657736338717ull) >> 11) / 9007199254740992.0;
-}

@@ -16,13 +16,11 @@ typedef struct {
 
 /* Ceiling of the delay before try number `attempt` (2 = first retry). */
 int64_t jn_backoff_ceiling_ms(const jn_backoff *b, int attempt);
-/* Delay before try `attempt`: uniform in [0, ceiling] using `unit` in [0,1), raised to
- * retry_after_s*1000 when the server sent Retry-After (pass -1 when it did not). */
+/* Delay before try `attempt`: uniform in [0, ceiling] using `unit` in [0,1) (from
+ * jn_random_unit, random.h), raised to retry_after_s*1000 when the server sent
+ * Retry-After (pass -1 when it did not). */
 int64_t jn_backoff_delay_ms(const jn_backoff *b, int attempt, double unit, long retry_after_s);
 /* Whether try `attempt` is allowed at all. */
 int jn_backoff_allows(const jn_backoff *b, int attempt);
-
-/* A small xorshift generator for jitter; not for anything secret. */
-double jn_random_unit(uint64_t *state);
 
 #endif

@@ -160,6 +160,17 @@ void jn_sb_visible(jn_sb *sb, const char *s, size_t len) {
     jn_sb_append(sb, s + run, len - run);
 }
 
+void jn_sb_echo(jn_sb *sb, const char *s, size_t len, size_t max) {
+    size_t cut = len;
+    if (len > max) {
+        cut = max;
+        while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+            cut--;
+    }
+    jn_sb_visible(sb, s, cut);
+    if (cut < len) jn_sb_puts(sb, "...");
+}
+
 char *jn_visible(const char *s) {
     jn_sb sb;
     jn_sb_init(&sb);

@@ -41,6 +41,10 @@ void jn_sb_json_string(jn_sb *sb, const char *s, size_t len);
  * other byte as it is. A name holding one (a script path with \x01 in it) would
  * otherwise print invisibly, or break the line it is printed in. */
 void jn_sb_visible(jn_sb *sb, const char *s, size_t len);
+/* Appends s as jn_sb_visible does, but at most max of its bytes, cut on a character
+ * boundary (a UTF-8 sequence cut in two would make a JSON answer invalid), then "..."
+ * when it was cut: how a message quotes what a client sent. */
+void jn_sb_echo(jn_sb *sb, const char *s, size_t len, size_t max);
 /* s as jn_sb_visible writes it, in a new string (the caller frees it). */
 char *jn_visible(const char *s);
 /* Hands the bytes to the caller (NUL-terminated) and leaves sb empty. */

@@ -59,7 +59,7 @@ typedef struct {
 static const schema_entry schema[] = {
     {"log.level", T_LEVEL, OFF(log.level), "info", "JUNCTION_LOG_LEVEL", 0, 0, "debug, info, warn or error"},
     {"log.format", T_FORMAT, OFF(log.format), "text", "JUNCTION_LOG_FORMAT", 0, 0, "text or json (one object per line)"},
-    {"admin.listen", T_ADDR, OFF(admin.listen), "127.0.0.1:8000", "JUNCTION_ADMIN_LISTEN", 0, 0, "admin HTTP address (/healthz, /metrics, /api/reload)"},
+    {"admin.listen", T_ADDR, OFF(admin.listen), "127.0.0.1:8000", "JUNCTION_ADMIN_LISTEN", 0, 0, "admin HTTP address (/healthz, /metrics, /api/reload); the default port is run's, each role alone has its own: api 8001, produce 8002, consume 8003, analytics 8004"},
     {"admin.token", T_SECRET, OFF(admin.token), "", "JUNCTION_ADMIN_TOKEN", 0, 0, "bearer token of every state-changing admin and analytics request (reload, faults, DELETE); required when a listener is not on loopback"},
     {"scripts.instruction_limit", T_LONG, OFF(scripts.instruction_limit), "200000000", "JUNCTION_SCRIPT_INSTRUCTION_LIMIT", 1000, 1e12, "Lua instructions one script call may run before it is stopped"},
     {"scripts.time_limit_ms", T_LONG, OFF(scripts.time_limit_ms), "1000", "JUNCTION_SCRIPT_TIME_LIMIT_MS", 1, 3600000, "milliseconds one script call may run before it is stopped (C functions included)"},
@@ -259,6 +259,12 @@ void jn_config_describe_value(lua_State *L, int idx, char *buf, size_t n) {
     }
 }
 
+/* Notes that the file or the environment set e (what a default that depends on the
+ * command must not override). */
+static void given(jn_config *cfg, const schema_entry *e) {
+    if (e->offset == OFF(admin.listen)) cfg->admin.listen_given = 1;
+}
+
 /* Reads the Lua value at the top of the stack into the field. */
 static int set_from_lua(jn_config *cfg, const schema_entry *e, lua_State *L) {
     void *field = (char *)cfg + e->offset;
@@ -444,6 +450,7 @@ static int walk(jn_config *cfg, lua_State *L, const char *prefix, jn_sb *err) {
                 lua_pop(L, 2);
                 return -1;
             }
+            given(cfg, e);
         } else if (is_section(key)) {
             if (!lua_istable(L, -1)) {
                 jn_config_describe_value(L, -1, val, sizeof val);
@@ -743,6 +750,7 @@ static int apply_environment(jn_config *cfg, jn_sb *e) {
                          type_expect(s, exp, sizeof exp), v);
             return -1;
         }
+        given(cfg, s);
     }
     return 0;
 }
@@ -854,6 +862,29 @@ fail:
     *err = jn_sb_steal(&e);
     jn_config_free(cfg);
     return -1;
+}
+
+/* Each command's admin port when the config gives none. `run` keeps 8000, which people
+ * and scripts know; each role alone has one of its own beside it, clear of the mock
+ * APIs' 8081 and 8082 and the receiver's 8083, so `junction api`, `produce`, `consume`
+ * and `analytics` started in four terminals all come up. */
+static const struct {
+    const char *command;
+    int port;
+} admin_ports[] = {
+    {"run", 8000}, {"api", 8001}, {"produce", 8002}, {"consume", 8003}, {"analytics", 8004}};
+
+int jn_config_admin_port(const char *command) {
+    for (size_t i = 0; i < sizeof admin_ports / sizeof admin_ports[0]; i++)
+        if (!strcmp(command, admin_ports[i].command)) return admin_ports[i].port;
+    return -1;
+}
+
+int jn_config_for_command(jn_config *cfg, const char *command) {
+    int port = jn_config_admin_port(command);
+    if (port < 0) return -1;
+    if (!cfg->admin.listen_given) cfg->admin.listen.port = port;
+    return 0;
 }
 
 void jn_config_free(jn_config *cfg) {

@@ -143,8 +143,9 @@ typedef struct jn_config {
         jn_log_format format;
     } log;
     struct {
-        jn_addr listen;
-        char *token; /* NULL: no token asked (loopback listeners only) */
+        jn_addr listen;   /* run's unless given: jn_config_for_command settles it */
+        int listen_given; /* the file or JUNCTION_ADMIN_LISTEN set listen */
+        char *token;      /* NULL: no token asked (loopback listeners only) */
     } admin;
     struct {
         long instruction_limit;
@@ -237,6 +238,15 @@ typedef struct jn_config {
 /* Loads path (or the defaults alone when path is NULL), applies the environment and
  * validates. On failure returns -1 and sets *err to a message for a person (free it). */
 int jn_config_load(jn_config *cfg, const char *path, char **err);
+/* Settles what depends on the command the process runs (run, api, produce, consume,
+ * analytics): admin.listen, when neither the file nor JUNCTION_ADMIN_LISTEN gave it, is
+ * 127.0.0.1 and the command's own port (jn_config_admin_port), so the roles started
+ * side by side on one machine with the default config do not collide. Returns 0, or -1
+ * for an unknown command. */
+int jn_config_for_command(jn_config *cfg, const char *command);
+/* The admin port of a command when the config gives none: run 8000, api 8001, produce
+ * 8002, consume 8003, analytics 8004; -1 for an unknown command. */
+int jn_config_admin_port(const char *command);
 void jn_config_free(jn_config *cfg);
 /* Writes every key with its type, default and environment variable, for --help-config. */
 void jn_config_describe(void);

@@ -6,8 +6,9 @@
 #include <strings.h>
 #include <string.h>
 
-/* The headers whose values are kept. */
-enum { H_NONE, H_INM, H_CT, H_EXPECT, H_IDEM, H_AUTH, H_ORIGIN, H_HOST, H_TE };
+/* What the reader is in the middle of (jn_http_reader's collecting): a field name, or
+ * the value of a header that is kept (HTTP's, and the caller's extra) or not (H_NONE). */
+enum { H_NAME = -1, H_NONE, H_INM, H_CT, H_EXPECT, H_AUTH, H_ORIGIN, H_HOST, H_TE, H_EXTRA };
 
 static jn_http_reader *reader_of(http_parser *p) {
     return p->data;
@@ -23,7 +24,7 @@ static int on_message_begin(http_parser *p) {
     jn_http_reader *r = reader_of(p);
     r->url.len = 0;
     r->body.len = 0;
-    r->has_inm = r->has_ct = r->has_idem = r->has_auth = r->has_origin = r->has_host = 0;
+    r->has_inm = r->has_ct = r->has_auth = r->has_origin = r->has_host = r->has_extra = 0;
     r->nhost = r->has_te = 0;
     r->crlf_left = 0;
     r->collecting = H_NONE;
@@ -47,9 +48,9 @@ static int on_header_field(http_parser *p, const char *at, size_t len) {
     if (memchr(at, ' ', len) || memchr(at, '\t', len))
         return fail(r, 400, "whitespace between a header field name and its colon");
     /* A new field name starts after a value; a continuation extends the same name. */
-    if (r->collecting != -1) {
+    if (r->collecting != H_NAME) {
         r->field.len = 0;
-        r->collecting = -1;
+        r->collecting = H_NAME;
     }
     /* Only short names are acted on; a longer one is replaced by a mark that matches none,
      * so the name read before it cannot show through. */
@@ -76,9 +77,6 @@ static char *slot(jn_http_reader *r, int h, size_t *cap, int **has) {
     case H_CT:
         *cap = sizeof r->content_type, *has = &r->has_ct;
         return r->content_type;
-    case H_IDEM:
-        *cap = sizeof r->idempotency_key, *has = &r->has_idem;
-        return r->idempotency_key;
     case H_AUTH:
         *cap = sizeof r->authorization, *has = &r->has_auth;
         return r->authorization;
@@ -91,21 +89,24 @@ static char *slot(jn_http_reader *r, int h, size_t *cap, int **has) {
     case H_TE:
         *cap = sizeof r->te, *has = &r->has_te;
         return r->te;
+    case H_EXTRA:
+        *cap = sizeof r->extra, *has = &r->has_extra;
+        return r->extra;
     default:
         return NULL;
     }
 }
 
-static int header_of(const char *f) {
+static int header_of(const jn_http_reader *r, const char *f) {
     static const struct {
         const char *name;
         int h;
-    } kept[] = {{"if-none-match", H_INM},  {"content-type", H_CT},
-                {"expect", H_EXPECT},      {"idempotency-key", H_IDEM},
-                {"authorization", H_AUTH}, {"origin", H_ORIGIN},
-                {"host", H_HOST},          {"transfer-encoding", H_TE}};
+    } kept[] = {{"if-none-match", H_INM},   {"content-type", H_CT}, {"expect", H_EXPECT},
+                {"authorization", H_AUTH},  {"origin", H_ORIGIN},   {"host", H_HOST},
+                {"transfer-encoding", H_TE}};
     for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
         if (!strcasecmp(f, kept[i].name)) return kept[i].h;
+    if (r->extra_name && !strcasecmp(f, r->extra_name)) return H_EXTRA;
     return H_NONE;
 }
 
@@ -116,8 +117,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len) {
     /* RFC 9110 §5.5: a value with NUL is invalid. http-parser passes it on, and a kept
      * value (a C string) would end there, differently as reads split it. */
     if (memchr(at, '\0', len)) return fail(r, 400, "a NUL byte in a header value");
-    if (r->collecting == -1) {
-        r->collecting = header_of(r->field.data ? r->field.data : "");
+    if (r->collecting == H_NAME) {
+        r->collecting = header_of(r, r->field.data ? r->field.data : "");
         char *buf = slot(r, r->collecting, &cap, &has);
         if (r->collecting == H_HOST) r->nhost++;
         if (buf && r->collecting == H_TE && *has) {
@@ -226,10 +227,10 @@ static int on_message_complete(http_parser *p) {
     req.body_len = r->body.len;
     req.if_none_match = r->has_inm ? r->if_none_match : NULL;
     req.content_type = r->has_ct ? r->content_type : NULL;
-    req.idempotency_key = r->has_idem ? r->idempotency_key : NULL;
     req.authorization = r->has_auth ? r->authorization : NULL;
     req.origin = r->has_origin ? r->origin : NULL;
     req.host = r->has_host ? r->host : NULL;
+    req.extra = r->has_extra ? r->extra : NULL;
     req.keep_alive = http_should_keep_alive(p);
     r->in_message = 0;
     r->on_request(r, &req);
@@ -258,6 +259,10 @@ void jn_http_reader_init(jn_http_reader *r, size_t max_body, size_t max_url,
     r->max_url = max_url;
     r->on_request = on_request;
     r->data = data;
+}
+
+void jn_http_reader_keep(jn_http_reader *r, const char *name) {
+    r->extra_name = name;
 }
 
 void jn_http_reader_free(jn_http_reader *r) {

@@ -1,6 +1,7 @@
 /* Incremental HTTP/1.1 request reading on top of http-parser: bytes in, whole requests
  * out, with the size limits a server needs. Knows nothing of sockets, so it is tested
- * by feeding it bytes. */
+ * by feeding it bytes. It keeps the headers HTTP itself needs, and one more a caller
+ * names (jn_http_reader_keep): what a service does with its own headers is its own. */
 #ifndef JN_HTTP_PARSE_H
 #define JN_HTTP_PARSE_H
 
@@ -18,12 +19,13 @@ typedef struct {
     size_t query_len;
     const char *body;
     size_t body_len;
-    const char *if_none_match;   /* or NULL */
-    const char *content_type;    /* or NULL */
-    const char *idempotency_key; /* or NULL; at most 255 bytes are kept */
-    const char *authorization;   /* or NULL; at most 511 bytes are kept */
-    const char *origin;          /* or NULL; at most 255 bytes are kept */
-    const char *host;            /* or NULL; at most 255 bytes are kept */
+    const char *if_none_match; /* or NULL */
+    const char *content_type;  /* or NULL */
+    const char *authorization; /* or NULL; at most 511 bytes are kept */
+    const char *origin;        /* or NULL; at most 255 bytes are kept */
+    const char *host;          /* or NULL; at most 255 bytes are kept */
+    const char *extra;         /* the header the reader was asked to keep, or NULL; at most 255
+                                * bytes are kept */
     int keep_alive;
 } jn_http_request;
 
@@ -36,16 +38,17 @@ struct jn_http_reader {
     jn_sb url, body, field;
     char if_none_match[256];
     char content_type[128];
-    char idempotency_key[256];
     char authorization[512];
     char origin[256];
     char host[256];
     char te[128];
-    int has_inm, has_ct, has_idem, has_auth, has_origin, has_host, has_te;
+    const char *extra_name; /* jn_http_reader_keep's, or NULL */
+    char extra[256];
+    int has_inm, has_ct, has_auth, has_origin, has_host, has_te, has_extra;
     int nhost;     /* Host fields seen: exactly one in HTTP/1.1 */
     int crlf_left; /* bytes of the CRLF after a chunk's data not checked yet */
     const char *feed_end;
-    /* which header value is being read (http_parse.c's enum), -1 while reading a name */
+    /* a field name or which header's value is being read (http_parse.c's H_*) */
     int collecting;
     int expect_continue;
     int in_message;
@@ -60,6 +63,10 @@ struct jn_http_reader {
 void jn_http_reader_init(jn_http_reader *r, size_t max_body, size_t max_url,
                          jn_http_request_cb on_request, void *data);
 void jn_http_reader_free(jn_http_reader *r);
+/* Keeps the value of the header called name (any case) as each request's extra: a header
+ * the server's caller acts on (the analytics receiver's Idempotency-Key). name must
+ * outlive the reader. A header HTTP needs (Host, Content-Type, ...) is no extra. */
+void jn_http_reader_keep(jn_http_reader *r, const char *name);
 /* Feeds bytes. Returns 0, or an HTTP status (400, 413, 414, 431, 501) with
  * r->error_msg set: the caller answers with it and closes the connection. */
 int jn_http_reader_feed(jn_http_reader *r, const char *data, size_t len);

@@ -144,6 +144,49 @@ void jn_http_respond_error(jn_http_response *res, int status, const char *msg) {
     res->body = jn_rbuf_from_sb(&sb);
 }
 
+int jn_http_route(const jn_http_routes *t, const jn_http_request *req, jn_http_response *res,
+                  jn_route_match *m) {
+    int r = jn_router_match(t->routes, t->n, req->method, req->path, req->path_len, m);
+    if (r >= 0) {
+        res->route = t->routes[r].pattern;
+        return r;
+    }
+    if (r == JN_ROUTE_BAD_METHOD && req->method == HTTP_OPTIONS && t->options) {
+        res->route = "options";
+        res->status = 204;
+        snprintf(res->headers, sizeof res->headers, "Allow: OPTIONS, %s\r\n", m->allow);
+        return -1;
+    }
+    res->route = "unknown";
+    jn_sb msg;
+    jn_sb_init(&msg);
+    if (r == JN_ROUTE_NOT_FOUND) {
+        jn_sb_puts(&msg, "no route for ");
+        jn_sb_echo(&msg, req->path, req->path_len, 100);
+        jn_sb_printf(&msg, "; %s", t->serves);
+        jn_http_respond_error(res, 404, msg.data);
+    } else {
+        jn_sb_printf(&msg, "method %s is not allowed here; use %s", req->method_name, m->allow);
+        jn_http_respond_error(res, 405, msg.data);
+        snprintf(res->headers, sizeof res->headers, "Allow: %s\r\n", m->allow);
+    }
+    jn_sb_free(&msg);
+    return -1;
+}
+
+int jn_http_limit_offset(const jn_http_request *req, jn_http_response *res, long *limit,
+                         long *offset) {
+    *limit = -1;
+    *offset = 0;
+    int hl = jn_query_uint(req->query, req->query_len, "limit", limit);
+    int ho = jn_query_uint(req->query, req->query_len, "offset", offset);
+    if (hl < 0 || ho < 0) {
+        jn_http_respond_error(res, 400, "limit and offset must be non-negative integers");
+        return -1;
+    }
+    return hl || ho;
+}
+
 /* The Date header changes once a second; format it only then. */
 static const char *http_date(void) {
     static char buf[64];
@@ -521,6 +564,7 @@ static void on_connection(uv_stream_t *ls, int status) {
         return;
     }
     jn_http_reader_init(&c->reader, s->opts.max_body, MAX_URL, on_request, c);
+    if (s->opts.extra_header) jn_http_reader_keep(&c->reader, s->opts.extra_header);
     c->reader.on_continue = on_continue;
     uv_tcp_nodelay(&c->tcp, 1);
     set_timer(c, T_IDLE);

@@ -9,6 +9,7 @@
 #include "buf.h"
 #include "config.h"
 #include "http_parse.h"
+#include "router.h"
 
 typedef struct jn_http_server jn_http_server;
 
@@ -34,6 +35,8 @@ typedef struct {
     int request_timeout_ms;
     int keepalive_timeout_ms;
     int max_connections;
+    const char *extra_header; /* a header of the handler's own to keep (jn_http_request's
+                               * extra; http_parse.h), or NULL; must outlive the server */
 } jn_http_server_opts;
 
 /* Binds and listens. Returns NULL and sets *err (malloc'd) on failure, e.g. a port in use. */
@@ -42,6 +45,28 @@ jn_http_server *jn_http_server_start(uv_loop_t *loop, const jn_http_server_opts 
 /* Stops accepting, lets in-flight requests finish, then closes; done runs once. */
 void jn_http_server_stop(jn_http_server *s, void (*done)(void *arg), void *arg);
 int jn_http_server_port(const jn_http_server *s);
+
+/* A server's routes, and what its 404 tells a client it serves. */
+typedef struct {
+    const jn_route *routes;
+    size_t n;
+    const char *serves; /* "this API serves /customers and /customers/:id" */
+    int options;        /* OPTIONS on a route answers 204 with Allow and no CORS header (a page
+                         * elsewhere gets nothing); without it OPTIONS is a 405 like any
+                         * method the route does not take */
+} jn_http_routes;
+
+/* Matches req against t: returns the index of its route (res->route is then its pattern,
+ * m->param its :param), or -1 with res answered: 404 naming the path and t->serves, 405
+ * with Allow, or 204 to OPTIONS. What every server of junction answers alike. */
+int jn_http_route(const jn_http_routes *t, const jn_http_request *req, jn_http_response *res,
+                  jn_route_match *m);
+
+/* ?limit=L&offset=O of a GET that lists records: *limit (-1 when not given) and *offset
+ * (0 when not given). Returns 1 when either is given, 0 when neither is, or -1 with res
+ * answered (400) when one is not a non-negative integer. */
+int jn_http_limit_offset(const jn_http_request *req, jn_http_response *res, long *limit,
+                         long *offset);
 
 /* Fills res with a JSON error body {"error": msg}. */
 void jn_http_respond_error(jn_http_response *res, int status, const char *msg);

@@ -349,7 +349,8 @@ typedef struct {
     char *err;
     size_t cap;
     int depth;
-    int *hint; /* pairs in the last object read at each depth */
+    int *hint;   /* pairs in the last object read at each depth */
+    jn_sb *text; /* without L: where read_string puts the string it decodes, or NULL */
 } reader;
 
 /* Kept across calls: a producer or consumer decodes one record per call, and the next
@@ -456,7 +457,10 @@ static int read_string(reader *r) {
     if ((high & 0x80) && !valid_utf8((const unsigned char *)s, (size_t)(r->p - s)))
         return fail_at(r, "invalid UTF-8 in a string");
     if (r->p < r->end && *r->p == '"') {
-        if (r->L) lua_pushlstring(r->L, s, (size_t)(r->p - s));
+        if (r->L)
+            lua_pushlstring(r->L, s, (size_t)(r->p - s));
+        else if (r->text)
+            jn_sb_append(r->text, s, (size_t)(r->p - s));
         r->p++;
         return 0;
     }
@@ -535,7 +539,10 @@ static int read_string(reader *r) {
         jn_sb_free(&sb);
         return fail_at(r, "invalid UTF-8 in a string");
     }
-    if (r->L) lua_pushlstring(r->L, sb.data ? sb.data : "", sb.len);
+    if (r->L)
+        lua_pushlstring(r->L, sb.data ? sb.data : "", sb.len);
+    else if (r->text)
+        jn_sb_append(r->text, sb.data ? sb.data : "", sb.len);
     jn_sb_free(&sb);
     return 0;
 }
@@ -716,7 +723,7 @@ static int read_value(reader *r) {
 }
 
 int jn_json_decode(lua_State *L, const char *data, size_t len, char *err, size_t cap) {
-    reader r = {L, data, data, data + len, err, cap, 0, size_hints};
+    reader r = {L, data, data, data + len, err, cap, 0, size_hints, NULL};
     int top = lua_gettop(L);
     if (read_value(&r) != 0) {
         lua_settop(L, top);
@@ -751,7 +758,7 @@ const char *jn_json_kind(char c) {
 int jn_json_array_spans(const char *data, size_t len, jn_json_span **spans, size_t *n, char *err,
                         size_t cap) {
     int hints[MAX_DEPTH];
-    reader r = {NULL, data, data, data + len, err, cap, 0, hints};
+    reader r = {NULL, data, data, data + len, err, cap, 0, hints, NULL};
     *spans = NULL;
     *n = 0;
     skip_ws(&r);
@@ -807,6 +814,100 @@ int jn_json_array_spans(const char *data, size_t len, jn_json_span **spans, size
     *spans = NULL;
     *n = 0;
     return -1;
+}
+
+/* ---- scanning checked text --------------------------------------------------------- */
+
+/* Text jn_json_array_spans or jn_json_decode accepted can be walked without the checks:
+ * a caller finds a member's value by skipping over the others, so a batch costs one check
+ * and a scan rather than a table per record that is thrown away at once. */
+
+const char *jn_json_skip_ws(const char *p, const char *end) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* memchr finds the closing quote faster than a byte loop; a quote is escaped when an odd
+ * number of backslashes precedes it. */
+static const char *skip_string(const char *p, const char *e) {
+    for (p++;;) {
+        const char *q = memchr(p, '"', (size_t)(e - p));
+        if (!q) return e;
+        const char *b = q;
+        while (b > p && b[-1] == '\\')
+            b--;
+        if ((q - b) % 2 == 0) return q + 1;
+        p = q + 1;
+    }
+}
+
+/* The bytes that matter inside a container being skipped; the rest, most of a record,
+ * costs one lookup each. */
+static const unsigned char structural[256] = {
+    ['"'] = 1, ['{'] = 1, ['['] = 1, ['}'] = 1, [']'] = 1};
+
+const char *jn_json_skip_value(const char *p, const char *e) {
+    if (p >= e) return e;
+    if (*p == '"') return skip_string(p, e);
+    if (*p == '{' || *p == '[') {
+        int depth = 0;
+        for (;;) {
+            while (p < e && !structural[(unsigned char)*p])
+                p++;
+            if (p >= e) return e;
+            char c = *p;
+            if (c == '"') {
+                p = skip_string(p, e);
+                continue;
+            }
+            p++;
+            if (c == '{' || c == '[')
+                depth++;
+            else if (--depth == 0)
+                return p;
+        }
+    }
+    /* A number or a literal: it ends where a separator or whitespace starts. */
+    while (p < e && *p != ',' && *p != ']' && *p != '}' && *p != ' ' && *p != '\t' && *p != '\n' &&
+           *p != '\r')
+        p++;
+    return p;
+}
+
+/* Whether the JSON string at [p, q) is name; a key spelled with escapes is decoded first
+ * so {"rec\u006frds": [...]} means the same as the plain spelling. */
+static int key_is(const char *p, const char *q, const char *name, size_t len) {
+    /* Escapes only make a key longer than what it decodes to, so a shorter one cannot
+     * match and one of the same length matches only byte for byte. */
+    if ((size_t)(q - p) < len + 2) return 0;
+    if ((size_t)(q - p) == len + 2 || !memchr(p, '\\', (size_t)(q - p)))
+        return (size_t)(q - p) == len + 2 && !memcmp(p + 1, name, len);
+    jn_sb key;
+    jn_sb_init(&key);
+    char err[8];
+    reader r = {NULL, p, p, q, err, sizeof err, 0, NULL, &key};
+    int is = read_string(&r) == 0 && key.len == len && !memcmp(key.data, name, len);
+    jn_sb_free(&key);
+    return is;
+}
+
+const char *jn_json_find_member(const char *obj, const char *end, const char *name) {
+    const char *p = jn_json_skip_ws(obj, end), *e = end;
+    if (p >= e || *p != '{') return NULL;
+    const char *found = NULL;
+    size_t len = strlen(name);
+    p = jn_json_skip_ws(p + 1, e);
+    while (p < e && *p == '"') {
+        const char *q = skip_string(p, e);
+        int match = key_is(p, q, name, len);
+        p = jn_json_skip_ws(q, e);
+        p = jn_json_skip_ws(p + 1, e); /* the ':' */
+        if (match) found = p;
+        p = jn_json_skip_ws(jn_json_skip_value(p, e), e);
+        if (p < e && *p == ',') p = jn_json_skip_ws(p + 1, e);
+    }
+    return found;
 }
 
 /* ---- canonical form ---------------------------------------------------------------- */

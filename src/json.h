@@ -38,6 +38,18 @@ typedef struct {
 int jn_json_array_spans(const char *data, size_t len, jn_json_span **spans, size_t *n, char *err,
                         size_t cap);
 
+/* Walking text already checked (by jn_json_array_spans or jn_json_decode), without
+ * checking it again: what text that was not checked gives is unspecified, but stays
+ * within [p, end). */
+/* p past any whitespace. */
+const char *jn_json_skip_ws(const char *p, const char *end);
+/* The end of the value that starts at p. */
+const char *jn_json_skip_value(const char *p, const char *end);
+/* In the object that starts at obj (after any whitespace), where the value of its last
+ * member called name starts (the one jn_json_decode keeps; a name spelled with escapes
+ * counts as its decoded self), or NULL when it has none or obj is no object. */
+const char *jn_json_find_member(const char *obj, const char *end, const char *name);
+
 /* Whether data is exactly what jn_json_encode (no named keys) gives for the value it
  * decodes to: then its bytes can be hashed as they are, without decoding and encoding
  * again. A 0 only means "take the slow path": escapes, fractions and empty objects are

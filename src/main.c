@@ -13,8 +13,6 @@
 #include <uv.h>
 
 #include "admin.h"
-#include "analytics.h"
-#include "api.h"
 #include "config.h"
 #include "consumer.h"
 #include "kafka.h"
@@ -22,6 +20,8 @@
 #include "producer.h"
 #include "progress.h"
 #include "script.h"
+#include "mock/analytics.h"
+#include "mock/api.h"
 
 #define DEFAULT_CONFIG    "examples/local.lua"
 #define DEFAULT_TIMEOUT_S 300
@@ -39,6 +39,10 @@ static const char usage[] =
     "  produce    poll the APIs and publish new or changed records to Kafka\n"
     "  consume    de-duplicate in Redis, merge with Lua, deliver to analytics, commit\n"
     "  analytics  receive merged batches like the Analytics REST API (:8083), for tests\n"
+    "\n"
+    "Each serves /healthz, /readyz, /metrics and the dashboard on its admin port: run\n"
+    ":8000, api :8001, produce :8002, consume :8003, analytics :8004 (admin.listen and\n"
+    "JUNCTION_ADMIN_LISTEN set another), so the four roles run side by side.\n"
     "\n"
     "options:\n"
     "  -c, --config FILE     Lua file returning the configuration table\n"
@@ -440,6 +444,7 @@ int main(int argc, char **argv) {
     jn_config cfg;
     char *err = NULL;
     if (jn_config_load(&cfg, config_path, &err) != 0) die(err);
+    jn_config_for_command(&cfg, command); /* a command known by now */
     if (level && jn_log_level_parse(level, &cfg.log.level) != 0)
         die("--log-level must be debug, info, warn or error");
     if (records >= 0) cfg.apis[0].count = (int)records;

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "page.h"
+#include "random.h"
 #include "record.h"
 #include "strmap.h"
 
@@ -739,7 +740,7 @@ jn_producer *jn_producer_start(uv_loop_t *loop, jn_script_host *scripts, const j
     p->loop = loop;
     p->scripts = scripts;
     p->queue_max = cfg->kafka.queue_max_messages;
-    p->rng = uv_hrtime() | 1;
+    p->rng = jn_random_seed();
 
     jn_kafka_producer_opts ko = {.client = jn_kafka_conf_from(cfg),
                                  .compression = cfg->kafka.compression,

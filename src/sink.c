@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "log.h"
 #include "metrics.h"
+#include "random.h"
 
 typedef struct {
     void *item;
@@ -351,7 +352,7 @@ jn_sink *jn_sink_new(uv_loop_t *loop, jn_http_client *http, const jn_sink_opts *
     s->backoff = (jn_backoff){1000000, o->retry_base_ms, 2, o->retry_max_ms};
     s->cb = cb;
     s->ud = ud;
-    s->rng = uv_hrtime() | 1;
+    s->rng = jn_random_seed();
     uv_timer_init(loop, &s->linger);
     s->linger.data = s;
     s->m_batches_ok =

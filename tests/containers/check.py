@@ -32,7 +32,13 @@ ROOT = os.getcwd()
 BIN = os.environ.get("JUNCTION_BIN", os.path.join(ROOT, "build", "junction"))
 # Read by main.c itself (getenv), so not in --help-config's table.
 EXTRA_VARIABLES = {"JUNCTION_CONFIG"}
+# The image's admin port: its config (examples/containers.lua) sets it for every role, so
+# one HEALTHCHECK fits them all.
 ADMIN_PORT = 8000
+# Where a command's admin listens when neither its config nor JUNCTION_ADMIN_LISTEN says
+# (config.c, jn_config_admin_port): each role alone has a port of its own.
+COMMAND_ADMIN_PORTS = {"run": 8000, "api": 8001, "produce": 8002, "consume": 8003,
+                       "analytics": 8004}
 
 problems = []
 
@@ -288,15 +294,20 @@ def check_dockerfile():
                     problem(f"Dockerfile: JUNCTION_CONFIG={m.group(1)} is not copied in")
                 else:
                     port = admin_port_of(rel)
-                    if port != ADMIN_PORT:
+                    if port is None:
+                        problem(f"Dockerfile: {rel} leaves the admin port to each command "
+                                f"({COMMAND_ADMIN_PORTS}), the HEALTHCHECK asks "
+                                f":{ADMIN_PORT} for every one")
+                    elif port != ADMIN_PORT:
                         problem(f"Dockerfile: {rel} puts the admin on :{port}, the "
                                 f"HEALTHCHECK asks :{ADMIN_PORT}")
 
 
-def admin_port_of(config):
+def admin_port_of(config, command=None):
+    """The admin port config sets; absent, command's own (None without a command)."""
     with open(config, encoding="utf-8") as f:
         m = re.search(r"admin\s*=\s*{\s*listen\s*=\s*\"[^\"]*:(\d+)\"", f.read())
-    return int(m.group(1)) if m else ADMIN_PORT  # absent: the default, 8000
+    return int(m.group(1)) if m else COMMAND_ADMIN_PORTS.get(command)
 
 
 # ---------------------------------------------------------------- .dockerignore
@@ -403,7 +414,8 @@ def check_compose():
         # /healthz, or /readyz for a role that says when it can do its work.
         admin = env.get("JUNCTION_ADMIN_LISTEN")
         admin = int(str(admin).rsplit(":", 1)[1]) if admin else \
-            admin_port_of(os.path.relpath(conf, workdir)) if conf else ADMIN_PORT
+            admin_port_of(os.path.relpath(conf, workdir), cmd[0] if cmd else None) if conf \
+            else ADMIN_PORT
         test = " ".join(map(str, (svc.get("healthcheck") or {}).get("test", [])))
         asked = test or f"127.0.0.1:{ADMIN_PORT}/healthz"
         if f"127.0.0.1:{admin}/healthz" not in asked and f"127.0.0.1:{admin}/readyz" not in asked:

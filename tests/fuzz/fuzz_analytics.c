@@ -1,4 +1,4 @@
-/* The analytics receiver's batch scanner (src/analytics.c, through analytics_scan.h)
+/* The analytics receiver's batch scanner (src/mock/analytics.c, through analytics_scan.h)
  * under any bytes as a POSTed body.
  *
  * The scanner walks text it has validated without building Lua values; the decoder
@@ -15,7 +15,7 @@
 #include <lualib.h>
 #include <string.h>
 
-#include "analytics_scan.h"
+#include "mock/analytics_scan.h"
 #include "buf.h"
 #include "fuzz.h"
 #include "json.h"
@@ -63,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     jn_json_span *spans = NULL;
     jn_http_response res = {0};
     int before = lua_gettop(L);
-    long n = jn_analytics_parse_batch(L, body, size, &spans, &res);
+    long n = jn_analytics_parse_batch(body, size, &spans, &res);
     FUZZ_CHECK(lua_gettop(L) == before, "the scanner left the stack at %d, not %d", lua_gettop(L),
                before);
     if (n < 0) {

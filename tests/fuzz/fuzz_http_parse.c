@@ -79,7 +79,7 @@ static void on_request(jn_http_reader *r, const jn_http_request *req) {
     jn_sb_putc(log, '\n');
     log_header(log, "if-none-match", req->if_none_match, sizeof r->if_none_match);
     log_header(log, "content-type", req->content_type, sizeof r->content_type);
-    log_header(log, "idempotency-key", req->idempotency_key, sizeof r->idempotency_key);
+    log_header(log, "idempotency-key (extra)", req->extra, sizeof r->extra);
     log_header(log, "authorization", req->authorization, sizeof r->authorization);
     log_header(log, "origin", req->origin, sizeof r->origin);
     log_header(log, "host", req->host, sizeof r->host);
@@ -93,6 +93,7 @@ static int feed(const uint8_t *stream, size_t len, const uint8_t *sizes, size_t 
     jn_sb_init(&rec->log);
     rec->requests = 0;
     jn_http_reader_init(&r, MAX_BODY, MAX_URL, on_request, rec);
+    jn_http_reader_keep(&r, "Idempotency-Key"); /* as the analytics receiver asks */
     int status = 0;
     size_t off = 0;
     for (size_t i = 0; i <= nsizes && !status; i++) {

@@ -1,5 +1,4 @@
-/* jn_backoff_*: retry ceilings, full jitter, Retry-After, the attempt limit, and the
- * jitter generator jn_random_unit. */
+/* jn_backoff_*: retry ceilings, full jitter, Retry-After and the attempt limit. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -130,50 +129,6 @@ static void test_allows_up_to_attempts(void **state) {
     assert_false(jn_backoff_allows(&once, 2));
 }
 
-static void test_random_unit_range_and_variation(void **state) {
-    (void)state;
-    uint64_t s = 42;
-    double first = jn_random_unit(&s);
-    double second = jn_random_unit(&s);
-    assert_true(first != second);
-    int distinct_pairs = 0;
-    double prev = second;
-    for (int i = 0; i < 100000; i++) {
-        double u = jn_random_unit(&s);
-        assert_true(u >= 0.0 && u < 1.0);
-        if (u != prev) distinct_pairs++;
-        prev = u;
-    }
-    assert_true(distinct_pairs >= 99990);
-    /* a zero state is not a fixed point */
-    uint64_t z = 0;
-    double a = jn_random_unit(&z);
-    double b = jn_random_unit(&z);
-    assert_true(z != 0);
-    assert_true(a >= 0.0 && a < 1.0 && b >= 0.0 && b < 1.0);
-    assert_true(a != b);
-}
-
-static void test_random_unit_spreads(void **state) {
-    (void)state;
-    uint64_t s = 12345;
-    const int n = 10000;
-    double sum = 0;
-    int low = 0, buckets[10] = {0};
-    for (int i = 0; i < n; i++) {
-        double u = jn_random_unit(&s);
-        sum += u;
-        if (u < 0.5) low++;
-        buckets[(int)(u * 10)]++;
-    }
-    double mean = sum / n;
-    /* the standard error of the mean of 10,000 uniforms is about 0.003 */
-    assert_true(mean > 0.48 && mean < 0.52);
-    assert_true(low > 4700 && low < 5300);
-    for (int i = 0; i < 10; i++) /* about 1000 each */
-        assert_true(buckets[i] > 850 && buckets[i] < 1150);
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ceiling_default_policy),
@@ -184,8 +139,6 @@ int main(void) {
         cmocka_unit_test(test_retry_after_capped_at_max),
         cmocka_unit_test(test_retry_after_minus_one_means_none),
         cmocka_unit_test(test_allows_up_to_attempts),
-        cmocka_unit_test(test_random_unit_range_and_variation),
-        cmocka_unit_test(test_random_unit_spreads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

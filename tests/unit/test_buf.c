@@ -1,4 +1,5 @@
-/* buf.c: what a message shows of a name (jn_sb_visible, jn_visible). */
+/* buf.c: what a message shows of a name (jn_sb_visible, jn_visible) and of what a client
+ * sent (jn_sb_echo). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,10 +43,32 @@ static void test_other_bytes_pass_unchanged(void **state) {
     free(v);
 }
 
+static void assert_echo(const char *in, size_t max, const char *want) {
+    jn_sb sb;
+    jn_sb_init(&sb);
+    jn_sb_echo(&sb, in, strlen(in), max);
+    assert_string_equal(sb.data ? sb.data : "", want);
+    jn_sb_free(&sb);
+}
+
+/* Up to max bytes as they are, else cut and marked with "..."; never half a character,
+ * and what cannot be seen still shows as \xNN. */
+static void test_echo_cuts_long_text_on_a_character_boundary(void **state) {
+    (void)state;
+    assert_echo("short", 5, "short");
+    assert_echo("", 5, "");
+    assert_echo("abcdefgh", 5, "abcde...");
+    /* "é" is the two bytes at 4 and 5: a cut at 5 would split it, so it falls before. */
+    assert_echo("abcdéf", 5, "abcd...");
+    assert_echo("abcdéf", 6, "abcdé...");
+    assert_echo("a\001bcdef", 3, "a\\x01b...");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_control_characters_become_hex_escapes),
         cmocka_unit_test(test_other_bytes_pass_unchanged),
+        cmocka_unit_test(test_echo_cuts_long_text_on_a_character_boundary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

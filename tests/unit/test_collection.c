@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "collection.h"
+#include "mock/collection.h"
 
 static void put(jn_collection *c, const char *id, const char *json) {
     jn_collection_put(c, id, json, strlen(json));

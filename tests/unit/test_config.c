@@ -145,6 +145,57 @@ static void test_defaults(void **state) {
     jn_config_free(&cfg);
 }
 
+/* Without admin.listen, run keeps 8000 and each role alone has its own port; the file or
+ * JUNCTION_ADMIN_LISTEN decide for every command. */
+static void test_admin_port_per_command(void **state) {
+    (void)state;
+    static const struct {
+        const char *command;
+        int port;
+    } want[] = {
+        {"run", 8000}, {"api", 8001}, {"produce", 8002}, {"consume", 8003}, {"analytics", 8004}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        jn_config cfg;
+        char *err = NULL;
+        assert_int_equal(jn_config_load(&cfg, NULL, &err), 0);
+        assert_false(cfg.admin.listen_given);
+        assert_int_equal(jn_config_for_command(&cfg, want[i].command), 0);
+        assert_string_equal(cfg.admin.listen.host, "127.0.0.1");
+        assert_int_equal(cfg.admin.listen.port, want[i].port);
+        assert_int_equal(jn_config_admin_port(want[i].command), want[i].port);
+        jn_config_free(&cfg);
+
+        assert_int_equal(load_text("return { admin = { listen = '127.0.0.1:9100' } }", &cfg, &err),
+                         0);
+        assert_true(cfg.admin.listen_given);
+        assert_int_equal(jn_config_for_command(&cfg, want[i].command), 0);
+        assert_int_equal(cfg.admin.listen.port, 9100);
+        jn_config_free(&cfg);
+
+        setenv("JUNCTION_ADMIN_LISTEN", "127.0.0.1:9101", 1);
+        assert_int_equal(jn_config_load(&cfg, NULL, &err), 0);
+        assert_int_equal(jn_config_for_command(&cfg, want[i].command), 0);
+        assert_int_equal(cfg.admin.listen.port, 9101);
+        jn_config_free(&cfg);
+        unsetenv("JUNCTION_ADMIN_LISTEN");
+    }
+    /* The five differ, and none is a port the mocks listen on by default. */
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        for (size_t k = 0; k < sizeof want / sizeof want[0]; k++)
+            if (i != k) assert_true(want[i].port != want[k].port);
+    jn_config cfg;
+    char *err = NULL;
+    assert_int_equal(jn_config_load(&cfg, NULL, &err), 0);
+    assert_int_equal(jn_config_for_command(&cfg, "nope"), -1);
+    assert_int_equal(jn_config_admin_port("nope"), -1);
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        assert_true(want[i].port != cfg.api.crm.listen.port);
+        assert_true(want[i].port != cfg.api.inventory.listen.port);
+        assert_true(want[i].port != cfg.analytics.listen.port);
+    }
+    jn_config_free(&cfg);
+}
+
 static void test_example_file(void **state) {
     (void)state;
     jn_config cfg;
@@ -154,7 +205,10 @@ static void test_example_file(void **state) {
     assert_string_equal(cfg.path, "examples/local.lua");
     assert_int_equal(cfg.api.crm.listen.port, 8081);
     assert_int_equal(cfg.api.inventory.listen.port, 8082);
-    assert_int_equal(cfg.admin.listen.port, 8000);
+    /* The admin address is left to the command, so the roles run side by side. */
+    assert_false(cfg.admin.listen_given);
+    assert_int_equal(jn_config_for_command(&cfg, "api"), 0);
+    assert_int_equal(cfg.admin.listen.port, 8001);
     assert_int_equal(cfg.api.crm.count, 1000);
     assert_int_equal(cfg.api.inventory.count, 10);
     assert_int_equal(cfg.api.max_body_bytes, 1048576);
@@ -1861,6 +1915,7 @@ static void test_help_config_lists_apis(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admin_port_per_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_secrets_from_file_env_and_variable, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_redis_tls_is_refused_with_the_way_around, setup,

@@ -30,6 +30,8 @@ typedef struct {
     int has_ct;
     char host[256];
     int has_host;
+    char extra[256];
+    int has_extra;
     int keep_alive;
 } seen_request;
 
@@ -71,6 +73,10 @@ static void on_request(jn_http_reader *r, const jn_http_request *req) {
     if (req->host) {
         s->has_host = 1;
         snprintf(s->host, sizeof s->host, "%s", req->host);
+    }
+    if (req->extra) {
+        s->has_extra = 1;
+        snprintf(s->extra, sizeof s->extra, "%s", req->extra);
     }
     s->keep_alive = req->keep_alive;
 }
@@ -235,6 +241,34 @@ static void test_host_header(void **state) {
     assert_string_equal(f->c.reqs[0].host, "api.example:8084");
     assert_false(f->c.reqs[1].has_host);
     assert_int_equal(strlen(f->c.reqs[2].host), 255);
+}
+
+/* The header a caller names is kept (any case, per request, cut at 255 bytes); unnamed,
+ * it is dropped like any header HTTP does not need. */
+static void test_extra_header_kept_when_named(void **state) {
+    fixture *f = *state;
+    const char *two = "POST /a HTTP/1.1\r\nHost: x\r\nidempotency-KEY: k-1\r\n"
+                      "Content-Length: 0\r\n\r\n"
+                      "POST /b HTTP/1.1\r\nHost: x\r\nIdempotency-Keys: no\r\n\r\n";
+    assert_int_equal(feed(f, two), 0);
+    assert_int_equal(f->c.n, 2);
+    assert_false(f->c.reqs[0].has_extra);
+
+    jn_http_reader_keep(&f->r, "Idempotency-Key");
+    assert_int_equal(feed(f, two), 0);
+    assert_int_equal(f->c.n, 4);
+    assert_true(f->c.reqs[2].has_extra);
+    assert_string_equal(f->c.reqs[2].extra, "k-1");
+    assert_false(f->c.reqs[3].has_extra); /* another name, and nothing left over */
+
+    char long_key[400], req[600];
+    memset(long_key, 'k', sizeof long_key - 1);
+    long_key[sizeof long_key - 1] = '\0';
+    snprintf(req, sizeof req, "GET /c HTTP/1.1\r\nHost: x\r\nIdempotency-Key: %s\r\n\r\n",
+             long_key);
+    assert_int_equal(feed(f, req), 0);
+    assert_int_equal(f->c.n, 5);
+    assert_int_equal(strlen(f->c.reqs[4].extra), 255);
 }
 
 static void test_overlong_header_name_is_not_captured(void **state) {
@@ -571,6 +605,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_one_byte_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelined_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelined_headers_do_not_leak, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_extra_header_kept_when_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_content_length, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_if_none_match_and_content_type, setup, teardown),

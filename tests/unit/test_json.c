@@ -1,4 +1,5 @@
-/* jn_json_encode, jn_sb_json_string and JSON error bodies (jn_http_respond_error). */
+/* jn_json_encode, jn_sb_json_string, JSON error bodies (jn_http_respond_error), decoding,
+ * the canonical form and the scanning of checked text (jn_json_skip_*, find_member). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -511,6 +512,59 @@ static void test_decode_refuses_bad_utf8_and_lone_surrogates(void **state) {
     }
 }
 
+/* The text of the value found for name in obj, or "(none)". */
+static void assert_member(const char *obj, const char *name, const char *want) {
+    const char *e = obj + strlen(obj);
+    const char *v = jn_json_find_member(obj, e, name);
+    char got[256] = "(none)";
+    if (v) snprintf(got, sizeof got, "%.*s", (int)(jn_json_skip_value(v, e) - v), v);
+    assert_string_equal(got, want);
+}
+
+/* The value a member names, found by skipping the others whole: strings holding quotes,
+ * escaped backslashes and brackets, nested containers, numbers and literals. */
+static void test_find_member_skips_other_values_whole(void **state) {
+    (void)state;
+    assert_member("{\"a\":1,\"id\":7}", "id", "7");
+    assert_member(" \n{ \"a\" : \"x\\\"}\" , \"id\" : \"7\" }", "id", "\"7\"");
+    assert_member("{\"a\":\"\\\\\",\"id\":true}", "id", "true");
+    assert_member("{\"a\":{\"id\":1,\"b\":[{\"id\":2}]},\"id\":[1,{\"c\":\"]\"}]}", "id",
+                  "[1,{\"c\":\"]\"}]");
+    assert_member("{\"a\":-1.5e3,\"id\":null}", "id", "null");
+    assert_member("{\"records\":[{\"id\":1}]}", "records", "[{\"id\":1}]");
+    /* Inside another member's value does not count; none at all is NULL. */
+    assert_member("{\"a\":{\"id\":1}}", "id", "(none)");
+    assert_member("{}", "id", "(none)");
+    assert_member("[{\"id\":1}]", "id", "(none)");
+    assert_member("  ", "id", "(none)");
+}
+
+/* As the decoder: the last of a repeated name wins, and a name spelled with escapes is
+ * the same name (one that decodes to something else is not). */
+static void test_find_member_reads_names_as_the_decoder_does(void **state) {
+    (void)state;
+    assert_member("{\"id\":1,\"id\":2}", "id", "2");
+    assert_member("{\"i\\u0064\":3}", "id", "3");
+    assert_member("{\"rec\\u006frds\":[],\"id\":4}", "records", "[]");
+    assert_member("{\"i\\u0065\":5}", "id", "(none)");
+    assert_member("{\"i\\\\d\":6}", "id", "(none)");
+    assert_member("{\"idx\":1,\"i\":2}", "id", "(none)");
+}
+
+static void test_skip_ws_and_value(void **state) {
+    (void)state;
+    const char *t = " \t\r\n[1, 2] x";
+    const char *e = t + strlen(t);
+    const char *v = jn_json_skip_ws(t, e);
+    assert_int_equal(v - t, 4);
+    assert_int_equal(jn_json_skip_value(v, e) - t, 10);
+    assert_ptr_equal(jn_json_skip_ws(e, e), e);
+    const char *n = "12345";
+    assert_ptr_equal(jn_json_skip_value(n, n + 3), n + 3); /* never past end */
+    const char *open = "{\"a\":[1";
+    assert_ptr_equal(jn_json_skip_value(open, open + strlen(open)), open + strlen(open));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_scalars, setup, teardown),
@@ -540,6 +594,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_sb_int, setup, teardown),
         cmocka_unit_test_setup_teardown(test_canonical, setup, teardown),
         cmocka_unit_test_setup_teardown(test_canonical_refuses_bad_utf8, setup, teardown),
+        cmocka_unit_test(test_find_member_skips_other_values_whole),
+        cmocka_unit_test(test_find_member_reads_names_as_the_decoder_does),
+        cmocka_unit_test(test_skip_ws_and_value),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

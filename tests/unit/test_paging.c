@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "paging.h"
+#include "mock/paging.h"
 
 static char err[200];
 

@@ -1,4 +1,5 @@
-/* jn_router_match, jn_router_valid_path, jn_query_uint and jn_query_get. */
+/* jn_router_match, jn_router_valid_path, jn_query_uint, jn_query_get, and the answers
+ * every server gives a request no route takes (jn_http_route). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,7 @@
 #include <http_parser.h>
 #include <string.h>
 
+#include "http_server.h"
 #include "router.h"
 
 static const jn_route routes[] = {
@@ -238,6 +240,118 @@ static void test_valid_path(void **state) {
     assert_false(jn_router_valid_path("abcdef", 5));
 }
 
+/* A request as http_parse.c hands it to a server. */
+static jn_http_request req_of(int method, const char *path) {
+    jn_http_request req = {0};
+    req.method = method;
+    req.method_name = http_method_str((enum http_method)method);
+    req.path = path;
+    req.path_len = strlen(path);
+    return req;
+}
+
+static int route(int options, int method, const char *path, jn_http_response *res,
+                 jn_route_match *m) {
+    static const jn_http_routes t = {routes, NROUTES, "this API serves /customers", 0};
+    jn_http_routes with = t;
+    with.options = options;
+    memset(res, 0, sizeof *res);
+    jn_http_request req = req_of(method, path);
+    return jn_http_route(&with, &req, res, m);
+}
+
+/* A match leaves res for the handler, labelled with the route's pattern. */
+static void test_http_route_match_labels_the_answer(void **state) {
+    (void)state;
+    jn_http_response res;
+    jn_route_match m;
+    assert_int_equal(route(0, HTTP_GET, "/customers/7", &res, &m), 1);
+    assert_string_equal(res.route, "/customers/:id");
+    assert_string_equal(m.param, "7");
+    assert_int_equal(res.status, 0);
+    assert_null(res.body);
+}
+
+/* A 404 names the path (cut, and what cannot be seen escaped) and what the server serves. */
+static void test_http_route_not_found(void **state) {
+    (void)state;
+    jn_http_response res;
+    jn_route_match m;
+    assert_int_equal(route(1, HTTP_GET, "/nope", &res, &m), -1);
+    assert_int_equal(res.status, 404);
+    assert_string_equal(res.route, "unknown");
+    assert_string_equal(res.body->data,
+                        "{\"error\":\"no route for /nope; this API serves /customers\"}");
+    assert_string_equal(res.headers, "");
+    jn_rbuf_unref(res.body);
+    char long_path[300] = "/";
+    memset(long_path + 1, 'x', 250);
+    assert_int_equal(route(0, HTTP_GET, long_path, &res, &m), -1);
+    assert_non_null(strstr(res.body->data, "xxx...; this API serves"));
+    assert_true(res.body->len < 200);
+    jn_rbuf_unref(res.body);
+}
+
+/* A 405 says which methods the route takes, in the message and in Allow. */
+static void test_http_route_bad_method(void **state) {
+    (void)state;
+    jn_http_response res;
+    jn_route_match m;
+    assert_int_equal(route(1, HTTP_DELETE, "/customers", &res, &m), -1);
+    assert_int_equal(res.status, 405);
+    assert_string_equal(res.route, "unknown");
+    assert_string_equal(res.headers, "Allow: GET, HEAD, POST\r\n");
+    assert_string_equal(res.body->data,
+                        "{\"error\":\"method DELETE is not allowed here; use GET, HEAD, POST\"}");
+    jn_rbuf_unref(res.body);
+}
+
+/* OPTIONS: 204 with what the route takes where the server answers it, else a 405. */
+static void test_http_route_options(void **state) {
+    (void)state;
+    jn_http_response res;
+    jn_route_match m;
+    assert_int_equal(route(1, HTTP_OPTIONS, "/healthz", &res, &m), -1);
+    assert_int_equal(res.status, 204);
+    assert_string_equal(res.route, "options");
+    assert_string_equal(res.headers, "Allow: OPTIONS, GET, HEAD\r\n");
+    assert_null(res.body);
+    assert_int_equal(route(0, HTTP_OPTIONS, "/healthz", &res, &m), -1);
+    assert_int_equal(res.status, 405);
+    assert_string_equal(res.headers, "Allow: GET, HEAD\r\n");
+    jn_rbuf_unref(res.body);
+    /* No route, no methods to offer: a 404 either way. */
+    assert_int_equal(route(1, HTTP_OPTIONS, "/nope", &res, &m), -1);
+    assert_int_equal(res.status, 404);
+    jn_rbuf_unref(res.body);
+}
+
+static int limit_offset(const char *query, long *limit, long *offset, jn_http_response *res) {
+    jn_http_request req = req_of(HTTP_GET, "/r");
+    req.query = query;
+    req.query_len = query ? strlen(query) : 0;
+    memset(res, 0, sizeof *res);
+    return jn_http_limit_offset(&req, res, limit, offset);
+}
+
+/* Given or not is told apart (a listing with either pages); a bad one is a 400. */
+static void test_http_limit_offset(void **state) {
+    (void)state;
+    long limit, offset;
+    jn_http_response res;
+    assert_int_equal(limit_offset(NULL, &limit, &offset, &res), 0);
+    assert_true(limit == -1 && offset == 0);
+    assert_int_equal(limit_offset("offset=0", &limit, &offset, &res), 1);
+    assert_true(limit == -1 && offset == 0);
+    assert_int_equal(limit_offset("limit=5&offset=10", &limit, &offset, &res), 1);
+    assert_true(limit == 5 && offset == 10);
+    assert_null(res.body);
+    assert_int_equal(limit_offset("limit=-1", &limit, &offset, &res), -1);
+    assert_int_equal(res.status, 400);
+    assert_non_null(strstr(res.body->data, "limit and offset must be non-negative integers"));
+    jn_rbuf_unref(res.body);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_match),
@@ -261,6 +375,11 @@ int main(void) {
         cmocka_unit_test(test_query_length_bounds),
         cmocka_unit_test(test_query_get_raw_value),
         cmocka_unit_test(test_valid_path),
+        cmocka_unit_test(test_http_route_match_labels_the_answer),
+        cmocka_unit_test(test_http_route_not_found),
+        cmocka_unit_test(test_http_route_bad_method),
+        cmocka_unit_test(test_http_route_options),
+        cmocka_unit_test(test_http_limit_offset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -98,7 +98,7 @@ static void handler(void *ud, const jn_http_request *req, jn_http_response *res)
     r->body = malloc(req->body_len + 1);
     memcpy(r->body, req->body, req->body_len);
     r->body[req->body_len] = '\0';
-    snprintf(r->key, sizeof r->key, "%s", req->idempotency_key ? req->idempotency_key : "");
+    snprintf(r->key, sizeof r->key, "%s", req->extra ? req->extra : "");
     r->at = now;
     /* Concurrency: earlier requests whose answer is not yet due. A client that waits for
      * an answer before sending the next request sends it at or after the time the answer
@@ -226,7 +226,8 @@ static void fx_start(fx *f) {
                              .max_body = 4 << 20,
                              .request_timeout_ms = 5000,
                              .keepalive_timeout_ms = 5000,
-                             .max_connections = 100};
+                             .max_connections = 100,
+                             .extra_header = "Idempotency-Key"};
     char *err = NULL;
     f->srv = jn_http_server_start(&f->loop, &o, handler, f, &err);
     if (!f->srv) fail_msg("server: %s", err);

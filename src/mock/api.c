@@ -5,7 +5,6 @@
 #include "api.h"
 
 #include <lauxlib.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 #include "http_auth.h"
 #include "http_server.h"
 #include "collection.h"
+#include "fault.h"
 #include "json.h"
 #include "log.h"
 #include "paging.h"
@@ -25,9 +25,12 @@
 #define DEFAULT_COUNT    1000
 #define MAX_COUNT        10000000
 #define DEFAULT_SINGULAR "Record"
-/* Requests PUT /api/faults/<name> may fail on purpose in a row: far more than a retry
- * test needs, short of a number that reads as "forever" (error_rate 1 says that). */
-#define FAIL_NEXT_MAX 1000000
+/* The fault settings of a mock API: all but drop_rate. A script's M.faults and the
+ * config set the ones that last (fail_next is a run time setting only). */
+#define API_FAULTS                                                                                 \
+    (JN_FAULT_LATENCY_MS | JN_FAULT_ERROR_RATE | JN_FAULT_ERROR_STATUS | JN_FAULT_MALFORMED_RATE | \
+     JN_FAULT_FAIL_NEXT)
+#define ECHO_MAX 40 /* bytes of an id a message quotes */
 
 typedef struct service {
     jn_api *api;
@@ -42,11 +45,11 @@ typedef struct service {
     jn_collection *data;
     char *fields[MAX_FIELDS + 1];
     int int_ids;
-    jn_faults faults;
-    long fail_next;
-    uint64_t rng;
+    jn_fault fault;
     jn_http_server *http;
     jn_route routes[2];
+    jn_http_routes table;
+    char serves[160]; /* "this API serves /<resource> and /<resource>/:id" */
 } service;
 
 struct jn_api {
@@ -68,25 +71,6 @@ static char *dupf(const char *fmt, const char *a, const char *b) {
     char *p = malloc(n);
     snprintf(p, n, fmt, a, b);
     return p;
-}
-
-/* How much of the len bytes at text a message echoes: at most ECHO_MAX, cut on a
- * character boundary (a UTF-8 sequence cut in two would make the JSON answer invalid). */
-#define ECHO_MAX 40
-static size_t echo_length(const char *text, size_t len) {
-    if (len <= ECHO_MAX) return len;
-    size_t cut = ECHO_MAX;
-    while (cut > 0 && ((unsigned char)text[cut] & 0xC0) == 0x80)
-        cut--;
-    return cut;
-}
-
-static double rnd(service *s) {
-    /* xorshift64*: fault injection needs cheap, not strong, randomness. */
-    s->rng ^= s->rng >> 12;
-    s->rng ^= s->rng << 25;
-    s->rng ^= s->rng >> 27;
-    return (double)((s->rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
 }
 
 /* Encodes the table at the top of the stack with the script's field order. */
@@ -147,85 +131,6 @@ static int validate(service *s, lua_State *L, int mod, char **err) {
         return REJECTED;
     }
     lua_pop(L, 1);
-    return 0;
-}
-
-/* ---- fault settings ---------------------------------------------------------------- */
-
-/* Every fault setting with the range the config gives it (config.h), so no way of
- * setting one gets past what the config refuses: a latency of 2147483647.5 ms held
- * every request, and 1e300 became -2147483648. */
-typedef struct {
-    const char *key;
-    double min, max;
-    int integer; /* counts something: a whole number */
-} fault_setting;
-
-static const fault_setting fault_settings[] = {
-    {"latency_ms", 0, JN_FAULT_LATENCY_MS_MAX, 1},
-    {"error_rate", 0, 1, 0},
-    {"error_status", JN_FAULT_STATUS_MIN, JN_FAULT_STATUS_MAX, 1},
-    {"malformed_rate", 0, 1, 0},
-    {"fail_next", 0, FAIL_NEXT_MAX, 1}, /* PUT /api/faults only: not part of jn_faults */
-};
-#define N_FAULT_SETTINGS (sizeof fault_settings / sizeof *fault_settings)
-
-/* The decoded JSON (or Lua) value at idx as a message shows it: 1e+300, "abc", null. */
-static void describe_value(lua_State *L, int idx, jn_sb *out) {
-    switch (lua_type(L, idx)) {
-    case LUA_TNUMBER:
-        jn_sb_puts(out, luaL_tolstring(L, idx, NULL)); /* Lua's %.14g for a float */
-        lua_pop(L, 1);
-        break;
-    case LUA_TSTRING: {
-        size_t len;
-        const char *str = lua_tolstring(L, idx, &len);
-        size_t cut = echo_length(str, len);
-        jn_sb_putc(out, '"');
-        jn_sb_visible(out, str, cut);
-        jn_sb_puts(out, cut < len ? "...\"" : "\"");
-        break;
-    }
-    case LUA_TBOOLEAN:
-        jn_sb_puts(out, lua_toboolean(L, idx) ? "true" : "false");
-        break;
-    case LUA_TLIGHTUSERDATA: /* how JSON null decodes */
-        jn_sb_puts(out, "null");
-        break;
-    case LUA_TTABLE:
-        jn_sb_puts(out, "an array or object");
-        break;
-    default:
-        jn_sb_printf(out, "a %s", luaL_typename(L, idx));
-        break;
-    }
-}
-
-/* Sets the setting st of f (or *fail_next) from the value at idx, where says where it
- * was written ("faults: ", "M.faults."). Returns 0, or -1 with *err (malloc'd) naming
- * the key, its range and the value. */
-static int set_fault(const fault_setting *st, lua_State *L, int idx, jn_faults *f, long *fail_next,
-                     const char *where, char **err) {
-    double v = lua_type(L, idx) == LUA_TNUMBER ? lua_tonumber(L, idx) : NAN;
-    if (!(v >= st->min && v <= st->max) || (st->integer && v != floor(v))) {
-        jn_sb msg;
-        jn_sb_init(&msg);
-        jn_sb_printf(&msg, "%s%s must be %s from %.15g to %.15g, got ", where, st->key,
-                     st->integer ? "an integer" : "a number", st->min, st->max);
-        describe_value(L, idx, &msg);
-        *err = jn_sb_steal(&msg);
-        return -1;
-    }
-    if (!strcmp(st->key, "latency_ms"))
-        f->latency_ms = (int)v;
-    else if (!strcmp(st->key, "error_rate"))
-        f->error_rate = v;
-    else if (!strcmp(st->key, "error_status"))
-        f->error_status = (int)v;
-    else if (!strcmp(st->key, "malformed_rate"))
-        f->malformed_rate = v;
-    else
-        *fail_next = (long)v;
     return 0;
 }
 
@@ -337,20 +242,14 @@ static int check_script(jn_script *script, void *ud, char **err) {
 
     /* M.faults: the config's four settings, in the config's ranges (fail_next is a run
      * time setting only). */
-    jn_faults faults = s->cfg.faults;
+    jn_fault_settings faults = jn_fault_from_config(&s->cfg.faults);
     lua_getfield(L, mod, "faults");
-    if (lua_istable(L, -1)) {
-        for (size_t i = 0; i < N_FAULT_SETTINGS; i++) {
-            if (!strcmp(fault_settings[i].key, "fail_next")) continue;
-            int set = lua_getfield(L, -1, fault_settings[i].key) != LUA_TNIL;
-            if (set && set_fault(&fault_settings[i], L, -1, &faults, NULL, "M.faults.", err)) {
-                lua_pop(L, 2);
-                for (int k = 0; fields[k]; k++)
-                    free(fields[k]);
-                return -1;
-            }
-            lua_pop(L, 1);
-        }
+    if (lua_istable(L, -1) &&
+        jn_fault_read(L, -1, API_FAULTS & ~JN_FAULT_FAIL_NEXT, 0, "M.faults.", &faults, err)) {
+        lua_pop(L, 1);
+        for (int k = 0; fields[k]; k++)
+            free(fields[k]);
+        return -1;
     }
     lua_pop(L, 1);
 
@@ -428,7 +327,8 @@ out:
         jn_collection_free(s->data);
         s->data = data;
         s->int_ids = int_ids;
-        s->faults = faults;
+        faults.fail_next = s->fault.set.fail_next; /* the count PUT left runs on */
+        s->fault.set = faults;
         if (!s->resource) s->resource = strdup(id.resource);
         memcpy(s->singular, id.singular, sizeof s->singular);
         jn_log_info(s->name, "serving %zu %s from %s", jn_collection_count(data), s->resource,
@@ -618,18 +518,16 @@ static int path_id_ok(service *s, const char *id, jn_http_response *res) {
     long long v;
     int rc = s->int_ids ? jn_collection_parse_id(id, &v) : 0;
     if (rc == 0) return 1;
-    size_t len = strlen(id), cut = echo_length(id, len);
-    const char *more = cut < len ? "..." : "";
     jn_sb msg;
     jn_sb_init(&msg);
     if (rc == JN_ID_OUT_OF_RANGE) {
         jn_sb_puts(&msg, "id ");
-        jn_sb_append(&msg, id, cut);
-        jn_sb_printf(&msg, "%s is out of range", more);
+        jn_sb_echo(&msg, id, strlen(id), ECHO_MAX);
+        jn_sb_puts(&msg, " is out of range");
     } else {
         jn_sb_puts(&msg, "id \"");
-        jn_sb_visible(&msg, id, cut);
-        jn_sb_printf(&msg, "%s\" is not an integer in plain decimal", more);
+        jn_sb_echo(&msg, id, strlen(id), ECHO_MAX);
+        jn_sb_puts(&msg, "\" is not an integer in plain decimal");
     }
     jn_sb_printf(&msg,
                  ": ids of /%s are integers from 1 to " JN_ID_MAX_STR
@@ -637,19 +535,6 @@ static int path_id_ok(service *s, const char *id, jn_http_response *res) {
                  s->resource);
     jn_http_respond_error(res, 400, msg.data);
     jn_sb_free(&msg);
-    return 0;
-}
-
-static int inject_faults(service *s, jn_http_response *res) {
-    res->delay_ms = s->faults.latency_ms;
-    if (s->fail_next > 0 || (s->faults.error_rate > 0 && rnd(s) < s->faults.error_rate)) {
-        if (s->fail_next > 0) s->fail_next--;
-        int st = s->faults.error_status ? s->faults.error_status : 503;
-        jn_http_respond_error(res, st, "injected fault");
-        if (st == 429 || st == 503)
-            snprintf(res->headers, sizeof res->headers, "Retry-After: 1\r\n");
-        return 1;
-    }
     return 0;
 }
 
@@ -708,40 +593,19 @@ static void handle(void *ud, const jn_http_request *req, jn_http_response *res) 
         return;
     }
     jn_route_match m;
-    int r = jn_router_match(s->routes, 2, req->method, req->path, req->path_len, &m);
-    if (r == JN_ROUTE_NOT_FOUND) {
-        res->route = "unknown";
-        char msg[200];
-        snprintf(msg, sizeof msg, "no route for %.100s; this API serves /%s and /%s/:id",
-                 req->path_len < 100 ? req->path : "that path", s->resource, s->resource);
-        jn_http_respond_error(res, 404, msg);
-        return;
-    }
-    if (r == JN_ROUTE_BAD_METHOD) {
-        res->route = "unknown";
-        char msg[160];
-        snprintf(msg, sizeof msg, "method %s is not allowed here; use %s", req->method_name,
-                 m.allow);
-        jn_http_respond_error(res, 405, msg);
-        snprintf(res->headers, sizeof res->headers, "Allow: %s\r\n", m.allow);
-        return;
-    }
-    res->route = s->routes[r].pattern;
-    if (inject_faults(s, res)) return;
+    int r = jn_http_route(&s->table, req, res, &m);
+    if (r < 0) return;
+    if (jn_fault_inject(&s->fault, res) != JN_FAULT_PASS) return;
     if (r == R_ITEM && !path_id_ok(s, m.param, res)) return;
 
     if (r == R_COLLECTION && req->method == HTTP_GET && s->cfg.paging != JN_PAGING_NONE) {
         serve_page(s, req, res);
     } else if (r == R_COLLECTION && req->method == HTTP_GET) {
-        long limit = -1, offset = 0;
-        int hl = jn_query_uint(req->query, req->query_len, "limit", &limit);
-        int ho = jn_query_uint(req->query, req->query_len, "offset", &offset);
-        if (hl < 0 || ho < 0) {
-            jn_http_respond_error(res, 400, "limit and offset must be non-negative integers");
-            return;
-        }
-        if (hl || ho) {
-            size_t lim = hl ? (size_t)limit : (size_t)-1;
+        long limit, offset;
+        int given = jn_http_limit_offset(req, res, &limit, &offset);
+        if (given < 0) return;
+        if (given) {
+            size_t lim = limit >= 0 ? (size_t)limit : (size_t)-1;
             jn_rbuf *b = jn_collection_slice(s->data, (size_t)offset, lim, res->etag);
             char etag[72];
             memcpy(etag, res->etag, sizeof etag);
@@ -767,15 +631,7 @@ static void handle(void *ud, const jn_http_request *req, jn_http_response *res) 
     } else {
         handle_write(s, req, r == R_ITEM ? m.param : NULL, res);
     }
-
-    if (res->status == 200 && res->body && s->faults.malformed_rate > 0 &&
-        rnd(s) < s->faults.malformed_rate) {
-        /* A body cut in half: valid HTTP, broken JSON. */
-        jn_rbuf *cut = jn_rbuf_new(res->body->data, res->body->len / 2);
-        jn_rbuf_unref(res->body);
-        res->body = cut;
-        res->etag[0] = '\0';
-    }
+    jn_fault_malform(&s->fault, res);
 }
 
 /* ---- life -------------------------------------------------------------------------- */
@@ -783,8 +639,8 @@ static void handle(void *ud, const jn_http_request *req, jn_http_response *res) 
 static int start_service(jn_api *a, service *s, const jn_config *cfg, char **err) {
     s->api = a;
     s->name = s->cfg.name;
-    s->rng = 0x9E3779B97F4A7C15ull ^ (uint64_t)uv_hrtime();
-    s->faults = s->cfg.faults;
+    jn_fault_settings faults = jn_fault_from_config(&s->cfg.faults);
+    jn_fault_init(&s->fault, &faults);
     snprintf(s->token_key, sizeof s->token_key, "apis.%s.token", s->name);
     if (!jn_script_add(a->scripts, s->name, s->cfg.script, check_script, s, err)) return -1;
     /* The script's first load fixed the path. */
@@ -795,6 +651,10 @@ static int start_service(jn_api *a, service *s, const jn_config *cfg, char **err
     s->routes[R_ITEM].pattern = s->pattern_item;
     s->routes[R_ITEM].methods =
         JN_METHOD(HTTP_GET) | JN_METHOD(HTTP_PUT) | JN_METHOD(HTTP_PATCH) | JN_METHOD(HTTP_DELETE);
+    snprintf(s->serves, sizeof s->serves, "this API serves /%s and /%s/:id", s->resource,
+             s->resource);
+    /* OPTIONS is a 405 here, as on the APIs this one stands in for. */
+    s->table = (jn_http_routes){s->routes, 2, s->serves, 0};
     jn_http_server_opts o = {
         .name = s->name,
         .listen = s->cfg.listen,
@@ -887,44 +747,12 @@ int jn_api_set_faults(jn_api *a, const char *name, const char *json, size_t len,
         *err = jn_errorf("faults: %s", msg);
         return 400;
     }
-    jn_faults f = s->cfg.faults;
-    long fail_next = 0;
-    lua_pushnil(L);
-    while (lua_next(L, -2)) {
-        const fault_setting *st = NULL;
-        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
-        for (size_t i = 0; i < N_FAULT_SETTINGS; i++)
-            if (!strcmp(k, fault_settings[i].key)) st = &fault_settings[i];
-        if (!st) {
-            jn_sb msg;
-            jn_sb_init(&msg);
-            jn_sb_puts(&msg, "faults: there is no setting \"");
-            size_t klen = strlen(k), cut = echo_length(k, klen);
-            jn_sb_visible(&msg, k, cut);
-            jn_sb_puts(&msg, cut < klen ? "...\"; the settings are" : "\"; the settings are");
-            for (size_t i = 0; i < N_FAULT_SETTINGS; i++)
-                jn_sb_printf(&msg, "%s %s",
-                             i == 0                      ? ""
-                             : i == N_FAULT_SETTINGS - 1 ? " and"
-                                                         : ",",
-                             fault_settings[i].key);
-            *err = jn_sb_steal(&msg);
-            lua_settop(L, top);
-            return 400;
-        }
-        if (set_fault(st, L, -1, &f, &fail_next, "faults: ", err) != 0) {
-            lua_settop(L, top);
-            return 400;
-        }
-        lua_pop(L, 1);
-    }
+    jn_fault_settings f = jn_fault_from_config(&s->cfg.faults);
+    int rc = jn_fault_read(L, -1, API_FAULTS, 1, "faults: ", &f, err);
     lua_settop(L, top);
-    s->faults = f;
-    s->fail_next = fail_next;
-    jn_log_info(s->name,
-                "faults set: latency_ms=%d error_rate=%g error_status=%d malformed_rate=%g "
-                "fail_next=%ld",
-                f.latency_ms, f.error_rate, f.error_status, f.malformed_rate, fail_next);
+    if (rc != 0) return 400;
+    s->fault.set = f;
+    jn_fault_log(s->name, &f, API_FAULTS);
     return 0;
 }
 
@@ -935,13 +763,12 @@ void jn_api_status_json(jn_api *a, jn_sb *out) {
         service *s = &a->svc[i];
         jn_sb_printf(out,
                      "%s\"%s\":{\"records\":%zu,\"port\":%d,\"resource\":\"/%s\","
-                     "\"paging\":\"%s\",\"auth\":%s,\"faults\":{\"latency_ms\":%d,"
-                     "\"error_rate\":%g,\"error_status\":%d,\"malformed_rate\":%g,"
-                     "\"fail_next\":%ld}}",
+                     "\"paging\":\"%s\",\"auth\":%s,\"faults\":",
                      i ? "," : "", s->name, jn_collection_count(s->data),
                      jn_http_server_port(s->http), s->resource, paging[s->cfg.paging],
-                     s->cfg.token ? "true" : "false", s->faults.latency_ms, s->faults.error_rate,
-                     s->faults.error_status, s->faults.malformed_rate, s->fail_next);
+                     s->cfg.token ? "true" : "false");
+        jn_fault_json(&s->fault.set, API_FAULTS, out);
+        jn_sb_putc(out, '}');
     }
     jn_sb_putc(out, '}');
 }

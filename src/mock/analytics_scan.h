@@ -15,9 +15,8 @@
 /* Checks a POSTed body and finds its records: a JSON array of objects, or an object
  * whose (last) "records" member is one. On success *spans (malloc'd, NULL when empty)
  * holds each record's place in body; returns the record count. On failure fills res
- * (400 malformed, 422 wrong shape) and returns -1. L decodes keys spelled with escapes
- * and holds nothing afterwards. */
-long jn_analytics_parse_batch(lua_State *L, const char *body, size_t len, jn_json_span **spans,
+ * (400 malformed, 422 wrong shape) and returns -1. */
+long jn_analytics_parse_batch(const char *body, size_t len, jn_json_span **spans,
                               jn_http_response *res);
 
 /* The id of the record object at [p, e) (a span jn_analytics_parse_batch gave) as

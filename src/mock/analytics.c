@@ -26,6 +26,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "http_server.h"
 #include "json.h"
 #include "log.h"
@@ -38,18 +39,14 @@
 
 #define LOG "analytics"
 /* duplicate_keys in the stats lists this many keys; the total is counted beyond it. */
-#define MAX_DUP_KEYS   100
-#define MAX_LATENCY_MS 600000
+#define MAX_DUP_KEYS 100
+/* The fault settings of the receiver: all but malformed_rate (its answers are small). */
+#define ANALYTICS_FAULTS                                                                           \
+    (JN_FAULT_LATENCY_MS | JN_FAULT_ERROR_RATE | JN_FAULT_ERROR_STATUS | JN_FAULT_DROP_RATE |      \
+     JN_FAULT_FAIL_NEXT)
 
 /* A record's bytes: [off, off + len) of a body or of texts. */
 typedef jn_json_span span;
-
-typedef struct {
-    double error_rate, drop_rate;
-    int error_status;
-    int latency_ms;
-    long fail_next;
-} faults;
 
 typedef struct {
     char *key;
@@ -74,8 +71,8 @@ enum { M_ACCEPTED, M_DUPLICATE, M_REJECTED, M_FAILED, M_N };
 
 struct jn_analytics {
     jn_http_server *http;
-    lua_State *L; /* only for the rare decode (escaped keys, ids spelled unusually, fault
-                   * settings); holds nothing between requests */
+    lua_State *L; /* only for the rare decode (ids spelled unusually, fault settings);
+                   * holds nothing between requests */
     int fd;       /* analytics.file, or -1 */
     char *file;
     char *token;       /* analytics.token, or NULL */
@@ -88,8 +85,7 @@ struct jn_analytics {
     dup_key dup[MAX_DUP_KEYS];
     size_t ndup;
     counters n;
-    faults f;
-    uint64_t rng;
+    jn_fault fault; /* on the ingest routes only */
     jn_metric *m_batches[M_N], *m_records;
     void (*done)(void *);
     void *done_arg;
@@ -104,7 +100,11 @@ static const jn_route routes[] = {
     [R_STATS] = {"/analytics/stats", JN_METHOD(HTTP_GET)},
     [R_FAULTS] = {"/analytics/faults", JN_METHOD(HTTP_GET) | JN_METHOD(HTTP_PUT)},
 };
-#define NROUTES (sizeof routes / sizeof routes[0])
+static const jn_http_routes table = {
+    routes, sizeof routes / sizeof routes[0],
+    "this API serves POST /analytics, GET /analytics/stats, GET|DELETE /analytics/records "
+    "and GET|PUT /analytics/faults",
+    1};
 
 /* ---- helpers ----------------------------------------------------------------------- */
 
@@ -118,14 +118,6 @@ static char *fmt(const char *f, ...) {
     char *p = strdup(tmp);
     if (!p) abort();
     return p;
-}
-
-static double rnd(jn_analytics *a) {
-    /* xorshift64*: fault injection needs cheap, not strong, randomness. */
-    a->rng ^= a->rng >> 12;
-    a->rng ^= a->rng << 25;
-    a->rng ^= a->rng >> 27;
-    return (double)((a->rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
 }
 
 static void respond_sb(jn_http_response *res, int status, jn_sb *sb) {
@@ -145,106 +137,18 @@ static void put_u64(unsigned char *v, size_t at, uint64_t x) {
     memcpy(v + at, &x, sizeof x);
 }
 
-/* ---- scanning JSON text already validated -------------------------------------------- */
+/* ---- scanning a batch ----------------------------------------------------------------- */
 
-/* jn_json_array_spans validates a body as strictly as the decoder, without building Lua
- * values; these walk the same (valid) text to find a member's value, so a batch costs one
- * check and a scan rather than a table per record that is thrown away at once. */
-
-static const char *skip_ws(const char *p, const char *e) {
-    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-        p++;
-    return p;
-}
-
-/* memchr finds the closing quote faster than a byte loop; a quote is escaped when an odd
- * number of backslashes precedes it. */
-static const char *skip_string(const char *p, const char *e) {
-    for (p++;;) {
-        const char *q = memchr(p, '"', (size_t)(e - p));
-        if (!q) return e;
-        const char *b = q;
-        while (b > p && b[-1] == '\\')
-            b--;
-        if ((q - b) % 2 == 0) return q + 1;
-        p = q + 1;
-    }
-}
-
-/* The bytes that matter inside a container being skipped; the rest, most of a record,
- * costs one lookup each. */
-static const unsigned char structural[256] = {
-    ['"'] = 1, ['{'] = 1, ['['] = 1, ['}'] = 1, [']'] = 1};
-
-static const char *skip_value(const char *p, const char *e) {
-    if (p >= e) return e;
-    if (*p == '"') return skip_string(p, e);
-    if (*p == '{' || *p == '[') {
-        int depth = 0;
-        for (;;) {
-            while (p < e && !structural[(unsigned char)*p])
-                p++;
-            if (p >= e) return e;
-            char c = *p;
-            if (c == '"') {
-                p = skip_string(p, e);
-                continue;
-            }
-            p++;
-            if (c == '{' || c == '[')
-                depth++;
-            else if (--depth == 0)
-                return p;
-        }
-    }
-    /* A number or a literal: it ends where a separator or whitespace starts. */
-    while (p < e && *p != ',' && *p != ']' && *p != '}' && *p != ' ' && *p != '\t' && *p != '\n' &&
-           *p != '\r')
-        p++;
-    return p;
-}
-
-/* Whether the JSON string at [p, q) is name; a key spelled with escapes is decoded first
- * so {"rec\u006frds": [...]} means the same as the plain spelling. */
-static int key_is(lua_State *L, const char *p, const char *q, const char *name, size_t len) {
-    /* Escapes only make a key longer than what it decodes to, so a shorter one cannot
-     * match and one of the same length matches only byte for byte. */
-    if ((size_t)(q - p) < len + 2) return 0;
-    if ((size_t)(q - p) == len + 2 || !memchr(p, '\\', (size_t)(q - p)))
-        return (size_t)(q - p) == len + 2 && !memcmp(p + 1, name, len);
-    char err[8];
-    if (jn_json_decode(L, p, (size_t)(q - p), err, sizeof err) != 0) return 0;
-    size_t n;
-    const char *s = lua_tolstring(L, -1, &n);
-    int is = s && n == len && !memcmp(s, name, len);
-    lua_pop(L, 1);
-    return is;
-}
-
-/* In the object at p, the position of the value of its last member called name (the one
- * the decoder keeps), or NULL. */
-static const char *find_member(lua_State *L, const char *p, const char *e, const char *name) {
-    const char *found = NULL;
-    size_t len = strlen(name);
-    p = skip_ws(p + 1, e);
-    while (p < e && *p == '"') {
-        const char *q = skip_string(p, e);
-        int match = key_is(L, p, q, name, len);
-        p = skip_ws(q, e);
-        p = skip_ws(p + 1, e); /* the ':' */
-        if (match) found = p;
-        p = skip_ws(skip_value(p, e), e);
-        if (p < e && *p == ',') p = skip_ws(p + 1, e);
-    }
-    return found;
-}
+/* jn_json_array_spans checks a body as strictly as the decoder, without building Lua
+ * values; json.c's scanning then walks the same (checked) text to find a member's value,
+ * so a batch costs one check and a scan rather than a table per record that is thrown
+ * away at once. */
 
 /* See analytics_scan.h. */
-long jn_analytics_parse_batch(lua_State *L, const char *body, size_t len, span **spans,
-                              jn_http_response *res) {
+long jn_analytics_parse_batch(const char *body, size_t len, span **spans, jn_http_response *res) {
     const char *b = body, *e = body + len;
     *spans = NULL;
-    if (skip_ws(b, e) == e) {
+    if (jn_json_skip_ws(b, e) == e) {
         jn_http_respond_error(res, 400,
                               "request body is empty; send a JSON array of record objects");
         return -1;
@@ -258,13 +162,13 @@ long jn_analytics_parse_batch(lua_State *L, const char *body, size_t len, span *
     if (rc == -2) {
         /* Valid JSON but not an array: only {"records": [...]} will do. Its text is valid,
          * so the array can be found by scanning and split on its own. */
-        const char *p = skip_ws(b, e);
-        p = *p == '{' ? find_member(L, p, e, "records") : NULL;
+        const char *p = jn_json_find_member(b, e, "records");
         if (!p || *p != '[') {
             jn_http_respond_error(res, 422, shape);
             return -1;
         }
-        rc = jn_json_array_spans(p, (size_t)(skip_value(p, e) - p), &s, &n, jerr, sizeof jerr);
+        rc = jn_json_array_spans(p, (size_t)(jn_json_skip_value(p, e) - p), &s, &n, jerr,
+                                 sizeof jerr);
         for (size_t i = 0; i < n; i++)
             s[i].off += (size_t)(p - b);
     }
@@ -290,9 +194,9 @@ long jn_analytics_parse_batch(lua_State *L, const char *body, size_t len, span *
 /* See analytics_scan.h. */
 int jn_analytics_read_id(lua_State *L, const char *p, const char *e, jn_sb *out) {
     out->len = 0;
-    const char *v = find_member(L, p, e, "id");
+    const char *v = jn_json_find_member(p, e, "id");
     if (!v || *v == 'n') return -1;
-    size_t len = (size_t)(skip_value(v, e) - v);
+    size_t len = (size_t)(jn_json_skip_value(v, e) - v);
     if (jn_json_is_canonical(v, len)) {
         jn_sb_append(out, v, len);
         return 0;
@@ -416,33 +320,6 @@ static void clear_all(jn_analytics *a) {
 
 /* ---- requests ---------------------------------------------------------------------- */
 
-/* Decides whether this ingest request fails. Returns 1 when res is filled (an error or
- * a drop); the latency applies to every answer either way. */
-static int inject_faults(jn_analytics *a, jn_http_response *res) {
-    res->delay_ms = a->f.latency_ms;
-    int fail = 0;
-    if (a->f.fail_next > 0) {
-        a->f.fail_next--;
-        fail = 1;
-    } else if (a->f.drop_rate > 0 && rnd(a) < a->f.drop_rate) {
-        res->drop = 1;
-        a->n.dropped_batches++;
-        jn_metric_add(a->m_batches[M_FAILED], 1);
-        jn_log_debug(LOG, "fault: dropping the connection");
-        return 1;
-    } else if (a->f.error_rate > 0 && rnd(a) < a->f.error_rate) {
-        fail = 1;
-    }
-    if (!fail) return 0;
-    int st = a->f.error_status;
-    jn_http_respond_error(res, st, "injected fault");
-    if (st == 429 || st == 503) snprintf(res->headers, sizeof res->headers, "Retry-After: 1\r\n");
-    a->n.failed_batches++;
-    jn_metric_add(a->m_batches[M_FAILED], 1);
-    jn_log_debug(LOG, "fault: answering %d", st);
-    return 1;
-}
-
 static void handle_ingest(jn_analytics *a, const jn_http_request *req, jn_http_response *res) {
     if (!jn_http_bearer_ok(req, a->token)) {
         a->n.unauthorized_batches++;
@@ -453,16 +330,28 @@ static void handle_ingest(jn_analytics *a, const jn_http_request *req, jn_http_r
         respond_sb(res, 401, &sb);
         return;
     }
-    if (inject_faults(a, res)) return;
+    jn_fault_fate fate = jn_fault_inject(&a->fault, res);
+    if (fate == JN_FAULT_DROP) {
+        a->n.dropped_batches++;
+        jn_metric_add(a->m_batches[M_FAILED], 1);
+        jn_log_debug(LOG, "fault: dropping the connection");
+        return;
+    }
+    if (fate == JN_FAULT_FAIL) {
+        a->n.failed_batches++;
+        jn_metric_add(a->m_batches[M_FAILED], 1);
+        jn_log_debug(LOG, "fault: answering %d", res->status);
+        return;
+    }
     span *s;
-    long n = jn_analytics_parse_batch(a->L, req->body, req->body_len, &s, res);
+    long n = jn_analytics_parse_batch(req->body, req->body_len, &s, res);
     if (n < 0) {
         a->n.rejected_batches++;
         jn_metric_add(a->m_batches[M_REJECTED], 1);
         return;
     }
     /* Header values may carry surrounding blanks; an empty key counts as none. */
-    const char *key = req->idempotency_key;
+    const char *key = req->extra; /* Idempotency-Key: the server keeps it for us */
     size_t klen = 0;
     if (key) {
         while (*key == ' ' || *key == '\t')
@@ -508,16 +397,11 @@ static void handle_ingest(jn_analytics *a, const jn_http_request *req, jn_http_r
 }
 
 static void handle_records(jn_analytics *a, const jn_http_request *req, jn_http_response *res) {
-    long limit = -1, offset = 0;
-    int hl = jn_query_uint(req->query, req->query_len, "limit", &limit);
-    int ho = jn_query_uint(req->query, req->query_len, "offset", &offset);
-    if (hl < 0 || ho < 0) {
-        jn_http_respond_error(res, 400, "limit and offset must be non-negative integers");
-        return;
-    }
+    long limit, offset;
+    if (jn_http_limit_offset(req, res, &limit, &offset) < 0) return;
     size_t from = (size_t)offset < a->nrecs ? (size_t)offset : a->nrecs;
     size_t to = a->nrecs;
-    if (hl && (size_t)limit < to - from) to = from + (size_t)limit;
+    if (limit >= 0 && (size_t)limit < to - from) to = from + (size_t)limit;
     jn_sb sb;
     jn_sb_init(&sb);
     jn_sb_putc(&sb, '[');
@@ -530,18 +414,11 @@ static void handle_records(jn_analytics *a, const jn_http_request *req, jn_http_
     respond_sb(res, 200, &sb);
 }
 
-static void faults_json(const faults *f, jn_sb *out) {
-    jn_sb_printf(out,
-                 "{\"error_rate\":%g,\"error_status\":%d,\"latency_ms\":%d,\"drop_rate\":%g,"
-                 "\"fail_next\":%ld}",
-                 f->error_rate, f->error_status, f->latency_ms, f->drop_rate, f->fail_next);
-}
-
 /* PUT /analytics/faults replaces every setting: a key left out goes back to "none". */
 static void handle_faults(jn_analytics *a, const jn_http_request *req, jn_http_response *res) {
     if (req->method == HTTP_PUT) {
         lua_State *L = a->L;
-        const char *p = skip_ws(req->body, req->body + req->body_len);
+        const char *p = jn_json_skip_ws(req->body, req->body + req->body_len);
         char jerr[160];
         if (p == req->body + req->body_len || *p != '{') {
             jn_http_respond_error(res, 400, "send a JSON object such as {\"fail_next\":2}");
@@ -553,86 +430,29 @@ static void handle_faults(jn_analytics *a, const jn_http_request *req, jn_http_r
             jn_http_respond_error(res, 400, msg);
             return;
         }
-        faults f = {.error_status = 503};
-        static const char *const keys[] = {"error_rate", "error_status", "latency_ms",
-                                           "drop_rate",  "fail_next",    NULL};
-        static const double maxes[] = {1, 599, MAX_LATENCY_MS, 1, 1e9};
-        lua_pushnil(L);
-        while (lua_next(L, -2)) {
-            const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
-            int i = 0;
-            while (keys[i] && strcmp(k, keys[i]))
-                i++;
-            double v = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
-            double lo = i == 1 ? 400 : 0;
-            if (!keys[i] || v < lo || (keys[i] && v > maxes[i])) {
-                char msg[300];
-                if (!keys[i])
-                    snprintf(msg, sizeof msg,
-                             "faults: unknown key \"%.40s\" (keys: error_rate, error_status, "
-                             "latency_ms, drop_rate, fail_next)",
-                             k);
-                else
-                    snprintf(msg, sizeof msg, "faults: %s must be a number from %g to %g", k, lo,
-                             maxes[i]);
-                jn_http_respond_error(res, 400, msg);
-                lua_settop(L, 0);
-                return;
-            }
-            if (i == 0)
-                f.error_rate = v;
-            else if (i == 1)
-                f.error_status = (int)v;
-            else if (i == 2)
-                f.latency_ms = (int)v;
-            else if (i == 3)
-                f.drop_rate = v;
-            else
-                f.fail_next = (long)v;
-            lua_pop(L, 1);
-        }
+        jn_fault_settings f = jn_fault_none();
+        char *err = NULL;
+        int rc = jn_fault_read(L, -1, ANALYTICS_FAULTS, 1, "faults: ", &f, &err);
         lua_settop(L, 0);
-        a->f = f;
-        jn_log_info(LOG,
-                    "faults set: error_rate=%g error_status=%d latency_ms=%d drop_rate=%g "
-                    "fail_next=%ld",
-                    f.error_rate, f.error_status, f.latency_ms, f.drop_rate, f.fail_next);
+        if (rc != 0) {
+            jn_http_respond_error(res, 400, err);
+            free(err);
+            return;
+        }
+        a->fault.set = f;
+        jn_fault_log(LOG, &f, ANALYTICS_FAULTS);
     }
     jn_sb sb;
     jn_sb_init(&sb);
-    faults_json(&a->f, &sb);
+    jn_fault_json(&a->fault.set, ANALYTICS_FAULTS, &sb);
     respond_sb(res, 200, &sb);
 }
 
 static void handle(void *ud, const jn_http_request *req, jn_http_response *res) {
     jn_analytics *a = ud;
     jn_route_match m;
-    int r = jn_router_match(routes, NROUTES, req->method, req->path, req->path_len, &m);
-    if (r == JN_ROUTE_NOT_FOUND) {
-        res->route = "unknown";
-        jn_http_respond_error(res, 404,
-                              "no such route; this API serves POST /analytics, "
-                              "GET /analytics/stats, GET|DELETE /analytics/records and "
-                              "GET|PUT /analytics/faults");
-        return;
-    }
-    if (r == JN_ROUTE_BAD_METHOD && req->method == HTTP_OPTIONS) {
-        /* What the route allows, and no CORS header: a page elsewhere gets nothing. */
-        res->route = "options";
-        res->status = 204;
-        snprintf(res->headers, sizeof res->headers, "Allow: OPTIONS, %s\r\n", m.allow);
-        return;
-    }
-    if (r == JN_ROUTE_BAD_METHOD) {
-        res->route = "unknown";
-        char msg[160];
-        snprintf(msg, sizeof msg, "method %s is not allowed here; use %s", req->method_name,
-                 m.allow);
-        jn_http_respond_error(res, 405, msg);
-        snprintf(res->headers, sizeof res->headers, "Allow: %s\r\n", m.allow);
-        return;
-    }
-    res->route = routes[r].pattern;
+    int r = jn_http_route(&table, req, res, &m);
+    if (r < 0) return;
     if (((r == R_RECORDS && req->method == HTTP_DELETE) ||
          (r == R_FAULTS && req->method == HTTP_PUT)) &&
         jn_http_guard(req, a->admin_token, "admin.token", res))
@@ -693,7 +513,7 @@ void jn_analytics_stats_json(jn_analytics *a, jn_sb *out) {
         jn_sb_printf(out, ":%llu", (unsigned long long)a->dup[i].times);
     }
     jn_sb_puts(out, "},\"faults\":");
-    faults_json(&a->f, out);
+    jn_fault_json(&a->fault.set, ANALYTICS_FAULTS, out);
     jn_sb_putc(out, '}');
 }
 
@@ -735,8 +555,8 @@ jn_analytics *jn_analytics_start(uv_loop_t *loop, const jn_config *cfg, char **e
     a->ids = jn_strmap_new();
     a->keys = jn_strmap_new();
     jn_sb_init(&a->texts);
-    a->f.error_status = 503;
-    a->rng = 0x9E3779B97F4A7C15ull ^ (uint64_t)uv_hrtime();
+    jn_fault_settings none = jn_fault_none();
+    jn_fault_init(&a->fault, &none);
     static const char *const results[M_N] = {"accepted", "duplicate", "rejected", "failed"};
     for (int i = 0; i < M_N; i++) {
         char labels[40];
@@ -771,6 +591,7 @@ jn_analytics *jn_analytics_start(uv_loop_t *loop, const jn_config *cfg, char **e
         .request_timeout_ms = cfg->api.request_timeout_ms,
         .keepalive_timeout_ms = cfg->api.keepalive_timeout_ms,
         .max_connections = cfg->api.max_connections,
+        .extra_header = "Idempotency-Key",
     };
     a->http = jn_http_server_start(loop, &o, handle, a, err);
     if (!a->http) {
