@@ -5,8 +5,8 @@ no config file of the test's: `junction api`, `junction produce`, `junction cons
 
 These are fixed ports, the defaults under test, so this file must not run beside
 another junction on them: ctest runs the e2e files one at a time (RUN_SERIAL), and a
-port already taken (a `tools/run` of someone's) skips the test rather than blame
-junction. Kafka and Redis are the real ones of tools/services; the consumer joins a group
+port already taken (a `tools/run` of someone's) fails the test at once, naming the
+ports, rather than letting it pass untested. Kafka and Redis are the real ones of tools/services; the consumer joins a group
 of its own and reads only what arrives after it joined, so nobody else's pipeline is
 disturbed."""
 import os
@@ -83,7 +83,8 @@ def test_four_roles_side_by_side_with_the_default_config(tmp_path, where):
     stock scripts reached through a link, as from an install)."""
     taken = [p for p in list(ADMIN.values()) + [8081, 8082, 8083] if port_taken(p)]
     if taken:
-        pytest.skip(f"ports {taken} are taken by another process; this test needs the defaults")
+        pytest.fail(f"ports {taken} are taken by another process; this test needs the default "
+                    f"ports free (stop whatever listens there and run it again)")
     if where == "repository":
         cwd = ROOT
         config = "config: examples/local.lua"
