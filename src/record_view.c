@@ -19,7 +19,7 @@ typedef struct {
 
 struct jn_view {
     const void *magic; /* &metatable_key: see jn_view_test */
-    const char *text; /* the bytes of user value TEXT: a Lua string never moves */
+    const char *text;  /* the bytes of user value TEXT: a Lua string never moves */
     uint32_t len, n;
     member m[];
 };
@@ -294,6 +294,25 @@ void jn_view_push_text(lua_State *L, int idx) {
 const char *jn_view_text(const jn_view *v, size_t *len) {
     *len = v->len;
     return v->text;
+}
+
+int jn_view_raw(lua_State *L, int idx, const char *k, const char **val, size_t *vlen) {
+    jn_view *v = jn_view_test(L, idx);
+    if (!v) return -1;
+    size_t klen = strlen(k);
+    if (lua_getiuservalue(L, idx, CHANGES) == LUA_TTABLE) {
+        lua_pushlstring(L, k, klen);
+        int changed = lua_rawget(L, -2) != LUA_TNIL;
+        lua_pop(L, 2);
+        if (changed) return -1;
+    } else {
+        lua_pop(L, 1);
+    }
+    int i = find(v, k, klen);
+    if (i < 0) return 0;
+    *val = v->text + v->m[i].val;
+    *vlen = v->m[i].vlen;
+    return 1;
 }
 
 int jn_view_get(lua_State *L, int idx, const char *k) {

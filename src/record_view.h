@@ -51,6 +51,12 @@ int jn_view_push_changes(lua_State *L, int idx);
  * changes). */
 int jn_view_is_deleted(lua_State *L, int idx);
 
+/* Field k of the view at idx as its text, without making a Lua value of it: returns 1
+ * with *val and *vlen (the canonical JSON of the value), 0 when the record has no such
+ * field, -1 when the value at idx is not a view or the script changed the field (then
+ * jn_view_get tells). */
+int jn_view_raw(lua_State *L, int idx, const char *k, const char **val, size_t *vlen);
+
 /* Pushes field k of the view at idx as the script would read it; returns its type.
  * Runs no script code. */
 int jn_view_get(lua_State *L, int idx, const char *k);

@@ -374,6 +374,28 @@ static void push_ctx(jn_transform *t, lua_State *L, const jn_transform_call_info
 /* The value of field k of the table at idx as text into t->text; returns its offset, or
  * -1 when it is absent or neither a string nor a number. */
 static long field_text(jn_transform *t, lua_State *L, int idx, const char *k, size_t *len) {
+    if (lua_type(L, idx) == LUA_TUSERDATA) {
+        /* A view's field as its text: a canonical string holds no escapes, a canonical
+         * number is an integer's digits. Anything else has no text, as below. */
+        const char *val;
+        size_t vlen;
+        int raw = jn_view_raw(L, idx, k, &val, &vlen);
+        if (raw == 0) return -1;
+        if (raw > 0) {
+            if (*val == '"') {
+                val++;
+                vlen -= 2;
+                if (vlen == 0) return -1;
+            } else if (!(*val == '-' || (*val >= '0' && *val <= '9'))) {
+                return -1;
+            }
+            long off = (long)t->text.len;
+            jn_sb_append(&t->text, val, vlen);
+            *len = vlen;
+            jn_sb_append(&t->text, "", 1);
+            return off;
+        }
+    }
     int ty =
         lua_type(L, idx) == LUA_TUSERDATA ? jn_view_get(L, idx, k) : jn_lua_rawgetfield(L, idx, k);
     long off = (long)t->text.len;

@@ -165,6 +165,28 @@ static void test_get_and_text(void **state) {
     lua_pop(L, 2);
 }
 
+/* The host reads ids and sink keys as text without making Lua values, until the script
+ * changed the field. */
+static void test_raw_fields(void **state) {
+    lua_State *L = *state;
+    assert_int_equal(jn_view_push(L, RECORD, strlen(RECORD)), 0);
+    const char *val;
+    size_t vlen;
+    assert_int_equal(jn_view_raw(L, -1, "name", &val, &vlen), 1);
+    assert_int_equal(vlen, 5);
+    assert_memory_equal(val, "\"Ada\"", 5);
+    assert_int_equal(jn_view_raw(L, -1, "nope", &val, &vlen), 0);
+    lua_setglobal(L, "r");
+    assert_int_equal(luaL_dostring(L, "r.name = 'Bea' r.other = 1"), LUA_OK);
+    lua_getglobal(L, "r");
+    assert_int_equal(jn_view_raw(L, -1, "name", &val, &vlen), -1);
+    assert_int_equal(jn_view_raw(L, -1, "id", &val, &vlen), 1);
+    assert_memory_equal(val, "42", 2);
+    lua_pushliteral(L, "x");
+    assert_int_equal(jn_view_raw(L, -1, "id", &val, &vlen), -1);
+    lua_pop(L, 2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_unchanged_view_encodes_as_its_text, setup, teardown),
@@ -176,6 +198,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_only_canonical_objects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protected_metatable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_and_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_raw_fields, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
