@@ -126,6 +126,9 @@ def build():
                 for src in srcs:
                     if src_stage:
                         s = os.path.join(built[src_stage].rootfs, src.lstrip("/"))
+                        if os.path.isdir(s):  # a folder's contents, as Docker copies it
+                            shutil.copytree(s, dest_path, symlinks=True, dirs_exist_ok=True)
+                            continue
                         os.makedirs(os.path.dirname(dest_path), exist_ok=True)
                         shutil.copy2(s, dest_path)
                     else:
