@@ -6,6 +6,7 @@
 
 #include <lauxlib.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,11 +64,14 @@ enum { R_COLLECTION, R_ITEM };
 
 /* ---- helpers ----------------------------------------------------------------------- */
 
-static char *dupf(const char *fmt, const char *a, const char *b) {
-    size_t n = strlen(fmt) + strlen(a) + strlen(b) + 1;
-    char *p = malloc(n);
-    snprintf(p, n, fmt, a, b);
-    return p;
+__attribute__((format(printf, 1, 2))) static char *dupf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    jn_sb sb;
+    jn_sb_init(&sb);
+    jn_sb_vprintf(&sb, fmt, ap);
+    va_end(ap);
+    return jn_sb_steal(&sb);
 }
 
 /* How much of the len bytes at text a message echoes: at most ECHO_MAX, cut on a
@@ -377,7 +381,7 @@ static int check_script(jn_script *script, void *ud, char **err) {
     int arr = lua_gettop(L);
     lua_Integer n = (lua_Integer)lua_rawlen(L, arr);
     for (lua_Integer i = 1; i <= n; i++) {
-        char id[128], where[64];
+        char rec_id[128], where[64];
         snprintf(where, sizeof where, "%lld", (long long)i);
         lua_rawgeti(L, arr, i);
         char *verr = NULL;
@@ -392,19 +396,19 @@ static int check_script(jn_script *script, void *ud, char **err) {
             lua_pop(L, 1);
             goto out;
         }
-        if (record_id(s, L, int_ids, id, sizeof id) != 0) {
+        if (record_id(s, L, int_ids, rec_id, sizeof rec_id) != 0) {
             *err = dupf("generate(): record %s has no valid id (ids are %s)", where,
                         int_ids ? "positive integers" : "non-empty strings");
             lua_pop(L, 2);
             goto out;
         }
         size_t dlen;
-        if (jn_collection_get(data, id, &dlen, NULL)) {
+        if (jn_collection_get(data, rec_id, &dlen, NULL)) {
             /* Keeping one of the two silently would serve a data set the script did
              * not describe. */
             *err = dupf("generate(): record %s repeats id %s of an earlier record; ids must "
                         "be unique",
-                        where, id);
+                        where, rec_id);
             lua_pop(L, 2);
             goto out;
         }
@@ -415,7 +419,7 @@ static int check_script(jn_script *script, void *ud, char **err) {
             lua_pop(L, 2);
             goto out;
         }
-        jn_collection_put(data, id, json.data, json.len);
+        jn_collection_put(data, rec_id, json.data, json.len);
         jn_sb_free(&json);
         lua_pop(L, 1);
     }
@@ -896,19 +900,19 @@ int jn_api_set_faults(jn_api *a, const char *name, const char *json, size_t len,
         for (size_t i = 0; i < N_FAULT_SETTINGS; i++)
             if (!strcmp(k, fault_settings[i].key)) st = &fault_settings[i];
         if (!st) {
-            jn_sb msg;
-            jn_sb_init(&msg);
-            jn_sb_puts(&msg, "faults: there is no setting \"");
+            jn_sb why;
+            jn_sb_init(&why);
+            jn_sb_puts(&why, "faults: there is no setting \"");
             size_t klen = strlen(k), cut = echo_length(k, klen);
-            jn_sb_visible(&msg, k, cut);
-            jn_sb_puts(&msg, cut < klen ? "...\"; the settings are" : "\"; the settings are");
+            jn_sb_visible(&why, k, cut);
+            jn_sb_puts(&why, cut < klen ? "...\"; the settings are" : "\"; the settings are");
             for (size_t i = 0; i < N_FAULT_SETTINGS; i++)
-                jn_sb_printf(&msg, "%s %s",
+                jn_sb_printf(&why, "%s %s",
                              i == 0                      ? ""
                              : i == N_FAULT_SETTINGS - 1 ? " and"
                                                          : ",",
                              fault_settings[i].key);
-            *err = jn_sb_steal(&msg);
+            *err = jn_sb_steal(&why);
             lua_settop(L, top);
             return 400;
         }

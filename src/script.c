@@ -115,7 +115,7 @@ struct jn_script_host {
 static double now_s(void) {
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    return (double)tv.tv_sec + tv.tv_usec / 1e6;
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
 static char *xstrdup(const char *s) {
