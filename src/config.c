@@ -204,7 +204,7 @@ static int set_from_string(jn_config *cfg, const schema_entry *e, const char *s)
     case T_LONG: {
         errno = 0;
         long long v = strtoll(s, &end, 10);
-        if (errno || *end || end == s || v < e->min || v > e->max) return -1;
+        if (errno || *end || end == s || (double)v < e->min || (double)v > e->max) return -1;
         if (e->type == T_INT)
             *(int *)field = (int)v;
         else
