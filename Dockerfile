@@ -1,7 +1,8 @@
 # junction in a container: one image for every role (`junction api|produce|consume|analytics`).
 #
 #   docker build -t junction .
-#   docker run --rm -p 8081:8081 -p 8082:8082 -p 8000:8000 junction api
+#   docker run --rm -e JUNCTION_ADMIN_TOKEN="$(openssl rand -hex 16)" \
+#     -p 8081:8081 -p 8082:8082 -p 8000:8000 junction api
 #   docker run --rm junction --help-config
 #
 # compose.yaml runs the whole pipeline (Kafka, Redis and one service per role) from this

@@ -1,9 +1,9 @@
-/* Finding the files that come with junction from wherever it runs. Before, every
- * relative path (the default config's "scripts/crm.lua", the stock scripts of
- * require "stock.<name>") was read from the working directory, so junction only ran from
- * the repository's root. The executable's own path (libuv reads /proc/self/exe, links
- * resolved) tells where it was installed; the build tree's binary has no installed files
- * beside it, so the source tree, named at compile time, stands in for them. */
+/* Finding the files that come with junction from wherever it runs. Configurations name
+ * scripts by relative paths ("scripts/crm.lua", the defaults among them) and scripts
+ * require stock ones; read from the working directory alone, they would be found only
+ * from the repository's root. The executable's own path (libuv reads /proc/self/exe,
+ * links resolved) tells where it was installed; the build tree's binary has no installed
+ * files beside it, so the source tree, named at compile time, stands in for them. */
 #include "paths.h"
 
 #include <limits.h>
