@@ -1,7 +1,8 @@
 # junction in a container: one image for every role (`junction api|produce|consume|analytics`).
 #
 #   docker build -t junction .
-#   docker run --rm -p 8081:8081 -p 8082:8082 -p 8000:8000 junction api
+#   docker run --rm -e JUNCTION_ADMIN_TOKEN="$(openssl rand -hex 16)" \
+#     -p 8081:8081 -p 8082:8082 -p 8000:8000 junction api
 #   docker run --rm junction --help-config
 #
 # compose.yaml runs the whole pipeline (Kafka, Redis and one service per role) from this
@@ -19,14 +20,17 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
       libuv1-dev libcurl4-openssl-dev librdkafka-dev libhiredis-dev \
-      liblua5.4-dev lua-cjson-dev libhttp-parser-dev libcmocka-dev libssl-dev \
+      liblua5.4-dev lua-cjson-dev libhttp-parser-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
-# .dockerignore keeps build trees, caches and .git out of the context.
+# .dockerignore keeps build trees, caches and .git out of the context. The binary alone
+# (BUILD_TESTING=OFF: no tests, no cmocka), installed the standard way: bin/junction, and
+# the stock scripts and example configs it finds beside it, in share/junction/.
 COPY . .
-RUN cmake -S . -B build -DJN_WERROR=ON \
- && cmake --build build --parallel "$(nproc)"
+RUN cmake -S . -B build -DJN_WERROR=ON -DBUILD_TESTING=OFF \
+ && cmake --build build --parallel "$(nproc)" \
+ && cmake --install build --prefix /usr/local
 
 # ---- runtime: the binary, its shared libraries, the scripts and the example configs ----
 FROM debian:bookworm-slim
@@ -47,12 +51,15 @@ RUN groupadd --gid 10001 junction \
  && useradd --no-log-init --uid 10001 --gid junction --no-create-home \
       --home-dir /opt/junction --shell /usr/sbin/nologin junction
 
+# What `cmake --install` put under /usr/local. The working directory holds nothing of
+# junction's: the configs' relative script paths ("scripts/crm.lua") are found under
+# /usr/local/share/junction (mount ./scripts over /usr/local/share/junction/scripts to
+# edit them live).
 WORKDIR /opt/junction
-COPY --from=build /src/build/junction /usr/local/bin/junction
-COPY scripts/ scripts/
-COPY examples/ examples/
+COPY --from=build /usr/local/bin/junction /usr/local/bin/junction
+COPY --from=build /usr/local/share/junction /usr/local/share/junction
 
-ENV JUNCTION_CONFIG=/opt/junction/examples/containers.lua
+ENV JUNCTION_CONFIG=/usr/local/share/junction/examples/containers.lua
 # Numeric, so a runtime that checks "not root" (runAsNonRoot) can tell: 10001 is junction.
 USER 10001:10001
 

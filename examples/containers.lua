@@ -16,7 +16,7 @@ return {
     instruction_limit = 200000000,
     allow_exec = false,
     allow_write = false,
-    watch = true, -- mount ./scripts over /opt/junction/scripts to edit them live
+    watch = true, -- mount ./scripts over /usr/local/share/junction/scripts to edit them live
   },
   api = {
     crm = {

@@ -67,7 +67,7 @@ static const schema_entry schema[] = {
     {"scripts.max_file_bytes", T_LONG, OFF(scripts.max_file_bytes), "4194304", NULL, 1024, 1073741824, "largest script file (or chunk given to load) accepted"},
     {"scripts.read_paths", T_OPTSTR, OFF(scripts.read_paths), "", "JUNCTION_SCRIPT_READ_PATHS", 0, 0, "comma-separated folders scripts may read files under (empty: each script's own folder)"},
     {"scripts.env_allow", T_STR, OFF(scripts.env_allow), "SCRIPT_*", "JUNCTION_SCRIPT_ENV_ALLOW", 0, 0, "comma-separated environment variables scripts may read; NAME_* allows a prefix, * allows all"},
-    {"scripts.stock_path", T_STR, OFF(scripts.stock_path), "scripts", "JUNCTION_SCRIPT_STOCK_PATH", 0, 0, "folder of the stock scripts, which scripts reach with require \"stock.<name>\""},
+    {"scripts.stock_path", T_OPTSTR, OFF(scripts.stock_path), "", "JUNCTION_SCRIPT_STOCK_PATH", 0, 0, "folder of the stock scripts, which scripts reach with require \"stock.<name>\" (empty: the scripts/ installed with junction, <prefix>/share/junction/scripts, or the source tree's for a binary in its build tree)"},
     {"scripts.allow_exec", T_BOOL, OFF(scripts.allow_exec), "false", NULL, 0, 0, "give scripts os.execute and io.popen"},
     {"scripts.allow_write", T_BOOL, OFF(scripts.allow_write), "false", NULL, 0, 0, "let scripts open files for writing"},
     {"scripts.watch", T_BOOL, OFF(scripts.watch), "true", "JUNCTION_SCRIPT_WATCH", 0, 0, "reload a script as soon as its file changes"},
@@ -204,7 +204,7 @@ static int set_from_string(jn_config *cfg, const schema_entry *e, const char *s)
     case T_LONG: {
         errno = 0;
         long long v = strtoll(s, &end, 10);
-        if (errno || *end || end == s || v < e->min || v > e->max) return -1;
+        if (errno || *end || end == s || (double)v < e->min || (double)v > e->max) return -1;
         if (e->type == T_INT)
             *(int *)field = (int)v;
         else

@@ -883,12 +883,12 @@ static int key_is(const char *p, const char *q, const char *name, size_t len) {
     if ((size_t)(q - p) < len + 2) return 0;
     if ((size_t)(q - p) == len + 2 || !memchr(p, '\\', (size_t)(q - p)))
         return (size_t)(q - p) == len + 2 && !memcmp(p + 1, name, len);
-    jn_sb key;
-    jn_sb_init(&key);
+    jn_sb text;
+    jn_sb_init(&text);
     char err[8];
-    reader r = {NULL, p, p, q, err, sizeof err, 0, NULL, &key};
-    int is = read_string(&r) == 0 && key.len == len && !memcmp(key.data, name, len);
-    jn_sb_free(&key);
+    reader r = {NULL, p, p, q, err, sizeof err, 0, NULL, &text};
+    int is = read_string(&r) == 0 && text.len == len && !memcmp(text.data, name, len);
+    jn_sb_free(&text);
     return is;
 }
 

@@ -14,6 +14,7 @@
  * through the rd_kafka_t opaque. */
 #include "kafka_producer.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,11 +227,16 @@ static int produce(jn_kafka_producer *p, const char *topic, int32_t partition, c
         for (size_t i = 0; i < n; i++)
             rd_kafka_header_add(hdrs, headers[2 * i], -1, headers[2 * i + 1], -1);
     }
+    /* RD_KAFKA_V_KEY and RD_KAFKA_V_VALUE cast to void *, though librdkafka only reads the
+     * key and the value (it copies them, or keeps them until delivery; it frees them only
+     * with RD_KAFKA_MSG_F_FREE, never passed here): the const goes through an integer,
+     * which -Wcast-qual accepts. */
+    void *key_bytes = (void *)(uintptr_t)key, *value_bytes = (void *)(uintptr_t)value;
     rd_kafka_resp_err_t err =
         rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
-                          RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
-                          RD_KAFKA_V_MSGFLAGS(msgflags), RD_KAFKA_V_HEADERS(hdrs),
-                          RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+                          RD_KAFKA_V_KEY(key_bytes, key_len),
+                          RD_KAFKA_V_VALUE(value_bytes, value_len), RD_KAFKA_V_MSGFLAGS(msgflags),
+                          RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
     if (err) {
         /* librdkafka takes the headers only when it takes the message. QUEUE_FULL goes back
          * as is: the caller pauses until deliveries make room, we do not spin here. */

@@ -16,7 +16,8 @@ const char *jn_log_level_name(jn_log_level level);
 
 void jn_log_write(jn_log_level level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void jn_log_vwrite(jn_log_level level, const char *component, const char *fmt, va_list ap);
+void jn_log_vwrite(jn_log_level level, const char *component, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 #define jn_log_debug(c, ...)                                                                       \
     do {                                                                                           \

@@ -738,11 +738,11 @@ static void tables_assign(void *ud, const rd_kafka_topic_partition_list_t *parts
     if (parts->cnt == 0) tables_loaded(p);
 }
 
-static void tables_eof(void *ud, const char *topic, int32_t partition, int64_t offset) {
+static void tables_eof(void *ud, const char *topic, int32_t part, int64_t offset) {
     (void)offset;
     jn_pipeline *p = ud;
     p->kafka_refused[0] = '\0';
-    if (!p->tables_loaded && load_eof(&p->tload, topic, partition)) tables_loaded(p);
+    if (!p->tables_loaded && load_eof(&p->tload, topic, part)) tables_loaded(p);
 }
 
 static void tables_revoke(void *ud, const rd_kafka_topic_partition_list_t *parts) {
@@ -812,10 +812,10 @@ static void restore_done(jn_pipeline *p) {
     update_flow(p);
 }
 
-static void restore_eof(void *ud, const char *topic, int32_t partition, int64_t offset) {
+static void restore_eof(void *ud, const char *topic, int32_t part, int64_t offset) {
     (void)offset;
     jn_pipeline *p = ud;
-    if (p->restoring && load_eof(&p->rload, topic, partition)) restore_done(p);
+    if (p->restoring && load_eof(&p->rload, topic, part)) restore_done(p);
 }
 
 /* Assignment: when every partition kept from before is still ours, the state stays. When
@@ -1578,7 +1578,7 @@ void jn_pipeline_status_json(jn_pipeline *p, jn_sb *out) {
     jn_sb_puts(out, "]}");
 }
 
-const char *jn_pipeline_not_ready(const jn_pipeline *p) {
+const char *jn_pipeline_not_ready(jn_pipeline *p) {
     const char *why = loading_reason(p);
     char refused[240];
     if (!why && p->dedupe && !p->redis_up) {
@@ -1592,13 +1592,12 @@ const char *jn_pipeline_not_ready(const jn_pipeline *p) {
         why = refused;
     }
     if (!why) return NULL;
-    jn_pipeline *w = (jn_pipeline *)p;
     if (p->kafka_refused[0])
-        snprintf(w->not_ready, sizeof w->not_ready, "pipeline %s: Kafka refuses the connection: %s",
+        snprintf(p->not_ready, sizeof p->not_ready, "pipeline %s: Kafka refuses the connection: %s",
                  p->pc->name, p->kafka_refused);
     else
-        snprintf(w->not_ready, sizeof w->not_ready, "pipeline %s: %s", p->pc->name, why);
-    return w->not_ready;
+        snprintf(p->not_ready, sizeof p->not_ready, "pipeline %s: %s", p->pc->name, why);
+    return p->not_ready;
 }
 
 double jn_pipeline_topic_read(const jn_pipeline *p, const char *topic) {

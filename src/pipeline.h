@@ -28,8 +28,8 @@ jn_pipeline *jn_pipeline_start(uv_loop_t *loop, jn_script_host *scripts, const j
 void jn_pipeline_stop(jn_pipeline *p, void (*done)(void *), void *arg);
 void jn_pipeline_status_json(jn_pipeline *p, jn_sb *out);
 /* Why the pipeline cannot process yet (tables or changelogs loading, Redis down), or
- * NULL. */
-const char *jn_pipeline_not_ready(const jn_pipeline *p);
+ * NULL. The message is kept in p until the next call. */
+const char *jn_pipeline_not_ready(jn_pipeline *p);
 /* Messages read from topic (as a stream or a table), or -1 when the pipeline reads no such
  * topic. */
 double jn_pipeline_topic_read(const jn_pipeline *p, const char *topic);

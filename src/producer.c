@@ -536,7 +536,7 @@ static void continue_cycle(source *s) {
         /* Only a module whose metatable stopped answering gets here: every record of the
          * turn fails as a map error would, and is published once a version maps it. */
         jn_metric_add(s->m_map_errors, (double)(n - s->next_record));
-        c->skipped += n - s->next_record;
+        c->skipped += (long)(n - s->next_record);
         note(s, P_MAP_ERROR, (lua_Integer)s->next_record + 1, ferr);
         free(ferr);
         s->next_record = n;

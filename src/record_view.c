@@ -28,7 +28,7 @@ enum { TEXT = 1, CHANGES = 2 };
 
 /* Registry keys and the deleted mark: addresses nothing else uses. */
 static const char metatable_key = 0;
-static const char deleted = 0;
+static char deleted;
 
 static const char *text_of(const jn_view *v) {
     return v->text;
@@ -175,7 +175,7 @@ static int l_newindex(lua_State *L) {
     }
     lua_pushvalue(L, 2);
     if (lua_isnil(L, 3))
-        lua_pushlightuserdata(L, (void *)&deleted);
+        lua_pushlightuserdata(L, &deleted);
     else
         lua_pushvalue(L, 3);
     lua_rawset(L, -3);

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "lua_alloc.h"
 #include "metrics.h"
+#include "paths.h"
 #include "script_lib.h"
 #include "script_strlib.h"
 #include "script_watchdog.h"
@@ -126,7 +127,7 @@ struct jn_script_host {
 static double now_s(void) {
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    return (double)tv.tv_sec + tv.tv_usec / 1e6;
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
 static char *xstrdup(const char *s) {
@@ -1015,7 +1016,9 @@ jn_script *jn_script_add(jn_script_host *h, const char *name, const char *path,
     if (!s) abort();
     s->host = h;
     s->name = xstrdup(name);
-    s->path = xstrdup(path);
+    /* From here on the script is the file found, wherever the process runs from. */
+    s->path = jn_paths_find(path);
+    path = s->path;
     s->shown = jn_visible(path);
     const char *slash = strrchr(path, '/');
     s->dir = slash ? strndup(path, (size_t)(slash - path)) : xstrdup(".");
@@ -1169,7 +1172,21 @@ jn_script_host *jn_script_host_new(uv_loop_t *loop, const jn_script_opts *opts) 
     h->opts.read_paths = NULL; /* not kept: resolved into roots below */
     h->opts.env_allow = NULL;
     h->opts.stock_path = NULL;
-    h->stock = xstrdup(opts->stock_path && *opts->stock_path ? opts->stock_path : "scripts");
+    if (opts->stock_path && *opts->stock_path) {
+        h->stock = xstrdup(opts->stock_path);
+    } else {
+        /* The scripts/ that came with this binary; a junction without one (copied alone)
+         * looks in the working directory, as it always did. */
+        const char *home = jn_paths_home();
+        jn_sb sb;
+        jn_sb_init(&sb);
+        if (home) {
+            jn_sb_puts(&sb, home);
+            jn_sb_putc(&sb, '/');
+        }
+        jn_sb_puts(&sb, "scripts");
+        h->stock = jn_sb_steal(&sb);
+    }
     jn_lua_set_env_allow(opts->env_allow ? opts->env_allow : DEFAULT_ENV_ALLOW);
     h->memory_limit = (size_t)h->opts.memory_limit_mb << 20;
     if (opts->read_paths && *opts->read_paths) {

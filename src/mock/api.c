@@ -66,11 +66,14 @@ enum { R_COLLECTION, R_ITEM };
 
 /* ---- helpers ----------------------------------------------------------------------- */
 
-static char *dupf(const char *fmt, const char *a, const char *b) {
-    size_t n = strlen(fmt) + strlen(a) + strlen(b) + 1;
-    char *p = malloc(n);
-    snprintf(p, n, fmt, a, b);
-    return p;
+__attribute__((format(printf, 1, 2))) static char *dupf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    jn_sb sb;
+    jn_sb_init(&sb);
+    jn_sb_vprintf(&sb, fmt, ap);
+    va_end(ap);
+    return jn_sb_steal(&sb);
 }
 
 /* Encodes the table at the top of the stack with the script's field order. */
@@ -276,7 +279,7 @@ static int check_script(jn_script *script, void *ud, char **err) {
     int arr = lua_gettop(L);
     lua_Integer n = (lua_Integer)lua_rawlen(L, arr);
     for (lua_Integer i = 1; i <= n; i++) {
-        char id[128], where[64];
+        char rec_id[128], where[64];
         snprintf(where, sizeof where, "%lld", (long long)i);
         lua_rawgeti(L, arr, i);
         char *verr = NULL;
@@ -291,19 +294,19 @@ static int check_script(jn_script *script, void *ud, char **err) {
             lua_pop(L, 1);
             goto out;
         }
-        if (record_id(s, L, int_ids, id, sizeof id) != 0) {
+        if (record_id(s, L, int_ids, rec_id, sizeof rec_id) != 0) {
             *err = dupf("generate(): record %s has no valid id (ids are %s)", where,
                         int_ids ? "positive integers" : "non-empty strings");
             lua_pop(L, 2);
             goto out;
         }
         size_t dlen;
-        if (jn_collection_get(data, id, &dlen, NULL)) {
+        if (jn_collection_get(data, rec_id, &dlen, NULL)) {
             /* Keeping one of the two silently would serve a data set the script did
              * not describe. */
             *err = dupf("generate(): record %s repeats id %s of an earlier record; ids must "
                         "be unique",
-                        where, id);
+                        where, rec_id);
             lua_pop(L, 2);
             goto out;
         }
@@ -314,7 +317,7 @@ static int check_script(jn_script *script, void *ud, char **err) {
             lua_pop(L, 2);
             goto out;
         }
-        jn_collection_put(data, id, json.data, json.len);
+        jn_collection_put(data, rec_id, json.data, json.len);
         jn_sb_free(&json);
         lua_pop(L, 1);
     }

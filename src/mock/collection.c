@@ -72,25 +72,36 @@ static long find(const jn_collection *c, const char *id) {
     return -1;
 }
 
-/* Ids that are integers sort by value ("9" before "10"), the way a person reads them. */
-static void set_id_key(record *r) {
-    size_t len = strlen(r->id);
-    r->numeric = len > 0 && strspn(r->id, "0123456789") == len;
-    r->id_value = 0;
-    if (r->numeric) {
+/* Ids that are integers sort by value ("9" before "10"), the way a person reads them:
+ * whether id is one, and its value in *value (0 when not). */
+static int numeric_id(const char *id, long long *value) {
+    size_t len = strlen(id);
+    int numeric = len > 0 && strspn(id, "0123456789") == len;
+    *value = 0;
+    if (numeric) {
         errno = 0;
-        r->id_value = strtoll(r->id, NULL, 10);
+        *value = strtoll(id, NULL, 10);
         /* Larger ones go with the other ids, by their bytes. */
-        if (errno == ERANGE) r->numeric = 0, r->id_value = 0;
+        if (errno == ERANGE) numeric = 0, *value = 0;
     }
+    return numeric;
+}
+
+static void set_id_key(record *r) {
+    r->numeric = numeric_id(r->id, &r->id_value);
 }
 
 /* Integer ids by value, before every other id; the rest, and ties ("7" and "007"), by
- * their bytes: a total order, so a page boundary never falls between equals. */
+ * their bytes: a total order, so a page boundary never falls between equals. a against
+ * the id whose key numeric_id gave. */
+static int compare_to(const record *a, const char *id, int numeric, long long value) {
+    if (a->numeric != numeric) return a->numeric ? -1 : 1;
+    if (a->numeric && a->id_value != value) return a->id_value < value ? -1 : 1;
+    return strcmp(a->id, id);
+}
+
 static int compare_ids(const record *a, const record *b) {
-    if (a->numeric != b->numeric) return a->numeric ? -1 : 1;
-    if (a->numeric && a->id_value != b->id_value) return a->id_value < b->id_value ? -1 : 1;
-    return strcmp(a->id, b->id);
+    return compare_to(a, b->id, b->numeric, b->id_value);
 }
 
 static int compare_records(const void *a, const void *b) {
@@ -264,12 +275,12 @@ size_t jn_collection_page(jn_collection *c, size_t from, size_t limit, jn_sb *ou
 
 size_t jn_collection_position_after(jn_collection *c, const char *id) {
     const size_t *o = order(c);
-    record key = {.id = (char *)id};
-    set_id_key(&key);
+    long long value;
+    int numeric = numeric_id(id, &value);
     size_t lo = 0, hi = c->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (compare_ids(&c->recs[o[mid]], &key) <= 0)
+        if (compare_to(&c->recs[o[mid]], id, numeric, value) <= 0)
             lo = mid + 1;
         else
             hi = mid;

@@ -159,6 +159,33 @@ def dockerfile_stages(path="Dockerfile"):
     return stages
 
 
+def repo_file_in_image(path):
+    """The repository file that the absolute path path is in the image, or None. The
+    build stage installs with `cmake --install build --prefix P`, which puts scripts/ and
+    examples/ under P/share/junction/, and the runtime stage copies that folder from it;
+    files COPYed from the build context land under WORKDIR."""
+    stages = dockerfile_stages()
+    final = stages[-1][1]
+    for w, r in stages[0][1]:
+        m = re.search(r"cmake --install \S+ --prefix (\S+)", r) if w == "RUN" else None
+        if not m:
+            continue
+        share = m.group(1).rstrip("/") + "/share/junction"
+        for w, r in final:
+            args = [t.rstrip("/") for t in r.split() if not t.startswith("--")]
+            if w == "COPY" and "--from=" in r and len(args) == 2 and args[0] == share:
+                rel = os.path.relpath(path, args[1])
+                if not rel.startswith("..") and os.path.isfile(rel):
+                    return rel
+    workdir = next((r for w, r in reversed(final) if w == "WORKDIR"), "")
+    copied = [t.rstrip("/") for w, r in final if w == "COPY" and "--from=" not in r
+              for t in r.split()[:-1] if not t.startswith("--")]
+    rel = os.path.relpath(path, workdir) if workdir else path
+    if not rel.startswith("..") and os.path.isfile(rel) and rel.split("/")[0] in copied:
+        return rel
+    return None
+
+
 def apt_packages(instructions):
     pkgs = []
     for word, rest in instructions:
@@ -261,9 +288,18 @@ def check_dockerfile():
     entry = exec_form(last("ENTRYPOINT") or "")
     if entry != ["junction"]:
         problem(f'Dockerfile: ENTRYPOINT should be ["junction"], is {last("ENTRYPOINT")}')
-    if not any(w == "COPY" and "--from=" in r and re.search(r"/junction\s+/usr/(local/)?bin/",
-                                                             r) for w, r in final):
+    bin_dest = next((m.group(1) for w, r in final if w == "COPY" and "--from=" in r
+                     for m in [re.search(r"/junction\s+(/usr/(?:local/)?bin/)(junction)?$", r)]
+                     if m), None)
+    if bin_dest is None:
         problem("Dockerfile: the runtime stage does not copy the built junction into PATH")
+    else:
+        # The binary looks for its stock scripts in <bindir>/../share/junction/scripts.
+        share = os.path.normpath(os.path.join(bin_dest, "..", "share", "junction"))
+        for f in ("scripts/crm.lua", "scripts/merge.lua", "examples/containers.lua"):
+            if repo_file_in_image(f"{share}/{f}") != f:
+                problem(f"Dockerfile: the image has no {share}/{f} beside {bin_dest}junction "
+                        "(cmake --install's layout, where junction finds its scripts)")
     cmd = exec_form(last("CMD") or "")
     if not cmd or cmd[0] not in subcommands + ["--help", "--help-config"]:
         problem(f"Dockerfile: CMD {last('CMD')} is not a junction command {subcommands}")
@@ -274,24 +310,21 @@ def check_dockerfile():
     health = last("HEALTHCHECK") or ""
     if f"http://127.0.0.1:{ADMIN_PORT}/healthz" not in health:
         problem(f"Dockerfile: HEALTHCHECK does not ask the admin's /healthz: {health}")
-    copied = []
     for w, r in final:
         if w == "COPY" and "--from=" not in r:
             srcs = [s for s in r.split()[:-1] if not s.startswith("--")]
             for s in srcs:
                 if not os.path.exists(s):
                     problem(f"Dockerfile: COPY {s}: no such file in the repository")
-                copied.append(s.rstrip("/"))
     for w, r in final:
         if w == "ENV":
             m = re.search(r"JUNCTION_CONFIG=(\S+)", r)
-            if m and workdir:
-                rel = os.path.relpath(m.group(1), workdir)
-                if rel.startswith("..") or not os.path.isfile(rel):
+            if m:
+                rel = repo_file_in_image(m.group(1))
+                if rel is None:
                     problem(f"Dockerfile: JUNCTION_CONFIG={m.group(1)} is no repository "
-                            "file copied under WORKDIR")
-                elif rel.split("/")[0] not in copied:
-                    problem(f"Dockerfile: JUNCTION_CONFIG={m.group(1)} is not copied in")
+                            "file the image gets (installed under <prefix>/share/junction "
+                            "or copied under WORKDIR)")
                 else:
                     port = admin_port_of(rel)
                     if port is None:
@@ -373,7 +406,6 @@ def check_compose():
     services = cfg["services"]
     subcommands = junction_subcommands()
     variables = junction_variables()
-    workdir = next((r for w, r in reversed(dockerfile_stages()[-1][1]) if w == "WORKDIR"), "")
 
     names = {}  # host name -> service
     for name, svc in services.items():
@@ -401,11 +433,10 @@ def check_compose():
                 problem(f"compose: {name}: junction does not read {var} "
                         "(see `junction --help-config`)")
         conf = env.get("JUNCTION_CONFIG")
-        if conf:
-            rel = os.path.relpath(conf, workdir) if workdir else conf
-            if rel.startswith("..") or not os.path.isfile(rel):
-                problem(f"compose: {name}: JUNCTION_CONFIG={conf} is not in the image "
-                        f"(no {rel} under WORKDIR {workdir})")
+        conf_file = repo_file_in_image(conf) if conf else None
+        if conf and conf_file is None:
+            problem(f"compose: {name}: JUNCTION_CONFIG={conf} is not in the image "
+                    "(no repository file installed or copied there)")
         for var, val in env.items():
             if var.endswith("_LISTEN") and not str(val).startswith("0.0.0.0:"):
                 problem(f"compose: {name}: {var}={val} is not reachable from other "
@@ -414,8 +445,7 @@ def check_compose():
         # /healthz, or /readyz for a role that says when it can do its work.
         admin = env.get("JUNCTION_ADMIN_LISTEN")
         admin = int(str(admin).rsplit(":", 1)[1]) if admin else \
-            admin_port_of(os.path.relpath(conf, workdir), cmd[0] if cmd else None) if conf \
-            else ADMIN_PORT
+            admin_port_of(conf_file, cmd[0] if cmd else None) if conf_file else ADMIN_PORT
         test = " ".join(map(str, (svc.get("healthcheck") or {}).get("test", [])))
         asked = test or f"127.0.0.1:{ADMIN_PORT}/healthz"
         if f"127.0.0.1:{admin}/healthz" not in asked and f"127.0.0.1:{admin}/readyz" not in asked:
@@ -505,7 +535,6 @@ def check_configs():
         if err:
             problem(f"{path}: junction refuses it: {err}")
     cfg = compose_config()
-    workdir = next((r for w, r in reversed(dockerfile_stages()[-1][1]) if w == "WORKDIR"), "")
     for name, svc in cfg["services"].items():
         if not is_junction(svc):
             continue
@@ -514,8 +543,8 @@ def check_configs():
         if conf is None:  # the image's default
             conf = next((m.group(1) for w, r in dockerfile_stages()[-1][1] if w == "ENV"
                          for m in [re.search(r"JUNCTION_CONFIG=(\S+)", r)] if m), None)
-        path = os.path.relpath(conf, workdir) if conf else None
-        err = config_accepted(env, path) if path and os.path.isfile(path) else \
+        path = repo_file_in_image(conf) if conf else None
+        err = config_accepted(env, path) if path else \
             f"no config file {conf}"
         if err:
             problem(f"compose: {name}: junction refuses its environment: {err}")

@@ -7,10 +7,11 @@ root file system (mmdebstrap --variant=apt, the nearest thing to bookworm-slim),
 Dockerfile's own instructions are carried out in it: RUN through chroot (so its apt-get,
 groupadd, useradd and cmake lines really run), COPY from the build context (filtered by
 .dockerignore) or from an earlier stage, WORKDIR, ENV and USER. Then, in a network
-namespace of its own (so the fixed ports do not meet anything else on the machine), the
-final stage's ENTRYPOINT + CMD runs as its USER with its ENV in its WORKDIR, the
-HEALTHCHECK command must succeed, the CRM API must serve its 1000 customers from
-another container's point of view (0.0.0.0), and SIGTERM must stop it with status 0.
+namespace of its own (so the fixed ports do not meet anything else on the machine), with
+/proc mounted as a container runtime does, the final stage's ENTRYPOINT + CMD runs as
+its USER with its ENV in its WORKDIR, the HEALTHCHECK command must succeed, the CRM API
+must serve its 1000 customers from another container's point of view (0.0.0.0), and
+SIGTERM must stop it with status 0.
 
 Needs root, mmdebstrap and unshare. Takes a minute or two (Debian packages download).
     tests/containers/rootfs.py            (KEEP_ROOTFS=1 keeps .cache/containers/rootfs/)
@@ -126,6 +127,9 @@ def build():
                 for src in srcs:
                     if src_stage:
                         s = os.path.join(built[src_stage].rootfs, src.lstrip("/"))
+                        if os.path.isdir(s):  # a folder's contents, as Docker copies it
+                            shutil.copytree(s, dest_path, symlinks=True, dirs_exist_ok=True)
+                            continue
                         os.makedirs(os.path.dirname(dest_path), exist_ok=True)
                         shutil.copy2(s, dest_path)
                     else:
@@ -145,11 +149,17 @@ def smoke(stage):
     cmd = json.loads(stage.meta["CMD"])
     health = stage.meta["HEALTHCHECK"]
     health_cmd = json.loads(health[health.index("CMD") + 3:].strip())
-    env = " ".join(shlex.quote(f"{k}={v}") for k, v in stage.env.items())
+    # The admin listens on 0.0.0.0 in the image, so junction wants a token, as `docker run
+    # -e JUNCTION_ADMIN_TOKEN=...` and compose.yaml give it.
+    run_env = dict(stage.env, JUNCTION_ADMIN_TOKEN="rootfs-smoke-token")
+    env = " ".join(shlex.quote(f"{k}={v}") for k, v in run_env.items())
     chroot = f"chroot --userspec={stage.user} {shlex.quote(stage.rootfs)} env -i {env}"
+    # A container runtime mounts /proc; junction reads /proc/self/exe to find the scripts
+    # installed beside it (<prefix>/share/junction), as other programs read /proc.
     inner = f"""
 set -u
 ip link set lo up
+mount -t proc proc {shlex.quote(os.path.join(stage.rootfs, "proc"))}
 {chroot} /bin/sh -c {shlex.quote(f"cd {stage.workdir} && exec " + shlex.join(entry + cmd))} \
   >{shlex.quote(os.path.join(WORK, "run.log"))} 2>&1 &
 pid=$!
@@ -168,7 +178,7 @@ kill -TERM $pid 2>/dev/null
 wait $pid
 echo "exit=$?"
 """
-    r = sh(["unshare", "--net", "/bin/bash", "-c", inner])
+    r = sh(["unshare", "--net", "--mount", "/bin/bash", "-c", inner])
     out = dict(line.split("=", 1) for line in r.stdout.split() if "=" in line)
     log = open(os.path.join(WORK, "run.log")).read() if os.path.exists(
         os.path.join(WORK, "run.log")) else ""

@@ -52,7 +52,8 @@ static void on_request(jn_http_reader *r, const jn_http_request *req) {
     record *rec = r->data;
     jn_sb *log = &rec->log;
     rec->requests++;
-    FUZZ_CHECK(req->method_name && !strcmp(req->method_name, http_method_str(req->method)),
+    FUZZ_CHECK(req->method_name &&
+                   !strcmp(req->method_name, http_method_str((enum http_method)req->method)),
                "method %d named %s", req->method, req->method_name ? req->method_name : "NULL");
     FUZZ_CHECK(req->path && req->path_len > 0 &&
                    (req->path[0] == '/' ||

@@ -139,7 +139,7 @@ static void check_first(const rd_kafka_message_t *m, int nth, void *ctx) {
     assert_int_equal(m->len, strlen("value 0"));
     assert_memory_equal(m->payload, "value 0", m->len);
     rd_kafka_headers_t *h = NULL;
-    assert_int_equal(rd_kafka_message_headers((rd_kafka_message_t *)m, &h), 0);
+    assert_int_equal(rd_kafka_message_headers(m, &h), 0);
     assert_int_equal(rd_kafka_header_cnt(h), 2);
     const void *v;
     size_t vlen;

@@ -111,7 +111,7 @@ static void on_pulse(uv_timer_t *t) {
 #define RUN_UNTIL(f, cond, ms)                                                                     \
     ({                                                                                             \
         uv_update_time(&(f)->loop);                                                                \
-        uint64_t until_ = uv_now(&(f)->loop) + (ms);                                               \
+        uint64_t until_ = uv_now(&(f)->loop) + (uint64_t)(ms);                                     \
         while (!(cond) && uv_now(&(f)->loop) < until_)                                             \
             uv_run(&(f)->loop, UV_RUN_ONCE);                                                       \
         (cond);                                                                                    \
@@ -183,7 +183,7 @@ static long command_calls(int port, const char *cmd) {
 /* mark then exists round trip: every marked key found, the unknown ones not. */
 static void mark_and_check(fx *f, int first, int n) {
     mark_res m = {.f = f};
-    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), f->kp + first, n, on_mark, &m), 0);
+    assert_int_equal(jn_marks_set(f->r, LAYOUT(60), f->kp + first, (size_t)n, on_mark, &m), 0);
     assert_true(RUN_UNTIL(f, m.called, 3000));
     assert_int_equal(m.err, 0);
     exists_res e = {.f = f};

@@ -1109,6 +1109,36 @@ static void test_require_stock_with_the_state(void **state) {
     rmdir(stock);
 }
 
+/* Started from a folder holding no scripts (an installed junction run from anywhere), the
+ * host finds a configuration's relative "scripts/..." path and the stock scripts of
+ * require "stock.<name>" among the files that came with it (from a build tree: the source
+ * tree's scripts/), and each script's own require beside the file found. */
+static void test_stock_scripts_found_from_any_directory(void **state) {
+    fixture *f = *state;
+    char old[1024];
+    assert_non_null(getcwd(old, sizeof old));
+    assert_int_equal(chdir(f->dir), 0);
+    start_host_opts(f, (jn_script_opts){0});
+    lua_State *L = jn_script_host_lua(f->host);
+    char *err = NULL;
+    /* crm.lua itself does require "lcg", a file beside it. */
+    jn_script *crm = jn_script_add(f->host, "crm", "scripts/crm.lua", NULL, NULL, &err);
+    if (!crm) fail_msg("scripts/crm.lua from %s: %s", f->dir, err);
+    jn_script *s = add(f, "wrap",
+                       "local lcg = require 'stock.lcg'\n"
+                       "return { pick = function() return lcg(42)(1000000) end }\n");
+    /* A draw of the stock generator: 1 to n. */
+    char *got = call_str(s, L, "pick", &err);
+    assert_non_null(got);
+    assert_true(atoi(got) >= 1 && atoi(got) <= 1000000);
+    free(got);
+    /* A name found nowhere still fails, naming the path as the config gave it. */
+    assert_null(jn_script_add(f->host, "none", "scripts/no_such.lua", NULL, NULL, &err));
+    assert_contains(err, "scripts/no_such.lua");
+    free(err);
+    assert_int_equal(chdir(old), 0);
+}
+
 /* ---- status ------------------------------------------------------------------------- */
 
 static void test_status_json_last_error(void **state) {
@@ -1170,6 +1200,8 @@ int main(void) {
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_is_protected_and_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_require_stock_with_the_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stock_scripts_found_from_any_directory, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_reload_success, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_syntax_error_keeps_old, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_rejects_keeps_old, setup, teardown),

@@ -77,7 +77,8 @@ write_node_config() {
     voters+="${voters:+,}$v@127.0.0.1:$(node_controller_port "$v")"
   done
   # The first three nodes are the quorum; a fourth and later are brokers only.
-  local roles=broker,controller listeners="PLAINTEXT://127.0.0.1:$(node_port "$i")"
+  local roles=broker,controller listeners
+  listeners="PLAINTEXT://127.0.0.1:$(node_port "$i")"
   if ((i <= 3)); then
     listeners+=",CONTROLLER://127.0.0.1:$(node_controller_port "$i")"
   else
@@ -211,6 +212,7 @@ cluster_create_topics() {
   local have t
   have=$(cluster_metadata | sed -n 's/^ *topic "\([^"]*\)".*/\1/p')
   for t in "${TOPICS[@]}"; do
+    # shellcheck disable=SC2086 # split on purpose: the topic's "key=value key=value"
     grep -qx "$t" <<<"$have" || cluster_create_topic "$t" ${TOPIC_CONFIG[$t]:-}
   done
 }
@@ -300,6 +302,7 @@ node_args() { # the N... of kill-broker N... etc., checked
     die "no cluster in $CDIR/; start one with 'tools/services up --brokers 3'"
   (($#)) || die "usage: tools/services $CMD N... [--brokers $BROKERS], N from 1 to $BROKERS"
   for n in "$@"; do
+    # shellcheck disable=SC2015 # die when either test fails
     [[ $n =~ ^[0-9]+$ ]] && ((n >= 1 && n <= BROKERS)) ||
       die "usage: tools/services $CMD N... [--brokers $BROKERS], N from 1 to $BROKERS; got '$n'"
   done
