@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from conftest import BINARY, BROKER, ROOT, junction_env, redis_cli, request
+from junction_test import BINARY, BROKER, ROOT, junction_env, redis_cli, request
 from test_run import config, summary
 
 SECURE_DIR = os.path.join(ROOT, ".services", "kafka", "secure")
