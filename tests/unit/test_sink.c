@@ -16,6 +16,7 @@
 #include "http_client.h"
 #include "http_server.h"
 #include "metrics.h"
+#include "net_fixture.h"
 #include "sink.h"
 
 #define MAX_REQS  256
@@ -222,17 +223,7 @@ static void fx_start(fx *f) {
     memset(f, 0, sizeof *f);
     f->retry_after = -1;
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    /* Port 0 (the kernel picks one) is what the config parser refuses, so the address
-     * is filled in directly. */
-    jn_http_server_opts o = {.name = "analytics-test",
-                             .listen = {"127.0.0.1", 0},
-                             .max_body = 4 << 20,
-                             .request_timeout_ms = 5000,
-                             .keepalive_timeout_ms = 5000,
-                             .max_connections = 100};
-    char *err = NULL;
-    f->srv = jn_http_server_start(&f->loop, &o, handler, f, &err);
-    if (!f->srv) fail_msg("server: %s", err);
+    f->srv = fixture_server_start(&f->loop, "analytics-test", handler, f);
     snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d/events", jn_http_server_port(f->srv));
     f->cli = jn_http_client_new(&f->loop);
     assert_non_null(f->cli);
