@@ -80,18 +80,17 @@ const char *jn_consumer_not_ready(const jn_consumer *c) {
     return NULL;
 }
 
-double jn_consumer_topic_read(const jn_consumer *c, const char *topic) {
-    double least = -1;
+int64_t jn_consumer_topic_read(const jn_consumer *c, const char *topic) {
+    int64_t least = -1;
     for (int i = 0; i < c->n; i++) {
-        double n = jn_pipeline_topic_read(c->p[i], topic);
+        int64_t n = jn_pipeline_topic_read(c->p[i], topic);
         if (n >= 0 && (least < 0 || n < least)) least = n;
     }
     return least;
 }
 
-double jn_consumer_held(const jn_consumer *c) {
-    double n = 0;
+void jn_consumer_totals(const jn_consumer *c, jn_pipeline_totals *out) {
+    *out = (jn_pipeline_totals){0};
     for (int i = 0; i < c->n; i++)
-        n += jn_pipeline_held(c->p[i]);
-    return n;
+        jn_pipeline_add_totals(c->p[i], out);
 }

@@ -9,6 +9,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "pipeline.h"
 #include "script.h"
 
 typedef struct jn_consumer jn_consumer;
@@ -21,8 +22,8 @@ void jn_consumer_status_json(jn_consumer *c, jn_sb *out);
 const char *jn_consumer_not_ready(const jn_consumer *c);
 /* Messages read from topic by the pipelines that read it: the least of their counts (each
  * must read what was published), or -1 when none reads it. For `run --until-idle`. */
-double jn_consumer_topic_read(const jn_consumer *c, const char *topic);
-/* Messages the transforms hold waiting for a record answering their id, every pipeline. */
-double jn_consumer_held(const jn_consumer *c);
+int64_t jn_consumer_topic_read(const jn_consumer *c, const char *topic);
+/* Every pipeline's numbers added up (see jn_pipeline_totals). */
+void jn_consumer_totals(const jn_consumer *c, jn_pipeline_totals *out);
 
 #endif

@@ -153,7 +153,7 @@ static long records_received(app *a) {
 static void finish(app *a, int timed_out) {
     if (a->stage) return;
     jn_progress_counts c;
-    jn_progress_read(&c);
+    jn_progress_read(a->producer, a->consumer, &c);
     double lost =
         (double)records_served(a) - (double)records_received(a) - c.dead_lettered - c.duplicates;
     if (lost < 0) lost = 0;
@@ -496,9 +496,10 @@ int main(int argc, char **argv) {
     }
     if (cfg.scripts.watch) jn_script_watch(a.scripts);
 
-    if (run_all && (!quiet || until_idle)) a.progress = jn_progress_start(a.loop, !quiet);
+    if (run_all && (!quiet || until_idle))
+        a.progress = jn_progress_start(a.loop, !quiet, a.producer, a.consumer);
     if (until_idle) {
-        jn_progress_on_idle(a.progress, a.producer, a.consumer, IDLE_QUIET_MS, on_idle, &a);
+        jn_progress_on_idle(a.progress, IDLE_QUIET_MS, on_idle, &a);
         uv_timer_init(a.loop, &a.deadline);
         a.deadline.data = &a;
         a.deadline_on = 1;

@@ -1,4 +1,6 @@
-/* Metrics registry: a flat list in registration order, rendered family by family. */
+/* Metrics registry: a flat list in registration order, rendered family by family. An
+ * entry either holds its value (jn_metric_add/set/observe) or points at an owner's
+ * integer (a binding); entries of one name and labels render as one series, their sum. */
 #include "metrics.h"
 
 #include <stdio.h>
@@ -14,7 +16,10 @@ static const double bucket_le[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.
 struct jn_metric {
     int kind;
     char *name, *help, *labels;
-    double value; /* counter/gauge value, or histogram sum */
+    double value;               /* counter/gauge value, or histogram sum; a bound counter's base */
+    const uint64_t *counter_at; /* bound counter: value + *counter_at */
+    const int64_t *gauge_at;    /* bound gauge: *gauge_at */
+    int bound;                  /* never handed out by lookup */
     unsigned long long count;
     unsigned long long buckets[NBUCKETS];
     jn_metric *next;
@@ -22,10 +27,7 @@ struct jn_metric {
 
 static jn_metric *head, *tail;
 
-static jn_metric *lookup(int kind, const char *name, const char *help, const char *labels) {
-    if (!labels) labels = "";
-    for (jn_metric *m = head; m; m = m->next)
-        if (!strcmp(m->name, name) && !strcmp(m->labels, labels)) return m;
+static jn_metric *add_entry(int kind, const char *name, const char *help, const char *labels) {
     jn_metric *m = calloc(1, sizeof *m);
     if (!m) abort();
     m->kind = kind;
@@ -38,6 +40,13 @@ static jn_metric *lookup(int kind, const char *name, const char *help, const cha
         head = m;
     tail = m;
     return m;
+}
+
+static jn_metric *lookup(int kind, const char *name, const char *help, const char *labels) {
+    if (!labels) labels = "";
+    for (jn_metric *m = head; m; m = m->next)
+        if (!m->bound && !strcmp(m->name, name) && !strcmp(m->labels, labels)) return m;
+    return add_entry(kind, name, help, labels);
 }
 
 jn_metric *jn_metrics_counter(const char *name, const char *help, const char *labels) {
@@ -64,13 +73,47 @@ double jn_metric_value(const jn_metric *m) {
     return m->kind == K_HISTOGRAM ? (double)m->count : m->value;
 }
 
-double jn_metrics_sum(const char *name, const char *label_filter) {
-    double sum = 0;
-    for (const jn_metric *m = head; m; m = m->next)
-        if (!strcmp(m->name, name) &&
-            (!label_filter || !*label_filter || strstr(m->labels, label_filter)))
-            sum += jn_metric_value(m);
-    return sum;
+void jn_metrics_counter_bind(const char *name, const char *help, const char *labels,
+                             const uint64_t *value) {
+    jn_metric *m = add_entry(K_COUNTER, name, help, labels ? labels : "");
+    m->bound = 1;
+    m->counter_at = value;
+}
+
+void jn_metrics_gauge_bind(const char *name, const char *help, const char *labels,
+                           const int64_t *value) {
+    jn_metric *m = add_entry(K_GAUGE, name, help, labels ? labels : "");
+    m->bound = 1;
+    m->gauge_at = value;
+}
+
+static int within(const void *p, const void *owner, size_t size) {
+    uintptr_t a = (uintptr_t)p, lo = (uintptr_t)owner;
+    return p && a >= lo && a < lo + size;
+}
+
+void jn_metrics_unbind(const void *owner, size_t size) {
+    for (jn_metric *m = head; m; m = m->next) {
+        if (within(m->counter_at, owner, size)) {
+            m->value += (double)*m->counter_at;
+            m->counter_at = NULL;
+        }
+        if (within(m->gauge_at, owner, size)) {
+            m->value = 0;
+            m->gauge_at = NULL;
+        }
+    }
+}
+
+/* A counter's or gauge's own contribution to its series. */
+static double sample(const jn_metric *m) {
+    if (m->gauge_at) return (double)*m->gauge_at;
+    if (m->counter_at) return m->value + (double)*m->counter_at;
+    return m->value;
+}
+
+static int same_series(const jn_metric *a, const jn_metric *b) {
+    return !strcmp(a->name, b->name) && !strcmp(a->labels, b->labels);
 }
 
 void jn_metric_observe(jn_metric *m, double seconds) {
@@ -107,9 +150,17 @@ void jn_metrics_render(jn_sb *out) {
         for (jn_metric *f = m; f; f = f->next) {
             if (strcmp(f->name, m->name)) continue;
             if (f->kind != K_HISTOGRAM) {
+                /* One line per series: the first entry of it sums the later ones. */
+                int seen = 0;
+                for (jn_metric *p = m; p != f && !seen; p = p->next)
+                    seen = same_series(p, f);
+                if (seen) continue;
+                double v = 0;
+                for (jn_metric *g = f; g; g = g->next)
+                    if (g->kind == f->kind && same_series(g, f)) v += sample(g);
                 jn_sb_puts(out, f->name);
                 put_labels(out, f->labels, NULL);
-                jn_sb_printf(out, " %.17g\n", f->value);
+                jn_sb_printf(out, " %.17g\n", v);
                 continue;
             }
             unsigned long long cum = 0;

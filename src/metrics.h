@@ -1,8 +1,16 @@
 /* Process-wide metrics rendered in Prometheus text format. Metrics live for the whole
  * process; callers look one up once and keep the pointer, so the hot path is a plain
- * add on a double (one loop per process: no atomics needed). */
+ * add on a double (one loop per process: no atomics needed).
+ *
+ * A role's own numbers (what the progress line, --until-idle and /api/status read too)
+ * are plain integers in the role's typed counters struct instead, bound here by address:
+ * the role bumps its integer, /metrics reads it when rendered, and no code looks a metric
+ * up by its name to learn a number. */
 #ifndef JN_METRICS_H
 #define JN_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 
@@ -19,11 +27,18 @@ void jn_metric_add(jn_metric *m, double v);
 void jn_metric_set(jn_metric *m, double v);
 void jn_metric_observe(jn_metric *m, double seconds);
 double jn_metric_value(const jn_metric *m);
-/* Sum of jn_metric_value over every metric called name whose labels contain label_filter
- * (a substring such as `source="crm",result="published"`; NULL or "" matches all), so a
- * reader such as the progress line needs no pointers into the roles. A histogram counts
- * its observations. 0 when nothing matches. */
-double jn_metrics_sum(const char *name, const char *label_filter);
+
+/* A counter (or gauge) whose value is *value, read when /metrics is rendered. Several
+ * owners may bind the same (name, labels), e.g. two pipelines' unnamed sinks: the series
+ * shows their sum. value must stay valid until jn_metrics_unbind covers it. */
+void jn_metrics_counter_bind(const char *name, const char *help, const char *labels,
+                             const uint64_t *value);
+void jn_metrics_gauge_bind(const char *name, const char *help, const char *labels,
+                           const int64_t *value);
+/* Forgets every binding into [owner, owner + size) before the owner frees it: a counter
+ * keeps its last value in the series (counters never go back), a gauge reads 0 (a gone
+ * owner has nothing pending). */
+void jn_metrics_unbind(const void *owner, size_t size);
 
 void jn_metrics_render(jn_sb *out);
 void jn_metrics_reset_all(void); /* for unit tests */

@@ -64,7 +64,7 @@ typedef struct partition {
     int restoring; /* its changelog is being replayed */
     jn_offsets offs;
     int64_t committed;
-    jn_metric *m_lag;
+    int64_t lag; /* as last learned at a commit tick; junction_consumer_lag */
     struct partition *next;
 } partition;
 
@@ -145,8 +145,8 @@ struct jn_pipeline {
     size_t nspare;
     jn_strmap *inflight; /* content hash -> the message carrying it until it settles */
     pmsg *all;
-    long pending;
-    pmsg *call_msg; /* the message of the transform call in progress */
+    int64_t pending; /* messages read and not yet settled (counts.pending mirrors it) */
+    pmsg *call_msg;  /* the message of the transform call in progress */
     int redis_up, paused, holding, stopping;
     int joined; /* the group answered with a first assignment */
     int tables_loaded;
@@ -173,8 +173,15 @@ struct jn_pipeline {
     /* Why the brokers refuse our connection settings (a login, a certificate), as the
      * consumers last reported; empty once Kafka answered. librdkafka keeps retrying. */
     char kafka_refused[600];
-    jn_metric *m_consumed[JN_TRANSFORM_MAX_SINKS * 2], *m_duplicates, *m_merged, *m_delivered,
-        *m_dead, *m_commit, *m_waiting, *m_pending, *m_errors, *m_hold_expired, *m_restored;
+    /* What the pipeline did, counted where it happens: /metrics reads these (bound to the
+     * junction_consumer_* series), and /api/status, the progress line and --until-idle
+     * read them through jn_pipeline_add_totals. */
+    struct {
+        uint64_t read[2 * JN_TRANSFORM_MAX_SINKS]; /* messages read, by input */
+        uint64_t duplicates, merged, delivered, dead_lettered, errors, hold_expired, restored;
+        int64_t pending, waiting;
+    } n;
+    jn_metric *m_commit;
 };
 
 static void update_flow(jn_pipeline *p);
@@ -199,8 +206,8 @@ static partition *find_partition(jn_pipeline *p, const char *topic, int32_t id, 
     char labels[300];
     snprintf(labels, sizeof labels, "pipeline=\"%s\",topic=\"%s\",partition=\"%d\"", p->pc->name,
              topic, (int)id);
-    x->m_lag =
-        jn_metrics_gauge("junction_consumer_lag", "Messages behind the partition's end", labels);
+    jn_metrics_gauge_bind("junction_consumer_lag", "Messages behind the partition's end", labels,
+                          &x->lag);
     x->next = p->parts;
     p->parts = x;
     return x;
@@ -235,8 +242,7 @@ static pmsg *new_pmsg(jn_pipeline *p, const void *value, size_t value_len, const
     m->all_next = p->all;
     if (p->all) p->all->all_prev = m;
     p->all = m;
-    p->pending++;
-    jn_metric_set(p->m_pending, (double)p->pending);
+    p->n.pending = ++p->pending;
     return m;
 }
 
@@ -255,8 +261,7 @@ static void free_pmsg(jn_pipeline *p, pmsg *m) {
     } else {
         free(m);
     }
-    p->pending--;
-    jn_metric_set(p->m_pending, (double)p->pending);
+    p->n.pending = --p->pending;
 }
 
 /* The message's fate is sealed: let the offset watermark move past it. */
@@ -265,7 +270,7 @@ static void settle_offset(jn_pipeline *p, pmsg *m) {
         jn_strmap_del(p->inflight, (const char *)m->hash, 32);
         for (pmsg *f = m->followers, *n; f; f = n) {
             n = f->next;
-            jn_metric_add(p->m_duplicates, 1);
+            p->n.duplicates++;
             settle_offset(p, f);
         }
         m->followers = NULL;
@@ -345,7 +350,7 @@ static void on_produced(void *ud, void *opaque, rd_kafka_resp_err_t err, const c
         return;
     }
     if (m->kop == KOP_DLQ) {
-        jn_metric_add(p->m_dead, 1);
+        p->n.dead_lettered++;
         settle_offset(p, m);
     } else {
         m->kop = KOP_NONE;
@@ -389,7 +394,7 @@ static void on_rec_free(void *ud, jn_settle_rec *rec) {
 static void on_sink_done(void *ud, void *item, int status, const char *reason) {
     jn_pipeline *p = ud;
     if (status == 0)
-        jn_metric_add(p->m_delivered, 1);
+        p->n.delivered++;
     else
         jn_log_warn("consumer", "%s: a sink refused a record for good (%s); dead-lettering",
                     p->pc->name, reason);
@@ -442,7 +447,7 @@ static void on_emit(void *ud, const jn_transform_record *r) {
         jn_sb_append(copy, r->json, r->len);
         rec->owner = copy;
     }
-    jn_metric_add(p->m_merged, 1);
+    p->n.merged++;
     for (int s = 0; s < p->nsinks; s++) {
         if (!(r->sinks >> s & 1)) continue;
         /* Sinks report from a later loop turn, never from here. */
@@ -467,7 +472,7 @@ static void process(jn_pipeline *p, pmsg *m) {
                                &reason);
     p->call_msg = NULL;
     if (rc != 0) {
-        jn_metric_add(p->m_errors, 1);
+        p->n.errors++;
         jn_log_warn("consumer", "%s: %s/%d@%lld: %s", p->pc->name, m->p->topic, (int)m->p->id,
                     (long long)m->offset, reason);
         if (!m->st.in_call) { /* not even decoded: begin never ran */
@@ -498,18 +503,18 @@ static void on_timer(uv_timer_t *t) {
     char *reason = NULL;
     if (jn_transform_timer(p->tf, &free_cbs, p, &reason) != 0) {
         jn_log_error("consumer", "%s: %s", p->pc->name, reason);
-        jn_metric_add(p->m_errors, 1);
+        p->n.errors++;
         free(reason);
     }
     int n = jn_settle_expire(&p->settle, uv_now(p->loop));
     if (n) {
-        jn_metric_add(p->m_hold_expired, n);
+        p->n.hold_expired += (uint64_t)n;
         jn_log_warn("consumer",
                     "%s: %d message(s) held by the transform past their deadline without "
                     "output; dead-lettering them",
                     p->pc->name, n);
     }
-    jn_metric_set(p->m_waiting, (double)jn_settle_waiting(&p->settle));
+    p->n.waiting = (int64_t)jn_settle_waiting(&p->settle);
 }
 
 /* ---- de-duplication ---------------------------------------------------------------- */
@@ -518,7 +523,7 @@ static void on_checked(void *ud, void *item, int seen) {
     jn_pipeline *p = ud;
     pmsg *m = item;
     if (seen) {
-        jn_metric_add(p->m_duplicates, 1);
+        p->n.duplicates++;
         settle_offset(p, m);
     } else {
         process(p, m);
@@ -585,7 +590,7 @@ static int canonical_hash(jn_pipeline *p, pmsg *m) {
     lua_State *L = jn_script_host_lua(p->scripts);
     char jerr[160];
     if (jn_json_decode(L, m->value, m->value_len, jerr, sizeof jerr) != 0) {
-        jn_metric_add(p->m_errors, 1);
+        p->n.errors++;
         char reason[220];
         snprintf(reason, sizeof reason, "value is not JSON: %s", jerr);
         m->gates = 1;
@@ -606,7 +611,7 @@ static int canonical_hash(jn_pipeline *p, pmsg *m) {
 static void on_group_message(void *ud, const jn_kafka_msg *km) {
     jn_pipeline *p = ud;
     partition *x = find_partition(p, km->topic, km->partition, 1);
-    jn_metric_add(p->m_consumed[x->stream], 1);
+    p->n.read[x->stream]++;
     if (jn_offsets_track(&x->offs, km->offset) != 0) return; /* seen before a seek */
     pmsg *m = new_pmsg(p, km->value, km->value_len, km->key, km->key_len);
     m->p = x;
@@ -627,7 +632,7 @@ static void on_group_message(void *ud, const jn_kafka_msg *km) {
         char *reason = NULL;
         keyed = jn_transform_dedupe_key(p->tf, &info, m->value, m->value_len, m->hash, &reason);
         if (keyed < 0) {
-            jn_metric_add(p->m_errors, 1);
+            p->n.errors++;
             jn_log_warn("consumer", "%s: %s/%d@%lld: %s", p->pc->name, x->topic, (int)x->id,
                         (long long)m->offset, reason);
             refuse(m, reason);
@@ -679,7 +684,7 @@ static void on_table_message(void *ud, const jn_kafka_msg *km) {
     jn_pipeline *p = ud;
     int t = table_index(p, km->topic);
     if (t < 0) return;
-    jn_metric_add(p->m_consumed[p->pc->nstreams + t], 1);
+    p->n.read[p->pc->nstreams + t]++;
     jn_transform_call_info info = {.input = p->pc->nstreams + t, .partition = km->partition};
     int held;
     long hold_ms;
@@ -689,7 +694,7 @@ static void on_table_message(void *ud, const jn_kafka_msg *km) {
         /* A table is state, not events: a bad entry is skipped, not dead-lettered. */
         jn_log_warn("consumer", "%s: table %s %d@%lld skipped: %s", p->pc->name, km->topic,
                     (int)km->partition, (long long)km->offset, reason);
-        jn_metric_add(p->m_errors, 1);
+        p->n.errors++;
         free(reason);
     }
 }
@@ -789,11 +794,11 @@ static void on_restore_message(void *ud, const jn_kafka_msg *km) {
     if (!km->value_len) return; /* a tombstone: nothing to restore */
     jn_transform_call_info info = {.input = s, .partition = km->partition};
     char *reason = NULL;
-    jn_metric_add(p->m_restored, 1);
+    p->n.restored++;
     if (jn_transform_restore(p->tf, &info, km->value, km->value_len, &reason) != 0) {
         jn_log_warn("consumer", "%s: changelog %s %d@%lld not restored: %s", p->pc->name, km->topic,
                     (int)km->partition, (long long)km->offset, reason);
-        jn_metric_add(p->m_errors, 1);
+        p->n.errors++;
         free(reason);
     }
 }
@@ -804,8 +809,8 @@ static void restore_done(jn_pipeline *p) {
         if (x->restoring) x->restoring = 0, x->kept = 1;
     for (partition *x = p->parts; x; x = x->next)
         if (x->assigned && !x->revoking) x->kept = 1;
-    jn_log_info("consumer", "%s: join state restored from %d changelog partition(s) (%.0f records)",
-                p->pc->name, p->rload.n, jn_metric_value(p->m_restored));
+    jn_log_info("consumer", "%s: join state restored from %d changelog partition(s) (%llu records)",
+                p->pc->name, p->rload.n, (unsigned long long)p->n.restored);
     /* Replayed: stop following the changelogs (this member writes them itself). */
     jn_kafka_consumer_assign(p->restorer, NULL);
     if (p->tables) jn_kafka_consumer_hold(p->tables, 0);
@@ -1066,7 +1071,7 @@ static int commit(jn_pipeline *p, int only_revoking) {
         if (!x->assigned || (only_revoking && !x->revoking)) continue;
         int64_t off = jn_offsets_committable(&x->offs);
         int64_t lag = jn_kafka_consumer_lag(p->group, x->topic, x->id);
-        if (lag >= 0) jn_metric_set(x->m_lag, (double)lag);
+        if (lag >= 0) x->lag = lag;
         if (off < 0 || off <= x->committed) continue;
         rd_kafka_topic_partition_list_add(l, x->topic, x->id)->offset = off;
         x->committed = off;
@@ -1197,31 +1202,32 @@ static void register_metrics(jn_pipeline *p) {
         const char *input =
             i < p->pc->nstreams ? p->pc->streams[i].name : p->pc->tables[i - p->pc->nstreams].name;
         snprintf(l, sizeof l, "pipeline=\"%s\",topic=\"%s\"", n, input);
-        p->m_consumed[i] =
-            jn_metrics_counter("junction_consumer_messages_total", "Messages read, by input", l);
+        jn_metrics_counter_bind("junction_consumer_messages_total", "Messages read, by input", l,
+                                &p->n.read[i]);
     }
     snprintf(l, sizeof l, "pipeline=\"%s\"", n);
-    p->m_duplicates = jn_metrics_counter("junction_consumer_duplicates_total",
-                                         "Messages skipped: their processed mark exists", l);
-    p->m_merged =
-        jn_metrics_counter("junction_consumer_merged_total", "Records the transform produced", l);
-    p->m_delivered =
-        jn_metrics_counter("junction_consumer_delivered_total", "Records a sink acknowledged", l);
-    p->m_dead = jn_metrics_counter("junction_consumer_dead_lettered_total",
-                                   "Messages written to the dead-letter topic", l);
-    p->m_errors = jn_metrics_counter("junction_consumer_errors_total",
-                                     "Bad messages and transform errors", l);
+    jn_metrics_counter_bind("junction_consumer_duplicates_total",
+                            "Messages skipped: their processed mark exists", l, &p->n.duplicates);
+    jn_metrics_counter_bind("junction_consumer_merged_total", "Records the transform produced", l,
+                            &p->n.merged);
+    jn_metrics_counter_bind("junction_consumer_delivered_total", "Records a sink acknowledged", l,
+                            &p->n.delivered);
+    jn_metrics_counter_bind("junction_consumer_dead_lettered_total",
+                            "Messages written to the dead-letter topic", l, &p->n.dead_lettered);
+    jn_metrics_counter_bind("junction_consumer_errors_total", "Bad messages and transform errors",
+                            l, &p->n.errors);
     p->m_commit =
         jn_metrics_histogram("junction_consumer_commit_seconds", "Latency of offset commits", l);
-    p->m_waiting = jn_metrics_gauge("junction_consumer_waiting_customers",
-                                    "Messages waiting for a record answering their id (held)", l);
-    p->m_pending = jn_metrics_gauge("junction_consumer_pending_messages",
-                                    "Messages read and not yet settled", l);
-    p->m_hold_expired =
-        jn_metrics_counter("junction_consumer_hold_expired_total",
-                           "Messages the transform held past their deadline (dead-lettered)", l);
-    p->m_restored = jn_metrics_counter("junction_consumer_restored_total",
-                                       "Changelog records replayed into the transform", l);
+    jn_metrics_gauge_bind("junction_consumer_waiting_customers",
+                          "Messages waiting for a record answering their id (held)", l,
+                          &p->n.waiting);
+    jn_metrics_gauge_bind("junction_consumer_pending_messages", "Messages read and not yet settled",
+                          l, &p->n.pending);
+    jn_metrics_counter_bind("junction_consumer_hold_expired_total",
+                            "Messages the transform held past their deadline (dead-lettered)", l,
+                            &p->n.hold_expired);
+    jn_metrics_counter_bind("junction_consumer_restored_total",
+                            "Changelog records replayed into the transform", l, &p->n.restored);
 }
 
 /* The kafka.* settings every producer of a pipeline shares. */
@@ -1442,8 +1448,10 @@ static void on_timer_closed(uv_handle_t *h) {
     for (partition *x = p->parts, *n; x; x = n) {
         n = x->next;
         jn_offsets_free(&x->offs);
+        jn_metrics_unbind(&x->lag, sizeof x->lag);
         free(x);
     }
+    jn_metrics_unbind(&p->n, sizeof p->n);
     jn_strmap_free(p->inflight);
     free(p->tload.v);
     free(p->rload.v);
@@ -1544,35 +1552,36 @@ static const char *loading_reason(const jn_pipeline *p) {
 }
 
 void jn_pipeline_status_json(jn_pipeline *p, jn_sb *out) {
-    long batches = 0, retries = 0;
+    uint64_t batches = 0, retries = 0, consumed = 0;
     for (int i = 0; i < p->nsinks; i++) {
-        long b = 0, r = 0;
-        if (p->sinks[i].http) jn_sink_counts(p->sinks[i].http, &b, &r);
-        batches += b, retries += r;
+        if (!p->sinks[i].http) continue;
+        const jn_sink_counts *c = jn_sink_counts_of(p->sinks[i].http);
+        batches += c->sent, retries += c->retried;
     }
-    double consumed = 0;
     for (int i = 0; i < p->pc->nstreams; i++)
-        consumed += jn_metric_value(p->m_consumed[i]);
+        consumed += p->n.read[i];
     jn_sb_puts(out, "{\"name\":");
     jn_sb_json_string(out, p->pc->name, strlen(p->pc->name));
     jn_sb_printf(out,
-                 ",\"consumed\":%.0f,\"duplicates\":%.0f,\"merged\":%.0f,\"delivered\":%.0f,"
-                 "\"dead_lettered\":%.0f,\"restored\":%.0f,\"pending\":%ld,"
+                 ",\"consumed\":%llu,\"duplicates\":%llu,\"merged\":%llu,\"delivered\":%llu,"
+                 "\"dead_lettered\":%llu,\"restored\":%llu,\"pending\":%lld,"
                  "\"waiting_customers\":%zu,\"redis\":%s,\"paused\":%s,\"tables_loaded\":%s,"
-                 "\"restoring\":%s,\"batches\":%ld,\"retries\":%ld,\"partitions\":[",
-                 consumed, jn_metric_value(p->m_duplicates), jn_metric_value(p->m_merged),
-                 jn_metric_value(p->m_delivered), jn_metric_value(p->m_dead),
-                 jn_metric_value(p->m_restored), p->pending, jn_settle_waiting(&p->settle),
+                 "\"restoring\":%s,\"batches\":%llu,\"retries\":%llu,\"partitions\":[",
+                 (unsigned long long)consumed, (unsigned long long)p->n.duplicates,
+                 (unsigned long long)p->n.merged, (unsigned long long)p->n.delivered,
+                 (unsigned long long)p->n.dead_lettered, (unsigned long long)p->n.restored,
+                 (long long)p->pending, jn_settle_waiting(&p->settle),
                  !p->dedupe || (p->redis_up && !jn_dedupe_error(p->dedupe)) ? "true" : "false",
                  p->paused ? "true" : "false", p->tables_loaded ? "true" : "false",
-                 p->restoring ? "true" : "false", batches, retries);
+                 p->restoring ? "true" : "false", (unsigned long long)batches,
+                 (unsigned long long)retries);
     int first = 1;
     for (partition *x = p->parts; x; x = x->next) {
         if (!x->assigned) continue;
         jn_sb_puts(out, first ? "{\"topic\":" : ",{\"topic\":");
         jn_sb_json_string(out, x->topic, strlen(x->topic));
-        jn_sb_printf(out, ",\"partition\":%d,\"committed\":%lld,\"lag\":%.0f}", (int)x->id,
-                     (long long)x->committed, jn_metric_value(x->m_lag));
+        jn_sb_printf(out, ",\"partition\":%d,\"committed\":%lld,\"lag\":%lld}", (int)x->id,
+                     (long long)x->committed, (long long)x->lag);
         first = 0;
     }
     jn_sb_puts(out, "]}");
@@ -1600,17 +1609,32 @@ const char *jn_pipeline_not_ready(jn_pipeline *p) {
     return p->not_ready;
 }
 
-double jn_pipeline_topic_read(const jn_pipeline *p, const char *topic) {
-    double n = -1;
+int64_t jn_pipeline_topic_read(const jn_pipeline *p, const char *topic) {
+    int64_t n = -1;
     for (int i = 0; i < p->pc->nstreams + p->pc->ntables; i++) {
         const jn_input_config *in =
             i < p->pc->nstreams ? &p->pc->streams[i] : &p->pc->tables[i - p->pc->nstreams];
         if (strcmp(in->topic, topic)) continue;
-        n = (n < 0 ? 0 : n) + jn_metric_value(p->m_consumed[i]);
+        n = (n < 0 ? 0 : n) + (int64_t)p->n.read[i];
     }
     return n;
 }
 
-double jn_pipeline_held(const jn_pipeline *p) {
-    return (double)jn_settle_waiting(&p->settle);
+void jn_pipeline_add_totals(const jn_pipeline *p, jn_pipeline_totals *t) {
+    t->merged += p->n.merged;
+    t->delivered += p->n.delivered;
+    t->duplicates += p->n.duplicates;
+    t->dead_lettered += p->n.dead_lettered;
+    t->errors += p->n.errors;
+    t->pending += p->pending;
+    t->held += (int64_t)jn_settle_waiting(&p->settle);
+    /* Every partition ever assigned, as junction_consumer_lag shows them. */
+    for (const partition *x = p->parts; x; x = x->next)
+        t->lag += x->lag;
+    for (int i = 0; i < p->nsinks; i++) {
+        if (!p->sinks[i].http) continue;
+        const jn_sink_counts *c = jn_sink_counts_of(p->sinks[i].http);
+        t->rejected += c->rejected;
+        t->sink_retries += c->retried;
+    }
 }

@@ -13,6 +13,7 @@
 #ifndef JN_PIPELINE_H
 #define JN_PIPELINE_H
 
+#include <stdint.h>
 #include <uv.h>
 
 #include "buf.h"
@@ -32,8 +33,21 @@ void jn_pipeline_status_json(jn_pipeline *p, jn_sb *out);
 const char *jn_pipeline_not_ready(jn_pipeline *p);
 /* Messages read from topic (as a stream or a table), or -1 when the pipeline reads no such
  * topic. */
-double jn_pipeline_topic_read(const jn_pipeline *p, const char *topic);
-/* Messages held waiting for a record answering their id (ctx.hold). */
-double jn_pipeline_held(const jn_pipeline *p);
+int64_t jn_pipeline_topic_read(const jn_pipeline *p, const char *topic);
+
+/* Pipelines' numbers added up, for the progress line and `run --until-idle`: read from
+ * the counters the pipelines bump (the ones /metrics shows), never from /metrics. */
+typedef struct {
+    uint64_t merged, delivered, duplicates, dead_lettered;
+    uint64_t errors;       /* bad messages and transform errors */
+    uint64_t rejected;     /* records the HTTP sinks refused for good */
+    uint64_t sink_retries; /* POSTs the HTTP sinks send again */
+    int64_t lag;           /* messages behind the partitions' ends */
+    int64_t pending;       /* messages read and not yet settled */
+    int64_t held;          /* messages waiting for a record answering their id (ctx.hold) */
+} jn_pipeline_totals;
+
+/* Adds p's numbers to t. */
+void jn_pipeline_add_totals(const jn_pipeline *p, jn_pipeline_totals *t);
 
 #endif

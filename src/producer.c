@@ -57,6 +57,9 @@ typedef struct {
 
 enum { P_NOT_OBJECT, P_NO_ID, P_MAP_ERROR, P_MAP_RESULT, P_KINDS };
 
+/* Kinds of failure a source can meet (the README's list of reasons, and a few more). */
+#define MAX_REASONS 24
+
 struct source {
     jn_producer *p;
     const jn_source_config *cfg;
@@ -91,8 +94,13 @@ struct source {
     char last_error[256];
     uint64_t warned_at[P_KINDS];
     long polls, failures;
-    jn_metric *m_polls_ok, *m_polls_unchanged, *m_polls_failed, *m_retries, *m_published,
-        *m_unchanged, *m_invalid, *m_map_errors, *m_delivery_errors, *m_queue_full, *m_cycle;
+    jn_source_counts n;
+    /* Failed requests by reason; a reason's series appears on /metrics once it happened. */
+    struct {
+        const char *reason;
+        uint64_t n;
+    } failed[MAX_REASONS];
+    jn_metric *m_cycle;
 };
 
 struct jn_producer {
@@ -117,38 +125,39 @@ static void continue_cycle(source *s);
 
 /* ---- metrics ----------------------------------------------------------------------- */
 
-static jn_metric *counter(const char *name, const char *help, const char *src, const char *k,
-                          const char *v) {
+static void bind_counter(const char *name, const char *help, const char *src, const char *k,
+                         const char *v, const uint64_t *value) {
     char labels[160];
     if (k)
         snprintf(labels, sizeof labels, "source=\"%s\",%s=\"%s\"", src, k, v);
     else
         snprintf(labels, sizeof labels, "source=\"%s\"", src);
-    return jn_metrics_counter(name, help, labels);
+    jn_metrics_counter_bind(name, help, labels, value);
 }
 
 static void init_metrics(source *s) {
     const char *name = s->cfg->name;
+    jn_source_counts *n = &s->n;
     const char *polls = "junction_producer_polls_total";
     const char *ph = "Cycles of a source by result (ok: every page, unchanged via 304, failed)";
-    s->m_polls_ok = counter(polls, ph, name, "result", "ok");
-    s->m_polls_unchanged = counter(polls, ph, name, "result", "unchanged");
-    s->m_polls_failed = counter(polls, ph, name, "result", "failed");
-    s->m_retries =
-        counter("junction_producer_retries_total", "Retried API requests", name, NULL, NULL);
+    bind_counter(polls, ph, name, "result", "ok", &n->polls_ok);
+    bind_counter(polls, ph, name, "result", "unchanged", &n->polls_unchanged);
+    bind_counter(polls, ph, name, "result", "failed", &n->polls_failed);
+    bind_counter("junction_producer_retries_total", "Retried API requests", name, NULL, NULL,
+                 &n->retries);
     const char *rec = "junction_producer_records_total";
     const char *rh = "Records by outcome: published (acknowledged by Kafka), unchanged, invalid, "
                      "map_error";
-    s->m_published = counter(rec, rh, name, "result", "published");
-    s->m_unchanged = counter(rec, rh, name, "result", "unchanged");
-    s->m_invalid = counter(rec, rh, name, "result", "invalid");
-    s->m_map_errors = counter(rec, rh, name, "result", "map_error");
-    s->m_delivery_errors =
-        counter("junction_producer_delivery_errors_total",
-                "Messages Kafka did not acknowledge (published again later)", name, NULL, NULL);
-    s->m_queue_full =
-        counter("junction_producer_queue_full_total",
-                "Times polling paused because librdkafka's queue was full", name, NULL, NULL);
+    bind_counter(rec, rh, name, "result", "published", &n->published);
+    bind_counter(rec, rh, name, "result", "unchanged", &n->unchanged);
+    bind_counter(rec, rh, name, "result", "invalid", &n->invalid);
+    bind_counter(rec, rh, name, "result", "map_error", &n->map_errors);
+    bind_counter("junction_producer_delivery_errors_total",
+                 "Messages Kafka did not acknowledge (published again later)", name, NULL, NULL,
+                 &n->delivery_errors);
+    bind_counter("junction_producer_queue_full_total",
+                 "Times polling paused because librdkafka's queue was full", name, NULL, NULL,
+                 &n->queue_full);
     char labels[96];
     snprintf(labels, sizeof labels, "source=\"%s\"", name);
     s->m_cycle =
@@ -156,11 +165,20 @@ static void init_metrics(source *s) {
                              "From the start of a poll to its last delivery report", labels);
 }
 
+/* reason is one of a few literals; a failure is per request, never per record. */
 static void count_failure(source *s, const char *reason) {
-    jn_metric_add(counter("junction_producer_failures_total",
-                          "Failed API requests and responses by reason", s->cfg->name, "reason",
-                          reason),
-                  1);
+    s->n.failures++;
+    int i = 0;
+    while (i < MAX_REASONS && s->failed[i].reason && strcmp(s->failed[i].reason, reason))
+        i++;
+    if (i == MAX_REASONS) return; /* only the total counts it */
+    if (!s->failed[i].reason) {
+        s->failed[i].reason = reason;
+        bind_counter("junction_producer_failures_total",
+                     "Failed API requests and responses by reason", s->cfg->name, "reason", reason,
+                     &s->failed[i].n);
+    }
+    s->failed[i].n++;
 }
 
 /* ---- cycle bookkeeping ------------------------------------------------------------- */
@@ -288,7 +306,7 @@ static void fail_cycle(source *s, const char *reason, const char *detail, int lo
                        ...) {
     snprintf(s->last_error, sizeof s->last_error, "%s: %s", reason, detail);
     s->failures++;
-    jn_metric_add(s->m_polls_failed, 1);
+    s->n.polls_failed++;
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -314,7 +332,7 @@ static void retry_or_give_up(source *s, const char *reason, const char *detail,
         jn_log_warn("producer", "%s: %s %s failed (%s: %s); try %d of %d in %lld ms", where(s, w),
                     s->cfg->method, s->url, reason, detail, s->attempt, s->backoff.attempts,
                     (long long)d);
-        jn_metric_add(s->m_retries, 1);
+        s->n.retries++;
         uv_timer_start(&s->timer, on_retry_timer, (uint64_t)d, 0);
         return;
     }
@@ -431,7 +449,7 @@ static void read_page(source *s, jn_http_result *res) {
     }
     if (!pg->next_url && !s->end_reason) {
         /* Every page of the cycle arrived. */
-        jn_metric_add(s->m_polls_ok, 1);
+        s->n.polls_ok++;
         s->last_error[0] = '\0';
         s->unauthorized = 0;
     }
@@ -454,7 +472,7 @@ static void on_response(void *ud, jn_http_result *res) {
         return;
     }
     if (res->status == 304 && s->page == 1) {
-        jn_metric_add(s->m_polls_unchanged, 1);
+        s->n.polls_unchanged++;
         s->last_error[0] = '\0';
         s->unauthorized = 0;
         end_cycle(s);
@@ -535,7 +553,7 @@ static void continue_cycle(source *s) {
     if (jn_script_push_function(s->script, "map", &ferr) != 0) {
         /* Only a module whose metatable stopped answering gets here: every record of the
          * turn fails as a map error would, and is published once a version maps it. */
-        jn_metric_add(s->m_map_errors, (double)(n - s->next_record));
+        s->n.map_errors += n - s->next_record;
         c->skipped += (long)(n - s->next_record);
         note(s, P_MAP_ERROR, (lua_Integer)s->next_record + 1, ferr);
         free(ferr);
@@ -564,7 +582,7 @@ static void continue_cycle(source *s) {
         const char *why;
         int kind = push_record(s, L, arr, s->next_record, &why);
         if (kind >= 0) {
-            jn_metric_add(s->m_invalid, 1);
+            s->n.invalid++;
             c->skipped++;
             note(s, kind, i, why);
             continue;
@@ -574,7 +592,7 @@ static void continue_cycle(source *s) {
         lua_pushvalue(L, ctx);
         char *err = NULL;
         if (jn_script_pcall(s->script, 2, 1, &err) != 0) {
-            jn_metric_add(s->m_map_errors, 1);
+            s->n.map_errors++;
             c->skipped++;
             note(s, P_MAP_ERROR, i, err);
             free(err);
@@ -583,7 +601,7 @@ static void continue_cycle(source *s) {
         if (lua_isnil(L, -1)) continue; /* the script filtered it out */
         why = jn_record_read(L, &rec);
         if (why) {
-            jn_metric_add(s->m_map_errors, 1);
+            s->n.map_errors++;
             c->skipped++;
             note(s, P_MAP_RESULT, i, why);
             continue;
@@ -596,7 +614,7 @@ static void continue_cycle(source *s) {
             if ((old && !memcmp(old, hash, 32) && !inflight) ||
                 (inflight && !memcmp(inflight, hash, 32))) {
                 if (inflight) c->deferred++;
-                jn_metric_add(s->m_unchanged, 1);
+                s->n.unchanged++;
                 continue;
             }
         }
@@ -611,14 +629,14 @@ static void continue_cycle(source *s) {
                              rec.value.len, rec.nheaders ? rec.headers : NULL, m);
         if (rc == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             free(m);
-            jn_metric_add(s->m_queue_full, 1);
+            s->n.queue_full++;
             s->paused = 1;
             break; /* resumed from this record by on_delivery */
         }
         if (rc != 0) {
             free(m);
             c->failed++;
-            jn_metric_add(s->m_delivery_errors, 1);
+            s->n.delivery_errors++;
             jn_log_error("producer", "%s: cannot queue record %s: %s", s->cfg->name, rec.key.data,
                          rd_kafka_err2str((rd_kafka_resp_err_t)rc));
             continue;
@@ -643,7 +661,7 @@ static void on_delivery(void *ud, void *opaque, rd_kafka_resp_err_t err, const c
     if (!err) {
         jn_strmap_set(s->published, m->key, m->keylen, m->hash);
         c->delivered++;
-        jn_metric_add(s->m_published, 1);
+        s->n.published++;
     } else {
         if (!c->failed)
             jn_log_warn("producer",
@@ -651,7 +669,7 @@ static void on_delivery(void *ud, void *opaque, rd_kafka_resp_err_t err, const c
                         "again",
                         s->cfg->name, m->key, rd_kafka_err2str(err));
         c->failed++;
-        jn_metric_add(s->m_delivery_errors, 1);
+        s->n.delivery_errors++;
     }
     free(m);
     finish_cycle_if_done(c);
@@ -777,6 +795,7 @@ static void closed_one(void *arg) {
     }
     void (*done)(void *) = p->done;
     void *arg2 = p->done_arg;
+    jn_metrics_unbind(p->src, (size_t)p->nsrc * sizeof *p->src);
     free(p->src);
     free(p);
     if (done) done(arg2);
@@ -820,10 +839,10 @@ void jn_producer_status_json(jn_producer *p, jn_sb *out) {
         jn_sb_puts(out, ",\"topic\":");
         jn_sb_json_string(out, c->topic, strlen(c->topic));
         jn_sb_printf(out,
-                     ",\"polls\":%ld,\"failures\":%ld,\"page\":%d,\"published\":%.0f,"
-                     "\"unchanged\":%.0f,\"known_records\":%zu,\"last_error\":",
-                     s->polls, s->failures, s->page, jn_metric_value(s->m_published),
-                     jn_metric_value(s->m_unchanged), jn_strmap_count(s->published));
+                     ",\"polls\":%ld,\"failures\":%ld,\"page\":%d,\"published\":%llu,"
+                     "\"unchanged\":%llu,\"known_records\":%zu,\"last_error\":",
+                     s->polls, s->failures, s->page, (unsigned long long)s->n.published,
+                     (unsigned long long)s->n.unchanged, jn_strmap_count(s->published));
         if (s->last_error[0])
             jn_sb_json_string(out, s->last_error, strlen(s->last_error));
         else
@@ -843,7 +862,7 @@ void jn_producer_source_info(const jn_producer *p, int i, jn_producer_source *ou
     const source *s = &p->src[i];
     out->name = s->cfg->name;
     out->topic = s->cfg->topic;
-    out->published = jn_metric_value(s->m_published);
+    out->n = &s->n;
     out->cycles_done = s->cycles_done;
     out->busy = s->cur != NULL || s->cycles_live > 0;
 }

@@ -5,6 +5,7 @@
 #ifndef JN_PRODUCER_H
 #define JN_PRODUCER_H
 
+#include <stdint.h>
 #include <uv.h>
 
 #include "buf.h"
@@ -23,12 +24,26 @@ void jn_producer_stop(jn_producer *p, void (*done)(void *), void *arg);
 /* Appends a JSON object describing each source: polls, records, last error. */
 void jn_producer_status_json(jn_producer *p, jn_sb *out);
 
+/* What one source did, counted where it happens: /metrics shows these (bound to the
+ * junction_producer_* series), and /api/status and the progress line read them. */
+typedef struct {
+    uint64_t polls_ok, polls_unchanged, polls_failed; /* cycles by result */
+    uint64_t retries;                                 /* retried requests */
+    uint64_t failures;                                /* failed requests, every reason */
+    uint64_t published;                               /* records Kafka acknowledged */
+    uint64_t unchanged;                               /* records skipped as already published */
+    uint64_t invalid;                                 /* not an object, or no id */
+    uint64_t map_errors;      /* the map script failed or returned no record */
+    uint64_t delivery_errors; /* messages Kafka did not acknowledge */
+    uint64_t queue_full;      /* times polling paused on librdkafka's full queue */
+} jn_source_counts;
+
 /* One running source, for `run --until-idle` and the progress line. */
 typedef struct {
-    const char *name, *topic; /* the config's, valid while the producer runs */
-    double published;         /* records Kafka acknowledged */
-    long cycles_done;         /* cycles every record of which was reported on */
-    int busy;                 /* a cycle is fetching, queueing or awaiting reports */
+    const char *name, *topic;  /* the config's, valid while the producer runs */
+    const jn_source_counts *n; /* its counters, valid while the producer runs */
+    long cycles_done;          /* cycles every record of which was reported on */
+    int busy;                  /* a cycle is fetching, queueing or awaiting reports */
 } jn_producer_source;
 
 /* The sources polled (the config's enabled ones), in the config's order. */

@@ -1,4 +1,4 @@
-/* Progress of `junction run` and its idle test. A timer samples the metrics registry
+/* Progress of `junction run` and its idle test. A timer samples the roles' counters
  * four times a second: often enough that --until-idle stops soon after the pipeline
  * goes quiet, while the line itself is redrawn only every second (or 5 s). */
 #include "progress.h"
@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include "buf.h"
-#include "metrics.h"
 
 #define SAMPLE_MS      250
 #define TTY_EVERY_MS   1000
@@ -35,18 +34,27 @@ struct jn_progress {
     void *idle_arg;
 };
 
-void jn_progress_read(jn_progress_counts *o) {
-    o->published = jn_metrics_sum("junction_producer_records_total", "result=\"published\"");
-    o->merged = jn_metrics_sum("junction_consumer_merged_total", NULL);
-    o->delivered = jn_metrics_sum("junction_consumer_delivered_total", NULL);
-    o->duplicates = jn_metrics_sum("junction_consumer_duplicates_total", NULL);
-    o->dead_lettered = jn_metrics_sum("junction_consumer_dead_lettered_total", NULL);
-    o->rejected = jn_metrics_sum("junction_sink_rejected_total", NULL);
-    o->lag = jn_metrics_sum("junction_consumer_lag", NULL);
-    o->pending = jn_metrics_sum("junction_consumer_pending_messages", NULL);
-    o->errors = jn_metrics_sum("junction_producer_failures_total", NULL) +
-                jn_metrics_sum("junction_consumer_errors_total", NULL) +
-                jn_metrics_sum("junction_sink_batches_total", "result=\"retry\"");
+void jn_progress_read(const jn_producer *producer, const jn_consumer *consumer,
+                      jn_progress_counts *o) {
+    uint64_t published = 0, failures = 0;
+    int n = producer ? jn_producer_source_count(producer) : 0;
+    for (int i = 0; i < n; i++) {
+        jn_producer_source s;
+        jn_producer_source_info(producer, i, &s);
+        published += s.n->published;
+        failures += s.n->failures;
+    }
+    jn_pipeline_totals t = {0};
+    if (consumer) jn_consumer_totals(consumer, &t);
+    o->published = (double)published;
+    o->merged = (double)t.merged;
+    o->delivered = (double)t.delivered;
+    o->duplicates = (double)t.duplicates;
+    o->dead_lettered = (double)t.dead_lettered;
+    o->rejected = (double)t.rejected;
+    o->lag = (double)t.lag;
+    o->pending = (double)t.pending;
+    o->errors = (double)(failures + t.errors + t.sink_retries);
 }
 
 /* ---- the line ---------------------------------------------------------------------- */
@@ -146,13 +154,14 @@ static int is_idle(jn_progress *p, const jn_progress_counts *c, uint64_t now) {
     }
     if (now - p->published_ms < p->quiet_ms) return 0;
     /* Lag alone is not enough: before the group's first assignment there is none. */
+    jn_pipeline_totals t = {0};
+    if (p->consumer) jn_consumer_totals(p->consumer, &t);
     for (int i = 0; i < n && p->consumer; i++) {
         jn_producer_source_info(p->producer, i, &s);
-        double read = jn_consumer_topic_read(p->consumer, s.topic);
-        if (read >= 0 && read < s.published) return 0;
+        int64_t read = jn_consumer_topic_read(p->consumer, s.topic);
+        if (read >= 0 && (uint64_t)read < s.n->published) return 0;
     }
-    if (c->lag > 0 || c->pending > 0) return 0;
-    if (p->consumer && jn_consumer_held(p->consumer) > 0) return 0;
+    if (c->lag > 0 || c->pending > 0 || t.held > 0) return 0;
     /* Re-emitted records settle no message: count them out of the sinks instead. */
     if (c->merged > c->delivered + c->rejected) return 0;
     /* Nothing pending means every sink acknowledged what it was given, and the receiver
@@ -166,7 +175,7 @@ static void on_sample(uv_timer_t *t) {
     jn_progress *p = t->data;
     uint64_t now = uv_now(p->loop);
     jn_progress_counts c;
-    jn_progress_read(&c);
+    jn_progress_read(p->producer, p->consumer, &c);
     if (c.published != p->last_published) {
         p->last_published = c.published;
         p->published_ms = now;
@@ -180,15 +189,18 @@ static void on_sample(uv_timer_t *t) {
     }
 }
 
-jn_progress *jn_progress_start(uv_loop_t *loop, int show) {
+jn_progress *jn_progress_start(uv_loop_t *loop, int show, const jn_producer *producer,
+                               const jn_consumer *consumer) {
     jn_progress *p = calloc(1, sizeof *p);
     if (!p) abort();
     p->loop = loop;
     p->show = show;
+    p->producer = producer;
+    p->consumer = consumer;
     p->tty = isatty(STDERR_FILENO);
     uv_update_time(loop);
     p->started_ms = p->shown_ms = p->published_ms = uv_now(loop);
-    jn_progress_read(&p->first);
+    jn_progress_read(producer, consumer, &p->first);
     p->shown = p->first;
     p->last_published = p->first.published;
     uv_timer_init(loop, &p->timer);
@@ -197,10 +209,7 @@ jn_progress *jn_progress_start(uv_loop_t *loop, int show) {
     return p;
 }
 
-void jn_progress_on_idle(jn_progress *p, const jn_producer *producer, const jn_consumer *consumer,
-                         uint64_t quiet_ms, void (*idle)(void *), void *arg) {
-    p->producer = producer;
-    p->consumer = consumer;
+void jn_progress_on_idle(jn_progress *p, uint64_t quiet_ms, void (*idle)(void *), void *arg) {
     p->quiet_ms = quiet_ms;
     p->idle = idle;
     p->idle_arg = arg;
@@ -213,7 +222,7 @@ static void on_closed(uv_handle_t *h) {
 void jn_progress_stop(jn_progress *p) {
     if (p->show) {
         jn_progress_counts c;
-        jn_progress_read(&c);
+        jn_progress_read(p->producer, p->consumer, &c);
         uv_update_time(p->loop);
         print_line(p, &c, uv_now(p->loop), 1);
     }

@@ -45,7 +45,7 @@ struct jn_sink {
     batch *waiting; /* on a retry timer, linked through next */
     int inflight;
     size_t pending;
-    long batches, retries;
+    jn_sink_counts n;
     /* An outage is logged once when it starts (with what to do), then once a minute while
      * it lasts, and once when it ends: batches fail together, the log must not. */
     int failing;
@@ -56,7 +56,7 @@ struct jn_sink {
     char *url;
     char *ca_file, *cert_file, *key_file;
     char *headers[JN_SINK_MAX_HEADERS + 1]; /* the configured ones, NULL-terminated */
-    jn_metric *m_batches_ok, *m_batches_retry, *m_rejected, *m_latency;
+    jn_metric *m_latency;
 };
 
 #define BODY_RESERVE_MAX (1024 * 1024)
@@ -215,7 +215,7 @@ static void on_response(void *ud, jn_http_result *res) {
     jn_metric_observe(s->m_latency, res->total_s);
     long st = res->curl_code ? 0 : res->status;
     if (st >= 200 && st < 300) {
-        jn_metric_add(s->m_batches_ok, 1);
+        s->n.ok++;
         if (s->failing)
             jn_log_info("sink", "POST %s works again (after %ld failed attempt(s))", s->o.url,
                         s->fails);
@@ -225,8 +225,7 @@ static void on_response(void *ud, jn_http_result *res) {
         free_batch(b);
     } else if (st == 0 || st == 408 || st == 429 || st >= 500) {
         b->attempt++;
-        s->retries++;
-        jn_metric_add(s->m_batches_retry, 1);
+        s->n.retried++;
         /* Never give up: the records are not committed until delivered, so waiting is
          * the lossless answer to a receiver that is down. The ceiling stops growing. */
         int attempt = b->attempt + 1 < 30 ? b->attempt + 1 : 30;
@@ -286,7 +285,7 @@ static void on_response(void *ud, jn_http_result *res) {
         char reason[300];
         snprintf(reason, sizeof reason, "HTTP %ld: %.250s", st,
                  res->body.data ? res->body.data : "");
-        jn_metric_add(s->m_rejected, 1);
+        s->n.rejected++;
         report(s, b, (int)st, reason);
         free_batch(b);
     }
@@ -311,7 +310,7 @@ static void send_batch(batch *b) {
                               .timeout_ms = s->o.timeout_ms,
                               .connect_timeout_ms = s->o.timeout_ms};
     s->inflight++;
-    s->batches++;
+    s->n.sent++;
     if (jn_http_client_request(s->http, &o, on_response, b) != 0) {
         s->inflight--;
         /* The client refuses only while closing; keep the batch for the retry path. */
@@ -355,12 +354,13 @@ jn_sink *jn_sink_new(uv_loop_t *loop, jn_http_client *http, const jn_sink_opts *
     s->rng = jn_random_seed();
     uv_timer_init(loop, &s->linger);
     s->linger.data = s;
-    s->m_batches_ok =
-        jn_metrics_counter("junction_sink_batches_total", "Batches POSTed by result", ok);
-    s->m_batches_retry =
-        jn_metrics_counter("junction_sink_batches_total", "Batches POSTed by result", retry);
-    s->m_rejected = jn_metrics_counter("junction_sink_rejected_total",
-                                       "Records a sink refused for good (dead-lettered)", labels);
+    jn_metrics_counter_bind("junction_sink_batches_total", "Batches POSTed by result", ok,
+                            &s->n.ok);
+    jn_metrics_counter_bind("junction_sink_batches_total", "Batches POSTed by result", retry,
+                            &s->n.retried);
+    jn_metrics_counter_bind("junction_sink_rejected_total",
+                            "Records a sink refused for good (dead-lettered)", labels,
+                            &s->n.rejected);
     s->m_latency = jn_metrics_histogram("junction_sink_post_seconds", "Time of one POST", labels);
     return s;
 }
@@ -401,9 +401,8 @@ void jn_sink_flush(jn_sink *s) {
     cut(s);
 }
 
-void jn_sink_counts(const jn_sink *s, long *batches, long *retries) {
-    *batches = s->batches;
-    *retries = s->retries;
+const jn_sink_counts *jn_sink_counts_of(const jn_sink *s) {
+    return &s->n;
 }
 
 typedef struct {
@@ -434,6 +433,7 @@ static void on_linger_closed(uv_handle_t *h) {
     free(s->key_file);
     for (int i = 0; s->headers[i]; i++)
         free(s->headers[i]);
+    jn_metrics_unbind(&s->n, sizeof s->n);
     free(s);
     free(c);
     if (done) done(arg);

@@ -9,6 +9,7 @@
 #define JN_SINK_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "http_client.h"
@@ -47,8 +48,18 @@ void jn_sink_add(jn_sink *s, const char *json, size_t len, const unsigned char k
 size_t jn_sink_pending(const jn_sink *s);
 /* Sends what is gathered without waiting for the linger time. */
 void jn_sink_flush(jn_sink *s);
-/* Batches POSTed so far, and retries, for status. */
-void jn_sink_counts(const jn_sink *s, long *batches, long *retries);
+/* What a sink did, counted where it happens: /metrics shows ok, retried and rejected
+ * (junction_sink_batches_total, junction_sink_rejected_total), /api/status and the
+ * progress line read them. */
+typedef struct {
+    uint64_t sent;     /* POSTs sent, repeats included */
+    uint64_t ok;       /* POSTs answered 2xx */
+    uint64_t retried;  /* POSTs that failed and are sent again */
+    uint64_t rejected; /* records refused for good (dead-lettered) */
+} jn_sink_counts;
+
+/* s's counters; valid until s is closed. */
+const jn_sink_counts *jn_sink_counts_of(const jn_sink *s);
 /* Stops retrying; records not delivered are not reported (their messages are not
  * committed, so they are read again by the next run). Frees; done(arg) runs after.
  * Close the HTTP client first: its aborted requests free their batches. */

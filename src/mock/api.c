@@ -764,11 +764,19 @@ void jn_api_status_json(jn_api *a, jn_sb *out) {
     static const char *const paging[] = {"none", "offset", "cursor", "link"};
     for (int i = 0; i < a->n; i++) {
         service *s = &a->svc[i];
+        /* Names and resources are the config's: escaped like any string from outside. */
+        if (i) jn_sb_putc(out, ',');
+        jn_sb_json_string(out, s->name, strlen(s->name));
         jn_sb_printf(out,
-                     "%s\"%s\":{\"records\":%zu,\"port\":%d,\"resource\":\"/%s\","
-                     "\"paging\":\"%s\",\"auth\":%s,\"faults\":",
-                     i ? "," : "", s->name, jn_collection_count(s->data),
-                     jn_http_server_port(s->http), s->resource, paging[s->cfg.paging],
+                     ":{\"records\":%zu,\"port\":%d,\"resource\":", jn_collection_count(s->data),
+                     jn_http_server_port(s->http));
+        jn_sb path;
+        jn_sb_init(&path);
+        jn_sb_putc(&path, '/');
+        jn_sb_puts(&path, s->resource);
+        jn_sb_json_string(out, path.data, path.len);
+        jn_sb_free(&path);
+        jn_sb_printf(out, ",\"paging\":\"%s\",\"auth\":%s,\"faults\":", paging[s->cfg.paging],
                      s->cfg.token ? "true" : "false");
         jn_fault_json(&s->fault.set, API_FAULTS, out);
         jn_sb_putc(out, '}');

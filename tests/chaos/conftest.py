@@ -18,26 +18,33 @@ It prints delivered, repeats, reemitted, recognised, fault_s, recover_s (from th
 fault's start until every stream partition's commits moved again, or reached the end)
 and run_s."""
 import collections
-import importlib.util
 import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location(
-    "e2e_conftest", os.path.join(os.path.dirname(__file__), "..", "e2e", "conftest.py"))
-e2e = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(e2e)
-# The e2e suite's junction factory: each junction with its own ports, config and log,
-# stopped with SIGTERM (and checked to exit 0) at the end of the case.
-make_junction = e2e.make_junction
-ROOT, request, free_port = e2e.ROOT, e2e.request, e2e.free_port
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+
+import junction_test  # noqa: E402
+from junction_test import ROOT, Junctions, deep_merge, free_port, request  # noqa: E402
+from junction_test import wait_until  # noqa: E402,F401  (the cases import it from here)
+
+
+@pytest.fixture
+def make_junction(tmp_path):
+    """The e2e suite's junction factory: each junction with its own ports, config and log,
+    stopped with SIGTERM (and checked to exit 0) at the end of the case."""
+    junctions = Junctions(tmp_path)
+    yield junctions
+    junctions.close()
+
 
 # Issue 12 names 200,000; 100,000 keeps the suite under 10 minutes on this shared 2-core
 # machine even when it is busy (about 4.5 idle; see the README's "Chaos tests").
@@ -63,18 +70,7 @@ def log(msg):
 
 
 def services(*args, check=True):
-    subprocess.run([os.path.join(ROOT, "tools", "services"), *args, "--brokers", str(BROKERS)],
-                   check=check, stdout=subprocess.DEVNULL, timeout=300)
-
-
-def wait_until(fn, timeout, step=0.25):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    return fn()
+    junction_test.services(*args, "--brokers", str(BROKERS), check=check)
 
 
 class Cluster:
@@ -228,19 +224,19 @@ class Chaos:
                 "redis": {"host": "127.0.0.1", "port": self.redis.port}}
 
     def consumer(self):
-        cfg = e2e.deep_merge(self.base(), {"consumer": {
+        cfg = deep_merge(self.base(), {"consumer": {
             "group_id": self.group, "customer_topic": self.topics["customers"],
             "product_topic": self.topics["products"], "dead_letter_topic": self.topics["dead"],
             "analytics_url": self.analytics.analytics + "/analytics"}})
         if os.environ.get("CHAOS_KAFKA_DEBUG"):  # e.g. cgrp: librdkafka's group protocol
-            e2e.deep_merge(cfg, {"log": {"level": "debug"}, "kafka": {
+            deep_merge(cfg, {"log": {"level": "debug"}, "kafka": {
                 "properties": {"debug": os.environ["CHAOS_KAFKA_DEBUG"]}}})
         c = self.make_junction(cfg, command="consume")
         self.consumers.append(c)
         return c
 
     def start_producer(self):
-        cfg = e2e.deep_merge(self.base(), {"producer": {
+        cfg = deep_merge(self.base(), {"producer": {
             "crm": {"url": self.api.crm + "/customers", "topic": self.topics["customers"]},
             "inventory": {"url": self.api.inventory + "/products",
                           "topic": self.topics["products"]}}})

@@ -20,13 +20,15 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
 import yaml
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from junction_test import free_ports  # noqa: E402
 
 ROOT = os.getcwd()
 BIN = os.environ.get("JUNCTION_BIN", os.path.join(ROOT, "build", "junction"))
@@ -551,18 +553,6 @@ def check_configs():
 
 
 # ---------------------------------------------------------------- boot
-
-
-def free_ports(n):
-    socks = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def get(url):

@@ -4,7 +4,7 @@ are refused whatever their token, OPTIONS answers what a route allows without op
 it to other sites, and a listener beyond loopback without a token does not start."""
 import subprocess
 
-from conftest import BINARY, ROOT, free_port, request
+from junction_test import BINARY, ROOT, free_port, request
 
 TOKEN = "adm1n-t0ken-e2e"
 

@@ -5,12 +5,11 @@ file, clearing, metrics and shutdown."""
 import http.client
 import json
 import signal
-import socket
 import time
 
 import pytest
 
-from conftest import request
+from junction_test import raw_exchange, request
 
 
 @pytest.fixture
@@ -42,22 +41,6 @@ def set_faults(j, faults):
     r = request(j.analytics + "/analytics/faults", "PUT", json.dumps(faults))
     assert r.status == 200, r.body
     return r.json()
-
-
-def raw_exchange(port, data, timeout=5):
-    """Sends raw bytes; returns everything received until the server closes."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(data)
-        out = b""
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except socket.timeout:
-                break
-            if not chunk:
-                break
-            out += chunk
-        return out
 
 
 # ---- accepting and storing --------------------------------------------------------------

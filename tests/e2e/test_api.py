@@ -8,23 +8,8 @@ import socket
 import subprocess
 import time
 
-from conftest import request, wait_for
-
-
-def raw(port, data, timeout=5):
-    """Sends raw bytes and returns everything the server sends until it closes."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(data)
-        out = b""
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except socket.timeout:
-                break
-            if not chunk:
-                break
-            out += chunk
-        return out
+from junction_test import free_ports, request, wait_until
+from junction_test import raw_exchange as raw
 
 
 # ---- the original system's contract ---------------------------------------------------
@@ -380,7 +365,7 @@ def test_editing_a_script_serves_new_data_within_one_second(junction):
     path = os.path.join(junction.scripts, "inventory.lua")
     edit(path, '"Inkweto"', '"Inkweto v2"')
     t = time.time()
-    ok = wait_for(lambda: request(junction.inventory + "/products/1").json()["name"] == "Inkweto v2",
+    ok = wait_until(lambda: request(junction.inventory + "/products/1").json()["name"] == "Inkweto v2",
                   1.0)
     assert ok, junction.logs()
     assert time.time() - t <= 1.0
@@ -391,7 +376,7 @@ def test_script_syntax_error_keeps_old_data_and_reports(junction):
     before = request(junction.crm + "/customers").body
     with open(path, "a") as f:
         f.write("\nthis is not lua (\n")
-    ok = wait_for(lambda: junction.metric("junction_script_reloads_total", script="crm",
+    ok = wait_until(lambda: junction.metric("junction_script_reloads_total", script="crm",
                                           result="error") == 1, 2.0)
     assert ok, junction.logs()
     assert request(junction.crm + "/customers").body == before
@@ -408,7 +393,7 @@ def test_script_runtime_error_and_runaway_loop_keep_old_data(junction):
     with open(path, "w") as f:
         f.write(good.replace("local pick = generator(opts.seed)",
                              "local pick = generator(opts.seed); while true do end"))
-    ok = wait_for(lambda: junction.metric("junction_script_reloads_total", script="inventory",
+    ok = wait_until(lambda: junction.metric("junction_script_reloads_total", script="inventory",
                                           result="error") == 1, 5.0)
     assert ok, junction.logs()
     # Whichever comes first: the instruction count or the time limit (sanitizer builds).
@@ -416,7 +401,7 @@ def test_script_runtime_error_and_runaway_loop_keep_old_data(junction):
     assert len(request(junction.inventory + "/products").json()) == 10
     with open(path, "w") as f:
         f.write(good.replace("function M.validate(p)", "function M.validate(p)\n  error('boom')"))
-    ok = wait_for(lambda: junction.metric("junction_script_reloads_total", script="inventory",
+    ok = wait_until(lambda: junction.metric("junction_script_reloads_total", script="inventory",
                                           result="error") == 2, 5.0)
     assert ok and "boom" in junction.logs()
     assert len(request(junction.inventory + "/products").json()) == 10
@@ -465,7 +450,7 @@ def test_reload_endpoint_and_sighup(junction):
     assert request(junction.crm + "/customers/1").json()["name"] == "Client 1"
     edit(path, '"Client " .. i', '"Kunde " .. i')
     junction.proc.send_signal(signal.SIGHUP)
-    assert wait_for(lambda: request(junction.crm + "/customers/1").json()["name"] == "Kunde 1", 2)
+    assert wait_until(lambda: request(junction.crm + "/customers/1").json()["name"] == "Kunde 1", 2)
     with open(path, "a") as f:
         f.write("\n(\n")
     r = request(junction.admin + "/api/reload", "POST")
@@ -475,7 +460,7 @@ def test_reload_endpoint_and_sighup(junction):
 def test_sandbox_denies_os_execute(junction):
     path = os.path.join(junction.scripts, "inventory.lua")
     edit(path, "function M.generate(opts)", "function M.generate(opts)\n  os.execute('true')")
-    ok = wait_for(lambda: junction.metric("junction_script_reloads_total", script="inventory",
+    ok = wait_until(lambda: junction.metric("junction_script_reloads_total", script="inventory",
                                           result="error") == 1, 2.0)
     assert ok and "execute" in junction.logs()
 
@@ -507,7 +492,7 @@ def test_admin_healthz_and_metrics(junction):
 def test_bad_config_value_exits_2_naming_the_key(make_junction):
     j = make_junction({"api": {"crm": {"count": "many"}}}, start=False)
     import subprocess
-    from conftest import BINARY, ROOT
+    from junction_test import BINARY, ROOT
     p = subprocess.run([BINARY, "api", "--config", j.config], cwd=ROOT, capture_output=True,
                        text=True, timeout=10)
     assert p.returncode == 2
@@ -516,7 +501,7 @@ def test_bad_config_value_exits_2_naming_the_key(make_junction):
 
 def test_environment_overrides_the_config(make_junction):
     import socket as s_
-    from conftest import free_port
+    from junction_test import free_port
     port = free_port()
     j = make_junction(env={"JUNCTION_CRM_LISTEN": f"127.0.0.1:{port}"})
     with s_.create_connection(("127.0.0.1", port), timeout=2):
@@ -527,7 +512,7 @@ def test_environment_overrides_the_config(make_junction):
 def test_port_in_use_is_a_clear_error(make_junction, junction):
     j = make_junction({"api": {"crm": {"listen": f"127.0.0.1:{junction.crm_port}"}}}, start=False)
     import subprocess
-    from conftest import BINARY, ROOT
+    from junction_test import BINARY, ROOT
     p = subprocess.run([BINARY, "api", "--config", j.config], cwd=ROOT, capture_output=True,
                        text=True, timeout=10)
     assert p.returncode == 2 and "address already in use" in p.stderr
@@ -614,7 +599,7 @@ def test_running_out_of_descriptors_is_logged_once_and_counted(make_junction):
             return request(j.crm + "/customers/1").status == 200
         except OSError:  # a connection still queued from the flood is closed at accept
             return False
-    assert wait_for(answers, 10)
+    assert wait_until(answers, 10)
     assert j.metric("junction_http_accept_errors_total", server="crm") > 0
     logs = j.logs()
     assert logs.count("cannot accept connections: too many open files") == 1, logs[-2000:]
@@ -625,22 +610,14 @@ def test_running_out_of_descriptors_is_logged_once_and_counted(make_junction):
 
 def more_ports(j, n):
     """n free ports, distinct from each other and from j's four."""
-    from conftest import free_port
-    taken = {j.crm_port, j.inv_port, j.admin_port, j.analytics_port}
-    out = []
-    while len(out) < n:
-        p = free_port()
-        if p not in taken:
-            taken.add(p)
-            out.append(p)
-    return out
+    return free_ports(n, (j.crm_port, j.inv_port, j.admin_port, j.analytics_port))
 
 
 def apis_junction(make_junction, apis, env=None, start=True):
     """A `junction api` whose config has `apis` (name -> entry; each gets a port of its own
     as its listen address, and scripts are named by file, from the test's copy of
     scripts/). Returns the junction and name -> base URL."""
-    from conftest import lua_value
+    from junction_test import lua_value
     j = make_junction(env=env, start=False)
     ports = more_ports(j, len(apis))
     entries, urls = {}, {}
@@ -657,7 +634,7 @@ def apis_junction(make_junction, apis, env=None, start=True):
 
 def start_fails(j):
     import subprocess
-    from conftest import BINARY, ROOT
+    from junction_test import BINARY, ROOT
     return subprocess.run([BINARY, "api", "--config", j.config], cwd=ROOT, capture_output=True,
                           text=True, timeout=30, env=j.env)
 
@@ -665,7 +642,7 @@ def start_fails(j):
 def test_three_apis_from_the_orders_example(make_junction):
     """examples/orders.lua serves the seed's two APIs and the orders API (a bearer token,
     cursor pages of 1000 in an envelope): every order comes once, over 50 pages."""
-    from conftest import ROOT
+    from junction_test import ROOT
     j = make_junction(start=False)
     (orders_port,) = more_ports(j, 1)
     j.env.update({"JUNCTION_CRM_LISTEN": f"127.0.0.1:{j.crm_port}",
@@ -913,7 +890,7 @@ def test_admin_faults_route_knows_the_configured_names(make_junction):
 
 
 def test_duplicate_names_or_listeners_stop_start_up_naming_both(make_junction):
-    from conftest import lua_value
+    from junction_test import lua_value
     j = make_junction(start=False)
     crm = os.path.join(j.scripts, "crm.lua")
 
@@ -955,7 +932,7 @@ def test_missing_or_empty_token_stops_start_up_naming_key_and_file(make_junction
 def test_local_example_serves_what_the_defaults_serve(make_junction):
     """examples/local.lua declares the seed's two APIs in the apis form; they answer byte
     for byte what the built-in defaults (the api.crm.* and api.inventory.* keys) do."""
-    from conftest import ROOT
+    from junction_test import ROOT
     legacy = make_junction()
     j = make_junction(start=False)
     j.env.update({"JUNCTION_CRM_LISTEN": f"127.0.0.1:{j.crm_port}",

@@ -12,13 +12,8 @@ import uuid
 
 import pytest
 
-from conftest import BROKER, ROOT, deep_merge, redis_cli, request
-
-
-
-def services(*args):
-    subprocess.run([os.path.join(ROOT, "tools", "services"), *args], check=True,
-                   stdout=subprocess.DEVNULL)
+from junction_test import BROKER, ROOT, committed_total, consumer_settled, deep_merge
+from junction_test import read_topic, redis_cli, request, services, wait_until
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -28,24 +23,24 @@ def services_up():
     services("up")
 
 
-def wait_until(fn, timeout, step=0.25):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    return fn()
-
-
 def stats(analytics):
     return request(analytics.analytics + "/analytics/stats").json()
 
 
 def read_topic_with_headers(topic):
-    p = subprocess.run(["kcat", "-b", BROKER, "-C", "-t", topic, "-e", "-q",
-                        "-f", "%h\t%s\n"], capture_output=True, text=True, timeout=60)
-    return [line.split("\t", 1) for line in p.stdout.splitlines() if "\t" in line]
+    return read_topic(topic, fmt="%h\t%s\n")
+
+
+def published(producer, source):
+    return producer.status()["producer"][source]["published"]
+
+
+def settled(p, consumers, customers):
+    """Whether the group of consumers settled everything p's producer published: the
+    customers (the stream) committed (None: settled before, see consumer_settled), every
+    product (the table) read by each member."""
+    return consumer_settled(consumers, customers,
+                            {"products": published(p.producer, "inventory")})
 
 
 @pytest.fixture
@@ -108,7 +103,9 @@ def test_1000_customers_and_10_products_give_1000_merged_records(pipeline):
     p.start_producer()
     ok = wait_until(lambda: stats(p.analytics)["distinct_ids"] >= 1000, 60)
     assert ok, (stats(p.analytics), request(c.admin + "/api/status").json(), c.logs()[-3000:])
-    time.sleep(1.5)  # anything extra would show up now
+    # Anything extra (a customer merged twice) is delivered by the time the consumer has
+    # settled every message and record.
+    assert wait_until(lambda: settled(p, [c], 1000), 30), c.status()["consumer"]
     st = stats(p.analytics)
     assert st["records"] == 1000 and st["distinct_ids"] == 1000 and st["repeated_ids"] == 0
     products = {x["id"]: x for x in request(p.api.inventory + "/products").json()}
@@ -204,18 +201,30 @@ def test_redis_restart_and_analytics_5xx_bursts_lose_nothing(pipeline):
     c = p.consumer()
     p.start_producer()
     assert wait_until(lambda: stats(p.analytics)["records"] > 1000, 60), c.logs()[-2000:]
+    # Each fault lasts until the consumer has met it, not for a time: 503s on 70% of the
+    # POSTs and Redis restarted under them, until some batches failed and more records got
+    # through after the restart; then the next 20 POSTs answered 500, until all 20 were.
     request(p.analytics.analytics + "/analytics/faults", "PUT",
             '{"error_rate": 0.7, "error_status": 503}')
     services("restart-redis")
-    time.sleep(2)
+    before = stats(p.analytics)
+    assert wait_until(lambda: stats(p.analytics)["failed_batches"] >= before["failed_batches"] + 5
+                      and stats(p.analytics)["records"] > before["records"], 60), \
+        (stats(p.analytics), c.logs()[-3000:])
+    assert stats(p.analytics)["distinct_ids"] < n, "delivered before the second fault"
+    failed = stats(p.analytics)["failed_batches"]
     request(p.analytics.analytics + "/analytics/faults", "PUT", '{"fail_next": 20, "error_status": 500}')
-    time.sleep(1)
+    assert wait_until(lambda: stats(p.analytics)["faults"]["fail_next"] == 0, 60), \
+        (stats(p.analytics), c.logs()[-3000:])
     request(p.analytics.analytics + "/analytics/faults", "PUT", "{}")
     ok = wait_until(lambda: stats(p.analytics)["distinct_ids"] >= n, 180, step=1)
     st = stats(p.analytics)
     assert ok and st["distinct_ids"] == n, (st, c.logs()[-3000:])
+    assert st["failed_batches"] >= failed + 20
     assert c.proc.poll() is None
-    assert c.metric("junction_sink_batches_total", result="retry") >= 1
+    assert c.status()["consumer"]["redis"] is True
+    # Every POST that failed was sent again.
+    assert c.metric("junction_sink_batches_total", result="retry") >= st["failed_batches"]
 
 
 def test_three_consumers_in_one_group_deliver_each_record_once(pipeline):
@@ -229,7 +238,8 @@ def test_three_consumers_in_one_group_deliver_each_record_once(pipeline):
     ok = wait_until(lambda: stats(p.analytics)["distinct_ids"] >= n, 180, step=1)
     st = stats(p.analytics)
     assert ok, st
-    time.sleep(2)
+    assert wait_until(lambda: settled(p, consumers, n), 60, step=0.5), \
+        [c.status()["consumer"] for c in consumers]
     st = stats(p.analytics)
     assert st["distinct_ids"] == n and st["repeated_ids"] == 0, st
     delivered = [c.metric("junction_consumer_delivered_total") or 0 for c in consumers]
@@ -278,8 +288,8 @@ def test_members_started_together_read_the_catalogue_first(pipeline, members):
         c.start()
     ok = wait_until(lambda: stats(p.analytics)["distinct_ids"] >= n, 240, step=1)
     assert ok, stats(p.analytics)
-    wait_until(lambda: sum(c.metric("junction_consumer_pending_messages") or 0
-                           for c in consumers) == 0, 10)
+    assert wait_until(lambda: settled(p, consumers, n), 60, step=0.5), \
+        [c.status()["consumer"] for c in consumers]
     st = stats(p.analytics)
     assert st["records"] == n and st["distinct_ids"] == n and st["repeated_ids"] == 0, st
     recs = request(p.analytics.analytics + f"/analytics/records?limit={n + 1000}").json()
@@ -359,11 +369,6 @@ def test_a_transform_built_on_the_stock_merge(pipeline):
     for r in recs:
         assert r["total_stock"] == sum(x["stock"] for x in r["products"]), r
         assert "merged_at" in r
-
-
-def committed_total(c):
-    parts = request(c.admin + "/api/status").json()["consumer"]["partitions"]
-    return sum(max(x["committed"], 0) for x in parts)
 
 
 @pytest.mark.parametrize("name", sorted(TRANSFORMS))
@@ -487,7 +492,10 @@ def test_the_join_survives_restarts_and_rebalances(pipeline, event):
     ok = wait_until(lambda: stats(p.analytics)["records"] >= before + len(referencing), 60)
     assert ok, (stats(p.analytics)["records"] - before, len(referencing),
                 [c.logs()[-2000:] for c in consumers])
-    time.sleep(1.5)  # a re-emission twice over would show up now
+    # A re-emission twice over is delivered by the time the group has settled the change
+    # (the stream was settled before the event, and nothing was published to it since).
+    assert wait_until(lambda: settled(p, consumers, None), 60, step=0.5), \
+        [c.status()["consumer"] for c in consumers]
     recs = request(p.analytics.analytics + f"/analytics/records?limit={n * 3}").json()
     new = recs[before:]
     assert sorted(r["id"] for r in new) == referencing

@@ -2,7 +2,7 @@
 bytes compiled into the binary, so it works from any working directory and in the image."""
 import os
 
-from conftest import ROOT, request
+from junction_test import ROOT, request
 
 
 def test_root_serves_the_dashboard_compiled_into_the_binary(make_junction):

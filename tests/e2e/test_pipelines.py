@@ -5,13 +5,11 @@ import json
 import os
 import random
 import subprocess
-import time
 import uuid
 
-import pytest
-
-from conftest import BINARY, REDIS_HOST, REDIS_PORT, ROOT, free_port, request
-from test_consumer import BROKER, redis_cli, services, stats, wait_until  # noqa: F401
+from junction_test import BINARY, BROKER, REDIS_HOST, REDIS_PORT, ROOT, consumer_settled
+from junction_test import free_port, read_topic, redis_cli, request, wait_until
+from test_consumer import stats
 from test_consumer import services_up  # noqa: F401  (module fixture: Kafka and Redis up)
 
 
@@ -21,10 +19,17 @@ def produce(topic, records):
                    text=True, check=True, timeout=60)
 
 
-def read_topic(topic):
-    p = subprocess.run(["kcat", "-b", BROKER, "-C", "-t", topic, "-e", "-q", "-f", "%k\t%s\n"],
-                       capture_output=True, text=True, timeout=60)
-    return [line.split("\t", 1) for line in p.stdout.splitlines() if "\t" in line]
+def dead_letters(topic):
+    """(headers, value) of every message of a dead-letter topic."""
+    return read_topic(topic, fmt="%h\t%s\n")
+
+
+def auth_failures(cli, user):
+    """Logins as user that Redis refused, from its ACL LOG."""
+    out = subprocess.run(cli + ["--json", "ACL", "LOG"], capture_output=True, text=True,
+                         timeout=10).stdout
+    return sum(e["count"] for e in json.loads(out or "[]")
+               if e.get("reason") == "auth" and e.get("username") == user)
 
 
 def test_the_orders_example_delivers_every_order_enriched_to_both_sinks(make_junction):
@@ -66,7 +71,9 @@ def test_the_orders_example_delivers_every_order_enriched_to_both_sinks(make_jun
     ok = wait_until(lambda: stats(analytics)["distinct_ids"] >= len(orders), 90)
     assert ok, (stats(analytics), c.logs()[-3000:])
     assert wait_until(lambda: len(read_topic(topics["enriched"])) >= len(orders), 30)
-    time.sleep(1)
+    # Every order settled, so every copy it makes is delivered: nothing else may come.
+    assert wait_until(lambda: consumer_settled([c], len(orders), sinks=2), 30), \
+        c.status()["consumer"]
     st = stats(analytics)
     assert st["records"] == len(orders) and st["unauthorized_batches"] == 0, st
     got_http = {r["id"]: r for r in
@@ -107,13 +114,24 @@ def test_a_wrong_token_is_refused_and_dead_lettered(make_junction):
         "sinks": {"analytics": {"type": "http", "url": analytics.analytics + "/analytics",
                                 "headers": {"Authorization": "Bearer wr0ng-" + tag}}}}]},
         command="consume")
-    dead = lambda: subprocess.run(  # noqa: E731
-        ["kcat", "-b", BROKER, "-C", "-t", topics["dead"], "-e", "-q", "-f", "%h\n"],
-        capture_output=True, text=True, timeout=60).stdout.splitlines()
-    assert wait_until(lambda: len(dead()) >= 20, 60), c.logs()[-3000:]
-    assert all("401" in h for h in dead())
+    assert wait_until(lambda: len(dead_letters(topics["dead"])) >= 20, 60), c.logs()[-3000:]
+    assert all("401" in h for h, _ in dead_letters(topics["dead"]))
     assert "wr0ng-" + tag not in c.logs()  # a header value is never logged
     assert stats(analytics)["unauthorized_batches"] >= 1 and stats(analytics)["records"] == 0
+
+
+def orders_pipeline(tag, analytics, topics, redis=None,
+                    transform=os.path.join(ROOT, "tests", "e2e", "passthrough.lua")):
+    """A config of one pipeline "orders": topics["orders"] through transform to analytics,
+    dead letters to topics["dead"], marks under a prefix of the test's own."""
+    cfg = {"kafka": {"brokers": BROKER}, "pipelines": [{
+        "name": "orders", "group_id": "orders-" + tag, "transform": transform,
+        "dead_letter_topic": topics["dead"], "dedupe": {"prefix": f"processed:{tag}:"},
+        "streams": {"orders": topics["orders"]},
+        "sinks": {"analytics": {"type": "http", "url": analytics.analytics + "/analytics"}}}]}
+    if redis:
+        cfg["redis"] = redis
+    return cfg
 
 
 GARBAGE = """
@@ -136,21 +154,13 @@ def test_garbage_from_the_transform_dead_letters_that_message_only(make_junction
     produce(topics["orders"], [{"id": f"o-{i}"} for i in range(30)])
     script = tmp_path / "garbage.lua"
     script.write_text(GARBAGE)
-    c = make_junction({"kafka": {"brokers": BROKER}, "pipelines": [{
-        "name": "orders", "group_id": "orders-" + tag, "transform": str(script),
-        "dead_letter_topic": topics["dead"], "dedupe": {"prefix": f"processed:{tag}:"},
-        "streams": {"orders": topics["orders"]},
-        "sinks": {"analytics": {"type": "http", "url": analytics.analytics + "/analytics"}}}]},
-        command="consume")
+    c = make_junction(orders_pipeline(tag, analytics, topics, transform=str(script)),
+                      command="consume")
 
-    def dead():
-        p = subprocess.run(["kcat", "-b", BROKER, "-C", "-t", topics["dead"], "-e", "-q",
-                            "-f", "%h\t%s\n"], capture_output=True, text=True, timeout=60)
-        return [line.split("\t", 1) for line in p.stdout.splitlines() if "\t" in line]
-    assert wait_until(lambda: len(dead()) >= 20 and stats(analytics)["records"] >= 10, 60), \
-        c.logs()[-3000:]
-    time.sleep(1)
-    got = dead()
+    # Every order settled (delivered or dead-lettered): nothing more may arrive anywhere.
+    assert wait_until(lambda: consumer_settled([c], 30, sinks=None), 60), \
+        (c.status()["consumer"], c.logs()[-3000:])
+    got = dead_letters(topics["dead"])
     assert len(got) == 20 and stats(analytics)["records"] == 10
     for headers, value in got:
         n = int(json.loads(value)["id"][2:])
@@ -197,15 +207,11 @@ def test_the_transform_can_give_the_de_duplication_key(make_junction, tmp_path):
     ])
     script = tmp_path / "keyed.lua"
     script.write_text(KEYED)
-    c = make_junction({"kafka": {"brokers": BROKER}, "pipelines": [{
-        "name": "orders", "group_id": "orders-" + tag, "transform": str(script),
-        "dead_letter_topic": topics["dead"], "dedupe": {"prefix": f"processed:{tag}:"},
-        "streams": {"orders": topics["orders"]},
-        "sinks": {"analytics": {"type": "http", "url": analytics.analytics + "/analytics"}}}]},
-        command="consume")
+    c = make_junction(orders_pipeline(tag, analytics, topics, transform=str(script)),
+                      command="consume")
     done = lambda: c.metric("junction_consumer_duplicates_total", pipeline="orders") >= 1  # noqa
     assert wait_until(lambda: stats(analytics)["records"] >= 3 and done(), 60), c.logs()[-3000:]
-    time.sleep(1)
+    assert wait_until(lambda: consumer_settled([c], 4), 30), c.status()["consumer"]
     recs = request(analytics.analytics + "/analytics/records?limit=10").json()
     assert sorted((r["id"], r["version"], r["note"]) for r in recs) == [
         ("o-1", 1, "first"), ("o-1", 2, "next version"), ("o-2", 1, "first")], recs
@@ -237,13 +243,16 @@ def test_a_sink_that_is_down_pauses_only_its_pipeline(make_junction):
         pipe("a", live.analytics), pipe("b", f"http://127.0.0.1:{down_port}")]},
         command="consume")
 
-    def committed(name):
+    def pipeline(name):
         st = request(c.admin + "/api/status").json()["consumer"]["pipelines"]
-        parts = next(x for x in st if x["name"] == name)["partitions"]
-        return sum(max(x["committed"], 0) for x in parts)
+        return next(x for x in st if x["name"] == name)
+
+    def committed(name):
+        return sum(max(x["committed"], 0) for x in pipeline(name)["partitions"])
     assert wait_until(lambda: stats(live)["distinct_ids"] >= n and committed("a") == n, 60), \
         c.logs()[-3000:]
-    time.sleep(3)  # the other pipeline keeps retrying meanwhile
+    # The other pipeline keeps retrying meanwhile, and nothing of it gets anywhere.
+    assert wait_until(lambda: pipeline("b")["retries"] >= 3, 30), pipeline("b")
     assert stats(live)["distinct_ids"] == n
     assert committed("b") == 0
     assert c.metric("junction_consumer_delivered_total", pipeline="b") == 0
@@ -257,15 +266,6 @@ def test_a_sink_that_is_down_pauses_only_its_pipeline(make_junction):
     assert stats(live)["distinct_ids"] == n and stats(late)["distinct_ids"] == n
     assert read_topic(topics["dead"]) == []
     assert c.proc.poll() is None
-
-
-def orders_pipeline(tag, analytics, topics, redis):
-    return {"kafka": {"brokers": BROKER}, "redis": redis, "pipelines": [{
-        "name": "orders", "group_id": "orders-" + tag,
-        "transform": os.path.join(ROOT, "tests", "e2e", "passthrough.lua"),
-        "dead_letter_topic": topics["dead"], "dedupe": {"prefix": f"processed:{tag}:"},
-        "streams": {"orders": topics["orders"]},
-        "sinks": {"analytics": {"type": "http", "url": analytics.analytics + "/analytics"}}}]}
 
 
 def test_redis_with_an_acl_user_and_a_password_from_a_file(make_junction, private_redis,
@@ -298,7 +298,8 @@ def test_a_wrong_redis_password_is_one_clear_line_and_nothing_passes(make_juncti
     c = make_junction(orders_pipeline(tag, analytics, topics, {
         "port": port, "username": "marker", "password": {"env": "ORDERS_REDIS_PASSWORD"}}),
         command="consume", env={"ORDERS_REDIS_PASSWORD": "not-the-pass"})
-    time.sleep(4)
+    # Refused on several logins, said once.
+    assert wait_until(lambda: auth_failures(cli, "marker") >= 3, 30), c.logs()[-3000:]
     r = request(c.admin + "/readyz")
     assert r.status == 503 and b"refused junction's login (WRONGPASS" in r.body, r.body
     logs = c.logs()

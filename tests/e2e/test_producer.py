@@ -3,19 +3,14 @@ started by tools/services (127.0.0.1:9092). Each test writes to its own topics a
 them back with kcat."""
 import json
 import os
-import subprocess
-import time
 import uuid
 
 import pytest
 
-from conftest import BROKER, ROOT, request
-
-
-
-def services(*args):
-    subprocess.run([os.path.join(ROOT, "tools", "services"), *args], check=True,
-                   stdout=subprocess.DEVNULL)
+from junction_test import BROKER, ROOT, FixtureServer, deep_merge, free_port, free_ports
+from junction_test import producer_settled
+from junction_test import read_topic as read_messages
+from junction_test import request, secret, services, wait_until
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -26,30 +21,12 @@ def kafka_up():
 
 
 def read_topic(topic, limit=None):
-    """Every (key, value) in the topic, decoded from JSON; at most `limit` of them. A topic
-    that is still being written needs the limit: kcat's -e waits for every partition to be
-    at its end at once, which a steady writer can postpone indefinitely."""
-    count = ["-c", str(limit)] if limit else []
-    p = subprocess.run(["kcat", "-b", BROKER, "-C", "-t", topic, "-e", "-q", *count,
-                        "-f", "%k\t%s\n"], capture_output=True, text=True, timeout=60)
-    if p.returncode != 0 and "Unknown topic" in p.stderr:
-        return []
-    assert p.returncode == 0, p.stderr
-    out = []
-    for line in p.stdout.splitlines():
-        k, v = line.split("\t", 1)
-        out.append((k, json.loads(v)))
-    return out
+    """Every (key, value) in the topic, the value decoded from JSON; at most `limit`."""
+    return [(k, json.loads(v)) for k, v in read_messages(topic, limit=limit)]
 
 
-def wait_until(fn, timeout, step=0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    return fn()
+def polls_started(j, source):
+    return j.status()["producer"][source]["polls"]
 
 
 @pytest.fixture
@@ -69,7 +46,6 @@ def pipeline(make_junction):
             },
             "kafka": {"brokers": BROKER, "message_timeout_ms": 15000},
         }
-        from conftest import deep_merge
         return make_junction(deep_merge(cfg, overrides or {}), command="produce", start=start)
 
     return api, topics, produce
@@ -104,11 +80,11 @@ def test_only_a_changed_record_is_published_again(pipeline):
     r = request(api.crm + "/customers/77", "PUT",
                 '{"name":"Changed","email":"changed@example.com","productIds":["3"]}')
     assert r.status == 200
-    assert wait_until(lambda: len(read_topic(topics["crm"])) == 1001, 15), p.logs()
-    time.sleep(0.5)
+    # Exactly one more message, and no further one: the producer's counters stop at 1001
+    # over two more cycles with nothing in flight.
+    assert producer_settled(p, "crm", 1001), (p.status()["producer"], p.logs()[-3000:])
     recs = read_topic(topics["crm"])
     assert len(recs) == 1001
-    assert recs[-1][0] == "77" or ("77", r.json()) in recs
     assert ("77", r.json()) in recs
 
 
@@ -142,31 +118,15 @@ def test_malformed_and_non_array_bodies_publish_nothing_then_recover(pipeline):
 
 
 class StubAPI:
-    """A tiny HTTP server answering every GET with a body the test sets."""
+    """An API answering every request with a body the test sets."""
 
     def __init__(self):
-        import http.server
-        import threading
-        stub = self
         self.body = b"[]"
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(stub.body)))
-                self.end_headers()
-                self.wfile.write(stub.body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/products"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = FixtureServer(lambda method, path, headers: (200, self.body, ()))
+        self.url = self.server.url + "/products"
 
     def close(self):
-        self.server.shutdown()
+        self.server.close()
 
 
 def test_not_an_array_and_records_without_id_are_counted(make_junction):
@@ -221,6 +181,11 @@ def rename_customers(api, ids, prefix):
     return changed
 
 
+def not_ready(p):
+    r = request(p.admin + "/readyz")
+    return r.status == 503 and b"no Kafka broker reachable" in r.body
+
+
 def all_published(topic, changed):
     """Whether the topic holds every (key, record) of changed."""
     records = read_topic(topic)
@@ -232,7 +197,9 @@ def test_broker_down_at_start_and_restarted_mid_run_loses_nothing(pipeline):
     services("stop-kafka")
     try:
         p = produce()
-        time.sleep(2)
+        # It keeps polling with its records waiting for Kafka, and knows Kafka is away.
+        assert wait_until(lambda: polls_started(p, "crm") >= 3 and not_ready(p), 30), \
+            (p.status()["producer"], p.logs()[-3000:])
         assert p.proc.poll() is None
     finally:
         services("start-kafka")
@@ -240,8 +207,12 @@ def test_broker_down_at_start_and_restarted_mid_run_loses_nothing(pipeline):
     # Mid-run: stop the broker, change records while it is down, start it again.
     services("stop-kafka")
     try:
+        polls = polls_started(p, "crm")
         changed = rename_customers(api, range(1, 51), "Down")
-        time.sleep(2)
+        # A later poll found the 50 changes and queued them while no broker takes them.
+        assert wait_until(lambda: polls_started(p, "crm") >= polls + 2 and not_ready(p) and
+                          p.status()["producer"]["kafka"]["inflight"] >= 50, 30), \
+            (p.status()["producer"], p.logs()[-3000:])
         assert p.proc.poll() is None
     finally:
         services("start-kafka")
@@ -288,10 +259,7 @@ class PagedAPI:
 
     def __init__(self, count, style, token=None):
         import base64
-        import http.server
-        import threading
         import urllib.parse
-        api = self
         self.records = [{"id": i, "name": f"Order {i}", "total": i * 10} for i in range(1, count + 1)]
         self.style, self.token = style, token
         self.fail_pages, self.bad_link_page = set(), None
@@ -309,47 +277,32 @@ class PagedAPI:
                 limit, off = int(q.get("limit", 100)), int(q.get("offset", 0))
             return off, limit, off // limit + 1
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def answer(self, status, body, headers=()):
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in headers:
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
+        def answer(method, full_path, headers):
+            path, _, query = full_path.partition("?")
+            self.requests.append(full_path)
+            if self.token and headers.get("Authorization") != "Bearer " + self.token:
+                return 401, {"error": "Unauthorized"}, ()
+            off, limit, page = page_of(query)
+            if page in self.fail_pages:
+                return 503, {"error": "Service Unavailable"}, ()
+            recs = self.records[off:off + limit]
+            more = off + limit < len(self.records)
+            if style == "cursor":
+                nxt = base64.urlsafe_b64encode(str(off + limit).encode()).decode() if more else None
+                return 200, {"data": recs, "next_cursor": nxt}, ()
+            links = []
+            if style == "link" and more:
+                url = f"{self.base}{path}?page={page + 1}&per_page={limit}"
+                bad = page == self.bad_link_page
+                links.append(("Link", f'{url}; rel="next"' if bad else f'<{url}>; rel="next"'))
+            return 200, recs, links
 
-            def do_GET(self):
-                path, _, query = self.path.partition("?")
-                api.requests.append(self.path)
-                if api.token and self.headers.get("Authorization") != "Bearer " + api.token:
-                    return self.answer(401, {"error": "Unauthorized"})
-                off, limit, page = page_of(query)
-                if page in api.fail_pages:
-                    return self.answer(503, {"error": "Service Unavailable"})
-                recs = api.records[off:off + limit]
-                more = off + limit < len(api.records)
-                if style == "cursor":
-                    nxt = base64.urlsafe_b64encode(str(off + limit).encode()).decode() if more else None
-                    return self.answer(200, {"data": recs, "next_cursor": nxt})
-                headers = []
-                if style == "link" and more:
-                    url = f"{api.base}{path}?page={page + 1}&per_page={limit}"
-                    bad = page == api.bad_link_page
-                    headers.append(("Link", f'{url}; rel="next"' if bad else f'<{url}>; rel="next"'))
-                return self.answer(200, recs, headers)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server = FixtureServer(answer)
+        self.base = self.server.url
         self.url = self.base + "/orders"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
-        self.server.shutdown()
+        self.server.close()
 
 
 MAP_WITH = """local paging = require "stock.paging"
@@ -453,8 +406,7 @@ def test_offset_pages_of_the_mock_api_publish_every_record_then_only_changes(pip
     assert len(recs) == 1000 and dict(recs) == customers
     r = request(api.crm + "/customers/512", "PATCH", '{"name":"Paged"}')
     assert r.status == 200
-    assert wait_until(lambda: len(read_topic(topic)) == 1001, 30), j.logs()[-3000:]
-    time.sleep(1)
+    assert producer_settled(j, "orders", 1001), j.logs()[-3000:]
     recs = read_topic(topic)
     assert len(recs) == 1001 and ("512", r.json()) in recs
     assert [k for k, _ in recs].count("512") == 2
@@ -525,8 +477,7 @@ def test_next_repeating_a_page_or_passing_max_pages_is_a_clear_error(paged):
         assert wait_until(lambda: "next() asks for page 4, past max_pages (3)" in j2.logs(), 15), \
             j2.logs()[-3000:]
         assert "source orders page 3: next() asks for page 4" in j2.logs()
-        assert wait_until(lambda: len(read_topic(topic2)) >= 300, 15)
-        time.sleep(1)
+        assert producer_settled(j2, "orders", 300), j2.logs()[-3000:]
         assert len(read_topic(topic2)) == 300
         # A next page on another host would take the source's credentials there.
         j3, _ = paged(api.url + "?limit=100",
@@ -564,7 +515,7 @@ def test_an_envelope_without_its_array_or_a_bad_link_header_publishes_nothing_of
             '"data" array (records_error)' in j.logs()
         assert j.metric("junction_producer_failures_total", source="orders",
                         reason="records_error") >= 1
-        time.sleep(0.5)
+        assert producer_settled(j, "orders", 0), j.logs()[-3000:]
         assert read_topic(topic) == []
         stub.body = b'{"data":[{"id":1}],"next_cursor":null}'
         assert wait_until(lambda: len(read_topic(topic)) == 1, 15), j.logs()[-3000:]
@@ -579,8 +530,7 @@ def test_an_envelope_without_its_array_or_a_bad_link_header_publishes_nothing_of
         assert wait_until(lambda: "Link header:" in j2.logs(), 15), j2.logs()[-3000:]
         assert "source orders page 2: GET " in j2.logs()
         assert 'next() failed: Link header: expected "<" starting a link' in j2.logs()
-        assert wait_until(lambda: len(read_topic(topic2)) >= 100, 15)
-        time.sleep(1)
+        assert producer_settled(j2, "orders", 100), j2.logs()[-3000:]
         assert sorted(int(k) for k, _ in read_topic(topic2)) == list(range(1, 101))
         api.bad_link_page = None
         assert wait_until(lambda: len(read_topic(topic2)) >= 300, 15), j2.logs()[-3000:]
@@ -591,17 +541,6 @@ def test_an_envelope_without_its_array_or_a_bad_link_header_publishes_nothing_of
 
 
 # ---- sources paging through the mock APIs of `junction api` ------------------------------
-
-def free_ports(n, taken=()):
-    from conftest import free_port
-    out, seen = [], set(taken)
-    while len(out) < n:
-        p = free_port()
-        if p not in seen:
-            seen.add(p)
-            out.append(p)
-    return out
-
 
 def orders_source(url, topic, **extra):
     src = {"url": url, "topic": topic, "script": os.path.join(ROOT, "scripts", "map_orders.lua"),
@@ -615,7 +554,6 @@ def test_the_orders_example_api_is_polled_whole_then_only_changes(make_junction)
     """examples/orders.lua's orders API (50,000 orders, cursor pages of 1000 in an
     envelope, a bearer token) read by scripts/map_orders.lua: every order once, then one
     message for one changed order."""
-    from conftest import secret
     token = secret("orders-" + uuid.uuid4().hex)
     api = make_junction(start=False)
     (port,) = free_ports(1, (api.crm_port, api.inv_port, api.admin_port, api.analytics_port))
@@ -663,7 +601,6 @@ def test_every_paging_style_of_the_mock_api(make_junction, tmp_path, style, path
     """The mock API's three paging styles behind a bearer token, each read by its stock
     helper: 1000 customers over 10 pages once, then one message for one change; a wrong
     token publishes nothing."""
-    from conftest import secret
     token = secret("tok-" + uuid.uuid4().hex)
     api = make_junction(start=False)
     (port,) = free_ports(1, (api.crm_port, api.inv_port, api.admin_port, api.analytics_port))
@@ -713,11 +650,11 @@ def test_every_paging_style_of_the_mock_api(make_junction, tmp_path, style, path
 def test_readyz_says_whether_the_producer_reaches_kafka(make_junction):
     """/readyz of `junction produce`: 200 once a broker answers, 503 with the reason while
     none does (it used to answer 200 whatever Kafka did)."""
-    from conftest import free_port, request, wait_for
     dead = make_junction({"kafka": {"brokers": f"127.0.0.1:{free_port()}"}}, command="produce")
-    time.sleep(2)
+    # Not ready from the start; still not once librdkafka tried the broker and said so.
+    assert wait_until(lambda: "ALL_BROKERS_DOWN" in dead.logs(), 15), dead.logs()
     r = request(dead.admin + "/readyz")
     assert r.status == 503 and b"no Kafka broker reachable" in r.body, r.body
     live = make_junction({"kafka": {"brokers": BROKER}}, command="produce")
-    assert wait_for(lambda: request(live.admin + "/readyz").status == 200, 15), \
+    assert wait_until(lambda: request(live.admin + "/readyz").status == 200, 15), \
         request(live.admin + "/readyz").body

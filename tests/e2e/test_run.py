@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from conftest import BINARY, BROKER, ROOT, deep_merge, free_port, redis_cli, request
+from junction_test import BINARY, BROKER, ROOT, deep_merge, free_port, redis_cli, request
 
 SUMMARY = re.compile(r"published=(\d+) duplicates=(\d+) merged=(\d+) delivered=(\d+) "
                      r"dead_lettered=(\d+) lost=(\d+) seconds=(\d+(?:\.\d+)?)")

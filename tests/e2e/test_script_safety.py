@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import BINARY, ROOT, request, wait_for
+from junction_test import BINARY, ROOT, request, wait_until
 
 
 def write(path, text):
@@ -102,7 +102,7 @@ def assert_old_version_serves(j):
 def test_empty_or_moduleless_script_is_a_reload_error_not_a_crash(make_junction, text):
     j = make_junction({"scripts": {"watch": True}})
     write(os.path.join(j.scripts, "crm.lua"), text)
-    assert wait_for(lambda: reload_errors(j, "crm") >= 1, 5), j.logs()
+    assert wait_until(lambda: reload_errors(j, "crm") >= 1, 5), j.logs()
     time.sleep(0.3)
     assert j.proc.poll() is None, j.logs()
     assert request(j.admin + "/healthz").status == 200
@@ -115,7 +115,7 @@ def test_empty_or_moduleless_script_is_a_reload_error_not_a_crash(make_junction,
 def test_a_module_missing_a_function_names_it(junction):
     path = os.path.join(junction.scripts, "crm.lua")
     write(path, read(path).replace("function M.generate(opts)", "function M.generate_(opts)"))
-    assert wait_for(lambda: reload_errors(junction, "crm") >= 1, 5), junction.logs()
+    assert wait_until(lambda: reload_errors(junction, "crm") >= 1, 5), junction.logs()
     assert "generate" in script_status(junction, "crm")["last_error"]
     assert_old_version_serves(junction)
 
@@ -123,7 +123,7 @@ def test_a_module_missing_a_function_names_it(junction):
 def test_module_whose_metatable_raises_is_a_reload_error(junction):
     write(os.path.join(junction.scripts, "crm.lua"),
           "return setmetatable({}, {__index = function(_, k) error('no field ' .. k) end})\n")
-    assert wait_for(lambda: reload_errors(junction, "crm") >= 1, 5), junction.logs()
+    assert wait_until(lambda: reload_errors(junction, "crm") >= 1, 5), junction.logs()
     assert "no field" in script_status(junction, "crm")["last_error"]
     assert_old_version_serves(junction)
 
@@ -135,7 +135,7 @@ def test_truncate_then_write_later_loads_once_without_an_error(junction):
         pass  # truncated, as editors that rewrite in place do first
     time.sleep(0.05)
     write(path, good)
-    assert wait_for(lambda: script_status(junction, "crm")["version"] == 2, 5), junction.logs()
+    assert wait_until(lambda: script_status(junction, "crm")["version"] == 2, 5), junction.logs()
     time.sleep(0.5)
     st = script_status(junction, "crm")
     assert st["version"] == 2 and st["last_error"] is None, st
@@ -149,7 +149,7 @@ def test_several_quick_writes_load_the_final_text_once(junction):
     for cut in (len(good) // 3, 2 * len(good) // 3, len(good)):
         write(path, good[:cut])
         time.sleep(0.03)
-    assert wait_for(lambda: script_status(junction, "crm")["version"] == 2, 5), junction.logs()
+    assert wait_until(lambda: script_status(junction, "crm")["version"] == 2, 5), junction.logs()
     time.sleep(0.5)
     assert reload_errors(junction, "crm") == 0, junction.logs()
     assert request(junction.crm + "/customers/1").json()["name"] == "Final 1"
@@ -181,7 +181,7 @@ def test_empty_map_script_under_produce_keeps_the_old_version(make_junction):
     j = make_junction({"producer": {"crm": {"enabled": False}, "inventory": {"enabled": True}}},
                       command="produce")
     write(os.path.join(j.scripts, "map_products.lua"), "")
-    assert wait_for(lambda: reload_errors(j, "map_inventory") + reload_errors(j, "inventory") >= 1
+    assert wait_until(lambda: reload_errors(j, "map_inventory") + reload_errors(j, "inventory") >= 1
                     or "rejected" in j.logs(), 5), j.logs()
     time.sleep(0.3)
     assert j.proc.poll() is None, j.logs()
@@ -291,7 +291,7 @@ def test_one_script_cannot_patch_junction_for_the_others(junction):
     write(path, read(path).replace("function M.generate(opts)",
                                    "junction.sha256 = function() return 'tampered' end\n"
                                    "function M.generate(opts)", 1))
-    assert wait_for(lambda: reload_errors(junction, "inventory") >= 1, 5), junction.logs()
+    assert wait_until(lambda: reload_errors(junction, "inventory") >= 1, 5), junction.logs()
     assert "read-only" in script_status(junction, "inventory")["last_error"]
     # rawset only reaches the script's own view.
     crm = os.path.join(junction.scripts, "crm.lua")
@@ -315,7 +315,7 @@ def test_a_repeated_id_in_generated_data_is_a_reload_error_naming_it(junction):
     m = re.search(r"return out\n", text)
     assert m, text
     write(path, text.replace("return out\n", "out[#out + 1] = out[7]\n  return out\n", 1))
-    assert wait_for(lambda: reload_errors(junction, "crm") >= 1, 5), junction.logs()
+    assert wait_until(lambda: reload_errors(junction, "crm") >= 1, 5), junction.logs()
     err = script_status(junction, "crm")["last_error"]
     assert "repeats id 7" in err, err
     assert_old_version_serves(junction)

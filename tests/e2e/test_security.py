@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from conftest import BINARY, BROKER, ROOT, junction_env, redis_cli, request
+from junction_test import BINARY, BROKER, ROOT, junction_env, redis_cli, request, wait_until
 from test_run import config, summary
 
 SECURE_DIR = os.path.join(ROOT, ".services", "kafka", "secure")
@@ -359,10 +359,9 @@ def test_an_untrusted_sink_certificate_is_one_clear_line_and_loses_nothing(
                                 "retry_max_ms": 500}}}}
     try:
         j = make_junction(base, command="run")
-        deadline = time.time() + 60
-        while time.time() < deadline and "certificate" not in j.logs():
-            time.sleep(0.2)
-        time.sleep(3)
+        # Said once, however many handshakes fail: wait for a few of them.
+        assert wait_until(lambda: "certificate" in j.logs() and front.handshakes_failed >= 3, 60), \
+            (front.handshakes_failed, j.logs()[-3000:])
         logs = j.logs()
         lines = [line for line in logs.splitlines() if "certificate" in line]
         assert len(lines) == 1, logs[-3000:]

@@ -7,18 +7,16 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "http_client.h"
 #include "http_server.h"
+#include "net_fixture.h"
 
 /* ---- fixture: a loop, a server with a small handler, a client ------------------------ */
 
@@ -90,17 +88,7 @@ static void fx_start(fx *f) {
     memset(f, 0, sizeof *f);
     f->delay_ms = 300;
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    /* Port 0 (the kernel picks one) is what the config parser refuses, so the address
-     * is filled in directly. */
-    jn_http_server_opts o = {.name = "test",
-                             .listen = {"127.0.0.1", 0},
-                             .max_body = 4 << 20,
-                             .request_timeout_ms = 5000,
-                             .keepalive_timeout_ms = 5000,
-                             .max_connections = 100};
-    char *err = NULL;
-    f->srv = jn_http_server_start(&f->loop, &o, handler, f, &err);
-    if (!f->srv) fail_msg("server: %s", err);
+    f->srv = fixture_server_start(&f->loop, "test", NULL, handler, f);
     snprintf(f->base, sizeof f->base, "http://127.0.0.1:%d", jn_http_server_port(f->srv));
     f->cli = jn_http_client_new(&f->loop);
     assert_non_null(f->cli);
@@ -331,24 +319,12 @@ static void test_retry_after(void **state) {
     free(bad.body);
 }
 
-/* A loopback port nobody listens on: bound by the kernel's choice, then released. */
-static int closed_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static void test_connection_refused(void **state) {
     (void)state;
     fx f;
     fx_start(&f);
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/x", closed_port());
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/x", free_port());
     jn_http_request_opts o = {.url = url, .timeout_ms = 5000, .connect_timeout_ms = 2000};
     int n = 0;
     result r = {.f = &f, .counter = &n, .shutdown_after = 1};

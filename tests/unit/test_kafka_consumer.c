@@ -66,6 +66,8 @@ typedef struct {
 /* Static rather than on a test's stack: after a failed assertion a consumer lives on,
  * and an event served later must not write into a dead frame. */
 static member ma, mb;
+static member mw; /* the witness of run_until_witness_read_all */
+static void run_until_witness_read_all(void);
 
 static void trace(member *m, char ev) {
     size_t n = strlen(m->trace);
@@ -358,7 +360,7 @@ static void test_consume_commit_and_resume(void **state) {
     make(&ma, "g-resume");
     target = 300;
     assert_true(run_until(a_reached, 15000));
-    run_for(300); /* nothing more may arrive */
+    run_until_witness_read_all(); /* nothing more may arrive */
     assert_int_equal(ma.msgs, 300);
     assert_int_equal(ma.bad_content, 0);
     assert_int_equal(ma.bad_order, 0);
@@ -397,7 +399,7 @@ static void test_consume_commit_and_resume(void **state) {
     make(&mb, "g-resume");
     target = 300 - NPART * 40;
     assert_true(run_until(b_reached, 15000));
-    run_for(300);
+    run_until_witness_read_all();
     assert_int_equal(mb.msgs, 300 - NPART * 40);
     assert_int_equal(mb.bad_content + mb.bad_order + mb.off_thread, 0);
     for (int p = 0; p < NPART; p++)
@@ -418,7 +420,7 @@ static void test_pause_and_resume(void **state) {
     jn_kafka_consumer_pause(ma.c);
     assert_true(jn_kafka_consumer_paused(ma.c));
     assert_true(run_until(a_assigned, 15000));
-    run_for(1000);
+    run_until_witness_read_all();
     assert_int_equal(ma.msgs, 0);
 
     ma.pause_at = 50;
@@ -428,13 +430,13 @@ static void test_pause_and_resume(void **state) {
     assert_true(run_until(a_reached, 5000));
     assert_true(jn_kafka_consumer_paused(ma.c));
     produce(100);
-    run_for(1000);
+    run_until_witness_read_all();
     assert_int_equal(ma.msgs, 50);
 
     jn_kafka_consumer_resume(ma.c);
     target = 200;
     assert_true(run_until(a_reached, 5000));
-    run_for(300);
+    run_until_witness_read_all();
     assert_int_equal(ma.msgs, 200);
     assert_int_equal(ma.bad_content + ma.bad_order + ma.off_thread, 0);
     for (int i = 0; i < 200; i++)
@@ -453,18 +455,18 @@ static void test_hold_and_release(void **state) {
     target = 40;
     assert_true(run_until(a_reached, 15000));
     produce(100);
-    run_for(1000);
+    run_until_witness_read_all();
     /* The event being served when the hold began may finish its batch: nothing more. */
     int held = ma.msgs;
     assert_true(held >= 40 && held < 200);
-    run_for(500);
+    run_until_witness_read_all();
     assert_int_equal(ma.msgs, held);
     assert_false(jn_kafka_consumer_paused(ma.c));
 
     jn_kafka_consumer_hold(ma.c, 0);
     target = 200;
     assert_true(run_until(a_reached, 5000));
-    run_for(300);
+    run_until_witness_read_all();
     assert_int_equal(ma.msgs, 200);
     assert_int_equal(ma.bad_content + ma.bad_order + ma.off_thread, 0);
     for (int i = 0; i < 200; i++)
@@ -512,7 +514,7 @@ static void test_held_member_hears_rebalance_at_once(void **state) {
     ma.hold_at = 40;
     target = 40;
     assert_true(run_until(a_reached, 15000));
-    run_for(1000); /* the other 160 are fetched and wait behind the hold */
+    run_until_witness_read_all(); /* the other 160 are fetched and wait behind the hold */
     int held = ma.msgs;
     assert_true(held >= 40 && held < 200);
     commit_a_and_wait();
@@ -529,7 +531,7 @@ static void test_held_member_hears_rebalance_at_once(void **state) {
     jn_kafka_consumer_hold(ma.c, 0);
     target = 200;
     assert_true(run_until(both_reached, 10000));
-    run_for(500);
+    run_until_witness_read_all();
     assert_int_equal(ma.msgs + mb.msgs, 200);
     assert_each_seen_once_by_a_or_b(200);
     jn_kafka_consumer_close(ma.c, on_done, &ma);
@@ -577,7 +579,7 @@ static void test_two_members_split_partitions(void **state) {
     produce(200);
     target = 400;
     assert_true(run_until(both_reached, 10000));
-    run_for(500);
+    run_until_witness_read_all();
     assert_int_equal(ma.msgs + mb.msgs, 400);
     assert_true(mb.msgs > 0);
     assert_each_seen_once_by_a_or_b(400);
@@ -628,7 +630,7 @@ static void test_commit_error_and_close_waits_for_owner(void **state) {
     jn_kafka_consumer_close(ma.c, on_done, &ma);
     int at_close = ma.msgs;
     assert_true(run_until(a_revoke_pending, 5000));
-    run_for(500);
+    run_until_witness_read_all();
     assert_false(ma.done); /* waits for the owner */
     assert_int_equal(ma.msgs, at_close);
     ma.revoke_pending = 0;
@@ -758,6 +760,34 @@ static int a_eof_at_50(void) {
     return ma.eof[0] == 50 && ma.eof[2] == 50;
 }
 
+static int w_read_all(void) {
+    return mw.msgs >= produced;
+}
+static int w_done(void) {
+    return mw.done;
+}
+
+/* For a check that nothing more arrives (a paused or held consumer, one that has
+ * everything): runs the loop until a fresh reader of every partition, on the same loop and
+ * mock cluster, has read all `produced` messages from the start, at most 10 s. By then a
+ * consumer free to deliver would have delivered them too, and its duplicates would have
+ * come: the check waits on that condition, not on a time it hopes is long enough. */
+static void run_until_witness_read_all(void) {
+    member_reset(&mw, ANSWER_NOW);
+    make_assign(&mw, 0);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(NPART);
+    for (int p = 0; p < NPART; p++)
+        rd_kafka_topic_partition_list_add(l, TOPIC, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    assert_int_equal(jn_kafka_consumer_assign(mw.c, l), 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (!run_until(w_read_all, 10000))
+        fail_msg("the witness read %d of %d messages in 10 s", mw.msgs, produced);
+    assert_int_equal(mw.msgs, produced);
+    assert_int_equal(mw.bad_content + mw.bad_order + mw.off_thread + mw.unassigned_msgs, 0);
+    jn_kafka_consumer_close(mw.c, on_done, &mw);
+    assert_true(run_until(w_done, 10000));
+}
+
 /* Nothing is read before the owner assigns; then each partition from the offset it was
  * given, an empty partition included, with an EOF for each once read to its end, and
  * again after more messages arrived. No group: nothing to commit, no revocation. */
@@ -766,7 +796,7 @@ static void test_assign_replays_and_reports_eof(void **state) {
     assert_int_equal(rd_kafka_mock_topic_create(mock, EMPTY_TOPIC, 2, 1), 0);
     produce(100); /* 25 per partition */
     make_assign(&ma, 1);
-    run_for(1000);
+    run_until_witness_read_all();
     assert_int_equal(ma.assigns + ma.msgs + ma.eofs, 0);
 
     rd_kafka_topic_partition_list_t *l =
@@ -779,7 +809,7 @@ static void test_assign_replays_and_reports_eof(void **state) {
 
     target = 3;
     assert_true(run_until(a_eofs, 10000));
-    run_for(300);
+    run_until_witness_read_all();
     assert_int_equal(ma.eofs, 3);
     /* librdkafka 2.0.2 reports the end of a partition that never had a message too. */
     assert_int_equal(ma.eof_empty, 0);
@@ -834,7 +864,7 @@ static void test_assign_replaces_assignment(void **state) {
     rd_kafka_topic_partition_list_destroy(l);
     target = 210;
     assert_true(run_until(a_reached, 10000));
-    run_for(500);
+    run_until_witness_read_all();
     assert_int_equal(ma.reassign_err, 0);
     assert_int_equal(ma.assigns, 2);
     assert_int_equal(ma.msgs, 210);
@@ -856,7 +886,7 @@ static void test_assign_replaces_assignment(void **state) {
     rd_kafka_topic_partition_list_destroy(l);
     target = 220;
     assert_true(run_until(a_reached, 10000));
-    run_for(500);
+    run_until_witness_read_all();
     assert_int_equal(ma.msgs, 220);
     assert_int_equal(ma.first[2], 90);
     assert_int_equal(ma.bad_content + ma.bad_order + ma.off_thread + ma.unassigned_msgs, 0);
@@ -865,7 +895,7 @@ static void test_assign_replaces_assignment(void **state) {
     assert_int_equal(jn_kafka_consumer_assign(ma.c, NULL), 0);
     assert_int_equal(ma.assigns, 4);
     produce(40);
-    run_for(1000);
+    run_until_witness_read_all();
     assert_int_equal(ma.msgs, 220);
     assert_int_equal(jn_kafka_consumer_lag(ma.c, TOPIC, 2), -1);
 
@@ -874,7 +904,7 @@ static void test_assign_replaces_assignment(void **state) {
     assert_int_equal(jn_kafka_consumer_assign(ma.c, l), RD_KAFKA_RESP_ERR__INVALID_ARG);
     rd_kafka_topic_partition_list_destroy(l);
     assert_int_equal(ma.assigns, 4);
-    run_for(500);
+    run_until_witness_read_all();
     assert_int_equal(ma.msgs, 220);
 
     /* Closing while partitions are being read: no revocation to wait for. */

@@ -151,6 +151,23 @@ static void check_first(const rd_kafka_message_t *m, int nth, void *ctx) {
     assert_memory_equal(v, "abc123", 6);
 }
 
+/* For a check that nothing more arrives: produces message `sentinel` and runs the loop
+ * until its report came (at most 5 s). The topic has one partition, whose messages
+ * librdkafka reports in the order they were produced: every report due before the
+ * sentinel's, a repeated one included, has come by then. */
+static int sentinel_at;
+static int sentinel_seen(void) {
+    return rep.seen[sentinel_at] > 0;
+}
+
+static void run_until_sentinel_reported(jn_kafka_producer *p, int sentinel) {
+    assert_int_equal(produce(p, sentinel), 0);
+    sentinel_at = sentinel;
+    assert_true(run_until(sentinel_seen, 5000));
+    assert_int_equal(rep.seen[sentinel], 1);
+    assert_int_equal(rep.err[sentinel], RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
 /* How many messages the topic holds, the first one checked. */
 static int read_back(int expect) {
     return mock_read(TOPIC, expect, check_first, NULL);
@@ -167,8 +184,8 @@ static void test_hundred_messages_delivered(void **state) {
     assert_int_equal(jn_kafka_producer_inflight(p), 100);
     target = 100;
     assert_true(run_until(reached, 5000));
-    run_for(100); /* nothing more may arrive */
-    assert_int_equal(r->count, 100);
+    run_until_sentinel_reported(p, 100); /* nothing more may arrive */
+    assert_int_equal(r->count, 100 + 1);
     assert_int_equal(r->failed, 0);
     assert_int_equal(r->off_thread, 0);
     assert_int_equal(r->bad_opaque, 0);
@@ -177,7 +194,7 @@ static void test_hundred_messages_delivered(void **state) {
     assert_string_equal(r->topic, TOPIC);
     assert_int_equal(jn_kafka_producer_inflight(p), 0);
     assert_true(jn_kafka_producer_connected(p));
-    assert_int_equal(read_back(100), 100);
+    assert_int_equal(read_back(100 + 1), 100 + 1);
     close_and_wait(p, r, 1000);
 }
 
@@ -194,13 +211,14 @@ static void test_retriable_error_retried(void **state) {
     assert_int_equal(produce(p, 0), 0);
     target = 1;
     assert_true(run_until(reached, 5000));
-    run_for(200);
-    assert_int_equal(r->count, 1);
-    assert_int_equal(r->err[0], RD_KAFKA_RESP_ERR_NO_ERROR);
     size_t left = 99;
     assert_int_equal(rd_kafka_mock_broker_error_stack_cnt(mock, 1, API_PRODUCE, &left), 0);
-    assert_int_equal(left, 0);         /* all three errors were hit: librdkafka really retried */
-    assert_int_equal(read_back(1), 1); /* and stored it once */
+    assert_int_equal(left, 0); /* all three errors were hit: librdkafka really retried */
+    run_until_sentinel_reported(p, 1);
+    assert_int_equal(r->count, 1 + 1); /* one report for the retried message */
+    assert_int_equal(r->seen[0], 1);
+    assert_int_equal(r->err[0], RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(read_back(1 + 1), 1 + 1); /* and stored it once, before the sentinel */
     close_and_wait(p, r, 1000);
 }
 
