@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from conftest import BINARY, BROKER, REDIS_HOST, REDIS_PORT, ROOT, free_port, junction_env, \
+from junction_test import BINARY, BROKER, REDIS_HOST, REDIS_PORT, ROOT, free_port, junction_env, \
     lua_value, redis_cli
 
 SUMMARY = re.compile(r"published=(\d+) duplicates=(\d+) merged=(\d+) delivered=(\d+) "

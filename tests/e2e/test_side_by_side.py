@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from conftest import BINARY, BROKER, REDIS_HOST, REDIS_PORT, ROOT, request, wait_for
+from junction_test import BINARY, BROKER, REDIS_HOST, REDIS_PORT, ROOT, request, wait_until
 
 ADMIN = {"api": 8001, "produce": 8002, "consume": 8003, "analytics": 8004}
 # What else the roles listen on by default: the mock APIs and the receiver.
@@ -108,7 +108,7 @@ def test_four_roles_side_by_side_with_the_default_config(tmp_path, where):
 
         deadline = time.time() + 60
         for role in ROLES:
-            came_up = wait_for(lambda: procs[role].poll() is not None or up(role),
+            came_up = wait_until(lambda: procs[role].poll() is not None or up(role),
                                max(1, deadline - time.time()))
             assert procs[role].poll() is None, \
                 f"junction {role} exited with {procs[role].returncode}:\n{show(role)}"
