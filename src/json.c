@@ -1042,3 +1042,50 @@ int jn_json_canonical_members(const char *data, size_t len, jn_json_member *m, s
         if (*p++ != ',') return -1;
     }
 }
+
+/* The end of the canonical value at p (before e), or NULL when the text is not shaped as
+ * canonical text is: strings hold no escapes, so a string ends at the next quote. */
+static const char *skip_canonical(const char *p, const char *e) {
+    if (p >= e) return NULL;
+    if (*p == '"') {
+        const char *q = memchr(p + 1, '"', (size_t)(e - p - 1));
+        return q ? q + 1 : NULL;
+    }
+    if (*p != '{' && *p != '[') {
+        while (p < e && *p != ',' && *p != '}' && *p != ']')
+            p++;
+        return p;
+    }
+    int depth = 0;
+    for (; p < e; p++) {
+        if (*p == '"') {
+            const char *q = memchr(p + 1, '"', (size_t)(e - p - 1));
+            if (!q) return NULL;
+            p = q;
+        } else if (*p == '{' || *p == '[') {
+            depth++;
+        } else if ((*p == '}' || *p == ']') && --depth == 0) {
+            return p + 1;
+        }
+    }
+    return NULL;
+}
+
+int jn_json_members_of_canonical(const char *data, size_t len, jn_json_member *m, size_t max) {
+    const char *p = data, *e = data + len;
+    if (len < 2 || *p != '{' || p[1] == '}') return -1;
+    size_t n = 0;
+    p++;
+    for (;;) {
+        if (n == max || p >= e || *p != '"') return -1;
+        const char *k = p + 1, *q = memchr(k, '"', (size_t)(e - k));
+        if (!q || q + 1 >= e || q[1] != ':') return -1;
+        const char *v = q + 2, *end = skip_canonical(v, e);
+        if (!end || end >= e || end == v) return -1;
+        m[n++] = (jn_json_member){(size_t)(k - data), (size_t)(q - k), (size_t)(v - data),
+                                  (size_t)(end - v)};
+        if (*end == '}') return end + 1 == e ? (int)n : -1;
+        if (*end != ',') return -1;
+        p = end + 1;
+    }
+}

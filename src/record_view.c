@@ -269,9 +269,14 @@ static void push_metatable(lua_State *L) {
 }
 
 int jn_view_push(lua_State *L, const char *json, size_t len) {
+    return jn_view_push_checked(L, json, len, 0);
+}
+
+int jn_view_push_checked(lua_State *L, const char *json, size_t len, int canonical) {
     jn_json_member m[MAX_MEMBERS];
     if (len >= UINT32_MAX) return -1;
-    int n = jn_json_canonical_members(json, len, m, MAX_MEMBERS);
+    int n = canonical ? jn_json_members_of_canonical(json, len, m, MAX_MEMBERS)
+                      : jn_json_canonical_members(json, len, m, MAX_MEMBERS);
     if (n < 0) return -1;
     jn_view *v = lua_newuserdatauv(L, sizeof(jn_view) + (size_t)n * sizeof(member), 2);
     v->magic = &metatable_key;

@@ -28,6 +28,10 @@ typedef struct jn_view jn_view;
  * decodes it into a table). */
 int jn_view_push(lua_State *L, const char *json, size_t len);
 
+/* The same, for text the caller already checked with jn_json_is_canonical (canonical
+ * 1): it is not checked again. */
+int jn_view_push_checked(lua_State *L, const char *json, size_t len, int canonical);
+
 /* The view at idx, or NULL when the value there is not one. */
 jn_view *jn_view_test(lua_State *L, int idx);
 

@@ -7,6 +7,8 @@
  * - jn_json_array_spans is exactly as strict as the decoder: it accepts what decodes
  *   (-2 for a value that is not an array), and for an array gives one span per element,
  *   each decoding on its own to what the array holds there;
+ * - jn_json_members_of_canonical finds in canonical text what jn_json_canonical_members
+ *   finds (record views trust the first);
  * - jn_json_is_canonical never says yes wrongly: bytes it accepts decode and encode back
  *   to themselves (the consumer hashes such bytes as they are, without decoding). */
 #include <lauxlib.h>
@@ -112,6 +114,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         lua_pop(L, 1);
         FUZZ_CHECK(once.len == size && !memcmp(once.data, text, size),
                    "said canonical, but encodes as\n%s", once.data);
+        /* Record views split canonical text into members without checking it again: the
+         * same members as the checking scan. */
+        jn_json_member want[64], got[64];
+        int checked = jn_json_canonical_members(text, size, want, 64);
+        int trusted = jn_json_members_of_canonical(text, size, got, 64);
+        FUZZ_CHECK(checked == trusted &&
+                       (checked <= 0 || !memcmp(want, got, (size_t)checked * sizeof *got)),
+                   "members of canonical text: %d checked, %d trusted", checked, trusted);
     }
 
     FUZZ_CHECK(lua_gettop(L) == top, "stack %d, was %d", lua_gettop(L), top);

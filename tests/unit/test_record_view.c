@@ -187,6 +187,29 @@ static void test_raw_fields(void **state) {
     lua_pop(L, 2);
 }
 
+/* Text already found canonical is only split into members, with the same result as the
+ * checking scan; text that is not shaped so is refused, never read past its end. */
+static void test_members_of_canonical_text(void **state) {
+    (void)state;
+    static const char *const texts[] = {RECORD, "{\"a\":{\"b\":[1,{\"c\":\"}]\"}]},\"d\":\"x,y\"}",
+                                        "{\"a\":[],\"b\":-1}"};
+    for (size_t t = 0; t < sizeof texts / sizeof *texts; t++) {
+        jn_json_member want[64], got[64];
+        int n = jn_json_canonical_members(texts[t], strlen(texts[t]), want, 64);
+        assert_true(n > 0);
+        assert_int_equal(jn_json_members_of_canonical(texts[t], strlen(texts[t]), got, 64), n);
+        assert_memory_equal(want, got, (size_t)n * sizeof *got);
+    }
+    static const char *const bad[] = {"{",          "{\"a",      "{\"a\":",    "{\"a\":\"b",
+                                      "{\"a\":[1,", "{\"a\":1",  "{\"a\":1}x", "{}",
+                                      "[1]",        "{\"a\":1,}"};
+    for (size_t t = 0; t < sizeof bad / sizeof *bad; t++) {
+        jn_json_member m[64];
+        if (jn_json_members_of_canonical(bad[t], strlen(bad[t]), m, 64) >= 0)
+            fail_msg("split %s", bad[t]);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_unchanged_view_encodes_as_its_text, setup, teardown),
@@ -199,6 +222,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_protected_metatable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_and_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_raw_fields, setup, teardown),
+        cmocka_unit_test(test_members_of_canonical_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
