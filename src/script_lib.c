@@ -25,7 +25,8 @@ static int l_record_view(lua_State *L) {
     const char *s = luaL_checklstring(L, 1, &len);
     if (jn_view_push(L, s, len) != 0) {
         lua_pushnil(L);
-        lua_pushliteral(L, "not a JSON object in canonical form (sorted keys, no spaces)");
+        lua_pushliteral(L, "not a JSON object in canonical form (no spaces, no escapes, no "
+                           "fractions, distinct keys)");
         return 2;
     }
     return 1;

@@ -641,7 +641,7 @@ describe("merge.lua", function()
     end
 
     it("reads what junction.record_view refuses through json_decode", function()
-      local v, why = junction.record_view('{"b":1,"a":2}')
+      local v, why = junction.record_view('{"a": 1}')
       assert.is_nil(v)
       assert.truthy(why:match("canonical"))
     end)
