@@ -7,6 +7,7 @@
  * - jn_json_array_spans is exactly as strict as the decoder: it accepts what decodes
  *   (-2 for a value that is not an array), and for an array gives one span per element,
  *   each decoding on its own to what the array holds there;
+ * - a record view of the text, when one is made, encodes as its decoded table;
  * - jn_json_members_of_canonical finds in canonical text what jn_json_canonical_members
  *   finds (record views trust the first);
  * - jn_json_is_canonical never says yes wrongly: bytes it accepts decode and encode back
@@ -18,6 +19,7 @@
 #include "buf.h"
 #include "fuzz.h"
 #include "json.h"
+#include "record_view.h"
 
 /* A state per input: everything an input allocates is freed before the next, so
  * libFuzzer's leak check (run whenever an input leaves more allocations than frees) stays
@@ -106,6 +108,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     free(spans);
     lua_settop(L, top);
+
+    /* A record view (record_view.h) of the text, where it makes one, encodes as the table
+     * the text decodes to (records reach sinks and hashes through either). */
+    if (jn_view_push(L, text, size) == 0) {
+        FUZZ_CHECK(decoded, "a view of text that does not decode: %s", err);
+        FUZZ_CHECK(encode_top(&twice, "a view") == 0, "a view with no encoding");
+        lua_pop(L, 1);
+        jn_json_decode(L, text, size, err, sizeof err);
+        FUZZ_CHECK(encode_top(&once, "the view's text") == 0, "decodes, but has no encoding");
+        lua_pop(L, 1);
+        FUZZ_CHECK(once.len == twice.len && !memcmp(once.data, twice.data, once.len),
+                   "a view encodes as\n%s\nthe decoded text as\n%s", twice.data, once.data);
+    }
 
     if (jn_json_is_canonical(text, size)) {
         FUZZ_CHECK(decoded, "said canonical, but does not decode: %s", err);
