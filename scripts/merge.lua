@@ -207,6 +207,63 @@ local function unhold(id)
   end
 end
 
+-- Held customers in the order they were held: ids[i] was held at since[i]. An entry is
+-- current while held[id] still holds that time; one whose customer was released (and
+-- maybe held again, with an entry of its own) is skipped. Releasing the oldest (past
+-- hold_max) and expiring (past hold_ms) take from the front, so neither walks every
+-- held customer, which made each held customer past hold_max cost a walk of all of
+-- them; every entry reaches the front within hold_ms, which bounds the queue.
+local function new_queue()
+  local q = { first = 1, last = 0, ids = {}, since = {} }
+  -- A version of this script from before kept no queue: its held customers, oldest first.
+  local order = {}
+  for id in pairs(held) do order[#order + 1] = id end
+  table.sort(order, function(a, b) return held[a] < held[b] end)
+  for _, id in ipairs(order) do
+    q.last = q.last + 1
+    q.ids[q.last], q.since[q.last] = id, held[id]
+  end
+  return q
+end
+state.hold_queue = state.hold_queue or new_queue()
+local queue = state.hold_queue
+
+local function queue_held(id, since)
+  local i = queue.last + 1
+  queue.last = i
+  queue.ids[i], queue.since[i] = id, since
+end
+
+-- The oldest held customer and when it was held (stale entries before it dropped), or
+-- nil when none is.
+local function oldest_held()
+  local ids, since = queue.ids, queue.since
+  local i = queue.first
+  while i <= queue.last do
+    local id = ids[i]
+    if held[id] == since[i] then
+      queue.first = i
+      return id, since[i]
+    end
+    ids[i], since[i] = nil, nil
+    i = i + 1
+  end
+  queue.first = i
+  return nil
+end
+
+-- Releases the oldest held customer (oldest_held's): its merged record.
+local function release_oldest(now)
+  local i = queue.first
+  local id = queue.ids[i]
+  queue.ids[i], queue.since[i] = nil, nil
+  queue.first = i + 1
+  local c = customer_of(id) -- before unhold, which drops the table kept for the release
+  unhold(id)
+  merge(c, now)
+  return c
+end
+
 -- Whether two productIds lists hold equal ids in the same order (equal ids have equal
 -- keys, so the index would not change).
 local function same_ids(a, b)
@@ -244,15 +301,8 @@ end
 
 -- Releases the oldest held customers while more than hold_max are held.
 local function over_capacity(ctx, out)
-  while state.held_count > ctx.hold_max do
-    local oldest, since = nil, huge
-    for id, t in pairs(held) do
-      if t < since then oldest, since = id, t end
-    end
-    unhold(oldest)
-    local c = customer_of(oldest)
-    merge(c, ctx.now)
-    out[#out + 1] = c
+  while state.held_count > ctx.hold_max and oldest_held() do
+    out[#out + 1] = release_oldest(ctx.now)
   end
   return out
 end
@@ -308,6 +358,7 @@ function M.customer(c, ctx)
     if not held[id] then
       held[id] = now
       state.held_count = state.held_count + 1
+      queue_held(id, now)
     end
     return over_capacity(ctx, {})
   end
@@ -347,14 +398,10 @@ end
 function M.expire(ctx)
   local out = {}
   local deadline = ctx.now - ctx.hold_ms / 1000
-  for id, since in pairs(held) do
-    if since <= deadline then out[#out + 1] = id end
-  end
-  for i, id in ipairs(out) do
-    unhold(id)
-    local c = customer_of(id)
-    merge(c, ctx.now)
-    out[i] = c
+  while true do
+    local id, since = oldest_held()
+    if not id or since > deadline then break end
+    out[#out + 1] = release_oldest(ctx.now)
   end
   return over_capacity(ctx, out)
 end
@@ -377,6 +424,7 @@ function M.forget()
   for id in pairs(held) do held[id] = nil end
   for id in pairs(held_table) do held_table[id] = nil end
   state.held_count = 0
+  queue.first, queue.last, queue.ids, queue.since = 1, 0, {}, {}
 end
 
 M.on = { customers = M.customer, products = M.product }

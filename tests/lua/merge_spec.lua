@@ -343,6 +343,35 @@ describe("merge.lua", function()
       assert.are.same({}, m.expire(ctx(100)))
     end)
 
+    it("releases the oldest first past hold_max, a customer held again by its new time", function()
+      -- hold_max 3: holding a fourth releases the one held longest
+      m.customer(customer(1, { "9" }), ctx(1, HOLD_MS, 3))
+      m.customer(customer(2, { "9" }), ctx(2, HOLD_MS, 3))
+      m.customer(customer(3, { "9" }), ctx(3, HOLD_MS, 3))
+      -- 1 leaves the hold (its product list no longer misses anything) and comes back
+      assert.are.same({ "1" }, ids(m.customer(customer(1, {}), ctx(4, HOLD_MS, 3))))
+      assert.are.same({}, m.customer(customer(1, { "9" }), ctx(5, HOLD_MS, 3)))
+      assert.are.same({ "2" }, ids(m.customer(customer(4, { "9" }), ctx(6, HOLD_MS, 3))))
+      assert.are.same({ "3" }, ids(m.customer(customer(5, { "9" }), ctx(7, HOLD_MS, 3))))
+      assert.are.equal(3, m.stats().held)
+      -- and expiry takes them in the order they were held: 1 (at 5), 4, 5
+      assert.are.same({ "1" }, ids(m.expire(ctx(5 + HOLD_MS / 1000, HOLD_MS, 3))))
+      assert.are.same({ "4", "5" }, ids(m.expire(ctx(7 + HOLD_MS / 1000, HOLD_MS, 3))))
+      assert.are.equal(0, m.stats().held)
+    end)
+
+    it("keeps the held customers of a state from a version without the hold queue", function()
+      local old = {}
+      local v1 = loader.load(PATH, old)
+      v1.customer(customer(1, { "9" }), ctx(2))
+      v1.customer(customer(2, { "9" }), ctx(1))
+      old.hold_queue = nil -- what an earlier version of the script left
+      local v2 = loader.load(PATH, old)
+      assert.are.equal(2, v2.stats().held)
+      assert.are.same({ "2" }, ids(v2.expire(ctx(1 + HOLD_MS / 1000))))
+      assert.are.same({ "1" }, ids(v2.expire(ctx(2 + HOLD_MS / 1000))))
+    end)
+
     it("keeps holding until the last missing product arrives", function()
       assert.are.same({}, m.customer(customer(5, { "2", "3" }), ctx(1)))
       assert.are.same({}, m.product(product("2", 20), ctx(2)))
