@@ -319,16 +319,18 @@ class Chaos:
         except OSError:
             return 0
 
-    def published(self):
-        """Records the live producer says it published; the last figure read when it is
-        too busy to answer in time (a cycle of 200,000 records on a loaded machine)."""
+    def published(self, fresh=False):
+        """Records the live producer says it published; unless `fresh`, the last figure
+        read when it is too busy to answer in time (a cycle of 200,000 records on a loaded
+        machine)."""
         if not self.live(self.producer):
             return 0
         try:
             self._published = self.producer.metric("junction_producer_records_total",
                                                    result="published") or 0
         except OSError:
-            pass
+            if fresh:
+                raise
         return getattr(self, "_published", 0)
 
     def _commits(self):
