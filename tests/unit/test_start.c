@@ -101,36 +101,44 @@ static void assert_nothing_left(fixture *f) {
     }
 }
 
+/* The start returned started, which must be NULL, with a message holding needle, and
+ * left nothing behind. */
+static void assert_failed(fixture *f, const void *started, const char *needle) {
+    assert_null(started);
+    assert_contains(f->err, needle);
+    assert_nothing_left(f);
+}
+
+/* Two APIs, a and b (on ports 9 and 10: the tests set real ones), b's script given. */
+static void load_two_apis(fixture *f, const char *second_script) {
+    char text[400];
+    snprintf(text, sizeof text,
+             "return { apis = {\n"
+             "  a = { listen = '127.0.0.1:9', script = 'scripts/crm.lua', count = 3 },\n"
+             "  b = { listen = '127.0.0.1:10', script = '%s', count = 3 },\n"
+             "} }\n",
+             second_script);
+    load(f, text);
+}
+
 /* The second API's port is the first's: its server cannot listen, after the first one
  * started listening and both scripts were loaded. */
 static void test_api_second_port_taken(void **state) {
     fixture *f = *state;
-    load(f, "return { apis = {\n"
-            "  a = { listen = '127.0.0.1:9', script = 'scripts/crm.lua', count = 3 },\n"
-            "  b = { listen = '127.0.0.1:10', script = 'scripts/inventory.lua', count = 3 },\n"
-            "} }\n");
+    load_two_apis(f, "scripts/inventory.lua");
     int port = free_port();
     for (int i = 0; i < f->cfg.napis; i++)
         f->cfg.apis[i].listen.port = port;
-    jn_api *a = jn_api_start(&f->loop, f->host, &f->cfg, &f->err);
-    assert_null(a);
-    assert_contains(f->err, "address already in use");
-    assert_nothing_left(f);
+    assert_failed(f, jn_api_start(&f->loop, f->host, &f->cfg, &f->err), "address already in use");
 }
 
 /* The second API's script is missing: the first API's server and script are undone. */
 static void test_api_second_script_missing(void **state) {
     fixture *f = *state;
-    load(f, "return { apis = {\n"
-            "  a = { listen = '127.0.0.1:9', script = 'scripts/crm.lua', count = 3 },\n"
-            "  b = { listen = '127.0.0.1:10', script = 'scripts/none_such.lua', count = 3 },\n"
-            "} }\n");
+    load_two_apis(f, "scripts/none_such.lua");
     f->cfg.apis[0].listen.port = free_port();
     f->cfg.apis[1].listen.port = free_port();
-    jn_api *a = jn_api_start(&f->loop, f->host, &f->cfg, &f->err);
-    assert_null(a);
-    assert_contains(f->err, "none_such.lua");
-    assert_nothing_left(f);
+    assert_failed(f, jn_api_start(&f->loop, f->host, &f->cfg, &f->err), "none_such.lua");
 }
 
 /* The second source's map script is missing: the Kafka producer, the HTTP client, the
@@ -143,37 +151,34 @@ static void test_producer_second_script_missing(void **state) {
             "  b = { url = 'http://" NOWHERE "/b', topic = 'jn_start_b',\n"
             "        script = 'scripts/none_such.lua' },\n"
             "} }\n");
-    jn_producer *p = jn_producer_start(&f->loop, f->host, &f->cfg, &f->err);
-    assert_null(p);
-    assert_contains(f->err, "none_such.lua");
-    assert_nothing_left(f);
+    assert_failed(f, jn_producer_start(&f->loop, f->host, &f->cfg, &f->err), "none_such.lua");
 }
+
+/* A Lua function making the config of a pipeline that has every part: a stream, two
+ * tables, de-duplication and an HTTP and a Kafka sink, with the transform given. */
+#define PIPELINE_FN                                                                                \
+    "local function pipeline(name, transform)\n"                                                   \
+    "  return { name = name, group_id = 'jn-start-' .. name, transform = transform,\n"             \
+    "    dedupe = { prefix = 'jn-start:' .. name .. ':' },\n"                                      \
+    "    streams = { orders = 'jn_start_orders' },\n"                                              \
+    "    tables = { customers = 'jn_start_customers', products = 'jn_start_products' },\n"         \
+    "    sinks = {\n"                                                                              \
+    "      analytics = { type = 'http', url = 'http://" NOWHERE "/analytics' },\n"                 \
+    "      enriched = { type = 'kafka', topic = 'jn_start_enriched', key = 'id' },\n"              \
+    "    } }\n"                                                                                    \
+    "end\n"
+#define ENRICH "'examples/transforms/enrich_orders.lua'"
 
 /* The second pipeline's transform is missing, after the first started whole: its group
  * member and table reader, producer, Redis client and de-duplication, HTTP client, HTTP
  * and Kafka sinks, timers and transform script are undone. */
 static void test_consumer_second_pipeline_fails(void **state) {
     fixture *f = *state;
-    load(f, "local function pipeline(name, transform)\n"
-            "  return { name = name, group_id = 'jn-start-' .. name, transform = transform,\n"
-            "    dedupe = { prefix = 'jn-start:' .. name .. ':' },\n"
-            "    streams = { orders = 'jn_start_orders' },\n"
-            "    tables = { customers = 'jn_start_customers', products = 'jn_start_products' },\n"
-            "    sinks = {\n"
-            "      analytics = { type = 'http', url = 'http://" NOWHERE "/analytics' },\n"
-            "      enriched = { type = 'kafka', topic = 'jn_start_enriched', key = 'id' },\n"
-            "    } }\n"
-            "end\n"
-            "return { kafka = { brokers = '" NOWHERE "' },\n"
-            "  redis = { host = '127.0.0.1', port = 1 },\n"
-            "  pipelines = {\n"
-            "    pipeline('first', 'examples/transforms/enrich_orders.lua'),\n"
-            "    pipeline('second', 'scripts/none_such.lua'),\n"
-            "  } }\n");
-    jn_consumer *c = jn_consumer_start(&f->loop, f->host, &f->cfg, &f->err);
-    assert_null(c);
-    assert_contains(f->err, "none_such.lua");
-    assert_nothing_left(f);
+    load(f, PIPELINE_FN "return { kafka = { brokers = '" NOWHERE "' },\n"
+                        "  redis = { host = '127.0.0.1', port = 1 },\n"
+                        "  pipelines = { pipeline('first', " ENRICH "),\n"
+                        "                pipeline('second', 'scripts/none_such.lua') } }\n");
+    assert_failed(f, jn_consumer_start(&f->loop, f->host, &f->cfg, &f->err), "none_such.lua");
 }
 
 /* A pipeline that fails inside its own start: its table reader, the first consumer it
@@ -182,22 +187,11 @@ static void test_consumer_second_pipeline_fails(void **state) {
  * client and sinks were made and its timers started. */
 static void test_pipeline_fails_part_way(void **state) {
     fixture *f = *state;
-    load(f, "return { kafka = { brokers = '" NOWHERE "',\n"
-            "    properties = { ['fetch.max.bytes'] = '1024' } },\n"
-            "  redis = { host = '127.0.0.1', port = 1 },\n"
-            "  pipelines = { {\n"
-            "    name = 'only', group_id = 'jn-start-only',\n"
-            "    transform = 'examples/transforms/enrich_orders.lua',\n"
-            "    streams = { orders = 'jn_start_orders' },\n"
-            "    tables = { customers = 'jn_start_customers', products = 'jn_start_products' },\n"
-            "    sinks = {\n"
-            "      analytics = { type = 'http', url = 'http://" NOWHERE "/analytics' },\n"
-            "      enriched = { type = 'kafka', topic = 'jn_start_enriched', key = 'id' },\n"
-            "    } } } }\n");
-    jn_consumer *c = jn_consumer_start(&f->loop, f->host, &f->cfg, &f->err);
-    assert_null(c);
-    assert_contains(f->err, "fetch.max.bytes");
-    assert_nothing_left(f);
+    load(f, PIPELINE_FN "return { kafka = { brokers = '" NOWHERE "',\n"
+                        "    properties = { ['fetch.max.bytes'] = '1024' } },\n"
+                        "  redis = { host = '127.0.0.1', port = 1 },\n"
+                        "  pipelines = { pipeline('only', " ENRICH ") } }\n");
+    assert_failed(f, jn_consumer_start(&f->loop, f->host, &f->cfg, &f->err), "fetch.max.bytes");
 }
 
 /* The admin server's port is taken by another listener. */
@@ -207,10 +201,8 @@ static void test_admin_port_taken(void **state) {
     jn_http_server *other = fixture_server_start(&f->loop, "other", NULL, NULL, NULL);
     f->cfg.admin.listen.port = jn_http_server_port(other);
     jn_admin *a = jn_admin_start(&f->loop, &f->cfg, f->host, &f->err);
-    assert_null(a);
-    assert_contains(f->err, "address already in use");
     jn_http_server_stop(other, NULL, NULL);
-    assert_nothing_left(f);
+    assert_failed(f, a, "address already in use");
 }
 
 /* The analytics receiver cannot open its file, or cannot listen. */
@@ -218,10 +210,8 @@ static void test_analytics_file_unopenable(void **state) {
     fixture *f = *state;
     load(f, "return { analytics = { file = '/nonexistent/jn_start/records.jsonl' } }\n");
     f->cfg.analytics.listen.port = free_port();
-    jn_analytics *a = jn_analytics_start(&f->loop, &f->cfg, &f->err);
-    assert_null(a);
-    assert_contains(f->err, "cannot open /nonexistent/jn_start/records.jsonl");
-    assert_nothing_left(f);
+    assert_failed(f, jn_analytics_start(&f->loop, &f->cfg, &f->err),
+                  "cannot open /nonexistent/jn_start/records.jsonl");
 }
 
 static void test_analytics_port_taken(void **state) {
@@ -230,10 +220,8 @@ static void test_analytics_port_taken(void **state) {
     jn_http_server *other = fixture_server_start(&f->loop, "other", NULL, NULL, NULL);
     f->cfg.analytics.listen.port = jn_http_server_port(other);
     jn_analytics *a = jn_analytics_start(&f->loop, &f->cfg, &f->err);
-    assert_null(a);
-    assert_contains(f->err, "address already in use");
     jn_http_server_stop(other, NULL, NULL);
-    assert_nothing_left(f);
+    assert_failed(f, a, "address already in use");
 }
 
 int main(void) {
