@@ -54,8 +54,8 @@ def metric(admin, name, **labels):
     return total
 
 
-def start(args, env, log):
-    p = subprocess.Popen([BIN] + args, cwd=ROOT, env=dict(os.environ, **env),
+def start(args, env, log, wrapper=()):
+    p = subprocess.Popen(list(wrapper) + [BIN] + args, cwd=ROOT, env=dict(os.environ, **env),
                          stdout=log, stderr=subprocess.STDOUT)
     return p
 
@@ -92,7 +92,8 @@ def run_api(tmp, customers, log):
     return p, f"http://127.0.0.1:{crm}/customers", f"http://127.0.0.1:{inv}/products"
 
 
-def run_producer(tmp, crm_url, inv_url, log, publish_all=False, inventory=True, interval=360):
+def run_producer(tmp, crm_url, inv_url, log, publish_all=False, inventory=True, interval=360,
+                 wrapper=()):
     adm = free_port()
     tag = uuid.uuid4().hex[:8]
     cfg = config(tmp, f"produce{tag}.lua", f"""return {{
@@ -102,7 +103,7 @@ def run_producer(tmp, crm_url, inv_url, log, publish_all=False, inventory=True, 
         crm = {{ url = "{crm_url}", topic = "bench_customers_{tag}" }},
         inventory = {{ enabled = {str(inventory).lower()}, url = "{inv_url}",
                        topic = "bench_products_{tag}" }} }} }}""")
-    p = start(["produce", "--config", cfg], {}, log)
+    p = start(["produce", "--config", cfg], {}, log, wrapper)
     admin = f"http://127.0.0.1:{adm}"
     wait_http(admin + "/healthz", p)
     return p, admin
@@ -153,9 +154,9 @@ def measure_cycles(prod, admin, source, log, n=3, timeout=300):
     return (s1 - s0) / (n1 - n0), cpu / (n1 - n0), int(n1 - n0)
 
 
-def stop(p):
+def stop(p, timeout=30):
     p.terminate()
-    p.wait(30)
+    p.wait(timeout)
 
 
 def main():
@@ -164,6 +165,9 @@ def main():
     ap.add_argument("--cycles", type=int, default=20)
     ap.add_argument("--pages", type=int, default=100)
     ap.add_argument("--only", choices=["every", "paged", "steady"])
+    ap.add_argument("--callgrind", type=int, default=0, metavar="N",
+                    help="also run one cycle of N records (every one published) under "
+                         "valgrind --tool=callgrind and print instructions per record")
     a = ap.parse_args()
     if not os.access(BIN, os.X_OK):
         sys.exit(f"{BIN} not found; build it: cmake -S . -B build && cmake --build build")
@@ -198,6 +202,34 @@ def main():
               f"producer CPU {cpu:.3f} s per cycle = {cpu / a.records * 1e6:.2f} us/record")
     if a.only in (None, "every", "paged"):
         stop(api)
+
+    # 3. Instructions: one cycle of N records, the whole process from start to exit
+    # (start-up included, which N amortizes), as callgrind counts them: repeatable where
+    # seconds on this machine are not.
+    if a.callgrind:
+        api, crm_url, inv_url = run_api(tmp, a.callgrind, log)
+        out = os.path.join(tmp, "producer.callgrind")
+        prod, admin = run_producer(tmp, crm_url, inv_url, log, publish_all=True,
+                                   inventory=False, interval=3600000,
+                                   wrapper=("valgrind", "--tool=callgrind",
+                                            f"--callgrind-out-file={out}"))
+        deadline = time.time() + 900
+        def cycles_done():
+            try:
+                return metric(admin, "junction_producer_cycle_seconds_count", source="crm")
+            except OSError:  # a slow answer: the loop is busy with the cycle under valgrind
+                return 0
+        while cycles_done() < 1:
+            if time.time() > deadline or prod.poll() is not None:
+                sys.exit("the producer under callgrind did not finish a cycle; see " + log.name)
+            time.sleep(0.5)
+        stop(prod, 300)  # valgrind writes its file on the way out
+        stop(api)
+        ann = subprocess.run(["callgrind_annotate", out], capture_output=True, text=True).stdout
+        total = next(int(line.split()[0].replace(",", "")) for line in ann.splitlines()
+                     if "PROGRAM TOTALS" in line)
+        print(f"callgrind, one cycle of {a.callgrind} records: {total / a.callgrind:,.0f} "
+              f"instructions per record, start-up included; file {out}")
     if a.only not in (None, "steady"):
         return
 

@@ -72,7 +72,11 @@ local record_view = junction.record_view
 -- change or a hold running out re-emits it, or when a new version of it arrives. A
 -- version of this script from before kept tables: both are read.
 local function stored(v)
-  if type(v) == "string" then return (json_decode(v)) end
+  if type(v) == "string" then
+    -- As a view when the text is canonical (what the host hands in): a re-emission then
+    -- copies the customer's fields instead of decoding and encoding them.
+    return record_view and record_view(v) or (json_decode(v))
+  end
   return v
 end
 
@@ -324,10 +328,7 @@ function M.product(p, ctx)
   -- As a record view of its JSON text, a product is copied into every merged record
   -- that lists it instead of being encoded again each time.
   local entry = { id = p.id, name = p.name, stock = p.stock }
-  if record_view then
-    local ok, view = pcall(record_view, json_encode(entry))
-    if ok then entry = view end
-  end
+  if record_view then entry = record_view(json_encode(entry)) or entry end
   products[id] = entry
   if same_product(before, p) then return {} end
   local out = {}

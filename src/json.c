@@ -221,7 +221,7 @@ static int encode_view(lua_State *L, int idx, jn_view *v, const char *const *fir
     size_t count = jn_view_count(v);
     int rc = 0, top = lua_gettop(L);
     int ty = jn_view_push_changes(L, idx);
-    if (ty != LUA_TTABLE && !first) {
+    if (ty != LUA_TTABLE && !first && jn_view_sorted(v)) {
         /* Unchanged: its canonical text is its encoding. */
         size_t len;
         const char *text = jn_view_text(v, &len);
@@ -1014,31 +1014,93 @@ int jn_json_is_canonical(const char *data, size_t len) {
     return canon_value(data, data + len, 0) == data + len;
 }
 
-int jn_json_canonical_members(const char *data, size_t len, jn_json_member *m, size_t max) {
+int jn_json_object_members(const char *data, size_t len, jn_json_member *m, size_t max,
+                           int *sorted) {
     const char *p = data, *e = data + len;
     /* An empty object encodes as [] (canon_object refuses it too). */
     if (len < 2 || *p != '{' || p[1] == '}') return -1;
-    const char *prev = NULL;
-    size_t prev_len = 0, n = 0;
+    size_t n = 0;
+    *sorted = 1;
     p++;
     for (;;) {
         if (n == max || p >= e || *p != '"') return -1;
         const char *k = p + 1, *q = canon_string(p, e);
         if (!q) return -1;
         size_t klen = (size_t)(q - 1 - k);
-        if (prev) {
-            size_t c = klen < prev_len ? klen : prev_len;
-            int d = memcmp(prev, k, c);
-            if (d > 0 || (d == 0 && prev_len >= klen)) return -1;
+        if (n) {
+            const char *pk = data + m[n - 1].key;
+            size_t pklen = m[n - 1].klen, c = klen < pklen ? klen : pklen;
+            int d = memcmp(pk, k, c);
+            if (d > 0 || (d == 0 && pklen >= klen)) *sorted = 0;
         }
-        prev = k;
-        prev_len = klen;
         if (q >= e || *q != ':') return -1;
         const char *v = q + 1;
         p = canon_value(v, e, 1);
         if (!p || p >= e) return -1;
         m[n++] = (jn_json_member){(size_t)(k - data), klen, (size_t)(v - data), (size_t)(p - v)};
-        if (*p == '}') return p + 1 == e ? (int)n : -1;
+        if (*p == '}') break;
         if (*p++ != ',') return -1;
+    }
+    if (p + 1 != e) return -1;
+    /* Out of order, the keys may repeat, which decoding would fold into one: refused. In
+     * order they cannot (each is strictly after the one before). */
+    if (!*sorted)
+        for (size_t i = 1; i < n; i++)
+            for (size_t j = 0; j < i; j++)
+                if (m[i].klen == m[j].klen && !memcmp(data + m[i].key, data + m[j].key, m[i].klen))
+                    return -1;
+    return (int)n;
+}
+
+int jn_json_canonical_members(const char *data, size_t len, jn_json_member *m, size_t max) {
+    int sorted;
+    int n = jn_json_object_members(data, len, m, max, &sorted);
+    return n >= 0 && sorted ? n : -1;
+}
+
+/* The end of the canonical value at p (before e), or NULL when the text is not shaped as
+ * canonical text is: strings hold no escapes, so a string ends at the next quote. */
+static const char *skip_canonical(const char *p, const char *e) {
+    if (p >= e) return NULL;
+    if (*p == '"') {
+        const char *q = memchr(p + 1, '"', (size_t)(e - p - 1));
+        return q ? q + 1 : NULL;
+    }
+    if (*p != '{' && *p != '[') {
+        while (p < e && *p != ',' && *p != '}' && *p != ']')
+            p++;
+        return p;
+    }
+    int depth = 0;
+    for (; p < e; p++) {
+        if (*p == '"') {
+            const char *q = memchr(p + 1, '"', (size_t)(e - p - 1));
+            if (!q) return NULL;
+            p = q;
+        } else if (*p == '{' || *p == '[') {
+            depth++;
+        } else if ((*p == '}' || *p == ']') && --depth == 0) {
+            return p + 1;
+        }
+    }
+    return NULL;
+}
+
+int jn_json_members_of_canonical(const char *data, size_t len, jn_json_member *m, size_t max) {
+    const char *p = data, *e = data + len;
+    if (len < 2 || *p != '{' || p[1] == '}') return -1;
+    size_t n = 0;
+    p++;
+    for (;;) {
+        if (n == max || p >= e || *p != '"') return -1;
+        const char *k = p + 1, *q = memchr(k, '"', (size_t)(e - k));
+        if (!q || q + 1 >= e || q[1] != ':') return -1;
+        const char *v = q + 2, *end = skip_canonical(v, e);
+        if (!end || end >= e || end == v) return -1;
+        m[n++] = (jn_json_member){(size_t)(k - data), (size_t)(q - k), (size_t)(v - data),
+                                  (size_t)(end - v)};
+        if (*end == '}') return end + 1 == e ? (int)n : -1;
+        if (*end != ',') return -1;
+        p = end + 1;
     }
 }

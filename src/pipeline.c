@@ -83,6 +83,7 @@ typedef struct pmsg {
     int leader;             /* registered in inflight */
     /* Over once both gates are: settlement (settle.c) and the changelog write. */
     int gates;
+    int canonical; /* its value is canonical JSON (checked for the content hash) */
     char *refused;
     int kop; /* what the pipeline's producer is doing for it */
     struct pmsg *all_prev, *all_next;
@@ -461,7 +462,8 @@ static const jn_transform_cbs call_cbs = {.begin = on_call_begin, .emit = on_emi
 static const jn_transform_cbs free_cbs = {.begin = no_begin, .emit = on_emit};
 
 static void process(jn_pipeline *p, pmsg *m) {
-    jn_transform_call_info info = {.input = m->p->stream, .partition = m->p->id};
+    jn_transform_call_info info = {
+        .input = m->p->stream, .partition = m->p->id, .canonical = m->canonical};
     int held;
     long hold_ms;
     char *reason = NULL;
@@ -645,6 +647,7 @@ static void on_group_message(void *ud, const jn_kafka_msg *km) {
     if (keyed) {
         /* m->hash holds the key's hash */
     } else if (jn_json_is_canonical(m->value, m->value_len)) {
+        m->canonical = 1;
         jn_sha256(m->value, m->value_len, m->hash);
     } else if (canonical_hash(p, m) != 0) {
         return;

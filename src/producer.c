@@ -32,6 +32,7 @@
 #include "page.h"
 #include "random.h"
 #include "record.h"
+#include "record_view.h"
 #include "strmap.h"
 
 typedef struct source source;
@@ -68,6 +69,7 @@ struct source {
     int inm_slot;
     jn_script *script;
     int has_records, has_next; /* hooks of the script's current version */
+    int views;                 /* map() takes record views (M.views = true, record_view.h) */
     uv_timer_t timer;
     int attempt;
     char etag[128];
@@ -523,7 +525,9 @@ static int push_record(source *s, lua_State *L, int arr, size_t i, const char **
         const jn_json_span *sp = &s->pg.spans[i];
         const char *text = s->body.data + sp->off;
         char jerr[8];
-        if (*text != '{' || jn_json_decode(L, text, sp->len, jerr, sizeof jerr) != 0) {
+        if (s->views && jn_view_push(L, text, sp->len) == 0) {
+            /* a view: the text is one object; its id is checked below */
+        } else if (*text != '{' || jn_json_decode(L, text, sp->len, jerr, sizeof jerr) != 0) {
             *why = jn_json_kind(*text);
             return P_NOT_OBJECT;
         }
@@ -533,7 +537,8 @@ static int push_record(source *s, lua_State *L, int arr, size_t i, const char **
         return P_NOT_OBJECT;
     }
     /* Raw: a table from records() may carry any metatable, and this runs outside limits. */
-    int t = jn_lua_rawgetfield(L, -1, "id");
+    int t = lua_type(L, -1) == LUA_TUSERDATA ? jn_view_get(L, -1, "id")
+                                             : jn_lua_rawgetfield(L, -1, "id");
     lua_pop(L, 1);
     if (t != LUA_TSTRING && t != LUA_TNUMBER) {
         lua_pop(L, 1);
@@ -708,8 +713,16 @@ static int check_map(jn_script *script, void *ud, char **err) {
             return -1;
         }
     }
+    int views = lua_getfield(L, -1, "views");
+    int take_views = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (views != LUA_TNIL && views != LUA_TBOOLEAN) {
+        *err = strdup("views must be true or false (true: map() gets record views)");
+        return -1;
+    }
     s->has_records = is_fn[1];
     s->has_next = is_fn[2];
+    s->views = take_views;
     /* A new mapping may change every value: re-read the whole array next poll. */
     s->etag_valid = 0;
     return 0;

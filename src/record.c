@@ -5,6 +5,7 @@
 #include <lauxlib.h>
 
 #include "json.h"
+#include "record_view.h"
 #include "script.h"
 
 void jn_record_init(jn_record *r) {
@@ -46,7 +47,7 @@ static const char *read_value(lua_State *L, jn_record *r) {
         size_t len;
         const char *v = lua_tolstring(L, -1, &len);
         jn_sb_append(&r->value, v, len);
-    } else if (t == LUA_TTABLE) {
+    } else if (t == LUA_TTABLE || jn_view_test(L, -1)) {
         const char *err;
         if (jn_json_encode(L, -1, NULL, &r->value, &err) != 0) why = err;
     } else {

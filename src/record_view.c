@@ -21,6 +21,7 @@ struct jn_view {
     const void *magic; /* &metatable_key: see jn_view_test */
     const char *text;  /* the bytes of user value TEXT: a Lua string never moves */
     uint32_t len, n;
+    int sorted; /* the members are in key order: the text is canonical as it is */
     member m[];
 };
 
@@ -32,6 +33,10 @@ static char deleted;
 
 static const char *text_of(const jn_view *v) {
     return v->text;
+}
+
+int jn_view_sorted(const jn_view *v) {
+    return v->sorted;
 }
 
 size_t jn_view_count(const jn_view *v) {
@@ -269,12 +274,19 @@ static void push_metatable(lua_State *L) {
 }
 
 int jn_view_push(lua_State *L, const char *json, size_t len) {
+    return jn_view_push_checked(L, json, len, 0);
+}
+
+int jn_view_push_checked(lua_State *L, const char *json, size_t len, int canonical) {
     jn_json_member m[MAX_MEMBERS];
     if (len >= UINT32_MAX) return -1;
-    int n = jn_json_canonical_members(json, len, m, MAX_MEMBERS);
+    int sorted = 1;
+    int n = canonical ? jn_json_members_of_canonical(json, len, m, MAX_MEMBERS)
+                      : jn_json_object_members(json, len, m, MAX_MEMBERS, &sorted);
     if (n < 0) return -1;
     jn_view *v = lua_newuserdatauv(L, sizeof(jn_view) + (size_t)n * sizeof(member), 2);
     v->magic = &metatable_key;
+    v->sorted = sorted;
     v->len = (uint32_t)len;
     v->n = (uint32_t)n;
     for (int i = 0; i < n; i++)

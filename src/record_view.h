@@ -14,7 +14,9 @@
  * field that holds an object or array is decoded into a table on its first read and
  * kept, so changes made to that table are part of the record. Views are only made of
  * objects in canonical form (jn_json_is_canonical), whose members are sorted and whose
- * keys hold no escapes, so a copied member is what encoding it would give. */
+ * keys hold no escapes, so a copied member is what encoding it would give. Its members
+ * may come in any order (an API's records list "id" first): encoding sorts them, and
+ * only a view whose text was sorted already is its own encoding. */
 #ifndef JN_RECORD_VIEW_H
 #define JN_RECORD_VIEW_H
 
@@ -24,12 +26,20 @@
 typedef struct jn_view jn_view;
 
 /* Pushes a view of the JSON text (copied) and returns 0; or pushes nothing and returns
- * -1 when the text is not a canonical object with at most 64 members (the caller then
- * decodes it into a table). */
+ * -1 when the text is not an object with at most 64 members, canonical but for the
+ * order of its members (jn_json_object_members): the caller then decodes it into a
+ * table. */
 int jn_view_push(lua_State *L, const char *json, size_t len);
+
+/* The same, for text the caller already checked with jn_json_is_canonical (canonical
+ * 1): it is not checked again. */
+int jn_view_push_checked(lua_State *L, const char *json, size_t len, int canonical);
 
 /* The view at idx, or NULL when the value there is not one. */
 jn_view *jn_view_test(lua_State *L, int idx);
+
+/* Whether the view's text has its members in key order (it is canonical as it is). */
+int jn_view_sorted(const jn_view *v);
 
 /* The number of members of the text the view was made of, and the i-th of them (keys
  * without quotes; values as text). */

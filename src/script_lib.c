@@ -18,12 +18,17 @@ static const char *current = NULL;
 
 /* junction.record_view(text): the record view the host hands a script that sets
  * `views = true` (record_view.h), for specs that check a script with both kinds of
- * record. Errors when text is not an object in canonical form. */
+ * record and for records a script keeps as text. Returns nil and the reason when text is
+ * not an object in canonical form (then json_decode is the way to read it). */
 static int l_record_view(lua_State *L) {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
-    if (jn_view_push(L, s, len) != 0)
-        return luaL_argerror(L, 1, "not a JSON object in canonical form (sorted keys, no spaces)");
+    if (jn_view_push(L, s, len) != 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "not a JSON object in canonical form (no spaces, no escapes, no "
+                           "fractions, distinct keys)");
+        return 2;
+    }
     return 1;
 }
 

@@ -573,7 +573,7 @@ int jn_transform_call(jn_transform *t, const jn_transform_call_info *info, const
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->on_ref[info->input]);
     char jerr[160];
     t->cur_view = 0;
-    if (t->views && jn_view_push(L, json, len) == 0) {
+    if (t->views && jn_view_push_checked(L, json, len, info->canonical) == 0) {
         /* A canonical object: nothing more to check. */
         t->cur_view = 1;
         jn_view_push_text(L, -1);
@@ -661,7 +661,7 @@ static int call_on_record(jn_transform *t, int ref, const jn_transform_call_info
     lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
     char jerr[160];
     t->cur_view = 0;
-    if (t->views && jn_view_push(L, json, len) == 0) {
+    if (t->views && jn_view_push_checked(L, json, len, info->canonical) == 0) {
         t->cur_view = 1;
         jn_view_push_text(L, -1);
         lua_rawsetp(L, LUA_REGISTRYINDEX, &t->cur_view);

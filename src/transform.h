@@ -69,6 +69,8 @@ typedef struct {
 typedef struct {
     int input; /* index: streams 0..nstreams-1, then tables */
     int32_t partition;
+    int canonical; /* the caller found the record canonical (jn_json_is_canonical): a view
+                      of it need not check it again */
 } jn_transform_call_info;
 
 /* Loads the script and checks its hooks against the inputs. NULL with *err set. */

@@ -7,6 +7,9 @@
  * - jn_json_array_spans is exactly as strict as the decoder: it accepts what decodes
  *   (-2 for a value that is not an array), and for an array gives one span per element,
  *   each decoding on its own to what the array holds there;
+ * - a record view of the text, when one is made, encodes as its decoded table;
+ * - jn_json_members_of_canonical finds in canonical text what jn_json_canonical_members
+ *   finds (record views trust the first);
  * - jn_json_is_canonical never says yes wrongly: bytes it accepts decode and encode back
  *   to themselves (the consumer hashes such bytes as they are, without decoding). */
 #include <lauxlib.h>
@@ -16,6 +19,7 @@
 #include "buf.h"
 #include "fuzz.h"
 #include "json.h"
+#include "record_view.h"
 
 /* A state per input: everything an input allocates is freed before the next, so
  * libFuzzer's leak check (run whenever an input leaves more allocations than frees) stays
@@ -105,6 +109,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     free(spans);
     lua_settop(L, top);
 
+    /* A record view (record_view.h) of the text, where it makes one, encodes as the table
+     * the text decodes to (records reach sinks and hashes through either). */
+    if (jn_view_push(L, text, size) == 0) {
+        FUZZ_CHECK(decoded, "a view of text that does not decode: %s", err);
+        FUZZ_CHECK(encode_top(&twice, "a view") == 0, "a view with no encoding");
+        lua_pop(L, 1);
+        jn_json_decode(L, text, size, err, sizeof err);
+        FUZZ_CHECK(encode_top(&once, "the view's text") == 0, "decodes, but has no encoding");
+        lua_pop(L, 1);
+        FUZZ_CHECK(once.len == twice.len && !memcmp(once.data, twice.data, once.len),
+                   "a view encodes as\n%s\nthe decoded text as\n%s", twice.data, once.data);
+    }
+
     if (jn_json_is_canonical(text, size)) {
         FUZZ_CHECK(decoded, "said canonical, but does not decode: %s", err);
         jn_json_decode(L, text, size, err, sizeof err);
@@ -112,6 +129,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         lua_pop(L, 1);
         FUZZ_CHECK(once.len == size && !memcmp(once.data, text, size),
                    "said canonical, but encodes as\n%s", once.data);
+        /* Record views split canonical text into members without checking it again: the
+         * same members as the checking scan. */
+        jn_json_member want[64], got[64];
+        int checked = jn_json_canonical_members(text, size, want, 64);
+        int trusted = jn_json_members_of_canonical(text, size, got, 64);
+        FUZZ_CHECK(checked == trusted &&
+                       (checked <= 0 || !memcmp(want, got, (size_t)checked * sizeof *got)),
+                   "members of canonical text: %d checked, %d trusted", checked, trusted);
     }
 
     FUZZ_CHECK(lua_gettop(L) == top, "stack %d, was %d", lua_gettop(L), top);

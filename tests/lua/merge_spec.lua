@@ -640,6 +640,12 @@ describe("merge.lua", function()
       return out
     end
 
+    it("reads what junction.record_view refuses through json_decode", function()
+      local v, why = junction.record_view('{"a": 1}')
+      assert.is_nil(v)
+      assert.truthy(why:match("canonical"))
+    end)
+
     it("declares that it takes them", function()
       assert.is_true(loader.load(PATH, {}).views)
     end)

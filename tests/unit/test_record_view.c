@@ -113,10 +113,23 @@ static void test_everything_deleted_is_empty(void **state) {
     free(out);
 }
 
-/* Only canonical objects become views: anything else is left to the full decoder. */
+/* An API's records come with their members in its own order: the view encodes them
+ * sorted, as the decoded table would be. */
+static void test_members_in_any_order(void **state) {
+    lua_State *L = *state;
+    char *out = both_ways(L, "{\"id\":7,\"b\":[1],\"a\":\"x\"}", "local r = ... return r");
+    assert_string_equal(out, "{\"a\":\"x\",\"b\":[1],\"id\":7}");
+    free(out);
+    out = both_ways(L, "{\"id\":7,\"b\":[1],\"a\":\"x\"}", "local r = ... r.c = true return r");
+    assert_string_equal(out, "{\"a\":\"x\",\"b\":[1],\"c\":true,\"id\":7}");
+    free(out);
+}
+
+/* Only objects canonical but for their order become views: anything else is left to the
+ * full decoder. */
 static void test_only_canonical_objects(void **state) {
     lua_State *L = *state;
-    static const char *const refused[] = {"{\"b\":1,\"a\":2}",
+    static const char *const refused[] = {"{\"b\":1,\"a\":2,\"b\":3}",
                                           "{\"a\": 1}",
                                           "{\"a\":\"\\u0041\"}",
                                           "{\"a\":1.5}",
@@ -187,6 +200,29 @@ static void test_raw_fields(void **state) {
     lua_pop(L, 2);
 }
 
+/* Text already found canonical is only split into members, with the same result as the
+ * checking scan; text that is not shaped so is refused, never read past its end. */
+static void test_members_of_canonical_text(void **state) {
+    (void)state;
+    static const char *const texts[] = {RECORD, "{\"a\":{\"b\":[1,{\"c\":\"}]\"}]},\"d\":\"x,y\"}",
+                                        "{\"a\":[],\"b\":-1}"};
+    for (size_t t = 0; t < sizeof texts / sizeof *texts; t++) {
+        jn_json_member want[64], got[64];
+        int n = jn_json_canonical_members(texts[t], strlen(texts[t]), want, 64);
+        assert_true(n > 0);
+        assert_int_equal(jn_json_members_of_canonical(texts[t], strlen(texts[t]), got, 64), n);
+        assert_memory_equal(want, got, (size_t)n * sizeof *got);
+    }
+    static const char *const bad[] = {"{",          "{\"a",      "{\"a\":",    "{\"a\":\"b",
+                                      "{\"a\":[1,", "{\"a\":1",  "{\"a\":1}x", "{}",
+                                      "[1]",        "{\"a\":1,}"};
+    for (size_t t = 0; t < sizeof bad / sizeof *bad; t++) {
+        jn_json_member m[64];
+        if (jn_json_members_of_canonical(bad[t], strlen(bad[t]), m, 64) >= 0)
+            fail_msg("split %s", bad[t]);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_unchanged_view_encodes_as_its_text, setup, teardown),
@@ -196,9 +232,11 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_pairs_sees_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_everything_deleted_is_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_only_canonical_objects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_members_in_any_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protected_metatable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_and_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_raw_fields, setup, teardown),
+        cmocka_unit_test(test_members_of_canonical_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
