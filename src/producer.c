@@ -717,7 +717,7 @@ static int check_map(jn_script *script, void *ud, char **err) {
     int take_views = lua_toboolean(L, -1);
     lua_pop(L, 1);
     if (views != LUA_TNIL && views != LUA_TBOOLEAN) {
-        *err = strdup("views must be true or false (true: map() gets record views)");
+        *err = jn_errorf("views must be true or false (true: map() gets record views)");
         return -1;
     }
     s->has_records = is_fn[1];
