@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "error.h"
 #include "http_auth.h"
 #include "http_server.h"
 #include "log.h"
@@ -140,15 +141,15 @@ static void handle(void *ud, const jn_http_request *req, jn_http_response *res) 
     }
     case A_FAULTS: {
         char *err = NULL;
-        int rc = a->api ? jn_api_set_faults(a->api, m.param, req->body, req->body_len, &err) : 404;
-        if (rc == 0) {
-            jn_api_status_json(a->api, &sb);
-            set_json(res, 200, &sb);
-        } else if (rc == 404 && !err) {
+        int rc = a->api ? jn_api_set_faults(a->api, m.param, req->body, req->body_len, &err) : 0;
+        if (!a->api) {
             jn_http_respond_error(res, 404,
                                   "no API runs in this process (junction api serves them)");
+        } else if (rc == 0) {
+            jn_api_status_json(a->api, &sb);
+            set_json(res, 200, &sb);
         } else {
-            jn_http_respond_error(res, rc, err ? err : "bad faults");
+            jn_http_respond_error(res, rc == JN_ENOENT ? 404 : 400, err ? err : "bad faults");
         }
         free(err);
         break;

@@ -86,16 +86,6 @@ void jn_sb_printf(jn_sb *sb, const char *fmt, ...) {
     va_end(ap);
 }
 
-char *jn_errorf(const char *fmt, ...) {
-    jn_sb sb;
-    jn_sb_init(&sb);
-    va_list ap;
-    va_start(ap, fmt);
-    jn_sb_vprintf(&sb, fmt, ap);
-    va_end(ap);
-    return jn_sb_steal(&sb);
-}
-
 /* Bytes a JSON string must escape: controls, '"' and '\\'. */
 static const unsigned char must_escape[256] = {
     [0 ... 0x1f] = 1,

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h" /* jn_errorf: the error messages jn_sb_steal also hands over */
+
 typedef struct {
     char *data;
     size_t len;
@@ -32,9 +34,6 @@ size_t jn_fmt_int(char out[JN_INT_CHARS], long long v);
 void jn_sb_int(jn_sb *sb, long long v);
 void jn_sb_printf(jn_sb *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void jn_sb_vprintf(jn_sb *sb, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
-/* A message for a person, formatted into a new string (the caller frees it): the way
- * functions that fail hand their reason to the caller. */
-char *jn_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Appends s as a quoted JSON string, escaping what RFC 8259 requires. */
 void jn_sb_json_string(jn_sb *sb, const char *s, size_t len);
 /* Appends s for a message a person reads: a control character or DEL as \xNN, every

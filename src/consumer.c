@@ -28,9 +28,18 @@ jn_consumer *jn_consumer_start(uv_loop_t *loop, jn_script_host *scripts, const j
     c->p = calloc((size_t)cfg->npipelines, sizeof *c->p);
     if (!c->p) abort();
     for (int i = 0; i < cfg->npipelines; i++) {
-        /* A failed start ends the process, so the pipelines already started stay. */
         c->p[i] = jn_pipeline_start(loop, scripts, cfg, &cfg->pipelines[i], err);
-        if (!c->p[i]) return NULL;
+        if (!c->p[i]) {
+            /* The failed one undid itself; the ones started before it stop (each frees
+             * itself once closed), and c goes with the last of them. */
+            if (c->n == 0) {
+                free(c->p);
+                free(c);
+            } else {
+                jn_consumer_stop(c, NULL, NULL);
+            }
+            return NULL;
+        }
         c->n++;
     }
     return c;

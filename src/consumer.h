@@ -14,6 +14,8 @@
 
 typedef struct jn_consumer jn_consumer;
 
+/* Starts every pipeline. NULL with *err (malloc'd) when one cannot start, with the
+ * pipelines started before it stopped (closed on the loop's next turns). */
 jn_consumer *jn_consumer_start(uv_loop_t *loop, jn_script_host *scripts, const jn_config *cfg,
                                char **err);
 void jn_consumer_stop(jn_consumer *c, void (*done)(void *), void *arg);

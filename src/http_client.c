@@ -363,7 +363,7 @@ jn_http_client *jn_http_client_new(uv_loop_t *loop) {
         curl_ready = 1;
     }
     jn_http_client *c = calloc(1, sizeof *c);
-    if (!c) return NULL;
+    if (!c) abort();
     c->multi = curl_multi_init();
     if (!c->multi) {
         free(c);

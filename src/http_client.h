@@ -58,7 +58,8 @@ typedef struct {
  * be, so the credentials in a source's headers go only where the config sends them. */
 int jn_http_same_origin(const char *base, const char *url);
 
-/* NULL when curl cannot be initialised. */
+/* NULL when curl cannot be initialised (nothing is left registered then); every caller
+ * checks. */
 jn_http_client *jn_http_client_new(uv_loop_t *loop);
 /* Starts a request. Returns 0, or -1 when it could not even be started (cb not called):
  * no URL, an option curl refused, or the client is closing. */

@@ -69,7 +69,9 @@ void jn_http_reader_free(jn_http_reader *r);
  * outlive the reader. A header HTTP needs (Host, Content-Type, ...) is no extra. */
 void jn_http_reader_keep(jn_http_reader *r, const char *name);
 /* Feeds bytes. Returns 0, or an HTTP status (400, 413, 414, 431, 501) with
- * r->error_msg set: the caller answers with it and closes the connection. */
+ * r->error_msg set: the caller answers with it and closes the connection. The result is
+ * the status to answer, data for the HTTP layer, not an error code of error.h: a reader
+ * has no failure of its own, only requests to refuse. */
 int jn_http_reader_feed(jn_http_reader *r, const char *data, size_t len);
 /* Sets the largest header block any reader accepts (http-parser keeps it global). */
 void jn_http_reader_set_max_header(unsigned bytes);

@@ -601,14 +601,11 @@ jn_http_server *jn_http_server_start(uv_loop_t *loop, const jn_http_server_opts 
                                      jn_http_handler handler, void *ud, char **err) {
     struct sockaddr_storage addr;
     const char *host = strcmp(opts->listen.host, "localhost") ? opts->listen.host : "127.0.0.1";
-    char buf[512];
     if (uv_ip4_addr(host, opts->listen.port, (struct sockaddr_in *)&addr) != 0 &&
         uv_ip6_addr(host, opts->listen.port, (struct sockaddr_in6 *)&addr) != 0) {
-        snprintf(buf, sizeof buf,
-                 "%s: cannot listen on %s:%d: the host must be an IP address such as "
-                 "127.0.0.1 or 0.0.0.0",
-                 opts->name, opts->listen.host, opts->listen.port);
-        *err = strdup(buf);
+        *err = jn_errorf("%s: cannot listen on %s:%d: the host must be an IP address such as "
+                         "127.0.0.1 or 0.0.0.0",
+                         opts->name, opts->listen.host, opts->listen.port);
         return NULL;
     }
     jn_http_server *s = calloc(1, sizeof *s);
@@ -625,12 +622,11 @@ jn_http_server *jn_http_server_start(uv_loop_t *loop, const jn_http_server_opts 
     int rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
     if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
     if (rc != 0) {
-        snprintf(buf, sizeof buf, "%s: cannot listen on %s:%d: %s%s", opts->name, opts->listen.host,
-                 opts->listen.port, uv_strerror(rc),
-                 rc == UV_EADDRINUSE ? " (another process holds the port: stop it or choose "
-                                       "another port in the config)"
-                                     : "");
-        *err = strdup(buf);
+        *err = jn_errorf("%s: cannot listen on %s:%d: %s%s", opts->name, opts->listen.host,
+                         opts->listen.port, uv_strerror(rc),
+                         rc == UV_EADDRINUSE ? " (another process holds the port: stop it or "
+                                               "choose another port in the config)"
+                                             : "");
         uv_close((uv_handle_t *)&s->listener, on_listener_closed);
         return NULL;
     }

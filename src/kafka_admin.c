@@ -13,7 +13,6 @@
  * switched off: its error events are collected instead, and the last one says why a
  * broker could not be reached. Like every client's, its configuration comes from
  * kafka_conf.c, and secret values are blanked out of the reason. */
-#define _GNU_SOURCE /* vasprintf */
 #include "kafka_admin.h"
 
 #include <stdarg.h>
@@ -21,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "kafka_conf.h"
 
 /* How long one metadata request may take before the brokers count as unreachable. */
@@ -127,15 +127,9 @@ static void fail(ensure_req *r, int err, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     free(r->reason);
-    char *text;
-    if (vasprintf(&text, fmt, ap) < 0) abort();
-    va_end(ap);
     /* Broker errors and librdkafka's reasons may echo a setting. */
-    char buf[2048];
-    r->reason = strdup(jn_kafka_secrets_hide(&r->secrets, text, buf, sizeof buf));
-    if (!r->reason) abort();
-    explicit_bzero(text, strlen(text));
-    free(text);
+    r->reason = jn_kafka_secrets_hidden(&r->secrets, jn_verrorf(fmt, ap));
+    va_end(ap);
     r->err = err;
 }
 
@@ -145,7 +139,7 @@ static void succeed(ensure_req *r, int partitions, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     free(r->reason);
-    if (vasprintf(&r->reason, fmt, ap) < 0) abort();
+    r->reason = jn_verrorf(fmt, ap);
     va_end(ap);
     r->err = 0;
     r->partitions = partitions;
@@ -417,7 +411,7 @@ static void ensure_work(uv_work_t *w) {
 static void ensure_done(uv_work_t *w, int status) {
     ensure_req *r = w->data;
     (void)status; /* never cancelled: nobody else knows the request */
-    if (r->cb) r->cb(r->ud, r->err, r->err ? 0 : r->partitions, r->reason);
+    if (r->cb) r->cb(r->ud, jn_kafka_code(r->err), r->err ? 0 : r->partitions, r->reason);
     req_free(r);
 }
 
@@ -492,7 +486,7 @@ static void policy_work(uv_work_t *w) {
 static void policy_done(uv_work_t *w, int status) {
     ensure_req *r = w->data;
     (void)status;
-    r->policy_cb(r->ud, r->err, r->err ? 0 : r->compacted, r->reason);
+    r->policy_cb(r->ud, jn_kafka_code(r->err), r->err ? 0 : r->compacted, r->reason);
     req_free(r);
 }
 
@@ -526,7 +520,7 @@ static void committed_work(uv_work_t *w) {
 static void committed_done(uv_work_t *w, int status) {
     ensure_req *r = w->data;
     (void)status;
-    r->committed_cb(r->ud, r->err, r->err ? NULL : r->parts, r->reason);
+    r->committed_cb(r->ud, jn_kafka_code(r->err), r->err ? NULL : r->parts, r->reason);
     req_free(r);
 }
 
@@ -582,7 +576,7 @@ static void check_work(uv_work_t *w) {
 static void check_done(uv_work_t *w, int status) {
     ensure_req *r = w->data;
     (void)status;
-    r->check_cb(r->ud, r->err, r->reason);
+    r->check_cb(r->ud, jn_kafka_code(r->err), r->reason);
     req_free(r);
 }
 

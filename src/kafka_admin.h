@@ -10,7 +10,8 @@
 #include "kafka_conf.h"
 
 /* The outcome of jn_kafka_topic_ensure, on the loop. err is 0 (partitions then holds the
- * topic's partition count) or an rd_kafka_resp_err_t (partitions 0). reason is one
+ * topic's partition count) or a code of the Kafka range (JN_EKAFKA(e), kafka_conf.h;
+ * partitions 0). The same holds for err in every callback below. reason is one
  * sentence for a log line, also on success (whether the topic was created or found);
  * valid only during the call. */
 typedef void (*jn_kafka_topic_cb)(void *ud, int err, int partitions, const char *reason);

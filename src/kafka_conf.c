@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,6 +26,25 @@
 int jn_kafka_conf_is_secret(const char *name) {
     return strstr(name, "password") || strstr(name, "secret") || strstr(name, "sasl.oauthbearer") ||
            strstr(name, ".pem");
+}
+
+/* ---- error codes ------------------------------------------------------------------- */
+
+int jn_kafka_code(rd_kafka_resp_err_t e) {
+    return e == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : JN_EKAFKA(e);
+}
+
+/* The inverse of JN_EKAFKA. */
+static rd_kafka_resp_err_t kafka_err(int code) {
+    return code == 0 ? RD_KAFKA_RESP_ERR_NO_ERROR : (rd_kafka_resp_err_t)(-11000 - code);
+}
+
+const char *jn_kafka_strerror(int code) {
+    return rd_kafka_err2str(kafka_err(code));
+}
+
+const char *jn_kafka_errname(int code) {
+    return rd_kafka_err2name(kafka_err(code));
 }
 
 /* ---- secret values ------------------------------------------------------------------ */
@@ -58,26 +78,44 @@ static size_t secret_at(const jn_kafka_secrets *s, const char *text) {
     return best;
 }
 
-const char *jn_kafka_secrets_hide(const jn_kafka_secrets *s, const char *text, char *buf,
-                                  size_t n) {
-    int found = 0;
-    for (int i = 0; s && text && !found && i < s->n; i++)
-        found = strstr(text, s->values[i]) != NULL;
-    if (!found || n == 0) return text;
-    size_t o = 0;
-    for (const char *t = text; *t && o + 1 < n;) {
+static int holds_secret(const jn_kafka_secrets *s, const char *text) {
+    for (int i = 0; s && text && i < s->n; i++)
+        if (strstr(text, s->values[i])) return 1;
+    return 0;
+}
+
+/* text with every secret value in it replaced, appended to sb. */
+static void hide_into(const jn_kafka_secrets *s, const char *text, jn_sb *sb) {
+    for (const char *t = text; *t;) {
         size_t len = secret_at(s, t);
         if (len) {
-            size_t k = strlen(HIDDEN) < n - 1 - o ? strlen(HIDDEN) : n - 1 - o;
-            memcpy(buf + o, HIDDEN, k);
-            o += k;
+            jn_sb_puts(sb, HIDDEN);
             t += len;
         } else {
-            buf[o++] = *t++;
+            jn_sb_putc(sb, *t++);
         }
     }
-    buf[o] = '\0';
+}
+
+const char *jn_kafka_secrets_hide(const jn_kafka_secrets *s, const char *text, char *buf,
+                                  size_t n) {
+    if (n == 0 || !holds_secret(s, text)) return text;
+    jn_sb sb;
+    jn_sb_init(&sb);
+    hide_into(s, text, &sb);
+    snprintf(buf, n, "%s", sb.data);
+    jn_sb_free(&sb);
     return buf;
+}
+
+char *jn_kafka_secrets_hidden(const jn_kafka_secrets *s, char *text) {
+    if (!holds_secret(s, text)) return text;
+    jn_sb sb;
+    jn_sb_init(&sb);
+    hide_into(s, text, &sb);
+    explicit_bzero(text, strlen(text));
+    free(text);
+    return jn_sb_steal(&sb);
 }
 
 /* ---- configurations ----------------------------------------------------------------- */
@@ -101,15 +139,13 @@ static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
 static int set_pairs(rd_kafka_conf_t *conf, const char *who, const char *const *pairs,
                      const jn_kafka_secrets *s, char **err) {
     for (const char *const *p = pairs; p && p[0] && p[1]; p += 2) {
-        char why[512], buf[1024];
+        char why[512];
         if (conf_set(conf, p[0], p[1], s, why, sizeof why) == 0) continue;
         /* The value also hidden when it is another property's secret (put into the wrong
          * property by mistake). */
-        char *text = jn_errorf("kafka: %s: property %s=%s rejected: %s", who, p[0],
-                               jn_kafka_conf_is_secret(p[0]) ? HIDDEN : p[1], why);
-        *err = strdup(jn_kafka_secrets_hide(s, text, buf, sizeof buf));
-        explicit_bzero(text, strlen(text));
-        free(text);
+        *err = jn_kafka_secrets_hidden(
+            s, jn_errorf("kafka: %s: property %s=%s rejected: %s", who, p[0],
+                         jn_kafka_conf_is_secret(p[0]) ? HIDDEN : p[1], why));
         return -1;
     }
     return 0;

@@ -15,6 +15,22 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "error.h"
+
+/* ---- error codes ---------------------------------------------------------------------- */
+
+/* librdkafka's error e (rd_kafka_resp_err_t, not RD_KAFKA_RESP_ERR_NO_ERROR) as a code of
+ * error.h's Kafka range, JN_EKAFKA_MIN..JN_EKAFKA_MAX: how the glue's functions and
+ * callbacks hand librdkafka's errors on. A constant expression, for comparisons. */
+#define JN_EKAFKA(e) (-11000 - (int)(e))
+/* 0 for RD_KAFKA_RESP_ERR_NO_ERROR, else JN_EKAFKA(e). */
+int jn_kafka_code(rd_kafka_resp_err_t e);
+/* librdkafka's words for a code of the Kafka range (rd_kafka_err2str: "Local: Queue
+ * full", "Broker: Message size too large"); "Success" for 0. */
+const char *jn_kafka_strerror(int code);
+/* Its name (rd_kafka_err2name: "MSG_SIZE_TOO_LARGE", "_QUEUE_FULL"). */
+const char *jn_kafka_errname(int code);
+
 /* Whether a property's value must never be shown: its name holds "password", "secret",
  * "sasl.oauthbearer" or ".pem" (a private key in the config). */
 int jn_kafka_conf_is_secret(const char *name);
@@ -35,6 +51,10 @@ void jn_kafka_secrets_free(jn_kafka_secrets *s);
 /* text with every secret value in it replaced by "(hidden)": text itself when it holds
  * none (the usual case, no copy), else buf (cut short to n bytes if need be). */
 const char *jn_kafka_secrets_hide(const jn_kafka_secrets *s, const char *text, char *buf, size_t n);
+/* text, a malloc'd message (jn_errorf's) the call takes, with every secret value in it
+ * replaced by "(hidden)": text itself when it holds none, else a new string (text is
+ * wiped and freed). For the *err of a function that fails. */
+char *jn_kafka_secrets_hidden(const jn_kafka_secrets *s, char *text);
 
 /* ---- configurations ----------------------------------------------------------------- */
 

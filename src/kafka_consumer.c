@@ -532,20 +532,20 @@ fail:
 /* ---- owner's calls ---------------------------------------------------------------------- */
 
 int jn_kafka_consumer_commit(jn_kafka_consumer *c, const rd_kafka_topic_partition_list_t *offsets) {
-    if (c->phase == P_CLOSED) return RD_KAFKA_RESP_ERR__DESTROY;
-    if (!offsets || offsets->cnt == 0) return RD_KAFKA_RESP_ERR__INVALID_ARG;
+    if (c->phase == P_CLOSED) return JN_EKAFKA(RD_KAFKA_RESP_ERR__DESTROY);
+    if (!offsets || offsets->cnt == 0) return JN_EKAFKA(RD_KAFKA_RESP_ERR__INVALID_ARG);
     /* A replaying reader shares its group.id with nobody and restarts from the offsets
      * its owner gives: a commit could only leave stale offsets behind under that id. */
-    if (c->assign_only) return RD_KAFKA_RESP_ERR__STATE;
+    if (c->assign_only) return JN_EKAFKA(RD_KAFKA_RESP_ERR__STATE);
     /* Not rd_kafka_commit(async): its result only reaches an offset_commit_cb. With our
      * queue as the reply queue the result is an OFFSET_COMMIT event served by service(). */
-    return rd_kafka_commit_queue(c->rk, offsets, c->queue, NULL, NULL);
+    return jn_kafka_code(rd_kafka_commit_queue(c->rk, offsets, c->queue, NULL, NULL));
 }
 
 int jn_kafka_consumer_assign(jn_kafka_consumer *c, const rd_kafka_topic_partition_list_t *parts) {
     /* In a group the group decides; the owner only answers its rebalances. */
-    if (!c->assign_only) return RD_KAFKA_RESP_ERR__STATE;
-    if (c->phase != P_RUNNING) return RD_KAFKA_RESP_ERR__DESTROY;
+    if (!c->assign_only) return JN_EKAFKA(RD_KAFKA_RESP_ERR__STATE);
+    if (c->phase != P_RUNNING) return JN_EKAFKA(RD_KAFKA_RESP_ERR__DESTROY);
     /* An empty list clears the assignment like NULL does, and on_assign gets a list
      * either way. */
     rd_kafka_topic_partition_list_t *none = parts ? NULL : rd_kafka_topic_partition_list_new(0);
@@ -560,7 +560,7 @@ int jn_kafka_consumer_assign(jn_kafka_consumer *c, const rd_kafka_topic_partitio
         if (c->cbs.on_assign) c->cbs.on_assign(c->ud, l);
     }
     if (none) rd_kafka_topic_partition_list_destroy(none);
-    return err;
+    return jn_kafka_code(err);
 }
 
 void jn_kafka_consumer_pause(jn_kafka_consumer *c) {

@@ -64,8 +64,8 @@ jn_kafka_consumer *jn_kafka_consumer_new(uv_loop_t *loop, const jn_kafka_consume
                                          const jn_kafka_consumer_cbs *cbs, void *ud, char **err);
 /* Commits next_offset (the first offset NOT yet settled) for each listed partition,
  * asynchronously; on_commit reports the result. offsets->elems[i].offset holds it.
- * Returns 0, or an error code when the commit could not even be queued (no on_commit);
- * RD_KAFKA_RESP_ERR__STATE in assign mode. */
+ * Returns 0, or a code of the Kafka range (kafka_conf.h) when the commit could not even
+ * be queued (no on_commit): JN_EKAFKA(RD_KAFKA_RESP_ERR__STATE) in assign mode. */
 int jn_kafka_consumer_commit(jn_kafka_consumer *c, const rd_kafka_topic_partition_list_t *offsets);
 /* Assign mode only: replaces the whole assignment with parts, each partition read from
  * its elems[i].offset (an offset, RD_KAFKA_OFFSET_BEGINNING, _END, or
@@ -73,10 +73,10 @@ int jn_kafka_consumer_commit(jn_kafka_consumer *c, const rd_kafka_topic_partitio
  * parts are not delivered after this returns, even those already fetched; a partition
  * assigned again starts over from its new offset. on_assign runs before it returns, with
  * parts (an empty list for NULL). With report_eof, on_eof comes for every assigned
- * partition once it is read to its end, an empty one included. Returns 0, or
- * an error code (RD_KAFKA_RESP_ERR__STATE outside assign mode, __DESTROY once closing,
- * __INVALID_ARG for a duplicate partition or a bad offset: then nothing is assigned any
- * more and on_assign is not called). */
+ * partition once it is read to its end, an empty one included. Returns 0, or a code of
+ * the Kafka range, JN_EKAFKA(e) with e RD_KAFKA_RESP_ERR__STATE outside assign mode,
+ * __DESTROY once closing, __INVALID_ARG for a duplicate partition or a bad offset: then
+ * nothing is assigned any more and on_assign is not called. */
 int jn_kafka_consumer_assign(jn_kafka_consumer *c, const rd_kafka_topic_partition_list_t *parts);
 /* Stops taking messages from librdkafka, or takes them again. Fetched messages wait in
  * librdkafka (bounded by its queued.max.messages.kbytes) and are there the moment the

@@ -61,7 +61,8 @@ static void on_delivery(jn_kafka_producer *p, rd_kafka_event_t *ev) {
         /* An acknowledged message is the surest sign a broker is reachable. */
         if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) p->connected = 1;
         if (p->cb)
-            p->cb(p->ud, m->_private, m->err, rd_kafka_topic_name(m->rkt), m->partition, m->offset);
+            p->cb(p->ud, m->_private, jn_kafka_code(m->err), rd_kafka_topic_name(m->rkt),
+                  m->partition, m->offset);
     }
 }
 
@@ -216,7 +217,7 @@ jn_kafka_producer *jn_kafka_producer_new(uv_loop_t *loop, const jn_kafka_produce
 static int produce(jn_kafka_producer *p, const char *topic, int32_t partition, const void *key,
                    size_t key_len, const void *value, size_t value_len, const char *const *headers,
                    void *opaque, int msgflags) {
-    if (p->phase != P_OPEN) return RD_KAFKA_RESP_ERR__DESTROY;
+    if (p->phase != P_OPEN) return JN_EKAFKA(RD_KAFKA_RESP_ERR__DESTROY);
     rd_kafka_headers_t *hdrs = NULL;
     if (headers && headers[0] && headers[1]) {
         size_t n = 0;
@@ -241,7 +242,7 @@ static int produce(jn_kafka_producer *p, const char *topic, int32_t partition, c
         /* librdkafka takes the headers only when it takes the message. QUEUE_FULL goes back
          * as is: the caller pauses until deliveries make room, we do not spin here. */
         if (hdrs) rd_kafka_headers_destroy(hdrs);
-        return err;
+        return jn_kafka_code(err);
     }
     p->inflight++;
     return 0;

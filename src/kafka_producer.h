@@ -13,10 +13,12 @@
 
 typedef struct jn_kafka_producer jn_kafka_producer;
 
-/* Runs on the loop for each message's final outcome. err is RD_KAFKA_RESP_ERR_NO_ERROR
- * when the broker acknowledged it (acks=all); opaque is what jn_kafka_produce got. */
-typedef void (*jn_kafka_delivery_cb)(void *ud, void *opaque, rd_kafka_resp_err_t err,
-                                     const char *topic, int32_t partition, int64_t offset);
+/* Runs on the loop for each message's final outcome. err is 0 when the broker
+ * acknowledged it (acks=all), else librdkafka's reason as a code of the Kafka range
+ * (JN_EKAFKA(e), kafka_conf.h; jn_kafka_strerror names it); opaque is what
+ * jn_kafka_produce got. */
+typedef void (*jn_kafka_delivery_cb)(void *ud, void *opaque, int err, const char *topic,
+                                     int32_t partition, int64_t offset);
 
 typedef struct {
     jn_kafka_client_opts client; /* brokers, client id, the deployment's properties */
@@ -30,9 +32,13 @@ typedef struct {
  * when a setting is rejected. Brokers being down is not an error: librdkafka retries. */
 jn_kafka_producer *jn_kafka_producer_new(uv_loop_t *loop, const jn_kafka_producer_opts *o,
                                          jn_kafka_delivery_cb cb, void *ud, char **err);
-/* Queues one message. Returns 0; RD_KAFKA_RESP_ERR__QUEUE_FULL when librdkafka's queue is
- * full (the caller pauses and retries after deliveries drain it); another error code for a
- * message that can never be sent. Headers are NULL-terminated name/value pairs. */
+/* librdkafka's queue is full: the caller pauses and retries after deliveries drain it. */
+#define JN_KAFKA_QUEUE_FULL JN_EKAFKA(RD_KAFKA_RESP_ERR__QUEUE_FULL)
+
+/* Queues one message. Returns 0; JN_KAFKA_QUEUE_FULL when librdkafka's queue is full;
+ * another code of the Kafka range (jn_kafka_strerror names it) for a message that can
+ * never be sent, JN_EKAFKA(RD_KAFKA_RESP_ERR__DESTROY) once closing. Headers are
+ * NULL-terminated name/value pairs. */
 int jn_kafka_produce(jn_kafka_producer *p, const char *topic, const void *key, size_t key_len,
                      const void *value, size_t value_len, const char *const *headers, void *opaque);
 /* jn_kafka_produce without headers and without copying the value, to partition

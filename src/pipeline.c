@@ -295,8 +295,7 @@ static void gate_done(jn_pipeline *p, pmsg *m) {
 
 static void refuse(pmsg *m, const char *reason) {
     if (m->refused || !reason) return;
-    m->refused = strdup(reason);
-    if (!m->refused) abort();
+    m->refused = jn_errorf("%s", reason);
 }
 
 /* ---- dead letters ------------------------------------------------------------------ */
@@ -316,7 +315,7 @@ static void dead_letter(jn_pipeline *p, pmsg *m, const char *reason) {
                      "%s: cannot queue message %s/%d@%lld for the dead-letter topic: %s; it stays "
                      "unsettled and is read again after a restart",
                      p->pc->name, m->p->topic, (int)m->p->id, (long long)m->offset,
-                     rd_kafka_err2str((rd_kafka_resp_err_t)rc));
+                     jn_kafka_strerror(rc));
 }
 
 static void write_changelog(jn_pipeline *p, pmsg *m) {
@@ -330,19 +329,19 @@ static void write_changelog(jn_pipeline *p, pmsg *m) {
                      "%s: cannot queue the changelog write of %s/%d@%lld: %s; it stays "
                      "unsettled and is read again after a restart",
                      p->pc->name, m->p->topic, (int)m->p->id, (long long)m->offset,
-                     rd_kafka_err2str((rd_kafka_resp_err_t)rc));
+                     jn_kafka_strerror(rc));
     }
 }
 
-static void on_produced(void *ud, void *opaque, rd_kafka_resp_err_t err, const char *topic,
-                        int32_t partition_, int64_t offset) {
+static void on_produced(void *ud, void *opaque, int err, const char *topic, int32_t partition_,
+                        int64_t offset) {
     (void)topic, (void)partition_, (void)offset;
     jn_pipeline *p = ud;
     pmsg *m = opaque;
     if (err) {
         /* The broker did not take it: try again; the offset waits until it does. */
         jn_log_warn("consumer", "%s: %s write failed (%s); retrying", p->pc->name,
-                    m->kop == KOP_DLQ ? "dead-letter" : "changelog", rd_kafka_err2str(err));
+                    m->kop == KOP_DLQ ? "dead-letter" : "changelog", jn_kafka_strerror(err));
         if (p->stopping) return;
         if (m->kop == KOP_DLQ)
             dead_letter(p, m, m->refused ? m->refused : "retry");
@@ -1309,16 +1308,20 @@ jn_pipeline *jn_pipeline_start(uv_loop_t *loop, jn_script_host *scripts, const j
                                        .on_orphan_refused = on_orphan_refused,
                                        .on_rec_free = on_rec_free};
     jn_settle_init(&p->settle, &scbs, p);
+    /* Before anything can fail: a failed start ends as a stop does, which closes them. */
+    uv_timer_t *timers[] = {&p->timer, &p->commit_timer, &p->revoke_timer, &p->ensure_timer};
+    for (size_t i = 0; i < sizeof timers / sizeof *timers; i++) {
+        uv_timer_init(loop, timers[i]);
+        timers[i]->data = p;
+    }
 
-    /* Startup errors leave the process (the caller exits), so what was started so far is
-     * not unwound here. */
     const char *inputs[2 * JN_TRANSFORM_MAX_SINKS + 1], *sinks[JN_TRANSFORM_MAX_SINKS + 1],
         *keys[JN_TRANSFORM_MAX_SINKS + 1];
     if (pc->nstreams + pc->ntables > 2 * JN_TRANSFORM_MAX_SINKS ||
         pc->nsinks > JN_TRANSFORM_MAX_SINKS) {
         *err = jn_errorf("pipeline %s: at most %d inputs and %d sinks", pc->name,
                          2 * JN_TRANSFORM_MAX_SINKS, JN_TRANSFORM_MAX_SINKS);
-        return NULL;
+        goto fail;
     }
     for (int i = 0; i < pc->nstreams; i++)
         inputs[i] = pc->streams[i].name;
@@ -1340,7 +1343,7 @@ jn_pipeline *jn_pipeline_start(uv_loop_t *loop, jn_script_host *scripts, const j
                             .hold_ms = pc->hold_ms,
                             .hold_max = pc->hold_max};
     p->tf = jn_transform_new(scripts, &to, err);
-    if (!p->tf) return NULL;
+    if (!p->tf) goto fail;
 
     jn_kafka_producer_opts po = producer_opts(cfg);
     /* Changelog writes and dead letters are off a record's path to its sinks (they only
@@ -1348,7 +1351,7 @@ jn_pipeline *jn_pipeline_start(uv_loop_t *loop, jn_script_host *scripts, const j
      * for librdkafka and the broker. */
     if (po.linger_ms < CHANGELOG_LINGER_MS) po.linger_ms = CHANGELOG_LINGER_MS;
     p->producer = jn_kafka_producer_new(loop, &po, on_produced, p, err);
-    if (!p->producer) return NULL;
+    if (!p->producer) goto fail;
     if (pc->dedupe) {
         jn_redis_opts ro = {.host = cfg->redis.host,
                             .port = cfg->redis.port,
@@ -1363,13 +1366,8 @@ jn_pipeline *jn_pipeline_start(uv_loop_t *loop, jn_script_host *scripts, const j
                                   .prefix_len = strlen(pc->dedupe_prefix)};
         p->dedupe = jn_dedupe_new(loop, p->redis, &layout, &dcbs, p);
     }
-    if (start_sinks(p, err) != 0) return NULL;
+    if (start_sinks(p, err) != 0) goto fail;
 
-    uv_timer_t *timers[] = {&p->timer, &p->commit_timer, &p->revoke_timer, &p->ensure_timer};
-    for (size_t i = 0; i < sizeof timers / sizeof *timers; i++) {
-        uv_timer_init(loop, timers[i]);
-        timers[i]->data = p;
-    }
     p->load_started_ms = uv_now(loop);
     uv_timer_start(&p->commit_timer, on_commit_timer, 500, 500);
     uv_timer_start(&p->timer, on_timer, TIMER_MS, TIMER_MS);
@@ -1386,7 +1384,7 @@ jn_pipeline *jn_pipeline_start(uv_loop_t *loop, jn_script_host *scripts, const j
                                       .on_error = on_kafka_error,
                                       .on_eof = restore_eof};
         p->restorer = start_reader(p, "restore", NULL, 1, &rcbs, err);
-        if (!p->restorer) return NULL;
+        if (!p->restorer) goto fail;
         for (int i = 0; i < pc->nstreams; i++)
             if (pc->streams[i].changelog) decide_stream(&p->srt[i]);
     }
@@ -1403,7 +1401,7 @@ jn_pipeline *jn_pipeline_start(uv_loop_t *loop, jn_script_host *scripts, const j
                                       .on_error = on_kafka_error,
                                       .on_eof = tables_eof};
         p->tables = start_reader(p, "tables", topics, 0, &tcbs, err);
-        if (!p->tables) return NULL;
+        if (!p->tables) goto fail;
     } else {
         p->tables_loaded = 1;
     }
@@ -1422,7 +1420,7 @@ jn_pipeline *jn_pipeline_start(uv_loop_t *loop, jn_script_host *scripts, const j
                                   .on_commit = on_commit_result,
                                   .on_error = on_kafka_error};
     p->group = jn_kafka_consumer_new(loop, &go, &gcbs, p, err);
-    if (!p->group) return NULL;
+    if (!p->group) goto fail;
     jn_sb desc;
     jn_sb_init(&desc);
     for (int i = 0; i < pc->nstreams; i++)
@@ -1439,6 +1437,13 @@ jn_pipeline *jn_pipeline_start(uv_loop_t *loop, jn_script_host *scripts, const j
      * unchecked. */
     update_flow(p);
     return p;
+
+fail:
+    /* Undone as a stop does it (each stage skips what was never made); p frees itself
+     * once every handle has closed. */
+    p->stopping = 1;
+    jn_pipeline_stop(p, NULL, NULL);
+    return NULL;
 }
 
 /* Shutdown runs as a chain: the group (its revoke settles and commits what it can), the
@@ -1481,8 +1486,11 @@ static void stop_step(void *arg) {
     int stage = p->stop_stage++;
     switch (stage) {
     case 0:
-        jn_kafka_consumer_close(p->group, stop_step, p);
-        return;
+        if (p->group) {
+            jn_kafka_consumer_close(p->group, stop_step, p);
+            return;
+        }
+        break;
     case 1:
         if (p->tables) {
             jn_kafka_consumer_close(p->tables, stop_step, p);
@@ -1518,8 +1526,11 @@ static void stop_step(void *arg) {
         }
         break;
     case 6:
-        jn_kafka_producer_close(p->producer, 5000, stop_step, p);
-        return;
+        if (p->producer) {
+            jn_kafka_producer_close(p->producer, 5000, stop_step, p);
+            return;
+        }
+        break;
     default: {
         /* Messages never settled (waiting for Redis, held, in a sink) are read again by
          * the next run. */

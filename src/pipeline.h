@@ -22,6 +22,9 @@
 
 typedef struct jn_pipeline jn_pipeline;
 
+/* Starts the pipeline pc of cfg. NULL with *err (malloc'd) when a setting or its script is
+ * wrong, with what was begun undone as a stop would (closed on the loop's next turns, the
+ * script removed). */
 jn_pipeline *jn_pipeline_start(uv_loop_t *loop, jn_script_host *scripts, const jn_config *cfg,
                                const jn_pipeline_config *pc, char **err);
 /* Leaves the group (settling and committing what it can), then closes everything;

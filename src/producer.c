@@ -632,7 +632,7 @@ static void continue_cycle(source *s) {
         int rc =
             jn_kafka_produce(p->kafka, s->cfg->topic, rec.key.data, rec.key.len, rec.value.data,
                              rec.value.len, rec.nheaders ? rec.headers : NULL, m);
-        if (rc == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        if (rc == JN_KAFKA_QUEUE_FULL) {
             free(m);
             s->n.queue_full++;
             s->paused = 1;
@@ -643,7 +643,7 @@ static void continue_cycle(source *s) {
             c->failed++;
             s->n.delivery_errors++;
             jn_log_error("producer", "%s: cannot queue record %s: %s", s->cfg->name, rec.key.data,
-                         rd_kafka_err2str((rd_kafka_resp_err_t)rc));
+                         jn_kafka_strerror(rc));
             continue;
         }
         jn_strmap_set(s->pending, rec.key.data, rec.key.len, hash);
@@ -654,8 +654,8 @@ static void continue_cycle(source *s) {
     if (!s->paused) page_done(s);
 }
 
-static void on_delivery(void *ud, void *opaque, rd_kafka_resp_err_t err, const char *topic,
-                        int32_t partition, int64_t offset) {
+static void on_delivery(void *ud, void *opaque, int err, const char *topic, int32_t partition,
+                        int64_t offset) {
     (void)topic, (void)partition, (void)offset;
     jn_producer *p = ud;
     message *m = opaque;
@@ -672,7 +672,7 @@ static void on_delivery(void *ud, void *opaque, rd_kafka_resp_err_t err, const c
             jn_log_warn("producer",
                         "%s: Kafka did not take record %s: %s; it will be published "
                         "again",
-                        s->cfg->name, m->key, rd_kafka_err2str(err));
+                        s->cfg->name, m->key, jn_kafka_strerror(err));
         c->failed++;
         s->n.delivery_errors++;
     }
@@ -703,12 +703,13 @@ static int check_map(jn_script *script, void *ud, char **err) {
         is_fn[i] = t == LUA_TFUNCTION;
         lua_pop(L, 1);
         if (!is_fn[i] && (i == 0 || t != LUA_TNIL)) {
-            *err = strdup(i == 0   ? "the script must define map(record, ctx) returning {key=, "
-                                     "value=, headers=} or nil"
-                          : i == 1 ? "records must be a function, records(body, ctx) returning "
-                                     "the array of the page's records"
-                                   : "next must be a function, next(response, ctx) returning the "
-                                     "next page's URL or nil");
+            *err = jn_errorf(
+                "%s", i == 0   ? "the script must define map(record, ctx) returning {key=, "
+                                 "value=, headers=} or nil"
+                      : i == 1 ? "records must be a function, records(body, ctx) returning "
+                                 "the array of the page's records"
+                               : "next must be a function, next(response, ctx) returning the "
+                                 "next page's URL or nil");
             return -1;
         }
     }
@@ -716,7 +717,7 @@ static int check_map(jn_script *script, void *ud, char **err) {
     int take_views = lua_toboolean(L, -1);
     lua_pop(L, 1);
     if (views != LUA_TNIL && views != LUA_TBOOLEAN) {
-        *err = strdup("views must be true or false (true: map() gets record views)");
+        *err = jn_errorf("views must be true or false (true: map() gets record views)");
         return -1;
     }
     s->has_records = is_fn[1];
@@ -752,12 +753,13 @@ static int start_source(jn_producer *p, source *s, const jn_source_config *sc, c
     s->pending = jn_strmap_new();
     s->pages_seen = jn_strmap_new();
     init_metrics(s);
+    /* Before anything can fail: a source that was begun has a timer for stop to close. */
+    uv_timer_init(p->loop, &s->timer);
+    s->timer.data = s;
     char sname[96];
     snprintf(sname, sizeof sname, "map_%s", sc->name);
     s->script = jn_script_add(p->scripts, sname, sc->script, check_map, s, err);
     if (!s->script) return -1;
-    uv_timer_init(p->loop, &s->timer);
-    s->timer.data = s;
     uv_timer_start(&s->timer, poll_now, 0, 0);
     jn_log_info("producer", "%s: polling %s every %d ms into topic %s", sc->name, sc->url,
                 sc->poll_interval_ms, sc->topic);
@@ -783,13 +785,21 @@ jn_producer *jn_producer_start(uv_loop_t *loop, jn_script_host *scripts, const j
         free(p);
         return NULL;
     }
-    p->http = jn_http_client_new(loop);
     p->src = calloc((size_t)cfg->nsources + 1, sizeof *p->src);
     if (!p->src) abort();
+    p->http = jn_http_client_new(loop);
+    if (!p->http) {
+        *err = jn_errorf("producer: cannot start the HTTP client (libcurl)");
+        jn_producer_stop(p, NULL, NULL);
+        return NULL;
+    }
     for (int i = 0; i < cfg->nsources; i++) {
         if (!cfg->sources[i].enabled) continue;
-        if (start_source(p, &p->src[p->nsrc++], &cfg->sources[i], err) != 0)
-            return NULL; /* the caller exits */
+        if (start_source(p, &p->src[p->nsrc++], &cfg->sources[i], err) != 0) {
+            /* What the sources begun so far hold goes the way of a stop. */
+            jn_producer_stop(p, NULL, NULL);
+            return NULL;
+        }
     }
     return p;
 }
@@ -799,6 +809,8 @@ static void closed_one(void *arg) {
     if (--p->pending_close > 0) return;
     for (int i = 0; i < p->nsrc; i++) {
         source *s = &p->src[i];
+        /* No reload may reach a check whose source is gone. */
+        if (s->script) jn_script_remove(s->script);
         jn_strmap_free(s->published);
         jn_strmap_free(s->pending);
         jn_strmap_free(s->pages_seen);
@@ -837,7 +849,10 @@ void jn_producer_stop(jn_producer *p, void (*done)(void *), void *arg) {
         end_cycle(s);
         uv_close((uv_handle_t *)&s->timer, on_timer_closed);
     }
-    jn_http_client_close(p->http, on_http_closed, p);
+    if (p->http)
+        jn_http_client_close(p->http, on_http_closed, p);
+    else
+        on_http_closed(p); /* a start that failed before it had one */
 }
 
 void jn_producer_status_json(jn_producer *p, jn_sb *out) {

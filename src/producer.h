@@ -15,8 +15,9 @@
 typedef struct jn_producer jn_producer;
 
 /* Loads the map scripts, creates the Kafka producer and starts polling. NULL with *err
- * (malloc'd) when a script or a setting is wrong; an unreachable API or broker is not
- * an error here: the producer keeps retrying. */
+ * (malloc'd) when a script or a setting is wrong, with what was begun undone as a stop
+ * would (closed on the loop's next turns, the scripts removed); an unreachable API or
+ * broker is not an error here: the producer keeps retrying. */
 jn_producer *jn_producer_start(uv_loop_t *loop, jn_script_host *scripts, const jn_config *cfg,
                                char **err);
 /* Stops polling, waits (bounded) for outstanding deliveries, frees; done runs once. */

@@ -819,14 +819,11 @@ int jn_script_pcall(jn_script *s, int nargs, int nresults, char **err) {
     if (rc != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         if (rc == LUA_ERRMEM || hit_ceiling) {
-            char buf[700];
-            snprintf(buf, sizeof buf,
-                     "%s (memory limit of %ld MB reached; free what the script keeps or raise "
-                     "scripts.memory_limit_mb)",
-                     msg ? msg : "not enough memory", h->opts.memory_limit_mb);
-            *err = xstrdup(buf);
+            *err = jn_errorf("%s (memory limit of %ld MB reached; free what the script keeps or "
+                             "raise scripts.memory_limit_mb)",
+                             msg ? msg : "not enough memory", h->opts.memory_limit_mb);
         } else {
-            *err = xstrdup(msg ? msg : "(error without a message)");
+            *err = jn_errorf("%s", msg ? msg : "(error without a message)");
         }
         lua_pop(L, 1);
     }
@@ -925,11 +922,16 @@ static int run_check(lua_State *L) {
     jn_script *s = lua_touserdata(L, 1);
     char **err = lua_touserdata(L, 2);
     lua_settop(L, 3); /* the module at the top, as the check expects */
-    if (s->check(s, s->ud, err) != 0 && !*err) *err = xstrdup("rejected by its check");
+    if (s->check(s, s->ud, err) != 0 && !*err) *err = jn_errorf("rejected by its check");
     return 0;
 }
 
-/* Compiles, runs and checks a new version; swaps it in only if every step passed. */
+/* load_version's result when skip_same found the file as the running version: not an
+ * error, nothing was loaded. */
+#define VERSION_SAME 1
+
+/* Compiles, runs and checks a new version; swaps it in only if every step passed.
+ * Returns 0, VERSION_SAME, or -1 with *err. */
 static int load_version(jn_script *s, const char *reason, int skip_same, char **err) {
     jn_script_host *h = s->host;
     lua_State *L = h->L;
@@ -940,14 +942,14 @@ static int load_version(jn_script *s, const char *reason, int skip_same, char **
     jn_sha256_hex(code, len, sha);
     if (skip_same && !strcmp(sha, s->sha)) {
         free(code);
-        return 1;
+        return VERSION_SAME;
     }
     char *chunkname = jn_errorf("@%s", s->shown);
     int rc = luaL_loadbufferx(L, code, len, chunkname, "t");
     free(chunkname);
     free(code);
     if (rc != LUA_OK) {
-        *err = xstrdup(lua_tostring(L, -1));
+        *err = jn_errorf("%s", lua_tostring(L, -1));
         lua_pop(L, 1);
         return -1;
     }
@@ -993,7 +995,7 @@ static int reload(jn_script *s, const char *reason, int skip_same) {
     char *err = NULL;
     size_t before = in_use(s->host);
     int rc = load_version(s, reason, skip_same, &err);
-    if (rc == 1) return 0;
+    if (rc == VERSION_SAME) return 0;
     if (rc == 0) {
         jn_log_info("script", "%s: loaded version %d from %s (%s)", s->name, s->version, s->shown,
                     reason);
@@ -1008,6 +1010,12 @@ static int reload(jn_script *s, const char *reason, int skip_same) {
      * done so already. */
     if (in_use(s->host) > before + COLLECT_WORTH) collect_all(s->host);
     return -1;
+}
+
+static void free_script(jn_script *s) {
+    for (int i = 0; i < HISTORY; i++)
+        free(s->history[i].error);
+    free(s->name), free(s->path), free(s->shown), free(s->dir), free(s->base), free(s);
 }
 
 jn_script *jn_script_add(jn_script_host *h, const char *name, const char *path,
@@ -1040,13 +1048,25 @@ jn_script *jn_script_add(jn_script_host *h, const char *name, const char *path,
         *err = jn_errorf("script %s (%s): %s", name, s->shown, e);
         free(e);
         luaL_unref(h->L, LUA_REGISTRYINDEX, s->state_ref);
-        free(s->name), free(s->path), free(s->shown), free(s->dir), free(s->base), free(s);
+        free_script(s);
         return NULL;
     }
     jn_log_info("script", "%s: loaded version %d from %s", s->name, s->version, s->shown);
     s->next = h->scripts;
     h->scripts = s;
     return s;
+}
+
+void jn_script_remove(jn_script *s) {
+    jn_script_host *h = s->host;
+    for (jn_script **p = &h->scripts; *p; p = &(*p)->next)
+        if (*p == s) {
+            *p = s->next;
+            break;
+        }
+    if (s->module_ref != LUA_NOREF) luaL_unref(h->L, LUA_REGISTRYINDEX, s->module_ref);
+    luaL_unref(h->L, LUA_REGISTRYINDEX, s->state_ref);
+    free_script(s);
 }
 
 int jn_script_reload(jn_script *s, const char *reason) {
@@ -1274,9 +1294,7 @@ static void on_closed(uv_handle_t *hd) {
     if (--h->open_handles > 0) return;
     for (jn_script *s = h->scripts, *n; s; s = n) {
         n = s->next;
-        for (int i = 0; i < HISTORY; i++)
-            free(s->history[i].error);
-        free(s->name), free(s->path), free(s->shown), free(s->dir), free(s->base), free(s);
+        free_script(s);
     }
     jn_lua_alloc_close(h->L);
     for (int i = 0; i < h->nroots; i++)

@@ -40,6 +40,10 @@ lua_State *jn_script_host_lua(jn_script_host *h);
  * first version fails: a host cannot start without its scripts. */
 jn_script *jn_script_add(jn_script_host *h, const char *name, const char *path,
                          jn_script_check_cb check, void *ud, char **err);
+/* Takes s out of its host: no reload reaches its check any more, and s is freed (its
+ * load and reload counters stay). For an owner that stops, or whose start failed after
+ * adding it; its folder stays watched. */
+void jn_script_remove(jn_script *s);
 /* Reloads one script, or every script. Returns 0 when all reloads were accepted. */
 int jn_script_reload(jn_script *s, const char *reason);
 int jn_script_reload_all(jn_script_host *h, const char *reason);

@@ -8,13 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char expired_reason[] = "held by the transform past its deadline without output";
+#include "error.h"
 
-static char *dup_str(const char *s) {
-    char *d = strdup(s);
-    if (!d) abort();
-    return d;
-}
+static const char expired_reason[] = "held by the transform past its deadline without output";
 
 /* An id that can be waited for: present, non-empty and short enough for msg->id. */
 static int usable_id(const char *id) {
@@ -200,7 +196,7 @@ static void rec_done(jn_settle *s, jn_settle_rec *rec) {
         s->cbs.on_orphan_refused(s->ud, rec, rec->refused);
     for (int i = 0; i < rec->nmsgs; i++) {
         jn_settle_msg *m = rec->msgs[i];
-        if (rec->refused && !m->refused) m->refused = dup_str(rec->refused);
+        if (rec->refused && !m->refused) m->refused = jn_errorf("%s", rec->refused);
         m->outstanding--;
         if (can_finish(m)) finish(s, m);
     }
@@ -297,7 +293,7 @@ static void call_decide(jn_settle *s, jn_settle_msg *m, int held, uint64_t now_m
                         const char *failed) {
     if (failed) {
         waiting_remove(s, m);
-        if (!m->refused) m->refused = dup_str(failed);
+        if (!m->refused) m->refused = jn_errorf("%s", failed);
         call_records_join(s, m);
     } else if (s->call_answered) {
         /* It waits in the answering record(s) already, and for the call's other records
@@ -332,7 +328,7 @@ int jn_settle_call_end(jn_settle *s, int held, uint64_t now_ms, uint64_t hold_ms
 }
 
 void jn_settle_report(jn_settle *s, jn_settle_rec *rec, int status, const char *reason) {
-    if (status != 0 && !rec->refused) rec->refused = dup_str(reason ? reason : "refused");
+    if (status != 0 && !rec->refused) rec->refused = jn_errorf("%s", reason ? reason : "refused");
     if (--rec->sinks_left > 0) return;
     /* A record of the call in progress waits for call_end, which first decides whether
      * the call's message waits for it too. */
@@ -346,7 +342,7 @@ int jn_settle_expire(jn_settle *s, uint64_t now_ms) {
     while (s->held_head && s->held_head->held_until <= now_ms) {
         jn_settle_msg *m = s->held_head;
         waiting_remove(s, m);
-        if (!m->refused) m->refused = dup_str(expired_reason);
+        if (!m->refused) m->refused = jn_errorf("%s", expired_reason);
         n++;
         if (can_finish(m)) finish(s, m);
     }

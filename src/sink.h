@@ -19,7 +19,8 @@ typedef struct jn_sink jn_sink;
 #define JN_SINK_MAX_HEADERS 16
 
 /* status 0: delivered. Otherwise the HTTP status that rejected the record for good, with
- * the receiver's answer in reason. */
+ * the receiver's answer in reason: data for the log, not an error code (error.h); the
+ * Kafka sink reports a negative code of error.h's Kafka range instead. */
 typedef void (*jn_sink_done_cb)(void *ud, void *item, int status, const char *reason);
 
 typedef struct {

@@ -31,8 +31,8 @@
 typedef struct rec {
     struct rec *prev, *next;
     void *item;
-    rd_kafka_resp_err_t err; /* refused: why */
-    char *key;               /* into data, or NULL */
+    int err;   /* refused: why (a code of the Kafka range, kafka_conf.h) */
+    char *key; /* into data, or NULL */
     size_t key_len, len;
     char data[]; /* the JSON text, then the key */
 } rec;
@@ -52,7 +52,7 @@ struct jn_kafka_sink {
     uv_timer_t timer;
     long produced, retries;
     int closing;
-    rd_kafka_resp_err_t last_warn_err;
+    int last_warn_err;
     uint64_t last_warn_ms;
     void (*done)(void *);
     void *done_arg;
@@ -110,24 +110,24 @@ static void free_list(rec_list *l) {
 /* What no retry changes: the record (too large, rejected by the broker's checks), or the
  * topic (invalid name, not ours to write). A missing topic is not among them: it may be
  * created any moment, and refusing would lose the records. */
-static int refused_for_good(rd_kafka_resp_err_t err) {
+static int refused_for_good(int err) {
     switch (err) {
-    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
-    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
-    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
-    case RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:
-    case RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT:
-    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
-    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
-    case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
-    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+    case JN_EKAFKA(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE):
+    case JN_EKAFKA(RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE):
+    case JN_EKAFKA(RD_KAFKA_RESP_ERR_INVALID_RECORD):
+    case JN_EKAFKA(RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP):
+    case JN_EKAFKA(RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT):
+    case JN_EKAFKA(RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION):
+    case JN_EKAFKA(RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED):
+    case JN_EKAFKA(RD_KAFKA_RESP_ERR_POLICY_VIOLATION):
+    case JN_EKAFKA(RD_KAFKA_RESP_ERR__INVALID_ARG):
         return 1;
     default:
         return 0;
     }
 }
 
-static void report(jn_kafka_sink *s, rec *r, rd_kafka_resp_err_t err) {
+static void report(jn_kafka_sink *s, rec *r, int err) {
     void *item = r->item;
     size_t len = r->len;
     free(r);
@@ -138,18 +138,18 @@ static void report(jn_kafka_sink *s, rec *r, rd_kafka_resp_err_t err) {
     }
     char reason[300];
     snprintf(reason, sizeof reason, "kafka: topic %s refuses a record of %zu bytes: %s (%s)",
-             s->topic, len, rd_kafka_err2str(err), rd_kafka_err2name(err));
-    s->cb(s->ud, item, (int)err, reason);
+             s->topic, len, jn_kafka_strerror(err), jn_kafka_errname(err));
+    s->cb(s->ud, item, err, reason);
 }
 
 /* Passing errors can come by the thousand (every record while a topic is missing). */
-static void warn_passing(jn_kafka_sink *s, rd_kafka_resp_err_t err, const char *what) {
+static void warn_passing(jn_kafka_sink *s, int err, const char *what) {
     uint64_t now = uv_now(s->loop);
     if (err == s->last_warn_err && now - s->last_warn_ms < WARN_INTERVAL_MS) return;
     s->last_warn_err = err;
     s->last_warn_ms = now;
     jn_log_warn("kafka-sink", "topic %s: %s: %s; retrying (%zu record(s) pending)", s->topic, what,
-                rd_kafka_err2str(err), jn_kafka_sink_pending(s));
+                jn_kafka_strerror(err), jn_kafka_sink_pending(s));
 }
 
 /* Runs on_timer after ms at the latest (an earlier run already planned stays). */
@@ -173,8 +173,8 @@ static enum attempt attempt(jn_kafka_sink *s, rec *r) {
         s->produced++;
         return A_TAKEN;
     }
-    r->err = (rd_kafka_resp_err_t)rc;
-    if (rc == RD_KAFKA_RESP_ERR__QUEUE_FULL) return A_FULL;
+    r->err = rc;
+    if (rc == JN_KAFKA_QUEUE_FULL) return A_FULL;
     return refused_for_good(r->err) ? A_REFUSED : A_FAILED;
 }
 
@@ -213,8 +213,8 @@ static void on_timer(uv_timer_t *t) {
     pump(s);
 }
 
-static void on_delivery(void *ud, void *opaque, rd_kafka_resp_err_t err, const char *topic,
-                        int32_t partition, int64_t offset) {
+static void on_delivery(void *ud, void *opaque, int err, const char *topic, int32_t partition,
+                        int64_t offset) {
     (void)topic;
     (void)partition;
     (void)offset;
@@ -293,8 +293,7 @@ void jn_kafka_sink_flush(jn_kafka_sink *s) {
 jn_kafka_sink *jn_kafka_sink_new(uv_loop_t *loop, const jn_kafka_producer_opts *o,
                                  const char *topic, jn_sink_done_cb cb, void *ud, char **err) {
     if (!topic || !*topic) {
-        *err = strdup("kafka sink: no topic");
-        if (!*err) abort();
+        *err = jn_errorf("kafka sink: no topic");
         return NULL;
     }
     jn_kafka_sink *s = calloc(1, sizeof *s);

@@ -4,7 +4,8 @@
  * callback is the only way it leaves.
  *
  * - Delivered: status 0, once the brokers acknowledged it (acks=all).
- * - Refused for good: status is the rd_kafka_resp_err_t, reason says why. Only for what
+ * - Refused for good: status is librdkafka's error as a code of the Kafka range
+ *   (JN_EKAFKA(e), kafka_conf.h: negative), reason says why. Only for what
  *   no retry can change: the record is too large for the topic, the topic name is
  *   invalid, the client may not write to it, the broker rejects the record itself.
  * - Everything else is retried for as long as it takes: a full librdkafka queue (the

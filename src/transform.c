@@ -311,6 +311,7 @@ jn_transform *jn_transform_new(jn_script_host *h, const jn_transform_opts *o, ch
 
 void jn_transform_free(jn_transform *t) {
     if (!t) return;
+    if (t->script) jn_script_remove(t->script); /* no reload reaches a freed check */
     lua_State *L = jn_script_host_lua(t->host);
     unref_all(t, L);
     luaL_unref(L, LUA_REGISTRYINDEX, t->ctx_ref);

@@ -108,18 +108,6 @@ static const jn_http_routes table = {
 
 /* ---- helpers ----------------------------------------------------------------------- */
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...) {
-    char tmp[512];
-    va_list ap;
-    va_start(ap, f);
-    vsnprintf(tmp, sizeof tmp, f, ap);
-    va_end(ap);
-    char *p = strdup(tmp);
-    if (!p) abort();
-    return p;
-}
-
 static void respond_sb(jn_http_response *res, int status, jn_sb *sb) {
     res->status = status;
     res->content_type = "application/json";
@@ -242,7 +230,7 @@ static int append_file(jn_analytics *a, const char *body, const span *s, long n,
         ssize_t w = write(a->fd, sb.data + off, sb.len - off);
         if (w < 0 && errno == EINTR) continue;
         if (w < 0) {
-            *err = fmt("cannot append to %s: %s", a->file, strerror(errno));
+            *err = jn_errorf("cannot append to %s: %s", a->file, strerror(errno));
             rc = -1;
             break;
         }
@@ -578,8 +566,8 @@ jn_analytics *jn_analytics_start(uv_loop_t *loop, const jn_config *cfg, char **e
         a->file = strdup(cfg->analytics.file);
         a->fd = open(a->file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
         if (a->fd < 0) {
-            *err =
-                fmt("analytics.file: cannot open %s for appending: %s", a->file, strerror(errno));
+            *err = jn_errorf("analytics.file: cannot open %s for appending: %s", a->file,
+                             strerror(errno));
             free_all(a);
             return NULL;
         }

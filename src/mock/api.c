@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "error.h"
 #include "http_auth.h"
 #include "http_server.h"
 #include "collection.h"
@@ -66,16 +67,6 @@ enum { R_COLLECTION, R_ITEM };
 
 /* ---- helpers ----------------------------------------------------------------------- */
 
-__attribute__((format(printf, 1, 2))) static char *dupf(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    jn_sb sb;
-    jn_sb_init(&sb);
-    jn_sb_vprintf(&sb, fmt, ap);
-    va_end(ap);
-    return jn_sb_steal(&sb);
-}
-
 /* Encodes the table at the top of the stack with the script's field order. */
 static int encode_record(service *s, lua_State *L, jn_sb *out, const char **err) {
     jn_sb_init(out);
@@ -129,7 +120,7 @@ static int validate(service *s, lua_State *L, int mod, char **err) {
     if (jn_script_pcall(s->script, 1, 2, err) != 0) return FAILED;
     if (!lua_istable(L, -2)) {
         const char *why = lua_tostring(L, -1);
-        *err = strdup(why ? why : "validate() rejected the record without saying why");
+        *err = jn_errorf("%s", why ? why : "validate() rejected the record without saying why");
         lua_pop(L, 2);
         return REJECTED;
     }
@@ -156,17 +147,17 @@ static int read_identity(service *s, lua_State *L, int mod, identity *id, char *
     if (!s->cfg.resource && !lua_isnil(L, -1)) {
         res = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
         if (!res || !jn_router_valid_path(res, IDENT_MAX)) {
-            *err = strdup("M.resource must be a path such as \"customers\" or \"v1/orders\": "
-                          "segments of letters, digits and -._~ joined by /, up to 64 "
-                          "characters");
+            *err = jn_errorf("M.resource must be a path such as \"customers\" or \"v1/orders\": "
+                             "segments of letters, digits and -._~ joined by /, up to 64 "
+                             "characters");
             lua_pop(L, 1);
             return -1;
         }
     }
     if (s->resource && strcmp(s->resource, res)) {
-        *err = dupf("M.resource is now \"%s\", but this API serves /%s; the path is fixed "
-                    "while junction runs: restart it to serve the new one",
-                    res, s->resource);
+        *err = jn_errorf("M.resource is now \"%s\", but this API serves /%s; the path is fixed "
+                         "while junction runs: restart it to serve the new one",
+                         res, s->resource);
         lua_pop(L, 1);
         return -1;
     }
@@ -178,8 +169,8 @@ static int read_identity(service *s, lua_State *L, int mod, identity *id, char *
     if (!s->cfg.singular && !lua_isnil(L, -1)) {
         noun = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
         if (!noun || !jn_config_valid_singular(noun)) {
-            *err = strdup("M.singular must be a word of printable ASCII, up to 64 characters "
-                          "(the noun of \"<singular> not found\")");
+            *err = jn_errorf("M.singular must be a word of printable ASCII, up to 64 characters "
+                             "(the noun of \"<singular> not found\")");
             lua_pop(L, 1);
             return -1;
         }
@@ -193,8 +184,8 @@ static int read_identity(service *s, lua_State *L, int mod, identity *id, char *
         int isint;
         lua_Integer n = lua_tointegerx(L, -1, &isint);
         if (lua_type(L, -1) != LUA_TNUMBER || !isint || n < 0 || n > MAX_COUNT) {
-            *err = strdup("M.count must be a whole number from 0 to 10000000 (the records "
-                          "generated when the config gives no count)");
+            *err = jn_errorf("M.count must be a whole number from 0 to 10000000 (the records "
+                             "generated when the config gives no count)");
             lua_pop(L, 1);
             return -1;
         }
@@ -216,7 +207,7 @@ static int check_script(jn_script *script, void *ud, char **err) {
     if (!lua_isfunction(L, -1)) missing = "validate(record)";
     lua_pop(L, 2);
     if (missing) {
-        *err = dupf("the script must define %s%s", missing, "");
+        *err = jn_errorf("the script must define %s", missing);
         return -1;
     }
     lua_getfield(L, mod, "id_type");
@@ -224,7 +215,7 @@ static int check_script(jn_script *script, void *ud, char **err) {
     int int_ids = idt && !strcmp(idt, "integer");
     if (!idt || (!int_ids && strcmp(idt, "string"))) {
         lua_pop(L, 1);
-        *err = dupf("the script must set id_type to \"integer\" or \"string\"%s%s", "", "");
+        *err = jn_errorf("the script must set id_type to \"integer\" or \"string\"");
         return -1;
     }
     lua_pop(L, 1);
@@ -271,8 +262,8 @@ static int check_script(jn_script *script, void *ud, char **err) {
     lua_setfield(L, -2, "seed");
     if (jn_script_pcall(script, 1, 1, err) != 0) goto out;
     if (!lua_istable(L, -1)) {
-        *err = dupf("generate() must return an array of records, got a %s%s", luaL_typename(L, -1),
-                    "");
+        *err =
+            jn_errorf("generate() must return an array of records, got a %s", luaL_typename(L, -1));
         lua_pop(L, 1);
         goto out;
     }
@@ -284,19 +275,20 @@ static int check_script(jn_script *script, void *ud, char **err) {
         lua_rawgeti(L, arr, i);
         char *verr = NULL;
         if (!lua_istable(L, -1)) {
-            *err = dupf("generate(): record %s is a %s, not a table", where, luaL_typename(L, -1));
+            *err = jn_errorf("generate(): record %s is a %s, not a table", where,
+                             luaL_typename(L, -1));
             lua_pop(L, 2);
             goto out;
         }
         if (validate(s, L, mod, &verr) != 0) {
-            *err = dupf("generate(): record %s is invalid: %s", where, verr);
+            *err = jn_errorf("generate(): record %s is invalid: %s", where, verr);
             free(verr);
             lua_pop(L, 1);
             goto out;
         }
         if (record_id(s, L, int_ids, rec_id, sizeof rec_id) != 0) {
-            *err = dupf("generate(): record %s has no valid id (ids are %s)", where,
-                        int_ids ? "positive integers" : "non-empty strings");
+            *err = jn_errorf("generate(): record %s has no valid id (ids are %s)", where,
+                             int_ids ? "positive integers" : "non-empty strings");
             lua_pop(L, 2);
             goto out;
         }
@@ -304,16 +296,16 @@ static int check_script(jn_script *script, void *ud, char **err) {
         if (jn_collection_get(data, rec_id, &dlen, NULL)) {
             /* Keeping one of the two silently would serve a data set the script did
              * not describe. */
-            *err = dupf("generate(): record %s repeats id %s of an earlier record; ids must "
-                        "be unique",
-                        where, rec_id);
+            *err = jn_errorf("generate(): record %s repeats id %s of an earlier record; ids must "
+                             "be unique",
+                             where, rec_id);
             lua_pop(L, 2);
             goto out;
         }
         jn_sb json;
         const char *jerr;
         if (encode_record(s, L, &json, &jerr) != 0) {
-            *err = dupf("generate(): record %s cannot be encoded: %s", where, jerr);
+            *err = jn_errorf("generate(): record %s cannot be encoded: %s", where, jerr);
             lua_pop(L, 2);
             goto out;
         }
@@ -645,10 +637,17 @@ static int start_service(jn_api *a, service *s, const jn_config *cfg, char **err
     jn_fault_settings faults = jn_fault_from_config(&s->cfg.faults);
     jn_fault_init(&s->fault, &faults);
     snprintf(s->token_key, sizeof s->token_key, "apis.%s.token", s->name);
-    if (!jn_script_add(a->scripts, s->name, s->cfg.script, check_script, s, err)) return -1;
+    if (!jn_script_add(a->scripts, s->name, s->cfg.script, check_script, s, err)) {
+        s->script = NULL; /* the rejected version's check saw it: gone with it */
+        return -1;
+    }
     /* The script's first load fixed the path. */
-    s->pattern_collection = dupf("/%s%s", s->resource, "");
-    s->pattern_item = dupf("/%s%s", s->resource, "/:id");
+    jn_sb pattern;
+    jn_sb_init(&pattern);
+    jn_sb_printf(&pattern, "/%s", s->resource);
+    s->pattern_collection = jn_sb_steal(&pattern);
+    jn_sb_printf(&pattern, "/%s/:id", s->resource);
+    s->pattern_item = jn_sb_steal(&pattern);
     s->routes[R_COLLECTION].pattern = s->pattern_collection;
     s->routes[R_COLLECTION].methods = JN_METHOD(HTTP_GET) | JN_METHOD(HTTP_POST);
     s->routes[R_ITEM].pattern = s->pattern_item;
@@ -681,7 +680,8 @@ jn_api *jn_api_start(uv_loop_t *loop, jn_script_host *scripts, const jn_config *
     for (int i = 0; i < a->n; i++) {
         a->svc[i].cfg = cfg->apis[i];
         if (start_service(a, &a->svc[i], cfg, err) != 0) {
-            /* The caller exits; servers already listening close with the loop. */
+            a->n = i + 1; /* the services that have anything to undo */
+            jn_api_stop(a, NULL, NULL);
             return NULL;
         }
     }
@@ -693,6 +693,8 @@ static void on_service_stopped(void *arg) {
     if (--a->running > 0) return;
     for (int i = 0; i < a->n; i++) {
         service *s = &a->svc[i];
+        /* No reload may reach a check whose service is gone. */
+        if (s->script) jn_script_remove(s->script);
         jn_collection_free(s->data);
         for (int k = 0; s->fields[k]; k++)
             free(s->fields[k]);
@@ -707,12 +709,15 @@ static void on_service_stopped(void *arg) {
     if (done) done(arg2);
 }
 
+/* Also undoes a failed start: a service whose server never started has none to stop. */
 void jn_api_stop(jn_api *a, void (*done)(void *), void *arg) {
     a->done = done;
     a->done_arg = arg;
-    a->running = a->n;
+    a->running = 1; /* held while the stops are issued */
     for (int i = 0; i < a->n; i++)
-        jn_http_server_stop(a->svc[i].http, on_service_stopped, a);
+        if (a->svc[i].http)
+            a->running++, jn_http_server_stop(a->svc[i].http, on_service_stopped, a);
+    on_service_stopped(a);
 }
 
 static service *find_service(jn_api *a, const char *name) {
@@ -739,7 +744,7 @@ int jn_api_set_faults(jn_api *a, const char *name, const char *json, size_t len,
                                          : ", ",
                          a->svc[i].name);
         *err = jn_sb_steal(&names);
-        return 404;
+        return JN_ENOENT;
     }
     lua_State *L = jn_script_host_lua(a->scripts);
     int top = lua_gettop(L);
@@ -748,12 +753,12 @@ int jn_api_set_faults(jn_api *a, const char *name, const char *json, size_t len,
     char msg[220];
     if (decode_object(L, json, len, msg, sizeof msg) != 0) {
         *err = jn_errorf("faults: %s", msg);
-        return 400;
+        return JN_EINVAL;
     }
     jn_fault_settings f = jn_fault_from_config(&s->cfg.faults);
     int rc = jn_fault_read(L, -1, API_FAULTS, 1, "faults: ", &f, err);
     lua_settop(L, top);
-    if (rc != 0) return 400;
+    if (rc != 0) return JN_EINVAL;
     s->fault.set = f;
     jn_fault_log(s->name, &f, API_FAULTS);
     return 0;

@@ -13,15 +13,17 @@
 
 typedef struct jn_api jn_api;
 
-/* Loads every API's script and starts its server. NULL with *err (malloc'd) on failure. */
+/* Loads every API's script and starts its server. NULL with *err (malloc'd) on failure,
+ * with the servers already started stopped (closed on the loop's next turns) and their
+ * scripts removed. */
 jn_api *jn_api_start(uv_loop_t *loop, jn_script_host *scripts, const jn_config *cfg, char **err);
 /* Stops every server gracefully; done runs once, after which the api is freed. */
 void jn_api_stop(jn_api *a, void (*done)(void *), void *arg);
 
 /* Replaces the fault settings of the API named service from a JSON object such as
  * {"latency_ms":200,"error_rate":0.5,"error_status":503,"malformed_rate":0,"fail_next":3}.
- * Returns 0, or 404 (an unknown API; *err lists the known ones) or 400 with *err
- * (malloc'd). */
+ * Returns 0, or with *err (malloc'd) JN_ENOENT (an unknown API; *err lists the known
+ * ones) or JN_EINVAL (not such an object, or a setting out of range). */
 int jn_api_set_faults(jn_api *a, const char *service, const char *json, size_t len, char **err);
 /* Appends {"<name>":{...},...}: per API its record count, port, resource, paging style,
  * whether it asks for a token (never the token), and fault settings. */

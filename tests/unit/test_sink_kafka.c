@@ -191,7 +191,7 @@ static void test_too_large_refused(void **state) {
     target = 3;
     assert_true(run_until(reached, 5000));
     assert_int_equal(rep.status[0], 0);
-    assert_int_equal(rep.status[1], RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+    assert_int_equal(rep.status[1], JN_EKAFKA(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE));
     assert_int_equal(rep.status[2], 0);
     assert_non_null(strstr(rep.reason, TOPIC));
     assert_non_null(strstr(rep.reason, "MSG_SIZE_TOO_LARGE"));
@@ -201,7 +201,7 @@ static void test_too_large_refused(void **state) {
     add(s, 3, 10);
     target = 4;
     assert_true(run_until(reached, 5000));
-    assert_int_equal(rep.status[3], RD_KAFKA_RESP_ERR_INVALID_RECORD);
+    assert_int_equal(rep.status[3], JN_EKAFKA(RD_KAFKA_RESP_ERR_INVALID_RECORD));
     assert_non_null(strstr(rep.reason, "INVALID_RECORD"));
     /* And the producer goes on. */
     add(s, 4, 10);
