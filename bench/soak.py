@@ -105,6 +105,26 @@ def rss_kib(pid):
     return 0
 
 
+def memory_kinds(pid):
+    """RSS in KiB of the main thread's malloc heap ([heap], where junction and its Lua
+    states allocate) and of the other anonymous mappings (the malloc arenas of
+    librdkafka's threads, large allocations, thread stacks): which of them grows tells
+    where to look."""
+    heap = anon = 0
+    name = None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if not head[0].endswith(":"):  # a mapping's first line: address perms ... [path]
+                name = head[5] if len(head) > 5 else ""
+            elif head[0] == "Rss:":
+                if name == "[heap]":
+                    heap += int(head[1])
+                elif name == "":
+                    anon += int(head[1])
+    return heap, anon
+
+
 def fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -285,6 +305,7 @@ class Soak:
             pid = self.procs[role].pid
             row[f"{role}_rss_kib"] = rss_kib(pid)
             row[f"{role}_fds"] = fds(pid)
+            row[f"{role}_heap_kib"], row[f"{role}_anon_kib"] = memory_kinds(pid)
             try:
                 m[role] = metrics(self.admin(role))
             except OSError:
@@ -453,7 +474,10 @@ def summarize(rows, warmup_min, window_min, flat_kib_per_min):
                      f"{rows[-1][k] / 1024:7.1f} MiB at the end "
                      f"({(rows[-1][k] - warm[0][k]):+d} KiB), slope {s:+8.1f} KiB/min "
                      f"{'flat' if ok else 'GROWING'}; fds {min(f)}-{max(f)} "
-                     f"(end {f[-1]}); Lua {lua[0] / 1024:.1f} -> {lua[-1] / 1024:.1f} MiB")
+                     f"(end {f[-1]}); Lua {lua[0] / 1024:.1f} -> {lua[-1] / 1024:.1f} MiB; "
+                     f"change of [heap] {rows[-1][role + '_heap_kib'] - warm[0][role + '_heap_kib']:+d}"
+                     f" KiB, other anonymous "
+                     f"{rows[-1][role + '_anon_kib'] - warm[0][role + '_anon_kib']:+d} KiB")
     last = rows[-1]
     steady = [r for r in warm if r is not warm[0]] or warm
     lags = [r["lag"] for r in steady]
@@ -515,29 +539,35 @@ def chart(csv_path, png, warmup_min, window_min):
     import matplotlib.pyplot as plt
     rows = read_csv(csv_path)
     t = [r["t_s"] / 60 for r in rows]
-    fig, ax = plt.subplots(4, 1, figsize=(10, 11), sharex=True)
+    fig, axes = plt.subplots(5, 1, figsize=(10, 13), sharex=True)
+    rss, drift, fdax, lag, rate = axes
+    warm = next((r for r in rows if r["t_s"] / 60 >= warmup_min), rows[-1])
     for role in ROLES:
-        ax[0].plot(t, [r[f"{role}_rss_kib"] / 1024 for r in rows], label=role)
-        ax[1].plot(t, [r[f"{role}_fds"] for r in rows], label=role)
-    ax[0].set_ylabel("RSS (MiB)")
-    ax[0].set_ylim(bottom=0)
-    ax[1].set_ylabel("open fds")
-    ax[1].set_ylim(bottom=0)
-    ax[2].plot(t, [r["commit_lag"] for r in rows], label="lag behind the committed offsets")
-    ax[2].plot(t, [r["lag"] for r in rows], label="lag of the read position")
-    ax[2].plot(t, [r["pending"] for r in rows], label="pending messages")
-    ax[2].set_ylabel("stream messages")
-    ax[3].plot(t, [r["delivered_per_s"] for r in rows], label="delivered records/s", color="C4")
-    ax[3].set_ylabel("records/s")
-    ax[3].set_xlabel("minutes")
+        k = f"{role}_rss_kib"
+        rss.plot(t, [r[k] / 1024 for r in rows], label=role)
+        after = [r for r in rows if r["t_s"] >= warm["t_s"]]
+        drift.plot([r["t_s"] / 60 for r in after], [r[k] - warm[k] for r in after], label=role)
+        fdax.plot(t, [r[f"{role}_fds"] for r in rows], label=role)
+    rss.set_ylabel("RSS (MiB)")
+    rss.set_ylim(bottom=0)
+    drift.set_ylabel("RSS change since\nwarm-up (KiB)")
+    fdax.set_ylabel("open fds")
+    fdax.set_ylim(bottom=0)
+    lag.plot(t, [r["commit_lag"] for r in rows], label="lag behind the committed offsets")
+    lag.plot(t, [r["lag"] for r in rows], label="lag of the read position")
+    lag.plot(t, [r["pending"] for r in rows], label="pending messages")
+    lag.set_ylabel("stream messages")
+    rate.plot(t, [r["delivered_per_s"] for r in rows], label="delivered records/s", color="C4")
+    rate.set_ylabel("records/s")
+    rate.set_xlabel("minutes")
     end = t[-1] if t else 0
-    for a in ax:
+    for a in axes:
         a.axvspan(0, min(warmup_min, end), color="0.9", lw=0)
         a.axvline(max(warmup_min, end - window_min), color="0.5", ls=":", lw=1)
         a.legend(loc="upper left", fontsize=8, ncol=4)
         a.grid(alpha=0.3)
-    ax[0].set_title(f"junction soak: {end:.0f} min (grey: warm-up; dotted: start of the "
-                    f"slope window)", fontsize=10)
+    rss.set_title(f"junction soak: {end:.0f} min (grey: warm-up; dotted: start of the "
+                  f"slope window)", fontsize=10)
     fig.tight_layout()
     fig.savefig(png, dpi=90)
     return True
