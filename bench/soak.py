@@ -504,7 +504,8 @@ def summarize(rows, warmup_min, window_min, flat_kib_per_min):
         f"{warm[0]['redis_rss_kib'] / 1024:.1f} -> {last['redis_rss_kib'] / 1024:.1f} MiB, "
         f"{last['redis_keys']} keys",
         f"memory flat: {'yes' if flat else 'no'} (rule: every junction process's least-squares "
-        f"RSS slope over the last {window_min:g} minutes, warm-up excluded, is below "
+        f"RSS slope over the last {window_min:g} minutes (here {t_end - from_min:.1f}), "
+        f"warm-up excluded, is below "
         f"{flat_kib_per_min:g} KiB/min, i.e. under {flat_kib_per_min * 1440 / 1024:.0f} MiB a day)",
     ]
     return lines, flat
