@@ -28,6 +28,7 @@ minutes, fd min/max, and whether memory is flat (the rule is printed with it).
 
 Usage: bench/soak.py [--minutes 30] [--csv docs/results/soak.csv] [--png docs/soak.png]
        bench/soak.py --chart CSV PNG     (only draw the chart of an earlier run)
+       bench/soak.py --summary CSV [--window 10]   (only print an earlier run's summary)
 """
 import argparse
 import csv
@@ -457,12 +458,19 @@ def summarize(rows, warmup_min, window_min, flat_kib_per_min):
     if not rows:
         return ["no sample was taken"], False
     t_end = rows[-1]["t_s"] / 60
-    warm = [r for r in rows if r["t_s"] / 60 >= warmup_min] or rows[-1:]
+    warm = [r for r in rows if r["t_s"] / 60 >= warmup_min]
+    judged = len(warm) >= 3
+    if not judged:
+        # Stopped within the warm-up (Ctrl-C): show what there is, judge nothing.
+        warmup_min, warm = 0, rows
     from_min = max(warmup_min, t_end - window_min)
     win = [r for r in rows if r["t_s"] / 60 >= from_min]
     lines = [f"samples: {len(rows)} over {t_end:.1f} min; warm-up {warmup_min:g} min; slope "
              f"over the last {t_end - from_min:.1f} min (from {from_min:.1f} min)"]
     flat = True
+
+    def change(column):  # from the end of the warm-up to the end (0 in a CSV without it)
+        return rows[-1].get(column, 0) - warm[0].get(column, 0)
     for role in ROLES:
         k = f"{role}_rss_kib"
         s = slope([(r["t_s"] / 60, r[k]) for r in win])
@@ -475,9 +483,8 @@ def summarize(rows, warmup_min, window_min, flat_kib_per_min):
                      f"({(rows[-1][k] - warm[0][k]):+d} KiB), slope {s:+8.1f} KiB/min "
                      f"{'flat' if ok else 'GROWING'}; fds {min(f)}-{max(f)} "
                      f"(end {f[-1]}); Lua {lua[0] / 1024:.1f} -> {lua[-1] / 1024:.1f} MiB; "
-                     f"change of [heap] {rows[-1][role + '_heap_kib'] - warm[0][role + '_heap_kib']:+d}"
-                     f" KiB, other anonymous "
-                     f"{rows[-1][role + '_anon_kib'] - warm[0][role + '_anon_kib']:+d} KiB")
+                     f"change of [heap] {change(role + '_heap_kib'):+d} KiB, other anonymous "
+                     f"{change(role + '_anon_kib'):+d} KiB")
     last = rows[-1]
     steady = [r for r in warm if r is not warm[0]] or warm
     lags = [r["lag"] for r in steady]
@@ -503,12 +510,13 @@ def summarize(rows, warmup_min, window_min, flat_kib_per_min):
         f"redis (private; marks live 24 h, so it grows by design): RSS "
         f"{warm[0]['redis_rss_kib'] / 1024:.1f} -> {last['redis_rss_kib'] / 1024:.1f} MiB, "
         f"{last['redis_keys']} keys",
-        f"memory flat: {'yes' if flat else 'no'} (rule: every junction process's least-squares "
+        f"memory flat: {('yes' if flat else 'no') if judged else 'not judged'} "
+        f"({'' if judged else 'fewer than 3 samples after the warm-up; '}rule: every junction process's least-squares "
         f"RSS slope over the last {window_min:g} minutes (here {t_end - from_min:.1f}), "
         f"warm-up excluded, is below "
         f"{flat_kib_per_min:g} KiB/min, i.e. under {flat_kib_per_min * 1440 / 1024:.0f} MiB a day)",
     ]
-    return lines, flat
+    return lines, flat and judged
 
 
 def read_csv(path):
@@ -590,10 +598,16 @@ def main():
     ap.add_argument("--csv", default=os.path.join(ROOT, "docs", "results", "soak.csv"))
     ap.add_argument("--png", default=os.path.join(ROOT, "docs", "soak.png"))
     ap.add_argument("--chart", nargs=2, metavar=("CSV", "PNG"), help="only draw a chart")
+    ap.add_argument("--summary", metavar="CSV", help="only print the summary of an earlier "
+                    "run's CSV (with --warmup, --window and --flat-kib-per-min)")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every sample")
     a = ap.parse_args()
     if a.chart:
         sys.exit(0 if chart(a.chart[0], a.chart[1], a.warmup, a.window) else 1)
+    if a.summary:
+        lines, flat = summarize(read_csv(a.summary), a.warmup, a.window, a.flat_kib_per_min)
+        print("\n".join(lines))
+        sys.exit(0)
     if not os.access(BIN, os.X_OK):
         sys.exit(f"{BIN} is missing: cmake -S . -B build && cmake --build build")
     warmup = min(a.warmup, a.minutes / 3)
