@@ -149,6 +149,7 @@ class Soak:
         self.lock = threading.Lock()
         self.rows = []
         self.exits = {}
+        self.last_metrics = {}
 
     def log(self, name):
         return open(os.path.join(self.tmp, f"{name}.log"), "w")
@@ -301,16 +302,19 @@ class Soak:
     def sample(self, t0, last):
         now = time.time()
         row = {"t_s": round(now - t0, 1)}
-        m = {}
+        m, stale = {}, []
         for role in ROLES:
             pid = self.procs[role].pid
             row[f"{role}_rss_kib"] = rss_kib(pid)
             row[f"{role}_fds"] = fds(pid)
             row[f"{role}_heap_kib"], row[f"{role}_anon_kib"] = memory_kinds(pid)
             try:
-                m[role] = metrics(self.admin(role))
+                m[role] = self.last_metrics[role] = metrics(self.admin(role))
             except OSError:
-                m[role] = []
+                # Not answering within 10 s (a stalled machine): the last answer stands in,
+                # and the row says so.
+                m[role] = self.last_metrics.get(role, [])
+                stale.append(role)
             row[f"{role}_lua_kib"] = round(msum(m[role], "junction_script_memory_bytes") / 1024)
         row["redis_rss_kib"] = rss_kib(self.redis.pid)
         try:
@@ -334,8 +338,13 @@ class Soak:
                                                 'result="ok"') for r in ROLES))
         row["script_reloads_error"] = int(sum(msum(m[r], "junction_script_reloads_total",
                                                    'result="error"') for r in ROLES))
-        dt = now - last["time"] if last else 0
-        row["delivered_per_s"] = round((row["delivered"] - last["delivered"]) / dt, 1) if dt else 0
+        row["stale_metrics"] = " ".join(stale)
+        if "consume" in stale:
+            row["delivered_per_s"] = ""
+        else:
+            dt = now - last["time"] if last else 0
+            row["delivered_per_s"] = round((row["delivered"] - last["delivered"]) / dt, 1) if dt else 0
+            last = {"time": now, "delivered": row["delivered"]}
         with self.lock:
             row.update(self.counts)
         # The receiver's store only grows; what it received is counted by its metric.
@@ -343,7 +352,7 @@ class Soak:
             call("DELETE", self.ana + "/analytics/records")
         except OSError:
             pass
-        return row, {"time": now, "delivered": row["delivered"]}
+        return row, last
 
     def commit_lag(self):
         """Messages of the stream topic past the group's committed offsets (what Kafka's
@@ -488,9 +497,11 @@ def summarize(rows, warmup_min, window_min, flat_kib_per_min):
     last = rows[-1]
     steady = [r for r in warm if r is not warm[0]] or warm
     lags = [r["lag"] for r in steady]
-    clags = [r["commit_lag"] for r in steady if r["commit_lag"] != ""] or [0]
+    clags = [r["commit_lag"] for r in steady
+             if r["commit_lag"] != "" and r["commit_lag"] == r["commit_lag"]] or [0]
     pend = [r["pending"] for r in steady]
-    rate = [r["delivered_per_s"] for r in steady]
+    rate = [r["delivered_per_s"] for r in steady if isinstance(r["delivered_per_s"], (int, float))
+            and r["delivered_per_s"] == r["delivered_per_s"]] or [0]
     secs = max(1e-9, steady[-1]["t_s"] - warm[0]["t_s"])
     lines += [
         f"after warm-up, in stream messages: lag behind the committed offsets mean "
@@ -526,7 +537,7 @@ def read_csv(path):
                 return kind(v)
             except ValueError:
                 pass
-        return 0
+        return float("nan") if v == "" else v  # a blank is a gap in the chart
     with open(path) as f:
         return [{k: num(v) for k, v in r.items()} for r in csv.DictReader(f)]
 
