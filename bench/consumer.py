@@ -137,13 +137,16 @@ def run_consumer(tmp, log, topics, n, wrapper=(), extra="", processes=1, layout=
                 for port in admins)
         except (OSError, KeyError, ValueError):
             return False
-    others = {"analytics": ana.pid, "redis": service_pid("redis"),
-              "kafka broker": service_pid("kafka")}
+    # A service whose pid file is missing (started by another checkout's tools/services,
+    # say) is left out rather than shown as 0 us.
+    others = {name: pid for name, pid in (("analytics", ana.pid), ("redis", service_pid("redis")),
+                                          ("kafka broker", service_pid("kafka"))) if pid}
     t0 = time.time()
     cons = [subprocess.Popen(list(wrapper) + [BIN, "consume", "--config", cfg], cwd=ROOT,
                              stdout=log, stderr=subprocess.STDOUT) for cfg in cfgs]
     deadline = time.time() + 1800
     first = None  # (time, records, cpu of each process) once records flow
+    first_record = None  # seconds from the consumers' start to the first record at analytics
     end = None    # the same when one of several consumers ran out of work
     samples = {}  # time -> (time, records, cpu) while several consumers work
     progress = {}  # admin port -> (delivered, time of the sample where it last grew)
@@ -152,6 +155,8 @@ def run_consumer(tmp, log, topics, n, wrapper=(), extra="", processes=1, layout=
         now = time.time()
         if got >= n:
             break
+        if first_record is None and got > 0:
+            first_record = now - t0
         if first is None and got > 0 and all_assigned():
             first = (now, got, cpu_of(cons, others))
         if first and not end and processes > 1:
@@ -181,7 +186,7 @@ def run_consumer(tmp, log, topics, n, wrapper=(), extra="", processes=1, layout=
         return secs, cpu, None
     steady = {"seconds": end[0] - first[0], "records": end[1] - first[1], "cut": end[1] < n,
               "cpu": {k: end[2][k] - first[2][k] for k in end[2]}, "rss": rss,
-              "lua": lua}
+              "lua": lua, "first_record": first_record}
     return secs, cpu, steady
 
 
@@ -225,7 +230,15 @@ def main():
     print(f"end to end: {a.records} records in {secs:.2f} s = {a.records / secs:,.0f} records/s "
           f"(consumer start, group join included, to the last record at analytics); consumer "
           f"CPU {cpu:.2f} s = {cpu / a.records * 1e6:.1f} us/record")
-    if steady:
+    if steady and steady["first_record"] is not None:
+        print(f"first record at analytics {steady['first_record']:.2f} s after the consumers "
+              f"started")
+    if steady and not (steady["records"] > 0 and steady["seconds"] > 0):
+        # Every consumer assigned only when one of them had nothing left to do: there was
+        # no time in which all of them worked, so the end-to-end figure is the one to read.
+        print("steady state: none (the consumers were never all assigned and working at "
+              "once; read the end-to-end figure)")
+    elif steady:
         r, t = steady["records"], steady["seconds"]
         until = ("the last before one of the consumers ran out of work" if steady["cut"]
                  else "the last")
