@@ -23,7 +23,6 @@ static int fail(jn_http_reader *r, int status, const char *msg) {
 static int on_message_begin(http_parser *p) {
     jn_http_reader *r = reader_of(p);
     r->url.len = 0;
-    r->url_over = 0;
     r->body.len = 0;
     r->has_inm = r->has_ct = r->has_auth = r->has_origin = r->has_host = r->has_extra = 0;
     r->nhost = r->has_te = 0;
@@ -34,16 +33,10 @@ static int on_message_begin(http_parser *p) {
     return 0;
 }
 
-/* A target past max_url is only noted here and answered 414 once the headers are
- * complete: failing at once would make the answer depend on where reads split the
- * request (a target with a bad byte past the limit got 414 in pieces, 400 whole). What
- * is kept stops at the limit; http-parser's header limit bounds the rest. */
 static int on_url(http_parser *p, const char *at, size_t len) {
     jn_http_reader *r = reader_of(p);
-    if (r->url_over || r->url.len + len > r->max_url) {
-        r->url_over = 1;
-        return 0;
-    }
+    if (r->url.len + len > r->max_url)
+        return fail(r, 414, "request target too long; keep the URL under 8 KiB");
     jn_sb_append(&r->url, at, len);
     return 0;
 }
@@ -157,7 +150,6 @@ static int only_chunked(const char *v) {
 
 static int on_headers_complete(http_parser *p) {
     jn_http_reader *r = reader_of(p);
-    if (r->url_over) return fail(r, 414, "request target too long; keep the URL under 8 KiB");
     /* RFC 9112 §3.2: no whitespace or control bytes in a target. http-parser, built
      * without its strict mode, lets tabs and form feeds through; a proxy ending the target
      * at one would route another request than this server. Checked on the whole target

@@ -52,7 +52,6 @@ struct jn_http_reader {
     int collecting;
     int expect_continue;
     int in_message;
-    int url_over; /* the target passed max_url: 414 once the headers are complete */
     size_t max_body, max_url;
     int error_status; /* set when the stream must be answered with an error and closed */
     const char *error_msg;
