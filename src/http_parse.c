@@ -3,6 +3,7 @@
  * are reused across the requests of a connection. */
 #include "http_parse.h"
 
+#include <stdint.h>
 #include <strings.h>
 #include <string.h>
 
@@ -43,6 +44,11 @@ static int on_url(http_parser *p, const char *at, size_t len) {
 
 static int on_header_field(http_parser *p, const char *at, size_t len) {
     jn_http_reader *r = reader_of(p);
+    /* Trailer fields (after a chunked body) are refused: they would be read as headers,
+     * after the checks made on the head, and outside the head's size limit. Clients of
+     * this server never need them. */
+    if (r->in_body)
+        return fail(r, 400, "trailer fields after a chunked body are not accepted; send headers");
     /* RFC 9112 §5.1: no whitespace between a field name and its colon (a proxy and this
      * server could otherwise read different headers). http-parser lets it through. */
     if (memchr(at, ' ', len) || memchr(at, '\t', len))
@@ -170,6 +176,7 @@ static int on_headers_complete(http_parser *p) {
     if ((p->flags & F_CONTENTLENGTH) && p->content_length > r->max_body)
         return fail(r, 413, "request body too large");
     if (r->expect_continue && r->on_continue) r->on_continue(r);
+    r->in_body = 1;
     return 0;
 }
 
@@ -232,8 +239,9 @@ static int on_message_complete(http_parser *p) {
     req.host = r->has_host ? r->host : NULL;
     req.extra = r->has_extra ? r->extra : NULL;
     req.keep_alive = http_should_keep_alive(p);
-    r->in_message = 0;
+    r->in_message = r->in_body = 0;
     r->on_request(r, &req);
+    http_parser_pause(p, 1); /* the next head is gathered whole first (jn_http_reader_feed) */
     return 0;
 }
 
@@ -250,11 +258,15 @@ static const http_parser_settings settings = {
 void jn_http_reader_init(jn_http_reader *r, size_t max_body, size_t max_url,
                          jn_http_request_cb on_request, void *data) {
     memset(r, 0, sizeof *r);
+    http_parser_set_max_header_size(UINT32_MAX); /* see jn_http_reader_set_max_header */
     http_parser_init(&r->parser, HTTP_REQUEST);
     r->parser.data = r;
     jn_sb_init(&r->url);
     jn_sb_init(&r->body);
     jn_sb_init(&r->field);
+    jn_sb_init(&r->head);
+    jn_sb_init(&r->spare[0]);
+    jn_sb_init(&r->spare[1]);
     r->max_body = max_body;
     r->max_url = max_url;
     r->on_request = on_request;
@@ -269,31 +281,105 @@ void jn_http_reader_free(jn_http_reader *r) {
     jn_sb_free(&r->url);
     jn_sb_free(&r->body);
     jn_sb_free(&r->field);
+    jn_sb_free(&r->head);
+    jn_sb_free(&r->spare[0]);
+    jn_sb_free(&r->spare[1]);
+}
+
+/* Runs http-parser over one piece and maps its verdict to a status; returns the bytes it
+ * took. It stops at the end of each message (on_message_complete pauses it), so a
+ * pipelined request's head is never read from a body's read. */
+static size_t execute(jn_http_reader *r, const char *data, size_t len) {
+    r->feed_end = data + len;
+    if (r->crlf_left && check_crlf(r, data) != 0) return 0;
+    size_t n = http_parser_execute(&r->parser, &settings, data, len);
+    if (r->error_status) return n;
+    enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
+    if (e == HPE_PAUSED) {
+        http_parser_pause(&r->parser, 0);
+        e = HPE_OK;
+        if (r->parser.upgrade) fail(r, 400, "protocol upgrades are not supported");
+        return n;
+    }
+    if (e == HPE_HEADER_OVERFLOW)
+        fail(r, 431, "request headers too large");
+    else if (e == HPE_INVALID_METHOD)
+        fail(r, 501, "unknown HTTP method");
+    else if (e != HPE_OK || n != len)
+        fail(r, 400, "malformed HTTP request");
+    else if (r->parser.upgrade)
+        fail(r, 400, "protocol upgrades are not supported");
+    return n;
+}
+
+/* The largest head gathered (jn_http_reader_set_max_header). */
+static size_t max_head = 80 * 1024;
+
+/* Finds the blank line ending a head (LF LF or LF CR LF, as http-parser reads them) in
+ * data, carrying r->scan across reads. Returns the length up to and including it, or 0. */
+static size_t head_end(jn_http_reader *r, const char *data, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        char c = data[i];
+        if (c == '\n' && r->scan) return r->scan = 0, i + 1;
+        r->scan = c == '\n' ? 1 : (c == '\r' && r->scan == 1) ? 2 : 0;
+    }
+    return 0;
 }
 
 int jn_http_reader_feed(jn_http_reader *r, const char *data, size_t len) {
-    if (r->error_status) return r->error_status;
-    r->feed_end = data + len;
-    if (r->crlf_left && check_crlf(r, data) != 0) return r->error_status;
-    size_t n = http_parser_execute(&r->parser, &settings, data, len);
-    if (r->error_status) return r->error_status;
-    enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
-    if (e == HPE_HEADER_OVERFLOW) {
-        r->error_status = 431;
-        r->error_msg = "request headers too large";
-    } else if (e == HPE_INVALID_METHOD) {
-        r->error_status = 501;
-        r->error_msg = "unknown HTTP method";
-    } else if (e != HPE_OK || n != len) {
-        r->error_status = 400;
-        r->error_msg = "malformed HTTP request";
-    } else if (r->parser.upgrade) {
-        r->error_status = 400;
-        r->error_msg = "protocol upgrades are not supported";
+    int which = 0;
+    while (len && !r->error_status) {
+        if (r->in_body) {
+            size_t n = execute(r, data, len);
+            data += n, len -= n;
+            continue;
+        }
+        /* A head goes to http-parser whole: its checks (the target's length, a bad byte,
+         * the head's size) then see the same bytes in one piece however reads split
+         * them, and answer alike. The size limit is on the head gathered. */
+        size_t room = r->head.len < max_head ? max_head - r->head.len : 0;
+        size_t look = len < room ? len : room;
+        size_t n = head_end(r, data, look);
+        if (!r->in_message)
+            for (size_t i = 0; i < (n ? n : look); i++)
+                if (data[i] != '\r' && data[i] != '\n') r->in_message = 1;
+        if (!n && len < room) {
+            jn_sb_append(&r->head, data, len);
+            break;
+        }
+        if (!n) {
+            /* No blank line within the limit: http-parser reads the head's first bytes up
+             * to the limit, in one piece, so a target too long (414) or a bad byte (400)
+             * in them is named the same way whatever the reads; else it is 431. */
+            jn_sb_append(&r->head, data, room);
+            execute(r, r->head.data, r->head.len);
+            if (!r->error_status) fail(r, 431, "request headers too large");
+            break;
+        }
+        jn_sb_append(&r->head, data, n);
+        data += n, len -= n;
+        size_t took = execute(r, r->head.data, r->head.len);
+        if (r->error_status) break;
+        if (took < r->head.len) {
+            /* http-parser ended the message before the blank line found here (a bare CR
+             * ends a line for it): what it left starts the next head. Rare, so copied. */
+            jn_sb *rest = &r->spare[which];
+            which ^= 1;
+            rest->len = 0;
+            jn_sb_append(rest, r->head.data + took, r->head.len - took);
+            jn_sb_append(rest, data, len);
+            data = rest->data, len = rest->len;
+        }
+        r->head.len = 0;
+        r->scan = 0;
     }
     return r->error_status;
 }
 
 void jn_http_reader_set_max_header(unsigned bytes) {
-    http_parser_set_max_header_size(bytes);
+    max_head = bytes;
+    /* The reader's limit is the only one: http-parser counts header bytes in whatever
+     * pieces it is given, and carries a trailer's count into the next message, so its
+     * verdict would depend on the reads. */
+    http_parser_set_max_header_size(UINT32_MAX);
 }

@@ -1,6 +1,8 @@
 /* Incremental HTTP/1.1 request reading on top of http-parser: bytes in, whole requests
  * out, with the size limits a server needs. Knows nothing of sockets, so it is tested
- * by feeding it bytes. It keeps the headers HTTP itself needs, and one more a caller
+ * by feeding it bytes. A request's head (request line and header fields) is gathered
+ * whole before http-parser sees it, so the answer to a request cannot depend on where
+ * the network split it. It keeps the headers HTTP itself needs, and one more a caller
  * names (jn_http_reader_keep): what a service does with its own headers is its own. */
 #ifndef JN_HTTP_PARSE_H
 #define JN_HTTP_PARSE_H
@@ -36,6 +38,10 @@ typedef void (*jn_http_request_cb)(jn_http_reader *r, const jn_http_request *req
 struct jn_http_reader {
     http_parser parser;
     jn_sb url, body, field;
+    jn_sb head;     /* the head being gathered, up to its blank line */
+    jn_sb spare[2]; /* what is left of a read when http-parser ended a head early */
+    int scan;       /* how much of a blank line the gathered bytes end with (0-2) */
+    int in_body;    /* http-parser has a head and reads the body from the reads */
     char if_none_match[256];
     char content_type[128];
     char authorization[512];

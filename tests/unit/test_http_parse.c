@@ -387,7 +387,24 @@ static void test_url_too_long_in_pieces(void **state) {
     int status = 0;
     for (int i = 0; i < 8 && !status; i++)
         status = jn_http_reader_feed(&f->r, part, sizeof part);
+    /* The head is judged whole, once its blank line is in (see test_answer_ignores_splits) */
+    assert_int_equal(status, 0);
+    assert_int_equal(feed(f, " HTTP/1.1\r\nHost: x\r\n\r\n"), 414);
+    assert_int_equal(f->c.n, 0);
+}
+
+/* A target that never ends is named 414 when the head reaches the header limit. */
+static void test_url_without_end_is_414_at_the_head_limit(void **state) {
+    fixture *f = *state;
+    jn_http_reader_set_max_header(1024);
+    assert_int_equal(feed(f, "GET /"), 0);
+    char part[100];
+    memset(part, 'a', sizeof part);
+    int status = 0, reads = 0;
+    while (!status && reads++ < 20)
+        status = jn_http_reader_feed(&f->r, part, sizeof part);
     assert_int_equal(status, 414);
+    assert_int_equal(reads, 11); /* the 11th read takes the head past 1024 bytes */
 }
 
 static void test_header_block_too_large(void **state) {
@@ -573,6 +590,83 @@ static void test_blanks_in_target_are_400(void **state) {
     }
 }
 
+/* Feeds a stream whole, then split in two at every place, then in reads of 1..7 bytes;
+ * fails unless every feeding gives the whole one's status and requests. */
+static void assert_same_however_split(const char *what, const char *s, size_t len, int want) {
+    capture whole;
+    int want_status = -1;
+    for (size_t split = 0; split <= len + 7; split++) {
+        capture c;
+        memset(&c, 0, sizeof c);
+        jn_http_reader r;
+        jn_http_reader_init(&r, MAX_BODY, MAX_URL, on_request, &c);
+        int got = 0;
+        const char *msg = NULL;
+        if (split <= len) { /* in two reads: [0, split) and the rest */
+            if (split) got = jn_http_reader_feed(&r, s, split);
+            if (!got && split < len) got = jn_http_reader_feed(&r, s + split, len - split);
+        } else { /* in reads of split - len bytes */
+            size_t step = split - len;
+            for (size_t off = 0; off < len && !got; off += step)
+                got = jn_http_reader_feed(&r, s + off, len - off < step ? len - off : step);
+        }
+        msg = r.error_msg;
+        jn_http_reader_free(&r);
+        if (split == 0) {
+            whole = c, want_status = got;
+            if (got != want)
+                fail_msg("%s: %d (%s) fed whole, want %d", what, got, msg ? msg : "", want);
+            continue;
+        }
+        if (got != want_status || c.n != whole.n || memcmp(c.reqs, whole.reqs, sizeof c.reqs))
+            fail_msg("%s: split at %zu: %d (%s) with %d requests, whole: %d with %d", what, split,
+                     got, msg ? msg : "", c.n, want_status, whole.n);
+    }
+}
+
+/* Found by tests/fuzz/fuzz_http_parse.c: the answer depended on where reads split a head.
+ * A target past the limit with a bad byte after it was 414 when a read ended between the
+ * two (the limit checked on the piece read so far) and 400 whole (http-parser met the
+ * bad byte first); making the 414 wait for the end of the head made a header block past
+ * its limit 431 or 400 by the same kind of accident. The reader now gathers each head
+ * whole before http-parser sees it. */
+static void test_answer_ignores_splits(void **state) {
+    (void)state;
+    jn_http_reader_set_max_header(512);
+    char s[2048];
+    int n;
+    n = snprintf(s, sizeof s, "GET /%0*d%cx HTTP/1.1\r\nHost: a\r\n\r\n", MAX_URL + 8, 0, 1);
+    assert_same_however_split("bad byte past the target's limit", s, (size_t)n, 400);
+    n = snprintf(s, sizeof s, "GET /%0*d\tx HTTP/1.1\r\nHost: a\r\n\r\n", MAX_URL + 8, 0);
+    assert_same_however_split("tab past the target's limit", s, (size_t)n, 414);
+    n = snprintf(s, sizeof s, "GET /%0*d HTTP/1.1\r\nHost: a\r\n\r\n", MAX_URL + 8, 0);
+    assert_same_however_split("target past its limit", s, (size_t)n, 414);
+    n = snprintf(s, sizeof s, "GET / HTTP/1.1\r\nHost: a\r\nX: %0*d\r\n\x01: b\r\n\r\n", 600, 0);
+    assert_same_however_split("bad byte past the head's limit", s, (size_t)n, 431);
+    n = snprintf(s, sizeof s, "GET / HTTP/1.1\r\nHost: a\r\nX\x01: b\r\nY: %0*d\r\n\r\n", 600, 0);
+    assert_same_however_split("bad byte before the head's limit", s, (size_t)n, 400);
+    n = snprintf(s, sizeof s, "GET /%0*d", 600, 0);
+    assert_same_however_split("a target that never ends", s, (size_t)n, 414);
+    n = snprintf(s, sizeof s,
+                 "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
+                 "\r\nGET /b?q HTTP/1.1\r\nHost: b\r\n\r\n"
+                 "POST /c HTTP/1.1\r\nHost: c\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "2\r\nxy\r\n0\r\n\r\nGET /d HTTP/1.1\r\nHost: d\r\n\r\n");
+    assert_same_however_split("pipelined requests with bodies", s, (size_t)n, 0);
+    /* Found by the fuzzer next: trailer fields were read as headers (a trailer could set
+     * If-None-Match after the head's checks) and http-parser counted their bytes into
+     * the next request's head, whose 431 then depended on the reads. They are refused. */
+    n = snprintf(s, sizeof s,
+                 "POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "0\r\nIf-None-Match: n\r\n\r\nGET /b HTTP/1.1\r\nHost: b\r\n\r\n");
+    assert_same_however_split("trailer fields", s, (size_t)n, 400);
+    /* http-parser takes any byte after a blank line's CR as its LF: its head ends
+     * before the reader's blank line, and what follows is the next request's head */
+    n = snprintf(s, sizeof s,
+                 "GET /a HTTP/1.1\r\nHost: a\r\n\rXGET /b HTTP/1.1\r\nHost: b\r\n\r\n");
+    assert_same_however_split("a head ended by CR and any byte", s, (size_t)n, 0);
+}
+
 /* Found by tests/fuzz/fuzz_http_parse.c: a NUL in a header value was kept, and the value
  * read up to it, so which Host a request had depended on where the reads split it
  * ("\0de" then "m..." kept "m..."; in one read, ""). RFC 9110 §5.5: a field value with
@@ -621,6 +715,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_url_too_long, setup, teardown),
         cmocka_unit_test_setup_teardown(test_url_at_limit_accepted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_url_too_long_in_pieces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_url_without_end_is_414_at_the_head_limit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_answer_ignores_splits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_block_too_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_block_under_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_is_400, setup, teardown),
