@@ -181,15 +181,22 @@ static void on_assign(jn_kafka_consumer *c, const rd_kafka_topic_partition_list_
     /* The list the group gave us, as is (even empty, which keeps librdkafka's join state
      * right): eager protocol. The offsets start from the committed ones, or
      * auto.offset.reset. */
+    rd_kafka_topic_partition_list_t *placed = NULL;
+    if (c->cbs.on_positions && parts->cnt) {
+        placed = rd_kafka_topic_partition_list_copy(parts);
+        c->cbs.on_positions(c->ud, placed);
+        parts = placed;
+    }
     rd_kafka_resp_err_t err = apply_assignment(c, parts);
     if (err) {
         report_error(c, err, "cannot apply the group's partition assignment");
-        return;
+    } else {
+        /* During close a last assignment may still arrive (a rebalance under way); it is
+         * applied for the group's sake but its messages are not wanted any more. */
+        c->delivering = c->phase == P_RUNNING;
+        if (c->cbs.on_assign) c->cbs.on_assign(c->ud, parts);
     }
-    /* During close a last assignment may still arrive (a rebalance that was under way);
-     * it is applied for the group's sake but its messages are not wanted any more. */
-    c->delivering = c->phase == P_RUNNING;
-    if (c->cbs.on_assign) c->cbs.on_assign(c->ud, parts);
+    if (placed) rd_kafka_topic_partition_list_destroy(placed);
 }
 
 static void unassign(jn_kafka_consumer *c) {

@@ -30,6 +30,11 @@ typedef struct {
 typedef struct {
     /* Each message, in order within its partition. Valid only during the call. */
     void (*on_message)(void *ud, const jn_kafka_msg *m);
+    /* Optional, before a group's assignment is applied: the owner may set where each
+     * partition starts (parts->elems[i].offset; left alone, the committed offset or
+     * auto.offset.reset). A reader that never commits keeps its place this way when the
+     * group takes its partitions away and gives them back. */
+    void (*on_positions)(void *ud, rd_kafka_topic_partition_list_t *parts);
     /* Partitions given to this member (already assigned when called). */
     void (*on_assign)(void *ud, const rd_kafka_topic_partition_list_t *parts);
     /* Partitions about to be taken away. No more messages of them arrive after this call.

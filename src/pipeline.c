@@ -120,6 +120,7 @@ typedef struct {
     int32_t id;
     int eof;
     int64_t limit; /* a replay stops at this offset (-1: at the end) */
+    int64_t next;  /* a table's: the offset after the last message read (-1: none yet) */
 } load_part;
 
 typedef struct {
@@ -682,11 +683,15 @@ static int table_index(const jn_pipeline *p, const char *topic) {
     return -1;
 }
 
+static load_part *load_find(load_set *s, const char *topic, int32_t id);
+
 static void on_table_message(void *ud, const jn_kafka_msg *km) {
     jn_pipeline *p = ud;
     int t = table_index(p, km->topic);
     if (t < 0) return;
     p->n.read[p->pc->nstreams + t]++;
+    load_part *lp = load_find(&p->tload, km->topic, km->partition);
+    if (lp) lp->next = km->offset + 1;
     jn_transform_call_info info = {.input = p->pc->nstreams + t, .partition = km->partition};
     int held;
     long hold_ms;
@@ -711,6 +716,7 @@ static void load_reset(load_set *s, const rd_kafka_topic_partition_list_t *parts
         snprintf(s->v[i].topic, sizeof s->v[i].topic, "%s", parts->elems[i].topic);
         s->v[i].id = parts->elems[i].partition;
         s->v[i].limit = -1;
+        s->v[i].next = -1;
     }
 }
 
@@ -735,6 +741,23 @@ static void tables_loaded(jn_pipeline *p) {
                 (unsigned long long)(uv_now(p->loop) - p->load_started_ms));
     start_restore(p);
     update_flow(p);
+}
+
+/* The table reader is alone in a group of its own and never commits, so when the group
+ * takes its partitions away (its session ran out: the process stalled past the session
+ * timeout) and gives them back, they would start from the beginning, and the transform
+ * would take every old version in a table as a change again (re-emitting every record
+ * joined with each). Once loaded, it goes on from where it was instead. */
+static void tables_positions(void *ud, rd_kafka_topic_partition_list_t *parts) {
+    jn_pipeline *p = ud;
+    if (!p->tables_loaded) return;
+    int kept = 0;
+    for (int i = 0; i < parts->cnt; i++) {
+        load_part *lp = load_find(&p->tload, parts->elems[i].topic, parts->elems[i].partition);
+        if (lp && lp->next >= 0) parts->elems[i].offset = lp->next, kept++;
+    }
+    jn_log_info("consumer", "%s: table partitions given back; %d of %d go on from where they were",
+                p->pc->name, kept, parts->cnt);
 }
 
 static void tables_assign(void *ud, const rd_kafka_topic_partition_list_t *parts) {
@@ -1395,6 +1418,7 @@ jn_pipeline *jn_pipeline_start(uv_loop_t *loop, jn_script_host *scripts, const j
             topics[i] = pc->tables[i].topic;
         topics[pc->ntables] = NULL;
         jn_kafka_consumer_cbs tcbs = {.on_message = on_table_message,
+                                      .on_positions = tables_positions,
                                       .on_assign = tables_assign,
                                       .on_revoke = tables_revoke,
                                       .on_commit = no_commit,

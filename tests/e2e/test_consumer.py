@@ -165,6 +165,41 @@ def test_product_change_re_emits_its_customers(pipeline):
     assert all(x["stock"] == 999 for r in new for x in r["products"] if x["id"] == "3")
 
 
+def test_a_consumer_stalled_past_its_session_does_not_read_its_tables_again(pipeline):
+    """A consumer stopped for longer than Kafka's session timeout loses its partitions,
+    the table reader's with the rest. Given them back, the table reader goes on from where
+    it was: read from the beginning, every old version of a product would be a change
+    again, re-emitting its customers once per version (found by the soak)."""
+    p = pipeline
+    p.start_api(count=60)
+    p.start_analytics()
+    c = p.consumer({"kafka": {"properties": {"session.timeout.ms": "6000",
+                                             "heartbeat.interval.ms": "500"}}})
+    p.start_producer()
+    assert wait_until(lambda: stats(p.analytics)["distinct_ids"] == 60, 60), c.logs()[-3000:]
+    referencing = [x["id"] for x in request(p.api.crm + "/customers").json()
+                   if "3" in x["productIds"]]
+    assert referencing
+    for stock in (901, 902, 903):
+        before = stats(p.analytics)["records"]
+        request(p.api.inventory + "/products/3", "PATCH", json.dumps({"stock": stock}))
+        ok = wait_until(lambda: stats(p.analytics)["records"] >= before + len(referencing), 30)
+        assert ok, c.logs()[-3000:]
+    time.sleep(1)
+    before = stats(p.analytics)["records"]
+    table = f"assigned {p.topics['products']}["
+    assignments = c.logs().count(table)
+    c.proc.send_signal(signal.SIGSTOP)
+    time.sleep(10)
+    c.proc.send_signal(signal.SIGCONT)
+    # The stall did take the table's partitions away: they were assigned again.
+    assert wait_until(lambda: c.logs().count(table) > assignments, 60), c.logs()[-3000:]
+    # A re-read of the table would re-emit about 4 x len(referencing) records by now.
+    time.sleep(5)
+    assert stats(p.analytics)["records"] == before, c.logs()[-3000:]
+    assert "table partitions given back; 6 of 6 go on from where they were" in c.logs()
+
+
 def test_kill_9_five_times_loses_nothing(pipeline):
     p = pipeline
     n = 100000
