@@ -753,6 +753,50 @@ static void test_time_limit(void **state) {
     assert_true(took >= 0.14 && took < 2);
 }
 
+/* Sleeps without using the CPU: a call waiting for one on a starved machine. */
+static int block_ms(lua_State *L) {
+    long ms = (long)luaL_checkinteger(L, 1);
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+    return 0;
+}
+
+/* The time limit counts the time a call ran, not the time it waited for a CPU: the soak
+ * saw a products message run past the limit on a machine stalled by other work, and the
+ * table miss that version. A call that then goes on spinning is still stopped. */
+static void test_time_limit_counts_cpu_not_waiting(void **state) {
+    fixture *f = *state;
+    start_host_opts(f, (jn_script_opts){.instruction_limit = 1000000000000L, .time_limit_ms = 150});
+    lua_State *L = jn_script_host_lua(f->host);
+    jn_script *s = add(f, "starved",
+                       "return {\n"
+                       "  wait = function(block)\n"
+                       "    for i = 1, 2000000 do end\n"
+                       "    block(400)\n"
+                       "    for i = 1, 100000 do end\n"
+                       "    return 'ran'\n"
+                       "  end,\n"
+                       "  wait_then_spin = function(block)\n"
+                       "    for i = 1, 2000000 do end\n"
+                       "    block(400)\n"
+                       "    while true do end\n"
+                       "  end,\n"
+                       "}\n");
+    char *err = NULL;
+    lua_pushcfunction(L, block_ms);
+    if (jn_script_call(s, "wait", 1, 1, &err) != 0) fail_msg("wait: %s", err);
+    assert_string_equal(lua_tostring(L, -1), "ran");
+    lua_pop(L, 1);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    lua_pushcfunction(L, block_ms);
+    assert_int_not_equal(jn_script_call(s, "wait_then_spin", 1, 1, &err), 0);
+    assert_contains(err, "time limit of 150 ms");
+    free(err);
+    assert_true(elapsed_s(&t0) < 3);
+}
+
 static int hook_mask(lua_State *L) {
     lua_pushinteger(L, lua_gethookmask(L));
     return 1;
@@ -1190,6 +1234,7 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(test_limit_cannot_be_caught, setup, teardown),
         cmocka_unit_test_setup_teardown(test_time_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_time_limit_counts_cpu_not_waiting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_c_functions_are_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_junction_and_cjson_are_read_only, setup, teardown),
