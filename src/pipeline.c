@@ -152,6 +152,8 @@ struct jn_pipeline {
     int redis_up, paused, holding, stopping;
     int joined; /* the group answered with a first assignment */
     int tables_loaded;
+    int tables_held; /* the table reader is held: a replay, or too many records in flight */
+    long free_recs;  /* records in flight that no stream message's call made (tables, timer) */
     load_set tload, rload;
     int restoring;        /* partitions being replayed */
     int changelogs_ready; /* every stream knows where its state is restored from */
@@ -384,7 +386,8 @@ static void on_orphan_refused(void *ud, jn_settle_rec *rec, const char *reason) 
 }
 
 static void on_rec_free(void *ud, jn_settle_rec *rec) {
-    (void)ud;
+    jn_pipeline *p = ud;
+    if (rec->tag) p->free_recs--;
     jn_sb *json = rec->owner;
     if (json) {
         jn_sb_free(json);
@@ -400,6 +403,7 @@ static void on_sink_done(void *ud, void *item, int status, const char *reason) {
         jn_log_warn("consumer", "%s: a sink refused a record for good (%s); dead-lettering",
                     p->pc->name, reason);
     jn_settle_report(&p->settle, item, status, reason);
+    if (p->tables_held) update_flow(p);
 }
 
 /* ---- the transform ----------------------------------------------------------------- */
@@ -422,6 +426,7 @@ static void on_emit(void *ud, const jn_transform_record *r) {
         n += (int)(r->sinks >> s & 1);
     if (n == 0) return;
     jn_settle_rec *rec = jn_settle_record(&p->settle, r->id, n, NULL);
+    if (!p->call_msg) rec->tag = 1, p->free_recs++; /* see update_flow */
     /* The record's identity for an HTTP batch's Idempotency-Key: the content hash of the
      * message it answers, which a replay after a crash reads again unchanged (the record
      * itself may carry a time); for a record of the call, that message's hash with the
@@ -566,8 +571,18 @@ static int loading(const jn_pipeline *p) {
  * them and fetch them again); rebalances are served during a hold all the same. Redis
  * down: pause, nothing can be checked. */
 static void update_flow(jn_pipeline *p) {
-    if (!p->group || p->stopping) return;
     long high = p->pc->max_pending;
+    /* The table reader waits while a replay runs (a table record read meanwhile would
+     * re-emit every restored record that references it), and while the sinks have
+     * max_pending records or more in flight: one table change can emit a record for
+     * every stream record joined with it, and nothing else bounds them. */
+    int tables_hold =
+        p->restoring || p->free_recs >= high || (p->tables_held && p->free_recs >= high * 3 / 4);
+    if (p->tables && tables_hold != p->tables_held) {
+        p->tables_held = tables_hold;
+        jn_kafka_consumer_hold(p->tables, tables_hold);
+    }
+    if (!p->group || p->stopping) return;
     /* Redis refusing the checks (a missing permission) pauses intake as its absence does:
      * what is read meanwhile could not be checked anyway. */
     int pause = p->dedupe && (!p->redis_up || jn_dedupe_error(p->dedupe));
@@ -704,6 +719,7 @@ static void on_table_message(void *ud, const jn_kafka_msg *km) {
         p->n.errors++;
         free(reason);
     }
+    update_flow(p); /* the records it emitted may be enough to hold the reader */
 }
 
 static void load_reset(load_set *s, const rd_kafka_topic_partition_list_t *parts) {
@@ -838,7 +854,6 @@ static void restore_done(jn_pipeline *p) {
                 p->pc->name, p->rload.n, (unsigned long long)p->n.restored);
     /* Replayed: stop following the changelogs (this member writes them itself). */
     jn_kafka_consumer_assign(p->restorer, NULL);
-    if (p->tables) jn_kafka_consumer_hold(p->tables, 0);
     update_flow(p);
 }
 
@@ -950,7 +965,7 @@ static void start_restore(jn_pipeline *p) {
         load_reset(&p->rload, l);
         p->restoring = 1;
         p->restore_gen++;
-        if (p->tables) jn_kafka_consumer_hold(p->tables, 1);
+        update_flow(p);
         if (from_stream) {
             p->admin_pending++;
             p->committed_pending = 1;
@@ -1183,7 +1198,7 @@ static void on_revoke(void *ud, const rd_kafka_topic_partition_list_t *parts) {
         for (partition *x = p->parts; x; x = x->next)
             x->restoring = 0;
         jn_kafka_consumer_assign(p->restorer, NULL);
-        if (p->tables) jn_kafka_consumer_hold(p->tables, 0);
+        update_flow(p);
     }
     /* Give in-flight messages of these partitions a bounded time to settle, so the
      * commit covers them and their new owner does not deliver them again. */

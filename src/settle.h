@@ -55,6 +55,7 @@ struct jn_settle_rec {
     int sinks_left; /* sinks that have not reported yet */
     char *refused;  /* first refusal reason (malloc'd) */
     void *owner;    /* the owner's data for this record (e.g. its JSON for a dead letter) */
+    int tag;        /* the owner's too (0 when made) */
     jn_settle_rec *prev, *next;
 };
 

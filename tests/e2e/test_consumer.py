@@ -200,6 +200,41 @@ def test_a_consumer_stalled_past_its_session_does_not_read_its_tables_again(pipe
     assert "table partitions given back; 6 of 6 go on from where they were" in c.logs()
 
 
+def test_records_of_table_changes_count_against_max_pending(pipeline):
+    """A table change can emit a record for every customer joined with it. While
+    consumer.max_pending such records are in flight, the table reader waits: in the soak
+    a re-read table made records faster than the sink took them, and the consumer grew
+    to 704 MiB. Nothing is lost: once the sink takes them, the reader goes on."""
+    p = pipeline
+    p.start_api(count=2000)
+    p.start_analytics()
+    c = p.consumer({"consumer": {"max_pending": 100}})
+    p.start_producer()
+    assert wait_until(lambda: stats(p.analytics)["distinct_ids"] == 2000, 60), c.logs()[-3000:]
+    customers = request(p.api.crm + "/customers?limit=2000").json()
+    refs = {pid: sum(pid in x["productIds"] for x in customers) for pid in ("1", "2", "3")}
+    assert all(n > 100 for n in refs.values()), refs
+
+    def tables_read():
+        return c.metric("junction_consumer_messages_total", topic="products")
+
+    time.sleep(1)
+    read, records = tables_read(), stats(p.analytics)["records"]
+    request(p.analytics.analytics + "/analytics/faults", "PUT",
+            '{"error_rate": 1, "error_status": 503}')
+    for pid in refs:
+        request(p.api.inventory + f"/products/{pid}", "PATCH", '{"stock": 777}')
+    # The first change's records fill the sink; the reader waits with the other two
+    # (read by now without the bound).
+    assert wait_until(lambda: tables_read() >= read + 1, 30), c.logs()[-3000:]
+    time.sleep(3)
+    assert tables_read() == read + 1, c.logs()[-3000:]
+    request(p.analytics.analytics + "/analytics/faults", "PUT", "{}")
+    want = records + sum(refs.values())
+    assert wait_until(lambda: tables_read() == read + 3, 60), c.logs()[-3000:]
+    assert wait_until(lambda: stats(p.analytics)["records"] >= want, 60), c.logs()[-3000:]
+
+
 def test_kill_9_five_times_loses_nothing(pipeline):
     p = pipeline
     n = 100000
