@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "join.h"
 #include "json.h"
 #include "record_view.h"
 
@@ -49,8 +50,13 @@ struct jn_transform {
     int cur_view; /* the record is a view: ctx.json() gives its text, kept in the registry */
     const char *cur_json;
     size_t cur_len;
-    long hold_ms, default_hold_ms;
-    jn_sb text; /* the checked output's JSON, ids and keys */
+    long hold_ms, default_hold_ms, hold_max;
+    /* The join the script declared (M.join), done here without calls into it; its
+     * inputs' indexes. NULL: none. */
+    jn_join *join;
+    int join_stream, join_table;
+    jn_sb canon; /* a record made canonical for the join */
+    jn_sb text;  /* the checked output's JSON, ids and keys */
     out_rec *recs;
     size_t nrecs, cap;
 };
@@ -108,6 +114,114 @@ static int check_stream_table(jn_transform *t, lua_State *L, int mod, const char
     return 0;
 }
 
+/* A string field of the M.join table at idx: a copy, NULL when absent and optional;
+ * -1 with *err when it is not a non-empty string. */
+static int join_name(jn_transform *t, lua_State *L, int idx, const char *k, int required,
+                     char **out, char **err) {
+    int ty = jn_lua_rawgetfield(L, idx, k);
+    *out = NULL;
+    if (ty == LUA_TNIL && !required) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (ty != LUA_TSTRING || lua_rawlen(L, -1) == 0) {
+        *err = jn_errorf("pipeline %s: M.join.%s must be a non-empty string, got %s", t->pipeline,
+                         k, ty == LUA_TSTRING ? "an empty one" : lua_typename(L, ty));
+        lua_pop(L, 1);
+        return -1;
+    }
+    *out = dupstr(lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return 0;
+}
+
+static int name_less(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Reads M.join (the table at idx) into *spec: NULL with 0 when the module has none. */
+static int read_join(jn_transform *t, lua_State *L, int mod, jn_join_spec **spec, char **err) {
+    *spec = NULL;
+    int ty = jn_lua_rawgetfield(L, mod, "join");
+    if (ty == LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (ty != LUA_TTABLE) {
+        *err = jn_errorf("pipeline %s: M.join must be a table { stream, table, refs, into, "
+                         "missing, stamp, fields }, got a %s",
+                         t->pipeline, lua_typename(L, ty));
+        lua_pop(L, 1);
+        return -1;
+    }
+    int idx = lua_gettop(L);
+    jn_join_spec *sp = calloc(1, sizeof *sp);
+    if (!sp) abort();
+    if (join_name(t, L, idx, "stream", 1, &sp->stream, err) ||
+        join_name(t, L, idx, "table", 1, &sp->table, err) ||
+        join_name(t, L, idx, "refs", 1, &sp->refs, err) ||
+        join_name(t, L, idx, "into", 1, &sp->into, err) ||
+        join_name(t, L, idx, "missing", 0, &sp->missing, err) ||
+        join_name(t, L, idx, "stamp", 0, &sp->stamp, err))
+        goto fail;
+    int si = input_index(t, sp->stream), ti = input_index(t, sp->table);
+    if (si < 0 || si >= t->nstreams) {
+        *err = jn_errorf("pipeline %s: M.join.stream names %s, which is not one of the "
+                         "pipeline's streams",
+                         t->pipeline, sp->stream);
+        goto fail;
+    }
+    if (ti < t->nstreams) {
+        *err = jn_errorf("pipeline %s: M.join.table names %s, which is not one of the "
+                         "pipeline's tables",
+                         t->pipeline, sp->table);
+        goto fail;
+    }
+    const char *out[] = {sp->into, sp->missing, sp->stamp};
+    for (int a = 0; a < 3; a++)
+        for (int b = a + 1; b < 3; b++)
+            if (out[a] && out[b] && !strcmp(out[a], out[b])) {
+                *err = jn_errorf("pipeline %s: M.join sets field %s twice (into, missing and "
+                                 "stamp must differ)",
+                                 t->pipeline, out[a]);
+                goto fail;
+            }
+    ty = jn_lua_rawgetfield(L, idx, "fields");
+    if (ty == LUA_TTABLE) {
+        int n = (int)lua_rawlen(L, -1);
+        sp->fields = calloc((size_t)n + 1, sizeof *sp->fields);
+        if (!sp->fields) abort();
+        for (int i = 1; i <= n; i++) {
+            if (lua_rawgeti(L, -1, i) != LUA_TSTRING) {
+                *err = jn_errorf("pipeline %s: M.join.fields must be an array of field names",
+                                 t->pipeline);
+                lua_pop(L, 2);
+                goto fail;
+            }
+            sp->fields[sp->nfields++] = dupstr(lua_tostring(L, -1));
+            lua_pop(L, 1);
+        }
+        qsort(sp->fields, (size_t)sp->nfields, sizeof *sp->fields, name_less);
+    } else if (ty != LUA_TNIL) {
+        *err = jn_errorf("pipeline %s: M.join.fields must be an array of field names, got a %s",
+                         t->pipeline, lua_typename(L, ty));
+        lua_pop(L, 1);
+        goto fail;
+    }
+    lua_pop(L, 2);
+    *spec = sp;
+    return 0;
+fail:
+    lua_settop(L, idx - 1);
+    jn_join_spec_free(sp);
+    return -1;
+}
+
+/* Whether input i is the join's (spec may be NULL). */
+static int joined(const jn_transform *t, const jn_join_spec *spec, int i) {
+    return spec && (!strcmp(t->inputs[i], spec->stream) || !strcmp(t->inputs[i], spec->table));
+}
+
 /* Accepts a version of the script when it has a hook for every input and nothing for
  * inputs the pipeline lacks; then takes its hooks. Module at the top of the stack. */
 static int check_hooks(jn_script *s, void *ud, char **err) {
@@ -115,21 +229,40 @@ static int check_hooks(jn_script *s, void *ud, char **err) {
     jn_transform *t = ud;
     lua_State *L = jn_script_host_lua(t->host);
     int top = lua_gettop(L), mod = top;
-    if (jn_lua_rawgetfield(L, mod, "on") != LUA_TTABLE) {
+    jn_join_spec *spec = NULL;
+    if (read_join(t, L, mod, &spec, err) != 0) goto fail;
+    if (spec && t->join && !jn_join_spec_same_shape(spec, jn_join_spec_of(t->join))) {
+        *err = jn_errorf("pipeline %s: M.join changed its stream, table or refs; restart junction "
+                         "to join differently (the state kept is that of the running join)",
+                         t->pipeline);
+        goto fail;
+    }
+    int on_ty = jn_lua_rawgetfield(L, mod, "on");
+    if (on_ty == LUA_TNIL && spec) {
+        lua_pop(L, 1);
+        lua_newtable(L); /* the join may be all there is */
+    } else if (on_ty != LUA_TTABLE) {
         *err = jn_errorf("pipeline %s: the transform must define M.on, a table with one function "
-                         "per input (on.%s(record, ctx), ...)",
+                         "per input (on.%s(record, ctx), ...), or M.join",
                          t->pipeline, t->inputs[0]);
         goto fail;
     }
     int on = lua_gettop(L);
     for (int i = 0; i < t->ninputs; i++) {
-        if (jn_lua_rawgetfield(L, on, t->inputs[i]) != LUA_TFUNCTION) {
+        int ty = jn_lua_rawgetfield(L, on, t->inputs[i]);
+        lua_pop(L, 1);
+        if (joined(t, spec, i) && ty != LUA_TNIL) {
+            *err = jn_errorf("pipeline %s: M.join takes %s %s, and on.%s is defined too; keep one",
+                             t->pipeline, i < t->nstreams ? "stream" : "table", t->inputs[i],
+                             t->inputs[i]);
+            goto fail;
+        }
+        if (!joined(t, spec, i) && ty != LUA_TFUNCTION) {
             *err = jn_errorf("pipeline %s reads %s %s, but the transform has no on.%s(record, ctx)",
                              t->pipeline, i < t->nstreams ? "stream" : "table", t->inputs[i],
                              t->inputs[i]);
             goto fail;
         }
-        lua_pop(L, 1);
     }
     lua_pushnil(L);
     while (lua_next(L, on)) {
@@ -170,11 +303,35 @@ static int check_hooks(jn_script *s, void *ud, char **err) {
     int revoke = lua_gettop(L);
     if (check_stream_table(t, L, mod, "dedupe_key", err) != 0) goto fail;
     int keys = lua_gettop(L);
+    for (int i = 0; spec && i < t->nstreams; i++) {
+        if (!joined(t, spec, i)) continue;
+        int r = lua_istable(L, restore) && jn_lua_rawgetfield(L, restore, t->inputs[i]) != LUA_TNIL;
+        if (lua_istable(L, restore)) lua_pop(L, 1);
+        int v = lua_istable(L, revoke) && jn_lua_rawgetfield(L, revoke, t->inputs[i]) != LUA_TNIL;
+        if (lua_istable(L, revoke)) lua_pop(L, 1);
+        if (r || v) {
+            *err = jn_errorf("pipeline %s: M.join keeps the state of stream %s; drop M.%s.%s",
+                             t->pipeline, t->inputs[i], r ? "restore" : "revoke", t->inputs[i]);
+            goto fail;
+        }
+    }
 
-    /* Accepted: take the new hooks. */
+    /* Accepted: take the new hooks, and the join. */
     unref_all(t, L);
     t->views = views;
+    if (!spec) {
+        jn_join_free(t->join); /* the script's hooks take over, with a state of their own */
+        t->join = NULL;
+    } else if (t->join) {
+        jn_join_respec(t->join, spec);
+    } else {
+        t->join = jn_join_new(spec, t->default_hold_ms, t->hold_max);
+        t->join_stream = input_index(t, spec->stream);
+        t->join_table = input_index(t, spec->table);
+    }
+    spec = NULL;
     for (int i = 0; i < t->ninputs; i++) {
+        if (joined(t, t->join ? jn_join_spec_of(t->join) : NULL, i)) continue;
         jn_lua_rawgetfield(L, on, t->inputs[i]);
         t->on_ref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
     }
@@ -199,6 +356,7 @@ static int check_hooks(jn_script *s, void *ud, char **err) {
     lua_settop(L, top);
     return 0;
 fail:
+    jn_join_spec_free(spec);
     lua_settop(L, top);
     return -1;
 }
@@ -281,7 +439,9 @@ jn_transform *jn_transform_new(jn_script_host *h, const jn_transform_opts *o, ch
     t->ctx_input = -1;
     t->ctx_partition = -1;
     t->default_hold_ms = o->hold_ms;
+    t->hold_max = o->hold_max;
     jn_sb_init(&t->text);
+    jn_sb_init(&t->canon);
 
     lua_State *L = jn_script_host_lua(h);
     lua_createtable(L, 0, 10);
@@ -327,6 +487,8 @@ void jn_transform_free(jn_transform *t) {
     free(t->revoke_ref);
     free(t->key_ref);
     free(t->pipeline);
+    jn_join_free(t->join);
+    jn_sb_free(&t->canon);
     jn_sb_free(&t->text);
     free(t->recs);
     free(t);
@@ -563,13 +725,103 @@ static char *first_line(char *err, const char *prefix) {
     return r;
 }
 
+/* ---- the join ------------------------------------------------------------------------ */
+
+/* json as a canonical object for the join: itself when it is one, else rebuilt. NULL with
+ * *reason when it is not a JSON object. */
+static const char *canonical_object(jn_transform *t, const char *json, size_t len, int canonical,
+                                    size_t *clen, char **reason) {
+    *clen = len;
+    if (canonical) return json;
+    jn_json_member small[32];
+    int sorted;
+    int n = jn_json_object_members(json, len, small, 32, &sorted);
+    if (n > 0 && sorted) return json;
+    lua_State *L = jn_script_host_lua(t->host);
+    int top = lua_gettop(L);
+    char jerr[160];
+    const char *eerr = NULL;
+    if (jn_json_decode(L, json, len, jerr, sizeof jerr) != 0) {
+        *reason = jn_errorf("value is not JSON: %s", jerr);
+        return NULL;
+    }
+    t->canon.len = 0;
+    int ok = lua_istable(L, -1) && is_object(json, len) &&
+             jn_json_encode(L, -1, NULL, &t->canon, &eerr) == 0 && t->canon.data[0] == '{';
+    lua_settop(L, top);
+    if (!ok) {
+        *reason = jn_errorf("value is not a JSON object with members");
+        return NULL;
+    }
+    *clen = t->canon.len;
+    return t->canon.data;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Hands the join's last output to the owner. */
+static void emit_joined(jn_transform *t, const jn_transform_cbs *cbs, void *ud) {
+    size_t n;
+    const jn_join_out *o = jn_join_output(t->join, &n);
+    const char *text = jn_join_text(t->join);
+    uint32_t all = t->nsinks >= 32 ? 0xffffffffu : (1u << t->nsinks) - 1;
+    for (size_t i = 0; i < n; i++) {
+        jn_transform_record out;
+        char id[64];
+        out.json = text + o[i].off;
+        out.len = o[i].len;
+        out.id = NULL;
+        if (o[i].id_off >= 0) {
+            memcpy(id, text + o[i].id_off, o[i].id_len);
+            id[o[i].id_len] = '\0';
+            out.id = id;
+        }
+        out.sinks = all;
+        for (int s = 0; s < t->nsinks; s++) {
+            out.keys[s] = NULL;
+            out.key_lens[s] = 0;
+            if (!t->sink_keys[s]) continue;
+            const char *v = jn_json_find_member(out.json, out.json + out.len, t->sink_keys[s]);
+            if (!v || *v == '{' || *v == '[') continue;
+            const char *e = jn_json_skip_value(v, out.json + out.len);
+            if (*v == '"') v++, e--;
+            if (e > v) out.keys[s] = v, out.key_lens[s] = (size_t)(e - v);
+        }
+        out.index = (int)i + 1;
+        cbs->emit(ud, &out);
+    }
+}
+
+static int join_call(jn_transform *t, const jn_transform_call_info *info, const char *json,
+                     size_t len, const jn_transform_cbs *cbs, void *ud, int *held, long *hold_ms,
+                     char **reason) {
+    size_t clen;
+    const char *c = canonical_object(t, json, len, info->canonical, &clen, reason);
+    if (!c) return -1;
+    char id[64];
+    jn_join_id(c, clen, id, sizeof id);
+    cbs->begin(ud, id);
+    int rc = info->input == t->join_stream ? jn_join_stream(t->join, c, clen, now_s(), held, reason)
+                                           : jn_join_table(t->join, c, clen, now_s(), reason);
+    if (rc != 0) return -1;
+    *hold_ms = *held ? t->default_hold_ms : 0;
+    emit_joined(t, cbs, ud);
+    return 0;
+}
+
 int jn_transform_call(jn_transform *t, const jn_transform_call_info *info, const char *json,
                       size_t len, const jn_transform_cbs *cbs, void *ud, int *held, long *hold_ms,
                       char **reason) {
-    lua_State *L = jn_script_host_lua(t->host);
-    int top = lua_gettop(L);
     *held = 0;
     *hold_ms = 0;
+    if (t->join && (info->input == t->join_stream || info->input == t->join_table))
+        return join_call(t, info, json, len, cbs, ud, held, hold_ms, reason);
+    lua_State *L = jn_script_host_lua(t->host);
+    int top = lua_gettop(L);
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->on_ref[info->input]);
     char jerr[160];
     t->cur_view = 0;
@@ -624,6 +876,10 @@ int jn_transform_call(jn_transform *t, const jn_transform_call_info *info, const
 }
 
 int jn_transform_timer(jn_transform *t, const jn_transform_cbs *cbs, void *ud, char **reason) {
+    if (t->join) {
+        jn_join_expire(t->join, now_s());
+        emit_joined(t, cbs, ud);
+    }
     if (t->timer_ref == LUA_NOREF) return 0;
     lua_State *L = jn_script_host_lua(t->host);
     int top = lua_gettop(L);
@@ -646,7 +902,7 @@ int jn_transform_timer(jn_transform *t, const jn_transform_cbs *cbs, void *ud, c
 }
 
 int jn_transform_restores(jn_transform *t, int stream) {
-    return t->restore_ref[stream] != LUA_NOREF;
+    return t->restore_ref[stream] != LUA_NOREF || (t->join && stream == t->join_stream);
 }
 
 /* Calls the hook at ref on the record json decodes to, with ctx (and ctx.json()), leaving
@@ -688,6 +944,17 @@ static int call_on_record(jn_transform *t, int ref, const jn_transform_call_info
 
 int jn_transform_restore(jn_transform *t, const jn_transform_call_info *info, const char *json,
                          size_t len, char **reason) {
+    if (t->join && info->input == t->join_stream) {
+        size_t clen;
+        const char *c = canonical_object(t, json, len, info->canonical, &clen, reason);
+        if (!c) {
+            char *r = *reason;
+            *reason = jn_errorf("changelog record: %s", r);
+            free(r);
+            return -1;
+        }
+        return jn_join_restore(t->join, c, clen, reason);
+    }
     if (t->restore_ref[info->input] == LUA_NOREF) return 0;
     int top = call_on_record(t, t->restore_ref[info->input], info, json, len, 0, "restore",
                              "changelog record is not a JSON object", reason);
@@ -697,6 +964,7 @@ int jn_transform_restore(jn_transform *t, const jn_transform_call_info *info, co
 }
 
 int jn_transform_revoke(jn_transform *t, int stream, const int32_t *parts, int n, char **reason) {
+    if (t->join && stream == t->join_stream) jn_join_forget(t->join);
     if (t->revoke_ref[stream] == LUA_NOREF) return 0;
     lua_State *L = jn_script_host_lua(t->host);
     int top = lua_gettop(L);
