@@ -179,6 +179,10 @@ def run_consumer(tmp, log, topics, n, wrapper=(), extra="", processes=1, layout=
     cpu = sum(cpu_seconds(c.pid) for c in cons) if not wrapper else None
     rss = max(peak_rss_mib(c.pid) for c in cons) if not wrapper else None
     lua = metric(f"http://127.0.0.1:{admins[0]}", "junction_script_memory_bytes") / 2**20
+    # The host's join (a transform declaring M.join, as scripts/join.lua does): its state
+    # lives outside the scripts' Lua state.
+    join = (metric(f"http://127.0.0.1:{admins[0]}", "junction_join_bytes"),
+            metric(f"http://127.0.0.1:{admins[0]}", "junction_join_records"))
     for c in cons:
         stop(c)
     stop(ana)
@@ -186,7 +190,7 @@ def run_consumer(tmp, log, topics, n, wrapper=(), extra="", processes=1, layout=
         return secs, cpu, None
     steady = {"seconds": end[0] - first[0], "records": end[1] - first[1], "cut": end[1] < n,
               "cpu": {k: end[2][k] - first[2][k] for k in end[2]}, "rss": rss,
-              "lua": lua, "first_record": first_record}
+              "lua": lua, "join": join, "first_record": first_record}
     return secs, cpu, steady
 
 
@@ -245,8 +249,11 @@ def main():
         print(f"steady state: {r} records in {t:.2f} s = {r / t:,.0f} records/s (first record "
               f"at analytics, every consumer assigned, to {until}); CPU per record: " + ", ".join(
                   f"{k} {v / r * 1e6:.1f} us" for k, v in steady["cpu"].items()))
+        jbytes, jrecords = steady["join"]
+        joined = (f"; the host's join: {jbytes / 2**20:.0f} MiB for {jrecords:,.0f} records, "
+                  f"{jbytes / jrecords:.0f} bytes each" if jrecords else "")
         print(f"peak RSS of a consumer: {steady['rss']:.0f} MiB (its scripts' Lua state at the "
-              f"end: {steady['lua']:.0f} MiB)")
+              f"end: {steady['lua']:.0f} MiB{joined})")
     if a.callgrind:
         subprocess.run(["redis-cli", "FLUSHALL"], stdout=subprocess.DEVNULL)
         topics = fill(tmp, log, a.callgrind, uuid.uuid4().hex[:8], not a.plain_topics)

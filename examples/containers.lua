@@ -45,6 +45,6 @@ return {
     -- partitions (compose.yaml creates the topics with 6) among three members.
     group_id = "junction-consumer",
     analytics_url = "http://analytics:8083/analytics",
-    merge_script = "scripts/merge.lua",
+    merge_script = "scripts/join.lua",
   },
 }

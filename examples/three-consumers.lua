@@ -29,7 +29,7 @@ return {
     group_id = "junction-consumer",
     auto_offset_reset = "earliest",
     analytics_url = "http://127.0.0.1:8083/analytics",
-    merge_script = "scripts/merge.lua",
+    merge_script = "scripts/join.lua",
     -- A third of the default each: three members together hold what one would.
     max_pending = 7000,
   },

@@ -128,7 +128,7 @@ static const schema_entry schema[] = {
     {"consumer.dead_letter_topic", T_STR, OFF(consumer.dead_letter_topic), "junction_dead_letter", NULL, 0, 0, "where messages that can never be delivered go, with the error in their headers"},
     {"consumer.auto_offset_reset", T_STR, OFF(consumer.auto_offset_reset), "earliest", "JUNCTION_AUTO_OFFSET_RESET", 0, 0, "where a new group starts: earliest or latest"},
     {"consumer.analytics_url", T_STR, OFF(consumer.analytics_url), "http://127.0.0.1:8083/analytics", "ANALYTICS_URL", 0, 0, "Analytics REST API receiving merged records"},
-    {"consumer.merge_script", T_STR, OFF(consumer.merge_script), "scripts/merge.lua", NULL, 0, 0, "script joining customers with products"},
+    {"consumer.merge_script", T_STR, OFF(consumer.merge_script), "scripts/join.lua", NULL, 0, 0, "script joining customers with products (join.lua: done by the host; merge.lua: the same in Lua)"},
     {"consumer.batch_size", T_INT, OFF(consumer.batch_size), "500", NULL, 1, 100000, "records per POST to analytics"},
     {"consumer.linger_ms", T_INT, OFF(consumer.linger_ms), "20", NULL, 0, 60000, "longest wait to fill a batch"},
     {"consumer.max_inflight_batches", T_INT, OFF(consumer.max_inflight_batches), "4", NULL, 1, 1000, "POSTs in flight at once"},

@@ -506,7 +506,7 @@ static void unmerge(jn_join *j) {
 /* ---- holding ------------------------------------------------------------------------- */
 
 static void hold(jn_join *j, cust *c, double now) {
-    if (c->held_since) return;
+    if (c->held_since != 0) return;
     c->held_since = now;
     j->nheld++;
     if (j->qlen == j->qcap) {
@@ -527,7 +527,7 @@ static void hold(jn_join *j, cust *c, double now) {
 }
 
 static void unhold(jn_join *j, cust *c) {
-    if (!c->held_since) return;
+    if (c->held_since == 0) return;
     c->held_since = 0;
     j->nheld--;
 }
@@ -696,7 +696,7 @@ int jn_join_table(jn_join *j, const char *json, size_t len, double now, char **r
      * missing any more. */
     for (uint32_t i = 0; i < r->n; i++) {
         cust *c = r->mem[i];
-        if (merge(j, c, now) && c->held_since) {
+        if (merge(j, c, now) && c->held_since != 0) {
             unmerge(j);
             continue;
         }

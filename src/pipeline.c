@@ -184,6 +184,7 @@ struct jn_pipeline {
         uint64_t read[2 * JN_TRANSFORM_MAX_SINKS]; /* messages read, by input */
         uint64_t duplicates, merged, delivered, dead_lettered, errors, hold_expired, restored;
         int64_t pending, waiting;
+        int64_t join_records, join_bytes; /* the host's join (M.join), as of the last tick */
     } n;
     jn_metric *m_commit;
 };
@@ -522,6 +523,7 @@ static void on_timer(uv_timer_t *t) {
                     p->pc->name, n);
     }
     p->n.waiting = (int64_t)jn_settle_waiting(&p->settle);
+    jn_transform_join_size(p->tf, &p->n.join_records, &p->n.join_bytes);
 }
 
 /* ---- de-duplication ---------------------------------------------------------------- */
@@ -1250,6 +1252,11 @@ static void register_metrics(jn_pipeline *p) {
                             "Messages skipped: their processed mark exists", l, &p->n.duplicates);
     jn_metrics_counter_bind("junction_consumer_merged_total", "Records the transform produced", l,
                             &p->n.merged);
+    jn_metrics_gauge_bind("junction_join_records", "Stream records the host's join keeps (M.join)",
+                          l, &p->n.join_records);
+    jn_metrics_gauge_bind("junction_join_bytes",
+                          "Memory of the host's join: records, index and table, in bytes", l,
+                          &p->n.join_bytes);
     jn_metrics_counter_bind("junction_consumer_delivered_total", "Records a sink acknowledged", l,
                             &p->n.delivered);
     jn_metrics_counter_bind("junction_consumer_dead_lettered_total",

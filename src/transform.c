@@ -1022,3 +1022,12 @@ int jn_transform_dedupe_key(jn_transform *t, const jn_transform_call_info *info,
     lua_settop(L, top);
     return rc;
 }
+
+int jn_transform_join_size(const jn_transform *t, int64_t *records, int64_t *bytes) {
+    if (!t->join) return -1;
+    jn_join_stats st;
+    jn_join_get_stats(t->join, &st);
+    *records = (int64_t)st.records;
+    *bytes = (int64_t)st.bytes;
+    return 0;
+}

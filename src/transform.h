@@ -99,6 +99,9 @@ int jn_transform_keys(jn_transform *t, int stream);
  * something that is not a key. */
 int jn_transform_dedupe_key(jn_transform *t, const jn_transform_call_info *info, const char *json,
                             size_t len, unsigned char hash[32], char **reason);
+/* The size of the join's state (M.join): stream records kept and their bytes. Returns 0,
+ * or -1 when the transform declares no join. */
+int jn_transform_join_size(const jn_transform *t, int64_t *records, int64_t *bytes);
 /* Calls revoke.<stream>(partitions, ctx) when the script has it. */
 int jn_transform_revoke(jn_transform *t, int stream, const int32_t *parts, int n, char **reason);
 

@@ -474,7 +474,7 @@ def test_refused_records_and_script_errors_go_to_the_dead_letter_topic(pipeline)
     p = pipeline
     p.start_api(count=30)
     p.start_analytics()
-    c = p.consumer(start=False)
+    c = p.consumer({"consumer": {"merge_script": "merge.lua"}}, start=False)
     with open(os.path.join(c.scripts, "merge.lua")) as f:
         text = f.read()
     with open(os.path.join(c.scripts, "merge.lua"), "w") as f:

@@ -1,4 +1,5 @@
-/* One consumer message through the stock scripts/merge.lua, by the transform stage
+/* One consumer message through the stock scripts/merge.lua, and through scripts/join.lua
+ * (the same policy done by the host, src/join.c), by the transform stage
  * (src/transform.c) as the seed's pipeline calls it: stream `customers`, table
  * `products`, one sink, the default hold limits.
  *
@@ -112,31 +113,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const char *const inputs[] = {"customers", "products"};
     static const char *const sinks[] = {"analytics"};
     static const char *const sink_keys[] = {NULL};
-    jn_transform_opts o = {.pipeline = "default",
-                           .path = JN_SOURCE_DIR "/scripts/merge.lua",
-                           .streams = inputs,
-                           .nstreams = 1,
-                           .tables = inputs + 1,
-                           .ntables = 1,
-                           .sinks = sinks,
-                           .sink_keys = sink_keys,
-                           .nsinks = 1,
-                           .hold_ms = HOLD_MS,
-                           .hold_max = HOLD_MAX};
-    char *err = NULL;
-    jn_transform *t = jn_transform_new(h, &o, &err);
-    FUZZ_CHECK(t, "merge.lua does not load: %s", err ? err : "?");
+    static const char *const scripts[] = {JN_SOURCE_DIR "/scripts/merge.lua",
+                                          JN_SOURCE_DIR "/scripts/join.lua"};
+    for (size_t k = 0; k < sizeof scripts / sizeof scripts[0]; k++) {
+        jn_transform_opts o = {.pipeline = "default",
+                               .path = scripts[k],
+                               .streams = inputs,
+                               .nstreams = 1,
+                               .tables = inputs + 1,
+                               .ntables = 1,
+                               .sinks = sinks,
+                               .sink_keys = sink_keys,
+                               .nsinks = 1,
+                               .hold_ms = HOLD_MS,
+                               .hold_max = HOLD_MAX};
+        char *err = NULL;
+        jn_transform *t = jn_transform_new(h, &o, &err);
+        FUZZ_CHECK(t, "%s does not load: %s", scripts[k], err ? err : "?");
 
-    seen s;
-    static const char *const catalogue[] = {
-        "{\"id\":\"1\",\"name\":\"Laptop\",\"stock\":12}",
-        "{\"id\":2,\"name\":\"Mouse\",\"stock\":0}",
-    };
-    for (size_t i = 0; i < sizeof catalogue / sizeof catalogue[0]; i++)
-        FUZZ_CHECK(call(t, 1, catalogue[i], strlen(catalogue[i]), &s) == 0, "product %zu", i);
-    call(t, input, value, len, &s);
-
-    jn_transform_free(t);
+        seen s;
+        static const char *const catalogue[] = {
+            "{\"id\":\"1\",\"name\":\"Laptop\",\"stock\":12}",
+            "{\"id\":2,\"name\":\"Mouse\",\"stock\":0}",
+        };
+        for (size_t i = 0; i < sizeof catalogue / sizeof catalogue[0]; i++)
+            FUZZ_CHECK(call(t, 1, catalogue[i], strlen(catalogue[i]), &s) == 0, "product %zu", i);
+        call(t, input, value, len, &s);
+        jn_transform_free(t);
+    }
     jn_script_host_close(h);
     uv_run(&loop, UV_RUN_DEFAULT);
     FUZZ_CHECK(uv_loop_close(&loop) == 0, "handles left open");

@@ -221,11 +221,15 @@ class Junction:
                 "crm": {"script": os.path.join(self.scripts, "map_customers.lua")},
                 "inventory": {"script": os.path.join(self.scripts, "map_products.lua")},
             },
-            "consumer": {"merge_script": os.path.join(self.scripts, "merge.lua")},
+            "consumer": {"merge_script": "join.lua"},
             "kafka": {"brokers": BROKER},
             "redis": {"host": REDIS_HOST, "port": int(REDIS_PORT)},
         }
         deep_merge(cfg, overrides or {})
+        # A bare file name is one of this junction's copy of the stock scripts.
+        ms = cfg["consumer"].get("merge_script")
+        if isinstance(ms, str) and "/" not in ms:
+            cfg["consumer"]["merge_script"] = os.path.join(self.scripts, ms)
         self.config = os.path.join(tmp, "config.lua")
         with open(self.config, "w") as f:
             f.write("return " + lua_value(cfg) + "\n")
