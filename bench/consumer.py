@@ -258,7 +258,7 @@ def main():
         subprocess.run(["redis-cli", "FLUSHALL"], stdout=subprocess.DEVNULL)
         topics = fill(tmp, log, a.callgrind, uuid.uuid4().hex[:8], not a.plain_topics)
         out = os.path.join(tmp, "callgrind.out")
-        run_consumer(tmp, log, topics, a.callgrind, layout=a.layout,
+        run_consumer(tmp, log, topics, a.callgrind, layout=a.layout, extra=a.consumer,
                      wrapper=("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"))
         time.sleep(2)
         ann = subprocess.run(["callgrind_annotate", "--inclusive=yes", out],
