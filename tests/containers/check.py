@@ -298,7 +298,8 @@ def check_dockerfile():
     else:
         # The binary looks for its stock scripts in <bindir>/../share/junction/scripts.
         share = os.path.normpath(os.path.join(bin_dest, "..", "share", "junction"))
-        for f in ("scripts/crm.lua", "scripts/merge.lua", "examples/containers.lua"):
+        for f in ("scripts/crm.lua", "scripts/join.lua", "scripts/merge.lua",
+                  "examples/containers.lua"):
             if repo_file_in_image(f"{share}/{f}") != f:
                 problem(f"Dockerfile: the image has no {share}/{f} beside {bin_dest}junction "
                         "(cmake --install's layout, where junction finds its scripts)")

@@ -89,8 +89,8 @@ def test_installed_run_until_idle_works_from_another_directory(prefix, tmp_path)
     assert m, lines[0]
     _, _, merged, delivered, dead, lost = map(int, m.groups())
     assert merged >= delivered == 1000 and lost == 0 and dead == 0, (lines[0], p.stderr[-3000:])
-    # Every script came from the prefix: the defaults and the map and merge scripts.
+    # Every script came from the prefix: the defaults, the map scripts and the join.
     scripts = os.path.join(os.path.realpath(prefix), "share", "junction", "scripts")
-    for name in ("crm", "inventory", "merge", "map_customers", "map_products"):
+    for name in ("crm", "inventory", "join", "map_customers", "map_products"):
         assert f"from {scripts}/{name}.lua" in p.stderr, (name, p.stderr[-3000:])
     assert os.listdir(cwd) == ["config.lua"]
