@@ -282,6 +282,8 @@ static size_t distinct_refs(const char *v, size_t vlen, span **out, span *small,
         const char *k;
         size_t klen;
         key_span(p, (size_t)(e - p), &k, &klen);
+        /* No table key is that long (jn_join_table refuses one): it can only be missing. */
+        if (klen > UINT16_MAX) continue;
         size_t i = 0;
         while (i < n && !(s[i].len == klen && !memcmp(s[i].k, k, klen)))
             i++;

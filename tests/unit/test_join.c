@@ -339,6 +339,30 @@ static void test_bad_records_are_refused(void **state) {
     jn_sb_free(&s);
 }
 
+/* A reference longer than any table key can be (64 KiB) is listed as missing, not
+ * indexed: indexing it took a table key the join cannot make, and crashed the host. */
+static void test_a_huge_reference_is_missing(void **state) {
+    fixture *f = *state;
+    char *err = NULL;
+    f->native = load(f, "native", "scripts/join.lua", 0, 10, &err);
+    assert_non_null(f->native);
+    jn_sb s;
+    jn_sb_init(&s);
+    jn_sb_puts(&s, "{\"id\":5,\"productIds\":[\"1\",\"");
+    for (int i = 0; i < 70000; i++)
+        jn_sb_putc(&s, 'x');
+    jn_sb_puts(&s, "\"]}");
+    result r = {0};
+    call(f->native, 0, &s, &r);
+    assert_int_equal(r.n, 1);
+    assert_non_null(strstr(r.recs[0], "\"missing_product_ids\":[\"1\",\"xxxx"));
+    clear(&r);
+    call(f->native, 0, &s, &r); /* again: the same references, kept in place */
+    assert_int_equal(r.n, 1);
+    clear(&r);
+    jn_sb_free(&s);
+}
+
 /* Scripts that declare a join wrongly are refused, saying what is wrong. */
 static void test_bad_declarations(void **state) {
     fixture *f = *state;
@@ -382,6 +406,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_same_records_as_merge_lua, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hold_runs_out_alike, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_records_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_huge_reference_is_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_declarations, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
