@@ -127,7 +127,7 @@ struct jn_join {
     jn_join_spec *spec;
     long hold_ms, hold_max;
     map custs, refs;
-    size_t ntable, nheld, bytes;
+    size_t nheld, bytes;
     held_entry *q;
     size_t qhead, qlen, qcap; /* a ring */
     jn_sb text;               /* the output */
@@ -404,10 +404,11 @@ static void sort_fields(field *f, int n) {
 }
 
 /* Appends c merged at time now to the output; returns whether a table record it
- * references is missing. */
-static int merge(jn_join *j, cust *c, double now) {
+ * references is missing. n: how many members of c's text j->m holds already (the record
+ * of this call was just read), or -1 to find them. */
+static int merge(jn_join *j, cust *c, double now, int n) {
     const char *t = text_of(c);
-    int n = members(j, t, c->tlen);
+    if (n < 0) n = members(j, t, c->tlen);
     if (n < 0) n = 0; /* kept, so it was read once: cannot happen */
     const jn_json_member *rm = member_named(j, n, t, j->spec->refs);
     jn_sb *list = &j->list, *miss = &j->missing;
@@ -561,7 +562,7 @@ static void over_capacity(jn_join *j, double now) {
     while (j->nheld > (size_t)j->hold_max && (c = oldest_held(j, &since))) {
         pop_held(j);
         unhold(j, c);
-        merge(j, c, now);
+        merge(j, c, now, -1);
     }
 }
 
@@ -635,7 +636,7 @@ int jn_join_stream(jn_join *j, const char *json, size_t len, double now, int *he
     if (n < 0) return -1;
     cust *c = keep(j, json, len, n, reason);
     if (!c) return -1;
-    if (merge(j, c, now) && j->hold_ms > 0 && j->hold_max > 0) {
+    if (merge(j, c, now, n) && j->hold_ms > 0 && j->hold_max > 0) {
         /* Held: the record waits for a later one with its id. */
         unmerge(j);
         *held = 1;
@@ -686,7 +687,6 @@ int jn_join_table(jn_join *j, const char *json, size_t len, double now, char **r
         jn_sb_append(rec, json, len);
     }
     if (r->rec && r->rlen == rec->len && !memcmp(r->rec, rec->data, rec->len)) return 0;
-    if (!r->rec) j->ntable++;
     j->bytes += rec->len - (r->rec ? r->rlen : 0);
     free(r->rec);
     r->rec = malloc(rec->len + 1);
@@ -698,7 +698,7 @@ int jn_join_table(jn_join *j, const char *json, size_t len, double now, char **r
      * missing any more. */
     for (uint32_t i = 0; i < r->n; i++) {
         cust *c = r->mem[i];
-        if (merge(j, c, now) && c->held_since != 0) {
+        if (merge(j, c, now, -1) && c->held_since != 0) {
             unmerge(j);
             continue;
         }
@@ -714,7 +714,7 @@ int jn_join_expire(jn_join *j, double now) {
     while ((c = oldest_held(j, &since)) && since <= deadline) {
         pop_held(j);
         unhold(j, c);
-        merge(j, c, now);
+        merge(j, c, now, -1);
     }
     over_capacity(j, now);
     return 0;
@@ -754,7 +754,5 @@ const char *jn_join_text(const jn_join *j) {
 
 void jn_join_get_stats(const jn_join *j, jn_join_stats *st) {
     st->records = j->custs.n;
-    st->table = j->ntable;
-    st->held = j->nheld;
     st->bytes = j->bytes + (j->custs.cap + j->refs.cap) * sizeof(void *);
 }

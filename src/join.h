@@ -82,8 +82,6 @@ const char *jn_join_text(const jn_join *j);
 
 typedef struct {
     size_t records; /* stream records kept */
-    size_t table;   /* table records kept */
-    size_t held;    /* stream records held */
     size_t bytes;   /* memory of the records and the index, allocator overhead aside */
 } jn_join_stats;
 void jn_join_get_stats(const jn_join *j, jn_join_stats *st);

@@ -186,6 +186,11 @@ static uint64_t cpu_ms(void) {
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + 1; /* never 0 */
 }
 
+/* Notes the thread's CPU time and the clock, once per call (see starved). */
+static void mark_cpu(jn_script_host *h) {
+    if (!h->cpu_mark) h->cpu_mark = cpu_ms(), h->wall_mark = now_ms();
+}
+
 /* Whether a call past its deadline ran for less than the time limit: on a machine short
  * of CPU a process can wait seconds for one (the soak saw a products message skipped
  * so, and the table missed that version). Its time is the clock's until the hook first
@@ -219,7 +224,7 @@ static int over_limits(jn_script_host *h) {
 static void count_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     jn_script_host *h = host_of(L);
-    if (!h->cpu_mark) h->cpu_mark = cpu_ms(), h->wall_mark = now_ms();
+    mark_cpu(h);
     if (!h->killed) {
         /* A coroutine stopped in an earlier call may still tick on every instruction. */
         int every = lua_gethookcount(L);
@@ -322,7 +327,7 @@ static void meter_charge(lua_State *L, void *ud, long cost) {
     h->budget -= cost;
     /* A call the watchdog found running marks its CPU time here too: a long pattern may
      * keep the hook from running (see starved). */
-    if (h->fired && !h->cpu_mark) h->cpu_mark = cpu_ms(), h->wall_mark = now_ms();
+    if (h->fired) mark_cpu(h);
     if (over_limits(h)) {
         if (lua_gethookcount(L) != 1) lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
         raise_limit(L, h);
