@@ -194,6 +194,20 @@ def run_consumer(tmp, log, topics, n, wrapper=(), extra="", processes=1, layout=
     return secs, cpu, steady
 
 
+def peak_snapshot(report):
+    """The detailed snapshot ms_print marks as the peak, without the graph before it."""
+    lines = report.splitlines()
+    peak = next((i for i, line in enumerate(lines) if "(peak)" in line), None)
+    if peak is None:
+        return report
+    out = []
+    for line in lines[peak - 3:]:
+        if out and line.startswith("-----") and len(out) > 8:
+            break
+        out.append(line)
+    return "\n".join(out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=100000)
@@ -209,6 +223,9 @@ def main():
                     help="run the timed consumer under perf record (user-space cycles) and "
                          "print its top functions: the real CPU's profile, where callgrind's "
                          "emulated CPU lacks SHA-NI and similar extensions")
+    ap.add_argument("--massif", action="store_true",
+                    help="run the timed consumer under valgrind's massif and print its peak "
+                         "heap by allocation site: what the peak RSS is made of")
     ap.add_argument("--plain-topics", action="store_true",
                     help="topics the broker auto-creates (not compacted) instead of compacted ones")
     a = ap.parse_args()
@@ -220,10 +237,19 @@ def main():
     print(f"== consumer benchmark ({os.cpu_count()} CPUs, logs in {tmp})")
     topics = fill(tmp, log, a.records, uuid.uuid4().hex[:8], not a.plain_topics)
     perf_out = os.path.join(tmp, "perf.data")
+    massif_out = os.path.join(tmp, "massif.out")
     wrapper = ("perf", "record", "-e", "cycles:u", "-F", "2000", "-o", perf_out) if a.perf else ()
+    if a.massif:
+        wrapper = ("valgrind", "--tool=massif", "--threshold=0.5", f"--massif-out-file={massif_out}")
     secs, cpu, steady = run_consumer(tmp, log, topics, a.records, extra=a.consumer,
                                      processes=a.processes, wrapper=wrapper, layout=a.layout)
     print(f"consumer processes: {a.processes}; marks in Redis: {a.layout}")
+    if a.massif:
+        time.sleep(2)
+        rep = subprocess.run(["ms_print", "--threshold=0.5", massif_out], capture_output=True,
+                             text=True).stdout
+        print(peak_snapshot(rep))
+        return
     if a.perf:
         time.sleep(1)
         rep = subprocess.run(["perf", "report", "-i", perf_out, "--stdio", "--no-children",

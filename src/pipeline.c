@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "dedupe.h"
+#include "digest_set.h"
 #include "http_client.h"
 #include "json.h"
 #include "kafka.h"
@@ -46,7 +47,6 @@
 #include "settle.h"
 #include "sink.h"
 #include "sink_kafka.h"
-#include "strmap.h"
 #include "transform.h"
 
 #define TIMER_MS            200
@@ -87,9 +87,10 @@ typedef struct pmsg {
     char *refused;
     int kop; /* what the pipeline's producer is doing for it */
     struct pmsg *all_prev, *all_next;
-    size_t cap;
-    char dkey[JN_DEDUPE_KEY_MAX];
-    char data[];
+    size_t cap;  /* bytes of data */
+    char *dkey;  /* its mark's key, in data after the value and key */
+    char data[]; /* value, key and mark key, each NUL-terminated: sized to the message, as
+                  * up to max_pending messages live at once */
 } pmsg;
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -97,7 +98,9 @@ typedef struct pmsg {
 #else
 #define SPARE_MAX 4096
 #endif
-#define SPARE_SIZE 512
+/* Messages whose data fits SPARE_SIZE are allocated with that much and reused; the
+ * seed's records (about 110 bytes and a 71-byte mark key) fit. */
+#define SPARE_SIZE 256
 
 typedef struct {
     const jn_sink_config *cfg;
@@ -145,7 +148,7 @@ struct jn_pipeline {
     partition *parts;
     pmsg *spare;
     size_t nspare;
-    jn_strmap *inflight; /* content hash -> the message carrying it until it settles */
+    jn_digest_set *inflight; /* content hash -> the message carrying it until it settles */
     pmsg *all;
     int64_t pending; /* messages read and not yet settled (counts.pending mirrors it) */
     pmsg *call_msg;  /* the message of the transform call in progress */
@@ -218,10 +221,11 @@ static partition *find_partition(jn_pipeline *p, const char *topic, int32_t id, 
     return x;
 }
 
-/* A message with copies of value and key (each NUL-terminated). */
+/* A message with copies of value and key (each NUL-terminated) and room for its mark's
+ * key. */
 static pmsg *new_pmsg(jn_pipeline *p, const void *value, size_t value_len, const void *key,
                       size_t key_len) {
-    size_t need = value_len + key_len + 2;
+    size_t need = value_len + key_len + 2 + strlen(p->pc->dedupe_prefix) + 64 + 1;
     pmsg *m = p->spare;
     if (m && m->cap >= need) {
         p->spare = m->next;
@@ -233,8 +237,7 @@ static pmsg *new_pmsg(jn_pipeline *p, const void *value, size_t value_len, const
         m->cap = cap;
     }
     size_t cap = m->cap;
-    memset(m, 0, offsetof(pmsg, dkey));
-    m->dkey[0] = '\0';
+    memset(m, 0, offsetof(pmsg, cap));
     m->cap = cap;
     m->value = m->data;
     m->value_len = value_len;
@@ -244,6 +247,8 @@ static pmsg *new_pmsg(jn_pipeline *p, const void *value, size_t value_len, const
     m->key_len = key_len;
     if (key_len) memcpy(m->key, key, key_len);
     m->key[key_len] = '\0';
+    m->dkey = m->key + key_len + 1;
+    m->dkey[0] = '\0';
     m->all_next = p->all;
     if (p->all) p->all->all_prev = m;
     p->all = m;
@@ -272,7 +277,7 @@ static void free_pmsg(jn_pipeline *p, pmsg *m) {
 /* The message's fate is sealed: let the offset watermark move past it. */
 static void settle_offset(jn_pipeline *p, pmsg *m) {
     if (m->leader) {
-        jn_strmap_del(p->inflight, (const char *)m->hash, 32);
+        jn_digest_set_del(p->inflight, m->hash);
         for (pmsg *f = m->followers, *n; f; f = n) {
             n = f->next;
             p->n.duplicates++;
@@ -675,18 +680,14 @@ static void on_group_message(void *ud, const jn_kafka_msg *km) {
     jn_hex(m->hash, 32, m->dkey + plen);
     /* The same content already on its way: Redis cannot know yet, so follow that
      * message and settle as its duplicate when it settles. */
-    pmsg *leader = NULL;
-    const unsigned char *v = jn_strmap_get(p->inflight, (const char *)m->hash, 32);
-    if (v) memcpy(&leader, v, sizeof leader);
+    pmsg *leader = jn_digest_set_get(p->inflight, m->hash);
     if (leader) {
         m->next = leader->followers;
         leader->followers = m;
         update_flow(p);
         return;
     }
-    unsigned char packed[JN_STRMAP_VALUE] = {0};
-    memcpy(packed, &m, sizeof m);
-    jn_strmap_set(p->inflight, (const char *)m->hash, 32, packed);
+    jn_digest_set_put(p->inflight, m->hash, m);
     m->leader = 1;
     jn_dedupe_check(p->dedupe, m, m->dkey);
     update_flow(p);
@@ -1347,7 +1348,7 @@ jn_pipeline *jn_pipeline_start(uv_loop_t *loop, jn_script_host *scripts, const j
     p->cfg = cfg;
     p->pc = pc;
     p->scripts = scripts;
-    p->inflight = jn_strmap_new();
+    p->inflight = jn_digest_set_new();
     register_metrics(p);
     static const jn_settle_cbs scbs = {.on_finished = on_finished,
                                        .on_orphan_refused = on_orphan_refused,
@@ -1506,7 +1507,7 @@ static void on_timer_closed(uv_handle_t *h) {
         free(x);
     }
     jn_metrics_unbind(&p->n, sizeof p->n);
-    jn_strmap_free(p->inflight);
+    jn_digest_set_free(p->inflight);
     free(p->tload.v);
     free(p->rload.v);
     for (pmsg *m = p->spare, *n; m; m = n) {
