@@ -150,9 +150,15 @@ def run_consumer(tmp, log, topics, n, wrapper=(), extra="", processes=1, layout=
     end = None    # the same when one of several consumers ran out of work
     samples = {}  # time -> (time, records, cpu) while several consumers work
     progress = {}  # admin port -> (delivered, time of the sample where it last grew)
+    stall = (0.0, 0.0, 0)  # the longest time analytics saw no new record: (seconds, from, at)
+    last = (None, 0)  # (time the count last grew, the count)
     while True:
         got = analytics_records(aurl)
         now = time.time()
+        if got > last[1]:
+            if last[0] is not None and now - last[0] > stall[0]:
+                stall = (now - last[0], last[0] - t0, last[1])
+            last = (now, got)
         if got >= n:
             break
         if first_record is None and got > 0:
@@ -190,7 +196,7 @@ def run_consumer(tmp, log, topics, n, wrapper=(), extra="", processes=1, layout=
         return secs, cpu, None
     steady = {"seconds": end[0] - first[0], "records": end[1] - first[1], "cut": end[1] < n,
               "cpu": {k: end[2][k] - first[2][k] for k in end[2]}, "rss": rss,
-              "lua": lua, "join": join, "first_record": first_record}
+              "lua": lua, "join": join, "first_record": first_record, "stall": stall}
     return secs, cpu, steady
 
 
@@ -263,6 +269,10 @@ def main():
     if steady and steady["first_record"] is not None:
         print(f"first record at analytics {steady['first_record']:.2f} s after the consumers "
               f"started")
+    if steady and steady["stall"][0] > 0:
+        sec, at, count = steady["stall"]
+        print(f"longest wait for the next record at analytics: {sec:.2f} s, from {at:.2f} s after "
+              f"the start with {count} records delivered")
     if steady and not (steady["records"] > 0 and steady["seconds"] > 0):
         # Every consumer assigned only when one of them had nothing left to do: there was
         # no time in which all of them worked, so the end-to-end figure is the one to read.

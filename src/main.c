@@ -5,6 +5,9 @@
  * and prints a one-line summary. */
 #include <errno.h>
 #include <getopt.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -358,7 +361,22 @@ static long parse_count(const char *s, long max) {
     return v;
 }
 
+/* One malloc arena for every thread. glibc gives each thread that allocates an arena of
+ * its own, and memory freed in one is reused only by threads allocating there: the
+ * fetch buffers librdkafka's broker thread frees stay resident in its arena while the
+ * loop's arena grows with the join (peak RSS of the consumer benchmark 120 MiB with
+ * per-thread arenas, 89-103 with one). librdkafka's threads then share the arena's lock
+ * with the loop, short waits their per-thread caches mostly avoid. MALLOC_ARENA_MAX or
+ * GLIBC_TUNABLES in the environment still decide. */
+static void tune_malloc(void) {
+#ifdef __GLIBC__
+    const char *t = getenv("GLIBC_TUNABLES");
+    if (!getenv("MALLOC_ARENA_MAX") && !(t && strstr(t, "arena_max"))) mallopt(M_ARENA_MAX, 1);
+#endif
+}
+
 int main(int argc, char **argv) {
+    tune_malloc();
     enum { OPT_HELP_CONFIG = 256, OPT_UNTIL_IDLE, OPT_RECORDS, OPT_TIMEOUT };
     static const struct option opts[] = {{"config", required_argument, 0, 'c'},
                                          {"log-level", required_argument, 0, 'l'},
