@@ -97,6 +97,9 @@ int jn_kafka_consumer_paused(const jn_kafka_consumer *c);
 void jn_kafka_consumer_revoke_done(jn_kafka_consumer *c);
 /* Consumer lag of an assigned partition (high watermark minus the next offset to read),
  * or -1 when unknown (also until a first message of the assignment was delivered). */
+/* How many times the consumer woke librdkafka's fetchers because its prefetch ran low
+ * while partitions still had messages to read (kafka_nudge.h). */
+uint64_t jn_kafka_consumer_nudges(const jn_kafka_consumer *c);
 int64_t jn_kafka_consumer_lag(jn_kafka_consumer *c, const char *topic, int32_t partition);
 /* Leaves the group (on_revoke runs for what is assigned; the owner must answer with
  * revoke_done), then destroys the handle; done(arg) runs once everything is closed.

@@ -49,7 +49,9 @@
 #include "sink_kafka.h"
 #include "transform.h"
 
-#define TIMER_MS            200
+/* The transform's timer and the hold deadlines: a held record goes out at most this long
+ * after its hold ran out. */
+#define TIMER_MS            50
 #define CHANGELOG_LINGER_MS 50
 /* How long an offset commit may go unanswered before another is sent (see commit()). */
 #define COMMIT_RESULT_MAX_MS 60000
@@ -188,6 +190,7 @@ struct jn_pipeline {
         uint64_t duplicates, merged, delivered, dead_lettered, errors, hold_expired, restored;
         int64_t pending, waiting;
         int64_t join_records, join_bytes; /* the host's join (M.join), as of the last tick */
+        uint64_t fetch_nudges;            /* of the group and tables readers, as of the last tick */
     } n;
     jn_metric *m_commit;
 };
@@ -529,6 +532,8 @@ static void on_timer(uv_timer_t *t) {
     }
     p->n.waiting = (int64_t)jn_settle_waiting(&p->settle);
     jn_transform_join_size(p->tf, &p->n.join_records, &p->n.join_bytes);
+    p->n.fetch_nudges = (p->group ? jn_kafka_consumer_nudges(p->group) : 0) +
+                        (p->tables ? jn_kafka_consumer_nudges(p->tables) : 0);
 }
 
 /* ---- de-duplication ---------------------------------------------------------------- */
@@ -1258,6 +1263,9 @@ static void register_metrics(jn_pipeline *p) {
     jn_metrics_gauge_bind("junction_join_bytes",
                           "Memory of the host's join: records, index and table, in bytes", l,
                           &p->n.join_bytes);
+    jn_metrics_counter_bind("junction_consumer_fetch_nudges_total",
+                            "Times librdkafka's fetchers were woken for a prefetch running low", l,
+                            &p->n.fetch_nudges);
     jn_metrics_counter_bind("junction_consumer_delivered_total", "Records a sink acknowledged", l,
                             &p->n.delivered);
     jn_metrics_counter_bind("junction_consumer_dead_lettered_total",
