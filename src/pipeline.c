@@ -532,8 +532,10 @@ static void on_timer(uv_timer_t *t) {
     }
     p->n.waiting = (int64_t)jn_settle_waiting(&p->settle);
     jn_transform_join_size(p->tf, &p->n.join_records, &p->n.join_bytes);
-    p->n.fetch_nudges = (p->group ? jn_kafka_consumer_nudges(p->group) : 0) +
-                        (p->tables ? jn_kafka_consumer_nudges(p->tables) : 0);
+    /* Not once stopping began: a closed reader is freed while p still points to it. */
+    if (p->stop_stage == 0)
+        p->n.fetch_nudges = (p->group ? jn_kafka_consumer_nudges(p->group) : 0) +
+                            (p->tables ? jn_kafka_consumer_nudges(p->tables) : 0);
 }
 
 /* ---- de-duplication ---------------------------------------------------------------- */
