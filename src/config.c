@@ -132,7 +132,7 @@ static const schema_entry schema[] = {
     {"consumer.batch_size", T_INT, OFF(consumer.batch_size), "500", NULL, 1, 100000, "records per POST to analytics"},
     {"consumer.linger_ms", T_INT, OFF(consumer.linger_ms), "20", NULL, 0, 60000, "longest wait to fill a batch"},
     {"consumer.max_inflight_batches", T_INT, OFF(consumer.max_inflight_batches), "4", NULL, 1, 1000, "POSTs in flight at once"},
-    {"consumer.max_pending", T_INT, OFF(consumer.max_pending), "20000", NULL, 1, 10000000, "messages read but not yet settled before the consumer stops taking more (it takes them again at three quarters)"},
+    {"consumer.max_pending", T_INT, OFF(consumer.max_pending), "15000", NULL, 1, 10000000, "messages read but not yet settled before the consumer stops taking more (it takes them again at three quarters)"},
     {"consumer.request_timeout_ms", T_INT, OFF(consumer.request_timeout_ms), "10000", NULL, 10, 600000, "time one POST may take"},
     {"consumer.retry_base_ms", T_INT, OFF(consumer.retry_base_ms), "200", NULL, 1, 3600000, "ceiling of the first retry delay of a POST"},
     {"consumer.retry_max_ms", T_INT, OFF(consumer.retry_max_ms), "10000", NULL, 1, 3600000, "cap of the retry delay of a POST (retries never stop)"},

@@ -481,10 +481,11 @@ static rd_kafka_conf_t *build_conf(const jn_kafka_consumer_opts *o, jn_kafka_sec
          * forward to, so it bounds all of them together. Its fetcher stops at this many
          * messages and, in librdkafka 2.0, looks again only when woken: the consumer
          * nudges it when the queue runs low (kafka_nudge.h), so a small prefetch keeps
-         * up. On the consumer benchmark, 20,000 messages and fetches of 256 KiB a
-         * partition gave 167,000 records/s at a peak RSS of 86 MiB; 50,000 and the
-         * default 1 MiB, 166,000 at 98 MiB; 5,000 and 128 KiB stalled. */
-        "queued.min.messages", "20000",
+         * up. On the consumer benchmark (single runs, noisy), 10,000 messages and
+         * fetches of 256 KiB a partition delivered 140,000-164,000 records/s at a peak RSS
+         * of 80-83 MiB; 50,000 and the default 1 MiB, 166,000 at 98 MiB; 5,000 and
+         * 128 KiB stalled. */
+        "queued.min.messages", "10000",
         "queued.max.messages.kbytes", "16384",
         "max.partition.fetch.bytes", "262144",
         NULL,
@@ -529,7 +530,7 @@ jn_kafka_consumer *jn_kafka_consumer_new(uv_loop_t *loop, const jn_kafka_consume
     rd_kafka_conf_t *conf = build_conf(o, &c->secrets, err);
     char qmin[32];
     size_t qlen = sizeof qmin;
-    c->nudge_below = 25000;
+    c->nudge_below = 5001;
     if (conf && rd_kafka_conf_get(conf, "queued.min.messages", qmin, &qlen) == RD_KAFKA_CONF_OK)
         c->nudge_below = strtol(qmin, NULL, 10) / 2 + 1;
     rd_kafka_t *rk =
