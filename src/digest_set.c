@@ -7,7 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The digest's first 8 bytes are kept beside the pointer: a probe compares them and
+ * reads the digest itself (another cache line, in another allocation) only when they
+ * match. */
 typedef struct {
+    uint64_t head;
     const unsigned char *digest; /* NULL: empty */
     void *obj;
 } slot;
@@ -17,10 +21,14 @@ struct jn_digest_set {
     size_t cap, count; /* cap a power of two, count at most half of it */
 };
 
-static size_t home(const jn_digest_set *s, const unsigned char *d) {
+static uint64_t head_of(const unsigned char *d) {
     uint64_t h;
     memcpy(&h, d, sizeof h);
-    return (size_t)h & (s->cap - 1);
+    return h;
+}
+
+static size_t home(const jn_digest_set *s, uint64_t head) {
+    return (size_t)head & (s->cap - 1);
 }
 
 static slot *alloc_slots(size_t cap) {
@@ -45,8 +53,10 @@ void jn_digest_set_free(jn_digest_set *s) {
 
 /* The slot holding digest, or the empty slot ending its run. */
 static size_t find(const jn_digest_set *s, const unsigned char *d) {
-    size_t mask = s->cap - 1, i = home(s, d);
-    while (s->slots[i].digest && memcmp(s->slots[i].digest, d, JN_DIGEST_LEN) != 0)
+    uint64_t head = head_of(d);
+    size_t mask = s->cap - 1, i = home(s, head);
+    while (s->slots[i].digest &&
+           (s->slots[i].head != head || memcmp(s->slots[i].digest, d, JN_DIGEST_LEN) != 0))
         i = (i + 1) & mask;
     return i;
 }
@@ -74,7 +84,7 @@ void jn_digest_set_put(jn_digest_set *s, const unsigned char *digest, void *obj)
         }
         s->count++;
     }
-    s->slots[i] = (slot){digest, obj};
+    s->slots[i] = (slot){head_of(digest), digest, obj};
 }
 
 int jn_digest_set_del(jn_digest_set *s, const unsigned char *digest) {
@@ -83,13 +93,13 @@ int jn_digest_set_del(jn_digest_set *s, const unsigned char *digest) {
     /* Move back every later entry of the run that may sit at i: one whose home is not
      * cyclically within (i, j]. */
     for (size_t j = (i + 1) & mask; s->slots[j].digest; j = (j + 1) & mask) {
-        size_t h = home(s, s->slots[j].digest);
+        size_t h = home(s, s->slots[j].head);
         if (((j - h) & mask) >= ((j - i) & mask)) {
             s->slots[i] = s->slots[j];
             i = j;
         }
     }
-    s->slots[i] = (slot){NULL, NULL};
+    s->slots[i] = (slot){0, NULL, NULL};
     s->count--;
     return 1;
 }

@@ -1,6 +1,6 @@
 /* A set of objects keyed by a 32-byte digest each carries (the pipeline's messages on
  * their way, by content hash). The set keeps a pointer to the object's digest, not a
- * copy: 16 bytes a slot where a string map keeps the key and a value, which matters at
+ * copy: 24 bytes a slot where a string map keeps the key and a value, which matters at
  * tens of thousands of messages in flight. The digest must stay unchanged while its
  * object is in the set. */
 #ifndef JN_DIGEST_SET_H

@@ -53,9 +53,12 @@ static char *text_of(cust *c) {
     return key_of(c) + c->klen + 1;
 }
 
-/* Open addressing over pointers to entries that start with their hash. */
+/* Open addressing over pointers to entries that start with their hash. Each slot has a
+ * byte of its entry's hash beside it: a probe reads the entry (a cache miss, with
+ * hundreds of thousands of them) only when that byte matches. */
 typedef struct {
     void **slot;
+    uint8_t *tag;
     size_t cap, n; /* cap: a power of two */
     int custs;     /* entries are custs (else refs) */
 } map;
@@ -77,11 +80,16 @@ static int same_key(const map *m, void *e, const char *k, size_t klen) {
 }
 
 /* The slot holding key k, or the empty slot where it would go. */
+static uint8_t tag_of(uint64_t h) {
+    return (uint8_t)(h >> 56);
+}
+
 static size_t map_find(const map *m, uint64_t h, const char *k, size_t klen) {
     size_t i = (size_t)h & (m->cap - 1);
+    uint8_t t = tag_of(h);
     for (;;) {
         void *e = m->slot[i];
-        if (!e || (*(uint64_t *)e == h && same_key(m, e, k, klen))) return i;
+        if (!e || (m->tag[i] == t && *(uint64_t *)e == h && same_key(m, e, k, klen))) return i;
         i = (i + 1) & (m->cap - 1);
     }
 }
@@ -93,9 +101,11 @@ static void *map_get(const map *m, uint64_t h, const char *k, size_t klen) {
 static void map_grow(map *m) {
     size_t cap = m->cap ? m->cap * 2 : 64;
     void **old = m->slot;
+    uint8_t *otag = m->tag;
     size_t ocap = m->cap;
     m->slot = calloc(cap, sizeof *m->slot);
-    if (!m->slot) abort();
+    m->tag = malloc(cap);
+    if (!m->slot || !m->tag) abort();
     m->cap = cap;
     for (size_t i = 0; i < ocap; i++) {
         if (!old[i]) continue;
@@ -103,8 +113,10 @@ static void map_grow(map *m) {
         while (m->slot[j])
             j = (j + 1) & (cap - 1);
         m->slot[j] = old[i];
+        m->tag[j] = otag[i];
     }
     free(old);
+    free(otag);
 }
 
 /* Puts e under key k, replacing what was there. */
@@ -113,6 +125,7 @@ static void map_put(map *m, uint64_t h, const char *k, size_t klen, void *e) {
     size_t i = map_find(m, h, k, klen);
     if (!m->slot[i]) m->n++;
     m->slot[i] = e;
+    m->tag[i] = tag_of(h);
 }
 
 /* Held stream records, oldest first: the key and the time it was held. An entry whose
@@ -585,6 +598,7 @@ static void free_custs(jn_join *j) {
     for (size_t i = 0; i < j->custs.cap; i++)
         free(j->custs.slot[i]);
     free(j->custs.slot);
+    free(j->custs.tag);
     j->custs = (map){.custs = 1};
     while (j->qlen)
         pop_held(j);
@@ -599,6 +613,7 @@ void jn_join_free(jn_join *j) {
         if (r) free(r->mem), free(r->rec), free(r);
     }
     free(j->refs.slot);
+    free(j->refs.tag);
     free(j->q);
     free(j->out);
     free(j->m);
@@ -754,5 +769,5 @@ const char *jn_join_text(const jn_join *j) {
 
 void jn_join_get_stats(const jn_join *j, jn_join_stats *st) {
     st->records = j->custs.n;
-    st->bytes = j->bytes + (j->custs.cap + j->refs.cap) * sizeof(void *);
+    st->bytes = j->bytes + (j->custs.cap + j->refs.cap) * (sizeof(void *) + 1);
 }
