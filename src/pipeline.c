@@ -137,6 +137,7 @@ struct jn_pipeline {
     uv_loop_t *loop;
     const jn_config *cfg;
     const jn_pipeline_config *pc;
+    size_t prefix_len; /* of pc->dedupe_prefix: each message's mark key starts with it */
     jn_script_host *scripts;
     jn_transform *tf;
     jn_settle settle;
@@ -228,7 +229,7 @@ static partition *find_partition(jn_pipeline *p, const char *topic, int32_t id, 
  * key. */
 static pmsg *new_pmsg(jn_pipeline *p, const void *value, size_t value_len, const void *key,
                       size_t key_len) {
-    size_t need = value_len + key_len + 2 + strlen(p->pc->dedupe_prefix) + 64 + 1;
+    size_t need = value_len + key_len + 2 + p->prefix_len + 64 + 1;
     pmsg *m = p->spare;
     if (m && m->cap >= need) {
         p->spare = m->next;
@@ -682,9 +683,8 @@ static void on_group_message(void *ud, const jn_kafka_msg *km) {
     } else if (canonical_hash(p, m) != 0) {
         return;
     }
-    size_t plen = strlen(p->pc->dedupe_prefix);
-    memcpy(m->dkey, p->pc->dedupe_prefix, plen);
-    jn_hex(m->hash, 32, m->dkey + plen);
+    memcpy(m->dkey, p->pc->dedupe_prefix, p->prefix_len);
+    jn_hex(m->hash, 32, m->dkey + p->prefix_len);
     /* The same content already on its way: Redis cannot know yet, so follow that
      * message and settle as its duplicate when it settles. */
     pmsg *leader = jn_digest_set_get(p->inflight, m->hash);
@@ -1357,6 +1357,7 @@ jn_pipeline *jn_pipeline_start(uv_loop_t *loop, jn_script_host *scripts, const j
     p->loop = loop;
     p->cfg = cfg;
     p->pc = pc;
+    p->prefix_len = strlen(pc->dedupe_prefix);
     p->scripts = scripts;
     p->inflight = jn_digest_set_new();
     register_metrics(p);
@@ -1419,7 +1420,7 @@ jn_pipeline *jn_pipeline_start(uv_loop_t *loop, jn_script_host *scripts, const j
         jn_marks_layout layout = {.kind = pc->dedupe_buckets ? JN_MARKS_LAYOUT_BUCKETS
                                                              : JN_MARKS_LAYOUT_KEYS,
                                   .ttl_s = pc->dedupe_ttl_s,
-                                  .prefix_len = strlen(pc->dedupe_prefix)};
+                                  .prefix_len = p->prefix_len};
         p->dedupe = jn_dedupe_new(loop, p->redis, &layout, &dcbs, p);
     }
     if (start_sinks(p, err) != 0) goto fail;
