@@ -262,6 +262,10 @@ static void on_refused(void *ud) {
 static void on_watchdog(void *ud) {
     jn_script_host *h = ud;
     h->fired = 1;
+    /* Marked here, not only at the first hook: a call that made a blocking C call before
+     * the watchdog's tick runs its next instruction only when that returns, and would be
+     * judged on the clock up to then (clock_gettime is safe in a signal handler). */
+    mark_cpu(h);
     lua_sethook(h->L, count_hook, LUA_MASKCOUNT, 1);
     lua_State *co = h->running;
     if (co) lua_sethook(co, count_hook, LUA_MASKCOUNT, 1);

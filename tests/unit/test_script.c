@@ -777,6 +777,11 @@ static void test_time_limit_counts_cpu_not_waiting(void **state) {
                        "    for i = 1, 100000 do end\n"
                        "    return 'ran'\n"
                        "  end,\n"
+                       "  wait_at_once = function(block)\n"
+                       "    block(400)\n"
+                       "    for i = 1, 100000 do end\n"
+                       "    return 'ran'\n"
+                       "  end,\n"
                        "  wait_then_spin = function(block)\n"
                        "    for i = 1, 2000000 do end\n"
                        "    block(400)\n"
@@ -786,6 +791,12 @@ static void test_time_limit_counts_cpu_not_waiting(void **state) {
     char *err = NULL;
     lua_pushcfunction(L, block_ms);
     if (jn_script_call(s, "wait", 1, 1, &err) != 0) fail_msg("wait: %s", err);
+    assert_string_equal(lua_tostring(L, -1), "ran");
+    lua_pop(L, 1);
+    /* Blocked before the watchdog's first look: its next instruction comes only after the
+     * wait, and the call must still be judged on its CPU time. */
+    lua_pushcfunction(L, block_ms);
+    if (jn_script_call(s, "wait_at_once", 1, 1, &err) != 0) fail_msg("wait_at_once: %s", err);
     assert_string_equal(lua_tostring(L, -1), "ran");
     lua_pop(L, 1);
     struct timespec t0;
