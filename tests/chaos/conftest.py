@@ -424,12 +424,15 @@ class Chaos:
         """The records analytics stored, in arrival order, without merged_at (the one
         field a merge of the same input sets differently every time)."""
         out = []
-        with open(self.analytics_file) as f:
-            for line in f:
-                if line.strip():
-                    r = json.loads(line)
-                    r.pop("merged_at", None)
-                    out.append(r)
+        with open(self.analytics_file, "rb") as f:
+            data = f.read()
+        # The receiver may be half way through appending a batch: a line without its
+        # line break is still being written, and is read on the next look.
+        for line in data.split(b"\n")[:-1]:
+            if line.strip():
+                r = json.loads(line)
+                r.pop("merged_at", None)
+                out.append(r)
         return out
 
     def dead_letters(self):
