@@ -5,6 +5,7 @@ log, and the conditions that say a producer or a consumer has settled.
 
 Plain Python (no pytest import): tests/containers/check.py runs under Debian's python3,
 which has no pytest. The pytest fixtures wrap Junctions in each suite's conftest.py."""
+import glob
 import http.server
 import json
 import os
@@ -404,7 +405,26 @@ def committed_total(c):
     return sum(max(x["committed"], 0) for x in parts)
 
 
-def consumer_settled(consumers, stream_messages, tables=None, sinks=1):
+def group_committed(group, topic, broker=BROKER):
+    """The offsets `group` committed for each partition of `topic` ({partition: offset},
+    -1 where none), asked of the brokers with Kafka's own tool (kcat cannot): /api/status
+    shows only what a process committed itself."""
+    libs = sorted(glob.glob(os.path.join(ROOT, ".cache", "kafka", "*", "libs")))
+    assert libs, "Kafka's tools are not in .cache/kafka: run tools/services up"
+    p = subprocess.run(["java", "-Xmx128m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
+                        "-cp", os.path.join(libs[-1], "*"),
+                        "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+                        "--bootstrap-server", broker, "--describe", "--group", group],
+                       capture_output=True, text=True, timeout=120)
+    out = {}
+    for line in p.stdout.splitlines():
+        f = line.split()
+        if len(f) >= 5 and f[0] == group and f[1] == topic:
+            out[int(f[2])] = int(f[3]) if f[3].isdigit() else -1
+    return out
+
+
+def consumer_settled(consumers, stream_messages, tables=None, sinks=1, group=None):
     """Whether the group of `consumers` (of one pipeline each: the first of each process)
     has settled: every consumer read at least tables[input] messages of each table input
     (as labelled in junction_consumer_messages_total), and then has nothing pending or
@@ -413,8 +433,10 @@ def consumer_settled(consumers, stream_messages, tables=None, sinks=1):
     the group committed stream_messages, the stream's every message. Re-emitted records
     come from table messages, which were read before the rest was looked at: whatever the
     group would still deliver is then pending, held or merged and undelivered.
-    stream_messages None leaves the commits out: /api/status shows what a process
-    committed itself, so a member started after the stream was settled shows none."""
+    stream_messages None leaves the commits out. The commits are those /api/status
+    shows, what each process committed itself; with `group` ((group, topic)) they are
+    asked of the brokers instead, for a group whose members may have been given
+    partitions another member settled (they commit nothing of those themselves)."""
     for c in consumers:
         for name, n in (tables or {}).items():
             if (c.metric("junction_consumer_messages_total", topic=name) or 0) < n:
@@ -427,4 +449,8 @@ def consumer_settled(consumers, stream_messages, tables=None, sinks=1):
         if sinks is not None and st["delivered"] != sinks * st["merged"]:
             return False
         committed += sum(max(x["committed"], 0) for x in st["partitions"])
-    return stream_messages is None or committed == stream_messages
+    if stream_messages is None:
+        return True
+    if group:
+        committed = sum(max(o, 0) for o in group_committed(*group).values())
+    return committed == stream_messages
