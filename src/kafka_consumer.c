@@ -57,6 +57,10 @@
 /* A nudge (kafka_nudge.h) once the messages queue holds less than half of
  * queued.min.messages, at most this often. */
 #define NUDGE_INTERVAL_MS 20
+/* For this long after each assignment, partitions with nothing delivered yet (their lag
+ * unknown) are nudged too, at most this often (see maybe_nudge). */
+#define NUDGE_FRESH_MS          1500
+#define NUDGE_FRESH_INTERVAL_MS 100
 
 enum phase {
     P_RUNNING,
@@ -76,9 +80,15 @@ struct jn_kafka_consumer {
     jn_kafka_consumer_cbs cbs;
     void *ud;
     int assign_only; /* no group membership: the owner assigns (jn_kafka_consumer_assign) */
+    int report_eof;  /* jn_kafka_consumer_opts.report_eof */
     /* Our copy of the assignment we gave librdkafka (rd_kafka_assign is only ever called
      * by us), so pause, resume and lag need no round trip to librdkafka's thread. */
     rd_kafka_topic_partition_list_t *assigned;
+    /* Per partition of `assigned`: the end last reported (-1: none), and whether it was
+     * assigned just before (given back in a rebalance: see maybe_nudge). */
+    int64_t *eof_at;
+    uint8_t *again;
+    rd_kafka_topic_partition_list_t *before; /* the last assignment unassigned */
     /* Every partition we paused since the last resume. librdkafka keeps a partition's
      * pause flag across unassignment, so resume must reach partitions revoked while
      * paused too, or they would come back paused in a later assignment. */
@@ -96,6 +106,8 @@ struct jn_kafka_consumer {
     long nudge_below; /* queue length under which the fetchers are nudged */
     uint64_t nudged_at;
     int nudge_from;       /* where in the assignment the next nudge starts looking */
+    uint64_t assigned_at; /* loop time of the last assignment (maybe_nudge) */
+    uint64_t nudge_wait;  /* ms from nudged_at before the next nudge */
     int teardown_waiting; /* teardown waits for the nudge under way */
     void (*done)(void *);
     void *done_arg;
@@ -155,6 +167,18 @@ static void pause_list(jn_kafka_consumer *c, rd_kafka_topic_partition_list_t *l)
                                               l->elems[i].partition);
 }
 
+/* Remembers the assignment being replaced as `before`: names only. A list librdkafka
+ * gave us carries references to its partitions that would keep rd_kafka_destroy
+ * waiting. */
+static void keep_before(jn_kafka_consumer *c) {
+    if (!c->assigned) return;
+    if (c->before) rd_kafka_topic_partition_list_destroy(c->before);
+    c->before = rd_kafka_topic_partition_list_new(c->assigned->cnt);
+    for (int i = 0; i < c->assigned->cnt; i++)
+        rd_kafka_topic_partition_list_add(c->before, c->assigned->elems[i].topic,
+                                          c->assigned->elems[i].partition);
+}
+
 /* Replaces librdkafka's assignment with parts (never NULL) and our copy of it. On failure
  * librdkafka has already dropped the old assignment (it clears before it adds), so our
  * copy goes too. */
@@ -175,9 +199,24 @@ static rd_kafka_resp_err_t apply_assignment(jn_kafka_consumer *c,
      * rd_kafka_queue_poll discards whatever of theirs is still queued, so none of their
      * messages reaches the owner after this call. */
     rd_kafka_resp_err_t err = rd_kafka_assign(c->rk, parts);
+    keep_before(c);
     if (c->assigned) rd_kafka_topic_partition_list_destroy(c->assigned);
     c->assigned = err ? NULL : rd_kafka_topic_partition_list_copy(parts);
+    free(c->eof_at), free(c->again);
+    c->eof_at = NULL, c->again = NULL;
     if (err) return err;
+    if (parts->cnt) {
+        c->eof_at = malloc((size_t)parts->cnt * sizeof *c->eof_at);
+        c->again = malloc((size_t)parts->cnt);
+        if (!c->eof_at || !c->again) abort();
+        for (int i = 0; i < parts->cnt; i++) {
+            const rd_kafka_topic_partition_t *t = &parts->elems[i];
+            c->eof_at[i] = -1;
+            c->again[i] = c->before && rd_kafka_topic_partition_list_find(c->before, t->topic,
+                                                                          t->partition) != NULL;
+        }
+    }
+    c->assigned_at = uv_now(c->loop);
     /* Paused before these arrived (e.g. Redis was already down): they start paused. */
     if (c->paused) pause_list(c, c->assigned);
     char *s = parts_str(parts);
@@ -211,8 +250,11 @@ static void on_assign(jn_kafka_consumer *c, const rd_kafka_topic_partition_list_
 static void unassign(jn_kafka_consumer *c) {
     rd_kafka_resp_err_t err = rd_kafka_assign(c->rk, NULL);
     if (err) jn_log_warn("kafka", "consumer: unassign: %s", rd_kafka_err2str(err));
+    keep_before(c);
     if (c->assigned) rd_kafka_topic_partition_list_destroy(c->assigned);
     c->assigned = NULL;
+    free(c->eof_at), free(c->again);
+    c->eof_at = NULL, c->again = NULL;
 }
 
 static void on_revoke(jn_kafka_consumer *c, const rd_kafka_topic_partition_list_t *parts) {
@@ -260,6 +302,20 @@ static void on_rebalance(jn_kafka_consumer *c, rd_kafka_event_t *ev) {
 
 /* ---- events from librdkafka ------------------------------------------------------------ */
 
+/* Once per end reached: from the last message before a high watermark (on_fetch), or
+ * librdkafka's own end-of-partition event, whichever comes first. */
+static void report_eof(jn_kafka_consumer *c, const char *topic, int32_t partition, int64_t end) {
+    if (!c->delivering || !c->cbs.on_eof) return;
+    rd_kafka_topic_partition_t *t =
+        c->assigned ? rd_kafka_topic_partition_list_find(c->assigned, topic, partition) : NULL;
+    if (t && c->eof_at) {
+        int64_t *at = &c->eof_at[t - c->assigned->elems];
+        if (*at == end) return;
+        *at = end;
+    }
+    c->cbs.on_eof(c->ud, topic, partition, end);
+}
+
 static void on_fetch(jn_kafka_consumer *c, rd_kafka_event_t *ev) {
     const rd_kafka_message_t *m;
     /* One message per FETCH event; reading it also moves librdkafka's position for the
@@ -267,8 +323,7 @@ static void on_fetch(jn_kafka_consumer *c, rd_kafka_event_t *ev) {
     while ((m = rd_kafka_event_message_next(ev)) != NULL) {
         if (m->err) {
             if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                if (c->delivering && c->cbs.on_eof)
-                    c->cbs.on_eof(c->ud, rd_kafka_topic_name(m->rkt), m->partition, m->offset);
+                report_eof(c, rd_kafka_topic_name(m->rkt), m->partition, m->offset);
                 continue;
             }
             report_error(c, m->err, rd_kafka_message_errstr(m));
@@ -292,6 +347,17 @@ static void on_fetch(jn_kafka_consumer *c, rd_kafka_event_t *ev) {
             .raw = m,
         };
         if (c->cbs.on_message) c->cbs.on_message(c->ud, &msg);
+        if (c->report_eof && c->cbs.on_eof) {
+            /* The last message before the high watermark of the fetch that brought it is
+             * the end: librdkafka would only say so after its next fetch, which the broker
+             * holds for fetch.wait.max.ms (500 ms) when nothing new comes. Read from its
+             * local state, no request. A partition ending in a transaction marker still
+             * waits for librdkafka's own end-of-partition event. */
+            int64_t lo, hi;
+            if (rd_kafka_get_watermark_offsets(c->rk, msg.topic, msg.partition, &lo, &hi) == 0 &&
+                hi == msg.offset + 1)
+                report_eof(c, msg.topic, msg.partition, hi);
+        }
     }
 }
 
@@ -314,8 +380,7 @@ static void on_error(jn_kafka_consumer *c, rd_kafka_event_t *ev) {
         /* librdkafka 2.0 reports the end of a partition as a partition-level error event
          * on the queue the partition is forwarded to, not as a message of a FETCH. */
         rd_kafka_topic_partition_t *tp = rd_kafka_event_topic_partition(ev);
-        if (tp && c->delivering && c->cbs.on_eof)
-            c->cbs.on_eof(c->ud, tp->topic, tp->partition, tp->offset);
+        if (tp) report_eof(c, tp->topic, tp->partition, tp->offset);
         if (tp) rd_kafka_topic_partition_destroy(tp);
         return;
     }
@@ -378,31 +443,47 @@ static void on_nudged(void *arg) {
 /* While messages flow, the prefetch running low means the fetchers may have stopped
  * for a full queue: nudge the leaders of a few partitions that still have messages to
  * read (none when every partition is read to its end, so an idle consumer sends
- * nothing). */
+ * nothing).
+ *
+ * Just after an assignment, a partition given back (revoked and assigned again in one
+ * rebalance, as at a group's start when the first member had them all) may be stuck as
+ * well: librdkafka 2.0 marks it fetchable again without waking its broker thread, which
+ * then sleeps up to 1 s before the first fetch. For NUDGE_FRESH_MS after each assignment
+ * those with nothing delivered yet (their lag unknown) are nudged too, every
+ * NUDGE_FRESH_INTERVAL_MS. A partition new to this member is fetched at once. */
 static void maybe_nudge(jn_kafka_consumer *c) {
     if (c->phase != P_RUNNING || !c->delivering || holding(c) || c->nudge.busy || !c->assigned ||
         c->assigned->cnt == 0)
         return;
     if ((long)rd_kafka_queue_length(c->msgq) >= c->nudge_below) return;
     uint64_t now = uv_now(c->loop);
-    if (now - c->nudged_at < NUDGE_INTERVAL_MS) {
+    uint64_t wait = c->nudge_wait ? c->nudge_wait : NUDGE_INTERVAL_MS;
+    if (now - c->nudged_at < wait) {
         /* Look again when the interval is over: the queue may be empty by then, and
          * nothing else would call us before the next tick. */
-        uv_timer_start(&c->wake.timer, on_tick, NUDGE_INTERVAL_MS - (now - c->nudged_at), TICK_MS);
+        uv_timer_start(&c->wake.timer, on_tick, wait - (now - c->nudged_at), TICK_MS);
         return;
     }
     c->nudged_at = now;
+    int fresh = now - c->assigned_at < NUDGE_FRESH_MS;
     const char *topics[JN_KAFKA_NUDGE_MAX];
     int32_t parts[JN_KAFKA_NUDGE_MAX];
-    int n = 0, cnt = c->assigned->cnt, k = 0;
+    int n = 0, known = 0, cnt = c->assigned->cnt, k = 0;
     for (; k < cnt && n < JN_KAFKA_NUDGE_MAX; k++) {
-        const rd_kafka_topic_partition_t *p = &c->assigned->elems[(c->nudge_from + k) % cnt];
-        if (jn_kafka_consumer_lag(c, p->topic, p->partition) <= 0) continue;
+        int at = (c->nudge_from + k) % cnt;
+        const rd_kafka_topic_partition_t *p = &c->assigned->elems[at];
+        int64_t lag = jn_kafka_consumer_lag(c, p->topic, p->partition);
+        if (lag == 0 || (lag < 0 && !(fresh && c->again && c->again[at]))) continue;
+        known += lag > 0;
         topics[n] = p->topic;
         parts[n++] = p->partition;
     }
     c->nudge_from = (c->nudge_from + k) % cnt;
-    if (n) jn_kafka_nudge_start(&c->nudge, c->loop, c->rk, topics, parts, n, on_nudged, c);
+    c->nudge_wait = n && !known ? NUDGE_FRESH_INTERVAL_MS : NUDGE_INTERVAL_MS;
+    if (n && jn_kafka_nudge_start(&c->nudge, c->loop, c->rk, topics, parts, n, on_nudged, c) &&
+        !known)
+        /* Nothing may arrive to call us again: look once more after the interval. */
+        uv_timer_start(&c->wake.timer, on_tick, NUDGE_FRESH_INTERVAL_MS, TICK_MS);
 }
 
 static int events_waiting(const jn_kafka_consumer *c) {
@@ -568,6 +649,7 @@ jn_kafka_consumer *jn_kafka_consumer_new(uv_loop_t *loop, const jn_kafka_consume
     if (cbs) c->cbs = *cbs;
     c->ud = ud;
     c->assign_only = o->assign_only;
+    c->report_eof = o->report_eof;
     c->phase = P_RUNNING;
 
     if (o->assign_only) {
@@ -728,7 +810,10 @@ static void teardown(jn_kafka_consumer *c) {
     c->rk = NULL;
     if (c->assigned) rd_kafka_topic_partition_list_destroy(c->assigned);
     if (c->app_paused) rd_kafka_topic_partition_list_destroy(c->app_paused);
-    c->assigned = c->app_paused = NULL;
+    if (c->before) rd_kafka_topic_partition_list_destroy(c->before);
+    c->assigned = c->app_paused = c->before = NULL;
+    free(c->eof_at), free(c->again);
+    c->eof_at = NULL, c->again = NULL;
     jn_kafka_wake_close(&c->wake, on_wake_closed);
 }
 
