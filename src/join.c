@@ -27,6 +27,8 @@ typedef struct cust {
     double held_since; /* 0: not held */
     uint32_t tlen;
     uint16_t klen, nrefs;
+    int32_t part;     /* the stream partition it came from (jn_join_keep_partitions) */
+    uint8_t restored; /* from a changelog replay, not read from the stream since */
 } cust;
 
 /* A table key: the stream records referencing it, and its table record (NULL: not seen). */
@@ -51,6 +53,12 @@ static char *key_of(cust *c) {
 }
 static char *text_of(cust *c) {
     return key_of(c) + c->klen + 1;
+}
+
+/* What a stream record costs, its slot in the map included (join_bytes). */
+static size_t cust_bytes(const cust *c) {
+    return sizeof(cust) + c->nrefs * (sizeof(ref *) + sizeof(uint32_t)) + c->klen + 1 + c->tlen +
+           1 + sizeof(void *);
 }
 
 /* Open addressing over pointers to entries that start with their hash. Each slot has a
@@ -319,11 +327,18 @@ static size_t distinct_refs(const char *v, size_t vlen, span **out, span *small,
 /* Keeps the stream record text (canonical, n members in j->m) under its id: the new
  * version replaces the old one, in the index too. Returns it, or NULL when the record
  * cannot be kept (*reason set). */
-static cust *keep(jn_join *j, const char *t, size_t len, int n, char **reason) {
+static cust *keep(jn_join *j, const char *t, size_t len, int32_t part, int restored, int n,
+                  char **reason) {
     const jn_json_member *idm = member_named(j, n, t, "id");
     const char *k = "";
     size_t klen = 0;
     if (idm) key_span(t + idm->val, idm->vlen, &k, &klen);
+    if (restored && j->custs.cap) {
+        /* The stream may be read while its changelog is replayed: what it brought is
+         * newer than anything replayed (the replay stops where the stream starts). */
+        cust *cur = map_get(&j->custs, hash(k, klen), k, klen);
+        if (cur && !cur->restored) return cur;
+    }
     if (klen > UINT16_MAX || len > UINT32_MAX) {
         *reason = jn_errorf("a record of stream %s too large to keep", j->spec->stream);
         return NULL;
@@ -341,6 +356,8 @@ static cust *keep(jn_join *j, const char *t, size_t len, int n, char **reason) {
     c->nrefs = (uint16_t)nrefs;
     c->tlen = (uint32_t)len;
     c->held_since = 0;
+    c->part = part;
+    c->restored = (uint8_t)restored;
     memcpy(key_of(c), k, klen);
     key_of(c)[klen] = '\0';
     memcpy(text_of(c), t, len);
@@ -368,8 +385,7 @@ static cust *keep(jn_join *j, const char *t, size_t len, int n, char **reason) {
     map_put(&j->custs, c->h, k, klen, c); /* finds old by its key: before it is freed */
     if (old) {
         c->held_since = old->held_since;
-        j->bytes -= sizeof(cust) + old->nrefs * (sizeof(ref *) + sizeof(uint32_t)) + old->klen + 1 +
-                    old->tlen + 1 + sizeof(void *);
+        j->bytes -= cust_bytes(old);
         free(old);
     }
     j->bytes += size + sizeof(void *);
@@ -644,12 +660,13 @@ static int read_members(jn_join *j, const char *json, size_t len, const char *wh
     return n;
 }
 
-int jn_join_stream(jn_join *j, const char *json, size_t len, double now, int *held, char **reason) {
+int jn_join_stream(jn_join *j, const char *json, size_t len, int32_t part, double now, int *held,
+                   char **reason) {
     reset_output(j);
     *held = 0;
     int n = read_members(j, json, len, j->spec->stream, reason);
     if (n < 0) return -1;
-    cust *c = keep(j, json, len, n, reason);
+    cust *c = keep(j, json, len, part, 0, n, reason);
     if (!c) return -1;
     if (merge(j, c, now, n) && j->hold_ms > 0 && j->hold_max > 0) {
         /* Held: the record waits for a later one with its id. */
@@ -735,11 +752,37 @@ int jn_join_expire(jn_join *j, double now) {
     return 0;
 }
 
-int jn_join_restore(jn_join *j, const char *json, size_t len, char **reason) {
+int jn_join_restore(jn_join *j, const char *json, size_t len, int32_t part, char **reason) {
     reset_output(j);
     int n = read_members(j, json, len, j->spec->stream, reason);
     if (n < 0) return -1;
-    return keep(j, json, len, n, reason) ? 0 : -1;
+    return keep(j, json, len, part, 1, n, reason) ? 0 : -1;
+}
+
+void jn_join_keep_partitions(jn_join *j, const int32_t *parts, int n) {
+    /* Nothing is held any more: the messages held were not settled, so they come again. */
+    while (j->qlen)
+        pop_held(j);
+    j->nheld = 0;
+    map m = j->custs;
+    j->custs = (map){.custs = 1};
+    for (size_t i = 0; i < m.cap; i++) {
+        cust *c = m.slot[i];
+        if (!c) continue;
+        c->held_since = 0;
+        int kept = 0;
+        for (int k = 0; k < n && !kept; k++)
+            kept = parts[k] == c->part;
+        if (kept) {
+            map_put(&j->custs, c->h, key_of(c), c->klen, c);
+            continue;
+        }
+        unindex(c);
+        j->bytes -= cust_bytes(c);
+        free(c);
+    }
+    free(m.slot);
+    free(m.tag);
 }
 
 void jn_join_forget(jn_join *j) {

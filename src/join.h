@@ -63,18 +63,24 @@ const jn_join_spec *jn_join_spec_of(const jn_join *j);
  * into id (cap bytes, NUL-terminated; "" when none or too long). */
 void jn_join_id(const char *json, size_t len, char *id, size_t cap);
 
-/* A stream record (canonical object text) at time now (seconds): returns 0 with the
- * records to deliver (jn_join_output), and *held set when this record is held; or -1 with
+/* A stream record (canonical object text) of partition part at time now (seconds): returns 0 with
+ * the records to deliver (jn_join_output), and *held set when this record is held; or -1 with
  * *reason (malloc'd) when the text is not an object with members. */
-int jn_join_stream(jn_join *j, const char *json, size_t len, double now, int *held, char **reason);
+int jn_join_stream(jn_join *j, const char *json, size_t len, int32_t part, double now, int *held,
+                   char **reason);
 /* A table record: 0 with the records it re-emits, or -1 with *reason. */
 int jn_join_table(jn_join *j, const char *json, size_t len, double now, char **reason);
 /* Releases what was held past hold_ms, and past hold_max: 0 with those records. */
 int jn_join_expire(jn_join *j, double now);
-/* A stream record replayed from a changelog: kept and indexed. */
-int jn_join_restore(jn_join *j, const char *json, size_t len, char **reason);
+/* A stream record replayed from a changelog: kept and indexed, unless a record with its id
+ * was read from the stream meanwhile (the stream is newer than its changelog's replay). */
+int jn_join_restore(jn_join *j, const char *json, size_t len, int32_t part, char **reason);
 /* Forgets every stream record and what is held (the table stays). */
 void jn_join_forget(jn_join *j);
+/* Forgets the stream records of every partition but the n in parts (each record is of the
+ * partition its last version came from: part of jn_join_stream and jn_join_restore), and
+ * everything held. */
+void jn_join_keep_partitions(jn_join *j, const int32_t *parts, int n);
 
 /* The last call's output: n records, texts in jn_join_text. */
 const jn_join_out *jn_join_output(const jn_join *j, size_t *n);

@@ -161,7 +161,10 @@ struct jn_pipeline {
     int tables_held; /* the table reader is held: a replay, or too many records in flight */
     long free_recs;  /* records in flight that no stream message's call made (tables, timer) */
     load_set tload, rload;
-    int restoring;        /* partitions being replayed */
+    int restoring; /* partitions being replayed */
+    /* ...of a stream whose transform needs the replay done before the stream is read (a
+     * script's restore hook); the host's join reads both at once (jn_join_restore) */
+    int restore_blocks;
     int changelogs_ready; /* every stream knows where its state is restored from */
     stream_rt srt[2 * JN_TRANSFORM_MAX_SINKS];
     int admin_pending;      /* topic requests on the thread pool: p is freed after them */
@@ -874,19 +877,33 @@ static void restore_eof(void *ud, const char *topic, int32_t part, int64_t offse
 }
 
 /* Assignment: when every partition kept from before is still ours, the state stays. When
- * some went elsewhere, revoke.<stream> forgets the stream's state (all of it: tracking
- * each key's partition would cost every message) and the partitions still ours are
- * replayed with the new ones. */
+ * some went elsewhere, the host's join forgets theirs alone (it knows each record's
+ * partition); a script's revoke.<stream> forgets the stream's state (all of it: tracking
+ * each key's partition would cost a script every message) and the partitions still ours
+ * are replayed with the new ones. */
 static void forget_gone(jn_pipeline *p, const rd_kafka_topic_partition_list_t *parts) {
     for (int s = 0; s < p->pc->nstreams; s++) {
-        int32_t kept[256];
-        int nkept = 0, gone = 0;
+        int32_t kept[256], still[256];
+        int nkept = 0, nstill = 0, gone = 0, over = 0;
         for (partition *x = p->parts; x; x = x->next) {
             if (x->stream != s || !x->kept) continue;
             if (nkept < 256) kept[nkept++] = x->id;
-            if (!rd_kafka_topic_partition_list_find(parts, x->topic, x->id)) gone = 1;
+            if (!rd_kafka_topic_partition_list_find(parts, x->topic, x->id))
+                gone = 1;
+            else if (nstill < 256)
+                still[nstill++] = x->id;
+            else
+                over = 1;
         }
         if (!gone) continue;
+        if (!over && jn_transform_keeps_partitions(p->tf, s)) {
+            jn_transform_keep_partitions(p->tf, s, still, nstill);
+            for (partition *x = p->parts; x; x = x->next)
+                if (x->stream == s && x->kept &&
+                    !rd_kafka_topic_partition_list_find(parts, x->topic, x->id))
+                    x->kept = 0;
+            continue;
+        }
         for (partition *x = p->parts; x; x = x->next)
             if (x->stream == s) x->kept = 0;
         char *reason = NULL;
@@ -933,6 +950,15 @@ static void on_committed(void *ud, int err, const rd_kafka_topic_partition_list_
         update_flow(p);
         return;
     }
+    /* The group's commits, for /api/status: a member given partitions another member
+     * settled shows where they stand before it commits anything itself. */
+    for (partition *x = p->parts; offsets && x; x = x->next) {
+        const rd_kafka_topic_partition_t *c =
+            x->assigned && x->committed < 0
+                ? rd_kafka_topic_partition_list_find(offsets, x->topic, x->id)
+                : NULL;
+        if (c && c->offset >= 0) x->committed = c->offset;
+    }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(p->rload.n + 1);
     for (int i = 0; i < p->rload.n; i++) {
         load_part *lp = &p->rload.v[i];
@@ -961,7 +987,7 @@ static void start_restore(jn_pipeline *p) {
         p->committed_pending)
         return;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
-    int from_stream = 0;
+    int from_stream = 0, blocks = 0;
     for (partition *x = p->parts; x; x = x->next) {
         const char *from = p->srt[x->stream].restore_topic;
         if (!x->assigned || x->revoking || x->kept || !from ||
@@ -969,11 +995,13 @@ static void start_restore(jn_pipeline *p) {
             continue;
         x->restoring = 1;
         from_stream |= !p->srt[x->stream].writes;
+        blocks |= !jn_transform_keeps_partitions(p->tf, x->stream);
         rd_kafka_topic_partition_list_add(l, from, x->id)->offset = RD_KAFKA_OFFSET_BEGINNING;
     }
     if (l->cnt) {
         load_reset(&p->rload, l);
         p->restoring = 1;
+        p->restore_blocks = blocks;
         p->restore_gen++;
         update_flow(p);
         if (from_stream) {
@@ -1619,7 +1647,8 @@ static const char *loading_reason(const jn_pipeline *p) {
     if (!p->tables_loaded) return "loading tables: not every table partition was read to its end";
     if (!p->joined) return "joining its consumer group (no assignment yet)";
     if (!p->changelogs_ready) return "finding or creating its changelog topics";
-    if (p->restoring || p->committed_pending) return "restoring join state from the changelog";
+    if ((p->restoring || p->committed_pending) && p->restore_blocks)
+        return "restoring join state from the changelog";
     return NULL;
 }
 

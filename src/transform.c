@@ -805,8 +805,9 @@ static int join_call(jn_transform *t, const jn_transform_call_info *info, const 
     char id[64];
     jn_join_id(c, clen, id, sizeof id);
     cbs->begin(ud, id);
-    int rc = info->input == t->join_stream ? jn_join_stream(t->join, c, clen, now_s(), held, reason)
-                                           : jn_join_table(t->join, c, clen, now_s(), reason);
+    int rc = info->input == t->join_stream
+                 ? jn_join_stream(t->join, c, clen, info->partition, now_s(), held, reason)
+                 : jn_join_table(t->join, c, clen, now_s(), reason);
     if (rc != 0) return -1;
     *hold_ms = *held ? t->default_hold_ms : 0;
     emit_joined(t, cbs, ud);
@@ -953,7 +954,7 @@ int jn_transform_restore(jn_transform *t, const jn_transform_call_info *info, co
             free(r);
             return -1;
         }
-        return jn_join_restore(t->join, c, clen, reason);
+        return jn_join_restore(t->join, c, clen, info->partition, reason);
     }
     if (t->restore_ref[info->input] == LUA_NOREF) return 0;
     int top = call_on_record(t, t->restore_ref[info->input], info, json, len, 0, "restore",
@@ -961,6 +962,14 @@ int jn_transform_restore(jn_transform *t, const jn_transform_call_info *info, co
     if (top < 0) return -1;
     lua_settop(jn_script_host_lua(t->host), top);
     return 0;
+}
+
+int jn_transform_keeps_partitions(jn_transform *t, int stream) {
+    return t->join && stream == t->join_stream;
+}
+
+void jn_transform_keep_partitions(jn_transform *t, int stream, const int32_t *parts, int n) {
+    if (jn_transform_keeps_partitions(t, stream)) jn_join_keep_partitions(t->join, parts, n);
 }
 
 int jn_transform_revoke(jn_transform *t, int stream, const int32_t *parts, int n, char **reason) {

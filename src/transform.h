@@ -102,6 +102,11 @@ int jn_transform_dedupe_key(jn_transform *t, const jn_transform_call_info *info,
 /* The size of the join's state (M.join): stream records kept and their bytes. Returns 0,
  * or -1 when the transform declares no join. */
 int jn_transform_join_size(const jn_transform *t, int64_t *records, int64_t *bytes);
+/* Whether the stream's state can be forgotten partition by partition (the host's join
+ * keeps each record's partition): then a rebalance that takes some partitions away calls
+ * jn_transform_keep_partitions with those still here, and nothing is replayed for them. */
+int jn_transform_keeps_partitions(jn_transform *t, int stream);
+void jn_transform_keep_partitions(jn_transform *t, int stream, const int32_t *parts, int n);
 /* Calls revoke.<stream>(partitions, ctx) when the script has it. */
 int jn_transform_revoke(jn_transform *t, int stream, const int32_t *parts, int n, char **reason);
 
