@@ -363,6 +363,67 @@ static void test_a_huge_reference_is_missing(void **state) {
     jn_sb_free(&s);
 }
 
+static void call_on(jn_transform *t, int input, int32_t part, const char *json, result *r) {
+    jn_transform_call_info info = {.input = input, .partition = part, .canonical = 1};
+    long ms;
+    char *reason = NULL;
+    r->rc = jn_transform_call(t, &info, json, strlen(json), &cbs, r, &r->held, &ms, &reason);
+    if (r->rc) fail_msg("%s", reason);
+}
+
+static int emitted_name(const result *r, const char *name) {
+    char want[64];
+    snprintf(want, sizeof want, "\"name\":\"%s\"", name);
+    for (int i = 0; i < r->n; i++)
+        if (strstr(r->recs[i], want)) return 1;
+    return 0;
+}
+
+/* A rebalance that takes a partition away forgets the records of that partition only:
+ * those of the partitions still here are re-emitted by a table change without a replay.
+ * A record replayed from a changelog while the stream is read never replaces one read
+ * from the stream (the stream is newer), and is kept when there is none. */
+static void test_a_rebalance_forgets_only_the_partitions_gone(void **state) {
+    fixture *f = *state;
+    char *err = NULL;
+    f->native = load(f, "native", "scripts/join.lua", 0, 10, &err);
+    assert_non_null(f->native);
+    result r = {0};
+    call_on(f->native, 0, 0, "{\"id\":1,\"name\":\"a\",\"productIds\":[\"p1\"]}", &r);
+    clear(&r);
+    call_on(f->native, 0, 1, "{\"id\":2,\"name\":\"b\",\"productIds\":[\"p1\"]}", &r);
+    clear(&r);
+    int32_t still[] = {0};
+    assert_true(jn_transform_keeps_partitions(f->native, 0));
+    jn_transform_keep_partitions(f->native, 0, still, 1);
+    const char *p1 = "{\"id\":\"p1\",\"name\":\"P\",\"stock\":1}";
+    call_on(f->native, 1, 0, p1, &r);
+    assert_int_equal(r.n, 1);
+    assert_true(emitted_name(&r, "a"));
+    clear(&r);
+    static const char *const replay[] = {
+        "{\"id\":1,\"name\":\"old\",\"productIds\":[\"p1\"]}",
+        "{\"id\":3,\"name\":\"c\",\"productIds\":[\"p1\"]}",
+    };
+    for (int i = 0; i < 2; i++) {
+        jn_transform_call_info info = {.input = 0, .partition = 0, .canonical = 1};
+        char *reason = NULL;
+        if (jn_transform_restore(f->native, &info, replay[i], strlen(replay[i]), &reason) != 0)
+            fail_msg("%s", reason);
+    }
+    call_on(f->native, 1, 0, "{\"id\":\"p1\",\"name\":\"P\",\"stock\":2}", &r);
+    assert_int_equal(r.n, 2);
+    assert_true(emitted_name(&r, "a"));
+    assert_true(emitted_name(&r, "c"));
+    assert_false(emitted_name(&r, "old"));
+    clear(&r);
+    /* Nothing kept: every record goes. */
+    jn_transform_keep_partitions(f->native, 0, still, 0);
+    call_on(f->native, 1, 0, p1, &r);
+    assert_int_equal(r.n, 0);
+    clear(&r);
+}
+
 /* Scripts that declare a join wrongly are refused, saying what is wrong. */
 static void test_bad_declarations(void **state) {
     fixture *f = *state;
@@ -407,6 +468,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_hold_runs_out_alike, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_records_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_huge_reference_is_missing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_rebalance_forgets_only_the_partitions_gone, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_bad_declarations, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
