@@ -24,10 +24,10 @@ typedef struct ref ref;
  * (its place in each ref's list), its key and its text, each NUL-terminated. */
 typedef struct cust {
     uint64_t h;
-    double held_since; /* 0: not held */
     uint32_t tlen;
+    uint32_t held; /* its entry's ticket in the held queue; 0: not held */
     uint16_t klen, nrefs;
-    int32_t part;     /* the stream partition it came from (jn_join_keep_partitions) */
+    uint16_t part;    /* the stream partition it came from (jn_join_keep_partitions) */
     uint8_t restored; /* from a changelog replay, not read from the stream since */
 } cust;
 
@@ -136,12 +136,14 @@ static void map_put(map *m, uint64_t h, const char *k, size_t klen, void *e) {
     m->tag[i] = tag_of(h);
 }
 
-/* Held stream records, oldest first: the key and the time it was held. An entry whose
- * record left the hold since (or was held again: a later entry) is skipped. */
+/* Held stream records, oldest first: the key, the time it was held and a ticket the
+ * record holds while this entry stands for it. An entry whose record left the hold since
+ * (or was held again: a later entry, another ticket) is skipped. */
 typedef struct {
     char *key;
     size_t klen;
     double since;
+    uint32_t ticket;
 } held_entry;
 
 struct jn_join {
@@ -151,7 +153,11 @@ struct jn_join {
     size_t nheld, bytes;
     held_entry *q;
     size_t qhead, qlen, qcap; /* a ring */
-    jn_sb text;               /* the output */
+    uint32_t tickets;         /* the last ticket given (held_entry) */
+    /* A record came from a partition numbered UINT16_MAX or more, which cust.part cannot
+     * hold: jn_join_keep_partitions refuses until the next jn_join_forget. */
+    int wide;
+    jn_sb text; /* the output */
     jn_join_out *out;
     size_t nout, outcap;
     jn_json_member *m; /* members of the record being read */
@@ -355,8 +361,9 @@ static cust *keep(jn_join *j, const char *t, size_t len, int32_t part, int resto
     c->klen = (uint16_t)klen;
     c->nrefs = (uint16_t)nrefs;
     c->tlen = (uint32_t)len;
-    c->held_since = 0;
-    c->part = part;
+    c->held = 0;
+    c->part = part >= 0 && part < UINT16_MAX ? (uint16_t)part : UINT16_MAX;
+    if (c->part == UINT16_MAX) j->wide = 1;
     c->restored = (uint8_t)restored;
     memcpy(key_of(c), k, klen);
     key_of(c)[klen] = '\0';
@@ -384,7 +391,7 @@ static cust *keep(jn_join *j, const char *t, size_t len, int32_t part, int resto
     if (refs != small) free(refs);
     map_put(&j->custs, c->h, k, klen, c); /* finds old by its key: before it is freed */
     if (old) {
-        c->held_since = old->held_since;
+        c->held = old->held;
         j->bytes -= cust_bytes(old);
         free(old);
     }
@@ -538,8 +545,9 @@ static void unmerge(jn_join *j) {
 /* ---- holding ------------------------------------------------------------------------- */
 
 static void hold(jn_join *j, cust *c, double now) {
-    if (c->held_since != 0) return;
-    c->held_since = now;
+    if (c->held != 0) return;
+    if (++j->tickets == 0) j->tickets = 1; /* 0 means not held */
+    c->held = j->tickets;
     j->nheld++;
     if (j->qlen == j->qcap) {
         size_t cap = j->qcap ? j->qcap * 2 : 64;
@@ -556,11 +564,12 @@ static void hold(jn_join *j, cust *c, double now) {
     memcpy(h->key, key_of(c), c->klen + 1);
     h->klen = c->klen;
     h->since = now;
+    h->ticket = c->held;
 }
 
 static void unhold(jn_join *j, cust *c) {
-    if (c->held_since == 0) return;
-    c->held_since = 0;
+    if (c->held == 0) return;
+    c->held = 0;
     j->nheld--;
 }
 
@@ -575,7 +584,7 @@ static cust *oldest_held(jn_join *j, double *since) {
     while (j->qlen) {
         held_entry *h = &j->q[j->qhead];
         cust *c = map_get(&j->custs, hash(h->key, h->klen), h->key, h->klen);
-        if (c && c->held_since == h->since) {
+        if (c && c->held == h->ticket) {
             *since = h->since;
             return c;
         }
@@ -730,7 +739,7 @@ int jn_join_table(jn_join *j, const char *json, size_t len, double now, char **r
      * missing any more. */
     for (uint32_t i = 0; i < r->n; i++) {
         cust *c = r->mem[i];
-        if (merge(j, c, now, -1) && c->held_since != 0) {
+        if (merge(j, c, now, -1) && c->held != 0) {
             unmerge(j);
             continue;
         }
@@ -759,7 +768,8 @@ int jn_join_restore(jn_join *j, const char *json, size_t len, int32_t part, char
     return keep(j, json, len, part, 1, n, reason) ? 0 : -1;
 }
 
-void jn_join_keep_partitions(jn_join *j, const int32_t *parts, int n) {
+int jn_join_keep_partitions(jn_join *j, const int32_t *parts, int n) {
+    if (j->wide) return -1;
     /* Nothing is held any more: the messages held were not settled, so they come again. */
     while (j->qlen)
         pop_held(j);
@@ -769,7 +779,7 @@ void jn_join_keep_partitions(jn_join *j, const int32_t *parts, int n) {
     for (size_t i = 0; i < m.cap; i++) {
         cust *c = m.slot[i];
         if (!c) continue;
-        c->held_since = 0;
+        c->held = 0;
         int kept = 0;
         for (int k = 0; k < n && !kept; k++)
             kept = parts[k] == c->part;
@@ -783,10 +793,12 @@ void jn_join_keep_partitions(jn_join *j, const int32_t *parts, int n) {
     }
     free(m.slot);
     free(m.tag);
+    return 0;
 }
 
 void jn_join_forget(jn_join *j) {
     free_custs(j);
+    j->wide = 0;
     for (size_t i = 0; i < j->refs.cap; i++) {
         ref *r = j->refs.slot[i];
         if (r) r->n = 0;

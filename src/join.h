@@ -79,8 +79,10 @@ int jn_join_restore(jn_join *j, const char *json, size_t len, int32_t part, char
 void jn_join_forget(jn_join *j);
 /* Forgets the stream records of every partition but the n in parts (each record is of the
  * partition its last version came from: part of jn_join_stream and jn_join_restore), and
- * everything held. */
-void jn_join_keep_partitions(jn_join *j, const int32_t *parts, int n);
+ * everything held; returns 0. Returns -1, forgetting nothing, when a record came from a
+ * partition numbered 65535 or more (a record keeps its partition in 16 bits): the caller
+ * forgets everything (jn_join_forget) and replays instead. */
+int jn_join_keep_partitions(jn_join *j, const int32_t *parts, int n);
 
 /* The last call's output: n records, texts in jn_join_text. */
 const jn_join_out *jn_join_output(const jn_join *j, size_t *n);

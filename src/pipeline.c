@@ -896,8 +896,7 @@ static void forget_gone(jn_pipeline *p, const rd_kafka_topic_partition_list_t *p
                 over = 1;
         }
         if (!gone) continue;
-        if (!over && jn_transform_keeps_partitions(p->tf, s)) {
-            jn_transform_keep_partitions(p->tf, s, still, nstill);
+        if (!over && jn_transform_keep_partitions(p->tf, s, still, nstill) == 0) {
             for (partition *x = p->parts; x; x = x->next)
                 if (x->stream == s && x->kept &&
                     !rd_kafka_topic_partition_list_find(parts, x->topic, x->id))

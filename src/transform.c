@@ -968,8 +968,9 @@ int jn_transform_keeps_partitions(jn_transform *t, int stream) {
     return t->join && stream == t->join_stream;
 }
 
-void jn_transform_keep_partitions(jn_transform *t, int stream, const int32_t *parts, int n) {
-    if (jn_transform_keeps_partitions(t, stream)) jn_join_keep_partitions(t->join, parts, n);
+int jn_transform_keep_partitions(jn_transform *t, int stream, const int32_t *parts, int n) {
+    if (!jn_transform_keeps_partitions(t, stream)) return -1;
+    return jn_join_keep_partitions(t->join, parts, n);
 }
 
 int jn_transform_revoke(jn_transform *t, int stream, const int32_t *parts, int n, char **reason) {

@@ -106,7 +106,9 @@ int jn_transform_join_size(const jn_transform *t, int64_t *records, int64_t *byt
  * keeps each record's partition): then a rebalance that takes some partitions away calls
  * jn_transform_keep_partitions with those still here, and nothing is replayed for them. */
 int jn_transform_keeps_partitions(jn_transform *t, int stream);
-void jn_transform_keep_partitions(jn_transform *t, int stream, const int32_t *parts, int n);
+/* Returns 0, or -1 when the state cannot be kept in part (jn_join_keep_partitions): then
+ * nothing was forgotten, and the caller revokes the whole stream. */
+int jn_transform_keep_partitions(jn_transform *t, int stream, const int32_t *parts, int n);
 /* Calls revoke.<stream>(partitions, ctx) when the script has it. */
 int jn_transform_revoke(jn_transform *t, int stream, const int32_t *parts, int n, char **reason);
 

@@ -395,7 +395,7 @@ static void test_a_rebalance_forgets_only_the_partitions_gone(void **state) {
     clear(&r);
     int32_t still[] = {0};
     assert_true(jn_transform_keeps_partitions(f->native, 0));
-    jn_transform_keep_partitions(f->native, 0, still, 1);
+    assert_int_equal(jn_transform_keep_partitions(f->native, 0, still, 1), 0);
     const char *p1 = "{\"id\":\"p1\",\"name\":\"P\",\"stock\":1}";
     call_on(f->native, 1, 0, p1, &r);
     assert_int_equal(r.n, 1);
@@ -418,9 +418,17 @@ static void test_a_rebalance_forgets_only_the_partitions_gone(void **state) {
     assert_false(emitted_name(&r, "old"));
     clear(&r);
     /* Nothing kept: every record goes. */
-    jn_transform_keep_partitions(f->native, 0, still, 0);
+    assert_int_equal(jn_transform_keep_partitions(f->native, 0, still, 0), 0);
     call_on(f->native, 1, 0, p1, &r);
     assert_int_equal(r.n, 0);
+    clear(&r);
+    /* A partition number a record cannot keep: the caller must forget and replay. */
+    call_on(f->native, 0, 70000, "{\"id\":4,\"name\":\"d\",\"productIds\":[\"p1\"]}", &r);
+    clear(&r);
+    int32_t wide[] = {70000};
+    assert_int_equal(jn_transform_keep_partitions(f->native, 0, wide, 1), -1);
+    call_on(f->native, 1, 0, "{\"id\":\"p1\",\"name\":\"P\",\"stock\":3}", &r);
+    assert_int_equal(r.n, 1); /* nothing was forgotten */
     clear(&r);
 }
 
