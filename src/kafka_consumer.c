@@ -565,11 +565,11 @@ static rd_kafka_conf_t *build_conf(const jn_kafka_consumer_opts *o, jn_kafka_sec
          * forward to, so it bounds all of them together. Its fetcher stops at this many
          * messages and, in librdkafka 2.0, looks again only when woken: the consumer
          * nudges it when the queue runs low (kafka_nudge.h), so a small prefetch keeps
-         * up. On the consumer benchmark (single runs, noisy), 10,000 messages and
-         * fetches of 256 KiB a partition delivered 140,000-164,000 records/s at a peak RSS
-         * of 80-83 MiB; 50,000 and the default 1 MiB, 166,000 at 98 MiB; 5,000 and
-         * 128 KiB stalled. */
-        "queued.min.messages", "10000",
+         * up. On the consumer benchmark (single runs, noisy), 6,000 messages and
+         * fetches of 256 KiB a partition delivered 192,000-214,000 records/s at a peak
+         * RSS of 78-79 MiB, 10,000 about as many at 80-82 MiB; 50,000 and the default
+         * 1 MiB, 166,000 at 98 MiB (an earlier session); 5,000 and 128 KiB stalled. */
+        "queued.min.messages", "6000",
         "queued.max.messages.kbytes", "16384",
         "max.partition.fetch.bytes", "262144",
         NULL,
