@@ -18,6 +18,9 @@ real Kafka and Redis from tools/services.
 Usage: bench/consumer.py [--records N] [--processes N] [--callgrind M] [--plain-topics]
                          [--layout buckets|keys] [--consumer 'k = v'] [--perf]
 
+JN_BENCH_LOG=info (or debug) sets the consumers' log level (warn by default); their logs
+go to log.txt in the folder the benchmark names.
+
 The consumer keeps its marks in the bucket layout unless --layout keys says otherwise
 (README, "The consumer": a mark then lives between the TTL and 1.5 times it).
 """
@@ -35,6 +38,9 @@ import uuid
 sys.path.insert(0, os.path.dirname(__file__))
 from producer import (BIN, ROOT, config, cpu_seconds, free_port, metric, start,  # noqa: E402
                       stop, wait_http)
+
+
+LOG_LEVEL = os.environ.get("JN_BENCH_LOG", "warn")
 
 
 def fill(tmp, log, n, tag, compacted=True):
@@ -119,7 +125,7 @@ def run_consumer(tmp, log, topics, n, wrapper=(), extra="", processes=1, layout=
     group = f"bench_{uuid.uuid4().hex[:8]}"
     admins = [free_port() for _ in range(processes)]
     cfgs = [config(tmp, f"cons{aport}_{i}.lua", f"""return {{
-      log = {{ level = "warn" }}, admin = {{ listen = "127.0.0.1:{admins[i]}" }},
+      log = {{ level = "{LOG_LEVEL}" }}, admin = {{ listen = "127.0.0.1:{admins[i]}" }},
       consumer = {{ group_id = "{group}", customer_topic = "{topics[0]}",
         product_topic = "{topics[1]}", dead_letter_topic = "bench_dead",
         analytics_url = "{aurl}/analytics", hold_ms = 200, dedupe_layout = "{layout}",
