@@ -129,16 +129,7 @@ class Cluster:
 
     def committed(self, group, topic):
         """The group's committed offsets per partition of topic, from the brokers."""
-        p = subprocess.run(JAVA_TOOL + ["org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
-                                        "--bootstrap-server", BOOTSTRAP, "--describe",
-                                        "--group", group],
-                           capture_output=True, text=True, timeout=120)
-        out = {}
-        for line in p.stdout.splitlines():
-            f = line.split()
-            if len(f) >= 5 and f[0] == group and f[1] == topic:
-                out[int(f[2])] = int(f[3]) if f[3].isdigit() else -1
-        return out
+        return junction_test.group_committed(group, topic, broker=BOOTSTRAP)
 
 
 @pytest.fixture(scope="session")
