@@ -61,6 +61,10 @@
  * unknown) are nudged too, at most this often (see maybe_nudge). */
 #define NUDGE_FRESH_MS          1500
 #define NUDGE_FRESH_INTERVAL_MS 100
+/* Group members read librdkafka's statistics this often (see on_stats)... */
+#define STATS_INTERVAL_MS "200"
+/* ... and may join again while this many ms have not passed since they subscribed. */
+#define REJOIN_WINDOW_MS 800
 
 enum phase {
     P_RUNNING,
@@ -105,10 +109,14 @@ struct jn_kafka_consumer {
     jn_kafka_nudge nudge;
     long nudge_below; /* queue length under which the fetchers are nudged */
     uint64_t nudged_at;
-    int nudge_from;       /* where in the assignment the next nudge starts looking */
-    uint64_t assigned_at; /* loop time of the last assignment (maybe_nudge) */
-    uint64_t nudge_wait;  /* ms from nudged_at before the next nudge */
-    int teardown_waiting; /* teardown waits for the nudge under way */
+    int nudge_from;         /* where in the assignment the next nudge starts looking */
+    uint64_t assigned_at;   /* loop time of the last assignment (maybe_nudge) */
+    uint64_t nudge_wait;    /* ms from nudged_at before the next nudge */
+    int teardown_waiting;   /* teardown waits for the nudge under way */
+    uint64_t subscribed_ns; /* uv_hrtime() of the subscribe (on_stats) */
+    int ever_assigned;      /* a rebalance assigned something (or nothing) to us */
+    int idle_stats;         /* statistics in a row that saw the group handler idle */
+    int rejoined;           /* on_stats had us join again */
     void (*done)(void *);
     void *done_arg;
 };
@@ -283,6 +291,7 @@ static void on_rebalance(jn_kafka_consumer *c, rd_kafka_event_t *ev) {
     rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
     const rd_kafka_topic_partition_list_t *parts = rd_kafka_event_topic_partition_list(ev);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        c->ever_assigned = 1;
         on_assign(c, parts);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         on_revoke(c, parts);
@@ -398,6 +407,34 @@ static int holding(const jn_kafka_consumer *c) {
     return c->held && c->phase == P_RUNNING;
 }
 
+static void on_nudged(void *arg);
+
+/* Members started together: when the second one's JoinGroup reaches the coordinator just
+ * after the first was made the group's only member, the first member's SyncGroup fails
+ * ("rebalance in progress"), and librdkafka 2.0 joins again only a second after its last
+ * JoinGroup, once its main thread wakes after that: up to 2 s in which the whole group
+ * waits for it (bench/consumer.py --processes 2: one run in five had its first record
+ * after 2.1 s). The statistics say what the group handler is doing: "up" (coordinator
+ * known) with join state "init" in two statistics in a row, before any assignment, is a
+ * member sitting out that second. Subscribing again then joins at once
+ * (jn_kafka_nudge_rejoin). Only within REJOIN_WINDOW_MS of the subscribe: librdkafka's
+ * own join is due no earlier than a second after it, so ours is sure to come first; a
+ * subscribe that came after it would be postponed and cost a second rebalance. A
+ * deployment that sets statistics.interval.ms=0 in extra leaves librdkafka to it. */
+static void on_stats(jn_kafka_consumer *c, rd_kafka_event_t *ev) {
+    if (c->assign_only || c->phase != P_RUNNING || c->ever_assigned || c->rejoined) return;
+    const char *json = rd_kafka_event_stats(ev);
+    const char *g = json ? strstr(json, "\"cgrp\": {") : NULL;
+    int idle = g && strstr(g, "\"state\": \"up\"") && strstr(g, "\"join_state\": \"init\"");
+    c->idle_stats = idle ? c->idle_stats + 1 : 0;
+    if (c->idle_stats < 2 || (uv_hrtime() - c->subscribed_ns) / 1000000 >= REJOIN_WINDOW_MS) return;
+    if (jn_kafka_nudge_rejoin(&c->nudge, c->loop, c->rk, on_nudged, c)) {
+        c->rejoined = 1;
+        jn_log_info("kafka", "consumer: the group's first sync was interrupted by another "
+                             "member's join; joining again now rather than in up to 2 s");
+    }
+}
+
 /* Serves up to DRAIN_BATCH events of q. rd_kafka_queue_poll also returns NULL, with
  * events left, when it meets the close's TERMINATE op; service() checks the lengths
  * afterwards. Returns how many it served. */
@@ -425,7 +462,10 @@ static int drain_queue(jn_kafka_consumer *c, rd_kafka_queue_t *q) {
         case RD_KAFKA_EVENT_LOG:
             jn_kafka_conf_log_event(&c->secrets, ev);
             break;
-        default: /* statistics if extra turned them on: not used */
+        case RD_KAFKA_EVENT_STATS:
+            on_stats(c, ev);
+            break;
+        default:
             break;
         }
         rd_kafka_event_destroy(ev);
@@ -572,6 +612,8 @@ static rd_kafka_conf_t *build_conf(const jn_kafka_consumer_opts *o, jn_kafka_sec
         "queued.min.messages", "6000",
         "queued.max.messages.kbytes", "16384",
         "max.partition.fetch.bytes", "262144",
+        /* The group handler's state (on_stats); nothing to read without a group. */
+        "statistics.interval.ms", o->assign_only ? "0" : STATS_INTERVAL_MS,
         NULL,
     };
     /* clang-format on */
@@ -579,7 +621,7 @@ static rd_kafka_conf_t *build_conf(const jn_kafka_consumer_opts *o, jn_kafka_sec
      * would assign and revoke by itself, without telling the owner in time to commit. */
     return jn_kafka_conf_build(&o->client, "consumer", own,
                                RD_KAFKA_EVENT_REBALANCE | RD_KAFKA_EVENT_OFFSET_COMMIT |
-                                   RD_KAFKA_EVENT_ERROR | RD_KAFKA_EVENT_LOG,
+                                   RD_KAFKA_EVENT_ERROR | RD_KAFKA_EVENT_LOG | RD_KAFKA_EVENT_STATS,
                                secrets, err);
 }
 
@@ -626,6 +668,7 @@ jn_kafka_consumer *jn_kafka_consumer_new(uv_loop_t *loop, const jn_kafka_consume
     /* In assign mode nothing is subscribed, so the group is never joined: no rebalance
      * ever comes, and close has no group to leave. */
     rd_kafka_resp_err_t serr = 0;
+    c->subscribed_ns = uv_hrtime();
     if (!o->assign_only) {
         rd_kafka_topic_partition_list_t *topics = subscription(o->topics);
         serr = rd_kafka_subscribe(rk, topics);

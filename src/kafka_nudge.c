@@ -8,8 +8,22 @@
  * waits for a nudge under way, so at most this long per partition asked. */
 #define NUDGE_TIMEOUT_MS 1000
 
+/* The same topics again: rd_kafka_subscribe compares nothing, it replaces the subscription
+ * (without leaving the group) and joins when the handler is idle. */
+static rd_kafka_resp_err_t resubscribe(rd_kafka_t *rk) {
+    rd_kafka_topic_partition_list_t *l = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_subscription(rk, &l);
+    if (!e && l && l->cnt > 0) e = rd_kafka_subscribe(rk, l);
+    if (l) rd_kafka_topic_partition_list_destroy(l);
+    return e;
+}
+
 static void run(uv_work_t *w) {
     jn_kafka_nudge *z = w->data;
+    if (z->rejoin) {
+        z->err = resubscribe(z->rk); /* logged on the loop (after) */
+        return;
+    }
     for (int i = 0; i < z->n; i++) {
         int64_t lo, hi;
         rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(
@@ -24,7 +38,13 @@ static void after(uv_work_t *w, int status) {
     (void)status;
     jn_kafka_nudge *z = w->data;
     z->busy = 0;
-    jn_log_debug("kafka", "consumer: fetchers nudged in %.1f ms",
+    if (z->rejoin && z->err)
+        jn_log_warn("kafka",
+                    "consumer: joining the group again failed (%s); librdkafka joins "
+                    "by itself within 2 s",
+                    rd_kafka_err2str(z->err));
+    jn_log_debug("kafka", "consumer: %s in %.1f ms",
+                 z->rejoin ? "group joined again" : "fetchers nudged",
                  (double)(uv_hrtime() - z->started_ns) / 1e6);
     if (z->done) z->done(z->arg);
 }
@@ -34,6 +54,7 @@ int jn_kafka_nudge_start(jn_kafka_nudge *z, uv_loop_t *loop, rd_kafka_t *rk,
                          void (*done)(void *), void *arg) {
     if (z->busy || n <= 0) return 0;
     if (n > JN_KAFKA_NUDGE_MAX) n = JN_KAFKA_NUDGE_MAX;
+    z->rejoin = 0;
     z->rk = rk;
     z->n = n;
     for (int i = 0; i < n; i++) {
@@ -48,5 +69,20 @@ int jn_kafka_nudge_start(jn_kafka_nudge *z, uv_loop_t *loop, rd_kafka_t *rk,
     z->sent++;
     z->started_ns = uv_hrtime();
     jn_log_debug("kafka", "consumer: prefetch low, nudging the fetchers of %d partition(s)", n);
+    return 1;
+}
+
+int jn_kafka_nudge_rejoin(jn_kafka_nudge *z, uv_loop_t *loop, rd_kafka_t *rk, void (*done)(void *),
+                          void *arg) {
+    if (z->busy) return 0;
+    z->rejoin = 1;
+    z->rk = rk;
+    z->n = 0;
+    z->done = done;
+    z->arg = arg;
+    z->work.data = z;
+    if (uv_queue_work(loop, &z->work, run, after) != 0) return 0;
+    z->busy = 1;
+    z->started_ns = uv_hrtime();
     return 1;
 }

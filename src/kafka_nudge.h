@@ -8,7 +8,11 @@
  * anything waking the fetcher. (Later librdkafka versions have fetch.queue.backoff.ms.)
  * A nudge asks the partitions' leaders for their watermarks: the request is an op for
  * each leader's broker thread, which then sees the drained queue and fetches. The
- * request blocks, so it runs on libuv's thread pool, never on the loop. */
+ * request blocks, so it runs on libuv's thread pool, never on the loop.
+ *
+ * The same job asks librdkafka to join the consumer group again at once
+ * (jn_kafka_nudge_rejoin): also a blocking call, also for a thread of librdkafka's that
+ * would otherwise wait. */
 #ifndef JN_KAFKA_NUDGE_H
 #define JN_KAFKA_NUDGE_H
 
@@ -26,8 +30,10 @@ typedef struct {
     int n;
     char topic[JN_KAFKA_NUDGE_MAX][256];
     int32_t partition[JN_KAFKA_NUDGE_MAX];
-    int busy;      /* on the thread pool: rk must outlive it */
-    uint64_t sent; /* nudges started */
+    int rejoin;              /* this one subscribes again (jn_kafka_nudge_rejoin) */
+    rd_kafka_resp_err_t err; /* what that subscribe returned */
+    int busy;                /* on the thread pool: rk must outlive it */
+    uint64_t sent;           /* nudges started */
     uint64_t started_ns;
     void (*done)(void *arg);
     void *arg;
@@ -39,5 +45,17 @@ typedef struct {
 int jn_kafka_nudge_start(jn_kafka_nudge *z, uv_loop_t *loop, rd_kafka_t *rk,
                          const char *const *topics, const int32_t *partitions, int n,
                          void (*done)(void *), void *arg);
+
+/* Subscribes rk again to the topics it is subscribed to, on the thread pool; same rules as
+ * jn_kafka_nudge_start. librdkafka 2.0 makes a group's JoinGroup at most once a second:
+ * when another member's join interrupts this member's SyncGroup ("rebalance in
+ * progress"), it waits out the rest of that second, and then for its main thread to
+ * wake, up to a second more, while the whole group waits for it. A subscribe while the
+ * group handler waits like that (join state "init") joins at once; in any other join
+ * state librdkafka postpones it until the rebalance under way completes and then
+ * rebalances again, so the caller must know the state (kafka_consumer.c reads it from
+ * the statistics). Returns 1 when started. */
+int jn_kafka_nudge_rejoin(jn_kafka_nudge *z, uv_loop_t *loop, rd_kafka_t *rk, void (*done)(void *),
+                          void *arg);
 
 #endif

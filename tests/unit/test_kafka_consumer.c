@@ -23,7 +23,8 @@
 #define EMPTY_TOPIC      "orders-changelog" /* assign-mode tests: a topic never written */
 #define NPART            4
 #define MAXMSG           1000
-#define API_OFFSETCOMMIT 8 /* Kafka protocol ApiKey of OffsetCommitRequest */
+#define API_OFFSETCOMMIT 8  /* Kafka protocol ApiKeys: OffsetCommitRequest */
+#define API_JOINGROUP    11 /* JoinGroupRequest */
 
 static rd_kafka_t *producer;
 static int produced; /* messages produced so far; message i is "k<i>"/"value <i>" */
@@ -318,15 +319,11 @@ static void produce(int n) {
     assert_int_equal(rd_kafka_flush(producer, 10000), 0);
 }
 
-static jn_kafka_consumer *make(member *m, const char *group) {
+static const char *const default_properties[] = {
+    "session.timeout.ms", "4000", "heartbeat.interval.ms", "200", "fetch.wait.max.ms", "50", NULL};
+
+static jn_kafka_consumer *make_with(member *m, const char *group, const char *const *properties) {
     static const char *const topics[] = {TOPIC, NULL};
-    static const char *const properties[] = {"session.timeout.ms",
-                                             "4000",
-                                             "heartbeat.interval.ms",
-                                             "200",
-                                             "fetch.wait.max.ms",
-                                             "50",
-                                             NULL};
     jn_kafka_consumer_opts o = {
         .client.brokers = rd_kafka_mock_cluster_bootstraps(mock),
         .group_id = group,
@@ -341,6 +338,10 @@ static jn_kafka_consumer *make(member *m, const char *group) {
     free(err);
     assert_non_null(m->c);
     return m->c;
+}
+
+static jn_kafka_consumer *make(member *m, const char *group) {
+    return make_with(m, group, default_properties);
 }
 
 static int assigned_count(const member *m) {
@@ -639,6 +640,38 @@ static void test_commit_error_and_close_waits_for_owner(void **state) {
     assert_string_equal(ma.trace, "ARD");
     assert_int_equal(ma.msgs, at_close);
     assert_int_equal(ma.off_thread, 0);
+}
+
+/* librdkafka 2.0 makes a group's JoinGroup at most once a second, a second more after
+ * one failed, and only when its main thread wakes: a member whose first join fails, or
+ * whose first SyncGroup another member's join interrupts (two processes started
+ * together), would sit out up to 2 s while the group waits for it. The consumer reads
+ * the group handler's state from the statistics (every 50 ms here) and subscribes again,
+ * which joins at once. The mock forms a new group 3 s after the first JoinGroup reaches
+ * it, so the assignment comes about 3.2 s after the subscribe; left to librdkafka, no
+ * earlier than 5 s (2 s of waiting, then the mock's 3 s). */
+static void test_failed_first_join_retried_at_once(void **state) {
+    (void)state;
+    static const char *const properties[] = {"session.timeout.ms",
+                                             "4000",
+                                             "heartbeat.interval.ms",
+                                             "200",
+                                             "statistics.interval.ms",
+                                             "50",
+                                             NULL};
+    rd_kafka_mock_push_request_errors(mock, API_JOINGROUP, 1,
+                                      RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS);
+    uv_update_time(&loop);
+    uint64_t start = uv_now(&loop);
+    make_with(&ma, "g-rejoin", properties);
+    assert_true(run_until(a_assigned, 15000));
+    uint64_t took = uv_now(&loop) - start;
+    print_message("assigned %llu ms after the subscribe\n", (unsigned long long)took);
+    assert_true(took < 4200);
+    assert_int_equal(assigned_count(&ma), NPART);
+    jn_kafka_consumer_close(ma.c, on_done, &ma);
+    assert_true(run_until(a_done, 10000));
+    assert_string_equal(ma.trace, "ARD");
 }
 
 /* Broker trouble reaches on_error on the loop thread; a consumer that never joined its
@@ -966,6 +999,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_two_members_split_partitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_error_and_close_waits_for_owner, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_failed_first_join_retried_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_down_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_with_broker_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_settings_rejected, setup, teardown),
