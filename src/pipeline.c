@@ -55,6 +55,9 @@
 #define CHANGELOG_LINGER_MS 50
 /* How long an offset commit may go unanswered before another is sent (see commit()). */
 #define COMMIT_RESULT_MAX_MS 60000
+/* A revocation looks this often whether what it waits for has settled: the whole group
+ * waits for the handover. */
+#define REVOKE_TICK_MS 10
 
 typedef struct partition {
     char topic[128];
@@ -173,7 +176,7 @@ struct jn_pipeline {
     int committed_pending;  /* that lookup is on the thread pool */
     int closed;             /* every handle closed; freed once admin_pending is 0 */
     uint64_t load_started_ms;
-    uint64_t revoke_deadline, commit_sent_ns;
+    uint64_t revoke_deadline, revoke_started, commit_sent_ns;
     /* One offset commit at a time (see commit()): one is at the coordinator, and the
      * revocation under way has sent its own. */
     int commit_inflight, revoke_committed;
@@ -1180,6 +1183,8 @@ static void on_commit_timer(uv_timer_t *t) {
 
 static void finish_revoke(jn_pipeline *p) {
     uv_timer_stop(&p->revoke_timer);
+    jn_log_info("consumer", "%s: rebalance: partitions handed over after %llu ms", p->pc->name,
+                (unsigned long long)(uv_now(p->loop) - p->revoke_started));
     for (partition *x = p->parts; x; x = x->next)
         if (x->revoking) x->revoking = 0, x->assigned = 0;
     jn_kafka_consumer_revoke_done(p->group);
@@ -1242,8 +1247,13 @@ static void on_revoke(void *ud, const rd_kafka_topic_partition_list_t *parts) {
     for (int s = 0; s < p->nsinks; s++)
         if (p->sinks[s].http) jn_sink_flush(p->sinks[s].http);
     p->revoke_deadline = uv_now(p->loop) + (p->stop_stage ? 5000 : 10000);
+    p->revoke_started = uv_now(p->loop);
+    jn_log_info("consumer",
+                "%s: rebalance: settling %lld message(s) in hand before handing the "
+                "partitions over",
+                p->pc->name, (long long)p->pending);
     p->revoke_committed = 0;
-    uv_timer_start(&p->revoke_timer, on_revoke_timer, 0, 50);
+    uv_timer_start(&p->revoke_timer, on_revoke_timer, 0, REVOKE_TICK_MS);
 }
 
 static void on_commit_result(void *ud, rd_kafka_resp_err_t err,
