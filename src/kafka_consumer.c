@@ -595,10 +595,14 @@ static rd_kafka_conf_t *build_conf(const jn_kafka_consumer_opts *o, jn_kafka_sec
         /* A member learns that the group is rebalancing from its next heartbeat: with the
          * default 3 s, a member that joins waits up to that long for the others to give
          * up their partitions, idle meanwhile, and a member that took every partition at
-         * start keeps reading them all, work the group then replays. Four heartbeats a
-         * second: two processes started together delivered 110,000-137,000 records/s
-         * end to end (bench/consumer.py --processes 2) against 85,000-99,000 with one. */
-        "heartbeat.interval.ms", "250",
+         * start keeps reading them all, work the group then replays (librdkafka 2.0
+         * sends one only when its main thread wakes, at least every STATS_INTERVAL_MS
+         * here). Ten a second: two processes started together delivered 202,000-243,000
+         * records/s end to end (bench/consumer.py --processes 2, five runs) against
+         * 192,000-210,000 with four (four runs), the first member giving up its
+         * partitions about 0.12 s after the start instead of 0.4 s; with one a second,
+         * 85,000-99,000 (an earlier session). */
+        "heartbeat.interval.ms", "100",
         /* Also the rebalance timeout: how long the group waits for revoke_done. */
         "max.poll.interval.ms", "300000",
         /* The prefetch. librdkafka measures it on the queue the partitions' fetch queues
