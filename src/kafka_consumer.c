@@ -414,25 +414,26 @@ static void on_nudged(void *arg);
  * ("rebalance in progress"), and librdkafka 2.0 joins again only a second after its last
  * JoinGroup, once its main thread wakes after that: up to 2 s in which the whole group
  * waits for it (bench/consumer.py --processes 2: one run in five had its first record
- * after 2.1 s). The statistics say what the group handler is doing: "up" (coordinator
- * known) with join state "init" in two statistics in a row, before any assignment, is a
- * member sitting out that second. Subscribing again then joins at once
- * (jn_kafka_nudge_rejoin). Only within REJOIN_WINDOW_MS of the subscribe: librdkafka's
- * own join is due no earlier than a second after it, so ours is sure to come first; a
- * subscribe that came after it would be postponed and cost a second rebalance. A
- * deployment that sets statistics.interval.ms=0 in extra leaves librdkafka to it. */
+ * after 2.1 s). A first JoinGroup that fails waits 2 s the same way. The statistics say
+ * what the group handler is doing: "up" (coordinator known) with join state "init",
+ * before any assignment, is a member sitting out that wait, or one about to make its
+ * first JoinGroup: the member id tells them apart (the first JoinGroup's answer gives
+ * it), or, without one, the same state in the next statistics too. Subscribing again
+ * then joins at once (jn_kafka_nudge_rejoin). Only within REJOIN_WINDOW_MS of the
+ * subscribe: librdkafka's own join is due no earlier than a second after it, so ours is
+ * sure to come first; a subscribe that came after it would be postponed and cost a
+ * second rebalance. A deployment that sets statistics.interval.ms=0 in extra leaves
+ * librdkafka to it. */
 static void on_stats(jn_kafka_consumer *c, rd_kafka_event_t *ev) {
     if (c->assign_only || c->phase != P_RUNNING || c->ever_assigned || c->rejoined) return;
     const char *json = rd_kafka_event_stats(ev);
     const char *g = json ? strstr(json, "\"cgrp\": {") : NULL;
     int idle = g && strstr(g, "\"state\": \"up\"") && strstr(g, "\"join_state\": \"init\"");
     c->idle_stats = idle ? c->idle_stats + 1 : 0;
-    if (c->idle_stats < 2 || (uv_hrtime() - c->subscribed_ns) / 1000000 >= REJOIN_WINDOW_MS) return;
-    if (jn_kafka_nudge_rejoin(&c->nudge, c->loop, c->rk, on_nudged, c)) {
-        c->rejoined = 1;
-        jn_log_info("kafka", "consumer: the group's first sync was interrupted by another "
-                             "member's join; joining again now rather than in up to 2 s");
-    }
+    if (!c->idle_stats || (uv_hrtime() - c->subscribed_ns) / 1000000 >= REJOIN_WINDOW_MS) return;
+    jn_kafka_nudge_rejoin(&c->nudge, c->loop, c->rk,
+                          c->idle_stats >= 2 ? JN_KAFKA_REJOIN_ALWAYS : JN_KAFKA_REJOIN_IF_MEMBER,
+                          on_nudged, c);
 }
 
 /* Serves up to DRAIN_BATCH events of q. rd_kafka_queue_poll also returns NULL, with
@@ -477,6 +478,11 @@ static void on_tick(uv_timer_t *t);
 
 static void on_nudged(void *arg) {
     jn_kafka_consumer *c = arg;
+    if (c->nudge.rejoin && c->nudge.rejoined && !c->rejoined) {
+        c->rejoined = 1;
+        jn_log_info("kafka", "consumer: the group handler was waiting out librdkafka's pause "
+                             "between joins at start-up; joined again at once instead");
+    }
     if (c->teardown_waiting) teardown(c);
 }
 
@@ -614,6 +620,11 @@ static rd_kafka_conf_t *build_conf(const jn_kafka_consumer_opts *o, jn_kafka_sec
          * RSS of 78-79 MiB, 10,000 about as many at 80-82 MiB; 50,000 and the default
          * 1 MiB, 166,000 at 98 MiB (an earlier session); 5,000 and 128 KiB stalled. */
         "queued.min.messages", "6000",
+        /* How long the broker holds a fetch that finds nothing new. A nudge's watermark
+         * request waits behind such a fetch on the same connection, so with the default
+         * 500 ms a nudge took up to 980 ms while the member read nothing (one of two
+         * processes stood still for 0.7 s mid-run); at 100 ms, 80 ms at most. */
+        "fetch.wait.max.ms", "100",
         "queued.max.messages.kbytes", "16384",
         "max.partition.fetch.bytes", "262144",
         /* The group handler's state (on_stats); nothing to read without a group. */

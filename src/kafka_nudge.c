@@ -10,7 +10,17 @@
 
 /* The same topics again: rd_kafka_subscribe compares nothing, it replaces the subscription
  * (without leaving the group) and joins when the handler is idle. */
-static rd_kafka_resp_err_t resubscribe(rd_kafka_t *rk) {
+static rd_kafka_resp_err_t resubscribe(jn_kafka_nudge *z) {
+    rd_kafka_t *rk = z->rk;
+    if (z->rejoin == JN_KAFKA_REJOIN_IF_MEMBER) {
+        /* No id yet: the first JoinGroup has not been answered, so the group handler is
+         * about to make it, and a subscribe now would come too late. */
+        char *id = rd_kafka_memberid(rk);
+        int member = id && *id;
+        rd_kafka_mem_free(rk, id);
+        if (!member) return RD_KAFKA_RESP_ERR_NO_ERROR;
+    }
+    z->rejoined = 1;
     rd_kafka_topic_partition_list_t *l = NULL;
     rd_kafka_resp_err_t e = rd_kafka_subscription(rk, &l);
     if (!e && l && l->cnt > 0) e = rd_kafka_subscribe(rk, l);
@@ -21,7 +31,7 @@ static rd_kafka_resp_err_t resubscribe(rd_kafka_t *rk) {
 static void run(uv_work_t *w) {
     jn_kafka_nudge *z = w->data;
     if (z->rejoin) {
-        z->err = resubscribe(z->rk); /* logged on the loop (after) */
+        z->err = resubscribe(z); /* logged on the loop (after) */
         return;
     }
     for (int i = 0; i < z->n; i++) {
@@ -44,7 +54,9 @@ static void after(uv_work_t *w, int status) {
                     "by itself within 2 s",
                     rd_kafka_err2str(z->err));
     jn_log_debug("kafka", "consumer: %s in %.1f ms",
-                 z->rejoin ? "group joined again" : "fetchers nudged",
+                 !z->rejoin    ? "fetchers nudged"
+                 : z->rejoined ? "group joined again"
+                               : "no member id yet, so no need to join again",
                  (double)(uv_hrtime() - z->started_ns) / 1e6);
     if (z->done) z->done(z->arg);
 }
@@ -72,10 +84,12 @@ int jn_kafka_nudge_start(jn_kafka_nudge *z, uv_loop_t *loop, rd_kafka_t *rk,
     return 1;
 }
 
-int jn_kafka_nudge_rejoin(jn_kafka_nudge *z, uv_loop_t *loop, rd_kafka_t *rk, void (*done)(void *),
-                          void *arg) {
+int jn_kafka_nudge_rejoin(jn_kafka_nudge *z, uv_loop_t *loop, rd_kafka_t *rk, int when,
+                          void (*done)(void *), void *arg) {
     if (z->busy) return 0;
-    z->rejoin = 1;
+    z->rejoin = when;
+    z->rejoined = 0;
+    z->err = RD_KAFKA_RESP_ERR_NO_ERROR;
     z->rk = rk;
     z->n = 0;
     z->done = done;

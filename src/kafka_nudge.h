@@ -30,7 +30,8 @@ typedef struct {
     int n;
     char topic[JN_KAFKA_NUDGE_MAX][256];
     int32_t partition[JN_KAFKA_NUDGE_MAX];
-    int rejoin;              /* this one subscribes again (jn_kafka_nudge_rejoin) */
+    int rejoin;              /* this one subscribes again (JN_KAFKA_REJOIN_*, 0: no) */
+    int rejoined;            /* ... and it did */
     rd_kafka_resp_err_t err; /* what that subscribe returned */
     int busy;                /* on the thread pool: rk must outlive it */
     uint64_t sent;           /* nudges started */
@@ -46,16 +47,21 @@ int jn_kafka_nudge_start(jn_kafka_nudge *z, uv_loop_t *loop, rd_kafka_t *rk,
                          const char *const *topics, const int32_t *partitions, int n,
                          void (*done)(void *), void *arg);
 
-/* Subscribes rk again to the topics it is subscribed to, on the thread pool; same rules as
- * jn_kafka_nudge_start. librdkafka 2.0 makes a group's JoinGroup at most once a second:
- * when another member's join interrupts this member's SyncGroup ("rebalance in
- * progress"), it waits out the rest of that second, and then for its main thread to
- * wake, up to a second more, while the whole group waits for it. A subscribe while the
- * group handler waits like that (join state "init") joins at once; in any other join
- * state librdkafka postpones it until the rebalance under way completes and then
+enum {
+    JN_KAFKA_REJOIN_ALWAYS = 1,
+    JN_KAFKA_REJOIN_IF_MEMBER, /* only when the group gave it a member id already */
+};
+
+/* Subscribes rk again to the topics it is subscribed to, on the thread pool (when is a
+ * JN_KAFKA_REJOIN_*); rejoined says whether it did. Same rules as jn_kafka_nudge_start.
+ * librdkafka 2.0 makes a group's JoinGroup at most once a second: when another member's join
+ * interrupts this member's SyncGroup ("rebalance in progress"), it waits out the rest of that
+ * second, and then for its main thread to wake, up to a second more, while the whole group waits
+ * for it. A subscribe while the group handler waits like that (join state "init") joins at once; in
+ * any other join state librdkafka postpones it until the rebalance under way completes and then
  * rebalances again, so the caller must know the state (kafka_consumer.c reads it from
  * the statistics). Returns 1 when started. */
-int jn_kafka_nudge_rejoin(jn_kafka_nudge *z, uv_loop_t *loop, rd_kafka_t *rk, void (*done)(void *),
-                          void *arg);
+int jn_kafka_nudge_rejoin(jn_kafka_nudge *z, uv_loop_t *loop, rd_kafka_t *rk, int when,
+                          void (*done)(void *), void *arg);
 
 #endif
