@@ -15,7 +15,7 @@ FIGURES = [
     ("kafka broker CPU, us/record (steady)", r"^steady state: .* kafka broker ([\d.]+) us",
      "{:.1f}"),
     ("peak RSS of a consumer, MiB", r"^peak RSS of a consumer: ([\d.]+) MiB", "{:.0f}"),
-    ("join state, bytes per record", r"bytes each\)$|, ([\d,]+) bytes each", "{:.0f}"),
+    ("join state, bytes per record", r", ([\d,]+) bytes each", "{:.0f}"),
     ("ids received more than once", r"^analytics: .* (\d+) ids received more than once",
      "{:.0f}"),
     ("callgrind, instructions per message",

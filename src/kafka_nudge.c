@@ -61,6 +61,17 @@ static void after(uv_work_t *w, int status) {
     if (z->done) z->done(z->arg);
 }
 
+/* Puts the job z describes on the thread pool; 1 when it is there. */
+static int queue(jn_kafka_nudge *z, uv_loop_t *loop, void (*done)(void *), void *arg) {
+    z->done = done;
+    z->arg = arg;
+    z->work.data = z;
+    if (uv_queue_work(loop, &z->work, run, after) != 0) return 0;
+    z->busy = 1;
+    z->started_ns = uv_hrtime();
+    return 1;
+}
+
 int jn_kafka_nudge_start(jn_kafka_nudge *z, uv_loop_t *loop, rd_kafka_t *rk,
                          const char *const *topics, const int32_t *partitions, int n,
                          void (*done)(void *), void *arg) {
@@ -73,13 +84,8 @@ int jn_kafka_nudge_start(jn_kafka_nudge *z, uv_loop_t *loop, rd_kafka_t *rk,
         snprintf(z->topic[i], sizeof z->topic[i], "%s", topics[i]);
         z->partition[i] = partitions[i];
     }
-    z->done = done;
-    z->arg = arg;
-    z->work.data = z;
-    if (uv_queue_work(loop, &z->work, run, after) != 0) return 0;
-    z->busy = 1;
+    if (!queue(z, loop, done, arg)) return 0;
     z->sent++;
-    z->started_ns = uv_hrtime();
     jn_log_debug("kafka", "consumer: prefetch low, nudging the fetchers of %d partition(s)", n);
     return 1;
 }
@@ -92,11 +98,5 @@ int jn_kafka_nudge_rejoin(jn_kafka_nudge *z, uv_loop_t *loop, rd_kafka_t *rk, in
     z->err = RD_KAFKA_RESP_ERR_NO_ERROR;
     z->rk = rk;
     z->n = 0;
-    z->done = done;
-    z->arg = arg;
-    z->work.data = z;
-    if (uv_queue_work(loop, &z->work, run, after) != 0) return 0;
-    z->busy = 1;
-    z->started_ns = uv_hrtime();
-    return 1;
+    return queue(z, loop, done, arg);
 }
