@@ -190,7 +190,7 @@ static int paged(const source *s) {
     return s->has_next || s->has_records || s->page > 1;
 }
 
-/* What messages about the current page start with: "crm" for a source of one bare
+/* What messages about the current page start with: "orders" for a source of one bare
  * array, as always; "source orders page 3" for one whose script pages. */
 static const char *where(const source *s, char buf[96]) {
     if (paged(s))
