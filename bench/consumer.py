@@ -189,6 +189,7 @@ def run_consumer(tmp, log, topics, n, wrapper=(), extra="", processes=1, layout=
     print(f"analytics: {st['records']} records received, {st['distinct_ids']} distinct ids, "
           f"{st['repeated_ids']} ids received more than once")
     cpu = sum(cpu_seconds(c.pid) for c in cons) if not wrapper else None
+    sys_cpu = sum(sys_seconds(c.pid) for c in cons) if not wrapper else None
     rss = max(peak_rss_mib(c.pid) for c in cons) if not wrapper else None
     lua = metric(f"http://127.0.0.1:{admins[0]}", "junction_script_memory_bytes") / 2**20
     # The host's join (a transform declaring M.join, as scripts/join.lua does): its state
@@ -199,11 +200,17 @@ def run_consumer(tmp, log, topics, n, wrapper=(), extra="", processes=1, layout=
         stop(c)
     stop(ana)
     if wrapper or first is None:
-        return secs, cpu, None
+        return secs, (cpu, sys_cpu), None
     steady = {"seconds": end[0] - first[0], "records": end[1] - first[1], "cut": end[1] < n,
               "cpu": {k: end[2][k] - first[2][k] for k in end[2]}, "rss": rss,
               "lua": lua, "join": join, "first_record": first_record, "stall": stall}
-    return secs, cpu, steady
+    return secs, (cpu, sys_cpu), steady
+
+
+def sys_seconds(pid):
+    """The kernel's share of a process's CPU time (system calls: sockets, epoll)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[12]) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_snapshot(report):
@@ -253,7 +260,7 @@ def main():
     wrapper = ("perf", "record", "-e", "cycles:u", "-F", "2000", "-o", perf_out) if a.perf else ()
     if a.massif:
         wrapper = ("valgrind", "--tool=massif", "--threshold=0.5", f"--massif-out-file={massif_out}")
-    secs, cpu, steady = run_consumer(tmp, log, topics, a.records, extra=a.consumer,
+    secs, (cpu, sys_cpu), steady = run_consumer(tmp, log, topics, a.records, extra=a.consumer,
                                      processes=a.processes, wrapper=wrapper, layout=a.layout)
     print(f"consumer processes: {a.processes}; marks in Redis: {a.layout}")
     if a.massif:
@@ -272,6 +279,8 @@ def main():
     print(f"end to end: {a.records} records in {secs:.2f} s = {a.records / secs:,.0f} records/s "
           f"(consumer start, group join included, to the last record at analytics); consumer "
           f"CPU {cpu:.2f} s = {cpu / a.records * 1e6:.1f} us/record")
+    print(f"of which in the kernel (system calls): {sys_cpu:.2f} s = "
+          f"{sys_cpu / a.records * 1e6:.1f} us/record")
     if steady and steady["first_record"] is not None:
         print(f"first record at analytics {steady['first_record']:.2f} s after the consumers "
               f"started")

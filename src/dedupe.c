@@ -9,8 +9,11 @@
 #include "log.h"
 #include "marks.h"
 
-#define CHECK_BATCH      500
-#define CHECKS_IN_FLIGHT 2
+#define CHECK_BATCH 500
+/* Four batches at Redis at once: the loop answers a reply only between its other work
+ * (a batch of records merged and posted takes milliseconds), so with two the checks'
+ * queue held thousands of messages at the consumer's full speed. */
+#define CHECKS_IN_FLIGHT 4
 /* After an error reply (a missing permission, a full Redis) the next try waits this
  * long: answering the same refusal thousands of times a second helps nobody. A lost
  * connection needs no wait of its own: jn_dedupe_resume runs once it is back. */
