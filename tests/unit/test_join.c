@@ -3,7 +3,8 @@
  * replays, revocations and timer calls go through both transforms, and every call must
  * give the same records (as a set: the order of the customers a product change re-emits
  * is the order of a hash table), the same held flag and the same id. Then the join's own
- * cases: bad records, its memory per record, a reload that changes its shape. */
+ * cases: bad records, its memory per record, a reload that changes its shape, kept texts
+ * packed and unpacked byte for byte. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "join.h"
 #include "json.h"
 #include "script.h"
 #include "transform.h"
@@ -470,6 +472,90 @@ static void test_bad_declarations(void **state) {
     }
 }
 
+static jn_join *plain_join(void) {
+    jn_join_spec *sp = calloc(1, sizeof *sp);
+    assert_non_null(sp);
+    sp->stream = strdup("customers");
+    sp->table = strdup("products");
+    sp->refs = strdup("productIds");
+    sp->into = strdup("products");
+    return jn_join_new(sp, 3600000, 1000000);
+}
+
+/* Kept texts are packed (names replaced by dictionary numbers) and come back byte for
+ * byte when a table change re-emits them: more distinct names than the dictionary holds,
+ * and a text with a raw control byte (not canonical JSON, kept unpacked). */
+static void test_kept_texts_come_back_whole(void **state) {
+    (void)state;
+    jn_join *j = plain_join();
+    enum { N = 60 };
+    char *want[N];
+    char *reason = NULL;
+    for (int i = 0; i < N; i++) {
+        jn_sb s;
+        jn_sb_init(&s);
+        /* "f<i>" sorts before "id": each record brings a name of its own */
+        jn_sb_printf(&s, "{\"f%02d\":[%d,{\"id\":\"x\"}],\"id\":\"c%d\",\"name\":\"%s\",", i, i, i,
+                     i == 7 ? "a\001b" : "Customer");
+        jn_sb_puts(&s, "\"productIds\":[\"p1\"]}");
+        int held = 0;
+        assert_int_equal(jn_join_stream(j, s.data, s.len, 0, 1.0, &held, &reason), 0);
+        assert_int_equal(held, 1);
+        s.len--; /* the same text with the product spliced in last */
+        jn_sb_puts(&s, ",\"products\":[{\"id\":\"p1\",\"stock\":1}]}");
+        want[i] = strdup(s.data);
+        jn_sb_free(&s);
+    }
+    const char *p1 = "{\"id\":\"p1\",\"stock\":1}";
+    assert_int_equal(jn_join_table(j, p1, strlen(p1), 2.0, &reason), 0);
+    size_t n;
+    const jn_join_out *o = jn_join_output(j, &n);
+    assert_int_equal(n, N);
+    int seen[N] = {0};
+    for (size_t k = 0; k < n; k++) {
+        const char *t = jn_join_text(j) + o[k].off;
+        int i = -1;
+        assert_int_equal(sscanf(t, "{\"f%d\"", &i), 1);
+        assert_true(i >= 0 && i < N && !seen[i]);
+        seen[i] = 1;
+        if (o[k].len != strlen(want[i]) || memcmp(t, want[i], o[k].len))
+            fail_msg("record %d came back as %.*s, not %s", i, (int)o[k].len, t, want[i]);
+    }
+    for (int i = 0; i < N; i++)
+        free(want[i]);
+    jn_join_free(j);
+}
+
+/* The seed's customers: packed, each costs at least 30 bytes less than the same customer
+ * kept unpacked (a raw control byte in its name keeps it so): its five names, less a
+ * byte each, are 36 bytes of its text. */
+static size_t join_bytes(int unpacked) {
+    jn_join *j = plain_join();
+    char *reason = NULL;
+    enum { N = 1000 };
+    for (int i = 0; i < N; i++) {
+        char t[256];
+        int len = snprintf(t, sizeof t,
+                           "{\"email\":\"customer%d@example.com\",\"id\":%d,\"name\":\"Customer%s"
+                           "%d\",\"phone\":\"0788%02d\",\"productIds\":[\"%d\"]}",
+                           i, i, unpacked ? "\001" : " ", i, i, i % 6);
+        int held;
+        assert_int_equal(jn_join_stream(j, t, (size_t)len, 0, 1.0, &held, &reason), 0);
+    }
+    jn_join_stats st;
+    jn_join_get_stats(j, &st);
+    assert_int_equal(st.records, N);
+    jn_join_free(j);
+    return st.bytes / N;
+}
+
+static void test_kept_texts_are_packed(void **state) {
+    (void)state;
+    size_t packed = join_bytes(0), unpacked = join_bytes(1);
+    printf("a seed customer kept: %zu bytes packed, %zu unpacked\n", packed, unpacked);
+    assert_true(packed + 30 <= unpacked);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_same_records_as_merge_lua, setup, teardown),
@@ -479,6 +565,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_a_rebalance_forgets_only_the_partitions_gone, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bad_declarations, setup, teardown),
+        cmocka_unit_test(test_kept_texts_come_back_whole),
+        cmocka_unit_test(test_kept_texts_are_packed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
