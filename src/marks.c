@@ -181,27 +181,43 @@ static size_t member(const jn_marks_layout *l, const char *key, char out[16]) {
     return 16;
 }
 
-/* Writes keys[i]'s member as a bulk string at p. */
-static char *put_member(const jn_marks_layout *l, char *p, const char *key) {
+/* Every key's member, decoded once: sizing a command and writing it both need them. */
+typedef struct {
     char bin[16];
-    size_t n = member(l, key, bin);
-    return n ? jn_resp_put_bulk(p, bin, n)
-             : jn_resp_put_bulk(p, key + l->prefix_len, strlen(key) - l->prefix_len);
+    size_t len; /* 16, or 0: the member is the key's text after the prefix */
+} member_of_key;
+
+/* The members of keys[0 .. n), with the bytes their bulk strings take in *size; NULL
+ * when out of memory. */
+static member_of_key *members_of(const jn_marks_layout *l, const char *const *keys, size_t n,
+                                 size_t *size) {
+    member_of_key *m = malloc(n * sizeof *m);
+    if (!m) return NULL;
+    *size = 0;
+    for (size_t i = 0; i < n; i++) {
+        m[i].len = member(l, keys[i], m[i].bin);
+        *size += jn_resp_bulk_size(m[i].len ? m[i].len : strlen(keys[i]) - l->prefix_len);
+    }
+    return m;
 }
 
-static size_t member_size(const jn_marks_layout *l, const char *key) {
-    char bin[16];
-    return jn_resp_bulk_size(member(l, key, bin) ? 16 : strlen(key) - l->prefix_len);
+/* Writes key's member m as a bulk string at p. */
+static char *put_member(const jn_marks_layout *l, char *p, const char *key,
+                        const member_of_key *m) {
+    return m->len ? jn_resp_put_bulk(p, m->bin, m->len)
+                  : jn_resp_put_bulk(p, key + l->prefix_len, strlen(key) - l->prefix_len);
 }
 
 static int exists_buckets(jn_redis *r, const jn_marks_layout *l, const char *const *keys, size_t n,
                           jn_marks_exists_cb cb, void *arg) {
-    size_t fields_len = 0;
-    for (size_t i = 0; i < n; i++)
-        fields_len += member_size(l, keys[i]);
+    size_t fields_len;
+    member_of_key *m = members_of(l, keys, n, &fields_len);
     size_t room = JN_RESP_HEAD_MAX + jn_resp_bulk_size(JN_MARKS_BUCKET_KEY_MAX);
-    exists_req *q = malloc(sizeof *q + n + room + fields_len);
-    if (!q) return -1;
+    exists_req *q = m ? malloc(sizeof *q + n + room + fields_len) : NULL;
+    if (!q) {
+        free(m);
+        return -1;
+    }
     memset(q->found, 0, n);
     q->r = r;
     q->cb = cb;
@@ -212,7 +228,8 @@ static int exists_buckets(jn_redis *r, const jn_marks_layout *l, const char *con
     q->call.cb = on_smismember_reply;
     char *fields = (char *)q->found + n + room, *p = fields;
     for (size_t i = 0; i < n; i++)
-        p = put_member(l, p, keys[i]);
+        p = put_member(l, p, keys[i], &m[i]);
+    free(m);
     uint64_t now = (uint64_t)time(NULL), width = bucket_width(l), cur = now / width;
     /* The buckets are written in front of the same fields in turn: sending copies. */
     for (int b = 0; b < JN_MARKS_BUCKETS && (uint64_t)b <= cur; b++) {
@@ -236,15 +253,17 @@ static int set_buckets(jn_redis *r, const jn_marks_layout *l, const char *const 
     uint64_t width = bucket_width(l), cur = (uint64_t)time(NULL) / width;
     char key[JN_MARKS_BUCKET_KEY_MAX];
     size_t klen = bucket_key(l, keys[0], cur, key);
-    size_t len = jn_resp_head_size(n + 2, "SADD") + jn_resp_bulk_size(klen);
-    for (size_t i = 0; i < n; i++)
-        len += member_size(l, keys[i]);
+    size_t fields_len;
+    member_of_key *m = members_of(l, keys, n, &fields_len);
+    if (!m) abort();
+    size_t len = jn_resp_head_size(n + 2, "SADD") + jn_resp_bulk_size(klen) + fields_len;
     char *cmd = malloc(len), *p = cmd;
     mark_req *q = malloc(sizeof *q);
     if (!cmd || !q) abort();
     p = jn_resp_put_bulk(jn_resp_put_head(p, n + 2, "SADD"), key, klen);
     for (size_t i = 0; i < n; i++)
-        p = put_member(l, p, keys[i]);
+        p = put_member(l, p, keys[i], &m[i]);
+    free(m);
     q->call.cb = on_mark_reply;
     q->cb = cb;
     q->arg = arg;
