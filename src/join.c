@@ -182,7 +182,9 @@ struct jn_join {
     size_t mcap;
     jn_sb list, missing; /* scratch of a merge */
     jn_sb plain;         /* a kept text unpacked for a merge */
-    dict names;          /* of packed texts */
+    char id[64];         /* the last record's id, id_len bytes (SIZE_MAX: too long) */
+    size_t id_len;
+    dict names; /* of packed texts */
     /* The stamp of the last merge: most merges of a burst share the millisecond. */
     double stamp_s, stamp_ms;
     char stamp[32];
@@ -244,17 +246,28 @@ static void key_span(const char *v, size_t vlen, const char **k, size_t *klen) {
         *k = v, *klen = vlen;
 }
 
-void jn_join_id(const char *json, size_t len, char *id, size_t cap) {
-    id[0] = '\0';
-    const char *v = jn_json_find_member(json, json + len, "id");
-    if (!v) return;
-    const char *e = jn_json_skip_value(v, json + len);
+/* Notes the id of the record just read (n members in j->m), for jn_join_last_id; one
+ * too long for the copy is noted as too long for any caller. */
+static void note_id(jn_join *j, const char *t, int n) {
+    j->id_len = 0;
+    const jn_json_member *m = n > 0 ? member_named(j, n, t, "id") : NULL;
+    if (!m || t[m->val] == '{' || t[m->val] == '[') return;
     const char *k;
     size_t klen;
-    key_span(v, (size_t)(e - v), &k, &klen);
-    if (*v == '{' || *v == '[' || klen >= cap) return;
-    memcpy(id, k, klen);
-    id[klen] = '\0';
+    key_span(t + m->val, m->vlen, &k, &klen);
+    if (klen >= sizeof j->id) {
+        j->id_len = SIZE_MAX;
+        return;
+    }
+    memcpy(j->id, k, klen);
+    j->id_len = klen;
+}
+
+void jn_join_last_id(const jn_join *j, char *id, size_t cap) {
+    id[0] = '\0';
+    if (!j->id_len || j->id_len >= cap) return;
+    memcpy(id, j->id, j->id_len);
+    id[j->id_len] = '\0';
 }
 
 /* The elements of the array at [v, v + vlen) (canonical: no blanks), one per call: the
@@ -789,6 +802,7 @@ int jn_join_stream(jn_join *j, const char *json, size_t len, int32_t part, doubl
     reset_output(j);
     *held = 0;
     int n = read_members(j, json, len, j->spec->stream, reason);
+    note_id(j, json, n);
     if (n < 0) return -1;
     cust *c = keep(j, json, len, part, 0, n, reason);
     if (!c) return -1;
@@ -807,6 +821,7 @@ int jn_join_stream(jn_join *j, const char *json, size_t len, int32_t part, doubl
 int jn_join_table(jn_join *j, const char *json, size_t len, double now, char **reason) {
     reset_output(j);
     int n = read_members(j, json, len, j->spec->table, reason);
+    note_id(j, json, n);
     if (n < 0) return -1;
     const jn_json_member *idm = member_named(j, n, json, "id");
     const char *k = "";

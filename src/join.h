@@ -59,9 +59,11 @@ void jn_join_free(jn_join *j);
 void jn_join_respec(jn_join *j, jn_join_spec *spec);
 const jn_join_spec *jn_join_spec_of(const jn_join *j);
 
-/* The id of a canonical object (its "id" member's text, a string without its quotes),
- * into id (cap bytes, NUL-terminated; "" when none or too long). */
-void jn_join_id(const char *json, size_t len, char *id, size_t cap);
+/* The id of the record the last jn_join_stream or jn_join_table call read (its "id"
+ * member's text, a string without its quotes), into id (cap bytes, NUL-terminated; ""
+ * when none, an object or array, too long, or the record was not an object). The join
+ * finds it while reading the record's members: no second pass over the text. */
+void jn_join_last_id(const jn_join *j, char *id, size_t cap);
 
 /* A stream record (canonical object text) of partition part at time now (seconds): returns 0 with
  * the records to deliver (jn_join_output), and *held set when this record is held; or -1 with

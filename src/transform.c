@@ -802,12 +802,13 @@ static int join_call(jn_transform *t, const jn_transform_call_info *info, const 
     size_t clen;
     const char *c = canonical_object(t, json, len, info->canonical, &clen, reason);
     if (!c) return -1;
-    char id[64];
-    jn_join_id(c, clen, id, sizeof id);
-    cbs->begin(ud, id);
     int rc = info->input == t->join_stream
                  ? jn_join_stream(t->join, c, clen, info->partition, now_s(), held, reason)
                  : jn_join_table(t->join, c, clen, now_s(), reason);
+    /* The join read the id with the record's members; nothing was emitted yet. */
+    char id[64];
+    jn_join_last_id(t->join, id, sizeof id);
+    cbs->begin(ud, id);
     if (rc != 0) return -1;
     *hold_ms = *held ? t->default_hold_ms : 0;
     emit_joined(t, cbs, ud);
