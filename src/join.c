@@ -372,8 +372,8 @@ static uint8_t name_code(dict *d, const char *t, const jn_json_member *m, int *h
     const char *tok = t + m->key - 1;
     size_t len = m->klen + 3;
     if (len > UINT8_MAX) return 0;
-    for (int k = 0; k < d->n - 1; k++) {
-        int i = 1 + (*hint + k) % (d->n - 1);
+    for (int k = 0, i = *hint; k < d->n - 1; k++) {
+        if (++i >= d->n) i = 1;
         if (d->len[i] == len && !memcmp(d->tok[i], tok, len)) {
             *hint = i;
             return (uint8_t)i;
@@ -390,13 +390,19 @@ static uint8_t name_code(dict *d, const char *t, const jn_json_member *m, int *h
     return (uint8_t)i;
 }
 
-/* Whether t has a byte below 0x20 (then it is kept unpacked). Branch-free: the texts are
- * short and nearly never have one. */
+/* Whether t has a byte below 0x20 (then it is kept unpacked). Eight bytes at a time: a
+ * byte below 0x20 is one that borrows when 0x20 is taken from it with its top bit clear. */
 static int has_low_byte(const char *t, size_t len) {
-    unsigned acc = 0;
-    for (size_t i = 0; i < len; i++)
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t acc = 0, w;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        memcpy(&w, t + i, 8);
+        acc |= (w - 0x20 * ones) & ~w & high;
+    }
+    for (; i < len; i++)
         acc |= (unsigned char)t[i] < 0x20;
-    return (int)acc;
+    return acc != 0;
 }
 
 /* The numbers of the n members' names into codes (0: kept as text); returns the packed
