@@ -103,6 +103,11 @@ static jn_settle_msg *waiting_take(jn_settle *s, const char *id) {
 
 static void waiting_remove(jn_settle *s, jn_settle_msg *m) {
     if (!m->in_waiting) return;
+    if (m == s->call && s->call_unindexed) {
+        s->call_unindexed = 0;
+        leave_waiting(s, m);
+        return;
+    }
     jn_settle_msg *prev = NULL;
     for (jn_settle_msg *x = waiting_get(s, m->id); x; prev = x, x = x->wnext) {
         if (x != m) continue;
@@ -150,6 +155,12 @@ static int rec_detach(jn_settle_rec *rec, const jn_settle_msg *m) {
     return gone;
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define SPARE_RECS 0 /* a reused record would hide a use after free */
+#else
+#define SPARE_RECS 1024
+#endif
+
 static void rec_free(jn_settle *s, jn_settle_rec *rec) {
     if (s->cbs.on_rec_free) s->cbs.on_rec_free(s->ud, rec);
     if (rec->prev)
@@ -159,8 +170,14 @@ static void rec_free(jn_settle *s, jn_settle_rec *rec) {
     if (rec->next) rec->next->prev = rec->prev;
     if (rec->msgs != rec->inline_msgs) free(rec->msgs);
     free(rec->refused);
-    free(rec);
     s->nrecs--;
+    if (s->nspare < SPARE_RECS) {
+        rec->next = s->spare;
+        s->spare = rec;
+        s->nspare++;
+    } else {
+        free(rec);
+    }
 }
 
 /* The records of the call in progress are the newest call_records entries of s->recs:
@@ -240,6 +257,13 @@ void jn_settle_init(jn_settle *s, const jn_settle_cbs *cbs, void *ud) {
 void jn_settle_free(jn_settle *s) {
     while (s->recs)
         rec_free(s, s->recs);
+    while (s->spare) {
+        jn_settle_rec *next = s->spare->next;
+        free(s->spare);
+        s->spare = next;
+    }
+    s->nspare = 0;
+    s->call_unindexed = 0;
     jn_strmap_free(s->waiting);
     s->waiting = NULL;
     s->held_head = s->held_tail = NULL;
@@ -251,9 +275,14 @@ void jn_settle_free(jn_settle *s) {
 void jn_settle_call_begin(jn_settle *s, jn_settle_msg *m, const char *id) {
     waiting_remove(s, m); /* a message called again starts over */
     m->id[0] = '\0';
+    s->call_unindexed = 0;
     if (usable_id(id)) {
+        /* Waiting from here on (the call may answer its own id right away), but kept out
+         * of the index until the call ends (call_unindexed). */
         memcpy(m->id, id, strlen(id) + 1);
-        waiting_add(s, m); /* first: the call may answer its own id right away */
+        m->in_waiting = 1;
+        s->nwaiting++;
+        s->call_unindexed = 1;
     }
     m->in_call = 1;
     s->call = m;
@@ -262,8 +291,15 @@ void jn_settle_call_begin(jn_settle *s, jn_settle_msg *m, const char *id) {
 }
 
 jn_settle_rec *jn_settle_record(jn_settle *s, const char *id, int nsinks, void *owner) {
-    jn_settle_rec *rec = calloc(1, sizeof *rec);
-    if (!rec) abort();
+    jn_settle_rec *rec = s->spare;
+    if (rec) {
+        s->spare = rec->next;
+        s->nspare--;
+        memset(rec, 0, sizeof *rec);
+    } else {
+        rec = calloc(1, sizeof *rec);
+        if (!rec) abort();
+    }
     rec->msgs = rec->inline_msgs;
     rec->cap = (int)(sizeof rec->inline_msgs / sizeof *rec->inline_msgs);
     rec->sinks_left = nsinks;
@@ -278,6 +314,14 @@ jn_settle_rec *jn_settle_record(jn_settle *s, const char *id, int nsinks, void *
      * waits for every later record of the call with its id as well, or those records
      * would answer nobody and its offset could pass before they are delivered. */
     int again = s->call && s->call_answered && !strcmp(id, s->call->id);
+    if (s->call && s->call_unindexed && !strcmp(id, s->call->id)) {
+        /* The call's message, newest of those waiting for id: first, as the head of the
+         * index's chain would have been. */
+        s->call_unindexed = 0;
+        leave_waiting(s, s->call);
+        rec_attach(rec, s->call);
+        s->call_answered = 1;
+    }
     for (jn_settle_msg *m = waiting_take(s, id), *next; m; m = next) {
         next = m->wnext;
         m->wnext = NULL;
@@ -301,6 +345,13 @@ static void call_decide(jn_settle *s, jn_settle_msg *m, int held, uint64_t now_m
          * crash lose them. */
         call_records_join(s, m);
     } else if (held && m->in_waiting) {
+        if (s->call_unindexed) {
+            /* Into the index now, at the head of its id's chain as if from the start:
+             * nothing else entered waiting during the call. */
+            s->call_unindexed = 0;
+            s->nwaiting--;
+            waiting_add(s, m);
+        }
         held_insert(s, m, now_ms + hold_ms);
         call_records_join(s, m);
     } else {

@@ -79,8 +79,14 @@ typedef struct {
     jn_settle_msg *held_head, *held_tail; /* held messages, soonest deadline first */
     jn_settle_rec *recs;                  /* every live record */
     jn_settle_msg *call;                  /* the message of the call in progress, or NULL */
-    int call_answered;                    /* a record of the call answered its id */
-    int call_records;                     /* records the call produced so far */
+    /* The call's message waits for its id without being in the index yet: most calls
+     * answer their own id at once, and then it never has to be put there and taken out.
+     * It goes in when the call ends held. */
+    int call_unindexed;
+    jn_settle_rec *spare; /* freed records kept for reuse, chained by next */
+    long nspare;
+    int call_answered; /* a record of the call answered its id */
+    int call_records;  /* records the call produced so far */
     long nrecs, nheld;
     long nwaiting; /* messages in waiting (the map counts ids, several may share one) */
 } jn_settle;
