@@ -8,6 +8,8 @@ import sys
 FIGURES = [
     ("end to end, records/s", r"^end to end: .* = ([\d,]+) records/s", "{:,.0f}"),
     ("consumer CPU, us/record (end to end)", r"^end to end: .*= ([\d.]+) us/record", "{:.1f}"),
+    ("of which in the kernel, us/record", r"^of which in the kernel .*= ([\d.]+) us/record",
+     "{:.1f}"),
     ("first record at analytics, s", r"^first record at analytics ([\d.]+) s", "{:.2f}"),
     ("steady state, records/s", r"^steady state: \d+ records in [\d.]+ s = ([\d,]+)", "{:,.0f}"),
     ("Redis CPU, us/record (steady)", r"^steady state: .* redis ([\d.]+) us", "{:.1f}"),
