@@ -475,7 +475,6 @@ static int drain_queue(jn_kafka_consumer *c, rd_kafka_queue_t *q) {
 }
 
 static void on_tick(uv_timer_t *t);
-static void maybe_nudge(jn_kafka_consumer *c);
 
 static void on_nudged(void *arg) {
     jn_kafka_consumer *c = arg;
@@ -484,14 +483,7 @@ static void on_nudged(void *arg) {
         jn_log_info("kafka", "consumer: the group handler was waiting out librdkafka's pause "
                              "between joins at start-up; joined again at once instead");
     }
-    if (c->teardown_waiting) {
-        teardown(c);
-        return;
-    }
-    /* The prefetch may have run dry while this one was out (maybe_nudge starts none while
-     * one is busy, and sets no timer): nothing else would look again before the next
-     * message, which may not come, or the one-second tick. */
-    maybe_nudge(c);
+    if (c->teardown_waiting) teardown(c);
 }
 
 /* While messages flow, the prefetch running low means the fetchers may have stopped
