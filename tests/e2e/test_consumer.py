@@ -217,7 +217,10 @@ def test_a_drained_prefetch_wakes_the_fetchers(pipeline):
     p.start_analytics()
     # Batches of 20 customers, as a fetch returns at least one whole batch a partition.
     p.start_producer(kafka={"properties": {"batch.num.messages": "20"}})
-    assert wait_until(lambda: published(p.producer, "crm") >= 5000, 60)
+    # Every product published before the consumer starts: it reads the table to its end
+    # first, so no customer goes out without its products and again with them.
+    assert wait_until(lambda: published(p.producer, "crm") >= 5000
+                      and published(p.producer, "inventory") >= 10, 60)
     # Fetches of about 40 customers a partition, a prefetch of 50 messages: every fetch
     # fills it, and it runs low long before the last customer is fetched.
     c = p.consumer({"kafka": {"properties": {"queued.min.messages": "50",
@@ -232,7 +235,7 @@ def test_a_drained_prefetch_wakes_the_fetchers(pipeline):
     time.sleep(2)
     assert c.metric("junction_consumer_fetch_nudges_total") == nudges
     st = stats(p.analytics)
-    assert st["distinct_ids"] == 5000 and st["repeated_ids"] == 0
+    assert st["distinct_ids"] == 5000 and st["repeated_ids"] == 0, (st, c.logs()[-3000:])
 
 
 def test_records_of_table_changes_count_against_max_pending(pipeline):
