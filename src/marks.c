@@ -159,24 +159,22 @@ static void on_smismember_reply(jn_redis_call *call, const jn_redis_reply *reply
 /* A mark's member: the first 128 bits of its hex in binary, or the text itself when it
  * is not hex (a prefix_len that does not fit the keys). Returns its length. */
 static size_t member(const jn_marks_layout *l, const char *key, char out[16]) {
-    /* The value of each lowercase hex digit, 16 for every other byte: a table, as this
-     * runs for every mark of every check and write. */
-    static signed char value[256];
-    if (!value['1']) {
-        memset(value, 16, sizeof value);
-        for (int c = 0; c < 10; c++)
-            value['0' + c] = (signed char)c;
-        for (int c = 0; c < 6; c++)
-            value['a' + c] = (signed char)(10 + c);
-    }
+    /* One more than the value of each lowercase hex digit, 0 for every other byte: a
+     * constant table, as this runs for every mark of every check and write, on any
+     * thread. */
+    static const unsigned char digit[256] = {
+        ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,
+        ['6'] = 7,  ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12,
+        ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+    };
     const unsigned char *h = (const unsigned char *)key + l->prefix_len;
     for (int i = 0; i < 16; i++) {
         /* One digit at a time: a short key ends at its NUL, which is not one. */
-        int hi = value[h[2 * i]];
-        if (hi & 16) return 0;
-        int lo = value[h[2 * i + 1]];
-        if (lo & 16) return 0;
-        out[i] = (char)(hi << 4 | lo);
+        int hi = digit[h[2 * i]];
+        if (!hi) return 0;
+        int lo = digit[h[2 * i + 1]];
+        if (!lo) return 0;
+        out[i] = (char)((hi - 1) << 4 | (lo - 1));
     }
     return 16;
 }
