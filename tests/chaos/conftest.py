@@ -454,7 +454,12 @@ class Chaos:
             [c.logs()[-3000:] for c in self.consumers if self.live(c)])
         # Commits run every 500 ms, up to the first message not yet settled: they reach
         # the end of every partition soon after the last delivery.
-        ends = self.cluster.end_offsets(self.topics["customers"])
+        # Asked until every partition answers: a node just started again may not lead
+        # its partitions yet, or not know the topic (kcat then reports none: a CI run).
+        def all_ends():
+            e = self.cluster.end_offsets(self.topics["customers"])
+            return e if len(e) == PARTITIONS else None
+        ends = wait_until(all_ends, 60, 1) or self.cluster.end_offsets(self.topics["customers"])
         assert len(ends) == PARTITIONS, ends
         committed = wait_until(
             lambda: (lambda c: c if c == ends else None)(
