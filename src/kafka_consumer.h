@@ -93,13 +93,16 @@ void jn_kafka_consumer_hold(jn_kafka_consumer *c, int hold);
 void jn_kafka_consumer_pause(jn_kafka_consumer *c);
 void jn_kafka_consumer_resume(jn_kafka_consumer *c);
 int jn_kafka_consumer_paused(const jn_kafka_consumer *c);
+/* librdkafka's handle underneath, NULL once closed. Only for what this layer does not
+ * do: its tests use it to act behind its back, as librdkafka itself might. */
+rd_kafka_t *jn_kafka_consumer_handle(jn_kafka_consumer *c);
 /* Completes a revocation announced by on_revoke. */
 void jn_kafka_consumer_revoke_done(jn_kafka_consumer *c);
-/* Consumer lag of an assigned partition (high watermark minus the next offset to read),
- * or -1 when unknown (also until a first message of the assignment was delivered). */
 /* How many times the consumer woke librdkafka's fetchers because its prefetch ran low
  * while partitions still had messages to read (kafka_nudge.h). */
 uint64_t jn_kafka_consumer_nudges(const jn_kafka_consumer *c);
+/* Consumer lag of an assigned partition (high watermark minus the next offset to read),
+ * or -1 when unknown (also until a first message of the assignment was delivered). */
 int64_t jn_kafka_consumer_lag(jn_kafka_consumer *c, const char *topic, int32_t partition);
 /* Leaves the group (on_revoke runs for what is assigned; the owner must answer with
  * revoke_done), then destroys the handle; done(arg) runs once everything is closed.
