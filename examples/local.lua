@@ -56,6 +56,19 @@ return {
       noun = "product(s)",
     },
   },
+  -- What `junction consume` runs (README: "Pipelines"): customers joined with the
+  -- products they reference, by the host (scripts/join.lua), posted to analytics.
+  pipelines = {
+    default = {
+      group_id = env("JUNCTION_GROUP_ID", "junction-consumer"),
+      transform = "scripts/join.lua",
+      streams = { customers = { topic = "customer_data", changelog = "auto" } },
+      tables = { products = "inventory_data" },
+      sinks = {
+        analytics = { type = "http", url = env("ANALYTICS_URL", "http://127.0.0.1:8083/analytics") },
+      },
+    },
+  },
   kafka = { brokers = "127.0.0.1:9092" },
   redis = { host = "127.0.0.1", port = 6379 },
 }

@@ -71,22 +71,6 @@ static const schema_entry schema[] = {
     {"scripts.allow_exec", T_BOOL, OFF(scripts.allow_exec), "false", NULL, 0, 0, "give scripts os.execute and io.popen"},
     {"scripts.allow_write", T_BOOL, OFF(scripts.allow_write), "false", NULL, 0, 0, "let scripts open files for writing"},
     {"scripts.watch", T_BOOL, OFF(scripts.watch), "true", "JUNCTION_SCRIPT_WATCH", 0, 0, "reload a script as soon as its file changes"},
-    {"api.crm.listen", T_ADDR, OFF(api.crm.listen), "127.0.0.1:8081", "JUNCTION_CRM_LISTEN", 0, 0, "CRM API address"},
-    {"api.crm.script", T_STR, OFF(api.crm.script), "scripts/crm.lua", "JUNCTION_CRM_SCRIPT", 0, 0, "script that generates and validates customers"},
-    {"api.crm.count", T_INT, OFF(api.crm.count), "1000", "JUNCTION_CUSTOMERS", 0, 10000000, "customers generated at start"},
-    {"api.crm.seed", T_INT, OFF(api.crm.seed), "42", "JUNCTION_SEED", 0, INT_MAX, "seed of the generated data"},
-    {"api.crm.faults.latency_ms", T_INT, OFF(api.crm.faults.latency_ms), "0", NULL, 0, JN_FAULT_LATENCY_MS_MAX, "delay added to every response"},
-    {"api.crm.faults.error_rate", T_NUM, OFF(api.crm.faults.error_rate), "0", NULL, 0, 1, "share of requests answered with error_status"},
-    {"api.crm.faults.error_status", T_INT, OFF(api.crm.faults.error_status), "503", NULL, JN_FAULT_STATUS_MIN, JN_FAULT_STATUS_MAX, "status of injected errors"},
-    {"api.crm.faults.malformed_rate", T_NUM, OFF(api.crm.faults.malformed_rate), "0", NULL, 0, 1, "share of answers whose JSON body is cut short"},
-    {"api.inventory.listen", T_ADDR, OFF(api.inventory.listen), "127.0.0.1:8082", "JUNCTION_INVENTORY_LISTEN", 0, 0, "Inventory API address"},
-    {"api.inventory.script", T_STR, OFF(api.inventory.script), "scripts/inventory.lua", "JUNCTION_INVENTORY_SCRIPT", 0, 0, "script that generates and validates products"},
-    {"api.inventory.count", T_INT, OFF(api.inventory.count), "10", "JUNCTION_PRODUCTS", 0, 10000000, "products generated at start"},
-    {"api.inventory.seed", T_INT, OFF(api.inventory.seed), "42", "JUNCTION_SEED", 0, INT_MAX, "seed of the generated data"},
-    {"api.inventory.faults.latency_ms", T_INT, OFF(api.inventory.faults.latency_ms), "0", NULL, 0, JN_FAULT_LATENCY_MS_MAX, "delay added to every response"},
-    {"api.inventory.faults.error_rate", T_NUM, OFF(api.inventory.faults.error_rate), "0", NULL, 0, 1, "share of requests answered with error_status"},
-    {"api.inventory.faults.error_status", T_INT, OFF(api.inventory.faults.error_status), "503", NULL, JN_FAULT_STATUS_MIN, JN_FAULT_STATUS_MAX, "status of injected errors"},
-    {"api.inventory.faults.malformed_rate", T_NUM, OFF(api.inventory.faults.malformed_rate), "0", NULL, 0, 1, "share of answers whose JSON body is cut short"},
     {"api.max_body_bytes", T_INT, OFF(api.max_body_bytes), "1048576", "JUNCTION_MAX_BODY_BYTES", 16, 1 << 30, "largest request body accepted (413 above)"},
     {"api.request_timeout_ms", T_INT, OFF(api.request_timeout_ms), "10000", "JUNCTION_REQUEST_TIMEOUT_MS", 10, 3600000, "time a client has to send a whole request"},
     {"api.keepalive_timeout_ms", T_INT, OFF(api.keepalive_timeout_ms), "60000", "JUNCTION_KEEPALIVE_TIMEOUT_MS", 10, 3600000, "idle time before a kept-alive connection is closed"},
@@ -98,14 +82,6 @@ static const schema_entry schema[] = {
     {"producer.retry.base_ms", T_INT, OFF(producer.retry.base_ms), "1000", NULL, 1, 3600000, "ceiling of the first retry's delay (full jitter below it)"},
     {"producer.retry.multiplier", T_NUM, OFF(producer.retry.multiplier), "2", NULL, 1, 100, "growth of the ceiling per retry"},
     {"producer.retry.max_ms", T_INT, OFF(producer.retry.max_ms), "30000", NULL, 1, 3600000, "cap of one retry delay, Retry-After included"},
-    {"producer.crm.enabled", T_BOOL, OFF(producer.crm.enabled), "true", NULL, 0, 0, "poll the CRM API"},
-    {"producer.crm.url", T_STR, OFF(producer.crm.url), "http://127.0.0.1:8081/customers", "JUNCTION_CRM_URL", 0, 0, "URL returning the customers array"},
-    {"producer.crm.topic", T_STR, OFF(producer.crm.topic), "customer_data", NULL, 0, 0, "Kafka topic of customers"},
-    {"producer.crm.script", T_STR, OFF(producer.crm.script), "scripts/map_customers.lua", NULL, 0, 0, "map script turning a customer into a Kafka record"},
-    {"producer.inventory.enabled", T_BOOL, OFF(producer.inventory.enabled), "true", NULL, 0, 0, "poll the Inventory API"},
-    {"producer.inventory.url", T_STR, OFF(producer.inventory.url), "http://127.0.0.1:8082/products", "JUNCTION_INVENTORY_URL", 0, 0, "URL returning the products array"},
-    {"producer.inventory.topic", T_STR, OFF(producer.inventory.topic), "inventory_data", NULL, 0, 0, "Kafka topic of products"},
-    {"producer.inventory.script", T_STR, OFF(producer.inventory.script), "scripts/map_products.lua", NULL, 0, 0, "map script turning a product into a Kafka record"},
     {"kafka.brokers", T_STR, OFF(kafka.brokers), "127.0.0.1:9092", "KAFKA_BOOTSTRAP_SERVERS", 0, 0, "Kafka bootstrap servers, host:port[,host:port]"},
     {"kafka.client_id", T_STR, OFF(kafka.client_id), "junction", "JUNCTION_KAFKA_CLIENT_ID", 0, 0, "client.id sent to the brokers"},
     {"kafka.compression", T_STR, OFF(kafka.compression), "lz4", NULL, 0, 0, "none, gzip, snappy, lz4 or zstd"},
@@ -122,13 +98,8 @@ static const schema_entry schema[] = {
     {"analytics.file", T_OPTSTR, OFF(analytics.file), "", "JUNCTION_ANALYTICS_FILE", 0, 0, "append received records to this JSON-lines file"},
     {"analytics.token", T_SECRET, OFF(analytics.token), "", "JUNCTION_ANALYTICS_TOKEN", 0, 0, "bearer token POSTs must carry (Authorization: Bearer <token>); empty: none asked"},
     {"analytics.max_body_bytes", T_INT, OFF(analytics.max_body_bytes), "67108864", NULL, 1024, 1 << 30, "largest batch accepted"},
-    {"consumer.group_id", T_STR, OFF(consumer.group_id), "junction-consumer", "JUNCTION_GROUP_ID", 0, 0, "Kafka consumer group"},
-    {"consumer.customer_topic", T_STR, OFF(consumer.customer_topic), "customer_data", NULL, 0, 0, "topic of customers"},
-    {"consumer.product_topic", T_STR, OFF(consumer.product_topic), "inventory_data", NULL, 0, 0, "topic of products"},
     {"consumer.dead_letter_topic", T_STR, OFF(consumer.dead_letter_topic), "junction_dead_letter", NULL, 0, 0, "where messages that can never be delivered go, with the error in their headers"},
     {"consumer.auto_offset_reset", T_STR, OFF(consumer.auto_offset_reset), "earliest", "JUNCTION_AUTO_OFFSET_RESET", 0, 0, "where a new group starts: earliest or latest"},
-    {"consumer.analytics_url", T_STR, OFF(consumer.analytics_url), "http://127.0.0.1:8083/analytics", "ANALYTICS_URL", 0, 0, "Analytics REST API receiving merged records"},
-    {"consumer.merge_script", T_STR, OFF(consumer.merge_script), "scripts/join.lua", NULL, 0, 0, "script joining customers with products (join.lua: done by the host; merge.lua: the same in Lua)"},
     {"consumer.batch_size", T_INT, OFF(consumer.batch_size), "500", NULL, 1, 100000, "records per POST to analytics"},
     {"consumer.linger_ms", T_INT, OFF(consumer.linger_ms), "20", NULL, 0, 60000, "longest wait to fill a batch"},
     {"consumer.max_inflight_batches", T_INT, OFF(consumer.max_inflight_batches), "4", NULL, 1, 1000, "POSTs in flight at once"},
@@ -138,9 +109,8 @@ static const schema_entry schema[] = {
     {"consumer.retry_max_ms", T_INT, OFF(consumer.retry_max_ms), "10000", NULL, 1, 3600000, "cap of the retry delay of a POST (retries never stop)"},
     {"consumer.dedupe_ttl_s", T_INT, OFF(consumer.dedupe_ttl_s), "86400", "JUNCTION_DEDUPE_TTL_S", 1, 315360000, "lifetime of processed:<sha256> marks in Redis"},
     {"consumer.dedupe_layout", T_STR, OFF(consumer.dedupe_layout), "keys", "JUNCTION_DEDUPE_LAYOUT", 0, 0, "how marks are kept in Redis: \"keys\" (one per mark, the original system's) or \"buckets\" (a hash per ttl/2: far less Redis CPU; a mark lives ttl to 1.5 ttl)"},
-    {"consumer.changelog", T_BOOL, OFF(consumer.changelog), "true", "JUNCTION_CHANGELOG", 0, 0, "restore the join state when partitions are assigned, so a product change reaches every customer after restarts and rebalances: from customer_topic itself when it is compacted, else from the compacted topic <group_id>-customers-changelog (one more Kafka write per new customer)"},
-    {"consumer.hold_max", T_INT, OFF(consumer.hold_max), "10000", NULL, 0, 10000000, "customers held waiting for products they reference"},
-    {"consumer.hold_ms", T_INT, OFF(consumer.hold_ms), "5000", NULL, 0, 86400000, "longest a customer is held before it is delivered with its missing product ids"},
+    {"consumer.hold_max", T_INT, OFF(consumer.hold_max), "10000", NULL, 0, 10000000, "records a pipeline holds at once waiting for table data (pipelines.<p>.hold_max)"},
+    {"consumer.hold_ms", T_INT, OFF(consumer.hold_ms), "5000", NULL, 0, 86400000, "longest a record is held waiting for table data before it goes on without it (pipelines.<p>.hold_ms)"},
 };
 /* clang-format on */
 #define NSCHEMA (sizeof schema / sizeof schema[0])
@@ -755,34 +725,23 @@ static int apply_environment(jn_config *cfg, jn_sb *e) {
     return 0;
 }
 
-/* What follows the file's keys: the environment, then the sources and the pipelines,
- * whose left-out keys take producer.* and consumer.* values the environment may have set
- * (JUNCTION_CRM_URL, ANALYTICS_URL, JUNCTION_GROUP_ID), so they are read with the file's
- * state (L, its table on top; NULL without a file) still open. */
+/* What follows the file's keys: the environment, then the sources, pipelines and APIs,
+ * whose left-out keys take producer.*, consumer.* and api.* values the environment may
+ * have set, so they are read with the file's state (L, its table on top; NULL without a
+ * file) still open. A section the file leaves out is empty: the role that needs it says
+ * so when it starts. */
 static void finish(jn_config *cfg, lua_State *L, jn_sb *e) {
-    if (apply_environment(cfg, e) != 0 || jn_config_kafka_load(cfg, L, e) != 0) return;
-    if (!L) {
-        if (jn_config_sources_default(cfg, e) == 0) jn_config_pipelines_default(cfg);
-        if (!e->len) jn_config_apis_default(cfg, e);
-        return;
-    }
+    if (apply_environment(cfg, e) != 0 || jn_config_kafka_load(cfg, L, e) != 0 || !L) return;
     lua_pushliteral(L, SOURCES_KEY);
-    int rc = lua_rawget(L, -2) == LUA_TNIL ? jn_config_sources_default(cfg, e)
-                                           : jn_config_sources_load(cfg, L, -1, e);
+    if (lua_rawget(L, -2) != LUA_TNIL) jn_config_sources_load(cfg, L, -1, e);
     lua_pop(L, 1);
-    if (rc != 0) return;
+    if (e->len) return;
     lua_pushliteral(L, PIPELINES_KEY);
-    if (lua_rawget(L, -2) == LUA_TNIL)
-        jn_config_pipelines_default(cfg);
-    else
-        jn_config_pipelines_load(cfg, L, -1, e);
+    if (lua_rawget(L, -2) != LUA_TNIL) jn_config_pipelines_load(cfg, L, -1, e);
     lua_pop(L, 1);
     if (e->len) return;
     lua_pushliteral(L, APIS_KEY);
-    if (lua_rawget(L, -2) == LUA_TNIL)
-        jn_config_apis_default(cfg, e);
-    else
-        jn_config_apis_load(cfg, L, -1, e);
+    if (lua_rawget(L, -2) != LUA_TNIL) jn_config_apis_load(cfg, L, -1, e);
     lua_pop(L, 1);
 }
 

@@ -27,21 +27,12 @@ typedef struct {
     double malformed_rate; /* share of 200 answers whose body is cut short */
 } jn_faults;
 
-typedef struct {
-    jn_addr listen;
-    char *script;
-    int count;
-    int seed;
-    jn_faults faults;
-} jn_api_service_config;
-
 /* How a mock API pages GET /<resource>: not at all (the whole array), ?offset=&limit=
  * (a bare array), ?cursor=&limit= (an envelope {"data":[...],"next_cursor":...}) or
  * ?page=&per_page= (a bare array and a Link header to the next page). */
 typedef enum { JN_PAGING_NONE, JN_PAGING_OFFSET, JN_PAGING_CURSOR, JN_PAGING_LINK } jn_paging_style;
 
-/* One mock API `junction api` serves: an entry of `apis`, or one of the seed's two built
- * from the api.crm.* and api.inventory.* keys when the file has no `apis`. */
+/* One mock API `junction api` serves: an entry of `apis`. */
 typedef struct {
     char *name; /* log and metrics label, admin's /api/faults/<name> */
     jn_addr listen;
@@ -56,15 +47,6 @@ typedef struct {
     jn_paging_style paging;
     int page_size, max_page_size;
 } jn_api_config;
-
-/* producer.crm.* and producer.inventory.*: the seed's two sources, which a file without
- * `sources` still describes this way (see jn_source_config for what the producer runs). */
-typedef struct {
-    int enabled;
-    char *url;
-    char *topic;
-    char *script;
-} jn_source_keys;
 
 /* One HTTP API the producer polls into one topic (config_source.c). */
 typedef struct {
@@ -160,7 +142,6 @@ typedef struct jn_config {
         int watch;
     } scripts;
     struct {
-        jn_api_service_config crm, inventory;
         int max_body_bytes;
         int request_timeout_ms;
         int keepalive_timeout_ms;
@@ -176,7 +157,6 @@ typedef struct jn_config {
             double multiplier;
             int max_ms;
         } retry;
-        jn_source_keys crm, inventory;
     } producer;
     struct {
         char *brokers;
@@ -204,11 +184,8 @@ typedef struct jn_config {
         int max_body_bytes;
     } analytics;
     struct {
-        char *group_id;
-        char *customer_topic, *product_topic, *dead_letter_topic;
+        char *dead_letter_topic;
         char *auto_offset_reset;
-        char *analytics_url;
-        char *merge_script;
         int batch_size;
         int linger_ms;
         int max_inflight_batches;
@@ -219,18 +196,14 @@ typedef struct jn_config {
         char *dedupe_layout;
         int hold_max;
         int hold_ms;
-        int changelog;
     } consumer;
-    /* `pipelines` in the file, or one pipeline built from the consumer.* keys (the
-     * seed's) when the file has none. */
+    /* `pipelines` in the file (none without it: `junction consume` says so). */
     jn_pipeline_config *pipelines;
     int npipelines;
-    /* `sources` in the file, or the seed's two built from producer.crm.* and
-     * producer.inventory.* when the file has none; disabled ones included. */
+    /* `sources` in the file, disabled ones included (none without it). */
     jn_source_config *sources;
     int nsources;
-    /* `apis` in the file, or the seed's two from the api.crm.* and api.inventory.* keys
-     * when the file has none. */
+    /* `apis` in the file (none without it). */
     jn_api_config *apis;
     int napis;
 } jn_config;

@@ -1,12 +1,11 @@
 /* The `apis` section of the config file: the mock APIs `junction api` serves, each a
  * listener and a data script with its faults, and optionally a bearer token and a paging
- * style. A file without the section gets the seed's two APIs from the api.crm.* and
- * api.inventory.* keys (with their environment variables), exactly as they were before
- * the section existed.
+ * style. A file without the section has none (examples/local.lua declares the seed's
+ * two), and `junction api` says so.
  *
  * Read like `pipelines` (config_read.c): raw, every key checked against a list, a list
  * of { name = ... } or a map by name. Numbers may also be given as strings holding one,
- * so `count = env("JUNCTION_CUSTOMERS", 1000)` works; the whole string must be the
+ * so `count = env("ORDERS_COUNT", 1000)` works; the whole string must be the
  * number. The token is a secret: no message shows it. */
 #include "config_api.h"
 
@@ -74,7 +73,7 @@ static const jn_config_section section = {
     .key = "apis",
     .noun = "API",
     .a_noun = "an API",
-    .empty_hint = "or leave the key out for the seed's two that the api.* keys describe",
+    .empty_hint = "or leave the key out when the file runs no `junction api`",
     .size = sizeof(jn_api_config),
     .read = read_api,
 };
@@ -327,7 +326,7 @@ static int wildcard(const char *host) {
 
 /* Two APIs on one address: the second would fail to listen with a message about a port in
  * use, when the mistake is in the config. A wildcard host takes the port on every
- * address. at names the section, "apis" or, for the seed's, "api". */
+ * address. at names the section. */
 static int check_listeners(const jn_api_config *apis, int n, const char *at, jn_sb *err) {
     for (int i = 1; i < n; i++)
         for (int j = 0; j < i; j++) {
@@ -363,31 +362,6 @@ int jn_config_apis_load(jn_config *cfg, lua_State *L, int idx, jn_sb *err) {
     return check_listeners(cfg->apis, cfg->napis, section.key, err);
 }
 
-/* ---- the seed's two ------------------------------------------------------------------ */
-
-static void seed_api(jn_api_config *a, const char *name, const jn_api_service_config *from,
-                     const char *resource, const char *singular) {
-    a->name = strdup(name);
-    a->listen = from->listen;
-    a->script = strdup(from->script);
-    a->count = from->count;
-    a->seed = from->seed;
-    a->faults = from->faults;
-    a->resource = strdup(resource);
-    a->singular = strdup(singular);
-    a->page_size = PAGE_SIZE;
-    a->max_page_size = MAX_PAGE_SIZE;
-}
-
-int jn_config_apis_default(jn_config *cfg, jn_sb *err) {
-    cfg->apis = calloc(2, sizeof *cfg->apis);
-    if (!cfg->apis) abort();
-    cfg->napis = 2;
-    seed_api(&cfg->apis[0], "crm", &cfg->api.crm, "customers", "Customer");
-    seed_api(&cfg->apis[1], "inventory", &cfg->api.inventory, "products", "Product");
-    return check_listeners(cfg->apis, cfg->napis, "api", err);
-}
-
 /* ---- freeing and describing --------------------------------------------------------- */
 
 void jn_config_apis_free(jn_config *cfg) {
@@ -413,8 +387,8 @@ void jn_config_apis_describe(void) {
     };
     printf("\nAPIS: `apis` is a list { { name = \"a\", ... }, ... } or a map { a = { ... }, ... } "
            "(served in name order) of the mock APIs junction api serves.\n"
-           "Without it, the api.crm.* and api.inventory.* keys above make the seed's two: crm "
-           "(/customers) and inventory (/products). With it, they add no API.\n"
+           "Without it there is none (examples/local.lua declares the seed's two, crm and "
+           "inventory).\n"
            "The api.* keys without an API's name (max_body_bytes, request_timeout_ms, ...) "
            "apply to every API. Numbers may be strings holding one, for env(name, default).\n"
            "A token is a string, { env = \"NAME\" } or { file = \"/path\" }; a variable or "

@@ -12,10 +12,6 @@
  * one line to err and returns -1; whatever was filled is left for jn_config_apis_free.
  * Runs no code of the file. */
 int jn_config_apis_load(jn_config *cfg, lua_State *L, int idx, jn_sb *err);
-/* The APIs of a file without `apis`: the seed's CRM and Inventory from the api.crm.* and
- * api.inventory.* keys (final values, environment applied). -1 with err when the two
- * share a listener. */
-int jn_config_apis_default(jn_config *cfg, jn_sb *err);
 void jn_config_apis_free(jn_config *cfg);
 /* The apis part of `junction --help-config`. */
 void jn_config_apis_describe(void);

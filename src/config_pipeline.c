@@ -1,7 +1,7 @@
 /* The `pipelines` section of the config file: which topics each pipeline reads (streams
  * and tables), the transform it runs them through and the sinks its records go to. A
- * file without the section gets one pipeline built from the consumer.* keys, which is the
- * seed's consumer exactly.
+ * file without the section has none (examples/local.lua declares the seed's consumer),
+ * and `junction consume` says so.
  *
  * The section is read raw and its keys checked against lists, as config_read.c does for
  * every section of named entries. Header values may come from the environment or from
@@ -324,7 +324,7 @@ static const jn_config_section section = {
     .key = "pipelines",
     .noun = "pipeline",
     .a_noun = "a pipeline",
-    .empty_hint = "or leave the key out for the one the consumer.* keys describe",
+    .empty_hint = "or leave the key out when the file runs no `junction consume`",
     .size = sizeof(jn_pipeline_config),
     .read = read_pipeline,
 };
@@ -450,46 +450,6 @@ int jn_config_pipelines_load(jn_config *cfg, lua_State *L, int idx, jn_sb *err) 
     return rc ? -1 : check_across(&r, cfg->pipelines, cfg->npipelines);
 }
 
-/* ---- the default pipeline ------------------------------------------------------------ */
-
-static void set_input(jn_input_config *in, const char *name, const char *topic, char *changelog) {
-    in->name = strdup(name);
-    in->topic = strdup(topic);
-    in->changelog = changelog;
-}
-
-void jn_config_pipelines_default(jn_config *cfg) {
-    jn_pipeline_config *p = calloc(1, sizeof *p);
-    cfg->pipelines = p;
-    cfg->npipelines = 1;
-    p->name = strdup("default");
-    p->group_id = strdup(cfg->consumer.group_id);
-    p->auto_offset_reset = strdup(cfg->consumer.auto_offset_reset);
-    p->transform = strdup(cfg->consumer.merge_script);
-    p->dead_letter_topic = strdup(cfg->consumer.dead_letter_topic);
-    p->dedupe = 1;
-    p->dedupe_prefix = strdup(DEDUPE_PREFIX);
-    p->dedupe_buckets = !strcmp(cfg->consumer.dedupe_layout, "buckets");
-    jn_config_fill_inherited(cfg, &pipeline_level, p);
-    jn_config_fill_inherited(cfg, &dedupe_level, p);
-    p->streams = calloc(1, sizeof *p->streams);
-    p->nstreams = 1;
-    set_input(p->streams, "customers", cfg->consumer.customer_topic,
-              cfg->consumer.changelog ? changelog_name(p->group_id, "customers") : NULL);
-    p->streams[0].changelog_auto = cfg->consumer.changelog;
-    p->tables = calloc(1, sizeof *p->tables);
-    p->ntables = 1;
-    set_input(p->tables, "products", cfg->consumer.product_topic, NULL);
-    jn_sink_config *s = p->sinks = calloc(1, sizeof *p->sinks);
-    p->nsinks = 1;
-    s->name = strdup("analytics");
-    s->type = JN_SINK_HTTP;
-    s->url = strdup(cfg->consumer.analytics_url);
-    s->headers = calloc(1, sizeof *s->headers);
-    jn_config_fill_inherited(cfg, &http_level, s);
-    s->verify_tls = 1;
-}
-
 /* ---- freeing and describing --------------------------------------------------------- */
 
 static void free_inputs(jn_input_config *in, int n) {
@@ -547,9 +507,7 @@ void jn_config_pipelines_describe(void) {
     printf(
         "\nPIPELINES: `pipelines` is a list { { name = \"a\", ... }, ... } or a map { a = { ... }, "
         "... }, run in name order.\n"
-        "Without it, the consumer.* keys above make one pipeline, \"default\": stream "
-        "customers (consumer.customer_topic), table products\n(consumer.product_topic), http "
-        "sink analytics (consumer.analytics_url).\n"
+        "Without it there is none (examples/local.lua declares the seed's consumer).\n"
         "A default naming a consumer.* key is that key's value; integers take its range too. "
         "Stream, table and sink names are letters, digits and _.\n"
         "A header value is a string, { env = \"NAME\" } or { file = \"/path\" }, with an "

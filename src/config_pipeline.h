@@ -14,9 +14,6 @@
  * leaves out take them. On error appends one line to err and returns -1; whatever was
  * filled is left for jn_config_pipelines_free. Runs no code of the file. */
 int jn_config_pipelines_load(jn_config *cfg, lua_State *L, int idx, jn_sb *err);
-/* The pipeline of a file without `pipelines`: the seed's consumer, from the consumer.*
- * keys (final values). Cannot fail. */
-void jn_config_pipelines_default(jn_config *cfg);
 void jn_config_pipelines_free(jn_config *cfg);
 /* The pipelines part of `junction --help-config`. */
 void jn_config_pipelines_describe(void);

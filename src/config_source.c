@@ -1,8 +1,7 @@
 /* The `sources` section of the config file: every HTTP API the producer polls, with its
  * URL, method, headers (secrets from the environment or files), timing, retry policy,
- * TLS settings, map script and topic. A file without the section gets the seed's two
- * sources built from producer.crm.* and producer.inventory.*, exactly as before the
- * section existed, so JUNCTION_CRM_URL and the other variables keep working.
+ * TLS settings, map script and topic. A file without the section has none
+ * (examples/local.lua declares the seed's two), and `junction produce` says so.
  *
  * Read with config_read.c like `pipelines` and `apis`: raw, keys checked against the
  * lists below, no message ever showing a header's value. */
@@ -138,8 +137,7 @@ static const jn_config_section section = {
     .key = "sources",
     .noun = "source",
     .a_noun = "a source",
-    .empty_hint = "or leave the key out for the two the producer.crm.* and producer.inventory.* "
-                  "keys describe",
+    .empty_hint = "or leave the key out when the file runs no `junction produce`",
     .size = sizeof(jn_source_config),
     .read = read_source,
 };
@@ -178,7 +176,7 @@ static int read_source(jn_config_reader *r, int t, const char *key, int index, v
 
 /* Two sources publishing to one topic would mix their records under one another's keys
  * (and each would find the other's changes "new"). under is
- * where the sources are written: "sources", or "producer" for the seed's keys. */
+ * where the sources are written. */
 static int check_topics(jn_sb *err, const char *under, const jn_source_config *ss, int n) {
     for (int i = 1; i < n; i++)
         for (int j = 0; j < i; j++) {
@@ -204,36 +202,6 @@ int jn_config_sources_load(jn_config *cfg, lua_State *L, int idx, jn_sb *err) {
                                      offsetof(jn_source_config, name)))
         return -1;
     return check_topics(err, "sources", cfg->sources, cfg->nsources);
-}
-
-/* ---- the seed's sources -------------------------------------------------------------- */
-
-static void seed_source(const jn_config *cfg, const jn_source_keys *k, const char *name,
-                        const char *noun, jn_source_config *s) {
-    s->name = strdup(name);
-    s->noun = strdup(noun);
-    s->enabled = k->enabled;
-    s->url = strdup(k->url);
-    s->method = strdup("GET");
-    s->headers = calloc(1, sizeof *s->headers);
-    s->topic = strdup(k->topic);
-    s->script = strdup(k->script);
-    jn_config_fill_inherited(cfg, &source_level, s);
-    jn_config_fill_inherited(cfg, &retry_level, s);
-    s->retry.multiplier = cfg->producer.retry.multiplier;
-    s->publish_all = cfg->producer.publish_all;
-    s->max_pages = MAX_PAGES_DEFAULT;
-    s->tls.verify = 1;
-}
-
-int jn_config_sources_default(jn_config *cfg, jn_sb *err) {
-    cfg->sources = calloc(2, sizeof *cfg->sources);
-    if (!cfg->sources) abort();
-    cfg->nsources = 2;
-    /* The seed's names: users grep its log lines for "Published 1000 customer(s)". */
-    seed_source(cfg, &cfg->producer.crm, "crm", "customer(s)", &cfg->sources[0]);
-    seed_source(cfg, &cfg->producer.inventory, "inventory", "product(s)", &cfg->sources[1]);
-    return check_topics(err, "producer", cfg->sources, cfg->nsources);
 }
 
 /* ---- freeing and describing --------------------------------------------------------- */
@@ -266,8 +234,7 @@ void jn_config_sources_describe(void) {
     };
     printf("\nSOURCES: `sources` is a list { { name = \"a\", ... }, ... } or a map { a = { ... }, "
            "... }: the APIs `junction produce` polls, one topic each.\n"
-           "Without it, producer.crm.* and producer.inventory.* above make the seed's two, "
-           "\"crm\" (customer(s)) and \"inventory\" (product(s)).\n"
+           "Without it there is none (examples/local.lua declares the seed's two).\n"
            "A default naming a producer.* key is that key's value; integers take its range "
            "too. Header values are given as for pipelines below.\n"
            "The map script may page: records(body, ctx) returns the array inside an envelope, "

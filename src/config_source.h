@@ -14,9 +14,6 @@
  * leaves out take them. On error appends one line to err and returns -1; whatever was
  * filled is left for jn_config_sources_free. Runs no code of the file. */
 int jn_config_sources_load(jn_config *cfg, lua_State *L, int idx, jn_sb *err);
-/* The sources of a file without `sources`: the seed's two, from producer.crm.* and
- * producer.inventory.* (final values). Fails only on two of them sharing a topic. */
-int jn_config_sources_default(jn_config *cfg, jn_sb *err);
 void jn_config_sources_free(jn_config *cfg);
 /* The sources part of `junction --help-config`. */
 void jn_config_sources_describe(void);

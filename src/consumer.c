@@ -1,6 +1,5 @@
 /* `junction consume`: every pipeline of the config (see pipeline.h), each its own group
- * member with its own readers, Redis connection and sinks, on the one loop. The seed's
- * customers x products join is the default config's only pipeline. */
+ * member with its own readers, Redis connection and sinks, on the one loop. */
 #include "consumer.h"
 
 #include <stdlib.h>
@@ -19,8 +18,8 @@ struct jn_consumer {
 jn_consumer *jn_consumer_start(uv_loop_t *loop, jn_script_host *scripts, const jn_config *cfg,
                                char **err) {
     if (cfg->npipelines == 0) {
-        *err = jn_errorf("config: no pipeline to consume; define `pipelines` or keep the "
-                         "consumer.* defaults");
+        *err = jn_errorf("config: no pipeline to consume; add a `pipelines` section (README, "
+                         "\"Pipelines\"; examples/local.lua has the seed's)");
         return NULL;
     }
     jn_consumer *c = calloc(1, sizeof *c);
@@ -64,8 +63,8 @@ void jn_consumer_stop(jn_consumer *c, void (*done)(void *), void *arg) {
         jn_pipeline_stop(c->p[i], on_pipeline_stopped, c);
 }
 
-/* The first pipeline's fields at the top (what the seed's single pipeline always showed),
- * and every pipeline under "pipelines". */
+/* The first pipeline's fields at the top (what a config of one pipeline reads first), and
+ * every pipeline under "pipelines". */
 void jn_consumer_status_json(jn_consumer *c, jn_sb *out) {
     jn_sb first;
     jn_sb_init(&first);

@@ -29,7 +29,7 @@ typedef struct {
 typedef void (*jn_http_handler)(void *ud, const jn_http_request *req, jn_http_response *res);
 
 typedef struct {
-    const char *name; /* "crm", "inventory", "admin": metrics and log label */
+    const char *name; /* an API's name, or "admin": metrics and log label */
     jn_addr listen;
     size_t max_body;
     int request_timeout_ms;

@@ -51,8 +51,8 @@ static const char usage[] =
     "  -c, --config FILE     Lua file returning the configuration table\n"
     "                        (default: " DEFAULT_CONFIG " when it exists, else built-in defaults)\n"
     "  -l, --log-level LEVEL debug, info, warn or error (overrides the config)\n"
-    "      --records N       records the config's first API serves (the CRM's customers by\n"
-    "                        default; overrides its count; run, api)\n"
+    "      --records N       records the config's first API serves (in name order; overrides\n"
+    "                        its count; run, api)\n"
     "      --until-idle      run: exit once the pipeline is idle (every record published,\n"
     "                        merged, delivered and stored), printing one summary line:\n"
     "                        published= duplicates= merged= delivered= dead_lettered= lost=\n"
@@ -140,7 +140,7 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 /* ---- --until-idle ------------------------------------------------------------------ */
 
-/* The records the config's first API serves (the seed's: the CRM's customers). */
+/* The records the config's first API serves (in name order). */
 static long records_served(app *a) {
     long n = jn_api_records(a->api, a->cfg->apis[0].name);
     return n >= 0 ? n : a->cfg->apis[0].count;
@@ -463,6 +463,14 @@ int main(int argc, char **argv) {
     char *err = NULL;
     if (jn_config_load(&cfg, config_path, &err) != 0) die(err);
     jn_config_for_command(&cfg, command); /* a command known by now */
+    /* Each role runs what its section declares; a file without the section gives it
+     * nothing to do, which is a mistake to name now rather than an idle process. */
+    if (run_api && cfg.napis == 0)
+        die("config: no API to serve; add an `apis` section (README, \"The mock APIs\"; "
+            "examples/local.lua has the seed's two)");
+    if (run_producer && cfg.nsources == 0)
+        die("config: no source to poll; add a `sources` section (README, \"Sources\"; "
+            "examples/local.lua has the seed's two)");
     if (level && jn_log_level_parse(level, &cfg.log.level) != 0)
         die("--log-level must be debug, info, warn or error");
     if (records >= 0) cfg.apis[0].count = (int)records;
