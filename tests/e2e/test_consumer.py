@@ -59,16 +59,16 @@ def pipeline(make_junction):
     p.topics = topics
 
     def start_api(count=1000, products=10, **extra):
-        p.api = make_junction(deep_merge({"api": {"crm": {"count": count},
-                                                  "inventory": {"count": products}}}, extra))
+        p.api = make_junction(deep_merge({"apis": {"crm": {"count": count},
+                                                   "inventory": {"count": products}}}, extra))
         return p.api
 
     def start_producer(**extra):
-        cfg = {"producer": {"poll_interval_ms": 200,
-                            "crm": {"url": p.api.crm + "/customers",
-                                    "topic": topics["customers"]},
-                            "inventory": {"url": p.api.inventory + "/products",
-                                          "topic": topics["products"]}},
+        cfg = {"producer": {"poll_interval_ms": 200},
+               "sources": {"crm": {"url": p.api.crm + "/customers",
+                                   "topic": topics["customers"]},
+                           "inventory": {"url": p.api.inventory + "/products",
+                                         "topic": topics["products"]}},
                "kafka": {"brokers": BROKER}}
         p.producer = make_junction(deep_merge(cfg, extra), command="produce")
         return p.producer
@@ -78,12 +78,13 @@ def pipeline(make_junction):
         return p.analytics
 
     def consumer(extra=None, start=True):
-        cfg = {"consumer": {"group_id": topics["group"],
-                            "customer_topic": topics["customers"],
-                            "product_topic": topics["products"],
-                            "dead_letter_topic": topics["dead"],
-                            "analytics_url": p.analytics.analytics + "/analytics",
+        cfg = {"consumer": {"dead_letter_topic": topics["dead"],
                             "hold_ms": 1000, "retry_base_ms": 50, "retry_max_ms": 1000},
+               "pipelines": {"default": {
+                   "group_id": topics["group"],
+                   "streams": {"customers": {"topic": topics["customers"]}},
+                   "tables": {"products": {"topic": topics["products"]}},
+                   "sinks": {"analytics": {"url": p.analytics.analytics + "/analytics"}}}},
                "kafka": {"brokers": BROKER}}
         return make_junction(deep_merge(cfg, extra or {}), command="consume", start=start)
 
@@ -426,7 +427,8 @@ def test_not_ready_until_the_catalogue_is_read(pipeline):
     p = pipeline
     p.start_analytics()
     # No product topic exists yet: the catalogue reader has nothing to read to its end.
-    c = p.consumer({"consumer": {"product_topic": "no_such_topic_" + uuid.uuid4().hex[:8]}})
+    c = p.consumer({"pipelines": {"default": {"tables": {"products": {
+        "topic": "no_such_topic_" + uuid.uuid4().hex[:8]}}}}})
     r = request(c.admin + "/readyz")
     assert r.status == 503 and "loading tables" in r.json()["reason"], r.body
     assert request(c.admin + "/healthz").status == 200
@@ -478,9 +480,8 @@ def test_a_transform_built_on_the_stock_merge(pipeline):
     n = 300
     p.start_api(count=n)
     p.start_analytics()
-    c = p.consumer({"consumer": {
-        "merge_script": os.path.join(ROOT, "examples", "transforms", "merge_total_stock.lua"),
-        "hold_ms": 5000}})
+    c = p.consumer({"consumer": {"hold_ms": 5000}, "pipelines": {"default": {
+        "transform": os.path.join(ROOT, "examples", "transforms", "merge_total_stock.lua")}}})
     p.start_producer()
     assert wait_until(lambda: stats(p.analytics)["distinct_ids"] >= n, 60), c.logs()[-2000:]
     recs = request(p.analytics.analytics + "/analytics/records?limit=1000").json()
@@ -503,7 +504,8 @@ def test_the_host_settles_whatever_the_transform_returns(pipeline, name):
     path = os.path.join(c.scripts, "transform.lua")
     with open(path, "w") as f:
         f.write(TRANSFORMS[name])
-    c = p.consumer({"consumer": {"merge_script": path, "max_pending": 100}})
+    c = p.consumer({"consumer": {"max_pending": 100},
+                    "pipelines": {"default": {"transform": path}}})
     p.start_producer()
     ok = wait_until(lambda: committed_total(c) == n, 90)
     assert ok, (committed_total(c), request(c.admin + "/api/status").json()["consumer"])
@@ -523,7 +525,7 @@ def test_refused_records_and_script_errors_go_to_the_dead_letter_topic(pipeline)
     p = pipeline
     p.start_api(count=30)
     p.start_analytics()
-    c = p.consumer({"consumer": {"merge_script": "merge.lua"}}, start=False)
+    c = p.consumer({"pipelines": {"default": {"transform": "merge.lua"}}}, start=False)
     with open(os.path.join(c.scripts, "merge.lua")) as f:
         text = f.read()
     with open(os.path.join(c.scripts, "merge.lua"), "w") as f:

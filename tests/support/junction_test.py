@@ -189,9 +189,17 @@ def lua_value(v):
     raise TypeError(v)
 
 
+class only(dict):
+    """A part of a config override that replaces what it overrides instead of merging
+    into it: {"sources": only(orders=...)} polls orders alone, where {"sources":
+    {"orders": ...}} would add it to the seed's two."""
+
+
 def deep_merge(base, extra):
     for k, v in extra.items():
-        if isinstance(v, dict) and isinstance(base.get(k), dict):
+        if isinstance(v, only):
+            base[k] = dict(v)
+        elif isinstance(v, dict) and isinstance(base.get(k), dict):
             deep_merge(base[k], v)
         else:
             base[k] = v
@@ -209,28 +217,48 @@ class Junction:
         shutil.copytree(os.path.join(ROOT, "scripts"), self.scripts)
         self.crm_port, self.inv_port, self.admin_port, self.analytics_port = \
             sorted(free_ports(4))
+        script = lambda name: os.path.join(self.scripts, name)  # noqa: E731
+        # The seed's pipeline, as examples/local.lua declares it, on this junction's own
+        # ports: tests override any part by name (apis.crm.count, sources.crm.topic,
+        # pipelines.default.streams.customers.topic, ...).
         cfg = {
             "admin": {"listen": f"127.0.0.1:{self.admin_port}"},
             "analytics": {"listen": f"127.0.0.1:{self.analytics_port}"},
-            "api": {
-                "crm": {"listen": f"127.0.0.1:{self.crm_port}",
-                        "script": os.path.join(self.scripts, "crm.lua")},
+            "apis": {
+                "crm": {"listen": f"127.0.0.1:{self.crm_port}", "script": script("crm.lua"),
+                        "resource": "customers", "singular": "Customer"},
                 "inventory": {"listen": f"127.0.0.1:{self.inv_port}",
-                              "script": os.path.join(self.scripts, "inventory.lua")},
+                              "script": script("inventory.lua"),
+                              "resource": "products", "singular": "Product"},
             },
-            "producer": {
-                "crm": {"script": os.path.join(self.scripts, "map_customers.lua")},
-                "inventory": {"script": os.path.join(self.scripts, "map_products.lua")},
+            "sources": {
+                "crm": {"url": f"http://127.0.0.1:{self.crm_port}/customers",
+                        "topic": "customer_data", "script": script("map_customers.lua"),
+                        "noun": "customer(s)"},
+                "inventory": {"url": f"http://127.0.0.1:{self.inv_port}/products",
+                              "topic": "inventory_data", "script": script("map_products.lua"),
+                              "noun": "product(s)"},
             },
-            "consumer": {"merge_script": "join.lua"},
+            "pipelines": {
+                "default": {
+                    "group_id": "junction-consumer",
+                    "transform": "join.lua",
+                    "streams": {"customers": {"topic": "customer_data", "changelog": "auto"}},
+                    "tables": {"products": {"topic": "inventory_data"}},
+                    "sinks": {"analytics": {
+                        "type": "http",
+                        "url": f"http://127.0.0.1:{self.analytics_port}/analytics"}},
+                },
+            },
             "kafka": {"brokers": BROKER},
             "redis": {"host": REDIS_HOST, "port": int(REDIS_PORT)},
         }
         deep_merge(cfg, overrides or {})
         # A bare file name is one of this junction's copy of the stock scripts.
-        ms = cfg["consumer"].get("merge_script")
-        if isinstance(ms, str) and "/" not in ms:
-            cfg["consumer"]["merge_script"] = os.path.join(self.scripts, ms)
+        for pipe in cfg["pipelines"].values():
+            t = pipe.get("transform")
+            if isinstance(t, str) and "/" not in t:
+                pipe["transform"] = script(t)
         self.config = os.path.join(tmp, "config.lua")
         with open(self.config, "w") as f:
             f.write("return " + lua_value(cfg) + "\n")
