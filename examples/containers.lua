@@ -18,33 +18,53 @@ return {
     allow_write = false,
     watch = true, -- mount ./scripts over /usr/local/share/junction/scripts to edit them live
   },
-  api = {
+  apis = {
     crm = {
-      listen = "0.0.0.0:8081",
+      listen = env("JUNCTION_CRM_LISTEN", "0.0.0.0:8081"),
       script = "scripts/crm.lua",
-      count = 1000,
-      seed = 42,
+      resource = "customers",
+      singular = "Customer",
+      count = env("JUNCTION_CUSTOMERS", 1000),
+      seed = env("JUNCTION_SEED", 42),
     },
     inventory = {
-      listen = "0.0.0.0:8082",
+      listen = env("JUNCTION_INVENTORY_LISTEN", "0.0.0.0:8082"),
       script = "scripts/inventory.lua",
-      count = 10,
-      seed = 42,
+      resource = "products",
+      singular = "Product",
+      count = env("JUNCTION_PRODUCTS", 10),
+      seed = env("JUNCTION_SEED", 42),
     },
   },
-  producer = {
-    poll_interval_ms = 360,
-    crm = { url = "http://crm-api:8081/customers", script = "scripts/map_customers.lua" },
-    inventory = { url = "http://inventory:8082/products", script = "scripts/map_products.lua" },
+  producer = { poll_interval_ms = 360 },
+  sources = {
+    crm = {
+      url = env("JUNCTION_CRM_URL", "http://crm-api:8081/customers"),
+      topic = "customer_data",
+      script = "scripts/map_customers.lua",
+      noun = "customer(s)",
+    },
+    inventory = {
+      url = env("JUNCTION_INVENTORY_URL", "http://inventory:8082/products"),
+      topic = "inventory_data",
+      script = "scripts/map_products.lua",
+      noun = "product(s)",
+    },
   },
   kafka = { brokers = "kafka:29092" },
   redis = { host = "redis", port = 6379 },
   analytics = { listen = "0.0.0.0:8083" },
-  consumer = {
-    -- One group: `docker compose up --scale consumer=3` shares customer_data's
-    -- partitions (compose.yaml creates the topics with 6) among three members.
-    group_id = "junction-consumer",
-    analytics_url = "http://analytics:8083/analytics",
-    merge_script = "scripts/join.lua",
+  pipelines = {
+    default = {
+      -- One group: `docker compose up --scale consumer=3` shares customer_data's
+      -- partitions (compose.yaml creates the topics with 6) among three members.
+      group_id = env("JUNCTION_GROUP_ID", "junction-consumer"),
+      transform = "scripts/join.lua",
+      streams = { customers = { topic = "customer_data", changelog = "auto" } },
+      tables = { products = "inventory_data" },
+      sinks = {
+        analytics = { type = "http", url = env("ANALYTICS_URL", "http://analytics:8083/analytics") },
+      },
+    },
   },
 }

@@ -10,12 +10,12 @@
 -- allows it (tools/services' Kafka does), or create it first like the others.
 return {
   admin = { listen = "127.0.0.1:8010" },
-  producer = {
-    crm = { enabled = false },
-    inventory = {
+  sources = {
+    low_stock = {
       url = "http://127.0.0.1:8082/products",
       topic = "inventory_low_stock",
       script = "examples/transforms/map_low_stock_only.lua",
+      noun = "low-stock product(s)",
     },
   },
   kafka = { brokers = "127.0.0.1:9092" },

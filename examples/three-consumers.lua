@@ -13,7 +13,7 @@
 -- other roles have theirs by default): this file gives 127.0.0.1:8011 and
 -- JUNCTION_ADMIN_LISTEN overrides it per process (an environment variable always wins
 -- over the file). Everything else is shared:
--- * the same consumer.group_id, so Kafka splits customer_data's partitions among the
+-- * the same pipeline group_id, so Kafka splits customer_data's partitions among the
 --   members (tools/services creates the topics with 6 partitions: two each here; a
 --   seventh member would sit idle);
 -- * the same Redis, so a record one member delivered is a duplicate for the others;
@@ -26,11 +26,18 @@ return {
   kafka = { brokers = "127.0.0.1:9092" },
   redis = { host = "127.0.0.1", port = 6379 },
   consumer = {
-    group_id = "junction-consumer",
     auto_offset_reset = "earliest",
-    analytics_url = "http://127.0.0.1:8083/analytics",
-    merge_script = "scripts/join.lua",
     -- A third of the default each: three members together hold what one would.
     max_pending = 7000,
+  },
+  -- The seed's consumer, as in examples/local.lua.
+  pipelines = {
+    default = {
+      group_id = "junction-consumer",
+      transform = "scripts/join.lua",
+      streams = { customers = { topic = "customer_data", changelog = "auto" } },
+      tables = { products = "inventory_data" },
+      sinks = { analytics = { type = "http", url = "http://127.0.0.1:8083/analytics" } },
+    },
   },
 }

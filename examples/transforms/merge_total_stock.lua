@@ -11,7 +11,7 @@
 -- scripts/merge.lua (scripts.stock_path) with this script's state table, so the
 -- contract, the hold policy and the state kept across reloads are the stock ones. Use it
 -- with
---   consumer = { merge_script = "examples/transforms/merge_total_stock.lua" }
+--   pipelines = { default = { transform = "examples/transforms/merge_total_stock.lua", ... } }
 local merge = require "stock.merge"
 
 local M = {}
