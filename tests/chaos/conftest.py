@@ -215,10 +215,13 @@ class Chaos:
                 "redis": {"host": "127.0.0.1", "port": self.redis.port}}
 
     def consumer(self):
-        cfg = deep_merge(self.base(), {"consumer": {
-            "group_id": self.group, "customer_topic": self.topics["customers"],
-            "product_topic": self.topics["products"], "dead_letter_topic": self.topics["dead"],
-            "analytics_url": self.analytics.analytics + "/analytics"}})
+        cfg = deep_merge(self.base(), {
+            "consumer": {"dead_letter_topic": self.topics["dead"]},
+            "pipelines": {"default": {
+                "group_id": self.group,
+                "streams": {"customers": {"topic": self.topics["customers"]}},
+                "tables": {"products": {"topic": self.topics["products"]}},
+                "sinks": {"analytics": {"url": self.analytics.analytics + "/analytics"}}}}})
         if os.environ.get("CHAOS_KAFKA_DEBUG"):  # e.g. cgrp: librdkafka's group protocol
             deep_merge(cfg, {"log": {"level": "debug"}, "kafka": {
                 "properties": {"debug": os.environ["CHAOS_KAFKA_DEBUG"]}}})
@@ -227,7 +230,7 @@ class Chaos:
         return c
 
     def start_producer(self):
-        cfg = deep_merge(self.base(), {"producer": {
+        cfg = deep_merge(self.base(), {"sources": {
             "crm": {"url": self.api.crm + "/customers", "topic": self.topics["customers"]},
             "inventory": {"url": self.api.inventory + "/products",
                           "topic": self.topics["products"]}}})
@@ -240,8 +243,8 @@ class Chaos:
         self.create_topics()
         # crm.lua makes every customer in one call, which the default 1 s per call does
         # not cover for 200,000 on a busy 2-core machine.
-        self.api = self.make_junction({"api": {"crm": {"count": self.n},
-                                               "inventory": {"count": 10}},
+        self.api = self.make_junction({"apis": {"crm": {"count": self.n},
+                                                "inventory": {"count": 10}},
                                        "scripts": {"time_limit_ms": 30000}})
         self.analytics = self.make_junction({"analytics": {"file": self.analytics_file}},
                                             command="analytics")

@@ -38,13 +38,13 @@ def test_the_orders_example_delivers_every_order_enriched_to_both_sinks(make_jun
     topics = {"customers": f"customer_data_{tag}", "products": f"inventory_data_{tag}",
               "orders": f"orders_{tag}", "enriched": f"orders_enriched_{tag}",
               "dead": f"dead_letter_{tag}"}
-    api = make_junction({"api": {"crm": {"count": 200}, "inventory": {"count": 10}}})
-    producer = make_junction({"producer": {"poll_interval_ms": 200,
-                                "crm": {"url": api.crm + "/customers",
-                                        "topic": topics["customers"]},
-                                "inventory": {"url": api.inventory + "/products",
-                                              "topic": topics["products"]}},
-                   "kafka": {"brokers": BROKER}}, command="produce")
+    api = make_junction({"apis": {"crm": {"count": 200}, "inventory": {"count": 10}}})
+    producer = make_junction({"producer": {"poll_interval_ms": 200},
+                              "sources": {"crm": {"url": api.crm + "/customers",
+                                                  "topic": topics["customers"]},
+                                          "inventory": {"url": api.inventory + "/products",
+                                                        "topic": topics["products"]}},
+                              "kafka": {"brokers": BROKER}}, command="produce")
     analytics = make_junction({"analytics": {"token": "s3cret-" + tag}}, command="analytics")
     customers = {c["id"]: c for c in request(api.crm + "/customers").json()}
     products = {x["id"]: x for x in request(api.inventory + "/products").json()}

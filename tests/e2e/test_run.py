@@ -31,19 +31,19 @@ def config(overrides=None):
     crm, inv, ana = free_port(), free_port(), free_port()
     cfg = {
         "analytics": {"listen": f"127.0.0.1:{ana}"},
-        "api": {"crm": {"listen": f"127.0.0.1:{crm}"},
-                "inventory": {"listen": f"127.0.0.1:{inv}"}},
-        "producer": {"poll_interval_ms": 200,
-                     "crm": {"url": f"http://127.0.0.1:{crm}/customers",
-                             "topic": f"customer_data_{tag}"},
-                     "inventory": {"url": f"http://127.0.0.1:{inv}/products",
-                                   "topic": f"inventory_data_{tag}"}},
-        "consumer": {"group_id": f"group_{tag}",
-                     "customer_topic": f"customer_data_{tag}",
-                     "product_topic": f"inventory_data_{tag}",
-                     "dead_letter_topic": f"dead_letter_{tag}",
-                     "analytics_url": f"http://127.0.0.1:{ana}/analytics",
-                     "hold_ms": 1000},
+        "apis": {"crm": {"listen": f"127.0.0.1:{crm}"},
+                 "inventory": {"listen": f"127.0.0.1:{inv}"}},
+        "producer": {"poll_interval_ms": 200},
+        "sources": {"crm": {"url": f"http://127.0.0.1:{crm}/customers",
+                            "topic": f"customer_data_{tag}"},
+                    "inventory": {"url": f"http://127.0.0.1:{inv}/products",
+                                  "topic": f"inventory_data_{tag}"}},
+        "consumer": {"dead_letter_topic": f"dead_letter_{tag}", "hold_ms": 1000},
+        "pipelines": {"default": {
+            "group_id": f"group_{tag}",
+            "streams": {"customers": {"topic": f"customer_data_{tag}"}},
+            "tables": {"products": {"topic": f"inventory_data_{tag}"}},
+            "sinks": {"analytics": {"url": f"http://127.0.0.1:{ana}/analytics"}}}},
         "kafka": {"brokers": BROKER},
     }
     return deep_merge(cfg, overrides or {})
@@ -102,7 +102,7 @@ def test_records_sets_the_volume_and_quiet_hides_progress(run):
 def test_timeout_gives_up_with_the_summary_and_exits_1(run):
     # The producer polls a port nobody listens on: nothing ever arrives.
     rc, out, err, secs = run(["--until-idle", "--timeout", "3"],
-                             {"producer": {"crm": {"url": f"http://127.0.0.1:{free_port()}/x"}}})
+                             {"sources": {"crm": {"url": f"http://127.0.0.1:{free_port()}/x"}}})
     assert rc == 1, err[-3000:]
     s = summary(out)
     assert s["lost"] == 1000 and s["delivered"] == 0, s
@@ -116,7 +116,7 @@ def test_port_in_use_exits_naming_the_port_and_the_fix(run):
         held.listen()
         port = held.getsockname()[1]
         rc, out, err, secs = run(["--until-idle"],
-                                 {"api": {"crm": {"listen": f"127.0.0.1:{port}"}}})
+                                 {"apis": {"crm": {"listen": f"127.0.0.1:{port}"}}})
     assert rc != 0 and out == ""
     assert f"127.0.0.1:{port}" in err and "address already in use" in err, err
     assert "choose another port" in err, err
@@ -146,7 +146,7 @@ def test_kafka_unreachable_exits_quickly_naming_kafka_and_the_fix(run):
 def test_sigint_stops_run_cleanly(make_junction):
     cfg = config()
     j = make_junction(cfg, command="run")  # started: the admin answers /healthz
-    crm, ana = cfg["api"]["crm"]["listen"], cfg["analytics"]["listen"]
+    crm, ana = cfg["apis"]["crm"]["listen"], cfg["analytics"]["listen"]
     assert request(f"http://{crm}/customers?limit=1").status == 200
     assert request(f"http://{ana}/analytics/stats").status == 200
     assert j.stop(signal.SIGINT) == 0, j.logs()[-3000:]

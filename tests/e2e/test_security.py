@@ -152,9 +152,10 @@ def test_consume_stays_unready_and_says_why_while_retrying(secrets_never_logged,
     wrong = case == "wrong password"
     tag = uuid.uuid4().hex[:8]
     cfg = secure_kafka_config(None if wrong else untrusted_ca(tmp_path))
-    cfg["consumer"] = {"group_id": f"group_{tag}", "customer_topic": f"customer_data_{tag}",
-                       "product_topic": f"inventory_data_{tag}",
-                       "dead_letter_topic": f"dead_letter_{tag}"}
+    cfg["consumer"] = {"dead_letter_topic": f"dead_letter_{tag}"}
+    cfg["pipelines"] = {"default": {
+        "group_id": f"group_{tag}", "streams": {"customers": {"topic": f"customer_data_{tag}"}},
+        "tables": {"products": {"topic": f"inventory_data_{tag}"}}}}
     # librdkafka's own debug lines too, where a careless one could echo a setting.
     cfg["kafka"]["properties"] = {"debug": "security,broker,conf"}
     c = make_junction(cfg, env=dict(password_env(tmp_path, wrong=wrong),
@@ -303,15 +304,16 @@ def test_everything_secured_at_once(secrets_never_logged, make_junction, tmp_pat
     base = config(secure_kafka_config())
     ana_port = int(base["analytics"]["listen"].rsplit(":", 1)[1])
     front = TlsFront(cert, key, ana_port, client_ca=ca)
-    c = base["consumer"]
+    c = base["pipelines"]["default"]
+    dead = base["consumer"]["dead_letter_topic"]
     base["analytics"]["token"] = {"file": str(token_file)}
     base["redis"] = {"host": "127.0.0.1", "port": redis_port, "username": "marker",
                      "password": {"file": str(redis_pass)}}
     base["pipelines"] = {"default": {
-        "group_id": c["group_id"], "dead_letter_topic": c["dead_letter_topic"],
+        "group_id": c["group_id"], "dead_letter_topic": dead,
         "hold_ms": 1000, "transform": os.path.join(j_scripts(), "merge.lua"),
-        "streams": {"customers": c["customer_topic"]},
-        "tables": {"products": c["product_topic"]},
+        "streams": {"customers": c["streams"]["customers"]["topic"]},
+        "tables": {"products": c["tables"]["products"]["topic"]},
         "sinks": {"analytics": {
             "type": "http", "url": f"https://127.0.0.1:{front.port}/analytics",
             "ca_file": ca, "cert_file": str(tmp_path / "client.pem"),
@@ -347,13 +349,14 @@ def test_an_untrusted_sink_certificate_is_one_clear_line_and_loses_nothing(
     base = config()
     ana_port = int(base["analytics"]["listen"].rsplit(":", 1)[1])
     front = TlsFront(cert, key, ana_port)
-    c = base["consumer"]
+    c = base["pipelines"]["default"]
+    dead = base["consumer"]["dead_letter_topic"]
     base["pipelines"] = {"default": {
-        "group_id": c["group_id"], "dead_letter_topic": c["dead_letter_topic"],
+        "group_id": c["group_id"], "dead_letter_topic": dead,
         "transform": os.path.join(j_scripts(), "merge.lua"),
         "dedupe": {"prefix": f"processed:{c['group_id']}:"},
-        "streams": {"customers": c["customer_topic"]},
-        "tables": {"products": c["product_topic"]},
+        "streams": {"customers": c["streams"]["customers"]["topic"]},
+        "tables": {"products": c["tables"]["products"]["topic"]},
         "sinks": {"analytics": {"type": "http",
                                 "url": f"https://127.0.0.1:{front.port}/analytics",
                                 "retry_max_ms": 500}}}}

@@ -255,7 +255,8 @@ class Junction:
         }
         deep_merge(cfg, overrides or {})
         # A bare file name is one of this junction's copy of the stock scripts.
-        for pipe in cfg["pipelines"].values():
+        pipes = cfg.get("pipelines") or {}
+        for pipe in pipes.values() if isinstance(pipes, dict) else pipes:
             t = pipe.get("transform")
             if isinstance(t, str) and "/" not in t:
                 pipe["transform"] = script(t)
