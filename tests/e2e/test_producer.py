@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from junction_test import BROKER, ROOT, FixtureServer, deep_merge, free_port, free_ports
-from junction_test import producer_settled
+from junction_test import only, producer_settled
 from junction_test import read_topic as read_messages
 from junction_test import request, secret, services, wait_until
 
@@ -38,9 +38,8 @@ def pipeline(make_junction):
 
     def produce(overrides=None, start=True):
         cfg = {
-            "producer": {
-                "poll_interval_ms": 100,
-                "retry": {"base_ms": 50, "max_ms": 400},
+            "producer": {"poll_interval_ms": 100, "retry": {"base_ms": 50, "max_ms": 400}},
+            "sources": {
                 "crm": {"url": api.crm + "/customers", "topic": topics["crm"]},
                 "inventory": {"url": api.inventory + "/products", "topic": topics["inventory"]},
             },
@@ -134,8 +133,9 @@ def test_not_an_array_and_records_without_id_are_counted(make_junction):
     try:
         stub.body = b'{"products": []}'
         topic = "inventory_data_" + uuid.uuid4().hex[:8]
-        p = make_junction({"producer": {"poll_interval_ms": 100, "crm": {"enabled": False},
-                                        "inventory": {"url": stub.url, "topic": topic}},
+        p = make_junction({"producer": {"poll_interval_ms": 100},
+                           "sources": {"crm": {"enabled": False},
+                                       "inventory": {"url": stub.url, "topic": topic}},
                            "kafka": {"brokers": BROKER}}, command="produce")
         assert wait_until(lambda: (p.metric("junction_producer_failures_total",
                                             source="inventory", reason="not_array") or 0) >= 2,
@@ -331,7 +331,7 @@ def paged(make_junction, tmp_path):
         src = {"url": url, "topic": topic, "script": script, "noun": "order(s)",
                "poll_interval_ms": 200, "retry": {"attempts": 3, "base_ms": 20, "max_ms": 100}}
         src.update(source or {})
-        j = make_junction({"sources": {"orders": src},
+        j = make_junction({"sources": only(orders=src),
                            "kafka": {"brokers": BROKER, "message_timeout_ms": 15000}},
                           env=env, command="produce", start=check_start)
         made.append(j)
@@ -566,7 +566,7 @@ def test_the_orders_example_api_is_polled_whole_then_only_changes(make_junction)
     api.start()
     orders = f"http://127.0.0.1:{port}/orders"
     topic = "order_data_" + uuid.uuid4().hex[:8]
-    p = make_junction({"sources": {"orders": orders_source(orders + "?limit=1000", topic)},
+    p = make_junction({"sources": only(orders=orders_source(orders + "?limit=1000", topic)),
                        "kafka": {"brokers": BROKER, "message_timeout_ms": 15000}},
                       env={"JN_E2E_ORDERS_TOKEN": token}, command="produce")
     assert wait_until(lambda: len(read_topic(topic)) >= 50000, 90, step=1), p.logs()[-3000:]
@@ -604,16 +604,16 @@ def test_every_paging_style_of_the_mock_api(make_junction, tmp_path, style, path
     token = secret("tok-" + uuid.uuid4().hex)
     api = make_junction(start=False)
     (port,) = free_ports(1, (api.crm_port, api.inv_port, api.admin_port, api.analytics_port))
-    api = make_junction({"apis": {"people": {
+    api = make_junction({"apis": only({"people": {
         "listen": f"127.0.0.1:{port}", "script": os.path.join(api.scripts, "crm.lua"),
         "resource": "customers", "count": 1000, "token": token,
-        "paging": {"style": style, "page_size": 100}}}})
+        "paging": {"style": style, "page_size": 100}}})})
     base = f"http://127.0.0.1:{port}"
     script = tmp_path / f"map_{style}.lua"
     script.write_text(MAP_WITH % hooks)
     topic = f"people_{style}_" + uuid.uuid4().hex[:8]
     src = orders_source(base + path, topic, script=str(script), noun="customer(s)")
-    p = make_junction({"sources": {"orders": src},
+    p = make_junction({"sources": only(orders=src),
                        "kafka": {"brokers": BROKER, "message_timeout_ms": 15000}},
                       env={"JN_E2E_ORDERS_TOKEN": token}, command="produce")
     assert wait_until(lambda: len(read_topic(topic)) >= 1000, 60), p.logs()[-3000:]
@@ -637,7 +637,8 @@ def test_every_paging_style_of_the_mock_api(make_junction, tmp_path, style, path
         return
     # The same API with a wrong token: unauthorized once per cycle, nothing published.
     wrong = "orders_wrong_" + uuid.uuid4().hex[:8]
-    w = make_junction({"sources": {"orders": orders_source(base + path, wrong, script=str(script))},
+    w = make_junction({"sources": only(
+        orders=orders_source(base + path, wrong, script=str(script))),
                        "kafka": {"brokers": BROKER}},
                       env={"JN_E2E_ORDERS_TOKEN": secret("not-" + token)}, command="produce")
     assert wait_until(lambda: polls_of(w, "failed") >= 3, 15), w.logs()[-3000:]
