@@ -50,8 +50,11 @@ def fill(tmp, log, n, tag, compacted=True):
       log = {{ level = "warn" }}, admin = {{ listen = "127.0.0.1:{adm}" }},
       -- generating hundreds of thousands of customers takes longer than a call may
       scripts = {{ time_limit_ms = 120000 }},
-      api = {{ crm = {{ listen = "127.0.0.1:{crm}", count = {n} }},
-               inventory = {{ listen = "127.0.0.1:{inv}" }} }} }}""")], {}, log)
+      apis = {{
+        crm = {{ listen = "127.0.0.1:{crm}", script = "scripts/crm.lua", count = {n},
+                 resource = "customers", singular = "Customer" }},
+        inventory = {{ listen = "127.0.0.1:{inv}", script = "scripts/inventory.lua",
+                       resource = "products", singular = "Product" }} }} }}""")], {}, log)
     wait_http(f"http://127.0.0.1:{crm}/customers?limit=1", api)
     topics = (f"bench_c_{tag}", f"bench_p_{tag}")
     # As tools/services creates the seed's customer_data and inventory_data: compacted,
@@ -63,9 +66,12 @@ def fill(tmp, log, n, tag, compacted=True):
                         "cleanup.policy=compact"], check=True, stdout=subprocess.DEVNULL)
     prod = start(["produce", "--config", config(tmp, f"prod{tag}.lua", f"""return {{
       log = {{ level = "warn" }}, admin = {{ listen = "127.0.0.1:{padm}" }},
-      producer = {{ poll_interval_ms = 3600000,
-        crm = {{ url = "http://127.0.0.1:{crm}/customers", topic = "{topics[0]}" }},
-        inventory = {{ url = "http://127.0.0.1:{inv}/products", topic = "{topics[1]}" }} }} }}""")],
+      producer = {{ poll_interval_ms = 3600000 }},
+      sources = {{
+        crm = {{ url = "http://127.0.0.1:{crm}/customers", topic = "{topics[0]}",
+                 script = "scripts/map_customers.lua", noun = "customer(s)" }},
+        inventory = {{ url = "http://127.0.0.1:{inv}/products", topic = "{topics[1]}",
+                       script = "scripts/map_products.lua", noun = "product(s)" }} }} }}""")],
                  {}, log)
     admin = f"http://127.0.0.1:{padm}"
     wait_http(admin + "/healthz", prod)
@@ -126,10 +132,13 @@ def run_consumer(tmp, log, topics, n, wrapper=(), extra="", processes=1, layout=
     admins = [free_port() for _ in range(processes)]
     cfgs = [config(tmp, f"cons{aport}_{i}.lua", f"""return {{
       log = {{ level = "{LOG_LEVEL}" }}, admin = {{ listen = "127.0.0.1:{admins[i]}" }},
-      consumer = {{ group_id = "{group}", customer_topic = "{topics[0]}",
-        product_topic = "{topics[1]}", dead_letter_topic = "bench_dead",
-        analytics_url = "{aurl}/analytics", hold_ms = 200, dedupe_layout = "{layout}",
-        {extra} }} }}""")
+      consumer = {{ dead_letter_topic = "bench_dead", hold_ms = 200, dedupe_layout = "{layout}",
+        {extra} }},
+      pipelines = {{ default = {{
+        group_id = "{group}", transform = "scripts/join.lua",
+        streams = {{ customers = {{ topic = "{topics[0]}", changelog = "auto" }} }},
+        tables = {{ products = "{topics[1]}" }},
+        sinks = {{ analytics = {{ type = "http", url = "{aurl}/analytics" }} }} }} }} }}""")
             for i in range(processes)]
 
     def all_assigned():
