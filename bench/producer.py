@@ -85,8 +85,11 @@ def run_api(tmp, customers, log):
     cfg = config(tmp, f"api{customers}.lua", f"""return {{
       log = {{ level = "warn" }},
       admin = {{ listen = "127.0.0.1:{adm}" }},
-      api = {{ crm = {{ listen = "127.0.0.1:{crm}", count = {customers} }},
-               inventory = {{ listen = "127.0.0.1:{inv}" }} }} }}""")
+      apis = {{
+        crm = {{ listen = "127.0.0.1:{crm}", script = "scripts/crm.lua", count = {customers},
+                 resource = "customers", singular = "Customer" }},
+        inventory = {{ listen = "127.0.0.1:{inv}", script = "scripts/inventory.lua",
+                       resource = "products", singular = "Product" }} }} }}""")
     p = start(["api", "--config", cfg], {}, log)
     wait_http(f"http://127.0.0.1:{crm}/customers?limit=1", p)
     return p, f"http://127.0.0.1:{crm}/customers", f"http://127.0.0.1:{inv}/products"
@@ -99,10 +102,13 @@ def run_producer(tmp, crm_url, inv_url, log, publish_all=False, inventory=True, 
     cfg = config(tmp, f"produce{tag}.lua", f"""return {{
       log = {{ level = "warn" }},
       admin = {{ listen = "127.0.0.1:{adm}" }},
-      producer = {{ poll_interval_ms = {interval}, publish_all = {str(publish_all).lower()},
-        crm = {{ url = "{crm_url}", topic = "bench_customers_{tag}" }},
+      producer = {{ poll_interval_ms = {interval}, publish_all = {str(publish_all).lower()} }},
+      sources = {{
+        crm = {{ url = "{crm_url}", topic = "bench_customers_{tag}",
+                 script = "scripts/map_customers.lua", noun = "customer(s)" }},
         inventory = {{ enabled = {str(inventory).lower()}, url = "{inv_url}",
-                       topic = "bench_products_{tag}" }} }} }}""")
+                       topic = "bench_products_{tag}", script = "scripts/map_products.lua",
+                       noun = "product(s)" }} }} }}""")
     p = start(["produce", "--config", cfg], {}, log, wrapper)
     admin = f"http://127.0.0.1:{adm}"
     wait_http(admin + "/healthz", p)

@@ -220,19 +220,27 @@ class Soak:
         self.ana = f"http://127.0.0.1:{ana}"
         # crm.lua generates every customer in one call, at start and on every reload.
         self.role("api", f"""  scripts = {{ time_limit_ms = 30000 }},
-  api = {{ crm = {{ listen = "127.0.0.1:{crm}", count = {a.customers} }},
-           inventory = {{ listen = "127.0.0.1:{inv}" }} }},""")
+  apis = {{
+    crm = {{ listen = "127.0.0.1:{crm}", script = "scripts/crm.lua", count = {a.customers},
+             resource = "customers", singular = "Customer" }},
+    inventory = {{ listen = "127.0.0.1:{inv}", script = "scripts/inventory.lua",
+                   resource = "products", singular = "Product" }} }},""")
         self.role("analytics", f"""  analytics = {{ listen = "127.0.0.1:{ana}" }},""")
         self.wait(lambda: call("GET", self.crm + "/customers?limit=1")[0] == 200, 120, "the API")
         self.wait(lambda: call("GET", self.ana + "/analytics/stats")[0] == 200, 60, "analytics")
-        self.role("consume", f"""  consumer = {{ group_id = "{self.group}",
-    customer_topic = "{self.topics['customers']}", product_topic = "{self.topics['products']}",
-    dead_letter_topic = "{self.topics['dead']}", analytics_url = "{self.ana}/analytics" }},""")
+        self.role("consume", f"""  consumer = {{ dead_letter_topic = "{self.topics['dead']}" }},
+  pipelines = {{ default = {{
+    group_id = "{self.group}", transform = "scripts/join.lua",
+    streams = {{ customers = {{ topic = "{self.topics['customers']}", changelog = "auto" }} }},
+    tables = {{ products = "{self.topics['products']}" }},
+    sinks = {{ analytics = {{ type = "http", url = "{self.ana}/analytics" }} }} }} }},""")
         self.wait(lambda: call("GET", self.admin("consume") + "/readyz")[0] == 200, 120,
                   "the consumer")
-        self.role("produce", f"""  producer = {{
-    crm = {{ url = "{self.crm}/customers", topic = "{self.topics['customers']}" }},
-    inventory = {{ url = "{self.inv}/products", topic = "{self.topics['products']}" }} }},""")
+        self.role("produce", f"""  sources = {{
+    crm = {{ url = "{self.crm}/customers", topic = "{self.topics['customers']}",
+             script = "scripts/map_customers.lua", noun = "customer(s)" }},
+    inventory = {{ url = "{self.inv}/products", topic = "{self.topics['products']}",
+                   script = "scripts/map_products.lua", noun = "product(s)" }} }},""")
         self.wait(lambda: call("GET", self.admin("produce") + "/readyz")[0] == 200, 120,
                   "the producer")
 
