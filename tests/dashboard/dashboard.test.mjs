@@ -66,16 +66,27 @@ describe("admin dashboard", { timeout: 240_000 }, () => {
     const cfg = {
       admin: { listen: `127.0.0.1:${adm}`, token: ADMIN_TOKEN },
       analytics: { listen: `127.0.0.1:${ana}` },
-      api: { crm: { listen: `127.0.0.1:${crm}` }, inventory: { listen: `127.0.0.1:${inv}` } },
-      producer: {
-        poll_interval_ms: 200,
-        crm: { url: `http://127.0.0.1:${crm}/customers`, topic: `customer_data_${tag}` },
-        inventory: { url: `http://127.0.0.1:${inv}/products`, topic: `inventory_data_${tag}` },
+      apis: {
+        crm: { listen: `127.0.0.1:${crm}`, script: "scripts/crm.lua", resource: "customers",
+               singular: "Customer" },
+        inventory: { listen: `127.0.0.1:${inv}`, script: "scripts/inventory.lua",
+                     resource: "products", singular: "Product" },
       },
-      consumer: {
-        group_id: `group_${tag}`, customer_topic: `customer_data_${tag}`,
-        product_topic: `inventory_data_${tag}`, dead_letter_topic: `dead_letter_${tag}`,
-        analytics_url: `http://127.0.0.1:${ana}/analytics`, hold_ms: 5000,
+      producer: { poll_interval_ms: 200 },
+      sources: {
+        crm: { url: `http://127.0.0.1:${crm}/customers`, topic: `customer_data_${tag}`,
+               script: "scripts/map_customers.lua", noun: "customer(s)" },
+        inventory: { url: `http://127.0.0.1:${inv}/products`, topic: `inventory_data_${tag}`,
+                     script: "scripts/map_products.lua", noun: "product(s)" },
+      },
+      consumer: { dead_letter_topic: `dead_letter_${tag}`, hold_ms: 5000 },
+      pipelines: {
+        default: {
+          group_id: `group_${tag}`, transform: "scripts/join.lua",
+          streams: { customers: { topic: `customer_data_${tag}`, changelog: "auto" } },
+          tables: { products: `inventory_data_${tag}` },
+          sinks: { analytics: { type: "http", url: `http://127.0.0.1:${ana}/analytics` } },
+        },
       },
       kafka: { brokers: BROKER },
     };

@@ -178,7 +178,7 @@ def test_script_path_that_is_not_a_regular_file_is_refused(make_junction, tmp_pa
 
 
 def test_empty_map_script_under_produce_keeps_the_old_version(make_junction):
-    j = make_junction({"producer": {"crm": {"enabled": False}, "inventory": {"enabled": True}}},
+    j = make_junction({"sources": {"crm": {"enabled": False}, "inventory": {"enabled": True}}},
                       command="produce")
     write(os.path.join(j.scripts, "map_products.lua"), "")
     assert wait_until(lambda: reload_errors(j, "map_inventory") + reload_errors(j, "inventory") >= 1

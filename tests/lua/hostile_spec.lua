@@ -97,9 +97,9 @@ describe("the host under hostile scripts", function()
 return {
   admin = { listen = "127.0.0.1:%d" },
   scripts = { watch = false, memory_limit_mb = %d, time_limit_ms = 300 },
-  api = {
-    crm = { listen = "127.0.0.1:%d", script = %q },
-    inventory = { listen = "127.0.0.1:%d", script = %q },
+  apis = {
+    crm = { listen = "127.0.0.1:%d", script = %q, resource = "customers", singular = "Customer" },
+    inventory = { listen = "127.0.0.1:%d", script = %q, resource = "products", singular = "Product" },
   },
 }
 ]], aport, CEILING_MB, cport, script, iport, dir .. "/scripts/inventory.lua"))
