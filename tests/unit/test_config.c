@@ -50,6 +50,7 @@ static const char *const env_vars[] = {
     "JUNCTION_GROUP_ID",
     "JUNCTION_AUTO_OFFSET_RESET",
     "JUNCTION_DEDUPE_TTL_S",
+    "JUNCTION_ANALYTICS_LISTEN",
     "JN_TEST_TOKEN", /* header values of the pipeline tests */
     "JN_TEST_TOKEN_FILE",
     "JN_TEST_KEY",
@@ -121,21 +122,16 @@ static void test_defaults(void **state) {
     assert_int_equal(jn_config_load(&cfg, NULL, &err), 0);
     assert_null(err);
     assert_null(cfg.path);
-    assert_string_equal(cfg.api.crm.listen.host, "127.0.0.1");
-    assert_int_equal(cfg.api.crm.listen.port, 8081);
-    assert_string_equal(cfg.api.inventory.listen.host, "127.0.0.1");
-    assert_int_equal(cfg.api.inventory.listen.port, 8082);
+    /* No APIs, sources or pipelines: they come from a file (examples/local.lua has the
+     * seed's), and each role says so when its section is missing. */
+    assert_int_equal(cfg.napis, 0);
+    assert_int_equal(cfg.nsources, 0);
+    assert_int_equal(cfg.npipelines, 0);
     assert_string_equal(cfg.admin.listen.host, "127.0.0.1");
     assert_int_equal(cfg.admin.listen.port, 8000);
-    assert_int_equal(cfg.api.crm.count, 1000);
-    assert_int_equal(cfg.api.inventory.count, 10);
-    assert_int_equal(cfg.api.crm.seed, 42);
-    assert_string_equal(cfg.api.crm.script, "scripts/crm.lua");
-    assert_string_equal(cfg.api.inventory.script, "scripts/inventory.lua");
     assert_string_equal(cfg.kafka.brokers, "127.0.0.1:9092");
     assert_string_equal(cfg.redis.host, "127.0.0.1");
     assert_int_equal(cfg.redis.port, 6379);
-    assert_int_equal(cfg.api.crm.faults.error_status, 503);
     assert_int_equal(cfg.scripts.instruction_limit, 200000000L);
     assert_false(cfg.scripts.allow_exec);
     assert_false(cfg.scripts.allow_write);
@@ -185,12 +181,12 @@ static void test_admin_port_per_command(void **state) {
             if (i != k) assert_true(want[i].port != want[k].port);
     jn_config cfg;
     char *err = NULL;
-    assert_int_equal(jn_config_load(&cfg, NULL, &err), 0);
+    assert_int_equal(jn_config_load(&cfg, "examples/local.lua", &err), 0);
     assert_int_equal(jn_config_for_command(&cfg, "nope"), -1);
     assert_int_equal(jn_config_admin_port("nope"), -1);
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        assert_true(want[i].port != cfg.api.crm.listen.port);
-        assert_true(want[i].port != cfg.api.inventory.listen.port);
+        for (int k = 0; k < cfg.napis; k++)
+            assert_true(want[i].port != cfg.apis[k].listen.port);
         assert_true(want[i].port != cfg.analytics.listen.port);
     }
     jn_config_free(&cfg);
@@ -203,17 +199,13 @@ static void test_example_file(void **state) {
     int rc = jn_config_load(&cfg, "examples/local.lua", &err);
     if (rc != 0) fail_msg("examples/local.lua: %s", err);
     assert_string_equal(cfg.path, "examples/local.lua");
-    assert_int_equal(cfg.api.crm.listen.port, 8081);
-    assert_int_equal(cfg.api.inventory.listen.port, 8082);
     /* The admin address is left to the command, so the roles run side by side. */
     assert_false(cfg.admin.listen_given);
     assert_int_equal(jn_config_for_command(&cfg, "api"), 0);
     assert_int_equal(cfg.admin.listen.port, 8001);
-    assert_int_equal(cfg.api.crm.count, 1000);
-    assert_int_equal(cfg.api.inventory.count, 10);
     assert_int_equal(cfg.api.max_body_bytes, 1048576);
     assert_string_equal(cfg.kafka.brokers, "127.0.0.1:9092");
-    /* It declares the seed's two APIs in the apis form, as the defaults have them. */
+    /* It declares the seed's two APIs, two sources and one pipeline. */
     assert_int_equal(cfg.napis, 2);
     assert_string_equal(cfg.apis[0].name, "crm");
     assert_int_equal(cfg.apis[0].listen.port, 8081);
@@ -224,17 +216,41 @@ static void test_example_file(void **state) {
     assert_int_equal(cfg.apis[1].listen.port, 8082);
     assert_int_equal(cfg.apis[1].count, 10);
     assert_string_equal(cfg.apis[1].resource, "products");
+    assert_int_equal(cfg.nsources, 2);
+    assert_string_equal(cfg.sources[0].name, "crm");
+    assert_string_equal(cfg.sources[0].url, "http://127.0.0.1:8081/customers");
+    assert_string_equal(cfg.sources[0].topic, "customer_data");
+    assert_string_equal(cfg.sources[0].noun, "customer(s)");
+    assert_string_equal(cfg.sources[1].name, "inventory");
+    assert_string_equal(cfg.sources[1].topic, "inventory_data");
+    assert_int_equal(cfg.npipelines, 1);
+    const jn_pipeline_config *p = &cfg.pipelines[0];
+    assert_string_equal(p->name, "default");
+    assert_string_equal(p->group_id, "junction-consumer");
+    assert_string_equal(p->transform, "scripts/join.lua");
+    assert_string_equal(p->streams[0].name, "customers");
+    assert_string_equal(p->streams[0].topic, "customer_data");
+    assert_true(p->streams[0].changelog_auto);
+    assert_string_equal(p->tables[0].name, "products");
+    assert_string_equal(p->tables[0].topic, "inventory_data");
+    assert_string_equal(p->sinks[0].url, "http://127.0.0.1:8083/analytics");
     jn_config_free(&cfg);
-    /* And the seed's variables still set them. */
+    /* And the seed's variables still set them, read with env() in the file. */
     setenv("JUNCTION_CRM_LISTEN", "127.0.0.1:9081", 1);
     setenv("JUNCTION_PRODUCTS", "25", 1);
     setenv("JUNCTION_SEED", "3", 1);
+    setenv("JUNCTION_CRM_URL", "http://crm:1/c", 1);
+    setenv("JUNCTION_GROUP_ID", "env-group", 1);
+    setenv("ANALYTICS_URL", "http://env-analytics:9/in", 1);
     rc = jn_config_load(&cfg, "examples/local.lua", &err);
     if (rc != 0) fail_msg("examples/local.lua: %s", err);
     assert_int_equal(cfg.apis[0].listen.port, 9081);
     assert_int_equal(cfg.apis[1].count, 25);
     assert_int_equal(cfg.apis[0].seed, 3);
     assert_int_equal(cfg.apis[1].seed, 3);
+    assert_string_equal(cfg.sources[0].url, "http://crm:1/c");
+    assert_string_equal(cfg.pipelines[0].group_id, "env-group");
+    assert_string_equal(cfg.pipelines[0].sinks[0].url, "http://env-analytics:9/in");
     jn_config_free(&cfg);
 }
 
@@ -242,26 +258,26 @@ static void test_file_values_applied(void **state) {
     (void)state;
     jn_config cfg;
     char *err = NULL;
-    int rc = load_text("return { api = { crm = { count = 7, listen = '0.0.0.0:9001',"
-                       " faults = { error_rate = 0.25 } } },"
-                       " scripts = { allow_exec = true }, log = { level = 'debug' } }",
+    int rc = load_text("return { redis = { port = 7001, db = 3 }, analytics = { listen = "
+                       "'0.0.0.0:9001' }, scripts = { allow_exec = true }, log = { level = "
+                       "'debug' } }",
                        &cfg, &err);
     if (rc != 0) fail_msg("%s", err);
-    assert_int_equal(cfg.api.crm.count, 7);
-    assert_string_equal(cfg.api.crm.listen.host, "0.0.0.0");
-    assert_int_equal(cfg.api.crm.listen.port, 9001);
-    assert_true(cfg.api.crm.faults.error_rate == 0.25);
+    assert_int_equal(cfg.redis.port, 7001);
+    assert_int_equal(cfg.redis.db, 3);
+    assert_string_equal(cfg.analytics.listen.host, "0.0.0.0");
+    assert_int_equal(cfg.analytics.listen.port, 9001);
     assert_true(cfg.scripts.allow_exec);
     assert_int_equal(cfg.log.level, JN_LOG_DEBUG);
     /* Keys left out keep their defaults. */
-    assert_int_equal(cfg.api.inventory.count, 10);
+    assert_string_equal(cfg.redis.host, "127.0.0.1");
     jn_config_free(&cfg);
 }
 
 static void test_bad_type_names_key_value_expectation(void **state) {
     (void)state;
-    char *err = load_error("return { api = { crm = { count = \"abc\" } } }");
-    assert_contains(err, "api.crm.count");
+    char *err = load_error("return { consumer = { batch_size = \"abc\" } }");
+    assert_contains(err, "consumer.batch_size");
     assert_contains(err, "\"abc\"");
     assert_contains(err, "integer");
     free(err);
@@ -274,12 +290,12 @@ static void test_out_of_range_and_fraction(void **state) {
     assert_contains(err, "70000");
     assert_contains(err, "65535");
     free(err);
-    err = load_error("return { api = { crm = { count = 1.5 } } }");
-    assert_contains(err, "api.crm.count");
+    err = load_error("return { consumer = { batch_size = 1.5 } }");
+    assert_contains(err, "consumer.batch_size");
     assert_contains(err, "1.5");
     free(err);
-    err = load_error("return { api = { crm = { faults = { error_rate = 2 } } } }");
-    assert_contains(err, "api.crm.faults.error_rate");
+    err = load_error("return { producer = { retry = { multiplier = 0.5 } } }");
+    assert_contains(err, "producer.retry.multiplier");
     free(err);
 }
 
@@ -302,17 +318,17 @@ static void test_bad_bool(void **state) {
 
 static void test_section_not_a_table(void **state) {
     (void)state;
-    char *err = load_error("return { api = { crm = 5 } }");
-    assert_contains(err, "api.crm");
+    char *err = load_error("return { producer = { retry = 5 } }");
+    assert_contains(err, "producer.retry");
     assert_contains(err, "table");
     free(err);
 }
 
 static void test_unknown_key_did_you_mean(void **state) {
     (void)state;
-    char *err = load_error("return { api = { crm = { cout = 5 } } }");
-    assert_contains(err, "api.crm.cout");
-    assert_contains(err, "did you mean api.crm.count");
+    char *err = load_error("return { producer = { retry = { atempts = 5 } } }");
+    assert_contains(err, "producer.retry.atempts");
+    assert_contains(err, "did you mean producer.retry.attempts");
     free(err);
 }
 
@@ -338,7 +354,7 @@ static void test_not_a_table(void **state) {
 
 static void test_syntax_error(void **state) {
     (void)state;
-    char *err = load_error("return { api = { crm = { count = } }\n");
+    char *err = load_error("return { redis = { port = } }\n");
     assert_contains(err, "cannot load");
     assert_contains(err, "/tmp/jn_config_test_");
     assert_contains(err, ":1:"); /* the line */
@@ -375,27 +391,27 @@ static void test_env_overrides_file(void **state) {
     (void)state;
     setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka-1:29092,kafka-2:29092", 1);
     setenv("REDIS_PORT", "6380", 1);
-    setenv("JUNCTION_CRM_LISTEN", "0.0.0.0:18081", 1);
+    setenv("JUNCTION_ANALYTICS_LISTEN", "0.0.0.0:18081", 1);
     jn_config cfg;
     char *err = NULL;
     int rc = load_text("return { kafka = { brokers = 'file:9092' }, redis = { port = 7000 },"
-                       " api = { crm = { listen = '127.0.0.1:9999' } } }",
+                       " analytics = { listen = '127.0.0.1:9999' } }",
                        &cfg, &err);
     if (rc != 0) fail_msg("%s", err);
     assert_string_equal(cfg.kafka.brokers, "kafka-1:29092,kafka-2:29092");
     assert_int_equal(cfg.redis.port, 6380);
-    assert_string_equal(cfg.api.crm.listen.host, "0.0.0.0");
-    assert_int_equal(cfg.api.crm.listen.port, 18081);
+    assert_string_equal(cfg.analytics.listen.host, "0.0.0.0");
+    assert_int_equal(cfg.analytics.listen.port, 18081);
     jn_config_free(&cfg);
 }
 
 static void test_env_applies_without_file(void **state) {
     (void)state;
-    setenv("JUNCTION_CUSTOMERS", "5", 1);
+    setenv("JUNCTION_POLL_INTERVAL_MS", "5", 1);
     jn_config cfg;
     char *err = NULL;
     assert_int_equal(jn_config_load(&cfg, NULL, &err), 0);
-    assert_int_equal(cfg.api.crm.count, 5);
+    assert_int_equal(cfg.producer.poll_interval_ms, 5);
     jn_config_free(&cfg);
 }
 
@@ -415,10 +431,10 @@ static void test_bad_env_value(void **state) {
 
 static void test_same_address_is_error(void **state) {
     (void)state;
-    char *err = load_error("return { api = { crm = { listen = '127.0.0.1:9000' },"
-                           " inventory = { listen = '127.0.0.1:9000' } } }");
-    assert_contains(err, "api.crm.listen");
-    assert_contains(err, "api.inventory.listen");
+    char *err = load_error("return { apis = { crm = { listen = '127.0.0.1:9000', script = 'a' },"
+                           " inventory = { listen = '127.0.0.1:9000', script = 'b' } } }");
+    assert_contains(err, "apis.crm.listen");
+    assert_contains(err, "apis.inventory.listen");
     assert_contains(err, "127.0.0.1:9000");
     free(err);
 }
@@ -428,7 +444,7 @@ static void test_same_address_by_env_is_error(void **state) {
     setenv("JUNCTION_INVENTORY_LISTEN", "127.0.0.1:8081", 1);
     jn_config cfg;
     char *err = NULL;
-    assert_int_equal(jn_config_load(&cfg, NULL, &err), -1);
+    assert_int_equal(jn_config_load(&cfg, "examples/local.lua", &err), -1);
     assert_contains(err, "127.0.0.1:8081");
     free(err);
 }
@@ -437,8 +453,8 @@ static void test_same_port_different_host_ok(void **state) {
     (void)state;
     jn_config cfg;
     char *err = NULL;
-    int rc = load_text("return { api = { crm = { listen = '127.0.0.1:9000' },"
-                       " inventory = { listen = '127.0.0.2:9000' } } }",
+    int rc = load_text("return { apis = { crm = { listen = '127.0.0.1:9000', script = 'a' },"
+                       " inventory = { listen = '127.0.0.2:9000', script = 'b' } } }",
                        &cfg, &err);
     if (rc != 0) fail_msg("%s", err);
     jn_config_free(&cfg);
@@ -551,13 +567,13 @@ static void test_data_tools_still_work(void **state) {
             "return {\n"
             "  kafka = { client_id = table.concat(parts, '-') .. utf8.char(67) },\n"
             "  redis = { host = host, port = tonumber('6390') },\n"
-            "  api = { crm = { count = defaults.count + (ok and 100 or 0) } },\n"
+            "  consumer = { batch_size = defaults.count + (ok and 100 or 0) },\n"
             "}\n",
             &cfg);
     assert_string_equal(cfg.kafka.client_id, "A-BC");
     assert_string_equal(cfg.redis.host, "10.0.0.2");
     assert_int_equal(cfg.redis.port, 6390);
-    assert_int_equal(cfg.api.crm.count, 3);
+    assert_int_equal(cfg.consumer.batch_size, 3);
     jn_config_free(&cfg);
 }
 
@@ -666,8 +682,8 @@ static void test_env_returns_variable_or_default(void **state) {
 
 static void test_undefined_global_names_itself(void **state) {
     (void)state;
-    char *err = load_error("local x = 1\nreturn { api = { crm = { count = cout } } }\n");
-    assert_contains(err, ":2: `cout` is not available in a config file");
+    char *err = load_error("local x = 1\nreturn { redis = { port = prot } }\n");
+    assert_contains(err, ":2: `prot` is not available in a config file");
     assert_contains(err, "env(name, default)");
     assert_contains(err, "string, table, math, utf8");
     free(err);
@@ -702,17 +718,19 @@ static const jn_pipeline_config *find_pipeline(const jn_config *cfg, const char 
     return NULL;
 }
 
-/* The default pipeline is the consumer.* keys: every field against the key it comes from,
- * with values that are all different from the defaults. */
-static void test_default_pipeline_is_the_consumer(void **state) {
+/* A pipeline's left-out keys are the consumer.* keys: every field against the key it comes
+ * from, with values that are all different from the defaults. */
+static void test_consumer_keys_are_a_pipelines_defaults(void **state) {
     (void)state;
     jn_config cfg;
-    load_ok("return { consumer = { group_id = 'g1', customer_topic = 'cust', product_topic = "
-            "'prod', dead_letter_topic = 'dl', auto_offset_reset = 'latest', analytics_url = "
-            "'http://a:1/x', merge_script = 'm.lua', batch_size = 7, linger_ms = 3, "
-            "max_inflight_batches = 9, max_pending = 123, request_timeout_ms = 4567, "
-            "retry_base_ms = 11, retry_max_ms = 22, dedupe_ttl_s = 33, hold_max = 44, "
-            "hold_ms = 55 } }",
+    load_ok("return { consumer = { dead_letter_topic = 'dl', auto_offset_reset = 'latest', "
+            "batch_size = 7, linger_ms = 3, max_inflight_batches = 9, max_pending = 123, "
+            "request_timeout_ms = 4567, retry_base_ms = 11, retry_max_ms = 22, dedupe_ttl_s = "
+            "33, hold_max = 44, hold_ms = 55 },\n"
+            "pipelines = { default = { group_id = 'g1', transform = 'm.lua',\n"
+            "  streams = { customers = { topic = 'cust', changelog = true } },\n"
+            "  tables = { products = 'prod' },\n"
+            "  sinks = { analytics = { type = 'http', url = 'http://a:1/x' } } } } }",
             &cfg);
     assert_int_equal(cfg.npipelines, 1);
     const jn_pipeline_config *p = &cfg.pipelines[0];
@@ -756,35 +774,19 @@ static void test_default_pipeline_is_the_consumer(void **state) {
     assert_int_equal(cfg.npipelines, 0);
 }
 
-static void test_default_pipeline_without_file(void **state) {
+/* The environment overrides consumer.* before a pipeline takes them. */
+static void test_pipeline_defaults_follow_environment(void **state) {
     (void)state;
-    jn_config cfg;
-    char *err = NULL;
-    assert_int_equal(jn_config_load(&cfg, NULL, &err), 0);
-    assert_int_equal(cfg.npipelines, 1);
-    assert_string_equal(cfg.pipelines[0].group_id, "junction-consumer");
-    assert_string_equal(cfg.pipelines[0].streams[0].topic, "customer_data");
-    assert_string_equal(cfg.pipelines[0].streams[0].changelog,
-                        "junction-consumer-customers-changelog");
-    assert_string_equal(cfg.pipelines[0].tables[0].topic, "inventory_data");
-    assert_string_equal(cfg.pipelines[0].sinks[0].url, "http://127.0.0.1:8083/analytics");
-    assert_int_equal(cfg.pipelines[0].sinks[0].batch_size, 500);
-    jn_config_free(&cfg);
-}
-
-/* The environment overrides consumer.* before the pipeline is built from them. */
-static void test_default_pipeline_follows_environment(void **state) {
-    (void)state;
-    setenv("ANALYTICS_URL", "http://env-analytics:9/in", 1);
-    setenv("JUNCTION_GROUP_ID", "env-group", 1);
     setenv("JUNCTION_DEDUPE_TTL_S", "77", 1);
+    setenv("JUNCTION_AUTO_OFFSET_RESET", "latest", 1);
     jn_config cfg;
-    load_ok("return { consumer = { analytics_url = 'http://file:1/x', group_id = 'file-group' } }",
+    load_ok("return { consumer = { dedupe_ttl_s = 5 }, pipelines = { default = {\n"
+            "  transform = 'm.lua', streams = { s = 'in' },\n"
+            "  sinks = { out = { type = 'http', url = 'http://a:1/x' } } } } }",
             &cfg);
-    assert_string_equal(cfg.pipelines[0].sinks[0].url, "http://env-analytics:9/in");
-    assert_string_equal(cfg.pipelines[0].group_id, "env-group");
-    assert_string_equal(cfg.pipelines[0].streams[0].changelog, "env-group-customers-changelog");
     assert_int_equal(cfg.pipelines[0].dedupe_ttl_s, 77);
+    assert_string_equal(cfg.pipelines[0].auto_offset_reset, "latest");
+    assert_string_equal(cfg.pipelines[0].group_id, "junction-default");
     jn_config_free(&cfg);
 }
 
@@ -836,7 +838,7 @@ static void drop_secrets(secrets *s) {
     "consumer = { batch_size = 77, linger_ms = 3, max_inflight_batches = 5,\n"                     \
     "  request_timeout_ms = 4321, retry_base_ms = 111, retry_max_ms = 2222, max_pending = 999,\n"  \
     "  hold_ms = 1234, hold_max = 55, dedupe_ttl_s = 600, dead_letter_topic = 'dl',\n"             \
-    "  auto_offset_reset = 'latest', group_id = 'consumer-group' },\n"
+    "  auto_offset_reset = 'latest' },\n"
 
 static void check_orders(const jn_pipeline_config *p) {
     assert_string_equal(p->group_id, "junction-orders-g");
@@ -951,7 +953,6 @@ static void check_two_pipelines(const char *form, const char *first) {
     check_orders(find_pipeline(&cfg, "orders"));
     check_audit(find_pipeline(&cfg, "audit"));
     /* consumer.* still parse; they add no pipeline of their own. */
-    assert_string_equal(cfg.consumer.group_id, "consumer-group");
     assert_int_equal(cfg.consumer.batch_size, 77);
     jn_config_free(&cfg);
 }
@@ -1295,7 +1296,7 @@ static void test_help_config_lists_pipelines_without_secrets(void **state) {
     setenv("ANALYTICS_TOKEN", SECRET, 1);
     const char *out = describe_output();
     unsetenv("ANALYTICS_TOKEN");
-    assert_contains(out, "consumer.analytics_url");
+    assert_contains(out, "consumer.dead_letter_topic");
     assert_contains(out, "pipelines.<p>.transform");
     assert_contains(out, "pipelines.<p>.streams.<s>.changelog");
     assert_contains(out, "pipelines.<p>.sinks.<k>.headers.<H>.env");
@@ -1313,12 +1314,18 @@ static const jn_source_config *find_source(const jn_config *cfg, const char *nam
     return NULL;
 }
 
-/* Without `sources`, the producer.* keys make the seed's two, as they always did. */
-static void test_default_sources_are_the_seeds(void **state) {
+/* The seed's two sources as examples/local.lua writes them: what a source leaves out is
+ * the producer.* keys' value or the documented default. */
+#define SEED_SOURCES                                                                               \
+    "sources = { crm = { url = 'http://127.0.0.1:8081/customers', topic = 'customer_data',\n"      \
+    "  script = 'scripts/map_customers.lua', noun = 'customer(s)' },\n"                            \
+    "  inventory = { url = 'http://127.0.0.1:8082/products', topic = 'inventory_data',\n"          \
+    "  script = 'scripts/map_products.lua', noun = 'product(s)' } }"
+
+static void test_sources_left_out_keys(void **state) {
     (void)state;
     jn_config cfg;
-    char *err = NULL;
-    assert_int_equal(jn_config_load(&cfg, NULL, &err), 0);
+    load_ok("return { " SEED_SOURCES " }", &cfg);
     assert_int_equal(cfg.nsources, 2);
     const jn_source_config *c = &cfg.sources[0], *i = &cfg.sources[1];
     assert_string_equal(c->name, "crm");
@@ -1347,13 +1354,14 @@ static void test_default_sources_are_the_seeds(void **state) {
     jn_config_free(&cfg);
     assert_null(cfg.sources);
 
-    /* The producer.* keys and their variables still shape them. */
-    setenv("JUNCTION_CRM_URL", "http://env-crm:1/c", 1);
+    /* The producer.* keys and their variables shape what the sources leave out. */
     setenv("JUNCTION_POLL_INTERVAL_MS", "250", 1);
-    load_ok("return { producer = { publish_all = true, retry = { attempts = 2, multiplier = 3 },"
-            " inventory = { enabled = false, topic = 'inv' } } }",
-            &cfg);
-    assert_string_equal(cfg.sources[0].url, "http://env-crm:1/c");
+    load_ok(
+        "return { producer = { publish_all = true, retry = { attempts = 2, multiplier = 3 } },"
+        " sources = { crm = { url = 'http://h/c', topic = 'c', script = 'c.lua' },"
+        " inventory = { enabled = false, url = 'http://h/i', topic = 'inv', script = 'i.lua' } } }",
+        &cfg);
+    assert_string_equal(cfg.sources[0].url, "http://h/c");
     assert_int_equal(cfg.sources[0].poll_interval_ms, 250);
     assert_true(cfg.sources[0].publish_all);
     assert_int_equal(cfg.sources[0].retry.attempts, 2);
@@ -1441,8 +1449,6 @@ static void test_sources_map_and_list_forms(void **state) {
         assert_string_equal(cfg.sources[0].name, f == 0 ? "orders" : "plain");
         check_orders_source(find_source(&cfg, "orders"));
         check_plain_source(find_source(&cfg, "plain"));
-        /* producer.crm.* still parse; they add no source. */
-        assert_string_equal(cfg.producer.crm.url, "http://127.0.0.1:8081/customers");
         jn_config_free(&cfg);
     }
 }
@@ -1459,8 +1465,6 @@ static void test_source_mistakes(void **state) {
         {"return { sources = { a = { url = 'http://h/1', topic = 'same', script = 's' },"
          " b = { url = 'http://h/2', topic = 'same', script = 's' } } }",
          {"config: sources.a and sources.b both publish to topic \"same\""}},
-        {"return { producer = { inventory = { topic = 'customer_data' } } }",
-         {"config: producer.crm and producer.inventory both publish to topic \"customer_data\""}},
         {WITH_SOURCE("topic = 't', script = 's'"),
          {"config: sources.s.url must be a non-empty string"}},
         {WITH_SOURCE("url = 'http://h/x', script = 's'"), {"config: sources.s.topic must be"}},
@@ -1552,7 +1556,7 @@ static void test_help_config_lists_sources(void **state) {
     assert_contains(out, "sources.<s>.retry.attempts");
     assert_contains(out, "sources.<s>.tls.cert_file");
     assert_contains(out, "sources.<s>.headers.<H>.env");
-    assert_contains(out, "producer.crm.url");
+    assert_contains(out, "producer.poll_interval_ms");
     assert_null(strstr(out, SECRET));
 }
 
@@ -1639,49 +1643,25 @@ static const jn_api_config *find_api(const jn_config *cfg, const char *name) {
     return NULL;
 }
 
-/* Without `apis`, the seed's two APIs are the api.crm.* and api.inventory.* keys, with
- * their paths and nouns: what junction served before the section existed. */
-static void test_default_apis_are_the_seeds(void **state) {
+/* Without `apis` there is none; the keys the seed's two once had are unknown now, and the
+ * error says so. */
+static void test_no_apis_without_the_section(void **state) {
     (void)state;
-    setenv("JUNCTION_CUSTOMERS", "77", 1);
     jn_config cfg;
-    load_ok("return { api = { crm = { listen = '127.0.0.1:9101', seed = 5, faults = { "
-            "error_rate = 0.5 } }, inventory = { script = 'inv.lua' } } }",
-            &cfg);
-    assert_int_equal(cfg.napis, 2);
-    const jn_api_config *crm = &cfg.apis[0], *inv = &cfg.apis[1];
-    assert_string_equal(crm->name, "crm");
-    assert_int_equal(crm->listen.port, 9101);
-    assert_string_equal(crm->script, "scripts/crm.lua");
-    assert_int_equal(crm->count, 77);
-    assert_int_equal(crm->seed, 5);
-    assert_true(crm->faults.error_rate == 0.5);
-    assert_int_equal(crm->faults.error_status, 503);
-    assert_string_equal(crm->resource, "customers");
-    assert_string_equal(crm->singular, "Customer");
-    assert_null(crm->token);
-    assert_int_equal(crm->paging, JN_PAGING_NONE);
-    assert_string_equal(inv->name, "inventory");
-    assert_int_equal(inv->listen.port, 8082);
-    assert_string_equal(inv->script, "inv.lua");
-    assert_int_equal(inv->count, 10);
-    assert_string_equal(inv->resource, "products");
-    assert_string_equal(inv->singular, "Product");
+    load_ok("return { api = { max_body_bytes = 2048 } }", &cfg);
+    assert_int_equal(cfg.napis, 0);
+    assert_int_equal(cfg.api.max_body_bytes, 2048);
     jn_config_free(&cfg);
-    unsetenv("JUNCTION_CUSTOMERS");
-    char *err = NULL;
-    assert_int_equal(jn_config_load(&cfg, NULL, &err), 0);
-    assert_int_equal(cfg.napis, 2);
-    assert_int_equal(cfg.apis[0].listen.port, 8081);
-    assert_int_equal(cfg.apis[0].count, 1000);
-    jn_config_free(&cfg);
+    char *err = load_error("return { api = { crm = { count = 5 } } }");
+    assert_contains(err, "unknown key api.crm");
+    free(err);
 }
 
 static void test_apis_map_form_every_key(void **state) {
     (void)state;
     setenv("JN_TEST_TOKEN", "tok-en_1.2~+/==", 1);
     jn_config cfg;
-    load_ok("return { api = { crm = { listen = '127.0.0.1:9000' } }, apis = {\n"
+    load_ok("return { apis = {\n"
             "  orders = { listen = '127.0.0.1:9201', script = 'scripts/orders.lua', count = 50,\n"
             "    seed = 7, resource = '/v1/orders', singular = 'Order',\n"
             "    token = { env = 'JN_TEST_TOKEN' },\n"
@@ -1693,7 +1673,7 @@ static void test_apis_map_form_every_key(void **state) {
             "        paging = { style = 'offset', page_size = 2000 } },\n"
             "} }",
             &cfg);
-    /* In name order; the api.crm.* keys add no API. */
+    /* In name order. */
     assert_int_equal(cfg.napis, 3);
     assert_string_equal(cfg.apis[0].name, "a");
     assert_string_equal(cfg.apis[1].name, "b");
@@ -1817,7 +1797,7 @@ static void test_apis_bad_values_name_the_key(void **state) {
 static void test_apis_section_shape(void **state) {
     (void)state;
     expect_error("return { apis = {} }", "apis is empty; give at least one API",
-                 "api.* keys describe");
+                 "when the file runs no `junction api`");
     expect_error("return { apis = 5 }", "apis must be a list of APIs", "5 (a number)");
     expect_error("return { apis = { { name = 'a', listen = '127.0.0.1:1', script = 's' }, "
                  "b = {} } }",
@@ -1918,7 +1898,8 @@ static void test_help_config_lists_apis(void **state) {
     assert_contains(out, "apis.<a>.token.env");
     assert_contains(out, "apis.<a>.paging.max_page_size");
     assert_contains(out, "apis.<a>.faults.error_status");
-    assert_contains(out, "api.crm.count");
+    assert_contains(out, "api.max_body_bytes");
+    assert_null(strstr(out, "api.crm"));
 }
 
 int main(void) {
@@ -1970,9 +1951,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_env_returns_variable_or_default, setup, teardown),
         cmocka_unit_test_setup_teardown(test_undefined_global_names_itself, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_example_loads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_default_pipeline_is_the_consumer, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_default_pipeline_without_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_default_pipeline_follows_environment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_consumer_keys_are_a_pipelines_defaults, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_defaults_follow_environment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelines_list_form, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelines_map_form, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelines_map_sorted_without_names, setup, teardown),
@@ -1982,14 +1963,14 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_pipeline_missing_and_conflicting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_header_sources_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_errors_never_show_secrets, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_default_sources_are_the_seeds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sources_left_out_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sources_map_and_list_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_source_mistakes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_source_secrets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_help_config_lists_sources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_help_config_lists_pipelines_without_secrets, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_default_apis_are_the_seeds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_apis_without_the_section, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apis_map_form_every_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apis_list_form_and_numbers_from_env, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apis_bad_values_name_the_key, setup, teardown),
