@@ -121,7 +121,8 @@ def cpu_of(consumers, others):
     return out
 
 
-def run_consumer(tmp, log, topics, n, wrapper=(), extra="", processes=1, layout="buckets"):
+def run_consumer(tmp, log, topics, n, wrapper=(), extra="", processes=1, layout="buckets",
+                 transform="scripts/join.lua"):
     aport, aadm = free_port(), free_port()
     ana = start(["analytics", "--config", config(tmp, f"ana{aport}.lua", f"""return {{
       log = {{ level = "warn" }}, admin = {{ listen = "127.0.0.1:{aadm}" }},
@@ -135,7 +136,7 @@ def run_consumer(tmp, log, topics, n, wrapper=(), extra="", processes=1, layout=
       consumer = {{ dead_letter_topic = "bench_dead", hold_ms = 200, dedupe_layout = "{layout}",
         {extra} }},
       pipelines = {{ default = {{
-        group_id = "{group}", transform = "scripts/join.lua",
+        group_id = "{group}", transform = "{transform}",
         streams = {{ customers = {{ topic = "{topics[0]}", changelog = "auto" }} }},
         tables = {{ products = "{topics[1]}" }},
         sinks = {{ analytics = {{ type = "http", url = "{aurl}/analytics" }} }} }} }} }}""")
@@ -247,6 +248,8 @@ def main():
                     help="junction consume processes in one group (one per core: 2)")
     ap.add_argument("--consumer", default="",
                     help="more consumer settings as Lua fields, e.g. 'batch_size = 1000'")
+    ap.add_argument("--transform", default="scripts/join.lua",
+                    help="the pipeline's transform (default: the seed's, scripts/join.lua)")
     ap.add_argument("--perf", action="store_true",
                     help="run the timed consumer under perf record (user-space cycles) and "
                          "print its top functions: the real CPU's profile, where callgrind's "
@@ -270,7 +273,8 @@ def main():
     if a.massif:
         wrapper = ("valgrind", "--tool=massif", "--threshold=0.5", f"--massif-out-file={massif_out}")
     secs, (cpu, sys_cpu), steady = run_consumer(tmp, log, topics, a.records, extra=a.consumer,
-                                     processes=a.processes, wrapper=wrapper, layout=a.layout)
+                                     processes=a.processes, wrapper=wrapper, layout=a.layout,
+                                     transform=a.transform)
     print(f"consumer processes: {a.processes}; marks in Redis: {a.layout}")
     if a.massif:
         time.sleep(2)
@@ -319,7 +323,7 @@ def main():
         topics = fill(tmp, log, a.callgrind, uuid.uuid4().hex[:8], not a.plain_topics)
         out = os.path.join(tmp, "callgrind.out")
         run_consumer(tmp, log, topics, a.callgrind, layout=a.layout, extra=a.consumer,
-                     wrapper=("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"))
+                     transform=a.transform, wrapper=("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"))
         time.sleep(2)
         ann = subprocess.run(["callgrind_annotate", "--inclusive=yes", out],
                              capture_output=True, text=True).stdout

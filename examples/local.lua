@@ -39,9 +39,8 @@ return {
     request_timeout_ms = 10000,
     keepalive_timeout_ms = 60000,
   },
-  -- The APIs `junction produce` polls, one topic each (README: "Sources"). Without this
-  -- section producer.crm.* and producer.inventory.* describe the same two; the variables
-  -- JUNCTION_CRM_URL and JUNCTION_INVENTORY_URL still point them elsewhere.
+  -- The APIs `junction produce` polls, one topic each (README: "Sources"); the variables
+  -- JUNCTION_CRM_URL and JUNCTION_INVENTORY_URL point them elsewhere.
   sources = {
     crm = {
       url = env("JUNCTION_CRM_URL", "http://127.0.0.1:8081/customers"),
