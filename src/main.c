@@ -20,6 +20,7 @@
 #include "consumer.h"
 #include "kafka.h"
 #include "log.h"
+#include "paths.h"
 #include "producer.h"
 #include "progress.h"
 #include "script.h"
@@ -49,7 +50,8 @@ static const char usage[] =
     "\n"
     "options:\n"
     "  -c, --config FILE     Lua file returning the configuration table\n"
-    "                        (default: " DEFAULT_CONFIG " when it exists, else built-in defaults)\n"
+    "                        (default: " DEFAULT_CONFIG " from the working directory, else\n"
+    "                        the one installed with junction; else the built-in defaults)\n"
     "  -l, --log-level LEVEL debug, info, warn or error (overrides the config)\n"
     "      --records N       records the config's first API serves (in name order; overrides\n"
     "                        its count; run, api)\n"
@@ -457,11 +459,16 @@ int main(int argc, char **argv) {
         die("--until-idle, --timeout and --quiet are options of junction run");
     if (!run_api && records >= 0) die("--records is an option of junction run and junction api");
     if (timeout_s >= 0 && !until_idle) die("--timeout goes with --until-idle");
-    if (!config_path && access(DEFAULT_CONFIG, R_OK) == 0) config_path = DEFAULT_CONFIG;
+    /* The seed's pipeline lives in that file, not in the binary: from the working
+     * directory, else the copy that came with junction (paths.h). */
+    char *default_config = config_path ? NULL : jn_paths_find(DEFAULT_CONFIG);
+    if (default_config && access(default_config, R_OK) == 0) config_path = default_config;
 
     jn_config cfg;
     char *err = NULL;
-    if (jn_config_load(&cfg, config_path, &err) != 0) die(err);
+    int loaded = jn_config_load(&cfg, config_path, &err);
+    free(default_config); /* cfg.path is a copy */
+    if (loaded != 0) die(err);
     jn_config_for_command(&cfg, command); /* a command known by now */
     /* Each role runs what its section declares; a file without the section gives it
      * nothing to do, which is a mistake to name now rather than an idle process. */

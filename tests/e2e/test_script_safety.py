@@ -167,11 +167,11 @@ def test_empty_script_at_start_is_a_clear_startup_error(make_junction):
 
 @pytest.mark.parametrize("target", ["folder", "/dev/zero"])
 def test_script_path_that_is_not_a_regular_file_is_refused(make_junction, tmp_path, target):
-    j = make_junction(start=False)
     path = str(tmp_path) if target == "folder" else target
+    j = make_junction({"apis": {"crm": {"script": path}}}, start=False)
     t = time.time()
     p = subprocess.run([BINARY, "api", "--config", j.config], cwd=ROOT, capture_output=True,
-                       text=True, timeout=20, env=dict(os.environ, JUNCTION_CRM_SCRIPT=path))
+                       text=True, timeout=20)
     assert time.time() - t < 10
     assert p.returncode not in (0, 134, -signal.SIGABRT), p.stderr
     assert "not a regular file" in p.stderr and path in p.stderr, p.stderr

@@ -79,8 +79,9 @@ def up(role):
 @pytest.mark.parametrize("where", ["repository", "no_file"])
 def test_four_roles_side_by_side_with_the_default_config(tmp_path, where):
     """From the repository root the roles read examples/local.lua (what `build/junction
-    api` does for a person); from a folder without it, their built-in defaults (the
-    stock scripts reached through a link, as from an install)."""
+    api` does for a person); from a folder without it, the copy that came with junction
+    (the source tree's, for a binary in its build tree; an install's under
+    share/junction)."""
     taken = [p for p in list(ADMIN.values()) + [8081, 8082, 8083] if port_taken(p)]
     if taken:
         pytest.fail(f"ports {taken} are taken by another process; this test needs the default "
@@ -91,8 +92,7 @@ def test_four_roles_side_by_side_with_the_default_config(tmp_path, where):
     else:
         cwd = str(tmp_path / "cwd")
         os.mkdir(cwd)
-        os.symlink(os.path.join(ROOT, "scripts"), os.path.join(cwd, "scripts"))
-        config = "config: built-in defaults"
+        config = "config: " + os.path.join(os.path.realpath(ROOT), "examples", "local.lua")
     env = role_env()
     procs, logs = {}, {}
     try:
