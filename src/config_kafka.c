@@ -64,7 +64,7 @@ static const struct {
     {"bootstrap.servers", "set kafka.brokers (KAFKA_BOOTSTRAP_SERVERS)"},
     {"metadata.broker.list", "set kafka.brokers (KAFKA_BOOTSTRAP_SERVERS)"},
     {"client.id", "set kafka.client_id (JUNCTION_KAFKA_CLIENT_ID)"},
-    {"group.id", "set consumer.group_id or a pipeline's group_id"},
+    {"group.id", "set a pipeline's group_id"},
     {"auto.offset.reset", "set consumer.auto_offset_reset or a pipeline's auto_offset_reset"},
     {"compression.type", "set kafka.compression"},
     {"compression.codec", "set kafka.compression"},

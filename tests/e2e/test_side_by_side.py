@@ -53,10 +53,10 @@ def role_env():
         "REDIS_HOST": REDIS_HOST,
         "REDIS_PORT": REDIS_PORT,
         "JUNCTION_GROUP_ID": "side-by-side-" + uuid.uuid4().hex[:8],
-        # Only what arrives from now on, and no changelog topic per group: the default
-        # topics hold other runs' records.
+        # Only what arrives from now on: the default topics hold other runs' records.
+        # (No changelog topic per group either: tools/services creates customer_data
+        # compacted, and examples/local.lua's changelog "auto" then reads it.)
         "JUNCTION_AUTO_OFFSET_RESET": "latest",
-        "JUNCTION_CHANGELOG": "false",
     })
     return env
 
