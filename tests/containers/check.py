@@ -78,7 +78,8 @@ def junction_subcommands():
 
 def junction_variables():
     """Environment variables junction reads: --help-config's column, JUNCTION_CONFIG,
-    and the names the shipped scripts pass to junction.env()."""
+    the names the shipped scripts pass to junction.env() and the shipped configs to
+    env()."""
     out = subprocess.run([BIN, "--help-config"], capture_output=True, text=True,
                          check=True).stdout
     names = set()
@@ -97,6 +98,11 @@ def junction_variables():
             glob.glob("examples/**/*.lua", recursive=True):
         with open(path, encoding="utf-8") as f:
             names.update(re.findall(r'junction\.env\(\s*"([A-Z][A-Z0-9_]*)"', f.read()))
+    # The shipped configs read the variables of their APIs, sources and pipelines with
+    # env(name, default): examples/containers.lua is the image's.
+    for path in glob.glob("examples/*.lua"):
+        with open(path, encoding="utf-8") as f:
+            names.update(re.findall(r'(?<![.\w])env\(\s*"([A-Z][A-Z0-9_]*)"', f.read()))
     return names | EXTRA_VARIABLES
 
 
