@@ -344,6 +344,25 @@ static const char *suggest(const char *key) {
     return best;
 }
 
+/* Where the settings of a key that is gone now live: before the apis, sources and
+ * pipelines sections, one API, one source and one pipeline were set under api.NAME,
+ * producer.NAME and consumer.*, and a config written then should say where to move them
+ * rather than just fail. NULL for anything else, and near (the nearest key) is then the
+ * better hint. */
+static const char *moved_to(const char *key, int is_table, const char *near) {
+    if (is_table && !strncmp(key, "api.", 4))
+        return "; an API is declared by name in the `apis` section now: "
+               "apis = { NAME = { listen = ..., script = ... } } (README, \"The mock APIs\")";
+    if (is_table && !strncmp(key, "producer.", 9))
+        return "; a source is declared by name in the `sources` section now: "
+               "sources = { NAME = { url = ..., topic = ... } } (README, \"Sources\")";
+    if (!strncmp(key, "consumer.", 9) && !near) /* not a typo of a key that remains */
+        return "; a pipeline's topics, transform, sink and group are declared by name in the "
+               "`pipelines` section now: pipelines = { NAME = { group_id = ..., transform = ..., "
+               "streams = ..., tables = ..., sink = ... } } (README, \"Pipelines\")";
+    return NULL;
+}
+
 /* A secret key's value, at the top of the stack: never echoed in a message. */
 static int secret_from_lua(jn_config *cfg, const schema_entry *e, lua_State *L, jn_sb *err) {
     char **field = (char **)((char *)cfg + e->offset);
@@ -434,8 +453,11 @@ static int walk(jn_config *cfg, lua_State *L, const char *prefix, jn_sb *err) {
             }
         } else {
             const char *s = suggest(key);
+            const char *moved = moved_to(key, lua_istable(L, -1), s);
             jn_sb_printf(err, "config: unknown key %s", key);
-            if (s)
+            if (moved)
+                jn_sb_puts(err, moved);
+            else if (s)
                 jn_sb_printf(err, " (did you mean %s?)", s);
             else
                 jn_sb_puts(err, "; `junction --help-config` lists every key");

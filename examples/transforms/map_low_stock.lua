@@ -9,10 +9,11 @@
 -- if any, keeps running). A product without a numeric stock is not low.
 --
 -- Use it by pointing the Inventory source at this file:
---   producer = { inventory = { script = "examples/transforms/map_low_stock.lua" } }
+--   sources = { inventory = { url = ..., topic = ...,
+--                             script = "examples/transforms/map_low_stock.lua" } }
 --
 -- Routing low-stock products to a topic of their own: the producer publishes each
--- source's records to that source's configured topic only (producer.inventory.topic),
+-- source's records to that source's configured topic only (sources.inventory.topic),
 -- and a map script cannot choose another. So run a second producer whose Inventory
 -- source has the low-stock topic as its topic and map_low_stock_only.lua (beside this
 -- file) as its script: that script returns nil, which skips the record, for every

@@ -1653,7 +1653,27 @@ static void test_no_apis_without_the_section(void **state) {
     assert_int_equal(cfg.api.max_body_bytes, 2048);
     jn_config_free(&cfg);
     char *err = load_error("return { api = { crm = { count = 5 } } }");
-    assert_contains(err, "unknown key api.crm");
+    assert_contains(err, "unknown key api.crm; an API is declared by name in the `apis` section");
+    free(err);
+}
+
+/* A config written for the per-role keys that are gone says where their settings go now;
+ * a typo of a key that remains still gets its nearest key. */
+static void test_removed_keys_say_where_to_move(void **state) {
+    (void)state;
+    char *err = load_error("return { producer = { orders = { topic = 'o' } } }");
+    assert_contains(err, "unknown key producer.orders; a source is declared by name in the "
+                         "`sources` section");
+    free(err);
+    err = load_error("return { consumer = { analytics_url = 'http://127.0.0.1:9/x' } }");
+    assert_contains(err, "unknown key consumer.analytics_url; a pipeline's topics, transform, "
+                         "sink and group are declared by name in the `pipelines` section");
+    free(err);
+    err = load_error("return { consumer = { max_pendng = 5 } }");
+    assert_contains(err, "unknown key consumer.max_pendng (did you mean consumer.max_pending?)");
+    free(err);
+    err = load_error("return { producer = { interval_msx = 5 } }");
+    assert_null(strstr(err, "`sources` section"));
     free(err);
 }
 
@@ -1971,6 +1991,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_help_config_lists_pipelines_without_secrets, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_no_apis_without_the_section, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_removed_keys_say_where_to_move, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apis_map_form_every_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apis_list_form_and_numbers_from_env, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apis_bad_values_name_the_key, setup, teardown),
