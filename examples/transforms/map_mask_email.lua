@@ -5,7 +5,7 @@
 -- Same contract as scripts/map_customers.lua: map(record, ctx) returns
 -- {key = ..., value = ..., headers = {...}} or nil to skip the record. To use it, point
 -- the CRM source at this file (in your config or a copy of examples/local.lua):
---   producer = { crm = { script = "examples/transforms/map_mask_email.lua" } }
+--   sources = { crm = { url = ..., topic = ..., script = "examples/transforms/map_mask_email.lua" } }
 --
 -- The record the API served is left as it is; the value is a copy. A customer without
 -- an e-mail (or with one that is not a string) is published without that field changed;
