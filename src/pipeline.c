@@ -1313,7 +1313,7 @@ static void register_metrics(jn_pipeline *p) {
                             l, &p->n.errors);
     p->m_commit =
         jn_metrics_histogram("junction_consumer_commit_seconds", "Latency of offset commits", l);
-    jn_metrics_gauge_bind("junction_consumer_waiting_customers",
+    jn_metrics_gauge_bind("junction_consumer_held_messages",
                           "Messages waiting for a record answering their id (held)", l,
                           &p->n.waiting);
     jn_metrics_gauge_bind("junction_consumer_pending_messages", "Messages read and not yet settled",
@@ -1675,7 +1675,7 @@ void jn_pipeline_status_json(jn_pipeline *p, jn_sb *out) {
     jn_sb_printf(out,
                  ",\"consumed\":%llu,\"duplicates\":%llu,\"merged\":%llu,\"delivered\":%llu,"
                  "\"dead_lettered\":%llu,\"restored\":%llu,\"pending\":%lld,"
-                 "\"waiting_customers\":%zu,\"redis\":%s,\"paused\":%s,\"tables_loaded\":%s,"
+                 "\"held\":%zu,\"redis\":%s,\"paused\":%s,\"tables_loaded\":%s,"
                  "\"restoring\":%s,\"batches\":%llu,\"retries\":%llu,\"partitions\":[",
                  (unsigned long long)consumed, (unsigned long long)p->n.duplicates,
                  (unsigned long long)p->n.merged, (unsigned long long)p->n.delivered,

@@ -473,7 +473,7 @@ def consumer_settled(consumers, stream_messages, tables=None, sinks=1, group=Non
     committed = 0
     for c in consumers:
         st = c.status()["consumer"]
-        if st["pending"] or st["waiting_customers"]:
+        if st["pending"] or st["held"]:
             return False
         if sinks is not None and st["delivered"] != sinks * st["merged"]:
             return False
