@@ -387,8 +387,7 @@ void jn_config_apis_describe(void) {
     };
     printf("\nAPIS: `apis` is a list { { name = \"a\", ... }, ... } or a map { a = { ... }, ... } "
            "(served in name order) of the mock APIs junction api serves.\n"
-           "Without it there is none (examples/local.lua declares the seed's two, crm and "
-           "inventory).\n"
+           "Without it there is none (examples/local.lua declares the seed's two).\n"
            "The api.* keys without an API's name (max_body_bytes, request_timeout_ms, ...) "
            "apply to every API. Numbers may be strings holding one, for env(name, default).\n"
            "A token is a string, { env = \"NAME\" } or { file = \"/path\" }; a variable or "
