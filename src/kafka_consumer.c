@@ -205,10 +205,6 @@ static rd_kafka_resp_err_t apply_assignment(jn_kafka_consumer *c,
         rd_kafka_queue_forward(pq, c->msgq);
         rd_kafka_queue_destroy(pq);
     }
-    /* The whole assignment at once. Partitions of the old one that are not in parts stop
-     * here: librdkafka bumps their version barrier before rd_kafka_assign returns, and
-     * rd_kafka_queue_poll discards whatever of theirs is still queued, so none of their
-     * messages reaches the owner after this call. */
     /* Paused before these arrived (e.g. Redis was already down): they start paused, and
      * are paused before the assignment rather than after it. librdkafka's broker thread
      * drops an op whose version is older than the last one it served, and its main thread
@@ -222,6 +218,10 @@ static rd_kafka_resp_err_t apply_assignment(jn_kafka_consumer *c,
         early = rd_kafka_topic_partition_list_copy(parts);
         pause_list(c, early);
     }
+    /* The whole assignment at once. Partitions of the old one that are not in parts stop
+     * here: librdkafka bumps their version barrier before rd_kafka_assign returns, and
+     * rd_kafka_queue_poll discards whatever of theirs is still queued, so none of their
+     * messages reaches the owner after this call. */
     rd_kafka_resp_err_t err = rd_kafka_assign(c->rk, parts);
     if (early && !err) {
         rd_kafka_topic_partition_list_t *late = rd_kafka_topic_partition_list_new(0);
@@ -359,11 +359,19 @@ static void repause(jn_kafka_consumer *c, const rd_kafka_message_t *m) {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, topic, m->partition)->offset = m->offset;
     pause_list(c, l);
+    /* Asynchronous: IN_PROGRESS is its success. */
     rd_kafka_error_t *e = rd_kafka_seek_partitions(c->rk, l, 0);
-    jn_log_info("kafka",
-                "consumer: %s [%" PRId32 "] fetched while paused: paused again, "
-                "to be read from offset %" PRId64 " after the resume%s%s",
-                topic, m->partition, m->offset, e ? ": " : "", e ? rd_kafka_error_string(e) : "");
+    rd_kafka_resp_err_t err = e ? rd_kafka_error_code(e) : l->elems[0].err;
+    if (err && err != RD_KAFKA_RESP_ERR__IN_PROGRESS)
+        jn_log_warn("kafka",
+                    "consumer: %s [%" PRId32 "] fetched while paused and paused again, but "
+                    "cannot go back to offset %" PRId64 " (%s): the resume reads on after it",
+                    topic, m->partition, m->offset, rd_kafka_err2str(err));
+    else
+        jn_log_info("kafka",
+                    "consumer: %s [%" PRId32 "] fetched while paused: paused again, to be "
+                    "read from offset %" PRId64 " after the resume",
+                    topic, m->partition, m->offset);
     if (e) rd_kafka_error_destroy(e);
     rd_kafka_topic_partition_list_destroy(l);
 }
