@@ -10,10 +10,10 @@ every listener on a free port. While it runs:
 - customers change at a steady rate (--rate PATCHes a second, each a new name, so
   each is a new record for the producer and the consumer's de-duplication);
 - a product changes every --product-every seconds (PATCH of its stock), which makes
-  merge.lua re-emit every customer that references it;
+  the pipeline's join (scripts/join.lua) re-emit every customer that references it;
 - every --reload-every seconds, POST /api/reload to each role that runs scripts (api:
   crm.lua and inventory.lua, which regenerates the data and so reverts earlier PATCHes;
-  produce: the map scripts; consume: merge.lua);
+  produce: the map scripts; consume: join.lua);
 - the analytics receiver's store is emptied after each sample (DELETE /analytics/records):
   it keeps every record it accepted by design (a test tool), which would otherwise grow
   its memory with the records delivered and hide a leak.
