@@ -36,7 +36,7 @@
 static const jn_config_key api_keys[] = {
     {"name", "required", NULL, 0, "letters, digits, _ and -, " JN_CONFIG_UP_TO ", unique; in the map form, the key"},
     {"listen", "required", NULL, 0, "\"host:port\" the API listens on; each API its own"},
-    {"script", "required", NULL, 0, "script that generates and validates the records (scripts/crm.lua is one)"},
+    {"script", "required", NULL, 0, "script that generates and validates the records (scripts/orders.lua is one)"},
     {"count", "M.count or 1000", NULL, 0, "records generated at start, 0 to " JN_CONFIG_TEXT(MAX_COUNT) "; default: the script's M.count, else 1000"},
     {"seed", JN_CONFIG_TEXT(DEF_SEED), NULL, 0, "seed of the generated data"},
     {"resource", "M.resource or <name>", NULL, 0, "path of the records: GET /<resource>, /<resource>/:id; segments of letters, digits and -._~ joined by /"},

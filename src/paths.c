@@ -1,5 +1,5 @@
 /* Finding the files that come with junction from wherever it runs. Configurations name
- * scripts by relative paths ("scripts/crm.lua", the defaults among them) and scripts
+ * scripts by relative paths ("scripts/orders.lua", examples/local.lua's among them) and scripts
  * require stock ones; read from the working directory alone, they would be found only
  * from the repository's root. The executable's own path (libuv reads /proc/self/exe,
  * links resolved) tells where it was installed; the build tree's binary has no installed

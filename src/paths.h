@@ -12,7 +12,7 @@ const char *jn_paths_home(void);
 
 /* The file a relative path in a configuration names: path itself when it is absolute or
  * exists from the working directory (a relative path means what it does in a shell),
- * else <home>/path when that exists (so "scripts/crm.lua" finds the stock script from any
+ * else <home>/path when that exists (so "scripts/orders.lua" finds the stock script from any
  * directory), else path unchanged, for the caller's error to name as given. malloc'd. */
 char *jn_paths_find(const char *path);
 

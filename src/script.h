@@ -88,7 +88,7 @@ int jn_script_call(jn_script *s, const char *fn, int nargs, int nresults, char *
 
 /* The part of a script error (as jn_script_pcall sets it) a client of the host may be
  * answered with: its first line, without the source positions Lua puts in front
- * ("/srv/scripts/crm.lua:69: "), so neither the traceback nor a script's path leaves the
+ * ("/srv/scripts/orders.lua:69: "), so neither the traceback nor a script's path leaves the
  * process; the log is the place for the whole error. Returns its length and sets *start
  * inside err; never allocates. */
 size_t jn_script_error_brief(const char *err, const char **start);

@@ -411,6 +411,21 @@ static void test_consume_commit_and_resume(void **state) {
     assert_true(run_until(both_done, 10000));
 }
 
+/* The end of the pause tests: A resumes, then has all 200 messages produced, each once, in
+ * order, and closes. */
+static void resume_and_expect_all_200(void) {
+    jn_kafka_consumer_resume(ma.c);
+    target = 200;
+    assert_true(run_until(a_reached, 5000));
+    run_until_witness_read_all();
+    assert_int_equal(ma.msgs, 200);
+    assert_int_equal(ma.bad_content + ma.bad_order + ma.off_thread, 0);
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(ma.seen[i], 1);
+    jn_kafka_consumer_close(ma.c, on_done, &ma);
+    assert_true(run_until(a_done, 10000));
+}
+
 /* Paused before the assignment: the partitions start paused. Paused from inside
  * on_message: not one more message, even of those already fetched. Resume restarts
  * exactly after the last delivered message. */
@@ -434,16 +449,7 @@ static void test_pause_and_resume(void **state) {
     run_until_witness_read_all();
     assert_int_equal(ma.msgs, 50);
 
-    jn_kafka_consumer_resume(ma.c);
-    target = 200;
-    assert_true(run_until(a_reached, 5000));
-    run_until_witness_read_all();
-    assert_int_equal(ma.msgs, 200);
-    assert_int_equal(ma.bad_content + ma.bad_order + ma.off_thread, 0);
-    for (int i = 0; i < 200; i++)
-        assert_int_equal(ma.seen[i], 1);
-    jn_kafka_consumer_close(ma.c, on_done, &ma);
-    assert_true(run_until(a_done, 10000));
+    resume_and_expect_all_200();
 }
 
 /* A pause librdkafka lost: its broker thread drops an op older than the last one it
@@ -471,16 +477,7 @@ static void test_pause_lost_in_librdkafka(void **state) {
     assert_int_equal(ma.msgs, 40);
     assert_true(jn_kafka_consumer_paused(ma.c));
 
-    jn_kafka_consumer_resume(ma.c);
-    target = 200;
-    assert_true(run_until(a_reached, 5000));
-    run_until_witness_read_all();
-    assert_int_equal(ma.msgs, 200);
-    assert_int_equal(ma.bad_content + ma.bad_order + ma.off_thread, 0);
-    for (int i = 0; i < 200; i++)
-        assert_int_equal(ma.seen[i], 1);
-    jn_kafka_consumer_close(ma.c, on_done, &ma);
-    assert_true(run_until(a_done, 10000));
+    resume_and_expect_all_200();
 }
 
 /* A hold stops deliveries at once, fetching goes on meanwhile, and releasing it delivers
